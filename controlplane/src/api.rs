@@ -1,0 +1,320 @@
+//! The gRPC API service: protobuf at the edge, `Registry` and `Nodes`
+//! inside. Object bodies are parsed from and written as Kubernetes JSON.
+//!
+//! Exec is forwarded to the NodeAgent service of the node that runs the pod,
+//! the way the API server proxies to the kubelet.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use futures::Stream;
+use podnet_proto::model::{ANNOTATION_AGENT, FieldSelector, Kind, LabelSelector, ObjectKey};
+use podnet_proto::v1::api_server::Api;
+use podnet_proto::v1::node_agent_client::NodeAgentClient;
+use podnet_proto::v1::{
+    ApplyRequest, ApplyResponse, ApplyResult, DeleteRequest, ExecRequest, ExecResponse, GetRequest,
+    HeartbeatRequest, HeartbeatResponse, JoinRequest, JoinResponse, ListRequest, ListResponse,
+    ObjectRequest, ObjectResponse, WatchEvent, WatchRequest,
+};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+use tracing::Instrument;
+
+use crate::nodes::{JoinError, Nodes};
+use crate::registry::{ApiError, Registry, str_at};
+use crate::store::WatchError;
+
+impl From<ApiError> for Status {
+    fn from(e: ApiError) -> Status {
+        let msg = e.to_string();
+        match e {
+            ApiError::NotFound { .. } | ApiError::NamespaceNotFound { .. } => {
+                Status::not_found(msg)
+            }
+            ApiError::AlreadyExists { .. } => Status::already_exists(msg),
+            ApiError::Conflict { .. } => Status::aborted(msg),
+            ApiError::Invalid(_)
+            | ApiError::Json(_)
+            | ApiError::Kind(_)
+            | ApiError::Selector(_) => Status::invalid_argument(msg),
+            ApiError::Forbidden { .. } => Status::failed_precondition(msg),
+            ApiError::Watch(WatchError::TooOld { .. }) => Status::out_of_range(msg),
+            ApiError::Watch(_) => Status::resource_exhausted(msg),
+            ApiError::Store(_) => Status::internal(msg),
+        }
+    }
+}
+
+impl From<JoinError> for Status {
+    fn from(e: JoinError) -> Status {
+        match e {
+            JoinError::BadToken => Status::unauthenticated(e.to_string()),
+            JoinError::BadName(_) | JoinError::BadUnderlay(_) => {
+                Status::invalid_argument(e.to_string())
+            }
+            JoinError::NoPodCidr(_) | JoinError::NoNodeIp(_) => {
+                Status::resource_exhausted(e.to_string())
+            }
+            JoinError::Api(api) => api.into(),
+            JoinError::Ca(_) => Status::internal(e.to_string()),
+        }
+    }
+}
+
+pub struct ApiService {
+    registry: Registry,
+    nodes: Arc<Nodes>,
+    agents: Mutex<HashMap<String, NodeAgentClient<Channel>>>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+fn parse_object(bytes: &[u8]) -> Result<Value, ApiError> {
+    Ok(serde_json::from_slice(bytes)?)
+}
+
+fn to_bytes(v: &Value) -> Vec<u8> {
+    // Serializing a Value cannot fail: its keys are strings.
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+fn key(kind: &str, namespace: &str, name: &str) -> Result<ObjectKey, ApiError> {
+    let kind: Kind = kind.parse()?;
+    let namespace = if namespace.is_empty() {
+        "default"
+    } else {
+        namespace
+    };
+    Ok(ObjectKey::new(kind, namespace, name))
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchEvent, Status>> + Send>>;
+
+impl ApiService {
+    pub fn new(registry: Registry, nodes: Arc<Nodes>, shutdown: CancellationToken) -> ApiService {
+        // Watch streams end on shutdown; the tracker lets `run` wait for them.
+        ApiService {
+            registry,
+            nodes,
+            agents: Mutex::new(HashMap::new()),
+            shutdown,
+            tasks: TaskTracker::new(),
+        }
+    }
+
+    pub fn tasks(&self) -> TaskTracker {
+        self.tasks.clone()
+    }
+
+    /// A stream fed by a tracked task through a bounded channel.
+    fn stream<F, Fut>(&self, f: F) -> WatchStream
+    where
+        F: FnOnce(tokio::sync::mpsc::Sender<Result<WatchEvent, Status>>) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        self.tasks
+            .spawn(f(tx).instrument(tracing::debug_span!("watch.stream")));
+        Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+    }
+
+    fn agent(&self, address: &str) -> Result<NodeAgentClient<Channel>, Status> {
+        let mut agents = self.agents.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = agents.get(address) {
+            return Ok(c.clone());
+        }
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+            .map_err(|e| {
+                Status::internal(format!("node agent address {address:?} is invalid: {e}"))
+            })?
+            .connect_lazy();
+        let client = NodeAgentClient::new(channel);
+        agents.insert(address.to_string(), client.clone());
+        Ok(client)
+    }
+}
+
+#[tonic::async_trait]
+impl Api for ApiService {
+    async fn apply(&self, req: Request<ApplyRequest>) -> Result<Response<ApplyResponse>, Status> {
+        let req = req.into_inner();
+        let objects = req
+            .objects
+            .iter()
+            .map(|b| parse_object(b))
+            .collect::<Result<Vec<_>, _>>()?;
+        let applied = self.registry.apply(objects, req.dry_run)?;
+        let results = applied
+            .into_iter()
+            .map(|a| ApplyResult {
+                object: to_bytes(&a.object),
+                action: a.action.as_str().into(),
+                warnings: a.warnings,
+            })
+            .collect();
+        Ok(Response::new(ApplyResponse { results }))
+    }
+
+    async fn create(
+        &self,
+        req: Request<ObjectRequest>,
+    ) -> Result<Response<ObjectResponse>, Status> {
+        let object = parse_object(&req.into_inner().object)?;
+        let created = self.registry.create(object)?;
+        Ok(Response::new(ObjectResponse {
+            object: to_bytes(&created),
+            warnings: vec![],
+        }))
+    }
+
+    async fn update(
+        &self,
+        req: Request<ObjectRequest>,
+    ) -> Result<Response<ObjectResponse>, Status> {
+        let object = parse_object(&req.into_inner().object)?;
+        let updated = self.registry.update(object)?;
+        Ok(Response::new(ObjectResponse {
+            object: to_bytes(&updated),
+            warnings: vec![],
+        }))
+    }
+
+    async fn update_status(
+        &self,
+        req: Request<ObjectRequest>,
+    ) -> Result<Response<ObjectResponse>, Status> {
+        let object = parse_object(&req.into_inner().object)?;
+        let updated = self.registry.update_status(object)?;
+        Ok(Response::new(ObjectResponse {
+            object: to_bytes(&updated),
+            warnings: vec![],
+        }))
+    }
+
+    async fn get(&self, req: Request<GetRequest>) -> Result<Response<ObjectResponse>, Status> {
+        let req = req.into_inner();
+        let key = key(&req.kind, &req.namespace, &req.name)?;
+        let object = self.registry.must_get(&key)?;
+        Ok(Response::new(ObjectResponse {
+            object: to_bytes(&object),
+            warnings: vec![],
+        }))
+    }
+
+    async fn list(&self, req: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
+        let req = req.into_inner();
+        let kind: Kind = req.kind.parse().map_err(ApiError::from)?;
+        let labels = LabelSelector::parse(&req.label_selector).map_err(ApiError::from)?;
+        let fields = FieldSelector::parse(&req.field_selector).map_err(ApiError::from)?;
+        let (items, revision) = self.registry.list(kind, &req.namespace, &labels, &fields)?;
+        Ok(Response::new(ListResponse {
+            items: items.iter().map(to_bytes).collect(),
+            revision,
+        }))
+    }
+
+    async fn delete(
+        &self,
+        req: Request<DeleteRequest>,
+    ) -> Result<Response<ObjectResponse>, Status> {
+        let req = req.into_inner();
+        let key = key(&req.kind, &req.namespace, &req.name)?;
+        let object = self
+            .registry
+            .delete(&key, req.grace_period_seconds, &req.resource_version)?;
+        Ok(Response::new(ObjectResponse {
+            object: to_bytes(&object),
+            warnings: vec![],
+        }))
+    }
+
+    type WatchStream = WatchStream;
+
+    async fn watch(&self, req: Request<WatchRequest>) -> Result<Response<WatchStream>, Status> {
+        let req = req.into_inner();
+        let kind: Kind = req.kind.parse().map_err(ApiError::from)?;
+        let labels = LabelSelector::parse(&req.label_selector).map_err(ApiError::from)?;
+        let fields = FieldSelector::parse(&req.field_selector).map_err(ApiError::from)?;
+        let mut watch =
+            self.registry
+                .watch(kind, &req.namespace, labels, fields, req.from_revision)?;
+        let shutdown = self.shutdown.clone();
+        let stream = self.stream(move |tx| async move {
+            loop {
+                let next = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tx.closed() => return,
+                    next = watch.next() => next,
+                };
+                let item = match next {
+                    None => return,
+                    Some(Ok(ev)) => Ok(WatchEvent {
+                        r#type: ev.ty.to_string(),
+                        object: to_bytes(&ev.object),
+                        revision: ev.revision,
+                    }),
+                    Some(Err(e)) => Err(Status::from(e)),
+                };
+                let end = item.is_err();
+                if tx.send(item).await.is_err() || end {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(stream))
+    }
+
+    async fn join(&self, req: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
+        let resp = self.nodes.join(&req.into_inner())?;
+        Ok(Response::new(resp))
+    }
+
+    async fn heartbeat(
+        &self,
+        req: Request<HeartbeatRequest>,
+    ) -> Result<Response<HeartbeatResponse>, Status> {
+        let req = req.into_inner();
+        self.nodes.heartbeat(&req.node_name, &req.token)?;
+        Ok(Response::new(HeartbeatResponse {}))
+    }
+
+    async fn exec(&self, req: Request<ExecRequest>) -> Result<Response<ExecResponse>, Status> {
+        let req = req.into_inner();
+        let pod_key = key("Pod", &req.namespace, &req.pod)?;
+        let pod = self.registry.must_get(&pod_key)?;
+        let node_name = str_at(&pod, "/spec/nodeName");
+        if node_name.is_empty() || str_at(&pod, "/status/podIP").is_empty() {
+            return Err(Status::failed_precondition(format!(
+                "pod {:?} is not running yet (phase {})",
+                req.pod,
+                str_at(&pod, "/status/phase")
+            )));
+        }
+        let node = self
+            .registry
+            .must_get(&ObjectKey::new(Kind::Node, "", node_name))?;
+        let address = node
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(ANNOTATION_AGENT))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if address.is_empty() {
+            return Err(Status::unavailable(format!(
+                "node {node_name} has no agent address"
+            )));
+        }
+        let mut client = self.agent(address)?;
+        let resp = client.exec(req).await.map_err(|s| {
+            if s.code() == tonic::Code::Unavailable {
+                Status::unavailable(format!("node {node_name} does not answer: {}", s.message()))
+            } else {
+                s
+            }
+        })?;
+        Ok(resp)
+    }
+}

@@ -1,0 +1,261 @@
+//! The controllers of the control plane, level-triggered: any change to a
+//! Deployment, ReplicaSet, Pod or Node wakes one reconcile pass over the
+//! whole state, and a periodic resync heals whatever a lost event missed.
+//!
+//! Passes run in order Deployment → ReplicaSet → scheduler, each reading
+//! what the previous wrote. Each is written to be idempotent: running it
+//! twice on the same state writes nothing the second time.
+
+mod deployment;
+mod replicaset;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use podnet_proto::model::{FieldSelector, Kind, LabelSelector, ObjectKey};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::registry::{ApiError, Registry, str_at};
+use crate::scheduler::{self, Decision};
+
+pub use deployment::template_hash;
+
+const RESYNC: Duration = Duration::from_secs(2);
+
+/// Characters Kubernetes uses for generated name suffixes (no vowels, no
+/// look-alikes).
+const SAFE_CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+pub fn random_suffix(len: usize) -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| SAFE_CHARS[rng.random_range(0..SAFE_CHARS.len())] as char)
+        .collect()
+}
+
+pub fn owner_reference(owner: &Value) -> Value {
+    json!({
+        "apiVersion": str_at(owner, "/apiVersion"),
+        "kind": str_at(owner, "/kind"),
+        "name": str_at(owner, "/metadata/name"),
+        "uid": str_at(owner, "/metadata/uid"),
+        "controller": true,
+        "blockOwnerDeletion": true,
+    })
+}
+
+pub fn owned_by<'a>(objects: &'a [Value], owner: &Value) -> Vec<&'a Value> {
+    let uid = str_at(owner, "/metadata/uid");
+    objects
+        .iter()
+        .filter(|o| {
+            str_at(o, "/metadata/namespace") == str_at(owner, "/metadata/namespace")
+                && o.pointer("/metadata/ownerReferences")
+                    .and_then(Value::as_array)
+                    .is_some_and(|refs| refs.iter().any(|r| str_at(r, "/uid") == uid))
+        })
+        .collect()
+}
+
+pub fn pod_is_ready(pod: &Value) -> bool {
+    pod.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| str_at(c, "/type") == "Ready" && str_at(c, "/status") == "True")
+        })
+}
+
+pub fn key_of_value(kind: Kind, v: &Value) -> ObjectKey {
+    ObjectKey::new(
+        kind,
+        str_at(v, "/metadata/namespace"),
+        str_at(v, "/metadata/name"),
+    )
+}
+
+/// Writes `status` if it differs from the object's current status.
+pub fn write_status(registry: &Registry, object: &Value, status: Value) -> Result<(), ApiError> {
+    if object.get("status") == Some(&status) {
+        return Ok(());
+    }
+    let mut updated = object.clone();
+    updated["status"] = status;
+    match registry.update_status(updated) {
+        // Someone wrote in between; the next pass sees their write.
+        Ok(_) | Err(ApiError::Conflict { .. }) | Err(ApiError::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn schedule(registry: &Registry) -> Result<(), ApiError> {
+    let nodes = registry.list_all(Kind::Node, "")?;
+    let pods = registry.list_all(Kind::Pod, "")?;
+    for decision in scheduler::plan(&nodes, &pods) {
+        match decision {
+            Decision::Bind {
+                namespace,
+                pod,
+                node,
+            } => {
+                let key = ObjectKey::new(Kind::Pod, &namespace, &pod);
+                let Some(mut p) = registry.get(&key)? else {
+                    continue;
+                };
+                if !str_at(&p, "/spec/nodeName").is_empty() {
+                    continue;
+                }
+                p["spec"]["nodeName"] = json!(node);
+                let bound = match registry.update(p) {
+                    Ok(b) => b,
+                    Err(ApiError::Conflict { .. }) | Err(ApiError::NotFound { .. }) => continue,
+                    Err(e) => return Err(e),
+                };
+                tracing::debug!(pod = %key, %node, "bound");
+                let mut status = bound
+                    .get("status")
+                    .cloned()
+                    .unwrap_or_else(|| json!({"phase": "Pending"}));
+                set_condition(&mut status, "PodScheduled", "True", "", "");
+                write_status(registry, &bound, status)?;
+            }
+            Decision::Unschedulable {
+                namespace,
+                pod,
+                message,
+            } => {
+                let key = ObjectKey::new(Kind::Pod, &namespace, &pod);
+                let Some(p) = registry.get(&key)? else {
+                    continue;
+                };
+                let mut status = p
+                    .get("status")
+                    .cloned()
+                    .unwrap_or_else(|| json!({"phase": "Pending"}));
+                set_condition(
+                    &mut status,
+                    "PodScheduled",
+                    "False",
+                    "Unschedulable",
+                    &message,
+                );
+                write_status(registry, &p, status)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sets one condition in a status object, keeping its transition time when
+/// the status did not change.
+pub fn set_condition(status: &mut Value, ty: &str, value: &str, reason: &str, message: &str) {
+    let mut conditions: Vec<Value> = status
+        .get("conditions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let existing = conditions.iter().position(|c| str_at(c, "/type") == ty);
+    if let Some(i) = existing
+        && str_at(&conditions[i], "/status") == value
+        && str_at(&conditions[i], "/reason") == reason
+        && str_at(&conditions[i], "/message") == message
+    {
+        return;
+    }
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut c =
+        json!({"type": ty, "status": value, "lastTransitionTime": now, "lastProbeTime": null});
+    if !reason.is_empty() {
+        c["reason"] = json!(reason);
+    }
+    if !message.is_empty() {
+        c["message"] = json!(message);
+    }
+    match existing {
+        Some(i) => conditions[i] = c,
+        None => conditions.push(c),
+    }
+    status["conditions"] = Value::Array(conditions);
+}
+
+fn reconcile(registry: &Registry) -> Result<(), ApiError> {
+    deployment::reconcile(registry)?;
+    replicaset::reconcile(registry)?;
+    schedule(registry)
+}
+
+async fn watch_kind(
+    registry: Registry,
+    kind: Kind,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let from = match registry.revision() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the store revision");
+                return;
+            }
+        };
+        let mut watch = match registry.watch(
+            kind,
+            "",
+            LabelSelector::everything(),
+            FieldSelector::default(),
+            from,
+        ) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::error!(%kind, error = %e, "cannot watch");
+                return;
+            }
+        };
+        // Anything between the old watch and the new one is covered by the
+        // full pass this wake-up triggers.
+        wake.notify_one();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                ev = watch.next() => match ev {
+                    Some(Ok(_)) => wake.notify_one(),
+                    Some(Err(e)) => { tracing::warn!(%kind, error = %e, "watch ended, watching again"); break }
+                    None => break,
+                }
+            }
+        }
+    }
+}
+
+/// Runs the controllers and the scheduler until `shutdown`.
+pub async fn run(registry: Registry, shutdown: CancellationToken) {
+    let wake = Arc::new(Notify::new());
+    let mut tasks = JoinSet::new();
+    for kind in [Kind::Deployment, Kind::ReplicaSet, Kind::Pod, Kind::Node] {
+        tasks.spawn(
+            watch_kind(registry.clone(), kind, wake.clone(), shutdown.clone())
+                .instrument(tracing::info_span!("watch", kind = %kind)),
+        );
+    }
+    let mut resync = tokio::time::interval(RESYNC);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = wake.notified() => {}
+            _ = resync.tick() => {}
+        }
+        let r = registry.clone();
+        // The passes do blocking store I/O.
+        match tokio::task::spawn_blocking(move || reconcile(&r)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "reconcile pass failed"),
+            Err(e) => tracing::error!(error = %e, "reconcile pass panicked"),
+        }
+    }
+    tasks.shutdown().await;
+}

@@ -1,0 +1,111 @@
+//! podnet's control plane: the gRPC API server, the revisioned store, the
+//! scheduler, the controllers, IP address management and the cluster CA.
+//!
+//! `run` takes its listener and a shutdown token, so tests bind
+//! `127.0.0.1:0` and own the lifetime.
+
+pub mod api;
+pub mod ca;
+pub mod controllers;
+pub mod nodes;
+pub mod registry;
+pub mod scheduler;
+pub mod store;
+pub mod validate;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use ipnet::Ipv4Net;
+use podnet_proto::v1::api_server::ApiServer;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::api::ApiService;
+use crate::ca::ClusterCa;
+use crate::nodes::{Nodes, NodesConfig};
+use crate::registry::Registry;
+use crate::store::{MemBackend, RedbBackend, Storage};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the store and the cluster CA live; `None` keeps everything in
+    /// memory (tests).
+    pub state_dir: Option<PathBuf>,
+    pub join_token: String,
+    pub cluster_cidr: Ipv4Net,
+    pub node_cidr: Ipv4Net,
+    pub node_grace_period: Duration,
+}
+
+/// Serves the API on `listener` and runs the controllers until `shutdown`.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let (storage, ca) = match &config.state_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create state dir {}", dir.display()))?;
+            let db = dir.join("store.redb");
+            let backend = RedbBackend::open(&db)
+                .with_context(|| format!("cannot open the store {}", db.display()))?;
+            (
+                Storage::new(Box::new(backend)).context("cannot read the store")?,
+                ClusterCa::load_or_create(dir)?,
+            )
+        }
+        None => (
+            Storage::new(Box::new(MemBackend::new()))?,
+            ClusterCa::generate()?,
+        ),
+    };
+    let registry = Registry::new(storage);
+    registry
+        .bootstrap()
+        .context("cannot create the initial namespaces")?;
+    let nodes = Arc::new(Nodes::new(
+        NodesConfig {
+            join_token: config.join_token.clone(),
+            cluster_cidr: config.cluster_cidr,
+            node_cidr: config.node_cidr,
+            grace_period: config.node_grace_period,
+        },
+        registry.clone(),
+        Arc::new(ca),
+    )?);
+
+    let service = ApiService::new(registry.clone(), nodes.clone(), shutdown.child_token());
+    let streams = service.tasks();
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(
+        controllers::run(registry.clone(), shutdown.child_token())
+            .instrument(tracing::info_span!("controllers")),
+    );
+    tasks.spawn(
+        nodes
+            .clone()
+            .run_lifecycle(shutdown.child_token())
+            .instrument(tracing::info_span!("node-lifecycle")),
+    );
+
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let serve = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(ApiServer::new(service))
+        .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned());
+    let result = serve.await.context("API server failed");
+    shutdown.cancel();
+    streams.close();
+    // Bounded: every task selects on the shutdown token.
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while tasks.join_next().await.is_some() {}
+        streams.wait().await;
+    })
+    .await;
+    result
+}

@@ -1,0 +1,367 @@
+//! Node membership: join with a token, IP address management (a /24
+//! podCIDR per node out of the cluster CIDR, an emulated InternalIP in join
+//! order), leases renewed by heartbeats, and the node lifecycle controller
+//! that marks a silent node NotReady and evicts its pods so their
+//! controllers recreate them elsewhere.
+//!
+//! Leases live in memory, not in the store: after a control plane restart
+//! every known node gets a fresh lease and one grace period to heartbeat.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+use podnet_proto::model::{
+    ANNOTATION_AGENT, ANNOTATION_PID, ANNOTATION_UNDERLAY, Kind, LABEL_HOSTNAME, LABEL_ZONE,
+    ObjectKey,
+};
+use podnet_proto::v1::{JoinRequest, JoinResponse};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::ca::{CaError, ClusterCa};
+use crate::registry::{ApiError, Registry, str_at};
+
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    #[error("join token is not valid")]
+    BadToken,
+    #[error("node name {0:?} is not a valid DNS-1123 subdomain")]
+    BadName(String),
+    #[error("underlay address {0:?} is not an IP:port")]
+    BadUnderlay(String),
+    #[error("the cluster CIDR {0} has no free /24 left for another node")]
+    NoPodCidr(Ipv4Net),
+    #[error("no free node IP left in {0}")]
+    NoNodeIp(Ipv4Net),
+    #[error(transparent)]
+    Ca(#[from] CaError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+#[derive(Debug, Clone)]
+pub struct NodesConfig {
+    pub join_token: String,
+    pub cluster_cidr: Ipv4Net,
+    pub node_cidr: Ipv4Net,
+    /// How long a node may go without a heartbeat before it is NotReady.
+    pub grace_period: Duration,
+}
+
+pub struct Nodes {
+    config: NodesConfig,
+    registry: Registry,
+    ca: Arc<ClusterCa>,
+    leases: Mutex<HashMap<String, Instant>>,
+    /// Joins are serialized: address allocation reads then writes.
+    join_lock: Mutex<()>,
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn ready_condition(status: &str, reason: &str, message: &str) -> Value {
+    let now = now_rfc3339();
+    json!({"type": "Ready", "status": status, "reason": reason, "message": message,
+           "lastHeartbeatTime": now, "lastTransitionTime": now})
+}
+
+pub fn node_is_ready(node: &Value) -> bool {
+    node.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| str_at(c, "/type") == "Ready" && str_at(c, "/status") == "True")
+        })
+}
+
+fn valid_node_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+}
+
+impl Nodes {
+    pub fn new(
+        config: NodesConfig,
+        registry: Registry,
+        ca: Arc<ClusterCa>,
+    ) -> Result<Nodes, ApiError> {
+        let nodes = Nodes {
+            config,
+            registry,
+            ca,
+            leases: Mutex::new(HashMap::new()),
+            join_lock: Mutex::new(()),
+        };
+        let now = Instant::now();
+        let mut leases = nodes.leases.lock().unwrap_or_else(PoisonError::into_inner);
+        for node in nodes.registry.list_all(Kind::Node, "")? {
+            leases.insert(str_at(&node, "/metadata/name").to_string(), now);
+        }
+        drop(leases);
+        Ok(nodes)
+    }
+
+    pub fn ca_pem(&self) -> &str {
+        self.ca.cert_pem()
+    }
+
+    fn check_token(&self, token: &str) -> Result<(), JoinError> {
+        // Compare in time independent of where the first difference is.
+        let a = token.as_bytes();
+        let b = self.config.join_token.as_bytes();
+        let diff = a
+            .iter()
+            .zip(b)
+            .fold(a.len() ^ b.len(), |acc, (x, y)| acc | usize::from(x ^ y));
+        if diff == 0 {
+            Ok(())
+        } else {
+            Err(JoinError::BadToken)
+        }
+    }
+
+    /// Admits a node: (re)writes its Node object, keeping the podCIDR and IP
+    /// of an earlier join under the same name, and issues its certificate.
+    pub fn join(&self, req: &JoinRequest) -> Result<JoinResponse, JoinError> {
+        self.check_token(&req.token)?;
+        if !valid_node_name(&req.node_name) {
+            return Err(JoinError::BadName(req.node_name.clone()));
+        }
+        if req
+            .underlay_address
+            .parse::<std::net::SocketAddr>()
+            .is_err()
+        {
+            return Err(JoinError::BadUnderlay(req.underlay_address.clone()));
+        }
+        let key = ObjectKey::new(Kind::Node, "", &req.node_name);
+        let _serialized = self
+            .join_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let existing = self.registry.get(&key)?;
+        let all = self.registry.list_all(Kind::Node, "")?;
+        let (pod_cidr, node_ip) = match &existing {
+            Some(n) if !str_at(n, "/spec/podCIDR").is_empty() => {
+                let ip = n
+                    .pointer("/status/addresses")
+                    .and_then(Value::as_array)
+                    .and_then(|a| a.iter().find(|a| str_at(a, "/type") == "InternalIP"))
+                    .map(|a| str_at(a, "/address").to_string())
+                    .unwrap_or_default();
+                (str_at(n, "/spec/podCIDR").to_string(), ip)
+            }
+            _ => (
+                self.free_pod_cidr(&all)?.to_string(),
+                self.free_node_ip(&all)?.to_string(),
+            ),
+        };
+        let issued = self.ca.issue_node(&req.node_name)?;
+        let mut labels = serde_json::Map::new();
+        for (k, v) in &req.labels {
+            labels.insert(k.clone(), json!(v));
+        }
+        labels.insert(LABEL_HOSTNAME.into(), json!(req.node_name));
+        labels.insert("kubernetes.io/os".into(), json!("linux"));
+        labels.insert("kubernetes.io/arch".into(), json!(std::env::consts::ARCH));
+        if !req.zone.is_empty() {
+            labels.insert(LABEL_ZONE.into(), json!(req.zone));
+        }
+        let cpu = if req.cpu.is_empty() { "4" } else { &req.cpu };
+        let memory = if req.memory.is_empty() {
+            "8Gi"
+        } else {
+            &req.memory
+        };
+        let resources = json!({"cpu": cpu, "memory": memory, "pods": "110"});
+        let node = json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {
+                "name": req.node_name,
+                "labels": labels,
+                "annotations": {
+                    ANNOTATION_UNDERLAY: req.underlay_address,
+                    ANNOTATION_AGENT: req.agent_address,
+                    ANNOTATION_PID: req.pid.to_string(),
+                },
+            },
+            "spec": {"podCIDR": pod_cidr, "podCIDRs": [pod_cidr]},
+        });
+        let status = json!({
+            "addresses": [{"type": "InternalIP", "address": node_ip}, {"type": "Hostname", "address": req.node_name}],
+            "capacity": resources, "allocatable": resources,
+            "conditions": [ready_condition("True", "KubeletReady", "podnet node is posting ready status")],
+            "nodeInfo": {"kubeletVersion": concat!("podnet-", env!("CARGO_PKG_VERSION")), "containerRuntimeVersion": "podnet",
+                         "operatingSystem": "linux", "architecture": std::env::consts::ARCH},
+        });
+        let stored = match existing {
+            None => self.registry.create(node)?,
+            Some(_) => self.registry.update(node)?,
+        };
+        let mut with_status = stored;
+        with_status["status"] = status;
+        self.registry.update_status(with_status)?;
+        self.leases
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(req.node_name.clone(), Instant::now());
+        tracing::info!(node = %req.node_name, %pod_cidr, %node_ip, "node joined");
+        Ok(JoinResponse {
+            ca_pem: self.ca.cert_pem().to_string(),
+            cert_pem: issued.cert_pem,
+            key_pem: issued.key_pem,
+            pod_cidr,
+            node_ip,
+            lease_duration_ms: self.config.grace_period.as_millis() as u64,
+        })
+    }
+
+    fn free_pod_cidr(&self, nodes: &[Value]) -> Result<Ipv4Net, JoinError> {
+        let taken: BTreeSet<&str> = nodes.iter().map(|n| str_at(n, "/spec/podCIDR")).collect();
+        let cidr = self.config.cluster_cidr;
+        cidr.subnets(24)
+            .map_err(|_| JoinError::NoPodCidr(cidr))?
+            .find(|s| !taken.contains(s.to_string().as_str()))
+            .ok_or(JoinError::NoPodCidr(cidr))
+    }
+
+    fn free_node_ip(&self, nodes: &[Value]) -> Result<Ipv4Addr, JoinError> {
+        let taken: BTreeSet<String> = nodes
+            .iter()
+            .flat_map(|n| {
+                n.pointer("/status/addresses")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .filter(|a| str_at(a, "/type") == "InternalIP")
+            .map(|a| str_at(&a, "/address").to_string())
+            .collect();
+        let net = self.config.node_cidr;
+        // .1 is the network's gateway, as on a docker or kind network.
+        net.hosts()
+            .skip(1)
+            .find(|ip| !taken.contains(&ip.to_string()))
+            .ok_or(JoinError::NoNodeIp(net))
+    }
+
+    /// Renews a node's lease; a node that was NotReady becomes Ready again.
+    pub fn heartbeat(&self, node_name: &str, token: &str) -> Result<(), JoinError> {
+        self.check_token(token)?;
+        let key = ObjectKey::new(Kind::Node, "", node_name);
+        let node = self.registry.must_get(&key)?;
+        self.leases
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(node_name.to_string(), Instant::now());
+        if !node_is_ready(&node) {
+            self.set_ready(
+                node,
+                "True",
+                "KubeletReady",
+                "podnet node is posting ready status",
+            )?;
+            tracing::info!(node = node_name, "node is Ready again");
+        }
+        Ok(())
+    }
+
+    fn set_ready(
+        &self,
+        mut node: Value,
+        status: &str,
+        reason: &str,
+        message: &str,
+    ) -> Result<(), ApiError> {
+        let mut conditions: Vec<Value> = node
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        conditions.retain(|c| str_at(c, "/type") != "Ready");
+        conditions.push(ready_condition(status, reason, message));
+        node["status"]["conditions"] = Value::Array(conditions);
+        self.registry.update_status(node)?;
+        Ok(())
+    }
+
+    /// One pass of the node lifecycle controller at `now`.
+    pub fn check_leases(&self, now: Instant) -> Result<(), ApiError> {
+        let expired: Vec<String> = {
+            let leases = self.leases.lock().unwrap_or_else(PoisonError::into_inner);
+            leases
+                .iter()
+                .filter(|(_, t)| now.saturating_duration_since(**t) > self.config.grace_period)
+                .map(|(n, _)| n.clone())
+                .collect()
+        };
+        for name in expired {
+            let key = ObjectKey::new(Kind::Node, "", &name);
+            let Some(node) = self.registry.get(&key)? else {
+                self.leases
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&name);
+                continue;
+            };
+            if node_is_ready(&node) {
+                tracing::warn!(node = %name, "node stopped posting status: NotReady, evicting its pods");
+                self.set_ready(
+                    node,
+                    "Unknown",
+                    "NodeStatusUnknown",
+                    "Kubelet stopped posting node status.",
+                )?;
+            }
+            self.evict_pods(&name)?;
+        }
+        Ok(())
+    }
+
+    fn evict_pods(&self, node_name: &str) -> Result<(), ApiError> {
+        for pod in self.registry.list_all(Kind::Pod, "")? {
+            if str_at(&pod, "/spec/nodeName") == node_name {
+                let key = ObjectKey::new(
+                    Kind::Pod,
+                    str_at(&pod, "/metadata/namespace"),
+                    str_at(&pod, "/metadata/name"),
+                );
+                match self.registry.delete(&key, Some(0), "") {
+                    Ok(_) | Err(ApiError::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the node lifecycle controller until `shutdown`.
+    pub async fn run_lifecycle(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut tick =
+            tokio::time::interval(self.config.grace_period.min(Duration::from_secs(1)) / 4);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                now = tick.tick() => {
+                    if let Err(e) = self.check_leases(now) {
+                        tracing::error!(error = %e, "node lifecycle pass failed");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,611 @@
+//! The registry: Kubernetes object semantics on top of the revisioned store,
+//! the way the API server's generic registry does it.
+//!
+//! It validates and defaults (through `validate`), fills in server-owned
+//! metadata (uid, creationTimestamp, generation, resourceVersion), enforces
+//! optimistic concurrency, deletes pods gracefully, cascades deletion to
+//! dependents (ownerReferences) and to the contents of a deleted namespace,
+//! and serves list and watch with label and field selectors.
+//!
+//! `resourceVersion` is never stored inside an object: it is the store's
+//! mod revision, filled in on every read, so it can never disagree with it.
+//! The gRPC layer and the in-process controllers both go through here.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use podnet_proto::model::{
+    FieldSelector, InvalidSelector, Kind, LabelSelector, ObjectKey, UnknownKind,
+};
+use serde_json::{Value, json};
+
+use crate::store::{
+    Entry, Event, EventType, Op, Precondition, Storage, StoreError, WatchError, Watcher,
+};
+use crate::validate::{self, InvalidObject};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{key} not found")]
+    NotFound { key: ObjectKey },
+    #[error("{key} already exists")]
+    AlreadyExists { key: ObjectKey },
+    #[error(
+        "operation cannot be fulfilled on {key}: the object has been modified (resourceVersion {given}, now {current}); read it again and retry"
+    )]
+    Conflict {
+        key: ObjectKey,
+        given: String,
+        current: u64,
+    },
+    #[error("namespace {namespace:?} not found (needed by {key})")]
+    NamespaceNotFound { namespace: String, key: ObjectKey },
+    #[error(transparent)]
+    Invalid(#[from] InvalidObject),
+    #[error("object is not valid JSON")]
+    Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Kind(#[from] UnknownKind),
+    #[error(transparent)]
+    Selector(#[from] InvalidSelector),
+    #[error("{key}: {reason}")]
+    Forbidden { key: ObjectKey, reason: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Watch(#[from] WatchError),
+}
+
+/// What an apply did to one object, as kubectl prints it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyAction {
+    Created,
+    Configured,
+    Unchanged,
+}
+
+impl ApplyAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApplyAction::Created => "created",
+            ApplyAction::Configured => "configured",
+            ApplyAction::Unchanged => "unchanged",
+        }
+    }
+}
+
+pub struct Applied {
+    pub object: Value,
+    pub action: ApplyAction,
+    pub warnings: Vec<String>,
+}
+
+/// A watch event with its object's resourceVersion filled in.
+#[derive(Debug, Clone)]
+pub struct WatchEvent {
+    pub ty: &'static str,
+    pub object: Value,
+    pub revision: u64,
+}
+
+#[derive(Clone)]
+pub struct Registry {
+    storage: Storage,
+}
+
+/// Namespaces every cluster starts with.
+pub const INITIAL_NAMESPACES: [&str; 4] =
+    ["default", "kube-system", "kube-public", "kube-node-lease"];
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Reads an entry into an object with its resourceVersion.
+fn decode(entry: &Entry) -> Result<Value, ApiError> {
+    let mut v: Value = serde_json::from_slice(&entry.value)?;
+    set_resource_version(&mut v, entry.mod_revision);
+    Ok(v)
+}
+
+fn set_resource_version(v: &mut Value, revision: u64) {
+    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert(
+            "resourceVersion".into(),
+            Value::String(revision.to_string()),
+        );
+    }
+}
+
+fn encode(v: &Value) -> Result<Vec<u8>, ApiError> {
+    let mut v = v.clone();
+    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("resourceVersion");
+    }
+    Ok(serde_json::to_vec(&v)?)
+}
+
+pub fn labels_of(v: &Value) -> BTreeMap<String, String> {
+    v.pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+pub fn key_of(v: &Value) -> Result<ObjectKey, ApiError> {
+    let kind = Kind::from_type(str_at(v, "/apiVersion"), str_at(v, "/kind"))?;
+    Ok(ObjectKey::new(
+        kind,
+        str_at(v, "/metadata/namespace"),
+        str_at(v, "/metadata/name"),
+    ))
+}
+
+/// Carries server-owned metadata from the stored object to its replacement.
+fn carry_metadata(old: &Value, new: &mut Value) {
+    let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for field in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+    ] {
+        match old.pointer(&format!("/metadata/{field}")) {
+            Some(v) => meta.insert(field.into(), v.clone()),
+            None => meta.remove(field),
+        };
+    }
+    if meta.get("ownerReferences").is_none()
+        && let Some(owners) = old.pointer("/metadata/ownerReferences")
+    {
+        meta.insert("ownerReferences".into(), owners.clone());
+    }
+}
+
+/// A pod re-applied from its manifest keeps the node it is bound to, as
+/// `kubectl apply` does (the manifest never names the node).
+fn carry_binding(old: &Value, new: &mut Value) {
+    let bound = str_at(old, "/spec/nodeName");
+    if str_at(old, "/kind") == "Pod"
+        && !bound.is_empty()
+        && str_at(new, "/spec/nodeName").is_empty()
+        && let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut)
+    {
+        spec.insert("nodeName".into(), json!(bound));
+    }
+}
+
+fn generation(v: &Value) -> i64 {
+    v.pointer("/metadata/generation")
+        .and_then(Value::as_i64)
+        .unwrap_or(1)
+}
+
+fn parse_rv(key: &ObjectKey, rv: &str) -> Result<Option<u64>, ApiError> {
+    if rv.is_empty() {
+        return Ok(None);
+    }
+    rv.parse().map(Some).map_err(|_| ApiError::Conflict {
+        key: key.clone(),
+        given: rv.to_string(),
+        current: 0,
+    })
+}
+
+impl Registry {
+    pub fn new(storage: Storage) -> Registry {
+        Registry { storage }
+    }
+
+    /// Creates the namespaces a cluster starts with, if missing.
+    pub fn bootstrap(&self) -> Result<(), ApiError> {
+        for ns in INITIAL_NAMESPACES {
+            let key = ObjectKey::new(Kind::Namespace, "", ns);
+            if self.get(&key)?.is_none() {
+                self.create(
+                    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn revision(&self) -> Result<u64, ApiError> {
+        Ok(self.storage.revision()?)
+    }
+
+    pub fn get(&self, key: &ObjectKey) -> Result<Option<Value>, ApiError> {
+        self.storage
+            .get(&key.storage_key())?
+            .as_ref()
+            .map(decode)
+            .transpose()
+    }
+
+    pub fn must_get(&self, key: &ObjectKey) -> Result<Value, ApiError> {
+        self.get(key)?
+            .ok_or_else(|| ApiError::NotFound { key: key.clone() })
+    }
+
+    /// Objects of `kind` (in `namespace` if non-empty) matching both
+    /// selectors, and the revision the list was read at.
+    pub fn list(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        labels: &LabelSelector,
+        fields: &FieldSelector,
+    ) -> Result<(Vec<Value>, u64), ApiError> {
+        let (entries, revision) = self.storage.list(&ObjectKey::prefix(kind, namespace))?;
+        let mut out = Vec::with_capacity(entries.len());
+        for e in &entries {
+            let v = decode(e)?;
+            if labels.matches(&labels_of(&v)) && fields.matches(&v) {
+                out.push(v);
+            }
+        }
+        Ok((out, revision))
+    }
+
+    pub fn list_all(&self, kind: Kind, namespace: &str) -> Result<Vec<Value>, ApiError> {
+        Ok(self
+            .list(
+                kind,
+                namespace,
+                &LabelSelector::everything(),
+                &FieldSelector::default(),
+            )?
+            .0)
+    }
+
+    fn check_namespace(&self, key: &ObjectKey, batch: &[ObjectKey]) -> Result<(), ApiError> {
+        if !key.kind.namespaced() {
+            return Ok(());
+        }
+        let ns_key = ObjectKey::new(Kind::Namespace, "", &key.namespace);
+        if batch.contains(&ns_key) || self.get(&ns_key)?.is_some() {
+            return Ok(());
+        }
+        Err(ApiError::NamespaceNotFound {
+            namespace: key.namespace.clone(),
+            key: key.clone(),
+        })
+    }
+
+    /// Fills in what the server owns on a new object.
+    fn prepare_new(mut object: Value) -> Value {
+        if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.insert(
+                "uid".into(),
+                Value::String(uuid::Uuid::new_v4().to_string()),
+            );
+            meta.insert("creationTimestamp".into(), Value::String(now_rfc3339()));
+            meta.insert("generation".into(), json!(1));
+            meta.remove("deletionTimestamp");
+            meta.remove("deletionGracePeriodSeconds");
+        }
+        object
+    }
+
+    pub fn create(&self, object: Value) -> Result<Value, ApiError> {
+        let validated = validate::validate(&object)?;
+        self.check_namespace(&validated.key, &[])?;
+        let object = Registry::prepare_new(validated.object);
+        let key = validated.key;
+        let (revision, _) = self
+            .storage
+            .txn(vec![Op::Put {
+                key: key.storage_key(),
+                value: encode(&object)?,
+                pre: Precondition::MustNotExist,
+            }])
+            .map_err(|e| match e {
+                StoreError::AlreadyExists { .. } => ApiError::AlreadyExists { key: key.clone() },
+                e => e.into(),
+            })?;
+        let mut object = object;
+        set_resource_version(&mut object, revision);
+        Ok(object)
+    }
+
+    /// Replaces an object's spec and metadata (not its status), checking
+    /// `metadata.resourceVersion` when given.
+    pub fn update(&self, object: Value) -> Result<Value, ApiError> {
+        self.replace(object, false)
+    }
+
+    /// Replaces an object's status only.
+    pub fn update_status(&self, object: Value) -> Result<Value, ApiError> {
+        self.replace(object, true)
+    }
+
+    fn replace(&self, object: Value, status_only: bool) -> Result<Value, ApiError> {
+        let key = key_of(&object)?;
+        let entry = self
+            .storage
+            .get(&key.storage_key())?
+            .ok_or_else(|| ApiError::NotFound { key: key.clone() })?;
+        if let Some(rv) = parse_rv(&key, str_at(&object, "/metadata/resourceVersion"))?
+            && rv != entry.mod_revision
+        {
+            return Err(ApiError::Conflict {
+                key,
+                given: rv.to_string(),
+                current: entry.mod_revision,
+            });
+        }
+        let old = decode(&entry)?;
+        let new = if status_only {
+            let mut new = old.clone();
+            match object.get("status") {
+                Some(s) => new["status"] = s.clone(),
+                None => {
+                    if let Some(o) = new.as_object_mut() {
+                        o.remove("status");
+                    }
+                }
+            }
+            new
+        } else {
+            let mut validated = validate::validate(&object)?;
+            carry_binding(&old, &mut validated.object);
+            validate::validate_update(&old, &validated)?;
+            self.merge_update(&old, validated.object)
+        };
+        if new == old {
+            return Ok(old);
+        }
+        let (revision, _) = self.storage.txn(vec![Op::Put {
+            key: key.storage_key(),
+            value: encode(&new)?,
+            pre: Precondition::ModRevision(entry.mod_revision),
+        }])?;
+        let mut new = new;
+        set_resource_version(&mut new, revision);
+        Ok(new)
+    }
+
+    /// The stored form of `new` replacing `old`: server metadata carried,
+    /// status kept, generation bumped when the spec changed.
+    fn merge_update(&self, old: &Value, mut new: Value) -> Value {
+        carry_metadata(old, &mut new);
+        if let Some(o) = new.as_object_mut() {
+            match old.get("status") {
+                Some(s) => o.insert("status".into(), s.clone()),
+                None => o.remove("status"),
+            };
+        }
+        let mut next_gen = generation(old);
+        if old.get("spec") != new.get("spec") {
+            next_gen += 1;
+        }
+        if let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.insert("generation".into(), json!(next_gen));
+            meta.insert(
+                "resourceVersion".into(),
+                json!(str_at(old, "/metadata/resourceVersion")),
+            );
+        }
+        new
+    }
+
+    /// Creates or updates every object; all are validated before anything
+    /// is written, and all are written in one store transaction.
+    pub fn apply(&self, objects: Vec<Value>, dry_run: bool) -> Result<Vec<Applied>, ApiError> {
+        let mut validated = Vec::with_capacity(objects.len());
+        for object in &objects {
+            validated.push(validate::validate(object)?);
+        }
+        let keys: Vec<ObjectKey> = validated.iter().map(|v| v.key.clone()).collect();
+        let mut ops = Vec::new();
+        let mut results = Vec::new();
+        for mut v in validated {
+            self.check_namespace(&v.key, &keys)?;
+            let current = self.storage.get(&v.key.storage_key())?;
+            let (object, action, pre) = match &current {
+                None => (
+                    Registry::prepare_new(v.object),
+                    ApplyAction::Created,
+                    Precondition::MustNotExist,
+                ),
+                Some(entry) => {
+                    let old = decode(entry)?;
+                    carry_binding(&old, &mut v.object);
+                    validate::validate_update(&old, &v)?;
+                    let new = self.merge_update(&old, v.object);
+                    let action = if new == old {
+                        ApplyAction::Unchanged
+                    } else {
+                        ApplyAction::Configured
+                    };
+                    (new, action, Precondition::ModRevision(entry.mod_revision))
+                }
+            };
+            if action != ApplyAction::Unchanged {
+                ops.push(Op::Put {
+                    key: v.key.storage_key(),
+                    value: encode(&object)?,
+                    pre,
+                });
+            }
+            results.push(Applied {
+                object,
+                action,
+                warnings: v.warnings,
+            });
+        }
+        if !dry_run && !ops.is_empty() {
+            let (revision, _) = self.storage.txn(ops)?;
+            for r in &mut results {
+                if r.action != ApplyAction::Unchanged {
+                    set_resource_version(&mut r.object, revision);
+                }
+            }
+        }
+        Ok(results)
+    }
+
+    /// Deletes an object. A pod bound to a node with a grace period is only
+    /// marked (deletionTimestamp) and removed by its node once stopped.
+    /// Dependents (by ownerReference) and a namespace's contents go with it.
+    pub fn delete(
+        &self,
+        key: &ObjectKey,
+        grace_period_seconds: Option<i64>,
+        precondition_rv: &str,
+    ) -> Result<Value, ApiError> {
+        let entry = self
+            .storage
+            .get(&key.storage_key())?
+            .ok_or_else(|| ApiError::NotFound { key: key.clone() })?;
+        if let Some(rv) = parse_rv(key, precondition_rv)?
+            && rv != entry.mod_revision
+        {
+            return Err(ApiError::Conflict {
+                key: key.clone(),
+                given: rv.to_string(),
+                current: entry.mod_revision,
+            });
+        }
+        let mut object = decode(&entry)?;
+        if key.kind == Kind::Pod && !str_at(&object, "/spec/nodeName").is_empty() {
+            let grace = grace_period_seconds
+                .or_else(|| {
+                    object
+                        .pointer("/spec/terminationGracePeriodSeconds")
+                        .and_then(Value::as_i64)
+                })
+                .unwrap_or(30)
+                .max(0);
+            if grace > 0 {
+                if object.pointer("/metadata/deletionTimestamp").is_some() {
+                    return Ok(object);
+                }
+                let at = chrono::Utc::now() + chrono::Duration::seconds(grace);
+                object["metadata"]["deletionTimestamp"] =
+                    json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+                object["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+                let (revision, _) = self.storage.txn(vec![Op::Put {
+                    key: key.storage_key(),
+                    value: encode(&object)?,
+                    pre: Precondition::ModRevision(entry.mod_revision),
+                }])?;
+                set_resource_version(&mut object, revision);
+                return Ok(object);
+            }
+        }
+        match self.storage.txn(vec![Op::Delete {
+            key: key.storage_key(),
+            pre: Precondition::ModRevision(entry.mod_revision),
+        }]) {
+            Ok(_) => {}
+            Err(StoreError::NotFound { .. }) => return Ok(object),
+            Err(e) => return Err(e.into()),
+        }
+        self.delete_dependents(key, &object)?;
+        Ok(object)
+    }
+
+    fn delete_dependents(&self, key: &ObjectKey, object: &Value) -> Result<(), ApiError> {
+        let uid = str_at(object, "/metadata/uid");
+        let mut dependents = Vec::new();
+        if key.kind == Kind::Namespace {
+            for kind in Kind::ALL.into_iter().filter(|k| k.namespaced()) {
+                dependents.extend(self.list_all(kind, &key.name)?);
+            }
+        } else if key.kind.namespaced() && !uid.is_empty() {
+            for kind in [Kind::ReplicaSet, Kind::Pod] {
+                for v in self.list_all(kind, &key.namespace)? {
+                    let owned = v
+                        .pointer("/metadata/ownerReferences")
+                        .and_then(Value::as_array)
+                        .is_some_and(|owners| owners.iter().any(|o| str_at(o, "/uid") == uid));
+                    if owned {
+                        dependents.push(v);
+                    }
+                }
+            }
+        }
+        for d in dependents {
+            match self.delete(&key_of(&d)?, None, "") {
+                Ok(_) | Err(ApiError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Events after `from_revision` for `kind` (in `namespace` if
+    /// non-empty) that match the selectors.
+    pub fn watch(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        labels: LabelSelector,
+        fields: FieldSelector,
+        from_revision: u64,
+    ) -> Result<RegistryWatch, ApiError> {
+        let watcher = self
+            .storage
+            .watch(&ObjectKey::prefix(kind, namespace), from_revision)?;
+        Ok(RegistryWatch {
+            watcher,
+            labels,
+            fields,
+        })
+    }
+}
+
+pub struct RegistryWatch {
+    watcher: Watcher,
+    labels: LabelSelector,
+    fields: FieldSelector,
+}
+
+impl RegistryWatch {
+    /// The next matching event; `None` when the watch ended.
+    pub async fn next(&mut self) -> Option<Result<WatchEvent, ApiError>> {
+        loop {
+            let event = match self.watcher.next().await? {
+                Ok(e) => e,
+                Err(e) => return Some(Err(e.into())),
+            };
+            match to_watch_event(&event) {
+                Ok(w)
+                    if self.labels.matches(&labels_of(&w.object))
+                        && self.fields.matches(&w.object) =>
+                {
+                    return Some(Ok(w));
+                }
+                Ok(_) => continue,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
+fn to_watch_event(event: &Arc<Event>) -> Result<WatchEvent, ApiError> {
+    let mut object: Value = serde_json::from_slice(&event.value)?;
+    set_resource_version(&mut object, event.revision);
+    let ty = match (&event.ty, event.created) {
+        (EventType::Put, true) => "ADDED",
+        (EventType::Put, false) => "MODIFIED",
+        (EventType::Delete, _) => "DELETED",
+    };
+    Ok(WatchEvent {
+        ty,
+        object,
+        revision: event.revision,
+    })
+}

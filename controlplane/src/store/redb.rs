@@ -1,0 +1,254 @@
+//! Persistent [`Backend`] in one redb file: the control plane's default, so
+//! a restart loses nothing.
+//!
+//! Layout (schema version 1):
+//!
+//! - table `kv`: key bytes (UTF-8) → 8-byte little-endian create revision,
+//!   8-byte little-endian mod revision, then the value bytes.
+//! - table `meta`: `revision` → the latest revision (8 bytes LE), and
+//!   `schema_version` → 1.
+//!
+//! Keys and values are stored as raw bytes and decoded here, so a damaged
+//! file gives [`StoreError::Corrupt`] instead of a panic inside redb's typed
+//! decoders. Each transaction is one redb write transaction committed with
+//! redb's default (immediate, fsynced) durability; the revision counter is
+//! written in the same transaction, so it is never reused after a reopen.
+//! Deliberately not here: history of old values (only the latest value of a
+//! key is kept), watches (see [`Storage`](super::Storage)), and sharing the
+//! file between processes.
+
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+
+use super::{Backend, BackendError, Change, Entry, Event, Op, StoreError, next_revision, plan};
+
+/// Entries: key → header (create and mod revision) + value.
+pub(super) const KV_TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
+pub(super) const META_TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("meta");
+const META_REVISION: &[u8] = b"revision";
+pub(super) const META_SCHEMA: &[u8] = b"schema_version";
+const SCHEMA_VERSION: u64 = 1;
+const HEADER_LEN: usize = 16;
+
+/// See the [module docs](self).
+#[derive(Debug)]
+pub struct RedbBackend {
+    db: Database,
+}
+
+impl RedbBackend {
+    /// Opens the store in `path`, creating the file if it is missing. Fails
+    /// if the file is already open (in this or another process) or holds
+    /// another schema version.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = Database::create(path).map_err(redb_error)?;
+        let txn = db.begin_write().map_err(redb_error)?;
+        {
+            // Creating both tables up front lets readers assume they exist.
+            let mut meta = txn.open_table(META_TABLE).map_err(redb_error)?;
+            txn.open_table(KV_TABLE).map_err(redb_error)?;
+            match read_u64(&meta, META_SCHEMA)? {
+                None => {
+                    meta.insert(META_SCHEMA, SCHEMA_VERSION.to_le_bytes().as_slice())
+                        .map_err(redb_error)?;
+                }
+                Some(SCHEMA_VERSION) => {}
+                Some(other) => {
+                    return Err(StoreError::Corrupt {
+                        key: "(schema version)".to_owned(),
+                        reason: format!(
+                            "file has schema version {other}, this build reads {SCHEMA_VERSION}"
+                        ),
+                    });
+                }
+            }
+        }
+        txn.commit().map_err(redb_error)?;
+        Ok(Self { db })
+    }
+
+    /// Plans and writes `ops` into `txn` without committing it. No events
+    /// means nothing was written and the revision is the current one.
+    fn apply(txn: &WriteTransaction, ops: Vec<Op>) -> Result<(u64, Vec<Event>), StoreError> {
+        let mut meta = txn.open_table(META_TABLE).map_err(redb_error)?;
+        let mut kv = txn.open_table(KV_TABLE).map_err(redb_error)?;
+        let current = read_revision(&meta)?;
+        let changes = plan(ops, |key| get_entry(&kv, key))?;
+        if changes.is_empty() {
+            return Ok((current, Vec::new()));
+        }
+        let revision = next_revision(current)?;
+        let mut events = Vec::with_capacity(changes.len());
+        for change in changes {
+            match &change {
+                Change::Put { key, value, .. } => {
+                    let stored = encode(change.create_revision(revision), revision, value);
+                    kv.insert(key.as_bytes(), stored.as_slice())
+                        .map_err(redb_error)?;
+                }
+                Change::Delete { prev } => {
+                    kv.remove(prev.key.as_bytes()).map_err(redb_error)?;
+                }
+            }
+            events.push(change.into_event(revision));
+        }
+        meta.insert(META_REVISION, revision.to_le_bytes().as_slice())
+            .map_err(redb_error)?;
+        Ok((revision, events))
+    }
+}
+
+impl Backend for RedbBackend {
+    fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
+        let txn = self.db.begin_read().map_err(redb_error)?;
+        let kv = txn.open_table(KV_TABLE).map_err(redb_error)?;
+        get_entry(&kv, key)
+    }
+
+    fn list(&self, prefix: &str) -> Result<(Vec<Entry>, u64), StoreError> {
+        // One read transaction is one snapshot: entries and revision agree.
+        let txn = self.db.begin_read().map_err(redb_error)?;
+        let meta = txn.open_table(META_TABLE).map_err(redb_error)?;
+        let kv = txn.open_table(KV_TABLE).map_err(redb_error)?;
+        let revision = read_revision(&meta)?;
+        let mut entries = Vec::new();
+        for item in kv.range(prefix.as_bytes()..).map_err(redb_error)? {
+            let (key, value) = item.map_err(redb_error)?;
+            if !key.value().starts_with(prefix.as_bytes()) {
+                break;
+            }
+            let key = decode_key(key.value())?;
+            entries.push(decode(key, value.value())?);
+        }
+        Ok((entries, revision))
+    }
+
+    fn revision(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(redb_error)?;
+        let meta = txn.open_table(META_TABLE).map_err(redb_error)?;
+        read_revision(&meta)
+    }
+
+    fn txn(&self, ops: Vec<Op>) -> Result<(u64, Vec<Event>), StoreError> {
+        let txn = self.db.begin_write().map_err(redb_error)?;
+        // On any error `txn` is dropped uncommitted, which aborts it.
+        let (revision, events) = Self::apply(&txn, ops)?;
+        if events.is_empty() {
+            txn.abort().map_err(redb_error)?;
+        } else {
+            txn.commit().map_err(redb_error)?;
+        }
+        Ok((revision, events))
+    }
+}
+
+fn redb_error(err: impl Into<redb::Error>) -> StoreError {
+    StoreError::Backend(BackendError::Redb(err.into()))
+}
+
+fn get_entry(
+    kv: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    key: &str,
+) -> Result<Option<Entry>, StoreError> {
+    match kv.get(key.as_bytes()).map_err(redb_error)? {
+        Some(value) => decode(key.to_owned(), value.value()).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn read_u64(
+    meta: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    name: &[u8],
+) -> Result<Option<u64>, StoreError> {
+    let Some(value) = meta.get(name).map_err(redb_error)? else {
+        return Ok(None);
+    };
+    let bytes: [u8; 8] = value.value().try_into().map_err(|_| StoreError::Corrupt {
+        key: format!("(meta {})", String::from_utf8_lossy(name)),
+        reason: format!("expected 8 bytes, found {}", value.value().len()),
+    })?;
+    Ok(Some(u64::from_le_bytes(bytes)))
+}
+
+fn read_revision(
+    meta: &impl ReadableTable<&'static [u8], &'static [u8]>,
+) -> Result<u64, StoreError> {
+    // Absent until the first write: revision 0.
+    read_u64(meta, META_REVISION).map(Option::unwrap_or_default)
+}
+
+fn encode(create_revision: u64, mod_revision: u64, value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + value.len());
+    out.extend_from_slice(&create_revision.to_le_bytes());
+    out.extend_from_slice(&mod_revision.to_le_bytes());
+    out.extend_from_slice(value);
+    out
+}
+
+fn decode_key(bytes: &[u8]) -> Result<String, StoreError> {
+    String::from_utf8(bytes.to_vec()).map_err(|err| StoreError::Corrupt {
+        key: String::from_utf8_lossy(err.as_bytes()).into_owned(),
+        reason: "key is not UTF-8".to_owned(),
+    })
+}
+
+fn decode(key: String, bytes: &[u8]) -> Result<Entry, StoreError> {
+    let parsed = bytes.split_first_chunk::<8>().and_then(|(create, rest)| {
+        let (modified, value) = rest.split_first_chunk::<8>()?;
+        Some((
+            u64::from_le_bytes(*create),
+            u64::from_le_bytes(*modified),
+            value,
+        ))
+    });
+    let Some((create_revision, mod_revision, value)) = parsed else {
+        return Err(StoreError::Corrupt {
+            key,
+            reason: format!(
+                "value has {} bytes, shorter than the {HEADER_LEN}-byte header",
+                bytes.len()
+            ),
+        });
+    };
+    if create_revision == 0 || create_revision > mod_revision {
+        return Err(StoreError::Corrupt {
+            key,
+            reason: format!("impossible revisions: create {create_revision}, mod {mod_revision}"),
+        });
+    }
+    Ok(Entry {
+        key,
+        value: value.to_vec(),
+        create_revision,
+        mod_revision,
+    })
+}
+
+#[cfg(test)]
+mod decode_tests {
+    use super::{decode, encode};
+    use crate::store::StoreError;
+
+    #[test]
+    fn round_trip() {
+        let entry = decode("k".to_owned(), &encode(3, 7, b"v")).unwrap();
+        assert_eq!(
+            (entry.create_revision, entry.mod_revision, entry.value),
+            (3, 7, b"v".to_vec())
+        );
+    }
+
+    #[test]
+    fn garbage_is_corrupt() {
+        for bytes in [&b""[..], b"short", &encode(0, 1, b"x"), &encode(5, 4, b"x")] {
+            assert!(
+                matches!(
+                    decode("k".to_owned(), bytes),
+                    Err(StoreError::Corrupt { .. })
+                ),
+                "{bytes:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! The rules an update must keep on top of being valid on its own: what may
+//! not change once an object exists.
+//!
+//! A simplification of the API server's pod update rule (which freezes all
+//! of the spec but images, tolerations and a few more): podnet freezes what
+//! its nodes and controllers key on — the containers, their names and
+//! ports, and the node a pod is bound to. Selectors of workloads are frozen
+//! as in apps/v1, since changing one would orphan the pods it owns.
+
+use podnet_proto::model::Kind;
+use serde_json::Value;
+
+use super::field::{Errors, FieldPath};
+use super::{InvalidObject, Validated};
+
+pub(super) fn validate_update(old: &Value, new: &Validated) -> Result<(), InvalidObject> {
+    let mut errs = Errors::default();
+    let new_object = &new.object;
+    let kind = new.key.kind;
+
+    if old.get("kind").and_then(Value::as_str) != Some(kind.as_str()) {
+        errs.invalid(&FieldPath::new("kind"), kind.as_str(), "field is immutable");
+    }
+    immutable(
+        &mut errs,
+        old,
+        new_object,
+        "/metadata/name",
+        &FieldPath::new("metadata").child("name"),
+    );
+    if kind.namespaced() {
+        immutable(
+            &mut errs,
+            old,
+            new_object,
+            "/metadata/namespace",
+            &FieldPath::new("metadata").child("namespace"),
+        );
+    }
+
+    match kind {
+        Kind::Pod => pod(&mut errs, old, new_object),
+        Kind::Deployment | Kind::ReplicaSet => {
+            immutable(
+                &mut errs,
+                old,
+                new_object,
+                "/spec/selector",
+                &FieldPath::new("spec").child("selector"),
+            );
+        }
+        Kind::Node => {
+            // `ValidateNodeUpdate`: a node's pod range is assigned once.
+            let old_cidr = str_at(old, "/spec/podCIDR");
+            if !old_cidr.is_empty() && str_at(new_object, "/spec/podCIDR") != old_cidr {
+                errs.forbidden(
+                    &FieldPath::new("spec").child("podCIDR"),
+                    "node updates may not change podCIDR except from \"\" to valid",
+                );
+            }
+        }
+        Kind::Namespace | Kind::Link => {}
+    }
+
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(InvalidObject {
+            kind: kind.as_str().to_string(),
+            name: new.key.name.clone(),
+            causes: errs.into_vec(),
+        })
+    }
+}
+
+fn pod(errs: &mut Errors, old: &Value, new: &Value) {
+    let spec = FieldPath::new("spec");
+    let containers = |v: &Value| {
+        v.pointer("/spec/containers")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (old_containers, new_containers) = (containers(old), containers(new));
+    if old_containers.len() != new_containers.len() {
+        errs.forbidden(
+            &spec.child("containers"),
+            "pod updates may not add or remove containers",
+        );
+    } else {
+        for (i, (o, n)) in old_containers.iter().zip(&new_containers).enumerate() {
+            let path = spec.child("containers").index(i);
+            immutable(errs, o, n, "/name", &path.child("name"));
+            immutable(errs, o, n, "/ports", &path.child("ports"));
+        }
+    }
+    // Binding sets nodeName once; after that the pod lives and dies there.
+    let old_node = str_at(old, "/spec/nodeName");
+    if !old_node.is_empty() && str_at(new, "/spec/nodeName") != old_node {
+        errs.invalid(
+            &spec.child("nodeName"),
+            str_at(new, "/spec/nodeName"),
+            "field is immutable",
+        );
+    }
+}
+
+fn immutable(errs: &mut Errors, old: &Value, new: &Value, pointer: &str, path: &FieldPath) {
+    let new_value = new.pointer(pointer);
+    if old.pointer(pointer) != new_value {
+        errs.invalid(
+            path,
+            new_value.unwrap_or(&Value::Null),
+            "field is immutable",
+        );
+    }
+}
+
+fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}

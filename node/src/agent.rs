@@ -1,0 +1,601 @@
+//! The node agent (kubelet-like): joins the cluster, renews its lease, and
+//! reconciles level-triggered from list-then-watch informers: the pods bound
+//! to it (run them, report their status, finish their graceful deletion),
+//! the other nodes (overlay routes) and the links that start here (link
+//! emulation). It also serves `NodeAgent.Exec` for the control plane.
+//!
+//! A lost watch or a restarted control plane is healed by listing again;
+//! nothing the agent does depends on seeing every event.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use anyhow::Context;
+use ipnet::Ipv4Net;
+use podnet_proto::model::{ANNOTATION_UNDERLAY, LinkSpec};
+use podnet_proto::v1::api_client::ApiClient;
+use podnet_proto::v1::node_agent_server::{NodeAgent, NodeAgentServer};
+use podnet_proto::v1::{
+    DeleteRequest, ExecRequest, ExecResponse, HeartbeatRequest, JoinRequest, ListRequest,
+    ObjectRequest, WatchRequest,
+};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::transport::Channel;
+use tracing::Instrument;
+
+use crate::datapath::{Datapath, Route};
+use crate::overlay::NodeIdentity;
+use crate::runtime::Runtime;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub name: String,
+    /// The control plane's API address, `host:port`.
+    pub controlplane: String,
+    pub join_token: String,
+    pub zone: String,
+    pub labels: Vec<(String, String)>,
+    pub cpu: String,
+    pub memory: String,
+    /// Where the overlay's UDP socket binds.
+    pub underlay_bind: SocketAddr,
+    /// Where the NodeAgent service listens.
+    pub agent_bind: SocketAddr,
+}
+
+type Cache = BTreeMap<String, Value>;
+
+fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+fn cache_key(v: &Value) -> String {
+    format!(
+        "{}/{}",
+        str_at(v, "/metadata/namespace"),
+        str_at(v, "/metadata/name")
+    )
+}
+
+/// Runs a node until `shutdown`.
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let underlay = std::net::UdpSocket::bind(config.underlay_bind)
+        .with_context(|| format!("cannot bind the overlay socket on {}", config.underlay_bind))?;
+    let underlay_addr = underlay.local_addr()?;
+    let agent_listener = TcpListener::bind(config.agent_bind)
+        .await
+        .with_context(|| format!("cannot bind the agent on {}", config.agent_bind))?;
+    let agent_addr = agent_listener.local_addr()?;
+
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://{}", config.controlplane))
+            .with_context(|| format!("bad control plane address {:?}", config.controlplane))?
+            .tcp_nodelay(true)
+            .connect_lazy();
+    let mut api = ApiClient::new(channel);
+
+    let join = JoinRequest {
+        token: config.join_token.clone(),
+        node_name: config.name.clone(),
+        zone: config.zone.clone(),
+        underlay_address: underlay_addr.to_string(),
+        agent_address: agent_addr.to_string(),
+        cpu: config.cpu.clone(),
+        memory: config.memory.clone(),
+        labels: config.labels.iter().cloned().collect(),
+        pid: std::process::id(),
+    };
+    let joined = join_with_retry(&mut api, join, &shutdown).await?;
+    let pod_cidr: Ipv4Net = joined
+        .pod_cidr
+        .parse()
+        .context("control plane sent a bad podCIDR")?;
+    let node_ip: Ipv4Addr = joined
+        .node_ip
+        .parse()
+        .context("control plane sent a bad node IP")?;
+    let identity = NodeIdentity::from_pem(&joined.ca_pem, &joined.cert_pem, &joined.key_pem)
+        .context("control plane sent an unusable node certificate")?;
+    tracing::info!(%pod_cidr, %node_ip, underlay = %underlay_addr, agent = %agent_addr, "joined the cluster");
+
+    let datapath = Datapath::start(
+        &config.name,
+        pod_cidr,
+        &identity,
+        underlay,
+        shutdown.child_token(),
+    )
+    .context("cannot start the overlay")?;
+    let runtime = Arc::new(Runtime::new(
+        &config.name,
+        node_ip,
+        pod_cidr,
+        datapath.clone(),
+    ));
+    let tasks = TaskTracker::new();
+    let lease = Duration::from_millis(joined.lease_duration_ms.max(400));
+
+    tasks.spawn(
+        heartbeat(
+            api.clone(),
+            config.name.clone(),
+            config.join_token.clone(),
+            lease / 4,
+            shutdown.clone(),
+        )
+        .instrument(tracing::info_span!("heartbeat")),
+    );
+
+    let (pods_tx, pods_rx) = watch::channel(Cache::new());
+    let (nodes_tx, nodes_rx) = watch::channel(Cache::new());
+    let (links_tx, links_rx) = watch::channel(Cache::new());
+    let selector = format!("spec.nodeName={}", config.name);
+    tasks.spawn(
+        informer(api.clone(), "Pod", selector, pods_tx, shutdown.clone())
+            .instrument(tracing::info_span!("informer", kind = "Pod")),
+    );
+    tasks.spawn(
+        informer(
+            api.clone(),
+            "Node",
+            String::new(),
+            nodes_tx,
+            shutdown.clone(),
+        )
+        .instrument(tracing::info_span!("informer", kind = "Node")),
+    );
+    tasks.spawn(
+        informer(
+            api.clone(),
+            "Link",
+            String::new(),
+            links_tx,
+            shutdown.clone(),
+        )
+        .instrument(tracing::info_span!("informer", kind = "Link")),
+    );
+    tasks.spawn(
+        sync_pods(
+            api.clone(),
+            runtime.clone(),
+            pods_rx,
+            tasks.clone(),
+            shutdown.clone(),
+        )
+        .instrument(tracing::info_span!("pods")),
+    );
+    tasks.spawn(
+        sync_network(
+            config.name.clone(),
+            datapath.clone(),
+            nodes_rx,
+            links_rx,
+            shutdown.clone(),
+        )
+        .instrument(tracing::info_span!("network")),
+    );
+
+    let agent = AgentService {
+        runtime: runtime.clone(),
+    };
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(agent_listener);
+    let served = tonic::transport::Server::builder()
+        .add_service(NodeAgentServer::new(agent))
+        .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned())
+        .await;
+
+    // Shutdown: stop the pods (bounded), then the overlay.
+    shutdown.cancel();
+    for pod in runtime.running() {
+        runtime.stop(&pod.uid, Duration::from_millis(500)).await;
+    }
+    tasks.close();
+    let _ = tokio::time::timeout(Duration::from_secs(2), tasks.wait()).await;
+    datapath.close().await;
+    served.context("node agent server failed")
+}
+
+async fn join_with_retry(
+    api: &mut ApiClient<Channel>,
+    req: JoinRequest,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<podnet_proto::v1::JoinResponse> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut backoff = Duration::from_millis(20);
+    loop {
+        match api.join(req.clone()).await {
+            Ok(r) => return Ok(r.into_inner()),
+            Err(s)
+                if s.code() == tonic::Code::Unavailable
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tracing::debug!(error = %s.message(), "control plane not reachable yet");
+            }
+            Err(s) => anyhow::bail!("joining the cluster failed: {}", s.message()),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => anyhow::bail!("shut down before joining"),
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_millis(500));
+    }
+}
+
+async fn heartbeat(
+    mut api: ApiClient<Channel>,
+    name: String,
+    token: String,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let req = HeartbeatRequest {
+            node_name: name.clone(),
+            token: token.clone(),
+        };
+        if let Err(s) = api.heartbeat(req).await {
+            tracing::warn!(code = ?s.code(), error = %s.message(), "heartbeat failed");
+        }
+    }
+}
+
+/// Keeps `tx` equal to the objects of `kind` matching `field_selector`:
+/// list, then watch from the list's revision; list again when the watch
+/// breaks.
+async fn informer(
+    mut api: ApiClient<Channel>,
+    kind: &'static str,
+    field_selector: String,
+    tx: watch::Sender<Cache>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let listed = api
+            .list(ListRequest {
+                kind: kind.into(),
+                field_selector: field_selector.clone(),
+                ..Default::default()
+            })
+            .await;
+        match listed {
+            Ok(list) => {
+                let list = list.into_inner();
+                let mut cache = Cache::new();
+                for item in &list.items {
+                    if let Ok(v) = serde_json::from_slice::<Value>(item) {
+                        cache.insert(cache_key(&v), v);
+                    }
+                }
+                tx.send_replace(cache);
+                let req = WatchRequest {
+                    kind: kind.into(),
+                    field_selector: field_selector.clone(),
+                    from_revision: list.revision,
+                    ..Default::default()
+                };
+                match api.watch(req).await {
+                    Ok(stream) => {
+                        backoff = Duration::from_millis(50);
+                        let mut stream = stream.into_inner();
+                        loop {
+                            let msg = tokio::select! {
+                                _ = shutdown.cancelled() => return,
+                                m = stream.message() => m,
+                            };
+                            match msg {
+                                Ok(Some(ev)) => {
+                                    let Ok(v) = serde_json::from_slice::<Value>(&ev.object) else {
+                                        continue;
+                                    };
+                                    let key = cache_key(&v);
+                                    tx.send_modify(|c| {
+                                        if ev.r#type == "DELETED" {
+                                            c.remove(&key);
+                                        } else {
+                                            c.insert(key, v);
+                                        }
+                                    });
+                                }
+                                Ok(None) => break,
+                                Err(s) => {
+                                    tracing::debug!(code = ?s.code(), error = %s.message(), "watch ended");
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    Err(s) => tracing::debug!(error = %s.message(), "watch failed"),
+                }
+            }
+            Err(s) => tracing::debug!(error = %s.message(), "list failed"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// Runs the pods bound to this node and finishes their deletion.
+async fn sync_pods(
+    api: ApiClient<Channel>,
+    runtime: Arc<Runtime>,
+    mut pods: watch::Receiver<Cache>,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+) {
+    let stopping: Arc<Mutex<std::collections::HashSet<String>>> = Arc::default();
+    loop {
+        let desired = pods.borrow_and_update().clone();
+        let mut wanted = std::collections::HashSet::new();
+        for pod in desired.values() {
+            let uid = str_at(pod, "/metadata/uid").to_string();
+            let terminating = pod.pointer("/metadata/deletionTimestamp").is_some();
+            if !terminating {
+                wanted.insert(uid.clone());
+                if runtime.get(&uid).is_none() {
+                    match runtime.start(pod) {
+                        Ok(running) => {
+                            tasks.spawn(
+                                report_status(
+                                    api.clone(),
+                                    pod.clone(),
+                                    running.status.clone(),
+                                    shutdown.clone(),
+                                )
+                                .in_current_span(),
+                            );
+                        }
+                        Err(e) => {
+                            tracing::error!(pod = %cache_key(pod), error = %e, "cannot start pod")
+                        }
+                    }
+                }
+                continue;
+            }
+            if !stopping
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(uid.clone())
+            {
+                continue;
+            }
+            let grace = pod
+                .pointer("/metadata/deletionGracePeriodSeconds")
+                .and_then(Value::as_u64)
+                .unwrap_or(30);
+            let (runtime, mut api, pod, stopping) =
+                (runtime.clone(), api.clone(), pod.clone(), stopping.clone());
+            tasks.spawn(
+                async move {
+                    // The workloads stop at once when cancelled; the grace
+                    // period only bounds the wait.
+                    runtime.stop(&uid, Duration::from_secs(grace.min(5))).await;
+                    let req = DeleteRequest {
+                        kind: "Pod".into(),
+                        namespace: str_at(&pod, "/metadata/namespace").into(),
+                        name: str_at(&pod, "/metadata/name").into(),
+                        grace_period_seconds: Some(0),
+                        resource_version: String::new(),
+                    };
+                    if let Err(s) = api.delete(req).await
+                        && s.code() != tonic::Code::NotFound
+                    {
+                        tracing::warn!(error = %s.message(), "cannot finish pod deletion");
+                        stopping
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .remove(&uid);
+                    }
+                }
+                .in_current_span(),
+            );
+        }
+        for running in runtime.running() {
+            if !wanted.contains(&running.uid)
+                && !stopping
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .contains(&running.uid)
+            {
+                runtime.stop(&running.uid, Duration::from_millis(500)).await;
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = pods.changed() => if r.is_err() { return },
+        }
+    }
+}
+
+/// Posts a pod's status whenever the runtime changes it.
+async fn report_status(
+    mut api: ApiClient<Channel>,
+    pod: Value,
+    mut status: watch::Receiver<Value>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let current = status.borrow_and_update().clone();
+        let object = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": str_at(&pod, "/metadata/name"), "namespace": str_at(&pod, "/metadata/namespace")},
+            "status": current,
+        });
+        let body = serde_json::to_vec(&object).unwrap_or_default();
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match api
+                .update_status(ObjectRequest {
+                    object: body.clone(),
+                })
+                .await
+            {
+                Ok(_) => break,
+                Err(s) if s.code() == tonic::Code::NotFound => return,
+                Err(s) => {
+                    tracing::debug!(error = %s.message(), "status update failed, retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = status.changed() => if r.is_err() { return },
+        }
+    }
+}
+
+/// Keeps the overlay routes and the link emulation table in line with the
+/// Node and Link objects.
+async fn sync_network(
+    me: String,
+    datapath: Arc<Datapath>,
+    mut nodes: watch::Receiver<Cache>,
+    mut links: watch::Receiver<Cache>,
+    shutdown: CancellationToken,
+) {
+    let mut applied: BTreeMap<SocketAddr, podnet_proto::model::LinkParams> = BTreeMap::new();
+    loop {
+        let node_list = nodes.borrow_and_update().clone();
+        let link_list = links.borrow_and_update().clone();
+        let mut routes = Vec::new();
+        let mut underlay_of = BTreeMap::new();
+        for n in node_list.values() {
+            let name = str_at(n, "/metadata/name").to_string();
+            let Ok(underlay) = n
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(ANNOTATION_UNDERLAY))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .parse::<SocketAddr>()
+            else {
+                continue;
+            };
+            underlay_of.insert(name.clone(), underlay);
+            if let Ok(cidr) = str_at(n, "/spec/podCIDR").parse::<Ipv4Net>() {
+                routes.push(Route {
+                    cidr,
+                    node: name.clone(),
+                    underlay,
+                });
+            }
+            for a in n
+                .pointer("/status/addresses")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if str_at(a, "/type") == "InternalIP"
+                    && let Ok(ip) = str_at(a, "/address").parse::<Ipv4Addr>()
+                {
+                    routes.push(Route {
+                        cidr: Ipv4Net::from(ip),
+                        node: name.clone(),
+                        underlay,
+                    });
+                }
+            }
+        }
+        datapath.set_routes(routes);
+
+        let mut wanted = BTreeMap::new();
+        for l in link_list.values() {
+            let Ok(spec) =
+                serde_json::from_value::<LinkSpec>(l.get("spec").cloned().unwrap_or_default())
+            else {
+                continue;
+            };
+            if spec.from != me {
+                continue;
+            }
+            let (Some(addr), Ok(params)) = (underlay_of.get(&spec.to), spec.params()) else {
+                continue;
+            };
+            wanted.insert(*addr, params);
+        }
+        for addr in applied.keys() {
+            if !wanted.contains_key(addr) {
+                datapath.links().clear(*addr);
+            }
+        }
+        for (addr, params) in &wanted {
+            if applied.get(addr) != Some(params) {
+                tracing::info!(peer = %addr, ?params, "link settings changed");
+                datapath.links().set(*addr, *params);
+            }
+        }
+        applied = wanted;
+
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = nodes.changed() => if r.is_err() { return },
+            r = links.changed() => if r.is_err() { return },
+        }
+    }
+}
+
+struct AgentService {
+    runtime: Arc<Runtime>,
+}
+
+/// Longest an exec may run; toolbox commands bound themselves well below.
+const EXEC_LIMIT: Duration = Duration::from_secs(120);
+
+#[tonic::async_trait]
+impl NodeAgent for AgentService {
+    async fn exec(
+        &self,
+        req: tonic::Request<ExecRequest>,
+    ) -> Result<tonic::Response<ExecResponse>, tonic::Status> {
+        let req = req.into_inner();
+        let namespace = if req.namespace.is_empty() {
+            "default"
+        } else {
+            &req.namespace
+        };
+        let pod = self.runtime.find(namespace, &req.pod).ok_or_else(|| {
+            tonic::Status::not_found(format!("pod {:?} is not running on this node", req.pod))
+        })?;
+        if !req.container.is_empty() && !pod.containers.contains(&req.container) {
+            return Err(tonic::Status::invalid_argument(format!(
+                "container {} is not valid for pod {}",
+                req.container, req.pod
+            )));
+        }
+        if req.command.is_empty() {
+            return Err(tonic::Status::invalid_argument(
+                "you must specify at least one command for the container",
+            ));
+        }
+        let out = tokio::time::timeout(
+            EXEC_LIMIT,
+            crate::toolbox::run(pod.ns.clone(), &req.command, &req.stdin),
+        )
+        .await
+        .map_err(|_| tonic::Status::deadline_exceeded("command ran longer than 120s"))?;
+        Ok(tonic::Response::new(ExecResponse {
+            stdout: out.stdout,
+            stderr: out.stderr,
+            exit_code: out.exit_code,
+        }))
+    }
+}

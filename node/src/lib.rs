@@ -1,0 +1,12 @@
+//! podnet's node: the agent, the pod runtime with its built-in workloads, and
+//! the QUIC overlay with link emulation.
+
+pub mod agent;
+pub mod datapath;
+pub mod netns;
+pub mod overlay;
+pub mod runtime;
+pub mod toolbox;
+pub mod workloads;
+
+pub use agent::{Config, run};

@@ -1,0 +1,424 @@
+//! A pod's emulated network namespace and its socket API.
+//!
+//! Every pod has one `NetNs`: one IP, one TCP and one UDP port table shared
+//! by all its containers, and `localhost` (127.0.0.0/8) that reaches those
+//! same tables. Workloads use `listen_tcp`, `connect_tcp`, `bind_udp` and
+//! `ping`; the streams are `AsyncRead + AsyncWrite`, so hyper and friends run
+//! over them unchanged. Anything that leaves the namespace goes to the
+//! node's `Datapath`, which decides where it goes.
+//!
+//! There is no kernel involvement: the addresses exist only inside podnet.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
+use tokio::sync::mpsc;
+
+use crate::datapath::Datapath;
+
+/// Linux's default ephemeral port range.
+const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
+/// Pending connections a listener holds before new ones are dropped (the
+/// SYN backlog).
+const BACKLOG: usize = 1024;
+/// Datagrams a UDP socket holds before new ones are dropped.
+const UDP_QUEUE: usize = 1024;
+/// Buffer of an in-memory pipe between two pods on one node.
+pub const LOCAL_PIPE_BYTES: usize = 256 * 1024;
+
+/// One end of a pod TCP connection.
+pub enum PodStream {
+    /// Both ends on this node.
+    Local(DuplexStream),
+    /// Carried by one QUIC stream of the overlay.
+    Quic {
+        send: quinn::SendStream,
+        recv: quinn::RecvStream,
+    },
+}
+
+impl AsyncRead for PodStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            PodStream::Local(s) => Pin::new(s).poll_read(cx, buf),
+            PodStream::Quic { recv, .. } => Pin::new(recv).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for PodStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            PodStream::Local(s) => Pin::new(s).poll_write(cx, buf),
+            PodStream::Quic { send, .. } => {
+                Pin::new(send).poll_write(cx, buf).map_err(io::Error::from)
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            PodStream::Local(s) => Pin::new(s).poll_flush(cx),
+            PodStream::Quic { send, .. } => Pin::new(send).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            PodStream::Local(s) => Pin::new(s).poll_shutdown(cx),
+            PodStream::Quic { send, .. } => Pin::new(send).poll_shutdown(cx),
+        }
+    }
+}
+
+/// A new inbound connection: the stream and the peer's address.
+pub type Incoming = (PodStream, SocketAddrV4);
+
+/// What a UDP socket receives: a datagram, or an ICMP port-unreachable
+/// error for one it sent (surfaced as ConnectionRefused, as Linux does).
+pub type UdpItem = Result<(Bytes, SocketAddrV4), io::ErrorKind>;
+
+#[derive(Default)]
+struct Ports {
+    tcp: HashMap<u16, mpsc::Sender<Incoming>>,
+    udp: HashMap<u16, mpsc::Sender<UdpItem>>,
+    icmp: HashMap<u16, mpsc::Sender<(u16, Ipv4Addr)>>,
+}
+
+/// The identity of a namespace's owner, for logs and workload answers.
+#[derive(Debug, Clone, Default)]
+pub struct PodInfo {
+    pub namespace: String,
+    pub name: String,
+    pub node: String,
+}
+
+pub struct NetNs {
+    ip: Ipv4Addr,
+    info: PodInfo,
+    datapath: Weak<Datapath>,
+    ports: Mutex<Ports>,
+    next_port: AtomicU16,
+    next_icmp_id: AtomicU16,
+}
+
+impl std::fmt::Debug for NetNs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetNs")
+            .field("ip", &self.ip)
+            .field("pod", &self.info.name)
+            .finish()
+    }
+}
+
+fn addr_in_use(port: u16) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::AddrInUse,
+        format!("port {port} is already in use in this pod"),
+    )
+}
+
+fn gone() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "the node's network is shutting down",
+    )
+}
+
+impl NetNs {
+    pub fn new(ip: Ipv4Addr, info: PodInfo, datapath: Weak<Datapath>) -> Arc<NetNs> {
+        let seed = u16::from_be_bytes([ip.octets()[2], ip.octets()[3]]);
+        Arc::new(NetNs {
+            ip,
+            info,
+            datapath,
+            ports: Mutex::new(Ports::default()),
+            next_port: AtomicU16::new(EPHEMERAL.start().wrapping_add(seed % 1000)),
+            next_icmp_id: AtomicU16::new(seed),
+        })
+    }
+
+    pub fn ip(&self) -> Ipv4Addr {
+        self.ip
+    }
+
+    pub fn info(&self) -> &PodInfo {
+        &self.info
+    }
+
+    fn ports(&self) -> std::sync::MutexGuard<'_, Ports> {
+        self.ports.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn datapath(&self) -> io::Result<Arc<Datapath>> {
+        self.datapath.upgrade().ok_or_else(gone)
+    }
+
+    /// Is `ip` this namespace (its IP or loopback)?
+    pub fn is_self(&self, ip: Ipv4Addr) -> bool {
+        ip == self.ip || ip.is_loopback()
+    }
+
+    fn ephemeral_port<T>(&self, table: &HashMap<u16, T>) -> io::Result<u16> {
+        let span = EPHEMERAL.end() - EPHEMERAL.start() + 1;
+        for _ in 0..span {
+            let n = self.next_port.fetch_add(1, Ordering::Relaxed);
+            let port = EPHEMERAL.start() + n % span;
+            if !table.contains_key(&port) {
+                return Ok(port);
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AddrNotAvailable,
+            "no free ephemeral port",
+        ))
+    }
+
+    /// Listens on a TCP port of the pod (all of its addresses).
+    pub fn listen_tcp(self: &Arc<Self>, port: u16) -> io::Result<PodListener> {
+        let mut ports = self.ports();
+        let port = if port == 0 {
+            self.ephemeral_port(&ports.tcp)?
+        } else {
+            port
+        };
+        if ports.tcp.get(&port).is_some_and(|tx| !tx.is_closed()) {
+            return Err(addr_in_use(port));
+        }
+        let (tx, rx) = mpsc::channel(BACKLOG);
+        ports.tcp.insert(port, tx);
+        Ok(PodListener {
+            ns: self.clone(),
+            port,
+            rx,
+        })
+    }
+
+    /// Hands an inbound connection to the listener on `port`.
+    /// `Err(stream)` if nothing listens there (the caller refuses it).
+    pub fn deliver_tcp(&self, port: u16, incoming: Incoming) -> Result<(), Option<Incoming>> {
+        let tx = self.ports().tcp.get(&port).cloned();
+        match tx {
+            None => Err(Some(incoming)),
+            Some(tx) => match tx.try_send(incoming) {
+                Ok(()) => Ok(()),
+                Err(mpsc::error::TrySendError::Closed(i)) => Err(Some(i)),
+                // Backlog full: dropped, the client times out.
+                Err(mpsc::error::TrySendError::Full(_)) => Err(None),
+            },
+        }
+    }
+
+    pub fn has_tcp_listener(&self, port: u16) -> bool {
+        self.ports()
+            .tcp
+            .get(&port)
+            .is_some_and(|tx| !tx.is_closed())
+    }
+
+    /// Connects to `dst` from an ephemeral port of this pod. A refused
+    /// connection fails with ConnectionRefused; a destination that does not
+    /// answer never completes (callers bound it with a timeout).
+    pub async fn connect_tcp(self: &Arc<Self>, dst: SocketAddrV4) -> io::Result<PodStream> {
+        let src_port = {
+            let ports = self.ports();
+            self.ephemeral_port(&ports.tcp)?
+        };
+        if self.is_self(*dst.ip()) {
+            let src = SocketAddrV4::new(*dst.ip(), src_port);
+            let (a, b) = tokio::io::duplex(LOCAL_PIPE_BYTES);
+            return match self.deliver_tcp(dst.port(), (PodStream::Local(b), src)) {
+                Ok(()) => Ok(PodStream::Local(a)),
+                Err(Some(_)) => Err(io::ErrorKind::ConnectionRefused.into()),
+                Err(None) => std::future::pending().await,
+            };
+        }
+        let src = SocketAddrV4::new(self.ip, src_port);
+        self.datapath()?.connect_tcp(src, dst, 0).await
+    }
+
+    /// Binds a UDP port of the pod (0 picks an ephemeral one).
+    pub fn bind_udp(self: &Arc<Self>, port: u16) -> io::Result<PodUdpSocket> {
+        let mut ports = self.ports();
+        let port = if port == 0 {
+            self.ephemeral_port(&ports.udp)?
+        } else {
+            port
+        };
+        if ports.udp.get(&port).is_some_and(|tx| !tx.is_closed()) {
+            return Err(addr_in_use(port));
+        }
+        let (tx, rx) = mpsc::channel(UDP_QUEUE);
+        ports.udp.insert(port, tx);
+        Ok(PodUdpSocket {
+            ns: self.clone(),
+            port,
+            rx: tokio::sync::Mutex::new(rx),
+        })
+    }
+
+    /// Delivers a datagram (or an error) to the socket on `port`; false if
+    /// no socket is bound there.
+    pub fn deliver_udp(&self, port: u16, item: UdpItem) -> bool {
+        let tx = self.ports().udp.get(&port).cloned();
+        match tx {
+            // A full queue drops the datagram, as a full socket buffer does.
+            Some(tx) => !matches!(tx.try_send(item), Err(mpsc::error::TrySendError::Closed(_))),
+            None => false,
+        }
+    }
+
+    /// Delivers an ICMP echo reply to the pinger that owns `id`.
+    pub fn deliver_echo_reply(&self, id: u16, seq: u16, from: Ipv4Addr) {
+        if let Some(tx) = self.ports().icmp.get(&id) {
+            let _ = tx.try_send((seq, from));
+        }
+    }
+
+    /// Opens an ICMP echo socket for `ping`.
+    pub fn icmp_socket(self: &Arc<Self>) -> IcmpSocket {
+        let mut ports = self.ports();
+        let mut id = self.next_icmp_id.fetch_add(1, Ordering::Relaxed);
+        while ports.icmp.contains_key(&id) {
+            id = self.next_icmp_id.fetch_add(1, Ordering::Relaxed);
+        }
+        let (tx, rx) = mpsc::channel(64);
+        ports.icmp.insert(id, tx);
+        IcmpSocket {
+            ns: self.clone(),
+            id,
+            rx,
+        }
+    }
+
+    async fn send_udp_from(
+        &self,
+        src_port: u16,
+        dst: SocketAddrV4,
+        payload: Bytes,
+    ) -> io::Result<()> {
+        if self.is_self(*dst.ip()) {
+            let src = SocketAddrV4::new(*dst.ip(), src_port);
+            if !self.deliver_udp(dst.port(), Ok((payload, src))) {
+                self.deliver_udp(src_port, Err(io::ErrorKind::ConnectionRefused));
+            }
+            return Ok(());
+        }
+        let src = SocketAddrV4::new(self.ip, src_port);
+        self.datapath()?.send_udp(src, dst, payload, 0).await;
+        Ok(())
+    }
+}
+
+pub struct PodListener {
+    ns: Arc<NetNs>,
+    port: u16,
+    rx: mpsc::Receiver<Incoming>,
+}
+
+impl PodListener {
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn accept(&mut self) -> io::Result<Incoming> {
+        self.rx.recv().await.ok_or_else(gone)
+    }
+}
+
+impl Drop for PodListener {
+    fn drop(&mut self) {
+        self.ns.ports().tcp.remove(&self.port);
+    }
+}
+
+pub struct PodUdpSocket {
+    ns: Arc<NetNs>,
+    port: u16,
+    rx: tokio::sync::Mutex<mpsc::Receiver<UdpItem>>,
+}
+
+impl PodUdpSocket {
+    pub fn local_port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn send_to(&self, payload: &[u8], dst: SocketAddrV4) -> io::Result<()> {
+        self.ns
+            .send_udp_from(self.port, dst, Bytes::copy_from_slice(payload))
+            .await
+    }
+
+    /// The next datagram and its sender; ConnectionRefused if an earlier
+    /// datagram came back port-unreachable.
+    pub async fn recv_from(&self) -> io::Result<(Bytes, SocketAddrV4)> {
+        match self.rx.lock().await.recv().await {
+            Some(Ok(d)) => Ok(d),
+            Some(Err(kind)) => Err(io::Error::new(kind, "port unreachable")),
+            None => Err(gone()),
+        }
+    }
+}
+
+impl Drop for PodUdpSocket {
+    fn drop(&mut self) {
+        self.ns.ports().udp.remove(&self.port);
+    }
+}
+
+pub struct IcmpSocket {
+    ns: Arc<NetNs>,
+    id: u16,
+    rx: mpsc::Receiver<(u16, Ipv4Addr)>,
+}
+
+impl IcmpSocket {
+    /// Sends one echo request and waits up to `timeout` for its reply;
+    /// `Ok(None)` on timeout.
+    pub async fn echo(
+        &mut self,
+        dst: Ipv4Addr,
+        seq: u16,
+        timeout: Duration,
+    ) -> io::Result<Option<Duration>> {
+        let start = tokio::time::Instant::now();
+        if self.ns.is_self(dst) {
+            return Ok(Some(start.elapsed()));
+        }
+        self.ns
+            .datapath()?
+            .send_echo(self.ns.ip, dst, self.id, seq)
+            .await;
+        let deadline = start + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Err(_) => return Ok(None),
+                Ok(None) => return Err(gone()),
+                Ok(Some((s, from))) if s == seq && from == dst => return Ok(Some(start.elapsed())),
+                Ok(Some(_)) => continue,
+            }
+        }
+    }
+}
+
+impl Drop for IcmpSocket {
+    fn drop(&mut self) {
+        self.ns.ports().icmp.remove(&self.id);
+    }
+}

@@ -1,0 +1,612 @@
+//! The pod runtime (the kubelet's part that runs pods): gives each pod an IP
+//! from the node's podCIDR and a network namespace, starts its containers
+//! as built-in workloads, runs their readiness and liveness probes from the
+//! node's address, and publishes the pod status the kubelet would.
+//!
+//! A container whose workload exits is restarted per the pod's
+//! restartPolicy; a failed liveness probe restarts it too. Startup probes,
+//! init containers and exec probes are not emulated.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use ipnet::Ipv4Net;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::datapath::Datapath;
+use crate::netns::{NetNs, PodInfo};
+use crate::workloads::{self, ContainerSpec, Protocol};
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+/// Host-local IPAM: addresses of the node's podCIDR, .1 kept for the
+/// node's bridge as on a real node.
+struct Ipam {
+    cidr: Ipv4Net,
+    used: BTreeSet<Ipv4Addr>,
+}
+
+impl Ipam {
+    fn allocate(&mut self) -> Option<Ipv4Addr> {
+        let ip = self
+            .cidr
+            .hosts()
+            .skip(1)
+            .find(|ip| !self.used.contains(ip))?;
+        self.used.insert(ip);
+        Some(ip)
+    }
+
+    fn release(&mut self, ip: Ipv4Addr) {
+        self.used.remove(&ip);
+    }
+}
+
+/// What the runtime knows of one container, turned into containerStatuses.
+#[derive(Debug, Clone, Default)]
+struct ContainerState {
+    name: String,
+    image: String,
+    ready: bool,
+    restart_count: u32,
+    /// `running.startedAt`, or empty when not running.
+    started_at: String,
+    waiting: Option<(String, String)>,
+    last_terminated: Option<(String, String)>,
+}
+
+struct PodState {
+    uid: String,
+    ip: Ipv4Addr,
+    node_ip: Ipv4Addr,
+    start_time: String,
+    containers: Vec<ContainerState>,
+}
+
+impl PodState {
+    fn status(&self) -> Value {
+        let all_ready = self.containers.iter().all(|c| c.ready);
+        let all_running = self.containers.iter().all(|c| !c.started_at.is_empty());
+        let cond = |b: bool| if b { "True" } else { "False" };
+        let not_ready: Vec<&str> = self
+            .containers
+            .iter()
+            .filter(|c| !c.ready)
+            .map(|c| c.name.as_str())
+            .collect();
+        let mut conditions = vec![
+            json!({"type": "PodScheduled", "status": "True"}),
+            json!({"type": "Initialized", "status": "True"}),
+        ];
+        for ty in ["ContainersReady", "Ready"] {
+            let mut c = json!({"type": ty, "status": cond(all_ready)});
+            if !all_ready {
+                c["reason"] = json!("ContainersNotReady");
+                c["message"] = json!(format!(
+                    "containers with unready status: [{}]",
+                    not_ready.join(" ")
+                ));
+            }
+            conditions.push(c);
+        }
+        let statuses: Vec<Value> = self
+            .containers
+            .iter()
+            .map(|c| {
+                let state = match &c.waiting {
+                    Some((reason, message)) => json!({"waiting": {"reason": reason, "message": message}}),
+                    None if !c.started_at.is_empty() => json!({"running": {"startedAt": c.started_at}}),
+                    None => json!({"waiting": {"reason": "ContainerCreating"}}),
+                };
+                let mut s = json!({
+                    "name": c.name, "image": c.image, "imageID": format!("podnet://{}", c.image),
+                    "containerID": format!("podnet://{}/{}", self.uid, c.name),
+                    "ready": c.ready, "started": !c.started_at.is_empty(), "restartCount": c.restart_count,
+                    "state": state,
+                });
+                if let Some((reason, message)) = &c.last_terminated {
+                    s["lastState"] = json!({"terminated": {"reason": reason, "message": message, "exitCode": 1}});
+                }
+                s
+            })
+            .collect();
+        json!({
+            "phase": if all_running { "Running" } else { "Pending" },
+            "conditions": conditions,
+            "hostIP": self.node_ip.to_string(),
+            "hostIPs": [{"ip": self.node_ip.to_string()}],
+            "podIP": self.ip.to_string(),
+            "podIPs": [{"ip": self.ip.to_string()}],
+            "startTime": self.start_time,
+            "containerStatuses": statuses,
+            "qosClass": "BestEffort",
+        })
+    }
+}
+
+/// A pod the runtime runs.
+pub struct RunningPod {
+    pub uid: String,
+    pub ns: Arc<NetNs>,
+    /// Container names, as the pod spec lists them.
+    pub containers: Vec<String>,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+    /// The pod's status as the kubelet would post it.
+    pub status: watch::Receiver<Value>,
+}
+
+pub struct Runtime {
+    node_name: String,
+    node_ip: Ipv4Addr,
+    datapath: Arc<Datapath>,
+    ipam: Mutex<Ipam>,
+    pods: Mutex<HashMap<String, Arc<RunningPod>>>,
+    next_probe_port: AtomicU16,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("no free pod IP left in {0}")]
+    NoIp(Ipv4Net),
+}
+
+impl Runtime {
+    pub fn new(
+        node_name: &str,
+        node_ip: Ipv4Addr,
+        pod_cidr: Ipv4Net,
+        datapath: Arc<Datapath>,
+    ) -> Runtime {
+        Runtime {
+            node_name: node_name.to_string(),
+            node_ip,
+            datapath,
+            ipam: Mutex::new(Ipam {
+                cidr: pod_cidr,
+                used: BTreeSet::new(),
+            }),
+            pods: Mutex::new(HashMap::new()),
+            next_probe_port: AtomicU16::new(40000),
+        }
+    }
+
+    fn pods(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<RunningPod>>> {
+        self.pods.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Running pods by uid.
+    pub fn running(&self) -> Vec<Arc<RunningPod>> {
+        self.pods().values().cloned().collect()
+    }
+
+    pub fn get(&self, uid: &str) -> Option<Arc<RunningPod>> {
+        self.pods().get(uid).cloned()
+    }
+
+    /// The running pod with this namespace and name.
+    pub fn find(&self, namespace: &str, name: &str) -> Option<Arc<RunningPod>> {
+        self.pods()
+            .values()
+            .find(|p| p.ns.info().namespace == namespace && p.ns.info().name == name)
+            .cloned()
+    }
+
+    /// Starts a pod from its Kubernetes object.
+    pub fn start(self: &Arc<Self>, pod: &Value) -> Result<Arc<RunningPod>, RuntimeError> {
+        let uid = str_at(pod, "/metadata/uid").to_string();
+        let ip = {
+            let mut ipam = self.ipam.lock().unwrap_or_else(PoisonError::into_inner);
+            let cidr = ipam.cidr;
+            ipam.allocate().ok_or(RuntimeError::NoIp(cidr))?
+        };
+        let info = PodInfo {
+            namespace: str_at(pod, "/metadata/namespace").to_string(),
+            name: str_at(pod, "/metadata/name").to_string(),
+            node: self.node_name.clone(),
+        };
+        let ns = NetNs::new(ip, info.clone(), Arc::downgrade(&self.datapath));
+        self.datapath.add_pod(ns.clone());
+        let containers: Vec<Value> = pod
+            .pointer("/spec/containers")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let state = Arc::new(Mutex::new(PodState {
+            uid: uid.clone(),
+            ip,
+            node_ip: self.node_ip,
+            start_time: now_rfc3339(),
+            containers: containers
+                .iter()
+                .map(|c| ContainerState {
+                    name: str_at(c, "/name").to_string(),
+                    image: str_at(c, "/image").to_string(),
+                    ..Default::default()
+                })
+                .collect(),
+        }));
+        let initial = state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .status();
+        let (status_tx, status_rx) = watch::channel(initial);
+        let status_tx = Arc::new(status_tx);
+        let cancel = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let restart_always = !matches!(str_at(pod, "/spec/restartPolicy"), "Never" | "OnFailure");
+        for (i, c) in containers.iter().enumerate() {
+            let ctx = ContainerCtx {
+                index: i,
+                spec: container_spec(c),
+                readiness: c.get("readinessProbe").cloned(),
+                liveness: c.get("livenessProbe").cloned(),
+                ports: named_ports(c),
+                ns: ns.clone(),
+                state: state.clone(),
+                status: status_tx.clone(),
+                runtime: self.clone(),
+                cancel: cancel.clone(),
+                tasks: tasks.clone(),
+                restart_always,
+            };
+            tasks.spawn(ctx.run().instrument(
+                tracing::info_span!("container", pod = %info.name, container = %str_at(c, "/name")),
+            ));
+        }
+        let names = containers
+            .iter()
+            .map(|c| str_at(c, "/name").to_string())
+            .collect();
+        let running = Arc::new(RunningPod {
+            uid: uid.clone(),
+            ns,
+            containers: names,
+            cancel,
+            tasks,
+            status: status_rx,
+        });
+        self.pods().insert(uid, running.clone());
+        tracing::info!(pod = %info.name, namespace = %info.namespace, %ip, "pod started");
+        Ok(running)
+    }
+
+    /// Stops a pod: cancels its containers, waits up to `grace` for them,
+    /// and frees its address.
+    pub async fn stop(&self, uid: &str, grace: Duration) {
+        let Some(pod) = self.pods().remove(uid) else {
+            return;
+        };
+        pod.cancel.cancel();
+        pod.tasks.close();
+        let _ = tokio::time::timeout(grace, pod.tasks.wait()).await;
+        self.datapath.remove_pod(pod.ns.ip());
+        self.ipam
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .release(pod.ns.ip());
+        tracing::info!(pod = %pod.ns.info().name, "pod stopped");
+    }
+
+    fn probe_source(&self) -> SocketAddrV4 {
+        let port = self.next_probe_port.fetch_add(1, Ordering::Relaxed);
+        SocketAddrV4::new(self.node_ip, 40000 + port % 20000)
+    }
+}
+
+fn container_spec(c: &Value) -> ContainerSpec {
+    let strings = |p: &str| -> Vec<String> {
+        c.pointer(p)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect()
+    };
+    let mut args = strings("/command");
+    args.extend(strings("/args"));
+    let env = c
+        .pointer("/env")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            (
+                str_at(e, "/name").to_string(),
+                str_at(e, "/value").to_string(),
+            )
+        })
+        .collect();
+    let ports = c
+        .pointer("/ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            let port = u16::try_from(p.get("containerPort")?.as_u64()?).ok()?;
+            let proto = if str_at(p, "/protocol") == "UDP" {
+                Protocol::Udp
+            } else {
+                Protocol::Tcp
+            };
+            Some((port, proto))
+        })
+        .collect();
+    ContainerSpec {
+        name: str_at(c, "/name").to_string(),
+        image: str_at(c, "/image").to_string(),
+        args,
+        env,
+        ports,
+    }
+}
+
+fn named_ports(c: &Value) -> HashMap<String, u16> {
+    c.pointer("/ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            Some((
+                p.get("name")?.as_str()?.to_string(),
+                u16::try_from(p.get("containerPort")?.as_u64()?).ok()?,
+            ))
+        })
+        .collect()
+}
+
+struct ContainerCtx {
+    index: usize,
+    spec: ContainerSpec,
+    readiness: Option<Value>,
+    liveness: Option<Value>,
+    ports: HashMap<String, u16>,
+    ns: Arc<NetNs>,
+    state: Arc<Mutex<PodState>>,
+    status: Arc<watch::Sender<Value>>,
+    runtime: Arc<Runtime>,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+    restart_always: bool,
+}
+
+/// Back-off before restarting a container, as the kubelet's (shortened).
+const RESTART_BACKOFF: Duration = Duration::from_secs(1);
+
+impl ContainerCtx {
+    fn update(&self, f: impl FnOnce(&mut ContainerState)) {
+        let status = {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(c) = state.containers.get_mut(self.index) {
+                f(c);
+            }
+            state.status()
+        };
+        self.status.send_if_modified(|s| {
+            if *s == status {
+                false
+            } else {
+                *s = status;
+                true
+            }
+        });
+    }
+
+    async fn run(self) {
+        let this = Arc::new(self);
+        loop {
+            let token = this.cancel.child_token();
+            let workload = match workloads::start(this.ns.clone(), &this.spec, token.clone()) {
+                Ok(w) => w,
+                Err(e @ workloads::WorkloadError::UnknownImage { .. }) => {
+                    tracing::warn!(error = %e, "cannot start container");
+                    this.update(|c| c.waiting = Some(("ErrImagePull".into(), e.to_string())));
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "container failed to start");
+                    this.update(|c| {
+                        c.waiting = Some(("CrashLoopBackOff".into(), e.to_string()));
+                        c.last_terminated = Some(("Error".into(), e.to_string()));
+                        c.started_at.clear();
+                        c.ready = false;
+                    });
+                    tokio::select! {
+                        _ = this.cancel.cancelled() => return,
+                        _ = tokio::time::sleep(RESTART_BACKOFF) => {}
+                    }
+                    this.update(|c| c.restart_count += 1);
+                    continue;
+                }
+            };
+            let has_readiness = this.readiness.is_some();
+            this.update(|c| {
+                c.waiting = None;
+                c.started_at = now_rfc3339();
+                c.ready = !has_readiness;
+            });
+            let (restart_tx, mut restart_rx) = tokio::sync::mpsc::channel::<String>(1);
+            let probes = token.child_token();
+            if let Some(p) = this.readiness.clone() {
+                this.tasks.spawn(
+                    this.clone()
+                        .probe_loop(p, false, probes.clone(), restart_tx.clone())
+                        .in_current_span(),
+                );
+            }
+            if let Some(p) = this.liveness.clone() {
+                this.tasks.spawn(
+                    this.clone()
+                        .probe_loop(p, true, probes.clone(), restart_tx)
+                        .in_current_span(),
+                );
+            }
+            let reason = tokio::select! {
+                _ = this.cancel.cancelled() => { probes.cancel(); return }
+                r = workload => match r {
+                    Ok(()) => ("Completed".to_string(), String::new()),
+                    Err(e) => ("Error".to_string(), e.to_string()),
+                },
+                Some(why) = restart_rx.recv() => ("Error".to_string(), why),
+            };
+            token.cancel();
+            probes.cancel();
+            this.update(|c| {
+                c.last_terminated = Some(reason.clone());
+                c.started_at.clear();
+                c.ready = false;
+            });
+            if !this.restart_always && reason.0 == "Completed" {
+                return;
+            }
+            tokio::select! {
+                _ = this.cancel.cancelled() => return,
+                _ = tokio::time::sleep(RESTART_BACKOFF) => {}
+            }
+            this.update(|c| c.restart_count += 1);
+        }
+    }
+
+    fn probe_port(&self, probe: &Value, handler: &str) -> Option<u16> {
+        let port = probe.pointer(&format!("/{handler}/port"))?;
+        match port {
+            Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
+            Value::String(name) => self.ports.get(name).copied().or_else(|| name.parse().ok()),
+            _ => None,
+        }
+    }
+
+    /// One probe attempt; Err says why it failed.
+    async fn probe_once(&self, probe: &Value) -> Result<(), String> {
+        let timeout = Duration::from_secs(
+            probe
+                .pointer("/timeoutSeconds")
+                .and_then(Value::as_u64)
+                .unwrap_or(1)
+                .max(1),
+        );
+        let handler = if probe.get("httpGet").is_some() {
+            "httpGet"
+        } else {
+            "tcpSocket"
+        };
+        let port = self
+            .probe_port(probe, handler)
+            .ok_or_else(|| format!("{handler} probe has no usable port"))?;
+        let dst = SocketAddrV4::new(self.ns.ip(), port);
+        let src = self.runtime.probe_source();
+        let datapath = self.runtime.datapath.clone();
+        let attempt = async {
+            let stream = datapath
+                .connect_tcp(src, dst, 0)
+                .await
+                .map_err(|e| format!("dial tcp {dst}: {e}"))?;
+            if handler == "tcpSocket" {
+                return Ok(());
+            }
+            let path = probe
+                .pointer("/httpGet/path")
+                .and_then(Value::as_str)
+                .unwrap_or("/");
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| format!("Get \"http://{dst}{path}\": {e}"))?;
+            let conn = tokio::spawn(conn);
+            let mut req = http::Request::get(path).header(http::header::HOST, dst.to_string());
+            for h in probe
+                .pointer("/httpGet/httpHeaders")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                req = req.header(str_at(h, "/name"), str_at(h, "/value"));
+            }
+            req = req.header(http::header::USER_AGENT, "kube-probe/1.33");
+            let req = req
+                .body(Empty::<bytes::Bytes>::new())
+                .map_err(|e| format!("bad probe request: {e}"))?;
+            let resp = sender
+                .send_request(req)
+                .await
+                .map_err(|e| format!("Get \"http://{dst}{path}\": {e}"));
+            conn.abort();
+            let resp = resp?;
+            let code = resp.status().as_u16();
+            let _ = resp.into_body().collect().await;
+            if (200..400).contains(&code) {
+                Ok(())
+            } else {
+                Err(format!("HTTP probe failed with statuscode: {code}"))
+            }
+        };
+        match tokio::time::timeout(timeout, attempt).await {
+            Ok(r) => r,
+            Err(_) => Err(format!(
+                "probe to {dst} timed out after {}s",
+                timeout.as_secs()
+            )),
+        }
+    }
+
+    async fn probe_loop(
+        self: Arc<Self>,
+        probe: Value,
+        liveness: bool,
+        cancel: CancellationToken,
+        restart: tokio::sync::mpsc::Sender<String>,
+    ) {
+        let secs = |p: &str, d: u64| probe.pointer(p).and_then(Value::as_u64).unwrap_or(d);
+        let initial = Duration::from_secs(secs("/initialDelaySeconds", 0));
+        let period = Duration::from_secs(secs("/periodSeconds", 10).max(1));
+        let success_threshold = secs("/successThreshold", 1).max(1);
+        let failure_threshold = secs("/failureThreshold", 3).max(1);
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(initial) => {}
+        }
+        let (mut successes, mut failures) = (0u64, 0u64);
+        let mut tick = tokio::time::interval(period);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            match self.probe_once(&probe).await {
+                Ok(()) => {
+                    successes += 1;
+                    failures = 0;
+                    if !liveness && successes >= success_threshold {
+                        self.update(|c| c.ready = true);
+                    }
+                }
+                Err(why) => {
+                    failures += 1;
+                    successes = 0;
+                    tracing::debug!(liveness, %why, "probe failed");
+                    if failures >= failure_threshold {
+                        if liveness {
+                            let _ = restart.try_send(format!("Liveness probe failed: {why}"));
+                            return;
+                        }
+                        self.update(|c| c.ready = false);
+                    }
+                }
+            }
+        }
+    }
+}

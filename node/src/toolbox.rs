@@ -1,0 +1,191 @@
+//! The commands `podnet exec POD -- CMD...` runs inside a pod's network
+//! namespace: `curl`, `nc`, `ping`, `hostname`, `ip`, `echo`, `cat`,
+//! `sleep`, `true` and `false`.
+//!
+//! Each command is a small reimplementation of the real tool's common
+//! options, written against the pod's socket API (`crate::netns`), with the
+//! real tool's output format and exit codes so that troubleshooting steps
+//! written for a real cluster read the same here. A command gets its argv,
+//! the whole of stdin up front, and returns everything it printed at once.
+//!
+//! Deliberately not here: a shell (`sh -c` is "command not found"), a
+//! filesystem (`-o FILE`, `cat FILE`), TLS and DNS. Names resolve through
+//! [`resolve`], the one place cluster DNS will plug into. Output is buffered
+//! and bounded by [`MAX_OUTPUT`].
+
+mod basic;
+mod curl;
+mod nc;
+mod ping;
+
+use std::io;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use crate::netns::NetNs;
+
+/// Bytes of stdout (and, separately, of stderr) a command may produce;
+/// `exec` buffers all of it, so a large download must go to `-o /dev/null`.
+pub const MAX_OUTPUT: usize = 16 * 1024 * 1024;
+
+/// The commands, as the "command not found" message lists them.
+const COMMANDS: &[&str] = &[
+    "curl", "nc", "ping", "hostname", "ip", "echo", "cat", "sleep", "true", "false",
+];
+
+/// Exit code for a command line that does not parse (clap's and the GNU
+/// tools' convention).
+const USAGE: i32 = 2;
+
+/// What a finished command printed, and its exit code.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Output {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub exit_code: i32,
+}
+
+impl Output {
+    /// Appends to stdout; returns false (and keeps what fits) once
+    /// [`MAX_OUTPUT`] is reached.
+    fn print(&mut self, text: impl AsRef<[u8]>) -> bool {
+        append_bounded(&mut self.stdout, text.as_ref())
+    }
+
+    /// Appends to stderr, bounded like [`Output::print`].
+    fn eprint(&mut self, text: impl AsRef<[u8]>) {
+        append_bounded(&mut self.stderr, text.as_ref());
+    }
+
+    /// A message to stderr and the exit code to return with it.
+    fn fail(&mut self, code: i32, message: impl AsRef<[u8]>) -> i32 {
+        self.eprint(message);
+        code
+    }
+}
+
+fn append_bounded(buffer: &mut Vec<u8>, text: &[u8]) -> bool {
+    let room = MAX_OUTPUT.saturating_sub(buffer.len());
+    let fits = text.len().min(room);
+    buffer.extend_from_slice(&text[..fits]);
+    fits == text.len()
+}
+
+/// Runs `argv` in `ns` with `stdin` as its standard input. Never panics on
+/// any input; every failure is an exit code and a message on stderr.
+pub async fn run(ns: Arc<NetNs>, argv: &[String], stdin: &[u8]) -> Output {
+    let mut out = Output::default();
+    out.exit_code = dispatch(&ns, argv, stdin, &mut out).await;
+    out
+}
+
+async fn dispatch(ns: &Arc<NetNs>, argv: &[String], stdin: &[u8], out: &mut Output) -> i32 {
+    let Some(command) = argv.first() else {
+        return out.fail(
+            USAGE,
+            format!(
+                "podnet toolbox: no command given (available: {})\n",
+                COMMANDS.join(", ")
+            ),
+        );
+    };
+    // `/usr/bin/curl` is `curl`: commands copied from real pods often use
+    // absolute paths.
+    let name = command.rsplit('/').next().unwrap_or(command);
+    match name {
+        "curl" => curl::run(ns, argv, stdin, out).await,
+        "nc" | "netcat" => nc::run(ns, argv, stdin, out).await,
+        "ping" => ping::run(ns, argv, out).await,
+        "hostname" => basic::hostname(ns, argv, out),
+        "ip" => basic::ip(ns, argv, out),
+        "echo" => basic::echo(argv, out),
+        "cat" => basic::cat(argv, stdin, out),
+        "sleep" => basic::sleep(argv, out).await,
+        "true" => 0,
+        "false" => 1,
+        _ => out.fail(
+            127,
+            format!(
+                "podnet toolbox: {command}: command not found (available: {})\n",
+                COMMANDS.join(", ")
+            ),
+        ),
+    }
+}
+
+/// Parses a command line with clap; on failure prints what clap says
+/// (help goes to stdout with exit 0, errors to stderr with exit 2) and
+/// returns the exit code.
+fn parse<P: clap::Parser>(argv: &[String], out: &mut Output) -> Result<P, i32> {
+    P::try_parse_from(argv).map_err(|error| {
+        let text = error.render().to_string();
+        if error.use_stderr() {
+            out.eprint(text);
+        } else {
+            out.print(text);
+        }
+        error.exit_code()
+    })
+}
+
+/// Resolves `host` the way the pod's resolver would.
+///
+/// Today that is an IPv4 literal, `localhost`, or the pod's own name (which
+/// the kubelet writes into every pod's /etc/hosts). Cluster DNS will plug in
+/// here, which is why this is async and takes the namespace.
+pub async fn resolve(ns: &NetNs, host: &str) -> io::Result<Ipv4Addr> {
+    // A trailing dot marks a fully qualified name; it changes nothing here.
+    let name = host.strip_suffix('.').unwrap_or(host);
+    if let Ok(ip) = name.parse::<Ipv4Addr>() {
+        return Ok(ip);
+    }
+    if name.eq_ignore_ascii_case("localhost") {
+        return Ok(Ipv4Addr::LOCALHOST);
+    }
+    if !ns.info().name.is_empty() && name.eq_ignore_ascii_case(&ns.info().name) {
+        return Ok(ns.ip());
+    }
+    Err(io::Error::new(
+        io::ErrorKind::NotFound,
+        format!(
+            "could not resolve host {host:?}: podnet has no cluster DNS yet; use an IPv4 address or localhost"
+        ),
+    ))
+}
+
+/// The C library's wording for an error, which is what the real tools
+/// print (`Connection refused`, not Rust's `connection refused`).
+fn strerror(error: &io::Error) -> String {
+    let text = match error.kind() {
+        io::ErrorKind::ConnectionRefused => "Connection refused",
+        io::ErrorKind::ConnectionReset => "Connection reset by peer",
+        io::ErrorKind::ConnectionAborted => "Software caused connection abort",
+        io::ErrorKind::TimedOut => "Connection timed out",
+        io::ErrorKind::BrokenPipe => "Broken pipe",
+        io::ErrorKind::AddrInUse => "Address already in use",
+        io::ErrorKind::AddrNotAvailable => "Cannot assign requested address",
+        io::ErrorKind::HostUnreachable => "No route to host",
+        io::ErrorKind::NetworkUnreachable => "Network is unreachable",
+        _ => return error.to_string(),
+    };
+    text.to_owned()
+}
+
+/// The longest timeout or interval the commands accept. Longer would be
+/// meaningless for an exec, and deadlines far in the future overflow
+/// `Instant` arithmetic.
+const MAX_SECONDS: f64 = 86_400.0;
+
+/// Parses a number of seconds as the tools take them (`1`, `0.5`), at most
+/// [`MAX_SECONDS`].
+fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
+    let invalid = || format!("invalid number of seconds: {text:?} (expected 0 to {MAX_SECONDS})");
+    let seconds: f64 = text.trim().parse().map_err(|_| invalid())?;
+    if !(0.0..=MAX_SECONDS).contains(&seconds) {
+        return Err(invalid());
+    }
+    std::time::Duration::try_from_secs_f64(seconds).map_err(|_| invalid())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,351 @@
+//! The built-in container images: what a container of a podnet pod runs,
+//! picked by its `image`.
+//!
+//! Each image is a small server written against the pod's socket API
+//! (`crate::netns`), so it is reached exactly the way a real container is:
+//! through the pod IP, `localhost`, Services and the overlay.
+//!
+//! - `podnet/http-echo`: answers every HTTP request with a JSON description
+//!   of who answered (pod, namespace, IP, node) and what it received, so load
+//!   balancing is visible from the client.
+//! - `podnet/tcp-echo` and `podnet/udp-echo`: echo bytes and datagrams.
+//! - `podnet/toolbox`: idles; it is where `podnet exec` commands are usually
+//!   run (see `crate::toolbox`), although exec works in any pod.
+//!
+//! [`start`] binds every listener before it returns, so a readiness probe
+//! right after start already finds the ports open, and returns the running
+//! container as a future that serves until its cancellation token fires.
+//!
+//! Deliberately not here: process semantics (restarts, exit codes, logs) and
+//! probes belong to the pod runtime; these images never exit on their own
+//! unless their sockets fail. Images are matched by repository name only:
+//! tags and digests are ignored, and no registry is ever contacted.
+
+mod echo;
+mod http_echo;
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddrV4;
+use std::sync::Arc;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::netns::{NetNs, PodListener, PodStream};
+
+/// The images [`start`] knows, in the order error messages list them.
+pub const KNOWN_IMAGES: &[&str] = &[
+    "podnet/http-echo",
+    "podnet/tcp-echo",
+    "podnet/udp-echo",
+    "podnet/toolbox",
+];
+
+/// The port `podnet/http-echo` listens on when the container declares none
+/// (what most http-echo images default to).
+const HTTP_ECHO_DEFAULT_PORT: u16 = 8080;
+/// The port the echo images listen on when the container declares none.
+const ECHO_DEFAULT_PORT: u16 = 9000;
+
+/// The transport protocol of a declared container port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        })
+    }
+}
+
+/// What the pod runtime knows about one container, already validated
+/// against the pod spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// The declared `containerPorts`.
+    pub ports: Vec<(u16, Protocol)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkloadError {
+    #[error("unknown image {image:?}: podnet runs the built-in images {known}")]
+    UnknownImage { image: String, known: String },
+    #[error("cannot listen on {protocol} port {port}")]
+    Bind {
+        port: u16,
+        protocol: Protocol,
+        #[source]
+        source: io::Error,
+    },
+    #[error("invalid {origin} {value:?} for image {image}: {reason}")]
+    BadArgs {
+        image: String,
+        /// Where the value came from: `argument`, or `environment variable PORT`.
+        origin: &'static str,
+        value: String,
+        reason: String,
+    },
+    /// A listener or socket failed while serving; only happens when the
+    /// node's network is shutting down under the container.
+    #[error("{protocol} port {port} failed")]
+    Serve {
+        port: u16,
+        protocol: Protocol,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The images, parsed from the `image` string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Image {
+    HttpEcho,
+    TcpEcho,
+    UdpEcho,
+    Toolbox,
+}
+
+impl Image {
+    fn parse(image: &str) -> Result<Image, WorkloadError> {
+        match repository(image) {
+            "podnet/http-echo" => Ok(Image::HttpEcho),
+            "podnet/tcp-echo" => Ok(Image::TcpEcho),
+            "podnet/udp-echo" => Ok(Image::UdpEcho),
+            "podnet/toolbox" => Ok(Image::Toolbox),
+            _ => Err(WorkloadError::UnknownImage {
+                image: image.to_owned(),
+                known: KNOWN_IMAGES.join(", "),
+            }),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Image::HttpEcho => "podnet/http-echo",
+            Image::TcpEcho => "podnet/tcp-echo",
+            Image::UdpEcho => "podnet/udp-echo",
+            Image::Toolbox => "podnet/toolbox",
+        }
+    }
+}
+
+/// The image reference without its `@digest` and `:tag`. The tag is only
+/// looked for in the last path segment, so a registry port
+/// (`localhost:5000/x`) is not mistaken for one.
+fn repository(image: &str) -> &str {
+    let image = image.split_once('@').map_or(image, |(name, _digest)| name);
+    let last_segment = image.rfind('/').map_or(0, |slash| slash + 1);
+    match image[last_segment..].find(':') {
+        Some(colon) => &image[..last_segment + colon],
+        None => image,
+    }
+}
+
+/// Starts the container described by `spec` in `ns`.
+///
+/// Every listener is bound before this returns; the returned future serves
+/// until `cancel` fires (then it stops accepting, ends every connection and
+/// returns `Ok`) or until a socket fails. Dropping the future also ends every
+/// connection it spawned.
+pub fn start(
+    ns: Arc<NetNs>,
+    spec: &ContainerSpec,
+    cancel: CancellationToken,
+) -> Result<impl Future<Output = Result<(), WorkloadError>> + Send + 'static, WorkloadError> {
+    let image = Image::parse(&spec.image)?;
+    let running: BoxFuture<'static, Result<(), WorkloadError>> = match image {
+        Image::HttpEcho => {
+            let ports = listen_ports(image, spec, Protocol::Tcp, HTTP_ECHO_DEFAULT_PORT)?;
+            let listeners = bind_tcp(&ns, &ports)?;
+            http_echo::serve(ns, listeners, cancel).boxed()
+        }
+        Image::TcpEcho => {
+            let ports = listen_ports(image, spec, Protocol::Tcp, ECHO_DEFAULT_PORT)?;
+            let listeners = bind_tcp(&ns, &ports)?;
+            echo::serve_tcp(listeners, cancel).boxed()
+        }
+        Image::UdpEcho => {
+            let ports = listen_ports(image, spec, Protocol::Udp, ECHO_DEFAULT_PORT)?;
+            let sockets = ports
+                .iter()
+                .map(|&port| {
+                    ns.bind_udp(port).map_err(|source| WorkloadError::Bind {
+                        port,
+                        protocol: Protocol::Udp,
+                        source,
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            echo::serve_udp(sockets, cancel).boxed()
+        }
+        Image::Toolbox => async move {
+            cancel.cancelled().await;
+            Ok(())
+        }
+        .boxed(),
+    };
+    Ok(running)
+}
+
+/// Accepts on every listener and runs `handle` for each connection as a
+/// tracked task, until `cancel` fires or a listener fails. Returns only
+/// after every connection task has ended: they are handed a token that is
+/// cancelled when accepting stops, however it stops (including this future
+/// being dropped).
+async fn accept_loops<H, F>(
+    image: &'static str,
+    listeners: Vec<PodListener>,
+    cancel: CancellationToken,
+    handle: H,
+) -> Result<(), WorkloadError>
+where
+    H: Fn(PodStream, SocketAddrV4, CancellationToken) -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let connections = cancel.child_token();
+    let _end_connections = connections.clone().drop_guard();
+    let tracker = TaskTracker::new();
+    let loops = listeners.into_iter().map(|mut listener| {
+        let (tracker, handle, connections) = (&tracker, &handle, &connections);
+        async move {
+            let port = listener.port();
+            loop {
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    () = connections.cancelled() => return Ok(()),
+                };
+                let (stream, peer) = accepted.map_err(|source| WorkloadError::Serve {
+                    port,
+                    protocol: Protocol::Tcp,
+                    source,
+                })?;
+                let span = tracing::debug_span!("conn", image, conn.port = port, conn.peer = %peer);
+                tracker.spawn(handle(stream, peer, connections.clone()).instrument(span));
+            }
+        }
+    });
+    // Listeners are dropped (new connections refused) as soon as this ends.
+    let result = futures::future::try_join_all(loops).await.map(|_| ());
+    connections.cancel();
+    tracker.close();
+    tracker.wait().await;
+    result
+}
+
+fn bind_tcp(ns: &Arc<NetNs>, ports: &[u16]) -> Result<Vec<PodListener>, WorkloadError> {
+    ports
+        .iter()
+        .map(|&port| {
+            ns.listen_tcp(port).map_err(|source| WorkloadError::Bind {
+                port,
+                protocol: Protocol::Tcp,
+                source,
+            })
+        })
+        .collect()
+}
+
+/// The ports a server image listens on: a `--port`/`-listen` argument wins,
+/// then the `PORT` environment variable, then the declared container ports
+/// of `protocol`, then `default`.
+///
+/// An override replaces the declared ports rather than adding to them: in
+/// Kubernetes `containerPorts` only document what the process does, and the
+/// process listens where its flags say.
+fn listen_ports(
+    image: Image,
+    spec: &ContainerSpec,
+    protocol: Protocol,
+    default: u16,
+) -> Result<Vec<u16>, WorkloadError> {
+    if let Some(port) = port_from_args(image, &spec.args)? {
+        return Ok(vec![port]);
+    }
+    // The last definition wins, as it does for duplicated env entries in a pod spec.
+    if let Some((_, value)) = spec.env.iter().rev().find(|(name, _)| name == "PORT") {
+        let port = parse_port(value).map_err(|reason| WorkloadError::BadArgs {
+            image: image.name().to_owned(),
+            origin: "environment variable PORT",
+            value: value.clone(),
+            reason,
+        })?;
+        return Ok(vec![port]);
+    }
+    let mut declared: Vec<u16> = spec
+        .ports
+        .iter()
+        .filter(|(_, p)| *p == protocol)
+        .map(|(port, _)| *port)
+        .collect();
+    declared.dedup();
+    if declared.is_empty() {
+        declared.push(default);
+    }
+    Ok(declared)
+}
+
+/// Finds `--port=N`, `--port N`, `-port N`, `-listen=:N`, `--listen ADDR:N`
+/// (Go's flag package accepts one or two dashes, which is what
+/// hashicorp/http-echo users write). Other arguments, such as http-echo's
+/// `-text=...`, are accepted and ignored so that real manifests start.
+fn port_from_args(image: Image, args: &[String]) -> Result<Option<u16>, WorkloadError> {
+    let bad = |value: &str, reason: String| WorkloadError::BadArgs {
+        image: image.name().to_owned(),
+        origin: "argument",
+        value: value.to_owned(),
+        reason,
+    };
+    let mut found = None;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let Some(flag) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
+            continue;
+        };
+        let (name, inline) = match flag.split_once('=') {
+            Some((name, value)) => (name, Some(value)),
+            None => (flag, None),
+        };
+        if name != "port" && name != "listen" {
+            continue;
+        }
+        let value = match inline {
+            Some(value) => value,
+            None => args
+                .next()
+                .map(String::as_str)
+                .ok_or_else(|| bad(arg, "the flag needs a value".to_owned()))?,
+        };
+        let port_text = if name == "listen" {
+            // ":8080", "0.0.0.0:8080"; a pod has one address, so the host part does not matter.
+            value.rsplit_once(':').map_or(value, |(_host, port)| port)
+        } else {
+            value
+        };
+        // The last occurrence wins, as with Go's flag package.
+        found = Some(parse_port(port_text).map_err(|reason| bad(value, reason))?);
+    }
+    Ok(found)
+}
+
+fn parse_port(text: &str) -> Result<u16, String> {
+    match text.trim().parse::<u16>() {
+        Ok(0) | Err(_) => Err("expected a port number between 1 and 65535".to_owned()),
+        Ok(port) => Ok(port),
+    }
+}
+
+#[cfg(test)]
+mod tests;

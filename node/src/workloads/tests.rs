@@ -1,0 +1,304 @@
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Weak;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::*;
+use crate::netns::PodInfo;
+
+fn pod() -> Arc<NetNs> {
+    let info = PodInfo {
+        namespace: "default".into(),
+        name: "echo-0".into(),
+        node: "node-1".into(),
+    };
+    NetNs::new(Ipv4Addr::new(10, 244, 1, 7), info, Weak::new())
+}
+
+fn spec(
+    image: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    ports: &[(u16, Protocol)],
+) -> ContainerSpec {
+    ContainerSpec {
+        name: "main".into(),
+        image: image.into(),
+        args: args.iter().map(|a| a.to_string()).collect(),
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ports: ports.to_vec(),
+    }
+}
+
+#[test]
+fn image_references_ignore_tags_and_digests() {
+    let check = |image: &str, expected: &str| assert_eq!(repository(image), expected, "{image}");
+    check("podnet/http-echo", "podnet/http-echo");
+    check("podnet/http-echo:1.0", "podnet/http-echo");
+    check("podnet/tcp-echo@sha256:abcd", "podnet/tcp-echo");
+    check("podnet/tcp-echo:v2@sha256:abcd", "podnet/tcp-echo");
+    check(
+        "localhost:5000/podnet/toolbox",
+        "localhost:5000/podnet/toolbox",
+    );
+    check(
+        "localhost:5000/podnet/toolbox:latest",
+        "localhost:5000/podnet/toolbox",
+    );
+    check("nginx", "nginx");
+}
+
+#[test]
+fn unknown_image_lists_the_known_ones() {
+    let error = Image::parse("nginx:1.27").expect_err("nginx is not built in");
+    assert_eq!(
+        error.to_string(),
+        "unknown image \"nginx:1.27\": podnet runs the built-in images \
+         podnet/http-echo, podnet/tcp-echo, podnet/udp-echo, podnet/toolbox"
+    );
+    for image in KNOWN_IMAGES {
+        assert!(Image::parse(image).is_ok(), "{image}");
+    }
+}
+
+#[test]
+fn listen_ports_precedence() {
+    let check = |spec: ContainerSpec, expected: Result<Vec<u16>, &str>| {
+        let got =
+            listen_ports(Image::HttpEcho, &spec, Protocol::Tcp, 8080).map_err(|e| e.to_string());
+        assert_eq!(got, expected.map_err(str::to_owned), "{spec:?}");
+    };
+    let img = "podnet/http-echo";
+    check(spec(img, &[], &[], &[]), Ok(vec![8080]));
+    check(
+        spec(
+            img,
+            &[],
+            &[],
+            &[
+                (80, Protocol::Tcp),
+                (53, Protocol::Udp),
+                (81, Protocol::Tcp),
+            ],
+        ),
+        Ok(vec![80, 81]),
+    );
+    check(spec(img, &[], &[], &[(53, Protocol::Udp)]), Ok(vec![8080]));
+    check(
+        spec(img, &["--port=9090"], &[], &[(80, Protocol::Tcp)]),
+        Ok(vec![9090]),
+    );
+    check(spec(img, &["--port", "9091"], &[], &[]), Ok(vec![9091]));
+    check(
+        spec(img, &["-listen=:5678", "-text=hello"], &[], &[]),
+        Ok(vec![5678]),
+    );
+    check(
+        spec(
+            img,
+            &["-text", "hello", "--listen", "0.0.0.0:5679"],
+            &[],
+            &[],
+        ),
+        Ok(vec![5679]),
+    );
+    check(
+        spec(img, &[], &[("PORT", "3000")], &[(80, Protocol::Tcp)]),
+        Ok(vec![3000]),
+    );
+    check(
+        spec(img, &["--port=1"], &[("PORT", "3000")], &[]),
+        Ok(vec![1]),
+    );
+    check(
+        spec(img, &["--port=http"], &[], &[]),
+        Err(
+            "invalid argument \"http\" for image podnet/http-echo: expected a port number between 1 and 65535",
+        ),
+    );
+    check(
+        spec(img, &["--port"], &[], &[]),
+        Err("invalid argument \"--port\" for image podnet/http-echo: the flag needs a value"),
+    );
+    check(
+        spec(img, &[], &[("PORT", "0")], &[]),
+        Err(
+            "invalid environment variable PORT \"0\" for image podnet/http-echo: expected a port number between 1 and 65535",
+        ),
+    );
+}
+
+#[tokio::test]
+async fn start_binds_before_returning() {
+    let ns = pod();
+    let cancel = CancellationToken::new();
+    let running = start(
+        ns.clone(),
+        &spec(
+            "podnet/http-echo",
+            &[],
+            &[],
+            &[(80, Protocol::Tcp), (81, Protocol::Tcp)],
+        ),
+        cancel.clone(),
+    )
+    .expect("starts");
+    assert!(
+        ns.has_tcp_listener(80) && ns.has_tcp_listener(81),
+        "bound before the future is polled"
+    );
+
+    // The same port again in the same pod is a bind error.
+    let error = start(
+        ns.clone(),
+        &spec("podnet/tcp-echo", &["--port=81"], &[], &[]),
+        cancel.clone(),
+    )
+    .map(|_| ())
+    .expect_err("port 81 is taken");
+    assert!(
+        matches!(
+            error,
+            WorkloadError::Bind {
+                port: 81,
+                protocol: Protocol::Tcp,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(
+        format!(
+            "{error}: {}",
+            std::error::Error::source(&error)
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        ),
+        "cannot listen on tcp port 81: port 81 is already in use in this pod"
+    );
+
+    let task = tokio::spawn(running);
+    cancel.cancel();
+    assert!(task.await.expect("no panic").is_ok());
+    assert!(
+        !ns.has_tcp_listener(80) && !ns.has_tcp_listener(81),
+        "ports are freed"
+    );
+}
+
+#[tokio::test]
+async fn dropping_the_future_frees_the_ports() {
+    let ns = pod();
+    let running = start(
+        ns.clone(),
+        &spec("podnet/tcp-echo", &[], &[], &[]),
+        CancellationToken::new(),
+    )
+    .expect("starts");
+    assert!(ns.has_tcp_listener(ECHO_DEFAULT_PORT));
+    drop(running);
+    assert!(!ns.has_tcp_listener(ECHO_DEFAULT_PORT));
+}
+
+#[tokio::test(start_paused = true)]
+async fn tcp_echo_echoes_and_cancel_ends_connections() {
+    let ns = pod();
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(
+        start(
+            ns.clone(),
+            &spec("podnet/tcp-echo:latest", &[], &[], &[]),
+            cancel.clone(),
+        )
+        .expect("starts"),
+    );
+
+    let mut stream = ns
+        .connect_tcp(SocketAddrV4::new(ns.ip(), 9000))
+        .await
+        .expect("connects");
+    stream.write_all(b"hello").await.expect("write");
+    let mut buf = [0; 5];
+    stream.read_exact(&mut buf).await.expect("echo");
+    assert_eq!(&buf, b"hello");
+
+    // An open connection ends when the container stops.
+    cancel.cancel();
+    assert!(task.await.expect("no panic").is_ok());
+    let mut rest = Vec::new();
+    assert_eq!(
+        stream.read_to_end(&mut rest).await.expect("end of stream"),
+        0
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn udp_echo_echoes_to_the_sender() {
+    let ns = pod();
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(
+        start(
+            ns.clone(),
+            &spec(
+                "podnet/udp-echo",
+                &[],
+                &[],
+                &[(53, Protocol::Udp), (80, Protocol::Tcp)],
+            ),
+            cancel.clone(),
+        )
+        .expect("starts"),
+    );
+    let client = ns.bind_udp(0).expect("bind");
+    client
+        .send_to(b"one", SocketAddrV4::new(Ipv4Addr::LOCALHOST, 53))
+        .await
+        .expect("send");
+    let (reply, from) = client.recv_from().await.expect("reply");
+    assert_eq!((&reply[..], from.port()), (&b"one"[..], 53));
+
+    // A client that went away before its reply does not stop the server.
+    let gone = ns.bind_udp(0).expect("bind");
+    gone.send_to(b"lost", SocketAddrV4::new(ns.ip(), 53))
+        .await
+        .expect("send");
+    drop(gone);
+    client
+        .send_to(b"two", SocketAddrV4::new(ns.ip(), 53))
+        .await
+        .expect("send");
+    let (reply, _) = client.recv_from().await.expect("reply");
+    assert_eq!(&reply[..], b"two");
+    client
+        .send_to(b"three", SocketAddrV4::new(ns.ip(), 53))
+        .await
+        .expect("send");
+    let (reply, _) = client.recv_from().await.expect("reply");
+    assert_eq!(&reply[..], b"three");
+
+    cancel.cancel();
+    assert!(task.await.expect("no panic").is_ok());
+}
+
+#[tokio::test]
+async fn toolbox_idles_until_cancelled() {
+    let cancel = CancellationToken::new();
+    let running = start(
+        pod(),
+        &spec("podnet/toolbox", &[], &[], &[]),
+        cancel.clone(),
+    )
+    .expect("starts");
+    let mut task = tokio::spawn(running);
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(10), &mut task)
+            .await
+            .is_err(),
+        "still running"
+    );
+    cancel.cancel();
+    assert!(task.await.expect("no panic").is_ok());
+}

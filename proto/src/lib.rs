@@ -1,0 +1,15 @@
+//! podnet's shared vocabulary: the generated gRPC API (`v1`) and the model
+//! types every role agrees on (kinds, object keys, label selectors,
+//! quantities, link settings).
+//!
+//! Object bodies are Kubernetes JSON; this crate does not define a second
+//! object model beside k8s-openapi's, only what Kubernetes itself has no type
+//! for.
+
+pub mod model;
+
+/// Generated from `proto/podnet.proto`.
+#[allow(clippy::all, clippy::pedantic)]
+pub mod v1 {
+    tonic::include_proto!("podnet.v1");
+}

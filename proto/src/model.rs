@@ -1,0 +1,27 @@
+//! Model types shared by every role. Kubernetes objects themselves are
+//! k8s-openapi types or their JSON; this module holds what sits around them.
+
+mod kind;
+mod link;
+mod quantity;
+mod selector;
+
+pub use kind::{Kind, ObjectKey, UnknownKind};
+pub use link::{
+    InvalidLink, LINK_API_VERSION, LinkParams, LinkSpec, parse_duration, parse_percent, parse_rate,
+};
+pub use quantity::{InvalidQuantity, parse_cpu_millis, parse_memory_bytes};
+pub use selector::{FieldSelector, InvalidSelector, LabelSelector};
+
+/// Annotation on a Node: the real UDP address of its overlay endpoint.
+pub const ANNOTATION_UNDERLAY: &str = "podnet.io/underlay-address";
+/// Annotation on a Node: the real TCP address of its NodeAgent service.
+pub const ANNOTATION_AGENT: &str = "podnet.io/agent-address";
+/// Annotation on a Node: the process id of the node.
+pub const ANNOTATION_PID: &str = "podnet.io/pid";
+/// Label Kubernetes puts on nodes for their zone.
+pub const LABEL_ZONE: &str = "topology.kubernetes.io/zone";
+/// Label Kubernetes puts on nodes for their name.
+pub const LABEL_HOSTNAME: &str = "kubernetes.io/hostname";
+/// Label the Deployment controller puts on ReplicaSets and their pods.
+pub const LABEL_POD_TEMPLATE_HASH: &str = "pod-template-hash";

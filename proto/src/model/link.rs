@@ -1,0 +1,213 @@
+//! Link emulation settings: podnet's own `Link` kind (apiVersion
+//! `podnet.io/v1alpha1`), one object per directed node pair, named
+//! `FROM.TO`. The sending node applies it to the underlay datagrams it sends
+//! to the receiving node.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub const LINK_API_VERSION: &str = "podnet.io/v1alpha1";
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("invalid link setting spec.{field}: {reason}")]
+pub struct InvalidLink {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+/// The `spec` of a Link, as written (`delay: 20ms`, `loss: 1%`, `rate: 10Mbit`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LinkSpec {
+    pub from: String,
+    pub to: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partition: bool,
+}
+
+/// A Link's settings, parsed.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LinkParams {
+    pub delay: Duration,
+    pub jitter: Duration,
+    /// Probability in [0, 1] that a datagram is dropped.
+    pub loss: f64,
+    /// Bits per second; `None` is unlimited.
+    pub rate_bps: Option<u64>,
+    pub partition: bool,
+}
+
+impl LinkParams {
+    /// True when the link leaves datagrams alone.
+    pub fn is_clear(&self) -> bool {
+        *self == LinkParams::default()
+    }
+}
+
+impl LinkSpec {
+    pub fn name(&self) -> String {
+        format!("{}.{}", self.from, self.to)
+    }
+
+    pub fn params(&self) -> Result<LinkParams, InvalidLink> {
+        let duration = |field: &'static str, v: &Option<String>| -> Result<Duration, InvalidLink> {
+            match v {
+                None => Ok(Duration::ZERO),
+                Some(s) => parse_duration(s).map_err(|reason| InvalidLink { field, reason }),
+            }
+        };
+        let loss = match &self.loss {
+            None => 0.0,
+            Some(s) => parse_percent(s).map_err(|reason| InvalidLink {
+                field: "loss",
+                reason,
+            })?,
+        };
+        let rate_bps = match &self.rate {
+            None => None,
+            Some(s) => Some(parse_rate(s).map_err(|reason| InvalidLink {
+                field: "rate",
+                reason,
+            })?),
+        };
+        if self.from.is_empty() {
+            return Err(InvalidLink {
+                field: "from",
+                reason: "required".into(),
+            });
+        }
+        if self.to.is_empty() {
+            return Err(InvalidLink {
+                field: "to",
+                reason: "required".into(),
+            });
+        }
+        Ok(LinkParams {
+            delay: duration("delay", &self.delay)?,
+            jitter: duration("jitter", &self.jitter)?,
+            loss,
+            rate_bps,
+            partition: self.partition,
+        })
+    }
+}
+
+/// "20ms", "1.5ms", "2s", "250us".
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let idx = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(idx);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 20ms"))?;
+    let secs = match unit.trim() {
+        "ns" => n / 1e9,
+        "us" | "µs" => n / 1e6,
+        "ms" => n / 1e3,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("{s:?} has no unit: use ns, us, ms, s or m")),
+    };
+    if !secs.is_finite() || secs > 3600.0 {
+        return Err(format!("{s:?} is out of range (at most 1h)"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// "1%", "0.1%", or a fraction "0.01"; result in [0, 1].
+pub fn parse_percent(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let v = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|v| v / 100.0),
+        None => t.parse::<f64>(),
+    }
+    .map_err(|_| format!("{s:?} is not a percentage like 1%"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{s:?} is outside 0%..100%"))
+    }
+}
+
+/// "10Mbit", "1Gbit", "500kbit", "100bit" (also "bps" spellings).
+pub fn parse_rate(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let idx = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(idx);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a rate like 10Mbit"))?;
+    let m = match unit.trim().to_ascii_lowercase().as_str() {
+        "bit" | "bps" => 1.0,
+        "kbit" | "kbps" => 1e3,
+        "mbit" | "mbps" => 1e6,
+        "gbit" | "gbps" => 1e9,
+        _ => return Err(format!("{s:?}: unit must be bit, kbit, Mbit or Gbit")),
+    };
+    let bps = n * m;
+    if !(1000.0..=1e12).contains(&bps) {
+        return Err(format!("{s:?} is out of range (1kbit..1000Gbit)"));
+    }
+    Ok(bps as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_settings() {
+        let spec = LinkSpec {
+            from: "a".into(),
+            to: "b".into(),
+            delay: Some("20ms".into()),
+            jitter: Some("1.5ms".into()),
+            loss: Some("1%".into()),
+            rate: Some("10Mbit".into()),
+            partition: false,
+        };
+        let p = spec.params().unwrap();
+        assert_eq!(p.delay, Duration::from_millis(20));
+        assert_eq!(p.jitter, Duration::from_micros(1500));
+        assert!((p.loss - 0.01).abs() < 1e-12);
+        assert_eq!(p.rate_bps, Some(10_000_000));
+        assert!(LinkParams::default().is_clear());
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let spec = LinkSpec {
+            from: "a".into(),
+            to: "b".into(),
+            loss: Some("150%".into()),
+            ..Default::default()
+        };
+        let err = spec.params().unwrap_err();
+        assert_eq!(err.field, "loss");
+        let spec = LinkSpec {
+            from: "a".into(),
+            to: "b".into(),
+            delay: Some("20".into()),
+            ..Default::default()
+        };
+        assert!(
+            spec.params()
+                .unwrap_err()
+                .to_string()
+                .contains("spec.delay")
+        );
+    }
+}

@@ -1,0 +1,130 @@
+//! Command-line interface: the roles (`controlplane`, `node`), the
+//! launcher (`up`, `down`, `run`), and the kubectl-like client.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::{bench, client, launcher, roles, scenario};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "podnet",
+    version,
+    about = "A Kubernetes-networking testbed of real processes on one machine"
+)]
+pub struct Cli {
+    /// Where the running cluster is recorded.
+    #[arg(
+        long,
+        global = true,
+        env = "PODNET_STATE_DIR",
+        default_value = ".podnet"
+    )]
+    pub state_dir: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the control plane (API server, store, scheduler, controllers).
+    Controlplane(roles::ControlplaneArgs),
+    /// Run a node (agent, pod runtime, overlay).
+    Node(roles::NodeArgs),
+    /// Start a cluster in the background and wait until its nodes are Ready.
+    Up(launcher::UpArgs),
+    /// Stop the cluster of the state directory.
+    Down,
+    /// Run a scenario file: up, apply, wait, check expectations, down.
+    Run(scenario::RunArgs),
+    /// Create or update objects from a manifest file (`-` for stdin).
+    Apply(client::ApplyArgs),
+    /// List or show objects.
+    Get(client::GetArgs),
+    /// Delete an object.
+    Delete(client::DeleteArgs),
+    /// Show where the cluster's parts listen and run.
+    ClusterInfo(client::ClusterInfoArgs),
+    /// Run a toolbox command in a pod's network namespace.
+    Exec(client::ExecArgs),
+    /// Change emulated link conditions between nodes at run time.
+    Link(LinkArgs),
+    /// Measure podnet against a reference in the same run.
+    Bench(bench::BenchArgs),
+}
+
+impl Command {
+    /// Long-running roles log at info by default; client commands stay quiet.
+    pub fn is_role(&self) -> bool {
+        matches!(
+            self,
+            Command::Controlplane(_)
+                | Command::Node(_)
+                | Command::Up(launcher::UpArgs {
+                    foreground: true,
+                    ..
+                })
+        )
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct LinkArgs {
+    #[command(subcommand)]
+    pub action: LinkAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LinkAction {
+    /// Set delay, jitter, loss and rate between two nodes (both directions
+    /// unless --one-way).
+    Set {
+        from: String,
+        to: String,
+        #[arg(long)]
+        delay: Option<String>,
+        #[arg(long)]
+        jitter: Option<String>,
+        #[arg(long)]
+        loss: Option<String>,
+        #[arg(long)]
+        rate: Option<String>,
+        #[arg(long)]
+        one_way: bool,
+    },
+    /// Drop everything between two nodes.
+    Partition {
+        from: String,
+        to: String,
+        #[arg(long)]
+        one_way: bool,
+    },
+    /// Remove every setting between two nodes.
+    Heal {
+        from: String,
+        to: String,
+        #[arg(long)]
+        one_way: bool,
+    },
+}
+
+pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let state = cli.state_dir;
+    match cli.command {
+        Command::Controlplane(args) => roles::controlplane(args).await,
+        Command::Node(args) => roles::node(args).await,
+        Command::Up(args) => launcher::up(&state, args).await,
+        Command::Down => launcher::down(&state, Duration::from_secs(10)).await,
+        Command::Run(args) => scenario::run(args).await,
+        Command::Apply(args) => client::apply(&state, args).await,
+        Command::Get(args) => client::get(&state, args).await,
+        Command::Delete(args) => client::delete(&state, args).await,
+        Command::ClusterInfo(args) => client::cluster_info(&state, args).await,
+        Command::Exec(args) => client::exec(&state, args).await,
+        Command::Link(args) => client::link(&state, args.action).await,
+        Command::Bench(args) => bench::run(args).await,
+    }
+}

@@ -1,0 +1,432 @@
+//! The kubectl-like client: finds the cluster through the state directory
+//! and speaks the gRPC API. Output looks like kubectl's.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use podnet_proto::model::{Kind, LINK_API_VERSION, LinkSpec};
+use podnet_proto::v1::api_client::ApiClient;
+use podnet_proto::v1::{ApplyRequest, DeleteRequest, ExecRequest, GetRequest, ListRequest};
+use serde_json::{Value, json};
+use tonic::transport::Channel;
+
+use crate::cli::LinkAction;
+use crate::launcher::{alive, read_record};
+use crate::manifest::{self, InputError};
+use crate::table;
+
+pub type Api = ApiClient<Channel>;
+
+pub async fn connect(addr: &str) -> anyhow::Result<Api> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .with_context(|| format!("bad control plane address {addr:?}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach the control plane at {addr}"))?;
+    Ok(ApiClient::new(channel))
+}
+
+pub async fn from_state(state: &Path) -> anyhow::Result<Api> {
+    connect(&read_record(state)?.controlplane).await
+}
+
+/// Turns an API error into the error a user should see; invalid input
+/// exits with 64.
+pub fn status_error(s: tonic::Status) -> anyhow::Error {
+    match s.code() {
+        tonic::Code::InvalidArgument => InputError(s.message().to_string()).into(),
+        _ => anyhow::anyhow!("{}", s.message()),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Manifest files (`-` for standard input).
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Namespace for objects that name none.
+    #[arg(short, long)]
+    pub namespace: Option<String>,
+    /// Validate on the server without writing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Sets `namespace` on namespaced objects that have none.
+pub fn default_namespace(objects: &mut [Value], namespace: &str) {
+    for o in objects {
+        let namespaced = Kind::from_type(
+            o.get("apiVersion").and_then(Value::as_str).unwrap_or(""),
+            o.get("kind").and_then(Value::as_str).unwrap_or(""),
+        )
+        .is_ok_and(|k| k.namespaced());
+        if namespaced
+            && o.pointer("/metadata/namespace").is_none()
+            && let Some(meta) = o.get_mut("metadata").and_then(Value::as_object_mut)
+        {
+            meta.insert("namespace".into(), json!(namespace));
+        }
+    }
+}
+
+/// Applies objects in one request (all or nothing) and prints kubectl's
+/// lines; warnings go to stderr.
+pub async fn apply_objects(
+    api: &mut Api,
+    objects: &[Value],
+    dry_run: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let req = ApplyRequest {
+        objects: objects
+            .iter()
+            .map(|o| serde_json::to_vec(o).unwrap_or_default())
+            .collect(),
+        dry_run,
+    };
+    let resp = api.apply(req).await.map_err(status_error)?.into_inner();
+    for r in resp.results {
+        let v: Value = serde_json::from_slice(&r.object).context("server sent a bad object")?;
+        for w in &r.warnings {
+            eprintln!("Warning: {w}");
+        }
+        let kind = v
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let name = v
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let suffix = if dry_run { " (server dry run)" } else { "" };
+        writeln!(out, "{kind}/{name} {}{suffix}", r.action)?;
+    }
+    Ok(())
+}
+
+pub async fn apply(state: &Path, args: ApplyArgs) -> anyhow::Result<ExitCode> {
+    let mut objects = Vec::new();
+    for f in &args.files {
+        objects.extend(manifest::read(f)?);
+    }
+    default_namespace(&mut objects, args.namespace.as_deref().unwrap_or("default"));
+    let mut api = from_state(state).await?;
+    apply_objects(&mut api, &objects, args.dry_run, &mut std::io::stdout()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// pods, deployments, replicasets, nodes, namespaces, links (or kubectl's short names).
+    pub kind: String,
+    pub name: Option<String>,
+    #[arg(short, long, default_value = "default")]
+    pub namespace: String,
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// Label selector, kubectl syntax.
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// wide, yaml or json.
+    #[arg(short, long)]
+    pub output: Option<String>,
+}
+
+pub async fn get(state: &Path, args: GetArgs) -> anyhow::Result<ExitCode> {
+    let kind: Kind = args.kind.parse().map_err(|e| InputError(format!("{e}")))?;
+    let format = table::Format::parse(args.output.as_deref()).map_err(InputError)?;
+    let mut api = from_state(state).await?;
+    let mut stdout = std::io::stdout();
+    if let Some(name) = &args.name {
+        let req = GetRequest {
+            kind: kind.as_str().into(),
+            namespace: args.namespace.clone(),
+            name: name.clone(),
+        };
+        let resp = api.get(req).await.map_err(status_error)?.into_inner();
+        let v: Value = serde_json::from_slice(&resp.object)?;
+        write!(stdout, "{}", table::render_one(kind, &v, format, false)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let namespace = if args.all_namespaces {
+        String::new()
+    } else {
+        args.namespace.clone()
+    };
+    let req = ListRequest {
+        kind: kind.as_str().into(),
+        namespace: namespace.clone(),
+        label_selector: args.selector.clone().unwrap_or_default(),
+        field_selector: String::new(),
+    };
+    let resp = api.list(req).await.map_err(status_error)?.into_inner();
+    let items: Vec<Value> = resp
+        .items
+        .iter()
+        .map(|b| serde_json::from_slice(b))
+        .collect::<Result<_, _>>()?;
+    if items.is_empty() && matches!(format, table::Format::Table | table::Format::Wide) {
+        if kind.namespaced() && !args.all_namespaces {
+            eprintln!("No resources found in {} namespace.", args.namespace);
+        } else {
+            eprintln!("No resources found");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    write!(
+        stdout,
+        "{}",
+        table::render_list(kind, &items, format, args.all_namespaces, resp.revision)?
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    pub kind: String,
+    pub names: Vec<String>,
+    #[arg(short, long, default_value = "default")]
+    pub namespace: String,
+    /// Seconds a pod gets to stop; 0 deletes it at once.
+    #[arg(long)]
+    pub grace_period: Option<i64>,
+}
+
+pub async fn delete(state: &Path, args: DeleteArgs) -> anyhow::Result<ExitCode> {
+    let kind: Kind = args.kind.parse().map_err(|e| InputError(format!("{e}")))?;
+    if args.names.is_empty() {
+        return Err(
+            InputError("resource(s) were provided, but no name was specified".into()).into(),
+        );
+    }
+    let mut api = from_state(state).await?;
+    for name in &args.names {
+        let req = DeleteRequest {
+            kind: kind.as_str().into(),
+            namespace: args.namespace.clone(),
+            name: name.clone(),
+            grace_period_seconds: args.grace_period,
+            resource_version: String::new(),
+        };
+        api.delete(req).await.map_err(status_error)?;
+        println!("{} \"{name}\" deleted", kind.as_str().to_ascii_lowercase());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterInfoArgs {
+    /// json for machines.
+    #[arg(short, long)]
+    pub output: Option<String>,
+}
+
+pub async fn cluster_info(state: &Path, args: ClusterInfoArgs) -> anyhow::Result<ExitCode> {
+    let record = read_record(state)?;
+    let mut api = connect(&record.controlplane).await?;
+    let nodes = api
+        .list(ListRequest {
+            kind: "Node".into(),
+            ..Default::default()
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    let mut node_info = Vec::new();
+    for b in &nodes.items {
+        let n: Value = serde_json::from_slice(b)?;
+        let ann = |k: &str| {
+            n.pointer("/metadata/annotations")
+                .and_then(|a| a.get(k))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        let pid: u32 = ann(podnet_proto::model::ANNOTATION_PID)
+            .parse()
+            .unwrap_or(0);
+        node_info.push(json!({
+            "name": n.pointer("/metadata/name"),
+            "pid": pid,
+            "running": alive(pid),
+            "ready": table::node_ready(&n),
+            "internalIP": table::node_internal_ip(&n),
+            "podCIDR": n.pointer("/spec/podCIDR"),
+            "underlay": ann(podnet_proto::model::ANNOTATION_UNDERLAY),
+            "agent": ann(podnet_proto::model::ANNOTATION_AGENT),
+        }));
+    }
+    let info = json!({
+        "controlplane": {"address": record.controlplane, "pid": record.controlplane_pid},
+        "supervisor": {"pid": record.supervisor_pid},
+        "nodes": node_info,
+    });
+    if args.output.as_deref() == Some("json") {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "Control plane is running at {} (pid {})",
+        record.controlplane, record.controlplane_pid
+    );
+    for n in &node_info {
+        println!(
+            "Node {} is {} at {} (pid {}, podCIDR {}, overlay {})",
+            n["name"].as_str().unwrap_or(""),
+            if n["ready"].as_bool() == Some(true) {
+                "Ready"
+            } else {
+                "NotReady"
+            },
+            n["internalIP"].as_str().unwrap_or(""),
+            n["pid"],
+            n["podCIDR"].as_str().unwrap_or(""),
+            n["underlay"].as_str().unwrap_or(""),
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    pub pod: String,
+    #[arg(short, long, default_value = "default")]
+    pub namespace: String,
+    #[arg(short, long)]
+    pub container: Option<String>,
+    /// Pass standard input to the command.
+    #[arg(short = 'i', long)]
+    pub stdin: bool,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+pub async fn exec_in(
+    api: &mut Api,
+    namespace: &str,
+    pod: &str,
+    command: &[String],
+    stdin: Vec<u8>,
+) -> anyhow::Result<podnet_proto::v1::ExecResponse> {
+    let req = ExecRequest {
+        namespace: namespace.into(),
+        pod: pod.into(),
+        container: String::new(),
+        command: command.to_vec(),
+        stdin,
+    };
+    Ok(api.exec(req).await.map_err(status_error)?.into_inner())
+}
+
+pub async fn exec(state: &Path, args: ExecArgs) -> anyhow::Result<ExitCode> {
+    let stdin = if args.stdin {
+        std::io::read_to_string(std::io::stdin())?.into_bytes()
+    } else {
+        Vec::new()
+    };
+    let mut api = from_state(state).await?;
+    let req = ExecRequest {
+        namespace: args.namespace,
+        pod: args.pod,
+        container: args.container.unwrap_or_default(),
+        command: args.command,
+        stdin,
+    };
+    let resp = api.exec(req).await.map_err(status_error)?.into_inner();
+    std::io::stdout().write_all(&resp.stdout)?;
+    std::io::stderr().write_all(&resp.stderr)?;
+    Ok(ExitCode::from(u8::try_from(resp.exit_code).unwrap_or(1)))
+}
+
+/// Link objects for one direction, or both.
+pub fn link_objects(spec: &LinkSpec, one_way: bool) -> Vec<Value> {
+    let mut specs = vec![spec.clone()];
+    if !one_way {
+        specs.push(LinkSpec {
+            from: spec.to.clone(),
+            to: spec.from.clone(),
+            ..spec.clone()
+        });
+    }
+    specs
+        .into_iter()
+        .map(|s| json!({"apiVersion": LINK_API_VERSION, "kind": "Link", "metadata": {"name": s.name()}, "spec": s}))
+        .collect()
+}
+
+pub async fn link(state: &Path, action: LinkAction) -> anyhow::Result<ExitCode> {
+    let mut api = from_state(state).await?;
+    let (spec, one_way, heal) = match action {
+        LinkAction::Set {
+            from,
+            to,
+            delay,
+            jitter,
+            loss,
+            rate,
+            one_way,
+        } => (
+            LinkSpec {
+                from,
+                to,
+                delay,
+                jitter,
+                loss,
+                rate,
+                partition: false,
+            },
+            one_way,
+            false,
+        ),
+        LinkAction::Partition { from, to, one_way } => (
+            LinkSpec {
+                from,
+                to,
+                partition: true,
+                ..Default::default()
+            },
+            one_way,
+            false,
+        ),
+        LinkAction::Heal { from, to, one_way } => (
+            LinkSpec {
+                from,
+                to,
+                ..Default::default()
+            },
+            one_way,
+            true,
+        ),
+    };
+    spec.params().map_err(|e| InputError(e.to_string()))?;
+    let objects = link_objects(&spec, one_way);
+    if heal {
+        for o in &objects {
+            let name = o
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let req = DeleteRequest {
+                kind: "Link".into(),
+                name: name.into(),
+                ..Default::default()
+            };
+            match api.delete(req).await {
+                Ok(_) => println!("link/{name} healed"),
+                Err(s) if s.code() == tonic::Code::NotFound => println!("link/{name} unchanged"),
+                Err(s) => return Err(status_error(s)),
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    apply_objects(&mut api, &objects, false, &mut std::io::stdout()).await?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,66 @@
+//! `podnet`: every role of a podnet cluster in one binary.
+//!
+//! This file only parses flags, sets up tracing and maps errors to exit
+//! codes: 2 for usage (clap), 64 for bad input (a file or manifest), 1 for
+//! anything that failed at run time.
+
+mod bench;
+mod cli;
+mod client;
+mod launcher;
+mod manifest;
+mod roles;
+mod scenario;
+mod table;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Exit code for bad input: a malformed file, an invalid manifest.
+const EXIT_BAD_INPUT: u8 = 64;
+
+fn init_tracing(default: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("PODNET_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("PODNET_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    init_tracing(if cli.command.is_role() {
+        "info"
+    } else {
+        "warn"
+    });
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli::dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if e.downcast_ref::<manifest::InputError>().is_some() {
+                ExitCode::from(EXIT_BAD_INPUT)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! The long-running roles: `podnet controlplane` and `podnet node`. Each
+//! builds its typed config from flags, installs the shutdown signals
+//! (SIGINT and SIGTERM mean the same) and calls the role's `run`.
+//!
+//! A role started by the launcher also dies with it: it asks the kernel for
+//! SIGKILL when its parent exits, so a killed launcher leaves no orphans.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use ipnet::Ipv4Net;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Args)]
+pub struct ControlplaneArgs {
+    /// Where the store and the cluster CA are kept (created if missing).
+    #[arg(long, env = "PODNET_CP_STATE_DIR")]
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Keep everything in memory (nothing survives a restart).
+    #[arg(long, conflicts_with = "data_dir")]
+    pub in_memory: bool,
+    /// API address; port 0 picks a free one (printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    #[arg(long, env = "PODNET_JOIN_TOKEN", hide_env_values = true)]
+    pub join_token: String,
+    #[arg(long, default_value = "10.244.0.0/16")]
+    pub cluster_cidr: Ipv4Net,
+    /// Emulated node addresses, handed out in join order from .2.
+    #[arg(long, default_value = "172.18.0.0/16")]
+    pub node_cidr: Ipv4Net,
+    /// How long a node may miss heartbeats before it is NotReady and its
+    /// pods are evicted.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    pub node_grace_period: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    #[arg(long)]
+    pub name: String,
+    /// The control plane's API address.
+    #[arg(long, env = "PODNET_CONTROLPLANE")]
+    pub controlplane: String,
+    #[arg(long, env = "PODNET_JOIN_TOKEN", hide_env_values = true)]
+    pub join_token: String,
+    /// topology.kubernetes.io/zone of this node.
+    #[arg(long, default_value = "")]
+    pub zone: String,
+    /// Extra node labels, KEY=VALUE.
+    #[arg(long = "label", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+    #[arg(long, default_value = "4")]
+    pub cpu: String,
+    #[arg(long, default_value = "8Gi")]
+    pub memory: String,
+    /// Address of the overlay's UDP socket.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub underlay: SocketAddr,
+    /// Address of the node agent's API (exec).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub agent: SocketAddr,
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
+}
+
+/// A token cancelled by SIGINT or SIGTERM.
+pub fn shutdown_on_signals() -> anyhow::Result<CancellationToken> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let token = CancellationToken::new();
+    let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
+    let t = token.clone();
+    // Ends with the process; nothing to join.
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        t.cancel();
+    });
+    Ok(token)
+}
+
+/// When started by the launcher (PODNET_PARENT_PID set), die with it.
+fn die_with_parent() {
+    let Ok(parent) = std::env::var("PODNET_PARENT_PID") else {
+        return;
+    };
+    let Ok(parent) = parent.parse::<u32>() else {
+        return;
+    };
+    if let Err(e) = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL) {
+        tracing::warn!(error = %e, "cannot ask to die with the launcher");
+    }
+    // The parent may have exited before the request took effect.
+    if std::os::unix::process::parent_id() != parent {
+        std::process::exit(1);
+    }
+}
+
+pub async fn controlplane(args: ControlplaneArgs) -> anyhow::Result<ExitCode> {
+    die_with_parent();
+    let shutdown = shutdown_on_signals()?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    // The launcher reads this line to learn the address.
+    println!("podnet controlplane listening on {addr}");
+    let config = podnet_controlplane::Config {
+        state_dir: if args.in_memory {
+            None
+        } else {
+            Some(
+                args.data_dir
+                    .unwrap_or_else(|| ".podnet/controlplane".into()),
+            )
+        },
+        join_token: args.join_token,
+        cluster_cidr: args.cluster_cidr,
+        node_cidr: args.node_cidr,
+        node_grace_period: args.node_grace_period,
+    };
+    podnet_controlplane::run(config, listener, shutdown).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
+    die_with_parent();
+    let shutdown = shutdown_on_signals()?;
+    let config = podnet_node::Config {
+        name: args.name.clone(),
+        controlplane: args.controlplane,
+        join_token: args.join_token,
+        zone: args.zone,
+        labels: args.labels,
+        cpu: args.cpu,
+        memory: args.memory,
+        underlay_bind: args.underlay,
+        agent_bind: args.agent,
+    };
+    let span = tracing::info_span!("node", name = %args.name);
+    tracing::Instrument::instrument(podnet_node::run(config, shutdown), span).await?;
+    Ok(ExitCode::SUCCESS)
+}

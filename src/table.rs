@@ -1,0 +1,429 @@
+//! kubectl-like output: tables (default and `-o wide`), `-o json` (a
+//! Kubernetes `List` for many objects) and `-o yaml`.
+
+use podnet_proto::model::Kind;
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Wide,
+    Json,
+    Yaml,
+}
+
+impl Format {
+    pub fn parse(s: Option<&str>) -> Result<Format, String> {
+        match s {
+            None => Ok(Format::Table),
+            Some("wide") => Ok(Format::Wide),
+            Some("json") => Ok(Format::Json),
+            Some("yaml") => Ok(Format::Yaml),
+            Some(other) => Err(format!(
+                "unable to match a printer suitable for the output format {other:?}, allowed formats are: json, wide, yaml"
+            )),
+        }
+    }
+}
+
+fn s<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+fn i(v: &Value, pointer: &str) -> i64 {
+    v.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
+}
+
+pub fn node_ready(n: &Value) -> bool {
+    n.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| s(c, "/type") == "Ready" && s(c, "/status") == "True")
+        })
+}
+
+pub fn node_internal_ip(n: &Value) -> String {
+    n.pointer("/status/addresses")
+        .and_then(Value::as_array)
+        .and_then(|a| a.iter().find(|a| s(a, "/type") == "InternalIP"))
+        .map(|a| s(a, "/address").to_string())
+        .unwrap_or_default()
+}
+
+/// kubectl's human-readable age.
+pub fn age(created: &str, now: chrono::DateTime<chrono::Utc>) -> String {
+    let Ok(t) = chrono::DateTime::parse_from_rfc3339(created) else {
+        return "<unknown>".into();
+    };
+    let secs = (now - t.with_timezone(&chrono::Utc)).num_seconds().max(0);
+    let (m, h, d) = (secs / 60, secs / 3600, secs / 86400);
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 600 => format!("{m}m{}s", s % 60),
+        s if s < 3 * 3600 => format!("{m}m"),
+        s if s < 8 * 3600 => format!("{h}h{}m", m % 60),
+        s if s < 2 * 86400 => format!("{h}h"),
+        _ => format!("{d}d"),
+    }
+}
+
+/// The STATUS column of `kubectl get pods`.
+pub fn pod_status(p: &Value) -> String {
+    if p.pointer("/metadata/deletionTimestamp").is_some() {
+        return "Terminating".into();
+    }
+    for c in p
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let reason = s(c, "/state/waiting/reason");
+        if !reason.is_empty() {
+            return reason.to_string();
+        }
+    }
+    let phase = s(p, "/status/phase");
+    if phase.is_empty() {
+        "Pending".into()
+    } else {
+        phase.to_string()
+    }
+}
+
+fn pod_row(p: &Value, wide: bool, now: chrono::DateTime<chrono::Utc>) -> Vec<String> {
+    let statuses: Vec<&Value> = p
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .collect();
+    let total = p
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    let ready = statuses
+        .iter()
+        .filter(|c| c.get("ready").and_then(Value::as_bool) == Some(true))
+        .count();
+    let restarts: i64 = statuses.iter().map(|c| i(c, "/restartCount")).sum();
+    let mut row = vec![
+        s(p, "/metadata/name").to_string(),
+        format!("{ready}/{total}"),
+        pod_status(p),
+        restarts.to_string(),
+        age(s(p, "/metadata/creationTimestamp"), now),
+    ];
+    if wide {
+        let or_none = |x: &str| {
+            if x.is_empty() {
+                "<none>".to_string()
+            } else {
+                x.to_string()
+            }
+        };
+        row.extend([
+            or_none(s(p, "/status/podIP")),
+            or_none(s(p, "/spec/nodeName")),
+            "<none>".into(),
+            "<none>".into(),
+        ]);
+    }
+    row
+}
+
+fn columns(kind: Kind, wide: bool) -> Vec<&'static str> {
+    let mut c = match kind {
+        Kind::Pod => vec!["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+        Kind::Deployment => vec!["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
+        Kind::ReplicaSet => vec!["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
+        Kind::Node => vec!["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
+        Kind::Namespace => vec!["NAME", "STATUS", "AGE"],
+        Kind::Link => vec![
+            "NAME",
+            "FROM",
+            "TO",
+            "DELAY",
+            "JITTER",
+            "LOSS",
+            "RATE",
+            "PARTITION",
+        ],
+    };
+    if wide {
+        c.extend(match kind {
+            Kind::Pod => vec!["IP", "NODE", "NOMINATED NODE", "READINESS GATES"],
+            Kind::Deployment | Kind::ReplicaSet => vec!["CONTAINERS", "IMAGES", "SELECTOR"],
+            Kind::Node => vec![
+                "INTERNAL-IP",
+                "EXTERNAL-IP",
+                "POD-CIDR",
+                "ZONE",
+                "CONTAINER-RUNTIME",
+            ],
+            Kind::Namespace | Kind::Link => vec![],
+        });
+    }
+    c
+}
+
+fn containers_and_images(template_spec: &Value) -> (String, String) {
+    let cs: Vec<&Value> = template_spec
+        .get("containers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .collect();
+    (
+        cs.iter()
+            .map(|c| s(c, "/name"))
+            .collect::<Vec<_>>()
+            .join(","),
+        cs.iter()
+            .map(|c| s(c, "/image"))
+            .collect::<Vec<_>>()
+            .join(","),
+    )
+}
+
+fn selector_text(v: &Value) -> String {
+    v.pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}
+
+fn row(kind: Kind, v: &Value, wide: bool, now: chrono::DateTime<chrono::Utc>) -> Vec<String> {
+    let name = s(v, "/metadata/name").to_string();
+    let created = age(s(v, "/metadata/creationTimestamp"), now);
+    let opt = |p: &str| {
+        let x = s(v, p);
+        if x.is_empty() {
+            "-".to_string()
+        } else {
+            x.to_string()
+        }
+    };
+    match kind {
+        Kind::Pod => pod_row(v, wide, now),
+        Kind::Deployment => {
+            let mut r = vec![
+                name,
+                format!(
+                    "{}/{}",
+                    i(v, "/status/readyReplicas"),
+                    i(v, "/spec/replicas")
+                ),
+                i(v, "/status/updatedReplicas").to_string(),
+                i(v, "/status/availableReplicas").to_string(),
+                created,
+            ];
+            if wide {
+                let (c, im) =
+                    containers_and_images(v.pointer("/spec/template/spec").unwrap_or(&Value::Null));
+                r.extend([c, im, selector_text(v)]);
+            }
+            r
+        }
+        Kind::ReplicaSet => {
+            let mut r = vec![
+                name,
+                i(v, "/spec/replicas").to_string(),
+                i(v, "/status/replicas").to_string(),
+                i(v, "/status/readyReplicas").to_string(),
+                created,
+            ];
+            if wide {
+                let (c, im) =
+                    containers_and_images(v.pointer("/spec/template/spec").unwrap_or(&Value::Null));
+                r.extend([c, im, selector_text(v)]);
+            }
+            r
+        }
+        Kind::Node => {
+            let mut status = if node_ready(v) {
+                "Ready".to_string()
+            } else {
+                "NotReady".to_string()
+            };
+            if v.pointer("/spec/unschedulable").and_then(Value::as_bool) == Some(true) {
+                status.push_str(",SchedulingDisabled");
+            }
+            let mut r = vec![
+                name,
+                status,
+                "<none>".into(),
+                created,
+                s(v, "/status/nodeInfo/kubeletVersion").to_string(),
+            ];
+            if wide {
+                let zone = v
+                    .pointer("/metadata/labels")
+                    .and_then(|l| l.get(podnet_proto::model::LABEL_ZONE))
+                    .and_then(Value::as_str)
+                    .unwrap_or("<none>");
+                r.extend([
+                    node_internal_ip(v),
+                    "<none>".into(),
+                    s(v, "/spec/podCIDR").to_string(),
+                    zone.to_string(),
+                    s(v, "/status/nodeInfo/containerRuntimeVersion").to_string(),
+                ]);
+            }
+            r
+        }
+        Kind::Namespace => {
+            let phase = if v.pointer("/metadata/deletionTimestamp").is_some() {
+                "Terminating"
+            } else {
+                "Active"
+            };
+            vec![name, phase.into(), created]
+        }
+        Kind::Link => vec![
+            name,
+            s(v, "/spec/from").into(),
+            s(v, "/spec/to").into(),
+            opt("/spec/delay"),
+            opt("/spec/jitter"),
+            opt("/spec/loss"),
+            opt("/spec/rate"),
+            if v.pointer("/spec/partition").and_then(Value::as_bool) == Some(true) {
+                "true".into()
+            } else {
+                "false".into()
+            },
+        ],
+    }
+}
+
+/// Aligns rows the way kubectl's tabwriter does (3 spaces between columns).
+pub fn align(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|x| x.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (c, cell) in r.iter().enumerate() {
+            if c + 1 == r.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}   ", w = widths[c]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn to_yaml(v: &Value) -> anyhow::Result<String> {
+    Ok(serde_saphyr::to_string(v)?)
+}
+
+pub fn render_one(
+    kind: Kind,
+    v: &Value,
+    format: Format,
+    all_namespaces: bool,
+) -> anyhow::Result<String> {
+    match format {
+        Format::Json => Ok(serde_json::to_string_pretty(v)? + "\n"),
+        Format::Yaml => to_yaml(v),
+        Format::Table | Format::Wide => {
+            render_list(kind, std::slice::from_ref(v), format, all_namespaces, 0)
+        }
+    }
+}
+
+pub fn render_list(
+    kind: Kind,
+    items: &[Value],
+    format: Format,
+    all_namespaces: bool,
+    revision: u64,
+) -> anyhow::Result<String> {
+    let list = || json!({"apiVersion": "v1", "kind": "List", "items": items, "metadata": {"resourceVersion": revision.to_string()}});
+    match format {
+        Format::Json => Ok(serde_json::to_string_pretty(&list())? + "\n"),
+        Format::Yaml => to_yaml(&list()),
+        Format::Table | Format::Wide => {
+            let wide = format == Format::Wide;
+            let now = chrono::Utc::now();
+            let with_ns = all_namespaces && kind.namespaced();
+            let mut header: Vec<String> =
+                columns(kind, wide).into_iter().map(String::from).collect();
+            if with_ns {
+                header.insert(0, "NAMESPACE".into());
+            }
+            let mut rows = vec![header];
+            for v in items {
+                let mut r = row(kind, v, wide, now);
+                if with_ns {
+                    r.insert(0, s(v, "/metadata/namespace").to_string());
+                }
+                rows.push(r);
+            }
+            Ok(align(&rows))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_like_kubectl() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-01-01T10:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        for (created, expected) in [
+            ("2026-01-01T09:59:55Z", "5s"),
+            ("2026-01-01T09:55:30Z", "4m30s"),
+            ("2026-01-01T09:00:00Z", "60m"),
+            ("2026-01-01T05:30:00Z", "4h30m"),
+            ("2025-12-31T10:00:00Z", "24h"),
+            ("2025-12-20T10:00:00Z", "12d"),
+            ("garbage", "<unknown>"),
+        ] {
+            assert_eq!(age(created, now), expected, "{created}");
+        }
+    }
+
+    #[test]
+    fn pod_table_shows_status_and_wide_columns() {
+        let pod = json!({"metadata": {"name": "web-1", "namespace": "default", "creationTimestamp": "2020-01-01T00:00:00Z"},
+            "spec": {"nodeName": "node-2", "containers": [{"name": "a"}, {"name": "b"}]},
+            "status": {"phase": "Pending", "podIP": "10.244.1.2", "containerStatuses": [
+                {"ready": true, "restartCount": 1, "state": {"running": {}}},
+                {"ready": false, "restartCount": 2, "state": {"waiting": {"reason": "ErrImagePull"}}}]}});
+        let out = render_list(Kind::Pod, &[pod], Format::Wide, true, 1).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(
+            lines[0].starts_with("NAMESPACE   NAME    READY   STATUS"),
+            "{out}"
+        );
+        assert!(
+            lines[1].contains("1/2")
+                && lines[1].contains("ErrImagePull")
+                && lines[1].contains("10.244.1.2")
+                && lines[1].contains("node-2"),
+            "{out}"
+        );
+    }
+}

@@ -1,0 +1,15 @@
+//! End-to-end tests: the real `podnet` binary, a cluster of processes on
+//! loopback per test.
+
+#[path = "e2e/bad_input.rs"]
+mod bad_input;
+#[path = "e2e/harness.rs"]
+mod harness;
+#[path = "e2e/healing.rs"]
+mod healing;
+#[path = "e2e/links.rs"]
+mod links;
+#[path = "e2e/pods.rs"]
+mod pods;
+#[path = "e2e/scenarios.rs"]
+mod scenarios;

@@ -1,0 +1,169 @@
+//! Bad input gets a clear error that says what and where, and changes
+//! nothing.
+
+use std::time::Duration;
+
+use crate::harness::{Cluster, alive, eventually, text};
+
+#[test]
+fn bad_manifests_are_rejected_whole_with_their_location() {
+    let c = Cluster::up(&["--nodes", "1"]);
+
+    // Malformed YAML: file, line and column; nothing applied.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "apiVersion: v1\nkind: Namespace\nmetadata: {name: first}\n---\nkind: Pod\nmetadata:\n  name: [oops\n").unwrap();
+    let out = c.run(&["apply", "-f", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    let location = format!("{}:", bad.display());
+    assert!(err.contains(&location), "error must name the file: {err}");
+    let after = err.split(&location).nth(1).unwrap();
+    let mut parts = after.split(':');
+    assert!(
+        parts.next().unwrap().parse::<u32>().is_ok()
+            && parts.next().unwrap().parse::<u32>().is_ok(),
+        "line:column in {err}"
+    );
+    assert!(
+        !c.ok(&["get", "namespaces"]).contains("first"),
+        "nothing may be applied from a malformed file"
+    );
+
+    // Invalid objects: the field path is named and the valid ones in the
+    // same file are not applied.
+    for (manifest, path) in [
+        (
+            "apiVersion: v1\nkind: Pod\nmetadata: {}\nspec: {containers: [{name: c, image: podnet/toolbox}]}",
+            "metadata.name",
+        ),
+        (
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: podnet/http-echo, ports: [{containerPort: 70000}]}]}",
+            "spec.containers[0].ports[0].containerPort",
+        ),
+        ("apiVersion: v1\nkind: Gadget\nmetadata: {name: g}", "kind"),
+    ] {
+        let file = format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: second}}\n---\n{manifest}\n"
+        );
+        let out = c.run_stdin(&["apply", "-f", "-"], &file);
+        assert_eq!(
+            out.status.code(),
+            Some(64),
+            "{manifest}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains(path),
+            "error must name {path}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            !c.ok(&["get", "namespaces"]).contains("second"),
+            "half-applied: {manifest}"
+        );
+    }
+    let out = c.run_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: Gadget\nmetadata: {name: g}\n",
+    );
+    assert!(
+        text(&out.stderr).contains("v1/Pod"),
+        "unknown kind must list the known ones: {}",
+        text(&out.stderr)
+    );
+
+    // Valid but not emulated: applied with a warning naming the field.
+    let out = c.run_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: vol}\nspec:\n  hostNetwork: true\n  containers: [{name: c, image: podnet/toolbox}]\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("spec.hostNetwork"),
+        "warning must name the field: {}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn unknown_image_fails_the_pod_with_the_known_images() {
+    let c = Cluster::up(&["--nodes", "1"]);
+    c.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: [{name: c, image: nginx:1.27}]}\n");
+    let message = eventually("ErrImagePull", Duration::from_secs(10), || {
+        let p = c.json(&["get", "pod", "x"]);
+        let w = &p["status"]["containerStatuses"][0]["state"]["waiting"];
+        (w["reason"] == "ErrImagePull").then(|| w["message"].as_str().unwrap_or("").to_string())
+    });
+    for image in [
+        "podnet/http-echo",
+        "podnet/tcp-echo",
+        "podnet/udp-echo",
+        "podnet/toolbox",
+    ] {
+        assert!(message.contains(image), "{message}");
+    }
+    assert!(c.ok(&["get", "pods"]).contains("ErrImagePull"));
+}
+
+#[test]
+fn second_up_in_the_same_state_dir_is_refused() {
+    let c = Cluster::up(&["--nodes", "1"]);
+    let before = c.info();
+    let out = c.run(&["up", "--nodes", "1"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("already running"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        c.info()["controlplane"],
+        before["controlplane"],
+        "the running cluster must be untouched"
+    );
+}
+
+#[test]
+fn garbage_on_the_overlay_socket_is_dropped() {
+    let c = Cluster::up(&["--nodes", "2"]);
+    c.apply(crate::pods::WEB);
+    let pods = c.ready_pods("web", 3);
+    let info = c.info();
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for node in info["nodes"].as_array().unwrap() {
+        let addr = node["underlay"].as_str().unwrap();
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for i in 0..2000usize {
+            let len = i % 1500 + 1;
+            let junk: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed as u8
+                })
+                .collect();
+            let _ = socket.send_to(&junk, addr);
+        }
+    }
+    for node in info["nodes"].as_array().unwrap() {
+        assert!(
+            alive(node["pid"].as_u64().unwrap() as u32),
+            "a node died of garbage"
+        );
+    }
+    let from = pods[0]["metadata"]["name"].as_str().unwrap();
+    for p in &pods {
+        let ip = p["status"]["podIP"].as_str().unwrap();
+        let out = c.exec(
+            from,
+            &["curl", "-s", "-m", "5", &format!("http://{ip}:8080/")],
+        );
+        assert!(
+            out.status.success(),
+            "overlay broken after garbage: {}",
+            text(&out.stderr)
+        );
+    }
+}

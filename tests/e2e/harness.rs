@@ -1,0 +1,198 @@
+//! A cluster of real `podnet` processes in a temporary state directory,
+//! always torn down (even when a test panics).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_podnet");
+
+pub struct Cluster {
+    _dir: tempfile::TempDir,
+    pub state: PathBuf,
+}
+
+/// Polls `f` until it returns `Some`, or panics after `timeout` naming `what`.
+pub fn eventually<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+impl Cluster {
+    /// `podnet up` with `args` (e.g. `["--nodes", "3"]`).
+    pub fn up(args: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = dir.path().join("state");
+        let cluster = Cluster { _dir: dir, state };
+        let out = cluster.run(&[&["up", "--node-grace-period", "1s"], args].concat());
+        assert!(
+            out.status.success(),
+            "podnet up failed: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        cluster
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env("PODNET_STATE_DIR", &self.state)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run podnet")
+    }
+
+    pub fn run_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn podnet");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
+        child.wait_with_output().expect("wait podnet")
+    }
+
+    /// Runs and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "podnet {args:?} failed ({:?}):\n{}{}",
+            out.status,
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    pub fn apply(&self, yaml: &str) -> String {
+        let out = self.run_stdin(&["apply", "-f", "-"], yaml);
+        assert!(
+            out.status.success(),
+            "apply failed: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        let out = self.ok(&[args, &["-o", "json"]].concat());
+        serde_json::from_str(&out).expect("json output")
+    }
+
+    pub fn items(&self, kind: &str) -> Vec<Value> {
+        self.json(&["get", kind, "-A"])["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Pods matching `app=<app>` that are Ready, once there are `n` of them.
+    pub fn ready_pods(&self, app: &str, n: usize) -> Vec<Value> {
+        eventually(
+            &format!("{n} ready pods of app={app}"),
+            Duration::from_secs(30),
+            || {
+                let pods = self.json(&["get", "pods", "-l", &format!("app={app}")])["items"]
+                    .as_array()
+                    .cloned()?;
+                let ready: Vec<Value> = pods.into_iter().filter(is_ready).collect();
+                (ready.len() == n).then_some(ready)
+            },
+        )
+    }
+
+    pub fn exec(&self, pod: &str, cmd: &[&str]) -> Output {
+        self.run(&[&["exec", pod, "--"], cmd].concat())
+    }
+
+    pub fn info(&self) -> Value {
+        serde_json::from_str(&self.ok(&["cluster-info", "-o", "json"])).expect("cluster-info json")
+    }
+
+    pub fn node_pid(&self, name: &str) -> u32 {
+        let info = self.info();
+        let node = info["nodes"]
+            .as_array()
+            .and_then(|n| n.iter().find(|n| n["name"] == name))
+            .cloned();
+        node.and_then(|n| n["pid"].as_u64()).expect("node pid") as u32
+    }
+
+    pub fn state(&self) -> &Path {
+        &self.state
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let pids: Vec<u32> = std::fs::read_to_string(self.state.join("cluster.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .map(|r| {
+                let mut p = vec![r["supervisor_pid"].as_u64(), r["controlplane_pid"].as_u64()];
+                p.extend(
+                    r["nodes"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|n| n["pid"].as_u64()),
+                );
+                p.into_iter().flatten().map(|p| p as u32).collect()
+            })
+            .unwrap_or_default();
+        let _ = self.run(&["down"]);
+        for pid in pids {
+            let _ = Command::new("kill")
+                .arg("-9")
+                .arg(pid.to_string())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+pub fn is_ready(p: &Value) -> bool {
+    p["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
+}
+
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, r)| r.split_whitespace().next() != Some("Z"))
+        })
+        .unwrap_or(false)
+}

@@ -1,0 +1,106 @@
+//! Every scenario file is checked and run; a failing expectation fails the run.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::harness::{BIN, text};
+
+fn scenario_files() -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    files
+}
+
+#[test]
+fn every_scenario_passes_check_and_runs() {
+    for file in scenario_files() {
+        let out = Command::new(BIN)
+            .args(["run", "--check"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            file.display(),
+            text(&out.stderr)
+        );
+        let out = Command::new(BIN).arg("run").arg(&file).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{} failed:\n{}{}",
+            file.display(),
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        let stdout = text(&out.stdout);
+        assert!(stdout.contains(" 0 failed"), "{stdout}");
+    }
+}
+
+#[test]
+fn a_failed_expectation_fails_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wrong.yaml");
+    std::fs::write(
+        &file,
+        r#"
+name: wrong
+cluster: {nodes: 2}
+manifests:
+  - {apiVersion: v1, kind: Pod, metadata: {name: a, labels: {app: a}}, spec: {containers: [{name: c, image: podnet/http-echo}]}}
+expect:
+  - reachability: {from: a, to: a, port: 8080, allowed: false}
+"#,
+    )
+    .unwrap();
+    let out = Command::new(BIN).arg("run").arg(&file).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("FAIL reachability a -> a"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn bad_scenarios_say_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.yaml");
+    std::fs::write(&file, "name: bad\ncluster:\n  nodez: 3\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["run", "--check"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        text(&out.stderr).contains(&format!("{}:3:", file.display())),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::write(&file, "name: bad\nmanifests:\n  - {apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {containers: []}}\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["run", "--check"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        text(&out.stderr).contains("spec.containers"),
+        "{}",
+        text(&out.stderr)
+    );
+}
