@@ -1,15 +1,391 @@
-//! `podnet bench`: podnet measured against a reference in the same run.
+//! `podnet bench`: podnet measured against a reference in the same run,
+//! interleaved (A B A B ...), medians and ratios. Never a timed test.
+//!
+//! - `overlay`: pod-to-pod bulk throughput and 64-byte request RTT across two
+//!   nodes (two datapaths with the real overlay, in one process) against a
+//!   bare quinn connection on loopback with the same TLS and transport
+//!   settings.
+//! - `up`: `podnet up` of N nodes to all Ready, as processes.
 
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use clap::Args;
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use hdrhistogram::Histogram;
+use podnet_controlplane::ca::ClusterCa;
+use podnet_node::datapath::{Datapath, Route};
+use podnet_node::netns::{NetNs, PodInfo};
+use podnet_node::overlay::NodeIdentity;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum What {
+    Overlay,
+    Up,
+}
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// What to measure: overlay.
-    pub what: String,
+    pub what: What,
+    /// Interleaved rounds of each side.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
+    /// Seconds of bulk transfer per round.
+    #[arg(long, default_value_t = 3.0)]
+    pub seconds: f64,
+    /// Ping-pong rounds per RTT measurement.
+    #[arg(long, default_value_t = 20_000)]
+    pub pings: usize,
+    /// Nodes for `up`.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: usize,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("unknown benchmark {:?}", args.what)
+    match args.what {
+        What::Overlay => overlay(&args).await?,
+        What::Up => up(&args).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v[v.len() / 2]
+    }
+}
+
+const CHUNK: usize = 64 * 1024;
+
+/// Writes for `secs`, then finishes; returns bytes written.
+async fn bulk_send(w: &mut (impl AsyncWrite + Unpin), secs: f64) -> anyhow::Result<u64> {
+    let buf = vec![0xabu8; CHUNK];
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let mut sent = 0u64;
+    while Instant::now() < deadline {
+        w.write_all(&buf).await?;
+        sent += CHUNK as u64;
+    }
+    w.shutdown().await?;
+    Ok(sent)
+}
+
+async fn drain(mut r: impl tokio::io::AsyncRead + Unpin) -> anyhow::Result<u64> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut total = 0u64;
+    loop {
+        let n = r.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(total);
+        }
+        total += n as u64;
+    }
+}
+
+async fn ping_pong<S: tokio::io::AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    n: usize,
+) -> anyhow::Result<Histogram<u64>> {
+    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let msg = [7u8; 64];
+    let mut back = [0u8; 64];
+    for _ in 0..n {
+        let t = Instant::now();
+        s.write_all(&msg).await?;
+        s.read_exact(&mut back).await?;
+        h.record(t.elapsed().as_nanos() as u64)?;
+    }
+    Ok(h)
+}
+
+/// Two nodes with real datapaths and one pod each.
+struct PodPair {
+    a: Arc<NetNs>,
+    b: Arc<NetNs>,
+    _dps: (Arc<Datapath>, Arc<Datapath>),
+    shutdown: CancellationToken,
+}
+
+fn identity(ca: &ClusterCa, name: &str) -> anyhow::Result<NodeIdentity> {
+    let issued = ca.issue_node(name)?;
+    Ok(NodeIdentity::from_pem(
+        ca.cert_pem(),
+        &issued.cert_pem,
+        &issued.key_pem,
+    )?)
+}
+
+fn pod_pair(ca: &ClusterCa) -> anyhow::Result<PodPair> {
+    let shutdown = CancellationToken::new();
+    let cidr_a = "10.244.0.0/24".parse()?;
+    let cidr_b = "10.244.1.0/24".parse()?;
+    let sock_a = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    let sock_b = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    let (addr_a, addr_b) = (sock_a.local_addr()?, sock_b.local_addr()?);
+    let dp_a = Datapath::start(
+        "node-a",
+        cidr_a,
+        &identity(ca, "node-a")?,
+        sock_a,
+        shutdown.child_token(),
+    )?;
+    let dp_b = Datapath::start(
+        "node-b",
+        cidr_b,
+        &identity(ca, "node-b")?,
+        sock_b,
+        shutdown.child_token(),
+    )?;
+    let routes = vec![
+        Route {
+            cidr: cidr_a,
+            node: "node-a".into(),
+            underlay: addr_a,
+        },
+        Route {
+            cidr: cidr_b,
+            node: "node-b".into(),
+            underlay: addr_b,
+        },
+    ];
+    dp_a.set_routes(routes.clone());
+    dp_b.set_routes(routes);
+    let info = |n: &str, node: &str| PodInfo {
+        namespace: "bench".into(),
+        name: n.into(),
+        node: node.into(),
+    };
+    let a = NetNs::new(
+        Ipv4Addr::new(10, 244, 0, 2),
+        info("a", "node-a"),
+        Arc::downgrade(&dp_a),
+    );
+    let b = NetNs::new(
+        Ipv4Addr::new(10, 244, 1, 2),
+        info("b", "node-b"),
+        Arc::downgrade(&dp_b),
+    );
+    dp_a.add_pod(a.clone());
+    dp_b.add_pod(b.clone());
+    Ok(PodPair {
+        a,
+        b,
+        _dps: (dp_a, dp_b),
+        shutdown,
+    })
+}
+
+async fn podnet_bulk(pair: &PodPair, secs: f64) -> anyhow::Result<f64> {
+    let mut listener = pair.b.listen_tcp(0)?;
+    let dst = SocketAddrV4::new(pair.b.ip(), listener.port());
+    let sink = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await?;
+        drain(stream).await
+    });
+    let start = Instant::now();
+    let mut s = pair.a.connect_tcp(dst).await?;
+    bulk_send(&mut s, secs).await?;
+    let got = sink.await??;
+    Ok(got as f64 * 8.0 / start.elapsed().as_secs_f64() / 1e9)
+}
+
+async fn podnet_rtt(pair: &PodPair, n: usize) -> anyhow::Result<Histogram<u64>> {
+    let mut listener = pair.b.listen_tcp(0)?;
+    let dst = SocketAddrV4::new(pair.b.ip(), listener.port());
+    let echo = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await?;
+        let mut buf = [0u8; 64];
+        loop {
+            if stream.read_exact(&mut buf).await.is_err() {
+                return anyhow::Ok(());
+            }
+            stream.write_all(&buf).await?;
+        }
+    });
+    let mut s = pair.a.connect_tcp(dst).await?;
+    let h = ping_pong(&mut s, n).await?;
+    s.shutdown().await?;
+    drop(s);
+    echo.await??;
+    Ok(h)
+}
+
+/// Bare quinn: one client and one server endpoint on plain loopback UDP
+/// sockets (4 MB buffers), same certificates and transport settings.
+struct Bare {
+    client: quinn::Endpoint,
+    server: quinn::Endpoint,
+    conn: quinn::Connection,
+    server_conn: quinn::Connection,
+}
+
+fn bare_endpoint(server: Option<quinn::ServerConfig>) -> anyhow::Result<quinn::Endpoint> {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    let state = quinn::udp::UdpSocketState::new((&sock).into())?;
+    state.set_send_buffer_size((&sock).into(), 4 << 20)?;
+    state.set_recv_buffer_size((&sock).into(), 4 << 20)?;
+    Ok(quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        server,
+        sock,
+        Arc::new(quinn::TokioRuntime),
+    )?)
+}
+
+async fn bare(ca: &ClusterCa) -> anyhow::Result<Bare> {
+    let server_id = identity(ca, "node-b")?;
+    let client_id = identity(ca, "node-a")?;
+    let server = bare_endpoint(Some(server_id.server_config()))?;
+    let client = bare_endpoint(None)?;
+    let addr = server.local_addr()?;
+    let accept = tokio::spawn(async move {
+        let incoming = server.accept().await.context("no connection")?;
+        let conn = incoming.await?;
+        anyhow::Ok((server, conn))
+    });
+    let conn = client
+        .connect_with(client_id.client_config(), addr, "node-b")?
+        .await?;
+    let (server, server_conn) = accept.await??;
+    Ok(Bare {
+        client,
+        server,
+        conn,
+        server_conn,
+    })
+}
+
+async fn bare_bulk(b: &Bare, secs: f64) -> anyhow::Result<f64> {
+    let server = b.server_conn.clone();
+    let sink = tokio::spawn(async move {
+        let (_send, recv) = server.accept_bi().await?;
+        drain(recv).await
+    });
+    let start = Instant::now();
+    let (mut send, _recv) = b.conn.open_bi().await?;
+    bulk_send(&mut send, secs).await?;
+    let got = sink.await??;
+    Ok(got as f64 * 8.0 / start.elapsed().as_secs_f64() / 1e9)
+}
+
+async fn bare_rtt(b: &Bare, n: usize) -> anyhow::Result<Histogram<u64>> {
+    let server = b.server_conn.clone();
+    let echo = tokio::spawn(async move {
+        let (mut send, mut recv) = server.accept_bi().await?;
+        let mut buf = [0u8; 64];
+        while recv.read_exact(&mut buf).await.is_ok() {
+            send.write_all(&buf).await?;
+        }
+        anyhow::Ok(())
+    });
+    let (send, recv) = b.conn.open_bi().await?;
+    let mut s = tokio::io::join(recv, send);
+    let h = ping_pong(&mut s, n).await?;
+    s.shutdown().await?;
+    echo.await??;
+    Ok(h)
+}
+
+async fn overlay(args: &BenchArgs) -> anyhow::Result<()> {
+    let ca = ClusterCa::generate()?;
+    let pair = pod_pair(&ca)?;
+    let bare = bare(&ca).await?;
+    let (mut p_gbps, mut b_gbps) = (Vec::new(), Vec::new());
+    let (mut p50, mut p99, mut b50, mut b99) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    println!(
+        "overlay benchmark: {} interleaved rounds, {:.1}s bulk, {} pings of 64 B",
+        args.rounds, args.seconds, args.pings
+    );
+    for round in 1..=args.rounds {
+        let pg = podnet_bulk(&pair, args.seconds).await?;
+        let bg = bare_bulk(&bare, args.seconds).await?;
+        let ph = podnet_rtt(&pair, args.pings).await?;
+        let bh = bare_rtt(&bare, args.pings).await?;
+        let us = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+        println!(
+            "round {round}: bulk podnet {pg:.2} Gbit/s, quinn {bg:.2} Gbit/s; rtt p50/p99 podnet {:.1}/{:.1} us, quinn {:.1}/{:.1} us",
+            us(&ph, 0.5),
+            us(&ph, 0.99),
+            us(&bh, 0.5),
+            us(&bh, 0.99)
+        );
+        p_gbps.push(pg);
+        b_gbps.push(bg);
+        p50.push(us(&ph, 0.5));
+        p99.push(us(&ph, 0.99));
+        b50.push(us(&bh, 0.5));
+        b99.push(us(&bh, 0.99));
+    }
+    let (pg, bg) = (median(&mut p_gbps), median(&mut b_gbps));
+    let (pp50, pp99, bp50, bp99) = (
+        median(&mut p50),
+        median(&mut p99),
+        median(&mut b50),
+        median(&mut b99),
+    );
+    println!();
+    println!("| figure | podnet | bare quinn | ratio | target |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| pod-to-pod bulk, one flow | {pg:.2} Gbit/s | {bg:.2} Gbit/s | {:.2} | >= 0.6 |",
+        pg / bg
+    );
+    println!(
+        "| 64 B RTT p50 | {pp50:.1} us | {bp50:.1} us | {:.2} | <= 2.0 |",
+        pp50 / bp50
+    );
+    println!(
+        "| 64 B RTT p99 | {pp99:.1} us | {bp99:.1} us | {:.2} | |",
+        pp99 / bp99
+    );
+    pair.shutdown.cancel();
+    bare.client.close(0u32.into(), b"done");
+    bare.server.close(0u32.into(), b"done");
+    Ok(())
+}
+
+async fn up(args: &BenchArgs) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let mut times = Vec::new();
+    for round in 1..=args.rounds {
+        let dir =
+            std::env::temp_dir().join(format!("podnet-bench-up-{}-{round}", std::process::id()));
+        let start = Instant::now();
+        let out = tokio::process::Command::new(&exe)
+            .arg("--state-dir")
+            .arg(&dir)
+            .args(["up", "--nodes", &args.nodes.to_string()])
+            .output()
+            .await?;
+        let ms = start.elapsed().as_secs_f64() * 1000.0;
+        anyhow::ensure!(
+            out.status.success(),
+            "podnet up failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let _ = tokio::process::Command::new(&exe)
+            .arg("--state-dir")
+            .arg(&dir)
+            .arg("down")
+            .output()
+            .await?;
+        let _ = std::fs::remove_dir_all(&dir);
+        println!(
+            "round {round}: podnet up of {} nodes to Ready in {ms:.0} ms",
+            args.nodes
+        );
+        times.push(ms);
+    }
+    println!(
+        "median: {:.0} ms (target < 500 ms for 3 nodes)",
+        median(&mut times)
+    );
+    Ok(())
 }

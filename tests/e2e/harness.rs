@@ -1,7 +1,7 @@
 //! A cluster of real `podnet` processes in a temporary state directory,
 //! always torn down (even when a test panics).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -145,10 +145,6 @@ impl Cluster {
             .and_then(|n| n.iter().find(|n| n["name"] == name))
             .cloned();
         node.and_then(|n| n["pid"].as_u64()).expect("node pid") as u32
-    }
-
-    pub fn state(&self) -> &Path {
-        &self.state
     }
 }
 

@@ -58,7 +58,7 @@ fn delay_partition_and_heal_between_two_nodes() {
         "the partition to cut the flow",
         Duration::from_secs(10),
         || {
-            let out = c.exec("a", &["nc", "-z", "-w", "1", b_ip, "8080"]);
+            let out = c.exec("a", &["nc", "-zv", "-w", "1", b_ip, "8080"]);
             (out.status.code() == Some(1) && text(&out.stderr).contains("timed out")).then_some(())
         },
     );

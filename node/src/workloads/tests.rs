@@ -1,3 +1,6 @@
+//! The images against a standalone namespace: argument handling, binding,
+//! echoing, and that stopping a container frees its ports and connections.
+
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Weak;
 
