@@ -114,7 +114,7 @@ pub enum LinkAction {
 pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let state = cli.state_dir;
     match cli.command {
-        Command::Controlplane(args) => roles::controlplane(args).await,
+        Command::Controlplane(args) => roles::controlplane(&state, args).await,
         Command::Node(args) => roles::node(args).await,
         Command::Up(args) => launcher::up(&state, args).await,
         Command::Down => launcher::down(&state, Duration::from_secs(10)).await,

@@ -252,9 +252,9 @@ async fn spawn_controlplane(
         .append(true)
         .open(state.join("logs").join("controlplane.log"))?;
     let mut child = Command::new(std::env::current_exe()?)
-        .arg("controlplane")
-        .arg("--data-dir")
+        .arg("--state-dir")
         .arg(state.join("controlplane"))
+        .arg("controlplane")
         .arg("--listen")
         .arg(listen)
         .arg("--node-grace-period")

@@ -16,11 +16,9 @@ use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Args)]
 pub struct ControlplaneArgs {
-    /// Where the store and the cluster CA are kept (created if missing).
-    #[arg(long, env = "PODNET_CP_STATE_DIR")]
-    pub data_dir: Option<std::path::PathBuf>,
-    /// Keep everything in memory (nothing survives a restart).
-    #[arg(long, conflicts_with = "data_dir")]
+    /// Keep everything in memory (nothing survives a restart) instead of
+    /// in the state directory (`--state-dir`).
+    #[arg(long)]
     pub in_memory: bool,
     /// API address; port 0 picks a free one (printed on stdout).
     #[arg(long, default_value = "127.0.0.1:0")]
@@ -106,7 +104,11 @@ fn die_with_parent() {
     }
 }
 
-pub async fn controlplane(args: ControlplaneArgs) -> anyhow::Result<ExitCode> {
+/// Runs the control plane with its store and CA in `state_dir`.
+pub async fn controlplane(
+    state_dir: &std::path::Path,
+    args: ControlplaneArgs,
+) -> anyhow::Result<ExitCode> {
     die_with_parent();
     let shutdown = shutdown_on_signals()?;
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -119,10 +121,7 @@ pub async fn controlplane(args: ControlplaneArgs) -> anyhow::Result<ExitCode> {
         state_dir: if args.in_memory {
             None
         } else {
-            Some(
-                args.data_dir
-                    .unwrap_or_else(|| ".podnet/controlplane".into()),
-            )
+            Some(state_dir.to_path_buf())
         },
         join_token: args.join_token,
         cluster_cidr: args.cluster_cidr,

@@ -531,3 +531,6 @@ impl Datapath {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

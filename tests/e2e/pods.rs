@@ -197,3 +197,44 @@ fn refused_and_silent_destinations() {
         );
     }
 }
+
+#[test]
+fn deployments_scale_up_and_down_and_unschedulable_pods_wait() {
+    let c = Cluster::up(&["--nodes", "2"]);
+    c.apply(WEB);
+    c.ready_pods("web", 3);
+    c.apply(&WEB.replace("replicas: 3", "replicas: 5"));
+    c.ready_pods("web", 5);
+    c.apply(&WEB.replace("replicas: 3", "replicas: 1"));
+    crate::harness::eventually(
+        "scale down to 1",
+        std::time::Duration::from_secs(20),
+        || (c.items("pods").len() == 1).then_some(()),
+    );
+    let d = c.json(&["get", "deployment", "web"]);
+    assert_eq!(d["status"]["availableReplicas"], 1, "{d}");
+    assert!(c.ok(&["get", "deployments"]).contains("1/1"));
+
+    c.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: picky}\nspec:\n  nodeSelector: {disk: ssd}\n  containers: [{name: c, image: podnet/toolbox}]\n",
+    );
+    let message = crate::harness::eventually(
+        "an Unschedulable condition",
+        std::time::Duration::from_secs(10),
+        || {
+            let p = c.json(&["get", "pod", "picky"]);
+            let cond = p["status"]["conditions"]
+                .as_array()?
+                .iter()
+                .find(|c| c["type"] == "PodScheduled")?
+                .clone();
+            (cond["reason"] == "Unschedulable")
+                .then(|| cond["message"].as_str().unwrap_or("").to_string())
+        },
+    );
+    assert!(message.contains("0/2 nodes are available"), "{message}");
+    assert!(
+        message.contains("didn't match Pod's node affinity/selector"),
+        "{message}"
+    );
+}
