@@ -439,12 +439,7 @@ async fn list(api: &mut Api, kind: &str) -> anyhow::Result<Vec<Value>> {
 }
 
 fn ready(p: &Value) -> bool {
-    p.pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-        })
+    podnet_proto::model::condition_is_true(p, "Ready")
 }
 
 /// Waits until every Deployment is available and every pod is Ready.

@@ -1,7 +1,7 @@
 //! kubectl-like output: tables (default and `-o wide`), `-o json` (a
 //! Kubernetes `List` for many objects) and `-o yaml`.
 
-use podnet_proto::model::Kind;
+use podnet_proto::model::{Kind, condition_is_true};
 use serde_json::{Value, json};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,12 +35,7 @@ fn i(v: &Value, pointer: &str) -> i64 {
 }
 
 pub fn node_ready(n: &Value) -> bool {
-    n.pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .is_some_and(|cs| {
-            cs.iter()
-                .any(|c| s(c, "/type") == "Ready" && s(c, "/status") == "True")
-        })
+    condition_is_true(n, "Ready")
 }
 
 pub fn node_internal_ip(n: &Value) -> String {

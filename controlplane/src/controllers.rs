@@ -12,7 +12,7 @@ mod replicaset;
 use std::sync::Arc;
 use std::time::Duration;
 
-use podnet_proto::model::{FieldSelector, Kind, LabelSelector, ObjectKey};
+use podnet_proto::model::{FieldSelector, Kind, LabelSelector, ObjectKey, condition_is_true};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -63,12 +63,7 @@ pub fn owned_by<'a>(objects: &'a [Value], owner: &Value) -> Vec<&'a Value> {
 }
 
 pub fn pod_is_ready(pod: &Value) -> bool {
-    pod.pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .is_some_and(|cs| {
-            cs.iter()
-                .any(|c| str_at(c, "/type") == "Ready" && str_at(c, "/status") == "True")
-        })
+    condition_is_true(pod, "Ready")
 }
 
 pub fn key_of_value(kind: Kind, v: &Value) -> ObjectKey {

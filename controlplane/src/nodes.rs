@@ -15,7 +15,7 @@ use std::time::Duration;
 use ipnet::Ipv4Net;
 use podnet_proto::model::{
     ANNOTATION_AGENT, ANNOTATION_PID, ANNOTATION_UNDERLAY, Kind, LABEL_HOSTNAME, LABEL_ZONE,
-    ObjectKey,
+    ObjectKey, condition_is_true,
 };
 use podnet_proto::v1::{JoinRequest, JoinResponse};
 use serde_json::{Value, json};
@@ -72,12 +72,7 @@ fn ready_condition(status: &str, reason: &str, message: &str) -> Value {
 }
 
 pub fn node_is_ready(node: &Value) -> bool {
-    node.pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .is_some_and(|cs| {
-            cs.iter()
-                .any(|c| str_at(c, "/type") == "Ready" && str_at(c, "/status") == "True")
-        })
+    condition_is_true(node, "Ready")
 }
 
 fn valid_node_name(name: &str) -> bool {

@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+pub use podnet_proto::model::str_at;
 use podnet_proto::model::{
     FieldSelector, InvalidSelector, Kind, LabelSelector, ObjectKey, UnknownKind,
 };
@@ -134,10 +135,6 @@ pub fn labels_of(v: &Value) -> BTreeMap<String, String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-pub fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }
 
 pub fn key_of(v: &Value) -> Result<ObjectKey, ApiError> {

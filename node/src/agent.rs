@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ipnet::Ipv4Net;
-use podnet_proto::model::{ANNOTATION_UNDERLAY, LinkSpec};
+use podnet_proto::model::{ANNOTATION_UNDERLAY, LinkSpec, str_at};
 use podnet_proto::v1::api_client::ApiClient;
 use podnet_proto::v1::node_agent_server::{NodeAgent, NodeAgentServer};
 use podnet_proto::v1::{
@@ -50,10 +50,6 @@ pub struct Config {
 }
 
 type Cache = BTreeMap<String, Value>;
-
-fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
-}
 
 fn cache_key(v: &Value) -> String {
     format!(

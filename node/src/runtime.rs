@@ -16,6 +16,7 @@ use std::time::Duration;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use ipnet::Ipv4Net;
+use podnet_proto::model::str_at;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -28,10 +29,6 @@ use crate::workloads::{self, ContainerSpec, Protocol};
 
 fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }
 
 /// Host-local IPAM: addresses of the node's podCIDR, .1 kept for the

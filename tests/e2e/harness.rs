@@ -176,11 +176,9 @@ impl Drop for Cluster {
     }
 }
 
+/// Pods and nodes alike: the Ready condition is True.
 pub fn is_ready(p: &Value) -> bool {
-    p["status"]["conditions"].as_array().is_some_and(|cs| {
-        cs.iter()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True")
-    })
+    podnet_proto::model::condition_is_true(p, "Ready")
 }
 
 pub fn alive(pid: u32) -> bool {

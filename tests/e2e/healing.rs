@@ -8,13 +8,6 @@ use serde_json::Value;
 use crate::harness::{Cluster, alive, eventually, is_ready, text};
 use crate::pods::WEB;
 
-fn node_ready(n: &Value) -> bool {
-    n["status"]["conditions"].as_array().is_some_and(|cs| {
-        cs.iter()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True")
-    })
-}
-
 #[test]
 fn killed_node_goes_not_ready_and_its_pods_move() {
     let c = Cluster::up(&["--nodes", "3"]);
@@ -39,7 +32,7 @@ fn killed_node_goes_not_ready_and_its_pods_move() {
         Duration::from_secs(15),
         || {
             let n = c.json(&["get", "node", &victim]);
-            (!node_ready(&n)).then_some(())
+            (!is_ready(&n)).then_some(())
         },
     );
     let moved = eventually(
@@ -118,7 +111,7 @@ fn controlplane_restart_keeps_every_object_and_nodes_reconnect() {
             .replace("app: web", "app: web2"),
     );
     c.ready_pods("web2", 3);
-    assert!(c.items("nodes").iter().all(node_ready));
+    assert!(c.items("nodes").iter().all(is_ready));
 }
 
 #[test]

@@ -8,6 +8,7 @@
 //! as in apps/v1, since changing one would orphan the pods it owns.
 
 use podnet_proto::model::Kind;
+use podnet_proto::model::str_at;
 use serde_json::Value;
 
 use super::field::{Errors, FieldPath};
@@ -114,10 +115,4 @@ fn immutable(errs: &mut Errors, old: &Value, new: &Value, pointer: &str, path: &
             "field is immutable",
         );
     }
-}
-
-fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
 }
