@@ -75,6 +75,7 @@ impl ApplyAction {
     }
 }
 
+#[derive(Debug)]
 pub struct Applied {
     pub object: Value,
     pub action: ApplyAction,
@@ -606,3 +607,6 @@ fn to_watch_event(event: &Arc<Event>) -> Result<WatchEvent, ApiError> {
         revision: event.revision,
     })
 }
+
+#[cfg(test)]
+mod tests;
