@@ -16,7 +16,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;
 use podnet_controlplane::ca::ClusterCa;
-use podnet_node::datapath::{Datapath, Route};
+use podnet_node::datapath::{Datapath, DatapathConfig, Route};
 use podnet_node::netns::{NetNs, PodInfo};
 use podnet_node::overlay::NodeIdentity;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -124,21 +124,27 @@ fn identity(ca: &ClusterCa, name: &str) -> anyhow::Result<NodeIdentity> {
 
 fn pod_pair(ca: &ClusterCa) -> anyhow::Result<PodPair> {
     let shutdown = CancellationToken::new();
-    let cidr_a = "10.244.0.0/24".parse()?;
-    let cidr_b = "10.244.1.0/24".parse()?;
+    let cidr_a: ipnet::Ipv4Net = "10.244.0.0/24".parse()?;
+    let cidr_b: ipnet::Ipv4Net = "10.244.1.0/24".parse()?;
     let sock_a = std::net::UdpSocket::bind("127.0.0.1:0")?;
     let sock_b = std::net::UdpSocket::bind("127.0.0.1:0")?;
     let (addr_a, addr_b) = (sock_a.local_addr()?, sock_b.local_addr()?);
+    let service_cidr = podnet_proto::model::network::DEFAULT_SERVICE_CIDR.parse()?;
+    let config = |name: &str, ip: [u8; 4], pod_cidr| DatapathConfig {
+        node_name: name.into(),
+        node_ip: Ipv4Addr::from(ip),
+        pod_cidr,
+        service_cidr,
+        proxy_mode: Default::default(),
+    };
     let dp_a = Datapath::start(
-        "node-a",
-        cidr_a,
+        config("node-a", [172, 18, 0, 2], cidr_a),
         &identity(ca, "node-a")?,
         sock_a,
         shutdown.child_token(),
     )?;
     let dp_b = Datapath::start(
-        "node-b",
-        cidr_b,
+        config("node-b", [172, 18, 0, 3], cidr_b),
         &identity(ca, "node-b")?,
         sock_b,
         shutdown.child_token(),

@@ -44,6 +44,10 @@ pub enum Command {
     Apply(client::ApplyArgs),
     /// List or show objects.
     Get(client::GetArgs),
+    /// Show one object the way kubectl describe does.
+    Describe(client::DescribeArgs),
+    /// Set the replicas of a Deployment or ReplicaSet.
+    Scale(client::ScaleArgs),
     /// Delete an object.
     Delete(client::DeleteArgs),
     /// Show where the cluster's parts listen and run.
@@ -122,6 +126,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Apply(args) => client::apply(&state, args).await,
         Command::Get(args) => client::get(&state, args).await,
         Command::Delete(args) => client::delete(&state, args).await,
+        Command::Describe(args) => client::describe(&state, args).await,
+        Command::Scale(args) => client::scale(&state, args).await,
         Command::ClusterInfo(args) => client::cluster_info(&state, args).await,
         Command::Exec(args) => client::exec(&state, args).await,
         Command::Link(args) => client::link(&state, args.action).await,

@@ -261,10 +261,17 @@ pub async fn cluster_info(state: &Path, args: ClusterInfoArgs) -> anyhow::Result
             "podCIDR": n.pointer("/spec/podCIDR"),
             "underlay": ann(podnet_proto::model::ANNOTATION_UNDERLAY),
             "agent": ann(podnet_proto::model::ANNOTATION_AGENT),
+            "hostDNS": ann(podnet_proto::model::ANNOTATION_HOST_DNS),
         }));
     }
+    let dns = node_info
+        .iter()
+        .find(|n| n["ready"] == true && n["hostDNS"].as_str().is_some_and(|a| !a.is_empty()))
+        .map(|n| n["hostDNS"].clone())
+        .unwrap_or(Value::Null);
     let info = json!({
         "controlplane": {"address": record.controlplane, "pid": record.controlplane_pid},
+        "dns": {"address": dns},
         "supervisor": {"pid": record.supervisor_pid},
         "nodes": node_info,
     });
@@ -276,6 +283,12 @@ pub async fn cluster_info(state: &Path, args: ClusterInfoArgs) -> anyhow::Result
         "Control plane is running at {} (pid {})",
         record.controlplane, record.controlplane_pid
     );
+    if let Some(dns) = info["dns"]["address"].as_str() {
+        let (ip, port) = dns.rsplit_once(':').unwrap_or((dns, "53"));
+        println!(
+            "CoreDNS is running at {dns} (dig @{ip} -p {port} kubernetes.default.svc.cluster.local)"
+        );
+    }
     for n in &node_info {
         println!(
             "Node {} is {} at {} (pid {}, podCIDR {}, overlay {})",
@@ -428,5 +441,90 @@ pub async fn link(state: &Path, action: LinkAction) -> anyhow::Result<ExitCode> 
         return Ok(ExitCode::SUCCESS);
     }
     apply_objects(&mut api, &objects, false, &mut std::io::stdout()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    pub kind: String,
+    pub name: String,
+    #[arg(short, long, default_value = "default")]
+    pub namespace: String,
+}
+
+pub async fn describe(state: &Path, args: DescribeArgs) -> anyhow::Result<ExitCode> {
+    let kind: Kind = args.kind.parse().map_err(|e| InputError(format!("{e}")))?;
+    let mut api = from_state(state).await?;
+    let get = |kind: Kind| GetRequest {
+        kind: kind.as_str().into(),
+        namespace: args.namespace.clone(),
+        name: args.name.clone(),
+    };
+    let object: Value = serde_json::from_slice(
+        &api.get(get(kind))
+            .await
+            .map_err(status_error)?
+            .into_inner()
+            .object,
+    )?;
+    let text = match kind {
+        Kind::Service => {
+            let endpoints = match api.get(get(Kind::Endpoints)).await {
+                Ok(r) => serde_json::from_slice::<Value>(&r.into_inner().object).ok(),
+                Err(s) if s.code() == tonic::Code::NotFound => None,
+                Err(s) => return Err(status_error(s)),
+            };
+            crate::describe::service(&object, endpoints.as_ref())
+        }
+        Kind::Pod => crate::describe::pod(&object),
+        other => crate::describe::other(other, &object)?,
+    };
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// deployment or replicaset.
+    pub kind: String,
+    pub name: String,
+    #[arg(long)]
+    pub replicas: u32,
+    #[arg(short, long, default_value = "default")]
+    pub namespace: String,
+}
+
+pub async fn scale(state: &Path, args: ScaleArgs) -> anyhow::Result<ExitCode> {
+    let kind: Kind = args.kind.parse().map_err(|e| InputError(format!("{e}")))?;
+    if !matches!(kind, Kind::Deployment | Kind::ReplicaSet) {
+        return Err(InputError(format!(
+            "cannot scale {}: deployments and replicasets scale",
+            kind.plural()
+        ))
+        .into());
+    }
+    let mut api = from_state(state).await?;
+    let req = GetRequest {
+        kind: kind.as_str().into(),
+        namespace: args.namespace.clone(),
+        name: args.name.clone(),
+    };
+    let mut object: Value = serde_json::from_slice(
+        &api.get(req)
+            .await
+            .map_err(status_error)?
+            .into_inner()
+            .object,
+    )?;
+    object["spec"]["replicas"] = json!(args.replicas);
+    let body = podnet_proto::v1::ObjectRequest {
+        object: serde_json::to_vec(&object)?,
+    };
+    api.update(body).await.map_err(status_error)?;
+    println!(
+        "{}/{} scaled",
+        kind.as_str().to_ascii_lowercase(),
+        args.name
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -286,7 +286,11 @@ fn spawn_node(state: &Path, spec: &NodeSpec, cp: &str, token: &str) -> anyhow::R
         .append(true)
         .open(state.join("logs").join(format!("{}.log", spec.name)))?;
     let mut cmd = Command::new(std::env::current_exe()?);
+    // Every node forwards host DNS queries, so DNS from the host survives
+    // the loss of any one node; cluster-info shows a Ready one.
     cmd.arg("node")
+        .arg("--host-dns")
+        .arg("127.0.0.1:0")
         .arg("--name")
         .arg(&spec.name)
         .arg("--controlplane")

@@ -7,6 +7,7 @@
 mod bench;
 mod cli;
 mod client;
+mod describe;
 mod launcher;
 mod manifest;
 mod roles;

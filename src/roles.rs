@@ -30,6 +30,10 @@ pub struct ControlplaneArgs {
     /// Emulated node addresses, handed out in join order from .2.
     #[arg(long, default_value = "172.18.0.0/16")]
     pub node_cidr: Ipv4Net,
+    /// Replicas of the cluster DNS Deployment (`coredns` in kube-system)
+    /// created at first start.
+    #[arg(long, default_value_t = 2)]
+    pub dns_replicas: u32,
     /// How long a node may miss heartbeats before it is NotReady and its
     /// pods are evicted.
     #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
@@ -61,6 +65,14 @@ pub struct NodeArgs {
     /// Address of the node agent's API (exec).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub agent: SocketAddr,
+    #[arg(long, default_value = podnet_proto::model::network::DEFAULT_SERVICE_CIDR)]
+    pub service_cidr: Ipv4Net,
+    /// How the service proxy picks among ready endpoints: random (kube-proxy's default) or round-robin.
+    #[arg(long, env = "PODNET_PROXY_MODE", default_value = "random")]
+    pub proxy_mode: podnet_node::proxy::Mode,
+    /// Serve cluster DNS to the host on this real address (UDP and TCP).
+    #[arg(long)]
+    pub host_dns: Option<SocketAddr>,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -127,6 +139,7 @@ pub async fn controlplane(
         cluster_cidr: args.cluster_cidr,
         node_cidr: args.node_cidr,
         node_grace_period: args.node_grace_period,
+        dns_replicas: args.dns_replicas,
     };
     podnet_controlplane::run(config, listener, shutdown).await?;
     Ok(ExitCode::SUCCESS)
@@ -145,6 +158,9 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         memory: args.memory,
         underlay_bind: args.underlay,
         agent_bind: args.agent,
+        service_cidr: args.service_cidr,
+        proxy_mode: args.proxy_mode,
+        host_dns: args.host_dns,
     };
     let span = tracing::info_span!("node", name = %args.name);
     tracing::Instrument::instrument(podnet_node::run(config, shutdown), span).await?;

@@ -94,10 +94,66 @@ pub enum ManifestRef {
     Inline(serde_json::Map<String, Value>),
 }
 
+/// One expectation; the key that names its kind comes first in the
+/// examples: `reachability`, `dns` or `http`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "lowercase", deny_unknown_fields)]
+#[serde(untagged)]
 pub enum Expectation {
-    Reachability(Reachability),
+    Reachability { reachability: Reachability },
+    Dns(DnsExpect),
+    Http(HttpExpect),
+}
+
+/// `{dns: NAME, type: A, from: POD, answers: [...]}`: what a pod's resolver
+/// gets for NAME (the pod's search path applies). Answers may be literal,
+/// `service:[NS/]NAME` (that Service's ClusterIP) or `pods:[NS/]SELECTOR`
+/// (the IPs of the matching ready pods).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsExpect {
+    pub dns: String,
+    #[serde(default = "a_record", rename = "type")]
+    pub rtype: String,
+    pub from: String,
+    #[serde(default)]
+    pub answers: Option<Vec<String>>,
+    /// NOERROR, NXDOMAIN, ...
+    #[serde(default)]
+    pub rcode: Option<String>,
+}
+
+/// `{http: URL, from: POD, status: 200, count: 300, spread: {over: 3, min_share: 0.2}}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpExpect {
+    pub http: String,
+    pub from: String,
+    #[serde(default = "ok_status")]
+    pub status: u16,
+    /// Requests to send (default 1, or 100 with `spread`).
+    #[serde(default)]
+    pub count: Option<usize>,
+    /// Load balancing check over the `pod` field of podnet/http-echo answers.
+    #[serde(default)]
+    pub spread: Option<Spread>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spread {
+    /// How many distinct backends must answer.
+    pub over: usize,
+    /// Smallest share of the requests any of them may get.
+    #[serde(default)]
+    pub min_share: f64,
+}
+
+fn a_record() -> String {
+    "A".into()
+}
+
+fn ok_status() -> u16 {
+    200
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -259,7 +315,37 @@ pub fn parse(origin: &str, text: &str) -> Result<Scenario, InputError> {
         .link_specs()
         .map_err(|e| InputError(format!("{origin}: {e}")))?;
     for (i, e) in scenario.expect.iter().enumerate() {
-        let Expectation::Reachability(r) = e;
+        let r = match e {
+            Expectation::Reachability { reachability } => reachability,
+            Expectation::Dns(d) => {
+                if !matches!(
+                    d.rtype.as_str(),
+                    "A" | "AAAA" | "SRV" | "PTR" | "CNAME" | "TXT" | "SOA"
+                ) {
+                    return Err(InputError(format!(
+                        "{origin}: expect[{i}].type: {:?} is not one of A, AAAA, SRV, PTR, CNAME, TXT, SOA",
+                        d.rtype
+                    )));
+                }
+                continue;
+            }
+            Expectation::Http(h) => {
+                if !h.http.starts_with("http://") {
+                    return Err(InputError(format!(
+                        "{origin}: expect[{i}].http: {:?} must be an http:// URL",
+                        h.http
+                    )));
+                }
+                if let Some(s) = &h.spread
+                    && (s.over == 0 || !(0.0..=1.0).contains(&s.min_share))
+                {
+                    return Err(InputError(format!(
+                        "{origin}: expect[{i}].spread: over must be >= 1 and min_share within 0..1"
+                    )));
+                }
+                continue;
+            }
+        };
         if !matches!(r.protocol.as_str(), "TCP" | "UDP") {
             return Err(InputError(format!(
                 "{origin}: expect[{i}].reachability.protocol: must be TCP or UDP"
@@ -404,8 +490,14 @@ async fn run_in_cluster(cp: &str, scenario: &Scenario, objects: &[Value]) -> any
     let mut failed = 0;
     let mut total = 0;
     for e in &scenario.expect {
-        let Expectation::Reachability(r) = e;
-        for (line, ok) in check_reachability(&mut api, r).await? {
+        let results = match e {
+            Expectation::Reachability { reachability } => {
+                check_reachability(&mut api, reachability).await?
+            }
+            Expectation::Dns(d) => vec![check_dns(&mut api, d).await?],
+            Expectation::Http(h) => vec![check_http(&mut api, h).await?],
+        };
+        for (line, ok) in results {
             total += 1;
             if !ok {
                 failed += 1;
@@ -570,6 +662,137 @@ async fn check_reachability(
         }
     }
     Ok(results)
+}
+
+/// Expands `service:` and `pods:` references in expected DNS answers.
+async fn expected_answers(api: &mut Api, answers: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for a in answers {
+        if let Some(r) = a.strip_prefix("service:") {
+            let (ns, name) = r.split_once('/').unwrap_or(("default", r));
+            let svc = list(api, "Service")
+                .await?
+                .into_iter()
+                .find(|s| s["metadata"]["namespace"] == ns && s["metadata"]["name"] == name);
+            let ip = svc
+                .as_ref()
+                .and_then(|s| s["spec"]["clusterIP"].as_str())
+                .unwrap_or("")
+                .to_string();
+            anyhow::ensure!(
+                !ip.is_empty(),
+                "expected answer {a:?}: no such Service with a ClusterIP"
+            );
+            out.push(ip);
+        } else if let Some(r) = a.strip_prefix("pods:") {
+            for p in resolve_pods(api, r).await? {
+                if ready(&p) {
+                    out.push(p["status"]["podIP"].as_str().unwrap_or("").to_string());
+                }
+            }
+        } else {
+            out.push(a.clone());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+async fn check_dns(api: &mut Api, d: &DnsExpect) -> anyhow::Result<(String, bool)> {
+    let from = resolve_pods(api, &d.from).await?;
+    let pod = &from[0];
+    let (ns, name) = (
+        pod["metadata"]["namespace"].as_str().unwrap_or("default"),
+        pod["metadata"]["name"].as_str().unwrap_or(""),
+    );
+    let cmd: Vec<String> = ["dig", "+search", &d.dns, &d.rtype]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let out = client::exec_in(api, ns, name, &cmd, Vec::new()).await?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let status = text
+        .lines()
+        .find_map(|l| l.split("status: ").nth(1))
+        .map(|s| s.split(',').next().unwrap_or("").trim().to_string())
+        .unwrap_or_else(|| "no answer".into());
+    let short: Vec<String> = {
+        let cmd: Vec<String> = ["dig", "+search", "+short", &d.dns, &d.rtype]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let out = client::exec_in(api, ns, name, &cmd, Vec::new()).await?;
+        let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
+        v.sort();
+        v
+    };
+    let mut ok = true;
+    let mut want = Vec::new();
+    if let Some(rcode) = &d.rcode {
+        ok &= status.eq_ignore_ascii_case(rcode);
+        want.push(format!("status {rcode}"));
+    }
+    if let Some(answers) = &d.answers {
+        let expected = expected_answers(api, answers).await?;
+        ok &= short == expected;
+        want.push(format!("answers {expected:?}"));
+    }
+    Ok((
+        format!(
+            "dns {} {} from {name}: status {status}, answers {short:?}; expected {}",
+            d.dns,
+            d.rtype,
+            want.join(", ")
+        ),
+        ok,
+    ))
+}
+
+async fn check_http(api: &mut Api, h: &HttpExpect) -> anyhow::Result<(String, bool)> {
+    let from = resolve_pods(api, &h.from).await?;
+    let pod = &from[0];
+    let (ns, name) = (
+        pod["metadata"]["namespace"].as_str().unwrap_or("default"),
+        pod["metadata"]["name"].as_str().unwrap_or(""),
+    );
+    let count = h.count.unwrap_or(if h.spread.is_some() { 100 } else { 1 });
+    let cmd: Vec<String> = ["curl", "-s", "-m", "5", "-w", "\\n%{http_code}", &h.http]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
+    let mut backends: BTreeMap<String, usize> = BTreeMap::new();
+    for _ in 0..count {
+        let out = client::exec_in(api, ns, name, &cmd, Vec::new()).await?;
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));
+        *statuses.entry(code.trim().to_string()).or_default() += 1;
+        if let Ok(v) = serde_json::from_str::<Value>(body)
+            && let Some(pod) = v["pod"].as_str()
+        {
+            *backends.entry(pod.to_string()).or_default() += 1;
+        }
+    }
+    let mut ok = statuses.get(&h.status.to_string()) == Some(&count);
+    let mut line = format!(
+        "http {} from {name}: {count} requests, statuses {statuses:?}",
+        h.http
+    );
+    if let Some(spread) = &h.spread {
+        let min = backends.values().min().copied().unwrap_or(0);
+        let share = min as f64 / count as f64;
+        ok &= backends.len() >= spread.over && share >= spread.min_share;
+        line.push_str(&format!(
+            ", backends {backends:?} (expected >= {} each >= {:.0}%)",
+            spread.over,
+            spread.min_share * 100.0
+        ));
+    }
+    Ok((line, ok))
 }
 
 #[cfg(test)]

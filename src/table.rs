@@ -135,6 +135,16 @@ fn columns(kind: Kind, wide: bool) -> Vec<&'static str> {
         Kind::ReplicaSet => vec!["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
         Kind::Node => vec!["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
         Kind::Namespace => vec!["NAME", "STATUS", "AGE"],
+        Kind::Service => vec![
+            "NAME",
+            "TYPE",
+            "CLUSTER-IP",
+            "EXTERNAL-IP",
+            "PORT(S)",
+            "AGE",
+        ],
+        Kind::Endpoints => vec!["NAME", "ENDPOINTS", "AGE"],
+        Kind::EndpointSlice => vec!["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"],
         Kind::Link => vec![
             "NAME",
             "FROM",
@@ -157,7 +167,8 @@ fn columns(kind: Kind, wide: bool) -> Vec<&'static str> {
                 "ZONE",
                 "CONTAINER-RUNTIME",
             ],
-            Kind::Namespace | Kind::Link => vec![],
+            Kind::Service => vec!["SELECTOR"],
+            Kind::Namespace | Kind::Link | Kind::Endpoints | Kind::EndpointSlice => vec![],
         });
     }
     c
@@ -180,18 +191,6 @@ fn containers_and_images(template_spec: &Value) -> (String, String) {
             .collect::<Vec<_>>()
             .join(","),
     )
-}
-
-fn selector_text(v: &Value) -> String {
-    v.pointer("/spec/selector/matchLabels")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default()
 }
 
 fn row(kind: Kind, v: &Value, wide: bool, now: chrono::DateTime<chrono::Utc>) -> Vec<String> {
@@ -222,7 +221,7 @@ fn row(kind: Kind, v: &Value, wide: bool, now: chrono::DateTime<chrono::Utc>) ->
             if wide {
                 let (c, im) =
                     containers_and_images(v.pointer("/spec/template/spec").unwrap_or(&Value::Null));
-                r.extend([c, im, selector_text(v)]);
+                r.extend([c, im, selector_of(v.pointer("/spec/selector/matchLabels"))]);
             }
             r
         }
@@ -237,7 +236,7 @@ fn row(kind: Kind, v: &Value, wide: bool, now: chrono::DateTime<chrono::Utc>) ->
             if wide {
                 let (c, im) =
                     containers_and_images(v.pointer("/spec/template/spec").unwrap_or(&Value::Null));
-                r.extend([c, im, selector_text(v)]);
+                r.extend([c, im, selector_of(v.pointer("/spec/selector/matchLabels"))]);
             }
             r
         }
@@ -281,6 +280,28 @@ fn row(kind: Kind, v: &Value, wide: bool, now: chrono::DateTime<chrono::Utc>) ->
             };
             vec![name, phase.into(), created]
         }
+        Kind::Service => {
+            let mut r = vec![
+                name,
+                or(s(v, "/spec/type"), "ClusterIP"),
+                service_cluster_ip(v),
+                service_external_ip(v),
+                service_ports(v),
+                created,
+            ];
+            if wide {
+                r.push(selector_of(v.pointer("/spec/selector")));
+            }
+            r
+        }
+        Kind::Endpoints => vec![name, endpoints_text(v), created],
+        Kind::EndpointSlice => vec![
+            name,
+            s(v, "/addressType").to_string(),
+            slice_ports(v),
+            slice_endpoints(v),
+            created,
+        ],
         Kind::Link => vec![
             name,
             s(v, "/spec/from").into(),
@@ -296,6 +317,144 @@ fn row(kind: Kind, v: &Value, wide: bool, now: chrono::DateTime<chrono::Utc>) ->
             },
         ],
     }
+}
+
+fn or(x: &str, default: &str) -> String {
+    if x.is_empty() {
+        default.to_string()
+    } else {
+        x.to_string()
+    }
+}
+
+/// `k=v,k2=v2` of a label map, or `<none>`.
+pub fn selector_of(map: Option<&Value>) -> String {
+    let text = map
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    or(&text, "<none>")
+}
+
+pub fn service_cluster_ip(v: &Value) -> String {
+    if s(v, "/spec/type") == "ExternalName" {
+        return "<none>".into();
+    }
+    or(s(v, "/spec/clusterIP"), "<none>")
+}
+
+pub fn service_external_ip(v: &Value) -> String {
+    match s(v, "/spec/type") {
+        "ExternalName" => s(v, "/spec/externalName").to_string(),
+        "LoadBalancer" => {
+            let ips: Vec<&str> = v
+                .pointer("/status/loadBalancer/ingress")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|i| i.get("ip").or(i.get("hostname")).and_then(Value::as_str))
+                .collect();
+            if ips.is_empty() {
+                "<pending>".into()
+            } else {
+                ips.join(",")
+            }
+        }
+        _ => "<none>".into(),
+    }
+}
+
+/// `80/TCP,53:30053/UDP` as kubectl prints a Service's ports.
+pub fn service_ports(v: &Value) -> String {
+    let ports: Vec<String> = v
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let proto = or(s(p, "/protocol"), "TCP");
+            match p.get("nodePort").and_then(Value::as_u64) {
+                Some(np) => format!("{}:{np}/{proto}", i(p, "/port")),
+                None => format!("{}/{proto}", i(p, "/port")),
+            }
+        })
+        .collect();
+    or(&ports.join(","), "<none>")
+}
+
+/// kubectl's list of at most three items and a count of the rest.
+fn first_three(items: Vec<String>, empty: &str) -> String {
+    match items.len() {
+        0 => empty.to_string(),
+        1..=3 => items.join(","),
+        n => format!("{} + {} more...", items[..3].join(","), n - 3),
+    }
+}
+
+/// The ENDPOINTS column of `kubectl get endpoints`: ready addresses with ports.
+pub fn endpoints_text(v: &Value) -> String {
+    let mut items = Vec::new();
+    for subset in v
+        .get("subsets")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let ports: Vec<i64> = subset
+            .get("ports")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|p| i(p, "/port"))
+            .collect();
+        for a in subset
+            .get("addresses")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if ports.is_empty() {
+                items.push(s(a, "/ip").to_string());
+            }
+            for p in &ports {
+                items.push(format!("{}:{p}", s(a, "/ip")));
+            }
+        }
+    }
+    first_three(items, "<none>")
+}
+
+fn slice_ports(v: &Value) -> String {
+    let ports: Vec<String> = v
+        .get("ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|p| i(p, "/port").to_string())
+        .collect();
+    or(&ports.join(","), "<unset>")
+}
+
+fn slice_endpoints(v: &Value) -> String {
+    let addrs: Vec<String> = v
+        .get("endpoints")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .flat_map(|e| {
+            e.get("addresses")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|a| a.as_str().map(String::from))
+        .collect();
+    first_three(addrs, "<unset>")
 }
 
 /// Aligns rows the way kubectl's tabwriter does (3 spaces between columns).

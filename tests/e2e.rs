@@ -3,6 +3,8 @@
 
 #[path = "e2e/bad_input.rs"]
 mod bad_input;
+#[path = "e2e/dns.rs"]
+mod dns;
 #[path = "e2e/harness.rs"]
 mod harness;
 #[path = "e2e/healing.rs"]
@@ -13,3 +15,5 @@ mod links;
 mod pods;
 #[path = "e2e/scenarios.rs"]
 mod scenarios;
+#[path = "e2e/services.rs"]
+mod services;

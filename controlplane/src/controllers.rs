@@ -1,12 +1,15 @@
 //! The controllers of the control plane, level-triggered: any change to a
-//! Deployment, ReplicaSet, Pod or Node wakes one reconcile pass over the
-//! whole state, and a periodic resync heals whatever a lost event missed.
+//! Deployment, ReplicaSet, Pod, Node or Service wakes one reconcile pass
+//! over the whole state, and a periodic resync heals whatever a lost event
+//! missed.
 //!
-//! Passes run in order Deployment → ReplicaSet → scheduler, each reading
-//! what the previous wrote. Each is written to be idempotent: running it
-//! twice on the same state writes nothing the second time.
+//! Passes run in order Deployment → ReplicaSet → scheduler → EndpointSlice
+//! (and Endpoints), each reading what the previous wrote. Each is written
+//! to be idempotent: running it twice on the same state writes nothing the
+//! second time.
 
 mod deployment;
+pub mod endpointslice;
 mod replicaset;
 
 use std::sync::Arc;
@@ -181,7 +184,8 @@ pub fn set_condition(status: &mut Value, ty: &str, value: &str, reason: &str, me
 fn reconcile(registry: &Registry) -> Result<(), ApiError> {
     deployment::reconcile(registry)?;
     replicaset::reconcile(registry)?;
-    schedule(registry)
+    schedule(registry)?;
+    endpointslice::reconcile(registry)
 }
 
 async fn watch_kind(
@@ -231,7 +235,13 @@ async fn watch_kind(
 pub async fn run(registry: Registry, shutdown: CancellationToken) {
     let wake = Arc::new(Notify::new());
     let mut tasks = JoinSet::new();
-    for kind in [Kind::Deployment, Kind::ReplicaSet, Kind::Pod, Kind::Node] {
+    for kind in [
+        Kind::Deployment,
+        Kind::ReplicaSet,
+        Kind::Pod,
+        Kind::Node,
+        Kind::Service,
+    ] {
         tasks.spawn(
             watch_kind(registry.clone(), kind, wake.clone(), shutdown.clone())
                 .instrument(tracing::info_span!("watch", kind = %kind)),

@@ -39,6 +39,8 @@ pub struct Config {
     pub cluster_cidr: Ipv4Net,
     pub node_cidr: Ipv4Net,
     pub node_grace_period: Duration,
+    /// Replicas of the `coredns` Deployment created on first start.
+    pub dns_replicas: u32,
 }
 
 /// Serves the API on `listener` and runs the controllers until `shutdown`.
@@ -66,8 +68,8 @@ pub async fn run(
     };
     let registry = Registry::new(storage);
     registry
-        .bootstrap()
-        .context("cannot create the initial namespaces")?;
+        .bootstrap(config.dns_replicas)
+        .context("cannot create the initial namespaces, Services and cluster DNS")?;
     let nodes = Arc::new(Nodes::new(
         NodesConfig {
             join_token: config.join_token.clone(),

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use ipnet::Ipv4Net;
 use podnet_proto::model::{
-    ANNOTATION_AGENT, ANNOTATION_PID, ANNOTATION_UNDERLAY, Kind, LABEL_HOSTNAME, LABEL_ZONE,
-    ObjectKey, condition_is_true,
+    ANNOTATION_AGENT, ANNOTATION_HOST_DNS, ANNOTATION_PID, ANNOTATION_UNDERLAY, Kind,
+    LABEL_HOSTNAME, LABEL_ZONE, ObjectKey, condition_is_true,
 };
 use podnet_proto::v1::{JoinRequest, JoinResponse};
 use serde_json::{Value, json};
@@ -191,6 +191,7 @@ impl Nodes {
                     ANNOTATION_UNDERLAY: req.underlay_address,
                     ANNOTATION_AGENT: req.agent_address,
                     ANNOTATION_PID: req.pid.to_string(),
+                    ANNOTATION_HOST_DNS: req.host_dns_address,
                 },
             },
             "spec": {"podCIDR": pod_cidr, "podCIDRs": [pod_cidr]},

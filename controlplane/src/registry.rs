@@ -5,14 +5,19 @@
 //! metadata (uid, creationTimestamp, generation, resourceVersion), enforces
 //! optimistic concurrency, deletes pods gracefully, cascades deletion to
 //! dependents (ownerReferences) and to the contents of a deleted namespace,
-//! and serves list and watch with label and field selectors.
+//! and serves list and watch with label and field selectors. A Service's
+//! ClusterIP and NodePorts are allocated inside the write that stores it
+//! (`alloc`).
 //!
 //! `resourceVersion` is never stored inside an object: it is the store's
 //! mod revision, filled in on every read, so it can never disagree with it.
 //! The gRPC layer and the in-process controllers both go through here.
 
+mod alloc;
+mod bootstrap;
+
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 pub use podnet_proto::model::str_at;
 use podnet_proto::model::{
@@ -23,7 +28,10 @@ use serde_json::{Value, json};
 use crate::store::{
     Entry, Event, EventType, Op, Precondition, Storage, StoreError, WatchError, Watcher,
 };
-use crate::validate::{self, InvalidObject};
+use crate::validate::{self, InvalidObject, Validated};
+
+use alloc::Taken;
+pub use alloc::{API_SERVICE, DNS_SERVICE, ServiceRanges};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -93,6 +101,14 @@ pub struct WatchEvent {
 #[derive(Clone)]
 pub struct Registry {
     storage: Storage,
+    services: Arc<ServiceAllocator>,
+}
+
+/// Service address allocation: the ranges, and the lock held from reading
+/// the stored Services until a Service write is committed.
+struct ServiceAllocator {
+    ranges: ServiceRanges,
+    lock: Mutex<()>,
 }
 
 /// Namespaces every cluster starts with.
@@ -202,21 +218,102 @@ fn parse_rv(key: &ObjectKey, rv: &str) -> Result<Option<u64>, ApiError> {
 }
 
 impl Registry {
+    /// A registry allocating Service addresses from the default ranges.
     pub fn new(storage: Storage) -> Registry {
-        Registry { storage }
+        Registry::with_service_ranges(storage, ServiceRanges::default())
     }
 
-    /// Creates the namespaces a cluster starts with, if missing.
-    pub fn bootstrap(&self) -> Result<(), ApiError> {
-        for ns in INITIAL_NAMESPACES {
-            let key = ObjectKey::new(Kind::Namespace, "", ns);
-            if self.get(&key)?.is_none() {
-                self.create(
-                    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
-                )?;
+    pub fn with_service_ranges(storage: Storage, ranges: ServiceRanges) -> Registry {
+        Registry {
+            storage,
+            services: Arc::new(ServiceAllocator {
+                ranges,
+                lock: Mutex::new(()),
+            }),
+        }
+    }
+
+    pub fn service_ranges(&self) -> &ServiceRanges {
+        &self.services.ranges
+    }
+
+    /// Creates what a cluster starts with, each only if missing: the
+    /// initial namespaces, the `kubernetes` Service, and cluster DNS (the
+    /// `kube-dns` Service and the `coredns` Deployment of `dns_replicas`
+    /// pods).
+    pub fn bootstrap(&self, dns_replicas: u32) -> Result<(), ApiError> {
+        let ranges = self.service_ranges();
+        let objects = INITIAL_NAMESPACES
+            .into_iter()
+            .map(bootstrap::namespace)
+            .chain([
+                bootstrap::kubernetes_service(ranges.api_service_ip()),
+                bootstrap::dns_service(ranges.dns_service_ip()),
+                bootstrap::dns_deployment(dns_replicas),
+            ]);
+        for object in objects {
+            if self.get(&key_of(&object)?)?.is_none() {
+                match self.create(object) {
+                    Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         Ok(())
+    }
+
+    /// Held across "read the Services, pick, write" of any Service write.
+    fn allocation_lock(&self) -> MutexGuard<'_, ()> {
+        // The guarded data is `()`: a panic elsewhere cannot leave it
+        // inconsistent, so a poisoned lock is as good as a fresh one.
+        self.services
+            .lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn taken(&self) -> Result<Taken, ApiError> {
+        Ok(Taken::of(&self.list_all(Kind::Service, "")?))
+    }
+
+    /// Validates an update body against the stored `old`: for a Service,
+    /// fields its new type does not use are dropped first.
+    fn validate_replacement(old: &Value, object: &Value) -> Result<Validated, ApiError> {
+        if str_at(object, "/kind") == Kind::Service.as_str() {
+            let mut object = object.clone();
+            alloc::drop_type_dependent_fields(old, &mut object);
+            Ok(validate::validate(&object)?)
+        } else {
+            Ok(validate::validate(object)?)
+        }
+    }
+
+    /// Validates one object of an apply: as a replacement of the stored
+    /// object when it is a Service that exists (see `validate_replacement`).
+    fn validate_applied(&self, object: &Value) -> Result<Validated, ApiError> {
+        if str_at(object, "/kind") == Kind::Service.as_str()
+            && str_at(object, "/apiVersion") == Kind::Service.api_version()
+        {
+            let namespace = match str_at(object, "/metadata/namespace") {
+                "" => validate::DEFAULT_NAMESPACE,
+                ns => ns,
+            };
+            let key = ObjectKey::new(Kind::Service, namespace, str_at(object, "/metadata/name"));
+            if let Some(entry) = self.storage.get(&key.storage_key())? {
+                return Registry::validate_replacement(&decode(&entry)?, object);
+            }
+        }
+        Ok(validate::validate(object)?)
+    }
+
+    /// What the registry adds to a validated update of `old` before it is
+    /// checked against `old`: the binding of a pod, the addresses of a
+    /// Service.
+    fn carry_over(old: &Value, new: &mut Validated) {
+        carry_binding(old, &mut new.object);
+        if new.key.kind == Kind::Service {
+            alloc::carry_allocations(old, &mut new.object);
+        }
     }
 
     pub fn revision(&self) -> Result<u64, ApiError> {
@@ -299,8 +396,18 @@ impl Registry {
     pub fn create(&self, object: Value) -> Result<Value, ApiError> {
         let validated = validate::validate(&object)?;
         self.check_namespace(&validated.key, &[])?;
-        let object = Registry::prepare_new(validated.object);
+        let mut object = Registry::prepare_new(validated.object);
         let key = validated.key;
+        let _allocating = (key.kind == Kind::Service).then(|| self.allocation_lock());
+        if key.kind == Kind::Service {
+            alloc::allocate(
+                self.service_ranges(),
+                &self.taken()?,
+                &key,
+                &mut object,
+                None,
+            )?;
+        }
         let (revision, _) = self
             .storage
             .txn(vec![Op::Put {
@@ -312,7 +419,6 @@ impl Registry {
                 StoreError::AlreadyExists { .. } => ApiError::AlreadyExists { key: key.clone() },
                 e => e.into(),
             })?;
-        let mut object = object;
         set_resource_version(&mut object, revision);
         Ok(object)
     }
@@ -330,6 +436,8 @@ impl Registry {
 
     fn replace(&self, object: Value, status_only: bool) -> Result<Value, ApiError> {
         let key = key_of(&object)?;
+        let allocating = key.kind == Kind::Service && !status_only;
+        let _allocating = allocating.then(|| self.allocation_lock());
         let entry = self
             .storage
             .get(&key.storage_key())?
@@ -356,10 +464,23 @@ impl Registry {
             }
             new
         } else {
-            let mut validated = validate::validate(&object)?;
-            carry_binding(&old, &mut validated.object);
+            let mut validated = Registry::validate_replacement(&old, &object)?;
+            Registry::carry_over(&old, &mut validated);
             validate::validate_update(&old, &validated)?;
-            self.merge_update(&old, validated.object)
+            if allocating {
+                alloc::allocate(
+                    self.service_ranges(),
+                    &self.taken()?,
+                    &key,
+                    &mut validated.object,
+                    Some(&old),
+                )?;
+            }
+            let mut new = self.merge_update(&old, validated.object);
+            if allocating {
+                alloc::clear_stale_status(&old, &mut new);
+            }
+            new
         };
         if new == old {
             return Ok(old);
@@ -398,12 +519,23 @@ impl Registry {
         new
     }
 
-    /// Creates or updates every object; all are validated before anything
-    /// is written, and all are written in one store transaction.
+    /// Creates or updates every object; all are validated (and Services
+    /// allocated) before anything is written, and all are written in one
+    /// store transaction. A dry run allocates too, to report what a real
+    /// apply would, and writes nothing.
     pub fn apply(&self, objects: Vec<Value>, dry_run: bool) -> Result<Vec<Applied>, ApiError> {
+        let services = objects
+            .iter()
+            .any(|o| str_at(o, "/kind") == Kind::Service.as_str());
+        let _allocating = services.then(|| self.allocation_lock());
+        let mut taken = if services {
+            self.taken()?
+        } else {
+            Taken::default()
+        };
         let mut validated = Vec::with_capacity(objects.len());
         for object in &objects {
-            validated.push(validate::validate(object)?);
+            validated.push(self.validate_applied(object)?);
         }
         let keys: Vec<ObjectKey> = validated.iter().map(|v| v.key.clone()).collect();
         let mut ops = Vec::new();
@@ -411,17 +543,34 @@ impl Registry {
         for mut v in validated {
             self.check_namespace(&v.key, &keys)?;
             let current = self.storage.get(&v.key.storage_key())?;
+            let service = v.key.kind == Kind::Service;
             let (object, action, pre) = match &current {
-                None => (
-                    Registry::prepare_new(v.object),
-                    ApplyAction::Created,
-                    Precondition::MustNotExist,
-                ),
+                None => {
+                    let mut new = Registry::prepare_new(v.object);
+                    if service {
+                        alloc::allocate(self.service_ranges(), &taken, &v.key, &mut new, None)?;
+                        taken.insert(&new);
+                    }
+                    (new, ApplyAction::Created, Precondition::MustNotExist)
+                }
                 Some(entry) => {
                     let old = decode(entry)?;
-                    carry_binding(&old, &mut v.object);
+                    Registry::carry_over(&old, &mut v);
                     validate::validate_update(&old, &v)?;
-                    let new = self.merge_update(&old, v.object);
+                    if service {
+                        alloc::allocate(
+                            self.service_ranges(),
+                            &taken,
+                            &v.key,
+                            &mut v.object,
+                            Some(&old),
+                        )?;
+                        taken.insert(&v.object);
+                    }
+                    let mut new = self.merge_update(&old, v.object);
+                    if service {
+                        alloc::clear_stale_status(&old, &mut new);
+                    }
                     let action = if new == old {
                         ApplyAction::Unchanged
                     } else {
@@ -523,7 +672,7 @@ impl Registry {
                 dependents.extend(self.list_all(kind, &key.name)?);
             }
         } else if key.kind.namespaced() && !uid.is_empty() {
-            for kind in [Kind::ReplicaSet, Kind::Pod] {
+            for kind in [Kind::ReplicaSet, Kind::Pod, Kind::EndpointSlice] {
                 for v in self.list_all(kind, &key.namespace)? {
                     let owned = v
                         .pointer("/metadata/ownerReferences")

@@ -14,16 +14,20 @@
 //! the rules that compare an update with the stored object.
 //!
 //! Podnet runs httpGet and tcpSocket probes only: `exec` and `grpc` probes
-//! are rejected (see `pod`).
+//! are rejected (see `pod`). It emulates IPv4 only: a Service asking for
+//! IPv6 is refused as on a single-stack IPv4 cluster (see `service`).
 
 mod apps;
 mod cluster;
 mod decode;
+mod discovery;
 mod field;
+mod ip;
 mod meta;
 mod names;
 mod pod;
 mod schema;
+pub(crate) mod service;
 mod update;
 
 #[cfg(test)]
@@ -32,13 +36,16 @@ mod tests;
 use std::fmt;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use podnet_proto::model::{Kind, ObjectKey};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+pub use discovery::LABEL_SERVICE_NAME;
 pub use field::FieldError;
+pub use meta::DEFAULT_NAMESPACE;
 
 use field::{Errors, FieldPath};
 
@@ -115,6 +122,24 @@ pub fn validate(object: &Value) -> Result<Validated, InvalidObject> {
         Kind::Node => admit(kind, object, |node: &mut Node, errs| {
             meta::admit(&mut node.metadata, kind, errs);
             cluster::admit_node(node, errs);
+        }),
+        Kind::Service => admit(kind, object, |svc: &mut Service, errs| {
+            meta::admit(&mut svc.metadata, kind, errs);
+            service::default_service(svc);
+            service::validate_service(svc, errs);
+            if errs.is_empty() {
+                service::default_ip_families(svc);
+            }
+        }),
+        Kind::EndpointSlice => admit(kind, object, |slice: &mut EndpointSlice, errs| {
+            meta::admit(&mut slice.metadata, kind, errs);
+            discovery::default_endpoint_slice(slice);
+            discovery::validate_endpoint_slice(slice, errs);
+        }),
+        Kind::Endpoints => admit(kind, object, |endpoints: &mut Endpoints, errs| {
+            meta::admit(&mut endpoints.metadata, kind, errs);
+            discovery::default_endpoints(endpoints);
+            discovery::validate_endpoints(endpoints, errs);
         }),
         Kind::Link => admit(kind, object, |link: &mut cluster::Link, errs| {
             meta::admit(&mut link.metadata, kind, errs);
@@ -219,7 +244,8 @@ where
     let mut errs = Errors::default();
     rules(&mut typed, &mut errs);
     let mut causes = decoded.errors;
-    for cause in errs.into_vec() {
+    let (errors, rule_warnings) = errs.into_parts();
+    for cause in errors {
         // Errors about podnet's own stand-ins for undecodable fields are
         // noise: the decode error already names the field.
         if !decoded.patched.iter().any(|p| p.contains(&cause.path)) && !causes.contains(&cause) {
@@ -239,7 +265,8 @@ where
         // diff would otherwise call unknown.
         fields.insert("spec".into(), spec.clone());
     }
-    let warnings = schema::warnings(kind, object, &as_decoded);
+    let mut warnings = schema::warnings(kind, object, &as_decoded);
+    warnings.extend(rule_warnings);
     let str_at = |pointer: &str| {
         normalized
             .pointer(pointer)

@@ -8,7 +8,7 @@
 //! nothing the agent does depends on seeing every event.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -29,8 +29,11 @@ use tokio_util::task::TaskTracker;
 use tonic::transport::Channel;
 use tracing::Instrument;
 
-use crate::datapath::{Datapath, Route};
+use crate::cluster::ClusterView;
+use crate::datapath::{Datapath, DatapathConfig, Route};
+use crate::netns::{NetNs, PodInfo};
 use crate::overlay::NodeIdentity;
+use crate::proxy::ServiceTable;
 use crate::runtime::Runtime;
 
 #[derive(Debug, Clone)]
@@ -47,6 +50,10 @@ pub struct Config {
     pub underlay_bind: SocketAddr,
     /// Where the NodeAgent service listens.
     pub agent_bind: SocketAddr,
+    pub service_cidr: Ipv4Net,
+    pub proxy_mode: crate::proxy::Mode,
+    /// Where to serve cluster DNS to the host; `None` for nowhere.
+    pub host_dns: Option<SocketAddr>,
 }
 
 type Cache = BTreeMap<String, Value>;
@@ -69,6 +76,19 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .with_context(|| format!("cannot bind the agent on {}", config.agent_bind))?;
     let agent_addr = agent_listener.local_addr()?;
 
+    let host_dns = match config.host_dns {
+        Some(addr) => Some(
+            crate::hostdns::HostDns::bind(addr)
+                .await
+                .with_context(|| format!("cannot bind the host DNS port on {addr}"))?,
+        ),
+        None => None,
+    };
+    let host_dns_address = match &host_dns {
+        Some(h) => h.local_addr()?.to_string(),
+        None => String::new(),
+    };
+
     let channel =
         tonic::transport::Endpoint::from_shared(format!("http://{}", config.controlplane))
             .with_context(|| format!("bad control plane address {:?}", config.controlplane))?
@@ -86,6 +106,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         memory: config.memory.clone(),
         labels: config.labels.iter().cloned().collect(),
         pid: std::process::id(),
+        host_dns_address,
     };
     let joined = join_with_retry(&mut api, join, &shutdown).await?;
     let pod_cidr: Ipv4Net = joined
@@ -100,14 +121,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .context("control plane sent an unusable node certificate")?;
     tracing::info!(%pod_cidr, %node_ip, underlay = %underlay_addr, agent = %agent_addr, "joined the cluster");
 
-    let datapath = Datapath::start(
-        &config.name,
+    let datapath_config = DatapathConfig {
+        node_name: config.name.clone(),
+        node_ip,
         pod_cidr,
-        &identity,
-        underlay,
-        shutdown.child_token(),
-    )
-    .context("cannot start the overlay")?;
+        service_cidr: config.service_cidr,
+        proxy_mode: config.proxy_mode,
+    };
+    let datapath = Datapath::start(datapath_config, &identity, underlay, shutdown.child_token())
+        .context("cannot start the overlay")?;
     let runtime = Arc::new(Runtime::new(
         &config.name,
         node_ip,
@@ -115,6 +137,25 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         datapath.clone(),
     ));
     let tasks = TaskTracker::new();
+    // The node's own address is a namespace too: NodePort masquerading and
+    // host DNS speak from it.
+    let host_ns = NetNs::new(
+        node_ip,
+        PodInfo {
+            namespace: String::new(),
+            name: config.name.clone(),
+            node: config.name.clone(),
+        },
+        Arc::downgrade(&datapath),
+    );
+    datapath.add_pod(host_ns.clone());
+    if let Some(h) = host_dns {
+        let dns = SocketAddrV4::new(podnet_proto::model::network::KUBE_DNS_IP, 53);
+        tasks.spawn(
+            h.run(host_ns.clone(), dns, shutdown.clone())
+                .instrument(tracing::info_span!("hostdns")),
+        );
+    }
     let lease = Duration::from_millis(joined.lease_duration_ms.max(400));
 
     tasks.spawn(
@@ -156,6 +197,40 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         )
         .instrument(tracing::info_span!("informer", kind = "Link")),
     );
+    let (services_tx, services_rx) = watch::channel(Cache::new());
+    let (slices_tx, slices_rx) = watch::channel(Cache::new());
+    tasks.spawn(
+        informer(
+            api.clone(),
+            "Service",
+            String::new(),
+            services_tx,
+            shutdown.clone(),
+        )
+        .instrument(tracing::info_span!("informer", kind = "Service")),
+    );
+    tasks.spawn(
+        informer(
+            api.clone(),
+            "EndpointSlice",
+            String::new(),
+            slices_tx,
+            shutdown.clone(),
+        )
+        .instrument(tracing::info_span!("informer", kind = "EndpointSlice")),
+    );
+    let (view_tx, view_rx) = watch::channel(Arc::new(ClusterView::default()));
+    tasks.spawn(
+        sync_services(
+            datapath.clone(),
+            services_rx,
+            slices_rx,
+            view_tx,
+            shutdown.clone(),
+        )
+        .instrument(tracing::info_span!("proxy")),
+    );
+    runtime.set_cluster_view(view_rx);
     tasks.spawn(
         sync_pods(
             api.clone(),
@@ -456,6 +531,32 @@ async fn report_status(
         tokio::select! {
             _ = shutdown.cancelled() => return,
             r = status.changed() => if r.is_err() { return },
+        }
+    }
+}
+
+/// Programs the service proxy from Services and EndpointSlices, and
+/// publishes the same view to the workloads that need it (cluster DNS).
+async fn sync_services(
+    datapath: Arc<Datapath>,
+    mut services: watch::Receiver<Cache>,
+    mut slices: watch::Receiver<Cache>,
+    view: watch::Sender<Arc<ClusterView>>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let current = ClusterView {
+            services: services.borrow_and_update().clone(),
+            endpoint_slices: slices.borrow_and_update().clone(),
+        };
+        let table = ServiceTable::build(&current);
+        tracing::debug!(ports = table.ports().len(), "service proxy programmed");
+        datapath.set_services(table);
+        view.send_replace(Arc::new(current));
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = services.changed() => if r.is_err() { return },
+            r = slices.changed() => if r.is_err() { return },
         }
     }
 }

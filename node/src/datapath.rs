@@ -29,6 +29,7 @@ use tracing::Instrument;
 use crate::netns::{LOCAL_PIPE_BYTES, NetNs, PodStream};
 use crate::overlay::wire::BASE_HEADER_LEN;
 use crate::overlay::{EmulatedSocket, FlowHeader, FrameKind, LinkTable, NodeIdentity, OpenStatus};
+use crate::proxy::{Mode, Origin, Pick, Proto, ProxyState, ServiceTable};
 
 /// Where a prefix of addresses lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,9 +87,49 @@ fn bump(c: &AtomicU64) {
 
 type PeerSlot = Arc<tokio::sync::Mutex<Option<quinn::Connection>>>;
 
+/// What a node's datapath needs to know about its place in the cluster.
+#[derive(Debug, Clone)]
+pub struct DatapathConfig {
+    pub node_name: String,
+    /// The node's own (emulated) IP: NodePorts answer here.
+    pub node_ip: Ipv4Addr,
+    pub pod_cidr: Ipv4Net,
+    pub service_cidr: Ipv4Net,
+    pub proxy_mode: Mode,
+}
+
+/// How long a proxied UDP flow keeps its reverse translation idle, as
+/// conntrack's UDP timeout.
+const UDP_CONNTRACK_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
+/// Entries kept before the oldest are pruned.
+const CONNTRACK_LIMIT: usize = 65_536;
+
+/// A flow after the service proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Proxied {
+    /// Not addressed to a Service: unchanged.
+    Direct,
+    /// Rewritten: new source (SNAT) and destination (DNAT).
+    To {
+        src: SocketAddrV4,
+        dst: SocketAddrV4,
+    },
+    Refuse,
+    Drop,
+}
+
 pub struct Datapath {
     node_name: String,
+    node_ip: Ipv4Addr,
     local_cidr: Ipv4Net,
+    service_cidr: Ipv4Net,
+    proxy_mode: Mode,
+    services: RwLock<Arc<ServiceTable>>,
+    proxy_state: Mutex<ProxyState>,
+    /// (client, backend) → the ClusterIP:port the client sent to, so UDP
+    /// replies come back from the address that was asked.
+    conntrack: Mutex<HashMap<(SocketAddrV4, SocketAddrV4), (SocketAddrV4, std::time::Instant)>>,
+    next_snat_port: std::sync::atomic::AtomicU16,
     pods: RwLock<HashMap<Ipv4Addr, Arc<NetNs>>>,
     routes: RwLock<Vec<Route>>,
     endpoint: quinn::Endpoint,
@@ -110,8 +151,7 @@ impl Datapath {
     /// Starts the overlay endpoint on `socket` and serves inbound flows
     /// until `shutdown`.
     pub fn start(
-        node_name: &str,
-        local_cidr: Ipv4Net,
+        config: DatapathConfig,
         identity: &NodeIdentity,
         socket: std::net::UdpSocket,
         shutdown: CancellationToken,
@@ -120,8 +160,15 @@ impl Datapath {
         let socket = EmulatedSocket::new(socket, links.clone())?;
         let endpoint = crate::overlay::endpoint(socket, Some(identity.server_config()))?;
         let dp = Arc::new(Datapath {
-            node_name: node_name.to_string(),
-            local_cidr,
+            node_name: config.node_name,
+            node_ip: config.node_ip,
+            local_cidr: config.pod_cidr,
+            service_cidr: config.service_cidr,
+            proxy_mode: config.proxy_mode,
+            services: RwLock::new(Arc::new(ServiceTable::default())),
+            proxy_state: Mutex::new(ProxyState::default()),
+            conntrack: Mutex::new(HashMap::new()),
+            next_snat_port: std::sync::atomic::AtomicU16::new(0),
             pods: RwLock::new(HashMap::new()),
             routes: RwLock::new(Vec::new()),
             endpoint,
@@ -238,7 +285,87 @@ impl Datapath {
         Ok(conn)
     }
 
-    /// Opens a TCP flow from `src` (a local pod or this node) to `dst`.
+    pub fn node_ip(&self) -> Ipv4Addr {
+        self.node_ip
+    }
+
+    /// Replaces the service proxy's table (Services and EndpointSlices).
+    pub fn set_services(&self, table: ServiceTable) {
+        *self
+            .services
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(table);
+    }
+
+    pub fn services(&self) -> Arc<ServiceTable> {
+        self.services
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn snat_source(&self) -> SocketAddrV4 {
+        let n = self
+            .next_snat_port
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Clear of the NodePort range and of the pods' ephemeral range.
+        SocketAddrV4::new(self.node_ip, 20000 + n % 10000)
+    }
+
+    /// The service proxy: a flow to a ClusterIP:port, or to this node's
+    /// IP:nodePort, gets an endpoint (DNAT); NodePort flows with the Cluster
+    /// policy also get this node's IP as source (SNAT), as kube-proxy
+    /// masquerades them.
+    fn proxy(&self, src: SocketAddrV4, dst: SocketAddrV4, proto: Proto) -> Proxied {
+        let table = self.services();
+        let (port, origin) = if self.service_cidr.contains(dst.ip()) {
+            match table.by_cluster_ip(dst, proto) {
+                Some(p) => (p, Origin::ClusterIp),
+                // No rule for this address: it leads nowhere.
+                None => return Proxied::Drop,
+            }
+        } else if *dst.ip() == self.node_ip {
+            match table.by_node_port(dst.port(), proto) {
+                Some(p) => (p, Origin::NodePort),
+                None => return Proxied::Direct,
+            }
+        } else {
+            return Proxied::Direct;
+        };
+        let now = std::time::Instant::now();
+        let pick = {
+            let mut state = self
+                .proxy_state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            match self.proxy_mode {
+                Mode::Random => state.pick(
+                    port,
+                    origin,
+                    *src.ip(),
+                    &self.node_name,
+                    now,
+                    rand::random(),
+                ),
+                Mode::RoundRobin => {
+                    state.pick_round_robin(port, origin, *src.ip(), &self.node_name, now)
+                }
+            }
+        };
+        match pick {
+            Pick::To(endpoint) => {
+                let snat = origin == Origin::NodePort && !port.external_local;
+                let src = if snat { self.snat_source() } else { src };
+                tracing::debug!(svc = %port.id, flow.src = %src, endpoint = %endpoint, "service flow");
+                Proxied::To { src, dst: endpoint }
+            }
+            Pick::Refuse => Proxied::Refuse,
+            Pick::Drop => Proxied::Drop,
+        }
+    }
+
+    /// Opens a TCP flow from `src` (a local pod or this node) to `dst`,
+    /// through the service proxy.
     pub async fn connect_tcp(
         self: &Arc<Self>,
         src: SocketAddrV4,
@@ -246,6 +373,36 @@ impl Datapath {
         trace_id: u64,
     ) -> io::Result<PodStream> {
         bump(&self.stats.flows_out);
+        match self.proxy(src, dst, Proto::Tcp) {
+            Proxied::Direct => self.connect_direct(src, dst, trace_id).await,
+            Proxied::To { src, dst } => self.connect_direct(src, dst, trace_id).await,
+            Proxied::Refuse => Err(io::ErrorKind::ConnectionRefused.into()),
+            Proxied::Drop => std::future::pending().await,
+        }
+    }
+
+    /// Opens a TCP flow to an address that is not a Service. Boxed: a
+    /// NodePort flow served for a peer opens one too, and the recursion
+    /// through the connection tasks needs a named future type.
+    fn connect_direct(
+        self: &Arc<Self>,
+        src: SocketAddrV4,
+        dst: SocketAddrV4,
+        trace_id: u64,
+    ) -> futures::future::BoxFuture<'_, io::Result<PodStream>> {
+        Box::pin(self.connect_direct_inner(src, dst, trace_id))
+    }
+
+    async fn connect_direct_inner(
+        self: &Arc<Self>,
+        src: SocketAddrV4,
+        dst: SocketAddrV4,
+        trace_id: u64,
+    ) -> io::Result<PodStream> {
+        if *dst.ip() == self.node_ip {
+            // Nothing listens on the node itself but NodePorts.
+            return Err(io::ErrorKind::ConnectionRefused.into());
+        }
         if let Some(ns) = self.local_pod(*dst.ip()) {
             let (a, b) = tokio::io::duplex(LOCAL_PIPE_BYTES);
             return match ns.deliver_tcp(dst.port(), (PodStream::Local(b), src)) {
@@ -301,8 +458,28 @@ impl Datapath {
         trace_id: u64,
     ) {
         bump(&self.stats.datagrams_out);
+        let (src, dst) = match self.proxy(src, dst, Proto::Udp) {
+            Proxied::Direct => (src, dst),
+            Proxied::To {
+                src: new_src,
+                dst: endpoint,
+            } => {
+                if new_src == src {
+                    self.track(src, endpoint, dst);
+                }
+                (new_src, endpoint)
+            }
+            Proxied::Refuse => {
+                // kube-proxy rejects with ICMP port unreachable.
+                if let Some(origin) = self.local_pod(*src.ip()) {
+                    origin.deliver_udp(src.port(), Err(io::ErrorKind::ConnectionRefused));
+                }
+                return;
+            }
+            Proxied::Drop => return,
+        };
         if let Some(ns) = self.local_pod(*dst.ip()) {
-            if !ns.deliver_udp(dst.port(), Ok((payload, src)))
+            if !self.deliver_udp_local(&ns, src, dst, payload)
                 && let Some(origin) = self.local_pod(*src.ip())
             {
                 origin.deliver_udp(src.port(), Err(io::ErrorKind::ConnectionRefused));
@@ -316,6 +493,88 @@ impl Datapath {
             trace_id,
         };
         self.send_datagram(*dst.ip(), header, &payload).await;
+    }
+
+    /// Remembers that `client` sent to `service` and reached `backend`.
+    fn track(&self, client: SocketAddrV4, backend: SocketAddrV4, service: SocketAddrV4) {
+        let now = std::time::Instant::now();
+        let mut ct = self
+            .conntrack
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if ct.len() >= CONNTRACK_LIMIT {
+            ct.retain(|_, (_, last)| now.duration_since(*last) < UDP_CONNTRACK_IDLE);
+        }
+        ct.insert((client, backend), (service, now));
+    }
+
+    /// Delivers a UDP datagram to a local pod, undoing the service
+    /// translation of a reply (backend → the ClusterIP the client asked).
+    fn deliver_udp_local(
+        &self,
+        ns: &NetNs,
+        src: SocketAddrV4,
+        dst: SocketAddrV4,
+        payload: Bytes,
+    ) -> bool {
+        let src = {
+            let mut ct = self
+                .conntrack
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            match ct.get_mut(&(dst, src)) {
+                Some((service, last)) if last.elapsed() < UDP_CONNTRACK_IDLE => {
+                    *last = std::time::Instant::now();
+                    *service
+                }
+                _ => src,
+            }
+        };
+        ns.deliver_udp(dst.port(), Ok((payload, src)))
+    }
+
+    /// A TCP flow from another node to this node's IP: a NodePort.
+    async fn serve_node_port(
+        self: Arc<Self>,
+        header: FlowHeader,
+        mut send: quinn::SendStream,
+        recv: quinn::RecvStream,
+    ) {
+        let refuse = |mut send: quinn::SendStream| async move {
+            let _ = send.write_all(&[OpenStatus::Refused.to_byte()]).await;
+            let _ = send.finish();
+        };
+        let (src, dst) = match self.proxy(header.src, header.dst, Proto::Tcp) {
+            Proxied::To { src, dst } => (src, dst),
+            Proxied::Refuse | Proxied::Direct => return refuse(send).await,
+            Proxied::Drop => {
+                let _ = send.finish();
+                return;
+            }
+        };
+        // Bounded: a silent endpoint must not hold the flow forever.
+        let upstream = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            self.connect_direct(src, dst, header.trace_id),
+        )
+        .await;
+        match upstream {
+            Ok(Ok(mut upstream)) => {
+                if send
+                    .write_all(&[OpenStatus::Accepted.to_byte()])
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                let mut client = PodStream::Quic { send, recv };
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            }
+            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => refuse(send).await,
+            Ok(Err(_)) | Err(_) => {
+                let _ = send.reset(1u32.into());
+            }
+        }
     }
 
     /// Sends one ICMP echo request.
@@ -444,6 +703,9 @@ impl Datapath {
             return;
         }
         bump(&self.stats.flows_in);
+        if *header.dst.ip() == self.node_ip {
+            return self.serve_node_port(header, send, recv).await;
+        }
         let Some(ns) = self.local_pod(*header.dst.ip()) else {
             // No such pod here: silence, the client times out.
             let _ = send.finish();
@@ -496,7 +758,7 @@ impl Datapath {
                 let Some(ns) = self.local_pod(*header.dst.ip()) else {
                     return;
                 };
-                if !ns.deliver_udp(header.dst.port(), Ok((payload, header.src))) {
+                if !self.deliver_udp_local(&ns, header.src, header.dst, payload) {
                     let reply = FlowHeader {
                         kind: FrameKind::IcmpPortUnreachable,
                         ..header

@@ -2,9 +2,13 @@
 //! the QUIC overlay with link emulation.
 
 pub mod agent;
+pub mod cluster;
 pub mod datapath;
+pub mod dns;
+pub mod hostdns;
 pub mod netns;
 pub mod overlay;
+pub mod proxy;
 pub mod runtime;
 pub mod toolbox;
 pub mod workloads;

@@ -23,9 +23,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::cluster::ClusterViewRx;
 use crate::datapath::Datapath;
 use crate::netns::{NetNs, PodInfo};
-use crate::workloads::{self, ContainerSpec, Protocol};
+use crate::workloads::{self, ContainerSpec, Protocol, WorkloadEnv};
 
 fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -155,6 +156,11 @@ pub struct Runtime {
     ipam: Mutex<Ipam>,
     pods: Mutex<HashMap<String, Arc<RunningPod>>>,
     next_probe_port: AtomicU16,
+    /// The node's view of Services and EndpointSlices, for workloads that
+    /// serve from it (cluster DNS).
+    cluster: Mutex<Option<ClusterViewRx>>,
+    /// Counters of every DNS pod on this node.
+    dns_stats: Arc<crate::dns::DnsStats>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -180,7 +186,30 @@ impl Runtime {
             }),
             pods: Mutex::new(HashMap::new()),
             next_probe_port: AtomicU16::new(40000),
+            cluster: Mutex::new(None),
+            dns_stats: Arc::default(),
         }
+    }
+
+    pub fn set_cluster_view(&self, view: ClusterViewRx) {
+        *self.cluster.lock().unwrap_or_else(PoisonError::into_inner) = Some(view);
+    }
+
+    /// What the built-in workloads get from the node.
+    fn workload_env(&self) -> WorkloadEnv {
+        WorkloadEnv {
+            cluster: self.cluster_view(),
+            dns_stats: self.dns_stats.clone(),
+        }
+    }
+
+    /// The cluster view workloads read; empty until the agent sets it.
+    pub fn cluster_view(&self) -> ClusterViewRx {
+        self.cluster
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .unwrap_or_else(|| crate::cluster::fixed(Default::default()))
     }
 
     fn pods(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<RunningPod>>> {
@@ -250,7 +279,7 @@ impl Runtime {
         for (i, c) in containers.iter().enumerate() {
             let ctx = ContainerCtx {
                 index: i,
-                spec: container_spec(c),
+                spec: container_spec(c, self.workload_env()),
                 readiness: c.get("readinessProbe").cloned(),
                 liveness: c.get("livenessProbe").cloned(),
                 ports: named_ports(c),
@@ -306,7 +335,7 @@ impl Runtime {
     }
 }
 
-fn container_spec(c: &Value) -> ContainerSpec {
+fn container_spec(c: &Value, workload_env: WorkloadEnv) -> ContainerSpec {
     let strings = |p: &str| -> Vec<String> {
         c.pointer(p)
             .and_then(Value::as_array)
@@ -350,6 +379,7 @@ fn container_spec(c: &Value) -> ContainerSpec {
         args,
         env,
         ports,
+        workload_env,
     }
 }
 

@@ -1,6 +1,6 @@
 //! The commands `podnet exec POD -- CMD...` runs inside a pod's network
-//! namespace: `curl`, `nc`, `ping`, `hostname`, `ip`, `echo`, `cat`,
-//! `sleep`, `true` and `false`.
+//! namespace: `curl`, `nc`, `ping`, `nslookup`, `dig`, `hostname`, `ip`,
+//! `echo`, `cat`, `sleep`, `true` and `false`.
 //!
 //! Each command is a small reimplementation of the real tool's common
 //! options, written against the pod's socket API (`crate::netns`), with the
@@ -8,20 +8,25 @@
 //! written for a real cluster read the same here. A command gets its argv,
 //! the whole of stdin up front, and returns everything it printed at once.
 //!
+//! Host names resolve through [`resolve`]: the pod's hosts file, then
+//! cluster DNS with the pod's resolv.conf (`crate::dns::resolver`).
+//!
 //! Deliberately not here: a shell (`sh -c` is "command not found"), a
-//! filesystem (`-o FILE`, `cat FILE`), TLS and DNS. Names resolve through
-//! [`resolve`], the one place cluster DNS will plug into. Output is buffered
-//! and bounded by [`MAX_OUTPUT`].
+//! filesystem (`-o FILE`, `cat FILE`) and TLS. Output is buffered and
+//! bounded by [`MAX_OUTPUT`].
 
 mod basic;
 mod curl;
+mod dig;
 mod nc;
+mod nslookup;
 mod ping;
 
 use std::io;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
+use crate::dns::resolver::{self, ResolveError};
 use crate::netns::NetNs;
 
 /// Bytes of stdout (and, separately, of stderr) a command may produce;
@@ -30,7 +35,8 @@ pub const MAX_OUTPUT: usize = 16 * 1024 * 1024;
 
 /// The commands, as the "command not found" message lists them.
 const COMMANDS: &[&str] = &[
-    "curl", "nc", "ping", "hostname", "ip", "echo", "cat", "sleep", "true", "false",
+    "curl", "nc", "ping", "nslookup", "dig", "hostname", "ip", "echo", "cat", "sleep", "true",
+    "false",
 ];
 
 /// Exit code for a command line that does not parse (clap's and the GNU
@@ -96,6 +102,8 @@ async fn dispatch(ns: &Arc<NetNs>, argv: &[String], stdin: &[u8], out: &mut Outp
         "curl" => curl::run(ns, argv, stdin, out).await,
         "nc" | "netcat" => nc::run(ns, argv, stdin, out).await,
         "ping" => ping::run(ns, argv, out).await,
+        "nslookup" => nslookup::run(ns, argv, out).await,
+        "dig" => dig::run(ns, argv, out).await,
         "hostname" => basic::hostname(ns, argv, out),
         "ip" => basic::ip(ns, argv, out),
         "echo" => basic::echo(argv, out),
@@ -128,29 +136,19 @@ fn parse<P: clap::Parser>(argv: &[String], out: &mut Output) -> Result<P, i32> {
     })
 }
 
-/// Resolves `host` the way the pod's resolver would.
-///
-/// Today that is an IPv4 literal, `localhost`, or the pod's own name (which
-/// the kubelet writes into every pod's /etc/hosts). Cluster DNS will plug in
-/// here, which is why this is async and takes the namespace.
-pub async fn resolve(ns: &NetNs, host: &str) -> io::Result<Ipv4Addr> {
-    // A trailing dot marks a fully qualified name; it changes nothing here.
-    let name = host.strip_suffix('.').unwrap_or(host);
-    if let Ok(ip) = name.parse::<Ipv4Addr>() {
-        return Ok(ip);
-    }
-    if name.eq_ignore_ascii_case("localhost") {
-        return Ok(Ipv4Addr::LOCALHOST);
-    }
-    if !ns.info().name.is_empty() && name.eq_ignore_ascii_case(&ns.info().name) {
-        return Ok(ns.ip());
-    }
-    Err(io::Error::new(
-        io::ErrorKind::NotFound,
-        format!(
-            "could not resolve host {host:?}: podnet has no cluster DNS yet; use an IPv4 address or localhost"
-        ),
-    ))
+/// Resolves `host` the way `getaddrinfo` in the pod would: an IPv4
+/// literal, `localhost` or the pod's own name (the kubelet's /etc/hosts),
+/// else cluster DNS through the pod's search list. Returns the first
+/// address, which is the one the tools connect to.
+pub async fn resolve(ns: &Arc<NetNs>, host: &str) -> Result<Ipv4Addr, ResolveError> {
+    let addresses = resolver::resolve_ipv4(ns, host).await?;
+    addresses
+        .first()
+        .copied()
+        .ok_or_else(|| ResolveError::NoData {
+            name: host.to_owned(),
+            rtype: hickory_proto::rr::RecordType::A,
+        })
 }
 
 /// The C library's wording for an error, which is what the real tools

@@ -11,6 +11,9 @@
 //! - `podnet/tcp-echo` and `podnet/udp-echo`: echo bytes and datagrams.
 //! - `podnet/toolbox`: idles; it is where `podnet exec` commands are usually
 //!   run (see `crate::toolbox`), although exec works in any pod.
+//! - `podnet/dns`: cluster DNS (`crate::dns::server`) on UDP and TCP port
+//!   53, answering from the node's view of Services and EndpointSlices,
+//!   which it gets from the container's [`WorkloadEnv`].
 //!
 //! [`start`] binds every listener before it returns, so a readiness probe
 //! right after start already finds the ports open, and returns the running
@@ -35,6 +38,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::cluster::{self, ClusterView, ClusterViewRx};
+use crate::dns;
 use crate::netns::{NetNs, PodListener, PodStream};
 
 /// The images [`start`] knows, in the order error messages list them.
@@ -43,6 +48,7 @@ pub const KNOWN_IMAGES: &[&str] = &[
     "podnet/tcp-echo",
     "podnet/udp-echo",
     "podnet/toolbox",
+    "podnet/dns",
 ];
 
 /// The port `podnet/http-echo` listens on when the container declares none
@@ -50,6 +56,37 @@ pub const KNOWN_IMAGES: &[&str] = &[
 const HTTP_ECHO_DEFAULT_PORT: u16 = 8080;
 /// The port the echo images listen on when the container declares none.
 const ECHO_DEFAULT_PORT: u16 = 9000;
+
+/// What the node hands its workloads besides their own spec: shared views
+/// and counters. Cloning is cheap (channels and `Arc`s).
+#[derive(Debug, Clone)]
+pub struct WorkloadEnv {
+    /// The node's view of Services and EndpointSlices (`podnet/dns`).
+    pub cluster: ClusterViewRx,
+    /// Counters of the node's `podnet/dns` containers, for `/metrics`.
+    pub dns_stats: Arc<dns::DnsStats>,
+}
+
+impl Default for WorkloadEnv {
+    /// An empty cluster that never changes and counters nobody reads: for
+    /// tests and namespaces without a node.
+    fn default() -> WorkloadEnv {
+        WorkloadEnv {
+            cluster: cluster::fixed(ClusterView::default()),
+            dns_stats: Arc::default(),
+        }
+    }
+}
+
+/// Specs are compared for what the pod asked; the node's environment is the
+/// same for every container it runs, so it never makes two specs differ.
+impl PartialEq for WorkloadEnv {
+    fn eq(&self, _other: &WorkloadEnv) -> bool {
+        true
+    }
+}
+
+impl Eq for WorkloadEnv {}
 
 /// The transport protocol of a declared container port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -77,6 +114,9 @@ pub struct ContainerSpec {
     pub env: Vec<(String, String)>,
     /// The declared `containerPorts`.
     pub ports: Vec<(u16, Protocol)>,
+    /// The node's environment (not from the pod spec). Named apart from
+    /// `env`, which is the container's environment variables.
+    pub workload_env: WorkloadEnv,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +156,7 @@ enum Image {
     TcpEcho,
     UdpEcho,
     Toolbox,
+    Dns,
 }
 
 impl Image {
@@ -125,6 +166,7 @@ impl Image {
             "podnet/tcp-echo" => Ok(Image::TcpEcho),
             "podnet/udp-echo" => Ok(Image::UdpEcho),
             "podnet/toolbox" => Ok(Image::Toolbox),
+            "podnet/dns" => Ok(Image::Dns),
             _ => Err(WorkloadError::UnknownImage {
                 image: image.to_owned(),
                 known: KNOWN_IMAGES.join(", "),
@@ -138,6 +180,7 @@ impl Image {
             Image::TcpEcho => "podnet/tcp-echo",
             Image::UdpEcho => "podnet/udp-echo",
             Image::Toolbox => "podnet/toolbox",
+            Image::Dns => "podnet/dns",
         }
     }
 }
@@ -196,8 +239,58 @@ pub fn start(
             Ok(())
         }
         .boxed(),
+        Image::Dns => start_dns(&ns, spec, cancel)?.boxed(),
     };
     Ok(running)
+}
+
+/// Binds UDP and TCP on the DNS port (53 unless overridden like any image's
+/// port; the containerPorts of a CoreDNS manifest, 53/UDP, 53/TCP and
+/// 9153/TCP for metrics, leave it at 53) and serves cluster DNS.
+fn start_dns(
+    ns: &Arc<NetNs>,
+    spec: &ContainerSpec,
+    cancel: CancellationToken,
+) -> Result<impl Future<Output = Result<(), WorkloadError>> + Send + 'static, WorkloadError> {
+    let image = Image::Dns;
+    let port = listen_ports(image, spec, Protocol::Udp, dns::server::DNS_PORT)?
+        .first()
+        .copied()
+        .unwrap_or(dns::server::DNS_PORT);
+    let domain = dns::ClusterDomain::cluster_local().map_err(|error| WorkloadError::BadArgs {
+        image: image.name().to_owned(),
+        origin: "cluster domain",
+        value: podnet_proto::model::network::CLUSTER_DOMAIN.to_owned(),
+        reason: error.to_string(),
+    })?;
+    let udp = ns.bind_udp(port).map_err(|source| WorkloadError::Bind {
+        port,
+        protocol: Protocol::Udp,
+        source,
+    })?;
+    let tcp = ns.listen_tcp(port).map_err(|source| WorkloadError::Bind {
+        port,
+        protocol: Protocol::Tcp,
+        source,
+    })?;
+    let env = spec.workload_env.clone();
+    Ok(async move {
+        dns::server::serve(udp, tcp, domain, env.cluster, env.dns_stats, cancel)
+            .await
+            .map_err(|error| match error {
+                dns::server::ServeError::Udp { port, source } => WorkloadError::Serve {
+                    port,
+                    protocol: Protocol::Udp,
+                    source,
+                },
+                dns::server::ServeError::Tcp { port, source } => WorkloadError::Serve {
+                    port,
+                    protocol: Protocol::Tcp,
+                    source,
+                },
+            })
+    }
+    .instrument(tracing::info_span!("dns", port)))
 }
 
 /// Accepts on every listener and runs `handle` for each connection as a

@@ -3,6 +3,7 @@
 
 mod kind;
 mod link;
+pub mod network;
 mod object;
 mod quantity;
 mod selector;
@@ -19,6 +20,8 @@ pub use selector::{FieldSelector, InvalidSelector, LabelSelector};
 pub const ANNOTATION_UNDERLAY: &str = "podnet.io/underlay-address";
 /// Annotation on a Node: the real TCP address of its NodeAgent service.
 pub const ANNOTATION_AGENT: &str = "podnet.io/agent-address";
+/// Annotation on a Node: the real address where it serves cluster DNS to the host.
+pub const ANNOTATION_HOST_DNS: &str = "podnet.io/host-dns-address";
 /// Annotation on a Node: the process id of the node.
 pub const ANNOTATION_PID: &str = "podnet.io/pid";
 /// Label Kubernetes puts on nodes for their zone.

@@ -103,7 +103,13 @@ fn controlplane_restart_keeps_every_object_and_nodes_reconnect() {
         after["metadata"]["uid"], before["metadata"]["uid"],
         "the object must survive the restart"
     );
-    assert_eq!(c.items("pods").len(), 3);
+    assert_eq!(
+        c.json(&["get", "pods", "-l", "app=web"])["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
 
     // The nodes reconnected: they stay Ready and run new work.
     c.apply(

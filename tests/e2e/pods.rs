@@ -209,7 +209,13 @@ fn deployments_scale_up_and_down_and_unschedulable_pods_wait() {
     crate::harness::eventually(
         "scale down to 1",
         std::time::Duration::from_secs(20),
-        || (c.items("pods").len() == 1).then_some(()),
+        || {
+            (c.json(&["get", "pods", "-l", "app=web"])["items"]
+                .as_array()
+                .map_or(0, Vec::len)
+                == 1)
+                .then_some(())
+        },
     );
     let d = c.json(&["get", "deployment", "web"]);
     assert_eq!(d["status"]["availableReplicas"], 1, "{d}");

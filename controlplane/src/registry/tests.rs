@@ -5,9 +5,11 @@ use serde_json::json;
 use super::*;
 use crate::store::MemBackend;
 
+mod services;
+
 fn registry() -> Registry {
     let r = Registry::new(Storage::new(Box::new(MemBackend::new())).unwrap());
-    r.bootstrap().unwrap();
+    r.bootstrap(2).unwrap();
     r
 }
 

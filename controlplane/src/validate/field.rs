@@ -84,13 +84,17 @@ pub(super) fn shown(value: impl Serialize) -> String {
 }
 
 /// Collects every field error of one object, like the API server's
-/// `field.ErrorList`: validation goes on after the first problem.
+/// `field.ErrorList`: validation goes on after the first problem. Rules that
+/// accept a value podnet does not act on leave a warning beside the errors.
 #[derive(Debug, Default)]
-pub(super) struct Errors(Vec<FieldError>);
+pub(super) struct Errors {
+    errors: Vec<FieldError>,
+    warnings: Vec<String>,
+}
 
 impl Errors {
     fn push(&mut self, path: &FieldPath, message: String) {
-        self.0.push(FieldError {
+        self.errors.push(FieldError {
             path: path.as_str().to_string(),
             message,
         });
@@ -157,11 +161,29 @@ impl Errors {
         }
     }
 
+    /// `field.TooMany`.
+    pub(super) fn too_many(&mut self, path: &FieldPath, actual: usize, max: usize) {
+        self.push(
+            path,
+            format!("Too many: {actual}: must have at most {max} items"),
+        );
+    }
+
+    /// Accepted, but without effect in podnet: `path: why`.
+    pub(super) fn warn(&mut self, path: &FieldPath, why: &str) {
+        self.warnings.push(format!("{path}: {why}"));
+    }
+
     pub(super) fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.errors.is_empty()
     }
 
     pub(super) fn into_vec(self) -> Vec<FieldError> {
-        self.0
+        self.errors
+    }
+
+    /// The errors and the warnings.
+    pub(super) fn into_parts(self) -> (Vec<FieldError>, Vec<String>) {
+        (self.errors, self.warnings)
     }
 }

@@ -11,12 +11,13 @@ use podnet_proto::model::Kind;
 
 use super::field::{Errors, FieldPath};
 use super::names::{
-    dns1123_label, dns1123_subdomain, qualified_name, validate_annotations, validate_labels,
+    dns1035_label, dns1123_label, dns1123_subdomain, qualified_name, validate_annotations,
+    validate_labels,
 };
 
 /// What `kubectl` and the API server assume for a namespaced object that
 /// names none.
-pub(super) const DEFAULT_NAMESPACE: &str = "default";
+pub const DEFAULT_NAMESPACE: &str = "default";
 
 /// Defaults and validates an object's own metadata.
 pub(super) fn admit(meta: &mut ObjectMeta, kind: Kind, errs: &mut Errors) {
@@ -44,10 +45,12 @@ pub(super) fn admit(meta: &mut ObjectMeta, kind: Kind, errs: &mut Errors) {
         ),
         None => errs.required(&path.child("name"), "name is required"),
         Some(name) => {
-            let rule = if kind == Kind::Namespace {
-                dns1123_label(name)
-            } else {
-                dns1123_subdomain(name)
+            let rule = match kind {
+                Kind::Namespace => dns1123_label(name),
+                // A Service's name is a DNS label under its namespace's
+                // domain, and must not look like an IP octet.
+                Kind::Service => dns1035_label(name),
+                _ => dns1123_subdomain(name),
             };
             errs.invalid_each(&path.child("name"), name, rule);
         }

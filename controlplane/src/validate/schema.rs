@@ -96,6 +96,40 @@ const REPLICA_SET_SPEC: &[&str] = &["replicas", "selector", "minReadySeconds"];
 
 const NODE_SPEC: &[&str] = &["podCIDR", "podCIDRs"];
 
+/// What the service proxy, the DNS and the edge act on. Left out:
+/// `loadBalancerIP`, `loadBalancerSourceRanges`, `loadBalancerClass` (the
+/// edge picks its own listener) and `trafficDistribution`.
+const SERVICE_SPEC: &[&str] = &[
+    "type",
+    "ports",
+    "selector",
+    "clusterIP",
+    "clusterIPs",
+    "ipFamilies",
+    "ipFamilyPolicy",
+    "sessionAffinity",
+    "sessionAffinityConfig",
+    "externalName",
+    "externalIPs",
+    "externalTrafficPolicy",
+    "internalTrafficPolicy",
+    "healthCheckNodePort",
+    "publishNotReadyAddresses",
+    "allocateLoadBalancerNodePorts",
+];
+
+/// Topology hints and the deprecated topology map are not used for routing.
+const ENDPOINT_SLICE: &[&str] = &[
+    "addressType",
+    "ports",
+    "endpoints[].addresses",
+    "endpoints[].conditions",
+    "endpoints[].hostname",
+    "endpoints[].nodeName",
+    "endpoints[].zone",
+    "endpoints[].targetRef",
+];
+
 /// One step of a pattern: `env[]` is the field `env` then any list item,
 /// `requests[cpu]` the field `requests` then its map entry `cpu`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,6 +220,9 @@ impl Allowlist {
                 patterns.extend(template_patterns("spec.template"));
             }
             Kind::Node => patterns.extend(prefixed("spec", NODE_SPEC)),
+            Kind::Service => patterns.extend(prefixed("spec", SERVICE_SPEC)),
+            Kind::EndpointSlice => patterns.extend(ENDPOINT_SLICE.iter().map(|p| p.to_string())),
+            Kind::Endpoints => patterns.push("subsets".into()),
             // podnet's own schema: everything in it is emulated.
             Kind::Link => patterns.push("spec".into()),
             Kind::Namespace => {}

@@ -4,6 +4,8 @@ use serde_json::{Value, json};
 
 use super::*;
 
+mod service;
+
 /// What validating an object must give.
 enum Expect<'a> {
     /// Accepted; each JSON pointer holds the value (`Value::Null`: absent),
@@ -142,7 +144,7 @@ fn link() -> Value {
 }
 
 const C0: &str = "/spec/containers/0";
-const KNOWN: &str = "podnet serves v1/Namespace, v1/Node, v1/Pod, apps/v1/Deployment, apps/v1/ReplicaSet, podnet.io/v1alpha1/Link";
+const KNOWN: &str = "podnet serves v1/Namespace, v1/Node, v1/Pod, apps/v1/Deployment, apps/v1/ReplicaSet, v1/Service, discovery.k8s.io/v1/EndpointSlice, v1/Endpoints, podnet.io/v1alpha1/Link";
 const PORT_RANGE: &str = "Invalid value: 70000: must be between 1 and 65535, inclusive";
 
 #[test]
@@ -387,11 +389,11 @@ fn cluster_scoped_kinds_are_accepted() {
 
 #[test]
 fn unknown_kinds_list_what_podnet_serves() {
-    let service = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}});
-    let err = validate(&service).unwrap_err();
+    let ingress = json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web"}});
+    let err = validate(&ingress).unwrap_err();
     assert_eq!(err.causes[0].path, "kind");
     assert!(err.causes[0].message.contains(KNOWN), "{err}");
-    assert_eq!(err.kind, "Service");
+    assert_eq!(err.kind, "Ingress");
 
     check(
         with(pod(), "/apiVersion", json!("v2")),

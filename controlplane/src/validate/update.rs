@@ -5,7 +5,13 @@
 //! of the spec but images, tolerations and a few more): podnet freezes what
 //! its nodes and controllers key on — the containers, their names and
 //! ports, and the node a pod is bound to. Selectors of workloads are frozen
-//! as in apps/v1, since changing one would orphan the pods it owns.
+//! as in apps/v1, since changing one would orphan the pods it owns. A
+//! Service keeps its ClusterIP (`ValidateServiceUpdate`) and an
+//! EndpointSlice its addressType.
+//!
+//! The registry fills what an update of a Service leaves out (ClusterIP,
+//! NodePorts) from the stored object before these checks, as the API
+//! server does, so re-applying a manifest is not a change.
 
 use podnet_proto::model::Kind;
 use podnet_proto::model::str_at;
@@ -60,7 +66,15 @@ pub(super) fn validate_update(old: &Value, new: &Validated) -> Result<(), Invali
                 );
             }
         }
-        Kind::Namespace | Kind::Link => {}
+        Kind::Service => service(&mut errs, old, new_object),
+        Kind::EndpointSlice => immutable(
+            &mut errs,
+            old,
+            new_object,
+            "/addressType",
+            &FieldPath::new("addressType"),
+        ),
+        Kind::Namespace | Kind::Link | Kind::Endpoints => {}
     }
 
     if errs.is_empty() {
@@ -103,6 +117,28 @@ fn pod(errs: &mut Errors, old: &Value, new: &Value) {
             str_at(new, "/spec/nodeName"),
             "field is immutable",
         );
+    }
+}
+
+/// The ClusterIP is fixed once allocated; switching to or from ExternalName
+/// (which has none) releases or allocates one instead.
+fn service(errs: &mut Errors, old: &Value, new: &Value) {
+    let spec = FieldPath::new("spec");
+    let external_name = |v: &Value| str_at(v, "/spec/type") == "ExternalName";
+    let old_ip = str_at(old, "/spec/clusterIP");
+    let new_ip = str_at(new, "/spec/clusterIP");
+    if !external_name(old) && !external_name(new) && !old_ip.is_empty() && new_ip != old_ip {
+        errs.invalid(&spec.child("clusterIP"), new_ip, "field is immutable");
+    }
+    let health_check = |v: &Value| {
+        str_at(v, "/spec/type") == "LoadBalancer"
+            && str_at(v, "/spec/externalTrafficPolicy") == "Local"
+    };
+    if health_check(old)
+        && health_check(new)
+        && old.pointer("/spec/healthCheckNodePort") != new.pointer("/spec/healthCheckNodePort")
+    {
+        errs.forbidden(&spec.child("healthCheckNodePort"), "field is immutable");
     }
 }
 

@@ -41,6 +41,16 @@ fn routes(addr_a: SocketAddr, addr_b: SocketAddr) -> Vec<Route> {
     ]
 }
 
+fn config(name: &str, ip: [u8; 4], pod_cidr: &str) -> DatapathConfig {
+    DatapathConfig {
+        node_name: name.into(),
+        node_ip: Ipv4Addr::from(ip),
+        pod_cidr: pod_cidr.parse().unwrap(),
+        service_cidr: "10.96.0.0/12".parse().unwrap(),
+        proxy_mode: Mode::RoundRobin,
+    }
+}
+
 fn net() -> Net {
     let ca = TestCa::new("test CA");
     let shutdown = CancellationToken::new();
@@ -48,16 +58,14 @@ fn net() -> Net {
     let sb = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let (addr_a, addr_b) = (sa.local_addr().unwrap(), sb.local_addr().unwrap());
     let a = Datapath::start(
-        "node-a",
-        "10.244.0.0/24".parse().unwrap(),
+        config("node-a", [172, 18, 0, 2], "10.244.0.0/24"),
         &ca.identity("node-a"),
         sa,
         shutdown.child_token(),
     )
     .unwrap();
     let b = Datapath::start(
-        "node-b",
-        "10.244.1.0/24".parse().unwrap(),
+        config("node-b", [172, 18, 0, 3], "10.244.1.0/24"),
         &ca.identity("node-b"),
         sb,
         shutdown.child_token(),

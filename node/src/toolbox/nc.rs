@@ -64,12 +64,13 @@ pub(super) async fn run(ns: &Arc<NetNs>, argv: &[String], stdin: &[u8], out: &mu
     };
     let ip = match resolve(ns, &args.host).await {
         Ok(ip) => ip,
-        Err(_) => {
+        Err(error) => {
             return out.fail(
                 1,
                 format!(
-                    "nc: getaddrinfo for host \"{}\" port {port}: Name or service not known\n",
-                    args.host
+                    "nc: getaddrinfo for host \"{}\" port {port}: {}\n",
+                    args.host,
+                    error.gai_message()
                 ),
             );
         }

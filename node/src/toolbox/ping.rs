@@ -60,12 +60,9 @@ pub(super) async fn run(ns: &Arc<NetNs>, argv: &[String], out: &mut Output) -> i
     }
     let ip = match resolve(ns, &args.host).await {
         Ok(ip) => ip,
-        // iputils' wording and exit code for an unknown host.
-        Err(_) => {
-            return out.fail(
-                2,
-                format!("ping: {}: Name or service not known\n", args.host),
-            );
+        // iputils' wording and exit code for a name that does not resolve.
+        Err(error) => {
+            return out.fail(2, format!("ping: {}: {}\n", args.host, error.gai_message()));
         }
     };
     out.print(format!("PING {} ({ip}) 56(84) bytes of data.\n", args.host));

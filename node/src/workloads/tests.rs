@@ -33,6 +33,7 @@ fn spec(
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         ports: ports.to_vec(),
+        workload_env: WorkloadEnv::default(),
     }
 }
 
@@ -60,7 +61,7 @@ fn unknown_image_lists_the_known_ones() {
     assert_eq!(
         error.to_string(),
         "unknown image \"nginx:1.27\": podnet runs the built-in images \
-         podnet/http-echo, podnet/tcp-echo, podnet/udp-echo, podnet/toolbox"
+         podnet/http-echo, podnet/tcp-echo, podnet/udp-echo, podnet/toolbox, podnet/dns"
     );
     for image in KNOWN_IMAGES {
         assert!(Image::parse(image).is_ok(), "{image}");
@@ -304,4 +305,68 @@ async fn toolbox_idles_until_cancelled() {
     );
     cancel.cancel();
     assert!(task.await.expect("no panic").is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn dns_serves_udp_and_tcp_on_53_from_the_env_view() {
+    use hickory_proto::op::{Message, Query};
+    use hickory_proto::rr::{Name, RecordType};
+
+    let ns = pod();
+    let cancel = CancellationToken::new();
+    let mut coredns = spec(
+        "registry.k8s.io/coredns/coredns:v1.11.1",
+        &["-conf", "/etc/coredns/Corefile"],
+        &[],
+        &[
+            (53, Protocol::Udp),
+            (53, Protocol::Tcp),
+            (9153, Protocol::Tcp),
+        ],
+    );
+    // Real CoreDNS manifests name CoreDNS's image; podnet's is podnet/dns.
+    assert!(matches!(
+        start(ns.clone(), &coredns, cancel.clone()).map(|_| ()),
+        Err(WorkloadError::UnknownImage { .. })
+    ));
+    coredns.image = "podnet/dns:1.11".into();
+    coredns.workload_env.cluster = cluster::fixed(crate::dns::fixture::cluster_view());
+    let running = start(ns.clone(), &coredns, cancel.clone()).expect("starts");
+    assert!(ns.has_tcp_listener(53), "bound before the future is polled");
+    assert!(!ns.has_tcp_listener(9153), "the metrics port is not DNS");
+    let task = tokio::spawn(running);
+
+    let mut query = Message::query();
+    query.add_query(Query::query(
+        Name::from_ascii("web.default.svc.cluster.local.").unwrap(),
+        RecordType::A,
+    ));
+    let bytes = query.to_vec().unwrap();
+    let server = SocketAddrV4::new(ns.ip(), 53);
+    let client = ns.bind_udp(0).unwrap();
+    client.send_to(&bytes, server).await.unwrap();
+    let (reply, _) = client.recv_from().await.unwrap();
+    let response = Message::from_vec(&reply).unwrap();
+    assert_eq!((response.id, response.answers.len()), (query.id, 1));
+
+    let mut stream = ns.connect_tcp(server).await.unwrap();
+    let length = u16::try_from(bytes.len()).unwrap().to_be_bytes();
+    stream.write_all(&length).await.unwrap();
+    stream.write_all(&bytes).await.unwrap();
+    let mut prefix = [0u8; 2];
+    stream.read_exact(&mut prefix).await.unwrap();
+    let mut reply = vec![0; usize::from(u16::from_be_bytes(prefix))];
+    stream.read_exact(&mut reply).await.unwrap();
+    assert_eq!(Message::from_vec(&reply).unwrap().answers.len(), 1);
+
+    cancel.cancel();
+    assert!(task.await.expect("no panic").is_ok());
+    assert!(!ns.has_tcp_listener(53), "ports are freed");
+    assert!(ns.bind_udp(53).is_ok());
+
+    // Like any image, the port can be moved.
+    let moved = spec("podnet/dns", &["--port=5353"], &[], &[]);
+    let running = start(ns.clone(), &moved, CancellationToken::new()).expect("starts");
+    assert!(ns.has_tcp_listener(5353) && !ns.has_tcp_listener(53));
+    drop(running);
 }

@@ -11,6 +11,9 @@ pub enum Kind {
     Pod,
     Deployment,
     ReplicaSet,
+    Service,
+    EndpointSlice,
+    Endpoints,
     /// podnet's own: emulated conditions of one directed node-to-node link.
     Link,
 }
@@ -23,12 +26,15 @@ pub struct UnknownKind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Namespace,
         Kind::Node,
         Kind::Pod,
         Kind::Deployment,
         Kind::ReplicaSet,
+        Kind::Service,
+        Kind::EndpointSlice,
+        Kind::Endpoints,
         Kind::Link,
     ];
 
@@ -39,20 +45,32 @@ impl Kind {
             Kind::Pod => "Pod",
             Kind::Deployment => "Deployment",
             Kind::ReplicaSet => "ReplicaSet",
+            Kind::Service => "Service",
+            Kind::EndpointSlice => "EndpointSlice",
+            Kind::Endpoints => "Endpoints",
             Kind::Link => "Link",
         }
     }
 
     pub fn api_version(self) -> &'static str {
         match self {
-            Kind::Namespace | Kind::Node | Kind::Pod => "v1",
+            Kind::Namespace | Kind::Node | Kind::Pod | Kind::Service | Kind::Endpoints => "v1",
             Kind::Deployment | Kind::ReplicaSet => "apps/v1",
+            Kind::EndpointSlice => "discovery.k8s.io/v1",
             Kind::Link => super::LINK_API_VERSION,
         }
     }
 
     pub fn namespaced(self) -> bool {
-        matches!(self, Kind::Pod | Kind::Deployment | Kind::ReplicaSet)
+        matches!(
+            self,
+            Kind::Pod
+                | Kind::Deployment
+                | Kind::ReplicaSet
+                | Kind::Service
+                | Kind::EndpointSlice
+                | Kind::Endpoints
+        )
     }
 
     /// The lowercase plural, as in `kubectl get pods`.
@@ -63,6 +81,9 @@ impl Kind {
             Kind::Pod => "pods",
             Kind::Deployment => "deployments",
             Kind::ReplicaSet => "replicasets",
+            Kind::Service => "services",
+            Kind::EndpointSlice => "endpointslices",
+            Kind::Endpoints => "endpoints",
             Kind::Link => "links",
         }
     }
@@ -74,6 +95,9 @@ impl Kind {
             Kind::Pod => &["po", "pod"],
             Kind::Deployment => &["deploy", "deployment"],
             Kind::ReplicaSet => &["rs", "replicaset"],
+            Kind::Service => &["svc", "service"],
+            Kind::EndpointSlice => &["endpointslice"],
+            Kind::Endpoints => &["ep"],
             Kind::Link => &["link"],
         }
     }
@@ -190,6 +214,10 @@ mod tests {
             ("no", Kind::Node),
             ("namespaces", Kind::Namespace),
             ("links", Kind::Link),
+            ("svc", Kind::Service),
+            ("ep", Kind::Endpoints),
+            ("endpoints", Kind::Endpoints),
+            ("endpointslices", Kind::EndpointSlice),
         ] {
             assert_eq!(given.parse::<Kind>().unwrap(), kind, "{given}");
         }

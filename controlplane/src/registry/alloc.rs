@@ -1,0 +1,511 @@
+//! ClusterIP and NodePort allocation for Services, done inside the create,
+//! update or apply that stores the Service, as the API server's Service
+//! REST storage does: no Service is ever stored without its addresses, and
+//! a failed allocation writes nothing.
+//!
+//! What is taken is derived from the stored Services themselves: there is
+//! no separate bitmap to keep consistent, and deleting a Service frees its
+//! addresses. The registry holds one lock from reading the Services until
+//! its write is committed, so two writes cannot pick the same address.
+//!
+//! Picks are deterministic: the lowest free address of the range and the
+//! lowest free port (upstream picks at random), so the same stored state
+//! always gives the same answer. The first address of the range belongs to
+//! the `kubernetes` Service and the tenth to `kube-dns`: nothing else gets
+//! them.
+//!
+//! On update, what the new body leaves out is carried over from the stored
+//! Service first (`patchAllocatedValues`), and fields the new type no
+//! longer uses are dropped when the body did not change them
+//! (`dropTypeDependentFields`), so a re-applied manifest keeps its
+//! addresses and a type change does not trip over stale ones.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::ops::RangeInclusive;
+
+use ipnet::Ipv4Net;
+use podnet_proto::model::network::{DEFAULT_SERVICE_CIDR, NODE_PORT_RANGE};
+use podnet_proto::model::{Kind, ObjectKey, str_at};
+use serde_json::{Value, json};
+
+use super::ApiError;
+use crate::validate::service::CLUSTER_IP_NONE;
+use crate::validate::{FieldError, InvalidObject};
+
+/// The `kubernetes` Service: the API server's own address.
+pub const API_SERVICE: (&str, &str) = ("default", "kubernetes");
+/// The cluster DNS Service.
+pub const DNS_SERVICE: (&str, &str) = ("kube-system", "kube-dns");
+
+/// Where Service addresses come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceRanges {
+    /// `--service-cluster-ip-range`.
+    pub cluster_ips: Ipv4Net,
+    /// `--service-node-port-range`, inclusive.
+    pub node_ports: RangeInclusive<u16>,
+}
+
+impl Default for ServiceRanges {
+    fn default() -> ServiceRanges {
+        // The constant is a valid CIDR (a test checks it); the fallback is
+        // the same range, only to stay total.
+        let cluster_ips = DEFAULT_SERVICE_CIDR
+            .parse()
+            .unwrap_or(Ipv4Net::new_assert(Ipv4Addr::new(10, 96, 0, 0), 12));
+        ServiceRanges {
+            cluster_ips,
+            node_ports: NODE_PORT_RANGE,
+        }
+    }
+}
+
+impl ServiceRanges {
+    /// The `kubernetes` Service's ClusterIP: the first address of the range.
+    pub fn api_service_ip(&self) -> Ipv4Addr {
+        self.nth(1)
+    }
+
+    /// The `kube-dns` Service's ClusterIP: the tenth address of the range.
+    pub fn dns_service_ip(&self) -> Ipv4Addr {
+        self.nth(10)
+    }
+
+    fn nth(&self, n: u32) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.cluster_ips.network()).saturating_add(n))
+    }
+
+    /// The usable addresses: not the network or broadcast address.
+    fn contains(&self, ip: Ipv4Addr) -> bool {
+        self.cluster_ips.contains(&ip)
+            && ip != self.cluster_ips.network()
+            && ip != self.cluster_ips.broadcast()
+    }
+
+    /// Who may have `ip`, when it is set aside for one Service.
+    fn reserved_for(&self, ip: Ipv4Addr) -> Option<(&'static str, &'static str)> {
+        if ip == self.api_service_ip() {
+            Some(API_SERVICE)
+        } else if ip == self.dns_service_ip() {
+            Some(DNS_SERVICE)
+        } else {
+            None
+        }
+    }
+}
+
+/// The addresses stored Services (and Services earlier in the same apply)
+/// hold.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Taken {
+    ips: BTreeSet<Ipv4Addr>,
+    ports: BTreeSet<u16>,
+}
+
+impl Taken {
+    pub(super) fn of(services: &[Value]) -> Taken {
+        let mut taken = Taken::default();
+        for service in services {
+            taken.insert(service);
+        }
+        taken
+    }
+
+    pub(super) fn insert(&mut self, service: &Value) {
+        self.ips.extend(cluster_ips(service));
+        self.ports.extend(node_ports(service));
+    }
+}
+
+fn spec_type(v: &Value) -> &str {
+    match str_at(v, "/spec/type") {
+        "" => "ClusterIP",
+        t => t,
+    }
+}
+
+fn needs_cluster_ip(v: &Value) -> bool {
+    spec_type(v) != "ExternalName"
+}
+
+fn needs_node_ports(v: &Value) -> bool {
+    matches!(spec_type(v), "NodePort" | "LoadBalancer")
+}
+
+/// A LoadBalancer may opt out of NodePorts (`allocateLoadBalancerNodePorts:
+/// false`); explicit ones are still honoured.
+fn allocates_node_ports(v: &Value) -> bool {
+    spec_type(v) == "NodePort"
+        || (spec_type(v) == "LoadBalancer"
+            && v.pointer("/spec/allocateLoadBalancerNodePorts") != Some(&json!(false)))
+}
+
+fn needs_health_check(v: &Value) -> bool {
+    spec_type(v) == "LoadBalancer" && str_at(v, "/spec/externalTrafficPolicy") == "Local"
+}
+
+fn externally_accessible(v: &Value) -> bool {
+    needs_node_ports(v)
+        || (spec_type(v) == "ClusterIP"
+            && v.pointer("/spec/externalIPs")
+                .and_then(Value::as_array)
+                .is_some_and(|ips| !ips.is_empty()))
+}
+
+fn ports(v: &Value) -> &[Value] {
+    v.pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
+fn int_at(v: &Value, pointer: &str) -> i64 {
+    v.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
+}
+
+fn cluster_ips(v: &Value) -> Vec<Ipv4Addr> {
+    let mut out: Vec<Ipv4Addr> = v
+        .pointer("/spec/clusterIPs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|ip| ip.as_str()?.parse().ok())
+        .collect();
+    if let Ok(ip) = str_at(v, "/spec/clusterIP").parse() {
+        out.push(ip);
+    }
+    out
+}
+
+/// Every NodePort and the health check NodePort.
+fn node_ports(v: &Value) -> Vec<u16> {
+    ports(v)
+        .iter()
+        .map(|p| int_at(p, "/nodePort"))
+        .chain([int_at(v, "/spec/healthCheckNodePort")])
+        .filter_map(|n| u16::try_from(n).ok().filter(|n| *n != 0))
+        .collect()
+}
+
+/// Sets one field of `spec` (there is one: the object was validated).
+fn set_spec(v: &mut Value, field: &str, value: Value) {
+    if let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.insert(field.into(), value);
+    }
+}
+
+/// `dropTypeDependentFields`, on the update body before it is validated:
+/// a field the new type does not use is removed when the body carries the
+/// stored value unchanged (the user did not ask for it, the server filled
+/// it in). A changed value stays, and validation reports it.
+pub(super) fn drop_type_dependent_fields(old: &Value, new: &mut Value) {
+    let same = |new: &Value, field: &str| {
+        let pointer = format!("/spec/{field}");
+        new.pointer(&pointer).is_none_or(Value::is_null)
+            || new.pointer(&pointer) == old.pointer(&pointer)
+    };
+    let mut drop_fields = Vec::new();
+    if needs_cluster_ip(old) && !needs_cluster_ip(new) {
+        if same(new, "clusterIP") && same(new, "clusterIPs") {
+            drop_fields.extend(["clusterIP", "clusterIPs"]);
+        }
+        for field in ["ipFamilies", "ipFamilyPolicy"] {
+            if same(new, field) {
+                drop_fields.push(field);
+            }
+        }
+    }
+    if needs_health_check(old) && !needs_health_check(new) && same(new, "healthCheckNodePort") {
+        drop_fields.push("healthCheckNodePort");
+    }
+    if spec_type(old) == "LoadBalancer"
+        && spec_type(new) != "LoadBalancer"
+        && same(new, "allocateLoadBalancerNodePorts")
+    {
+        drop_fields.push("allocateLoadBalancerNodePorts");
+    }
+    if externally_accessible(old)
+        && !externally_accessible(new)
+        && same(new, "externalTrafficPolicy")
+    {
+        drop_fields.push("externalTrafficPolicy");
+    }
+    let same_node_ports = ports(new).iter().enumerate().all(|(i, p)| {
+        let given = int_at(p, "/nodePort");
+        given == 0
+            || ports(old)
+                .get(i)
+                .is_some_and(|o| int_at(o, "/nodePort") == given)
+    });
+    let drop_node_ports = needs_node_ports(old) && !needs_node_ports(new) && same_node_ports;
+
+    let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for field in drop_fields {
+        spec.remove(field);
+    }
+    if drop_node_ports {
+        for port in spec
+            .get_mut("ports")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(port) = port.as_object_mut() {
+                port.remove("nodePort");
+            }
+        }
+    }
+}
+
+/// `patchAllocatedValues`, on the validated update: what the body left out
+/// and the stored Service has (its ClusterIP, a port's NodePort, the health
+/// check NodePort) is carried over. A port finds its stored counterpart by
+/// port number and protocol, else by name; a NodePort the body gives to
+/// another port is not carried.
+pub(super) fn carry_allocations(old: &Value, new: &mut Value) {
+    if needs_cluster_ip(old) && needs_cluster_ip(new) && str_at(new, "/spec/clusterIP").is_empty() {
+        let old_ip = str_at(old, "/spec/clusterIP");
+        if !old_ip.is_empty() {
+            let ips = old
+                .pointer("/spec/clusterIPs")
+                .cloned()
+                .unwrap_or_else(|| json!([old_ip]));
+            set_spec(new, "clusterIP", json!(old_ip));
+            set_spec(new, "clusterIPs", ips);
+        }
+    }
+    if needs_node_ports(old) && needs_node_ports(new) {
+        let given: BTreeSet<i64> = ports(new)
+            .iter()
+            .map(|p| int_at(p, "/nodePort"))
+            .filter(|n| *n != 0)
+            .collect();
+        let old_ports = ports(old);
+        let mut claimed = vec![false; old_ports.len()];
+        let key = |p: &Value| (int_at(p, "/port"), str_at(p, "/protocol").to_string());
+        let name = |p: &Value| str_at(p, "/name").to_string();
+        let mut carried: Vec<Option<i64>> = vec![None; ports(new).len()];
+        let mut matched = vec![false; ports(new).len()];
+        // Two passes: an exact (port, protocol) match wins over a name match.
+        for by_name in [false, true] {
+            for (i, port) in ports(new).iter().enumerate() {
+                if int_at(port, "/nodePort") != 0 || matched[i] {
+                    continue;
+                }
+                let found = old_ports.iter().enumerate().position(|(j, o)| {
+                    !claimed[j]
+                        && if by_name {
+                            !name(o).is_empty() && name(o) == name(port)
+                        } else {
+                            key(o) == key(port)
+                        }
+                });
+                if let Some(j) = found {
+                    claimed[j] = true;
+                    matched[i] = true;
+                    let n = int_at(&old_ports[j], "/nodePort");
+                    if n != 0 && !given.contains(&n) {
+                        carried[i] = Some(n);
+                    }
+                }
+            }
+        }
+        if let Some(list) = new.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
+            for (port, n) in list.iter_mut().zip(carried) {
+                if let (Some(n), Some(port)) = (n, port.as_object_mut()) {
+                    port.insert("nodePort".into(), json!(n));
+                }
+            }
+        }
+    }
+    if needs_health_check(old)
+        && needs_health_check(new)
+        && int_at(new, "/spec/healthCheckNodePort") == 0
+        && int_at(old, "/spec/healthCheckNodePort") != 0
+    {
+        set_spec(
+            new,
+            "healthCheckNodePort",
+            json!(int_at(old, "/spec/healthCheckNodePort")),
+        );
+    }
+}
+
+/// A LoadBalancer's status belongs to its load balancer: gone with the type.
+pub(super) fn clear_stale_status(old: &Value, new: &mut Value) {
+    if spec_type(old) == "LoadBalancer"
+        && spec_type(new) != "LoadBalancer"
+        && let Some(status) = new.get_mut("status").and_then(Value::as_object_mut)
+    {
+        status.insert("loadBalancer".into(), json!({}));
+    }
+}
+
+/// Fills in the ClusterIP, the NodePorts and the health check NodePort of
+/// `service` (validated, stored as `key`), honouring the ones it gives.
+/// `old` is the stored Service on update: what it holds stays its own.
+/// `taken` is what every stored Service holds (`old` included).
+pub(super) fn allocate(
+    ranges: &ServiceRanges,
+    taken: &Taken,
+    key: &ObjectKey,
+    service: &mut Value,
+    old: Option<&Value>,
+) -> Result<(), ApiError> {
+    let own_ips: Vec<Ipv4Addr> = old.map(cluster_ips).unwrap_or_default();
+    let own_ports: Vec<u16> = old.map(node_ports).unwrap_or_default();
+    let mut causes = Vec::new();
+    let mut invalid = |path: String, value: Value, detail: String| {
+        causes.push(FieldError {
+            path,
+            message: format!("Invalid value: {value}: {detail}"),
+        });
+    };
+    let full = |what: &str| ApiError::Forbidden {
+        key: key.clone(),
+        reason: format!("failed to allocate a {what}: range is full"),
+    };
+
+    // ClusterIP: not for ExternalName (none) or headless Services.
+    let given_ip = str_at(service, "/spec/clusterIP").to_string();
+    if needs_cluster_ip(service) && given_ip != CLUSTER_IP_NONE {
+        if given_ip.is_empty() {
+            let ip = next_free_ip(ranges, taken).ok_or_else(|| full("serviceIP"))?;
+            set_spec(service, "clusterIP", json!(ip.to_string()));
+            set_spec(service, "clusterIPs", json!([ip.to_string()]));
+        } else {
+            // Validation rejected anything but an IPv4 address here.
+            let ip: Option<Ipv4Addr> = given_ip.parse().ok();
+            let path = "spec.clusterIP".to_string();
+            match ip {
+                Some(ip) if own_ips.contains(&ip) => {}
+                Some(ip) if !ranges.contains(ip) => invalid(
+                    path,
+                    json!(given_ip),
+                    format!(
+                        "provided IP is not in the valid range. The range of valid IPs is {}",
+                        ranges.cluster_ips
+                    ),
+                ),
+                Some(ip)
+                    if taken.ips.contains(&ip)
+                        || ranges
+                            .reserved_for(ip)
+                            .is_some_and(|(ns, name)| key.namespace != ns || key.name != name) =>
+                {
+                    invalid(
+                        path,
+                        json!(given_ip),
+                        "provided IP is already allocated".to_string(),
+                    )
+                }
+                Some(_) => {}
+                None => invalid(
+                    path,
+                    json!(given_ip),
+                    "must be a valid IPv4 address".to_string(),
+                ),
+            }
+        }
+    }
+
+    // NodePorts: explicit ones first (each checked where it was given),
+    // then the missing ones; the same port number on two protocols shares
+    // one NodePort.
+    let mut claimed: BTreeSet<u16> = BTreeSet::new();
+    let mut check_port = |path: String, n: i64, claimed: &mut BTreeSet<u16>| match u16::try_from(n)
+        .ok()
+        .filter(|n| ranges.node_ports.contains(n))
+    {
+        None => invalid(
+            path,
+            json!(n),
+            format!(
+                "provided port is not in the valid range. The range of valid ports is {}-{}",
+                ranges.node_ports.start(),
+                ranges.node_ports.end()
+            ),
+        ),
+        Some(n) if own_ports.contains(&n) || claimed.contains(&n) => {}
+        Some(n) if taken.ports.contains(&n) => invalid(
+            path,
+            json!(n),
+            "provided port is already allocated".to_string(),
+        ),
+        Some(n) => {
+            claimed.insert(n);
+        }
+    };
+    if needs_node_ports(service) {
+        let mut by_port: BTreeMap<i64, i64> = BTreeMap::new();
+        let list = ports(service).to_vec();
+        for (i, port) in list.iter().enumerate() {
+            let n = int_at(port, "/nodePort");
+            if n != 0 {
+                check_port(format!("spec.ports[{i}].nodePort"), n, &mut claimed);
+                by_port.entry(int_at(port, "/port")).or_insert(n);
+            }
+        }
+        if allocates_node_ports(service) {
+            for (i, port) in list.iter().enumerate() {
+                if int_at(port, "/nodePort") != 0 {
+                    continue;
+                }
+                let number = int_at(port, "/port");
+                let n = match by_port.get(&number) {
+                    Some(n) => *n,
+                    None => {
+                        let n = next_free_port(ranges, taken, &claimed)
+                            .ok_or_else(|| full("nodePort"))?;
+                        claimed.insert(n);
+                        by_port.insert(number, i64::from(n));
+                        i64::from(n)
+                    }
+                };
+                if let Some(port) = service
+                    .pointer_mut(&format!("/spec/ports/{i}"))
+                    .and_then(Value::as_object_mut)
+                {
+                    port.insert("nodePort".into(), json!(n));
+                }
+            }
+        }
+    }
+    if needs_health_check(service) {
+        match int_at(service, "/spec/healthCheckNodePort") {
+            0 => {
+                let n = next_free_port(ranges, taken, &claimed).ok_or_else(|| full("nodePort"))?;
+                set_spec(service, "healthCheckNodePort", json!(n));
+            }
+            n => check_port("spec.healthCheckNodePort".to_string(), n, &mut claimed),
+        }
+    }
+
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Invalid(InvalidObject {
+            kind: Kind::Service.as_str().to_string(),
+            name: key.name.clone(),
+            causes,
+        }))
+    }
+}
+
+fn next_free_ip(ranges: &ServiceRanges, taken: &Taken) -> Option<Ipv4Addr> {
+    let first = u32::from(ranges.cluster_ips.network()).checked_add(1)?;
+    let last = u32::from(ranges.cluster_ips.broadcast()).checked_sub(1)?;
+    (first..=last)
+        .map(Ipv4Addr::from)
+        .find(|ip| !taken.ips.contains(ip) && ranges.reserved_for(*ip).is_none())
+}
+
+fn next_free_port(ranges: &ServiceRanges, taken: &Taken, claimed: &BTreeSet<u16>) -> Option<u16> {
+    ranges
+        .node_ports
+        .clone()
+        .find(|n| !taken.ports.contains(n) && !claimed.contains(n))
+}

@@ -1,0 +1,518 @@
+//! A pod's stub resolver: what glibc does with the resolv.conf the kubelet
+//! writes for `dnsPolicy: ClusterFirst`.
+//!
+//! ```text
+//! nameserver 10.96.0.10
+//! search <ns>.svc.cluster.local svc.cluster.local cluster.local
+//! options ndots:5
+//! ```
+//!
+//! A name ending with `.` is absolute and asked as is. Otherwise, if it has
+//! fewer than `ndots` dots, each search suffix is tried first and the name
+//! as is last; with `ndots` dots or more, as is first. The search goes on
+//! after NXDOMAIN, NODATA, SERVFAIL and REFUSED and stops at a timeout or a
+//! network error. The final error is NODATA if any name had it (as in
+//! glibc's `res_nsearch`), else SERVFAIL, else NXDOMAIN if any name had it,
+//! else REFUSED: podnet's DNS refuses names outside the cluster where a
+//! real cluster's upstream would say NXDOMAIN, so `nope` is unknown rather
+//! than a temporary failure.
+//!
+//! Each query goes over UDP from an ephemeral pod port; a response counts
+//! only if its id and question match the query (the source address is not
+//! checked, so answers relayed through the service proxy count whatever
+//! address they come from). No answer within [`TIMEOUT`] is retried, up to
+//! [`ATTEMPTS`] tries; a truncated (TC) answer is asked again over TCP.
+//! The defaults are glibc's attempts (2) with a shorter timeout (2 s
+//! instead of 5 s) so that a broken cluster DNS fails an `exec` within
+//! seconds rather than half a minute.
+//!
+//! The hosts file comes first, as the kubelet writes it: IP literals,
+//! `localhost` and the pod's own name resolve without a query.
+//!
+//! Deliberately not here: a cache (glibc has none), IPv6 lookups for
+//! connecting (pods are IPv4), several nameservers and `options rotate`.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::ProtoError;
+use hickory_proto::op::{Edns, Message, MessageType, Query, ResponseCode};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use podnet_proto::model::network::{CLUSTER_DOMAIN, KUBE_DNS_IP};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
+
+use crate::netns::NetNs;
+
+/// Where a ClusterFirst pod's resolv.conf points: the kube-dns Service.
+pub const NAMESERVER: SocketAddrV4 = SocketAddrV4::new(KUBE_DNS_IP, 53);
+/// `options ndots:5`, the kubelet's value.
+pub const NDOTS: usize = 5;
+/// Time to wait for each try.
+pub const TIMEOUT: Duration = Duration::from_secs(2);
+/// Tries per name over UDP (glibc's default).
+pub const ATTEMPTS: u32 = 2;
+/// CNAME records followed inside one answer.
+const MAX_CNAME_HOPS: usize = 8;
+/// The UDP payload dig advertises with EDNS.
+const EDNS_PAYLOAD: u16 = 1232;
+
+/// The resolv.conf of a pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolverConfig {
+    pub nameserver: SocketAddrV4,
+    /// Search suffixes, without leading or trailing dots.
+    pub search: Vec<String>,
+    pub ndots: usize,
+    pub timeout: Duration,
+    pub attempts: u32,
+}
+
+impl ResolverConfig {
+    /// The resolv.conf the kubelet writes for a pod in `namespace` with
+    /// `dnsPolicy: ClusterFirst`. An empty namespace (a standalone
+    /// namespace in tests) has no `<ns>.svc` suffix.
+    pub fn cluster_first(namespace: &str) -> ResolverConfig {
+        let mut search = Vec::with_capacity(3);
+        if !namespace.is_empty() {
+            search.push(format!("{namespace}.svc.{CLUSTER_DOMAIN}"));
+        }
+        search.push(format!("svc.{CLUSTER_DOMAIN}"));
+        search.push(CLUSTER_DOMAIN.to_owned());
+        ResolverConfig {
+            nameserver: NAMESERVER,
+            search,
+            ndots: NDOTS,
+            timeout: TIMEOUT,
+            attempts: ATTEMPTS,
+        }
+    }
+
+    /// The configuration of the pod owning `ns`.
+    pub fn for_pod(ns: &NetNs) -> ResolverConfig {
+        ResolverConfig::cluster_first(&ns.info().namespace)
+    }
+
+    /// The absolute names tried for `name`, in order.
+    pub fn candidates(&self, name: &str) -> Vec<String> {
+        if name.ends_with('.') {
+            return vec![name.to_owned()];
+        }
+        let as_is = format!("{name}.");
+        let searched = self
+            .search
+            .iter()
+            .map(|suffix| format!("{name}.{}.", suffix.trim_matches('.')));
+        if name.matches('.').count() >= self.ndots {
+            std::iter::once(as_is).chain(searched).collect()
+        } else {
+            searched.chain(std::iter::once(as_is)).collect()
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("invalid host name {name:?}")]
+    InvalidName {
+        name: String,
+        #[source]
+        source: ProtoError,
+    },
+    #[error("{name}: no such host (NXDOMAIN)")]
+    NxDomain { name: String },
+    #[error("{name}: the name exists but has no {rtype} record")]
+    NoData { name: String, rtype: RecordType },
+    #[error(
+        "no answer from the DNS server {server} ({attempts} tries, {} s each)",
+        timeout.as_secs_f64()
+    )]
+    Timeout {
+        server: SocketAddrV4,
+        attempts: u32,
+        timeout: Duration,
+    },
+    #[error("the DNS server {server} refused the query for {name}")]
+    Refused { name: String, server: SocketAddrV4 },
+    #[error("the DNS server {server} could not answer for {name} ({rcode})")]
+    ServFail {
+        name: String,
+        server: SocketAddrV4,
+        rcode: ResponseCode,
+    },
+    #[error("cannot reach the DNS server {server}")]
+    Network {
+        server: SocketAddrV4,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the DNS server {server} sent a malformed response")]
+    Malformed { server: SocketAddrV4 },
+}
+
+impl ResolveError {
+    /// What `getaddrinfo`'s `gai_strerror` says for this failure, which is
+    /// what ping, nc and friends print.
+    pub fn gai_message(&self) -> &'static str {
+        match self {
+            ResolveError::InvalidName { .. }
+            | ResolveError::NxDomain { .. }
+            | ResolveError::NoData { .. } => "Name or service not known",
+            ResolveError::Timeout { .. }
+            | ResolveError::Refused { .. }
+            | ResolveError::ServFail { .. }
+            | ResolveError::Network { .. }
+            | ResolveError::Malformed { .. } => "Temporary failure in name resolution",
+        }
+    }
+}
+
+/// A successful lookup.
+#[derive(Debug, Clone)]
+pub struct Lookup {
+    /// The absolute name that answered (after the search list).
+    pub name: Name,
+    /// Where the CNAME chain in the answer ended (`name` without one).
+    pub canonical: Name,
+    /// The records of the asked type at `canonical`.
+    pub records: Vec<Record>,
+    /// The whole response.
+    pub response: Message,
+}
+
+/// How a query went over the wire.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    pub response: Message,
+    /// Its size in bytes.
+    pub size: usize,
+    /// Answered over TCP (asked so, or after a truncated UDP answer).
+    pub tcp: bool,
+    /// A UDP answer came back truncated before the TCP retry.
+    pub truncated_udp: bool,
+}
+
+/// Transport settings of one exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExchangeOptions {
+    pub timeout: Duration,
+    pub attempts: u32,
+    /// Skip UDP and ask over TCP.
+    pub tcp: bool,
+}
+
+impl From<&ResolverConfig> for ExchangeOptions {
+    fn from(config: &ResolverConfig) -> ExchangeOptions {
+        ExchangeOptions {
+            timeout: config.timeout,
+            attempts: config.attempts,
+            tcp: false,
+        }
+    }
+}
+
+/// Looks up `name` (through the search list) for records of `rtype`, with
+/// the resolv.conf of the pod owning `ns`.
+pub async fn lookup(
+    ns: &Arc<NetNs>,
+    name: &str,
+    rtype: RecordType,
+) -> Result<Lookup, ResolveError> {
+    lookup_with(ns, &ResolverConfig::for_pod(ns), name, rtype).await
+}
+
+/// [`lookup`] with an explicit configuration.
+pub async fn lookup_with(
+    ns: &Arc<NetNs>,
+    config: &ResolverConfig,
+    name: &str,
+    rtype: RecordType,
+) -> Result<Lookup, ResolveError> {
+    if name.is_empty() || name.starts_with('.') || name.contains("..") {
+        return Err(invalid(name, "empty label".into()));
+    }
+    let server = config.nameserver;
+    let mut no_data = false;
+    let mut nx_domain = false;
+    let mut refused = false;
+    let mut failure: Option<ResolveError> = None;
+    for candidate in config.candidates(name) {
+        let qname = Name::from_ascii(&candidate).map_err(|source| ResolveError::InvalidName {
+            name: name.to_owned(),
+            source,
+        })?;
+        let query = new_query(qname.clone(), rtype, false);
+        let exchange = exchange(ns, server, &query, config.into()).await?;
+        let response = exchange.response;
+        match response.response_code {
+            ResponseCode::NoError => {
+                let (canonical, records) = follow(&response, &qname, rtype);
+                if !records.is_empty() {
+                    return Ok(Lookup {
+                        name: qname,
+                        canonical,
+                        records,
+                        response,
+                    });
+                }
+                no_data = true;
+            }
+            ResponseCode::NXDomain => nx_domain = true,
+            ResponseCode::Refused => refused = true,
+            rcode => {
+                failure.get_or_insert(ResolveError::ServFail {
+                    name: name.to_owned(),
+                    server,
+                    rcode,
+                });
+            }
+        }
+    }
+    if no_data {
+        return Err(ResolveError::NoData {
+            name: name.to_owned(),
+            rtype,
+        });
+    }
+    if let Some(failure) = failure {
+        return Err(failure);
+    }
+    // REFUSED only says "not my zone": where a search name got NXDOMAIN,
+    // the name as is would have got one from the upstream a real cluster
+    // forwards to, so a mistyped Service reads as unknown, not as a
+    // temporary failure.
+    if refused && !nx_domain {
+        return Err(ResolveError::Refused {
+            name: name.to_owned(),
+            server,
+        });
+    }
+    Err(ResolveError::NxDomain {
+        name: name.to_owned(),
+    })
+}
+
+/// The IPv4 addresses of `host` as `getaddrinfo` would return them in the
+/// pod owning `ns`: hosts file first, then cluster DNS.
+pub async fn resolve_ipv4(ns: &Arc<NetNs>, host: &str) -> Result<Vec<Ipv4Addr>, ResolveError> {
+    resolve_ipv4_with(ns, &ResolverConfig::for_pod(ns), host).await
+}
+
+/// [`resolve_ipv4`] with an explicit configuration.
+pub async fn resolve_ipv4_with(
+    ns: &Arc<NetNs>,
+    config: &ResolverConfig,
+    host: &str,
+) -> Result<Vec<Ipv4Addr>, ResolveError> {
+    if let Some(ip) = hosts_file(ns, host) {
+        return Ok(vec![ip]);
+    }
+    let lookup = lookup_with(ns, config, host, RecordType::A).await?;
+    Ok(lookup
+        .records
+        .iter()
+        .filter_map(|record| match &record.data {
+            RData::A(a) => Some(a.0),
+            _ => None,
+        })
+        .collect())
+}
+
+/// The entries of the /etc/hosts the kubelet writes: `localhost`, the pod's
+/// own name, and IP literals (which never reach a resolver).
+fn hosts_file(ns: &NetNs, host: &str) -> Option<Ipv4Addr> {
+    let name = host.strip_suffix('.').unwrap_or(host);
+    if let Ok(ip) = name.parse::<Ipv4Addr>() {
+        return Some(ip);
+    }
+    if name.eq_ignore_ascii_case("localhost") {
+        return Some(Ipv4Addr::LOCALHOST);
+    }
+    let own = &ns.info().name;
+    (!own.is_empty() && name.eq_ignore_ascii_case(own)).then(|| ns.ip())
+}
+
+/// A query for `name`/`rtype` with a random id and RD set, as stub
+/// resolvers send; `edns` adds an OPT record as dig does.
+pub fn new_query(name: Name, rtype: RecordType, edns: bool) -> Message {
+    let mut query = Message::query();
+    query.metadata.recursion_desired = true;
+    let mut question = Query::query(name, rtype);
+    question.set_query_class(DNSClass::IN);
+    query.add_query(question);
+    if edns {
+        let mut opt = Edns::new();
+        opt.set_max_payload(EDNS_PAYLOAD);
+        query.set_edns(opt);
+    }
+    query
+}
+
+/// Sends `query` to `server` from `ns` and returns the matching response,
+/// whatever its response code: over UDP with retries, then over TCP if the
+/// UDP answer was truncated (or straight over TCP if asked).
+pub async fn exchange(
+    ns: &Arc<NetNs>,
+    server: SocketAddrV4,
+    query: &Message,
+    options: ExchangeOptions,
+) -> Result<Exchange, ResolveError> {
+    let bytes = query.to_vec().map_err(|source| ResolveError::InvalidName {
+        name: query
+            .queries
+            .first()
+            .map(|q| q.name().to_ascii())
+            .unwrap_or_default(),
+        source,
+    })?;
+    let mut truncated_udp = false;
+    if !options.tcp {
+        let (response, size) = exchange_udp(ns, server, query, &bytes, options).await?;
+        if !response.truncation {
+            return Ok(Exchange {
+                response,
+                size,
+                tcp: false,
+                truncated_udp,
+            });
+        }
+        truncated_udp = true;
+    }
+    let (response, size) = exchange_tcp(ns, server, query, &bytes, options).await?;
+    Ok(Exchange {
+        response,
+        size,
+        tcp: true,
+        truncated_udp,
+    })
+}
+
+async fn exchange_udp(
+    ns: &Arc<NetNs>,
+    server: SocketAddrV4,
+    query: &Message,
+    bytes: &[u8],
+    options: ExchangeOptions,
+) -> Result<(Message, usize), ResolveError> {
+    let network = |source| ResolveError::Network { server, source };
+    let socket = ns.bind_udp(0).map_err(network)?;
+    for _ in 0..options.attempts.max(1) {
+        socket.send_to(bytes, server).await.map_err(network)?;
+        let deadline = Instant::now() + options.timeout;
+        loop {
+            let (datagram, _from) =
+                match tokio::time::timeout_at(deadline, socket.recv_from()).await {
+                    Err(_) => break,
+                    Ok(received) => received.map_err(network)?,
+                };
+            // Garbage and answers to other queries are ignored, as glibc
+            // does: only a matching response ends the wait.
+            if let Ok(response) = Message::from_vec(&datagram)
+                && answers(query, &response)
+            {
+                return Ok((response, datagram.len()));
+            }
+        }
+    }
+    Err(ResolveError::Timeout {
+        server,
+        attempts: options.attempts.max(1),
+        timeout: options.timeout,
+    })
+}
+
+async fn exchange_tcp(
+    ns: &Arc<NetNs>,
+    server: SocketAddrV4,
+    query: &Message,
+    bytes: &[u8],
+    options: ExchangeOptions,
+) -> Result<(Message, usize), ResolveError> {
+    let timeout = ResolveError::Timeout {
+        server,
+        attempts: 1,
+        timeout: options.timeout,
+    };
+    let network = |source| ResolveError::Network { server, source };
+    let length = u16::try_from(bytes.len()).map_err(|_| ResolveError::Malformed { server })?;
+    let exchange = async {
+        let mut stream = ns.connect_tcp(server).await.map_err(network)?;
+        let mut framed = Vec::with_capacity(bytes.len() + 2);
+        framed.extend_from_slice(&length.to_be_bytes());
+        framed.extend_from_slice(bytes);
+        stream.write_all(&framed).await.map_err(network)?;
+        stream.flush().await.map_err(network)?;
+        // Read messages until the one answering ours; a server may answer
+        // several pipelined queries, though we send only one.
+        loop {
+            let mut prefix = [0u8; 2];
+            stream.read_exact(&mut prefix).await.map_err(network)?;
+            let mut message = vec![0u8; usize::from(u16::from_be_bytes(prefix))];
+            stream.read_exact(&mut message).await.map_err(network)?;
+            let response =
+                Message::from_vec(&message).map_err(|_| ResolveError::Malformed { server })?;
+            if answers(query, &response) {
+                return Ok((response, message.len()));
+            }
+        }
+    };
+    tokio::time::timeout(options.timeout, exchange)
+        .await
+        .unwrap_or(Err(timeout))
+}
+
+/// Does `response` answer `query`? Same id, a response, and the same
+/// question (names compared case-insensitively). A server that could not
+/// parse the query may answer an error without the question.
+fn answers(query: &Message, response: &Message) -> bool {
+    if response.id != query.id || response.message_type != MessageType::Response {
+        return false;
+    }
+    if response.queries.is_empty() {
+        return response.response_code != ResponseCode::NoError;
+    }
+    response.queries.len() == query.queries.len()
+        && response.queries.iter().zip(&query.queries).all(|(a, b)| {
+            a.name() == b.name()
+                && a.query_type() == b.query_type()
+                && a.query_class() == b.query_class()
+        })
+}
+
+/// Follows the CNAME chain from `name` through the answer section and
+/// returns where it ends and the records of `rtype` found there.
+pub fn follow(response: &Message, name: &Name, rtype: RecordType) -> (Name, Vec<Record>) {
+    let mut current = name.clone();
+    for _ in 0..=MAX_CNAME_HOPS {
+        let found: Vec<Record> = response
+            .answers
+            .iter()
+            .filter(|r| r.name == current && (rtype == RecordType::ANY || r.record_type() == rtype))
+            .cloned()
+            .collect();
+        if !found.is_empty() || rtype == RecordType::CNAME {
+            return (current, found);
+        }
+        let next = response.answers.iter().find_map(|r| match &r.data {
+            RData::CNAME(target) if r.name == current => Some(target.0.clone()),
+            _ => None,
+        });
+        match next {
+            Some(target) => current = target,
+            None => break,
+        }
+    }
+    (current, Vec::new())
+}
+
+fn invalid(name: &str, reason: String) -> ResolveError {
+    ResolveError::InvalidName {
+        name: name.to_owned(),
+        source: ProtoError::from(reason),
+    }
+}
+
+#[cfg(test)]
+mod tests;

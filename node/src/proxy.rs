@@ -1,0 +1,361 @@
+//! The service proxy (kube-proxy's job), as a pure core: a table built from
+//! Services and EndpointSlices, and the choice of one endpoint for a new
+//! flow to a ClusterIP:port or a NodePort.
+//!
+//! Semantics follow kube-proxy: only ready endpoints are used, falling back
+//! to serving-but-terminating ones when none is ready; no endpoint at all
+//! refuses the connection; `internalTrafficPolicy: Local` (ClusterIP traffic)
+//! and `externalTrafficPolicy: Local` (NodePort traffic) use only this
+//! node's endpoints and drop the flow when there is none; `sessionAffinity:
+//! ClientIP` keeps a client on one endpoint until the timeout passes idle;
+//! otherwise random (kube-proxy's default) or round robin.
+//!
+//! No sockets, no clock reads: `now` and the random source come in. The
+//! datapath applies the decision (DNAT, and SNAT for NodePort with the
+//! Cluster policy, as kube-proxy masquerades it).
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+use podnet_proto::model::str_at;
+use serde_json::Value;
+
+use crate::cluster::ClusterView;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    fn parse(s: &str) -> Option<Proto> {
+        match s {
+            "" | "TCP" => Some(Proto::Tcp),
+            "UDP" => Some(Proto::Udp),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub addr: SocketAddrV4,
+    pub node: String,
+    pub ready: bool,
+    pub serving: bool,
+    pub terminating: bool,
+}
+
+/// One port of one Service, with its endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServicePort {
+    /// `namespace/name:port-name`, the key of affinity and counters.
+    pub id: String,
+    pub cluster_ip: Option<SocketAddrV4>,
+    pub node_port: Option<u16>,
+    pub proto: Proto,
+    /// `sessionAffinity: ClientIP` timeout.
+    pub affinity: Option<Duration>,
+    pub internal_local: bool,
+    pub external_local: bool,
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// Where a new flow goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    To(SocketAddrV4),
+    /// No endpoints: the client gets connection refused.
+    Refuse,
+    /// Local traffic policy without a local endpoint: silence.
+    Drop,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    #[default]
+    Random,
+    RoundRobin,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Mode, String> {
+        match s {
+            "random" => Ok(Mode::Random),
+            "round-robin" | "roundrobin" => Ok(Mode::RoundRobin),
+            _ => Err(format!("unknown proxy mode {s:?}: random or round-robin")),
+        }
+    }
+}
+
+/// The proxy table for one node.
+#[derive(Debug, Default, Clone)]
+pub struct ServiceTable {
+    by_cluster_ip: HashMap<(SocketAddrV4, Proto), usize>,
+    by_node_port: HashMap<(u16, Proto), usize>,
+    ports: Vec<ServicePort>,
+}
+
+fn u16_at(v: &Value, key: &str) -> Option<u16> {
+    v.get(key)
+        .and_then(Value::as_u64)
+        .and_then(|n| u16::try_from(n).ok())
+}
+
+impl ServiceTable {
+    /// Builds the table from Kubernetes Service and EndpointSlice objects.
+    /// Objects that do not make sense (no IP, bad ports) are skipped: the
+    /// control plane validated them, a stale or foreign object must not
+    /// break the node.
+    pub fn build(view: &ClusterView) -> ServiceTable {
+        let mut slices_by_service: HashMap<(String, String), Vec<&Value>> = HashMap::new();
+        for slice in view.endpoint_slices.values() {
+            let svc = slice
+                .pointer("/metadata/labels")
+                .and_then(|l| l.get("kubernetes.io/service-name"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if svc.is_empty() || !matches!(str_at(slice, "/addressType"), "IPv4" | "") {
+                continue;
+            }
+            let ns = str_at(slice, "/metadata/namespace").to_string();
+            slices_by_service
+                .entry((ns, svc.to_string()))
+                .or_default()
+                .push(slice);
+        }
+        let mut table = ServiceTable::default();
+        for svc in view.services.values() {
+            let ns = str_at(svc, "/metadata/namespace");
+            let name = str_at(svc, "/metadata/name");
+            let ty = str_at(svc, "/spec/type");
+            if ty == "ExternalName" {
+                continue;
+            }
+            let cluster_ip = str_at(svc, "/spec/clusterIP").parse::<Ipv4Addr>().ok();
+            let affinity = (str_at(svc, "/spec/sessionAffinity") == "ClientIP").then(|| {
+                let secs = svc
+                    .pointer("/spec/sessionAffinityConfig/clientIP/timeoutSeconds")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(10800);
+                Duration::from_secs(secs)
+            });
+            let internal_local = str_at(svc, "/spec/internalTrafficPolicy") == "Local";
+            let external_local = str_at(svc, "/spec/externalTrafficPolicy") == "Local";
+            let slices = slices_by_service.get(&(ns.to_string(), name.to_string()));
+            for port in svc
+                .pointer("/spec/ports")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let (Some(number), Some(proto)) = (
+                    u16_at(port, "port"),
+                    Proto::parse(str_at(port, "/protocol")),
+                ) else {
+                    continue;
+                };
+                let port_name = str_at(port, "/name");
+                let endpoints = slices
+                    .map(|s| endpoints_for(s, port_name, proto))
+                    .unwrap_or_default();
+                let node_port =
+                    u16_at(port, "nodePort").filter(|_| matches!(ty, "NodePort" | "LoadBalancer"));
+                let entry = ServicePort {
+                    id: format!("{ns}/{name}:{port_name}"),
+                    cluster_ip: cluster_ip.map(|ip| SocketAddrV4::new(ip, number)),
+                    node_port,
+                    proto,
+                    affinity,
+                    internal_local,
+                    external_local,
+                    endpoints,
+                };
+                let i = table.ports.len();
+                if let Some(vip) = entry.cluster_ip {
+                    table.by_cluster_ip.insert((vip, proto), i);
+                }
+                if let Some(np) = node_port {
+                    table.by_node_port.insert((np, proto), i);
+                }
+                table.ports.push(entry);
+            }
+        }
+        table
+    }
+
+    pub fn by_cluster_ip(&self, dst: SocketAddrV4, proto: Proto) -> Option<&ServicePort> {
+        self.by_cluster_ip
+            .get(&(dst, proto))
+            .map(|i| &self.ports[*i])
+    }
+
+    pub fn by_node_port(&self, port: u16, proto: Proto) -> Option<&ServicePort> {
+        self.by_node_port
+            .get(&(port, proto))
+            .map(|i| &self.ports[*i])
+    }
+
+    pub fn ports(&self) -> &[ServicePort] {
+        &self.ports
+    }
+}
+
+/// The endpoints of one service port across its slices.
+fn endpoints_for(slices: &[&Value], port_name: &str, proto: Proto) -> Vec<Endpoint> {
+    let mut out = Vec::new();
+    for slice in slices {
+        let port = slice
+            .get("ports")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|p| {
+                str_at(p, "/name") == port_name
+                    && Proto::parse(str_at(p, "/protocol")) == Some(proto)
+            });
+        let Some(number) = port.and_then(|p| u16_at(p, "port")) else {
+            continue;
+        };
+        for ep in slice
+            .get("endpoints")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let cond = |c: &str, default: bool| {
+                ep.pointer(&format!("/conditions/{c}"))
+                    .and_then(Value::as_bool)
+                    .unwrap_or(default)
+            };
+            // Upstream: a nil `ready` means ready; `serving` defaults to `ready`.
+            let ready = cond("ready", true);
+            let serving = cond("serving", ready);
+            let terminating = cond("terminating", false);
+            for addr in ep
+                .get("addresses")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(ip) = addr.as_str().and_then(|a| a.parse::<Ipv4Addr>().ok()) {
+                    out.push(Endpoint {
+                        addr: SocketAddrV4::new(ip, number),
+                        node: str_at(ep, "/nodeName").to_string(),
+                        ready,
+                        serving,
+                        terminating,
+                    });
+                }
+            }
+        }
+    }
+    out.sort_by_key(|e| e.addr);
+    out.dedup_by_key(|e| e.addr);
+    out
+}
+
+/// The proxy's memory between flows: affinity and round-robin positions.
+#[derive(Debug, Default)]
+pub struct ProxyState {
+    affinity: HashMap<(String, Ipv4Addr), (SocketAddrV4, std::time::Instant)>,
+    next: HashMap<String, usize>,
+}
+
+/// Which traffic policy applies to a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// To a ClusterIP: internalTrafficPolicy.
+    ClusterIp,
+    /// To a NodePort: externalTrafficPolicy.
+    NodePort,
+}
+
+impl ProxyState {
+    /// Chooses the endpoint of a new flow from `client` to `port`.
+    /// `random` is a uniformly random number (kept outside so tests are
+    /// deterministic).
+    pub fn pick(
+        &mut self,
+        port: &ServicePort,
+        origin: Origin,
+        client: Ipv4Addr,
+        local_node: &str,
+        now: std::time::Instant,
+        random: u64,
+    ) -> Pick {
+        let local_only = match origin {
+            Origin::ClusterIp => port.internal_local,
+            Origin::NodePort => port.external_local,
+        };
+        let in_scope = |e: &&Endpoint| !local_only || e.node == local_node;
+        let mut usable: Vec<&Endpoint> = port
+            .endpoints
+            .iter()
+            .filter(in_scope)
+            .filter(|e| e.ready)
+            .collect();
+        if usable.is_empty() {
+            // Terminating endpoints still serving carry traffic when nothing
+            // else can (KEP-1669).
+            usable = port
+                .endpoints
+                .iter()
+                .filter(in_scope)
+                .filter(|e| e.serving && e.terminating)
+                .collect();
+        }
+        if usable.is_empty() {
+            return if local_only { Pick::Drop } else { Pick::Refuse };
+        }
+        if let Some(timeout) = port.affinity {
+            let key = (port.id.clone(), client);
+            if let Some((addr, last)) = self.affinity.get(&key)
+                && now.saturating_duration_since(*last) < timeout
+                && usable.iter().any(|e| e.addr == *addr)
+            {
+                let addr = *addr;
+                self.affinity.insert(key, (addr, now));
+                return Pick::To(addr);
+            }
+            let chosen = usable[(random % usable.len() as u64) as usize].addr;
+            self.affinity.insert(key, (chosen, now));
+            return Pick::To(chosen);
+        }
+        Pick::To(usable[(random % usable.len() as u64) as usize].addr)
+    }
+
+    /// Round robin: the next usable endpoint after the previous pick.
+    pub fn pick_round_robin(
+        &mut self,
+        port: &ServicePort,
+        origin: Origin,
+        client: Ipv4Addr,
+        local_node: &str,
+        now: std::time::Instant,
+    ) -> Pick {
+        let n = self.next.entry(port.id.clone()).or_default();
+        let random = *n as u64;
+        *n = n.wrapping_add(1);
+        self.pick(port, origin, client, local_node, now, random)
+    }
+
+    /// Forgets affinities idle longer than their timeout.
+    pub fn expire(&mut self, now: std::time::Instant, longest: Duration) {
+        self.affinity
+            .retain(|_, (_, last)| now.saturating_duration_since(*last) < longest);
+    }
+}
+
+/// True if `ip` is a Service ClusterIP address.
+pub fn is_service_ip(service_cidr: &Ipv4Net, ip: Ipv4Addr) -> bool {
+    service_cidr.contains(&ip)
+}
+
+#[cfg(test)]
+mod tests;
