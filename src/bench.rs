@@ -6,6 +6,10 @@
 //!   bare quinn connection on loopback with the same TLS and transport
 //!   settings.
 //! - `up`: `podnet up` of N nodes to all Ready, as processes.
+//! - `dns`: DNS queries/s from the host port against unbound (dnsperf).
+
+mod dns;
+mod programming;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::process::ExitCode;
@@ -26,6 +30,8 @@ use tokio_util::sync::CancellationToken;
 pub enum What {
     Overlay,
     Up,
+    Dns,
+    Programming,
 }
 
 #[derive(Debug, Args)]
@@ -43,12 +49,20 @@ pub struct BenchArgs {
     /// Nodes for `up`.
     #[arg(long, default_value_t = 3)]
     pub nodes: usize,
+    /// Services for `programming`, all selecting the same pods.
+    #[arg(long, default_value_t = 100)]
+    pub services: usize,
+    /// Seed of the query mix for `dns`.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     match args.what {
         What::Overlay => overlay(&args).await?,
         What::Up => up(&args).await?,
+        What::Dns => dns::run(&args).await?,
+        What::Programming => programming::run(&args).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -181,11 +181,23 @@ pub fn set_condition(status: &mut Value, ty: &str, value: &str, reason: &str, me
     status["conditions"] = Value::Array(conditions);
 }
 
+/// A pass slower than this is worth a warning: it delays every change.
+const SLOW_PASS: std::time::Duration = std::time::Duration::from_millis(100);
+
 fn reconcile(registry: &Registry) -> Result<(), ApiError> {
+    let start = std::time::Instant::now();
     deployment::reconcile(registry)?;
+    let t1 = start.elapsed();
     replicaset::reconcile(registry)?;
+    let t2 = start.elapsed();
     schedule(registry)?;
-    endpointslice::reconcile(registry)
+    let t3 = start.elapsed();
+    endpointslice::reconcile(registry)?;
+    let total = start.elapsed();
+    if total > SLOW_PASS {
+        tracing::warn!(?total, deployments = ?t1, replicasets = ?(t2 - t1), scheduler = ?(t3 - t2), endpointslices = ?(total - t3), "slow reconcile pass");
+    }
+    Ok(())
 }
 
 async fn watch_kind(

@@ -523,6 +523,43 @@ impl Registry {
     /// allocated) before anything is written, and all are written in one
     /// store transaction. A dry run allocates too, to report what a real
     /// apply would, and writes nothing.
+    /// Writes objects a controller derived from already validated state
+    /// (EndpointSlices, Endpoints) in one transaction, without validating
+    /// them again: a pod change rewrites the slices of every Service that
+    /// selects it, and validating each made the EndpointSlice pass the
+    /// slowest step of network programming. Server metadata is kept as
+    /// `apply` keeps it; unchanged objects are not written.
+    pub fn apply_derived(&self, objects: Vec<Value>) -> Result<(), ApiError> {
+        let mut ops = Vec::new();
+        for object in objects {
+            let key = key_of(&object)?;
+            debug_assert!(
+                matches!(key.kind, Kind::EndpointSlice | Kind::Endpoints),
+                "{key} is not derived state"
+            );
+            let (new, pre) = match self.storage.get(&key.storage_key())? {
+                None => (Registry::prepare_new(object), Precondition::MustNotExist),
+                Some(entry) => {
+                    let old = decode(&entry)?;
+                    let new = self.merge_update(&old, object);
+                    if new == old {
+                        continue;
+                    }
+                    (new, Precondition::ModRevision(entry.mod_revision))
+                }
+            };
+            ops.push(Op::Put {
+                key: key.storage_key(),
+                value: encode(&new)?,
+                pre,
+            });
+        }
+        if !ops.is_empty() {
+            self.storage.txn(ops)?;
+        }
+        Ok(())
+    }
+
     pub fn apply(&self, objects: Vec<Value>, dry_run: bool) -> Result<Vec<Applied>, ApiError> {
         let services = objects
             .iter()

@@ -19,7 +19,7 @@ use podnet_proto::v1::api_client::ApiClient;
 use podnet_proto::v1::node_agent_server::{NodeAgent, NodeAgentServer};
 use podnet_proto::v1::{
     DeleteRequest, ExecRequest, ExecResponse, HeartbeatRequest, JoinRequest, ListRequest,
-    ObjectRequest, WatchRequest,
+    ObjectRequest, ProxyStatusRequest, ProxyStatusResponse, WatchRequest,
 };
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -253,6 +253,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     );
 
     let agent = AgentService {
+        datapath: datapath.clone(),
         runtime: runtime.clone(),
     };
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(agent_listener);
@@ -651,6 +652,7 @@ async fn sync_network(
 }
 
 struct AgentService {
+    datapath: Arc<Datapath>,
     runtime: Arc<Runtime>,
 }
 
@@ -659,6 +661,22 @@ const EXEC_LIMIT: Duration = Duration::from_secs(120);
 
 #[tonic::async_trait]
 impl NodeAgent for AgentService {
+    async fn proxy_status(
+        &self,
+        _req: tonic::Request<ProxyStatusRequest>,
+    ) -> Result<tonic::Response<ProxyStatusResponse>, tonic::Status> {
+        let table = self.datapath.services();
+        let ready = table
+            .ready_endpoints()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        Ok(tonic::Response::new(ProxyStatusResponse {
+            service_ports: u32::try_from(table.ports().len()).unwrap_or(u32::MAX),
+            ready_endpoints: ready,
+        }))
+    }
+
     async fn exec(
         &self,
         req: tonic::Request<ExecRequest>,

@@ -99,6 +99,8 @@ pub struct ServiceTable {
     by_cluster_ip: HashMap<(SocketAddrV4, Proto), usize>,
     by_node_port: HashMap<(u16, Proto), usize>,
     ports: Vec<ServicePort>,
+    /// Distinct ready endpoint addresses, for status reports.
+    ready: Vec<SocketAddrV4>,
 }
 
 fn u16_at(v: &Value, key: &str) -> Option<u16> {
@@ -186,7 +188,20 @@ impl ServiceTable {
                 table.ports.push(entry);
             }
         }
+        let mut ready: Vec<SocketAddrV4> = table
+            .ports
+            .iter()
+            .flat_map(|p| p.endpoints.iter().filter(|e| e.ready).map(|e| e.addr))
+            .collect();
+        ready.sort();
+        ready.dedup();
+        table.ready = ready;
         table
+    }
+
+    /// Every endpoint address some service port may pick for new flows.
+    pub fn ready_endpoints(&self) -> &[SocketAddrV4] {
+        &self.ready
     }
 
     pub fn by_cluster_ip(&self, dst: SocketAddrV4, proto: Proto) -> Option<&ServicePort> {

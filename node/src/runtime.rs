@@ -33,20 +33,36 @@ fn now_rfc3339() -> String {
 }
 
 /// Host-local IPAM: addresses of the node's podCIDR, .1 kept for the
-/// node's bridge as on a real node.
+/// node's bridge as on a real node. Like the CNI host-local plugin it hands
+/// out the next free address after the last one it gave, so a deleted
+/// pod's address is not reused at once (a stale endpoint would then point
+/// at the wrong pod).
 struct Ipam {
     cidr: Ipv4Net,
     used: BTreeSet<Ipv4Addr>,
+    last: Option<Ipv4Addr>,
 }
 
 impl Ipam {
+    fn new(cidr: Ipv4Net) -> Ipam {
+        Ipam {
+            cidr,
+            used: BTreeSet::new(),
+            last: None,
+        }
+    }
+
     fn allocate(&mut self) -> Option<Ipv4Addr> {
-        let ip = self
-            .cidr
-            .hosts()
-            .skip(1)
+        let hosts: Vec<Ipv4Addr> = self.cidr.hosts().skip(1).collect();
+        let start = self
+            .last
+            .and_then(|l| hosts.iter().position(|h| *h == l))
+            .map_or(0, |i| i + 1);
+        let ip = (0..hosts.len())
+            .map(|k| hosts[(start + k) % hosts.len()])
             .find(|ip| !self.used.contains(ip))?;
         self.used.insert(ip);
+        self.last = Some(ip);
         Some(ip)
     }
 
@@ -180,10 +196,7 @@ impl Runtime {
             node_name: node_name.to_string(),
             node_ip,
             datapath,
-            ipam: Mutex::new(Ipam {
-                cidr: pod_cidr,
-                used: BTreeSet::new(),
-            }),
+            ipam: Mutex::new(Ipam::new(pod_cidr)),
             pods: Mutex::new(HashMap::new()),
             next_probe_port: AtomicU16::new(40000),
             cluster: Mutex::new(None),
@@ -635,5 +648,29 @@ impl ContainerCtx {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipam_does_not_reuse_a_released_address_at_once() {
+        let mut ipam = Ipam::new("10.244.1.0/29".parse().unwrap());
+        let a = ipam.allocate().unwrap();
+        let b = ipam.allocate().unwrap();
+        assert_eq!(
+            (a, b),
+            ("10.244.1.2".parse().unwrap(), "10.244.1.3".parse().unwrap())
+        );
+        ipam.release(a);
+        assert_eq!(ipam.allocate(), Some("10.244.1.4".parse().unwrap()));
+        for _ in 0..3 {
+            ipam.allocate();
+        }
+        // Wrapped around: .2 is free again and is the next after .6.
+        assert_eq!(ipam.used.len(), 5);
+        assert_eq!(ipam.allocate(), None, ".1 is the bridge, .7 the broadcast");
     }
 }

@@ -197,3 +197,73 @@ fn dns_scaled_to_zero_fails_lookups_until_it_is_back() {
             .then_some(())
     });
 }
+
+#[test]
+fn headless_names_list_only_ready_pods_unless_not_ready_ones_are_published() {
+    let c = Cluster::up(&["--nodes", "2"]);
+    c.apply(&format!(
+        "{WEB}---{CLIENT}---\n{}",
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: never}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: never}}
+  template:
+    metadata: {labels: {app: never}}
+    spec:
+      containers:
+        - {name: c, image: podnet/http-echo, readinessProbe: {tcpSocket: {port: 9999}, periodSeconds: 1}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: never}
+spec:
+  clusterIP: None
+  selector: {app: never}
+  ports: [{name: http, port: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: never-published}
+spec:
+  clusterIP: None
+  publishNotReadyAddresses: true
+  selector: {app: never}
+  ports: [{name: http, port: 8080}]
+"#
+    ));
+    c.ready_pods("web", 3);
+    c.ready_pods("client", 1);
+    let never: Vec<String> = eventually(
+        "two running, never ready pods",
+        Duration::from_secs(20),
+        || {
+            let pods = c.json(&["get", "pods", "-l", "app=never"])["items"]
+                .as_array()
+                .cloned()?;
+            let running: Vec<String> = pods
+                .iter()
+                .filter_map(|p| p["status"]["podIP"].as_str().map(String::from))
+                .collect();
+            (running.len() == 2).then_some(running)
+        },
+    );
+    let out = c.exec("client", &["dig", "never.default.svc.cluster.local"]);
+    assert!(
+        text(&out.stdout).contains("status: NXDOMAIN"),
+        "no ready endpoint: NXDOMAIN\n{}",
+        text(&out.stdout)
+    );
+    let mut want = never.clone();
+    want.sort();
+    let published = eventually(
+        "published not-ready addresses",
+        Duration::from_secs(10),
+        || {
+            let got = short(&c, &["never-published.default.svc.cluster.local"]);
+            (got == want).then_some(got)
+        },
+    );
+    assert_eq!(published, want);
+}

@@ -575,28 +575,22 @@ fn updated(current: &Value, want: &Value, fields: &[&str], owners: bool) -> Opti
     Some(next)
 }
 
-/// Creates or updates `want` (compared with `current`); a conflict or a
-/// race with another writer is left to the next pass.
+/// Queues the creation or update of `want` (compared with `current`) into
+/// the pass's batch; nothing is queued when nothing changed.
 fn write(
-    registry: &Registry,
+    batch: &mut Vec<Value>,
     current: Option<&Value>,
     want: &Value,
     fields: &[&str],
     owners: bool,
-) -> Result<(), ApiError> {
-    let result = match current {
-        None => registry.create(want.clone()).map(drop),
-        Some(current) => match updated(current, want, fields, owners) {
-            None => Ok(()),
-            Some(next) => registry.update(next).map(drop),
-        },
-    };
-    match result {
-        Ok(())
-        | Err(ApiError::AlreadyExists { .. })
-        | Err(ApiError::Conflict { .. })
-        | Err(ApiError::NotFound { .. }) => Ok(()),
-        Err(e) => Err(e),
+) {
+    match current {
+        None => batch.push(want.clone()),
+        Some(current) => {
+            if let Some(next) = updated(current, want, fields, owners) {
+                batch.push(next);
+            }
+        }
     }
 }
 
@@ -623,6 +617,10 @@ pub fn reconcile(registry: &Registry) -> Result<(), ApiError> {
         .map(|e| (key_of_value(Kind::Endpoints, e), e))
         .collect();
 
+    // Every change of the pass goes to the store in one transaction: one
+    // pod change touches the slices of every Service that selects it, and
+    // a commit per object would make programming latency grow with them.
+    let mut batch = Vec::new();
     for service in &services {
         let Some(want) = desired(service, &pods, &nodes, &slices) else {
             continue;
@@ -632,12 +630,12 @@ pub fn reconcile(registry: &Registry) -> Result<(), ApiError> {
         for slice in &want.slices {
             let key = key_of_value(Kind::EndpointSlice, slice);
             write(
-                registry,
+                &mut batch,
                 slice_by_key.get(&key).copied(),
                 slice,
                 SLICE_FIELDS,
                 true,
-            )?;
+            );
             wanted.insert(key);
         }
         for slice in &slices {
@@ -650,12 +648,22 @@ pub fn reconcile(registry: &Registry) -> Result<(), ApiError> {
         }
         let key = key_of_value(Kind::Endpoints, &want.endpoints);
         write(
-            registry,
+            &mut batch,
             endpoints_by_key.get(&key).copied(),
             &want.endpoints,
             ENDPOINTS_FIELDS,
             false,
-        )?;
+        );
+    }
+    if !batch.is_empty() {
+        match registry.apply_derived(batch) {
+            // A race with another writer: the next pass sees its write.
+            Ok(_)
+            | Err(ApiError::AlreadyExists { .. })
+            | Err(ApiError::Conflict { .. })
+            | Err(ApiError::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
     }
 
     // What a deleted Service left behind.
