@@ -104,6 +104,9 @@ const UDP_CONNTRACK_IDLE: std::time::Duration = std::time::Duration::from_secs(3
 /// Entries kept before the oldest are pruned.
 const CONNTRACK_LIMIT: usize = 65_536;
 
+/// A masqueraded UDP NodePort flow: (client, NodePort asked, last use).
+type Masqueraded = (SocketAddrV4, SocketAddrV4, std::time::Instant);
+
 /// A flow after the service proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Proxied {
@@ -129,6 +132,9 @@ pub struct Datapath {
     /// (client, backend) → the ClusterIP:port the client sent to, so UDP
     /// replies come back from the address that was asked.
     conntrack: Mutex<HashMap<(SocketAddrV4, SocketAddrV4), (SocketAddrV4, std::time::Instant)>>,
+    /// (this node's masquerade address, backend) → (client, NodePort) of a
+    /// UDP NodePort flow with the Cluster policy.
+    masquerade: Mutex<HashMap<(SocketAddrV4, SocketAddrV4), Masqueraded>>,
     next_snat_port: std::sync::atomic::AtomicU16,
     pods: RwLock<HashMap<Ipv4Addr, Arc<NetNs>>>,
     routes: RwLock<Vec<Route>>,
@@ -168,6 +174,7 @@ impl Datapath {
             services: RwLock::new(Arc::new(ServiceTable::default())),
             proxy_state: Mutex::new(ProxyState::default()),
             conntrack: Mutex::new(HashMap::new()),
+            masquerade: Mutex::new(HashMap::new()),
             next_snat_port: std::sync::atomic::AtomicU16::new(0),
             pods: RwLock::new(HashMap::new()),
             routes: RwLock::new(Vec::new()),
@@ -458,6 +465,15 @@ impl Datapath {
         trace_id: u64,
     ) {
         bump(&self.stats.datagrams_out);
+        if *dst.ip() == self.node_ip
+            && let Some((client, node_port)) = self.unmasquerade(dst, src)
+        {
+            // A reply on a masqueraded NodePort flow goes back to the
+            // client, from the NodePort it asked.
+            return self
+                .send_udp_direct(node_port, client, payload, trace_id)
+                .await;
+        }
         let (src, dst) = match self.proxy(src, dst, Proto::Udp) {
             Proxied::Direct => (src, dst),
             Proxied::To {
@@ -466,6 +482,8 @@ impl Datapath {
             } => {
                 if new_src == src {
                     self.track(src, endpoint, dst);
+                } else {
+                    self.track_masquerade(new_src, endpoint, src, dst);
                 }
                 (new_src, endpoint)
             }
@@ -478,6 +496,17 @@ impl Datapath {
             }
             Proxied::Drop => return,
         };
+        self.send_udp_direct(src, dst, payload, trace_id).await;
+    }
+
+    /// Sends a datagram to an address the proxy has already resolved.
+    async fn send_udp_direct(
+        self: &Arc<Self>,
+        src: SocketAddrV4,
+        dst: SocketAddrV4,
+        payload: Bytes,
+        trace_id: u64,
+    ) {
         if let Some(ns) = self.local_pod(*dst.ip()) {
             if !self.deliver_udp_local(&ns, src, dst, payload)
                 && let Some(origin) = self.local_pod(*src.ip())
@@ -493,6 +522,44 @@ impl Datapath {
             trace_id,
         };
         self.send_datagram(*dst.ip(), header, &payload).await;
+    }
+
+    /// Remembers a masqueraded NodePort flow: this node sent from `masq`
+    /// to `backend` on behalf of `client`, who asked `node_port`.
+    fn track_masquerade(
+        &self,
+        masq: SocketAddrV4,
+        backend: SocketAddrV4,
+        client: SocketAddrV4,
+        node_port: SocketAddrV4,
+    ) {
+        let now = std::time::Instant::now();
+        let mut m = self
+            .masquerade
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if m.len() >= CONNTRACK_LIMIT {
+            m.retain(|_, (_, _, last)| now.duration_since(*last) < UDP_CONNTRACK_IDLE);
+        }
+        m.insert((masq, backend), (client, node_port, now));
+    }
+
+    /// The client and NodePort of a reply from `backend` to `masq`.
+    fn unmasquerade(
+        &self,
+        masq: SocketAddrV4,
+        backend: SocketAddrV4,
+    ) -> Option<(SocketAddrV4, SocketAddrV4)> {
+        let mut m = self
+            .masquerade
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (client, node_port, last) = m.get_mut(&(masq, backend))?;
+        if last.elapsed() >= UDP_CONNTRACK_IDLE {
+            return None;
+        }
+        *last = std::time::Instant::now();
+        Some((*client, *node_port))
     }
 
     /// Remembers that `client` sent to `service` and reached `backend`.
@@ -754,6 +821,18 @@ impl Datapath {
             return;
         }
         match header.kind {
+            FrameKind::Udp if *header.dst.ip() == self.node_ip => {
+                // To this node's own address: a NodePort or a reply to a
+                // masqueraded flow; the proxy path decides.
+                let dp = self.clone();
+                self.tasks.spawn(
+                    async move {
+                        dp.send_udp(header.src, header.dst, payload, header.trace_id)
+                            .await
+                    }
+                    .in_current_span(),
+                );
+            }
             FrameKind::Udp => {
                 let Some(ns) = self.local_pod(*header.dst.ip()) else {
                     return;

@@ -263,3 +263,30 @@ fn invalid_services_are_rejected_with_the_field_path_and_allocate_nothing() {
     }
     assert_eq!(c.items("services").len(), before, "nothing may be created");
 }
+
+#[test]
+fn udp_services_answer_from_the_address_that_was_asked() {
+    let c = Cluster::up(&["--nodes", "3"]);
+    c.apply(&format!(
+        "{CLIENT}---\n{}",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: echo}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: echo}}\n  template:\n    metadata: {labels: {app: echo}}\n    spec:\n      containers: [{name: c, image: podnet/udp-echo, ports: [{containerPort: 9000, protocol: UDP}]}]\n---\napiVersion: v1\nkind: Service\nmetadata: {name: echo}\nspec:\n  type: NodePort\n  selector: {app: echo}\n  ports: [{port: 53, targetPort: 9000, protocol: UDP, nodePort: 30053}]\n"
+    ));
+    c.ready_pods("echo", 2);
+    c.ready_pods("client", 1);
+    // Through the ClusterIP by name: the reply must come from the ClusterIP
+    // (the UDP socket is connected to it, as a resolver's is).
+    let out = c.exec("client", &["nc", "-zuv", "-w", "2", "echo", "53"]);
+    assert!(out.status.success(), "ClusterIP UDP: {}", text(&out.stderr));
+    for n in c.items("nodes") {
+        let ip = n["status"]["addresses"][0]["address"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let out = c.exec("client", &["nc", "-zuv", "-w", "2", &ip, "30053"]);
+        assert!(
+            out.status.success(),
+            "UDP NodePort on {ip}: {}",
+            text(&out.stderr)
+        );
+    }
+}

@@ -169,13 +169,22 @@ async fn udp_check(
     if let Err(error) = socket.send_to(UDP_PROBE, target.addr).await {
         return target.failed("udp", &format!("failed: {}", strerror(&error)), out);
     }
-    match tokio::time::timeout(timeout.unwrap_or(DEFAULT_TIMEOUT), socket.recv_from()).await {
-        Ok(Ok(_reply)) => {
-            target.succeeded("udp", out);
-            0
+    // nc connects its UDP socket: datagrams from any other address than the
+    // one asked are not for it (this is what makes a Service's reply have to
+    // come back from the ClusterIP or NodePort, not from the pod).
+    let deadline = tokio::time::Instant::now() + timeout.unwrap_or(DEFAULT_TIMEOUT);
+    loop {
+        match tokio::time::timeout_at(deadline, socket.recv_from()).await {
+            Ok(Ok((_, from))) if from == target.addr => {
+                target.succeeded("udp", out);
+                return 0;
+            }
+            Ok(Ok(_)) => continue,
+            Ok(Err(error)) => {
+                return target.failed("udp", &format!("failed: {}", strerror(&error)), out);
+            }
+            Err(_) => return target.failed("udp", "timed out: no reply", out),
         }
-        Ok(Err(error)) => target.failed("udp", &format!("failed: {}", strerror(&error)), out),
-        Err(_) => target.failed("udp", "timed out: no reply", out),
     }
 }
 
