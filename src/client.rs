@@ -122,7 +122,7 @@ pub async fn apply(state: &Path, args: ApplyArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct GetArgs {
     /// pods, deployments, replicasets, nodes, namespaces, links (or kubectl's short names).
     pub kind: String,
@@ -140,6 +140,27 @@ pub struct GetArgs {
 }
 
 pub async fn get(state: &Path, args: GetArgs) -> anyhow::Result<ExitCode> {
+    // `get svc,ep` lists several kinds one after the other, as kubectl does.
+    if args.kind.contains(',') {
+        if args.name.is_some() {
+            return Err(InputError("a name cannot be given with several kinds".into()).into());
+        }
+        let kinds: Vec<String> = args.kind.split(',').map(str::to_string).collect();
+        for (i, kind) in kinds.into_iter().enumerate() {
+            if i > 0 {
+                println!();
+            }
+            Box::pin(get(
+                state,
+                GetArgs {
+                    kind,
+                    ..args.clone()
+                },
+            ))
+            .await?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let kind: Kind = args.kind.parse().map_err(|e| InputError(format!("{e}")))?;
     let format = table::Format::parse(args.output.as_deref()).map_err(InputError)?;
     let mut api = from_state(state).await?;

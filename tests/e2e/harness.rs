@@ -148,8 +148,36 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// What a failed test needs to be understood: the objects and the tail
+    /// of every process's log.
+    fn dump(&self) {
+        let out = self.run(&["get", "pods", "-A", "-o", "wide"]);
+        eprintln!(
+            "--- pods at failure:\n{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        let out = self.run(&["get", "pods", "-A", "-o", "json"]);
+        eprintln!("--- pod objects:\n{}", text(&out.stdout));
+        if let Ok(entries) = std::fs::read_dir(self.state.join("logs")) {
+            for e in entries.flatten() {
+                let log = std::fs::read_to_string(e.path()).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                eprintln!("--- {} (last lines):", e.path().display());
+                for l in tail.into_iter().rev() {
+                    eprintln!("{l}");
+                }
+            }
+        }
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.dump();
+        }
         let pids: Vec<u32> = std::fs::read_to_string(self.state.join("cluster.json"))
             .ok()
             .and_then(|t| serde_json::from_str::<Value>(&t).ok())

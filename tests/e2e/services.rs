@@ -205,6 +205,11 @@ fn services_without_endpoints_refuse_and_show_empty_endpoints() {
         "no endpoints: refused: {}",
         text(&out.stderr)
     );
+    let both = c.ok(&["get", "svc,ep"]);
+    assert!(
+        both.contains("CLUSTER-IP") && both.contains("ENDPOINTS"),
+        "{both}"
+    );
     let described = c.ok(&["describe", "svc", "web"]);
     for want in [
         "Selector:",
@@ -289,4 +294,46 @@ fn udp_services_answer_from_the_address_that_was_asked() {
             text(&out.stderr)
         );
     }
+}
+
+#[test]
+fn selectorless_services_use_user_managed_endpoint_slices() {
+    let c = Cluster::up(&["--nodes", "2"]);
+    c.apply(&format!("{WEB}---{CLIENT}"));
+    let pods = c.ready_pods("web", 3);
+    c.ready_pods("client", 1);
+    let ip = pods[0]["status"]["podIP"].as_str().unwrap();
+    c.apply(&format!(
+        r#"apiVersion: v1
+kind: Service
+metadata: {{name: manual}}
+spec:
+  ports: [{{name: http, port: 80}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: manual-1
+  labels: {{kubernetes.io/service-name: manual}}
+addressType: IPv4
+ports: [{{name: http, port: 8080, protocol: TCP}}]
+endpoints: [{{addresses: ["{ip}"], conditions: {{ready: true}}}}]
+"#
+    ));
+    let echo = eventually(
+        "the manual endpoint to serve",
+        Duration::from_secs(10),
+        || {
+            let out = c.exec("client", &["curl", "-s", "-m", "2", "http://manual/"]);
+            out.status
+                .success()
+                .then(|| serde_json::from_slice::<Value>(&out.stdout).ok())
+                .flatten()
+        },
+    );
+    assert_eq!(echo["podIP"], ip);
+    assert!(
+        c.ok(&["get", "endpointslices"]).contains("manual-1"),
+        "the controller must leave it alone"
+    );
 }
