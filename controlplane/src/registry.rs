@@ -435,6 +435,24 @@ impl Registry {
     }
 
     fn replace(&self, object: Value, status_only: bool) -> Result<Value, ApiError> {
+        // Without a resourceVersion the caller replaces whatever is stored:
+        // a write that slipped in between our read and our commit is
+        // retried (with one, it is the caller's Conflict).
+        let unconditional = str_at(&object, "/metadata/resourceVersion").is_empty();
+        let mut attempts = 0;
+        loop {
+            match self.replace_once(object.clone(), status_only) {
+                Err(ApiError::Store(StoreError::Conflict { .. }))
+                    if unconditional && attempts < 16 =>
+                {
+                    attempts += 1
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn replace_once(&self, object: Value, status_only: bool) -> Result<Value, ApiError> {
         let key = key_of(&object)?;
         let allocating = key.kind == Kind::Service && !status_only;
         let _allocating = allocating.then(|| self.allocation_lock());
@@ -644,6 +662,29 @@ impl Registry {
     /// marked (deletionTimestamp) and removed by its node once stopped.
     /// Dependents (by ownerReference) and a namespace's contents go with it.
     pub fn delete(
+        &self,
+        key: &ObjectKey,
+        grace_period_seconds: Option<i64>,
+        precondition_rv: &str,
+    ) -> Result<Value, ApiError> {
+        // Without a resourceVersion precondition the caller asked for the
+        // object's deletion whatever its version: a concurrent write (a
+        // status update racing a node's final delete) is retried, not
+        // reported.
+        let mut attempts = 0;
+        loop {
+            match self.delete_once(key, grace_period_seconds, precondition_rv) {
+                Err(ApiError::Store(StoreError::Conflict { .. }))
+                    if precondition_rv.is_empty() && attempts < 16 =>
+                {
+                    attempts += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn delete_once(
         &self,
         key: &ObjectKey,
         grace_period_seconds: Option<i64>,

@@ -464,15 +464,21 @@ async fn sync_pods(
                         grace_period_seconds: Some(0),
                         resource_version: String::new(),
                     };
-                    if let Err(s) = api.delete(req).await
-                        && s.code() != tonic::Code::NotFound
-                    {
-                        tracing::warn!(error = %s.message(), "cannot finish pod deletion");
-                        stopping
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .remove(&uid);
+                    // Retried with back-off: no later event is sure to
+                    // come and wake the reconciler for this pod again.
+                    let mut backoff = Duration::from_millis(50);
+                    for _ in 0..10 {
+                        match api.delete(req.clone()).await {
+                            Ok(_) => break,
+                            Err(s) if s.code() == tonic::Code::NotFound => break,
+                            Err(s) => {
+                                tracing::warn!(error = %s.message(), "cannot finish pod deletion, retrying");
+                                tokio::time::sleep(backoff).await;
+                                backoff = (backoff * 2).min(Duration::from_secs(2));
+                            }
+                        }
                     }
+                    stopping.lock().unwrap_or_else(PoisonError::into_inner).remove(&uid);
                 }
                 .in_current_span(),
             );
