@@ -45,6 +45,24 @@ pub fn status_error(s: tonic::Status) -> anyhow::Error {
     }
 }
 
+/// Every object of `kind` in every namespace matching `label_selector`.
+pub async fn list_objects(
+    api: &mut Api,
+    kind: &str,
+    label_selector: &str,
+) -> anyhow::Result<Vec<Value>> {
+    let req = ListRequest {
+        kind: kind.into(),
+        label_selector: label_selector.into(),
+        ..Default::default()
+    };
+    let resp = api.list(req).await.map_err(status_error)?.into_inner();
+    resp.items
+        .iter()
+        .map(|b| serde_json::from_slice(b).context("server sent a bad object"))
+        .collect()
+}
+
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
     /// Manifest files (`-` for standard input).

@@ -321,18 +321,10 @@ async fn wait_nodes_ready(cp: &str, names: &[String]) -> anyhow::Result<()> {
     let mut api = crate::client::connect(cp).await?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let list = api
-            .list(podnet_proto::v1::ListRequest {
-                kind: "Node".into(),
-                ..Default::default()
-            })
+        let ready: Vec<String> = crate::client::list_objects(&mut api, "Node", "")
             .await
-            .map_err(|s| anyhow::anyhow!("cannot list nodes: {}", s.message()))?
-            .into_inner();
-        let ready: Vec<String> = list
-            .items
-            .iter()
-            .filter_map(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+            .context("cannot list nodes")?
+            .into_iter()
             .filter(crate::table::node_ready)
             .filter_map(|n| {
                 n.pointer("/metadata/name")

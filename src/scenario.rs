@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use clap::Args;
 use podnet_proto::model::{LabelSelector, LinkSpec};
-use podnet_proto::v1::ListRequest;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -515,19 +514,7 @@ async fn run_in_cluster(cp: &str, scenario: &Scenario, objects: &[Value]) -> any
 }
 
 async fn list(api: &mut Api, kind: &str) -> anyhow::Result<Vec<Value>> {
-    let resp = api
-        .list(ListRequest {
-            kind: kind.into(),
-            ..Default::default()
-        })
-        .await
-        .map_err(client::status_error)?
-        .into_inner();
-    Ok(resp
-        .items
-        .iter()
-        .filter_map(|b| serde_json::from_slice(b).ok())
-        .collect())
+    client::list_objects(api, kind, "").await
 }
 
 fn ready(p: &Value) -> bool {

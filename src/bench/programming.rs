@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use podnet_proto::model::ANNOTATION_AGENT;
 use podnet_proto::v1::node_agent_client::NodeAgentClient;
-use podnet_proto::v1::{DeleteRequest, ListRequest, ProxyStatusRequest};
+use podnet_proto::v1::{DeleteRequest, ProxyStatusRequest};
 use serde_json::Value;
 use tonic::transport::Channel;
 
@@ -51,21 +51,7 @@ fn manifests(services: usize, replicas: usize) -> String {
 }
 
 async fn list(api: &mut Api, kind: &str, selector: &str) -> anyhow::Result<Vec<Value>> {
-    let req = ListRequest {
-        kind: kind.into(),
-        label_selector: selector.into(),
-        ..Default::default()
-    };
-    let resp = api
-        .list(req)
-        .await
-        .map_err(client::status_error)?
-        .into_inner();
-    Ok(resp
-        .items
-        .iter()
-        .filter_map(|b| serde_json::from_slice(b).ok())
-        .collect())
+    client::list_objects(api, kind, selector).await
 }
 
 async fn agents(api: &mut Api) -> anyhow::Result<Vec<NodeAgentClient<Channel>>> {
