@@ -184,28 +184,20 @@ pub fn set_condition(status: &mut Value, ty: &str, value: &str, reason: &str, me
 /// A pass slower than this is worth a warning: it delays every change.
 const SLOW_PASS: std::time::Duration = std::time::Duration::from_millis(100);
 
-fn reconcile(registry: &Registry) -> Result<(), ApiError> {
-    let start = std::time::Instant::now();
+/// Deployments, ReplicaSets and scheduling: the workload controllers.
+fn reconcile_workloads(registry: &Registry) -> Result<(), ApiError> {
     deployment::reconcile(registry)?;
-    let t1 = start.elapsed();
     replicaset::reconcile(registry)?;
-    let t2 = start.elapsed();
-    schedule(registry)?;
-    let t3 = start.elapsed();
-    endpointslice::reconcile(registry)?;
-    let total = start.elapsed();
-    if total > SLOW_PASS {
-        tracing::warn!(?total, deployments = ?t1, replicasets = ?(t2 - t1), scheduler = ?(t3 - t2), endpointslices = ?(total - t3), "slow reconcile pass");
-    }
-    Ok(())
+    schedule(registry)
 }
 
 async fn watch_kind(
     registry: Registry,
     kind: Kind,
-    wake: Arc<Notify>,
+    wakes: Vec<Arc<Notify>>,
     shutdown: CancellationToken,
 ) {
+    let wake = || wakes.iter().for_each(|w| w.notify_one());
     loop {
         let from = match registry.revision() {
             Ok(r) => r,
@@ -229,12 +221,12 @@ async fn watch_kind(
         };
         // Anything between the old watch and the new one is covered by the
         // full pass this wake-up triggers.
-        wake.notify_one();
+        wake();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 ev = watch.next() => match ev {
-                    Some(Ok(_)) => wake.notify_one(),
+                    Some(Ok(_)) => wake(),
                     Some(Err(e)) => { tracing::warn!(%kind, error = %e, "watch ended, watching again"); break }
                     None => break,
                 }
@@ -244,35 +236,74 @@ async fn watch_kind(
 }
 
 /// Runs the controllers and the scheduler until `shutdown`.
+/// Runs the controllers and the scheduler until `shutdown`: the workload
+/// controllers and the EndpointSlice controller are separate loops, as
+/// they are separate controllers upstream, so a slow pass of one never
+/// delays the other (endpoint changes are what network programming
+/// latency is made of).
 pub async fn run(registry: Registry, shutdown: CancellationToken) {
-    let wake = Arc::new(Notify::new());
+    let workloads = Arc::new(Notify::new());
+    let endpoints = Arc::new(Notify::new());
     let mut tasks = JoinSet::new();
-    for kind in [
-        Kind::Deployment,
-        Kind::ReplicaSet,
-        Kind::Pod,
-        Kind::Node,
-        Kind::Service,
+    for (kind, wakes) in [
+        (Kind::Deployment, vec![workloads.clone()]),
+        (Kind::ReplicaSet, vec![workloads.clone()]),
+        (Kind::Pod, vec![workloads.clone(), endpoints.clone()]),
+        (Kind::Node, vec![workloads.clone(), endpoints.clone()]),
+        (Kind::Service, vec![endpoints.clone()]),
     ] {
         tasks.spawn(
-            watch_kind(registry.clone(), kind, wake.clone(), shutdown.clone())
+            watch_kind(registry.clone(), kind, wakes, shutdown.clone())
                 .instrument(tracing::info_span!("watch", kind = %kind)),
         );
     }
+    tasks.spawn(
+        control_loop(
+            registry.clone(),
+            workloads,
+            reconcile_workloads,
+            shutdown.clone(),
+        )
+        .instrument(tracing::info_span!("workloads")),
+    );
+    tasks.spawn(
+        control_loop(
+            registry.clone(),
+            endpoints,
+            endpointslice::reconcile,
+            shutdown.clone(),
+        )
+        .instrument(tracing::info_span!("endpointslices")),
+    );
+    shutdown.cancelled().await;
+    tasks.shutdown().await;
+}
+
+/// One level-triggered loop: a full pass on every wake-up and on resync.
+async fn control_loop(
+    registry: Registry,
+    wake: Arc<Notify>,
+    pass: fn(&Registry) -> Result<(), ApiError>,
+    shutdown: CancellationToken,
+) {
     let mut resync = tokio::time::interval(RESYNC);
     loop {
         tokio::select! {
-            _ = shutdown.cancelled() => break,
+            _ = shutdown.cancelled() => return,
             _ = wake.notified() => {}
             _ = resync.tick() => {}
         }
         let r = registry.clone();
+        let start = std::time::Instant::now();
         // The passes do blocking store I/O.
-        match tokio::task::spawn_blocking(move || reconcile(&r)).await {
+        match tokio::task::spawn_blocking(move || pass(&r)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "reconcile pass failed"),
             Err(e) => tracing::error!(error = %e, "reconcile pass panicked"),
         }
+        let took = start.elapsed();
+        if took > SLOW_PASS {
+            tracing::warn!(?took, "slow reconcile pass");
+        }
     }
-    tasks.shutdown().await;
 }
