@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use podnet_proto::model::{Kind, str_at};
+use podnet_proto::model::{Kind, str_at, strs_at};
 use serde_json::Value;
 
 use crate::table;
@@ -58,13 +58,7 @@ pub fn service(svc: &Value, endpoints: Option<&Value>) -> String {
     if ty == "ExternalName" {
         line(&mut out, "External Name", str_at(svc, "/spec/externalName"));
     } else {
-        let families: Vec<&str> = svc
-            .pointer("/spec/ipFamilies")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
+        let families = strs_at(svc, "/spec/ipFamilies");
         line(
             &mut out,
             "IP Family Policy",
@@ -72,13 +66,7 @@ pub fn service(svc: &Value, endpoints: Option<&Value>) -> String {
         );
         line(&mut out, "IP Families", families.join(","));
         line(&mut out, "IP", table::service_cluster_ip(svc));
-        let ips: Vec<&str> = svc
-            .pointer("/spec/clusterIPs")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
+        let ips = strs_at(svc, "/spec/clusterIPs");
         line(
             &mut out,
             "IPs",

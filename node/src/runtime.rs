@@ -16,7 +16,7 @@ use std::time::Duration;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use ipnet::Ipv4Net;
-use podnet_proto::model::str_at;
+use podnet_proto::model::{str_at, strs_at};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -349,16 +349,11 @@ impl Runtime {
 }
 
 fn container_spec(c: &Value, workload_env: WorkloadEnv) -> ContainerSpec {
-    let strings = |p: &str| -> Vec<String> {
-        c.pointer(p)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str().map(String::from))
-            .collect()
-    };
-    let mut args = strings("/command");
-    args.extend(strings("/args"));
+    let mut args: Vec<String> = strs_at(c, "/command")
+        .into_iter()
+        .map(String::from)
+        .collect();
+    args.extend(strs_at(c, "/args").into_iter().map(String::from));
     let env = c
         .pointer("/env")
         .and_then(Value::as_array)

@@ -47,6 +47,7 @@ use hickory_proto::rr::domain::Label;
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use podnet_proto::model::network::CLUSTER_DOMAIN;
+use podnet_proto::model::{str_at, strs_at};
 use serde_json::Value;
 
 use crate::cluster::ClusterView;
@@ -680,13 +681,7 @@ fn parse_dashed_ipv4(label: &[u8]) -> Option<Ipv4Addr> {
 
 /// `spec.clusterIPs`, else `spec.clusterIP`.
 fn cluster_ips(service: &Value) -> Vec<&str> {
-    let list: Vec<&str> = service
-        .pointer("/spec/clusterIPs")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
+    let list = strs_at(service, "/spec/clusterIPs");
     if !list.is_empty() {
         return list;
     }
@@ -714,10 +709,6 @@ fn is_dns_label(text: &str) -> bool {
         && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         && !text.starts_with('-')
         && !text.ends_with('-')
-}
-
-fn str_at<'v>(value: &'v Value, pointer: &str) -> &'v str {
-    value.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }
 
 fn non_empty(text: &str) -> Option<&str> {

@@ -8,6 +8,17 @@ pub fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
     v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }
 
+/// The strings of the array at a JSON pointer (`/spec/clusterIPs`); an
+/// absent array or a non-string item contributes nothing.
+pub fn strs_at<'a>(v: &'a Value, pointer: &str) -> Vec<&'a str> {
+    v.pointer(pointer)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
 /// True when `status.conditions` has condition `ty` with status "True"
 /// (`Ready` of a Pod or a Node, `Available` of a Deployment).
 pub fn condition_is_true(object: &Value, ty: &str) -> bool {
@@ -35,5 +46,11 @@ mod tests {
         assert!(condition_is_true(&pod, "Ready"));
         assert!(!condition_is_true(&pod, "PodScheduled"));
         assert!(!condition_is_true(&json!({}), "Ready"));
+        let svc = json!({"spec": {"clusterIPs": ["10.96.0.5", 7, "10.96.0.6"]}});
+        assert_eq!(
+            strs_at(&svc, "/spec/clusterIPs"),
+            ["10.96.0.5", "10.96.0.6"]
+        );
+        assert!(strs_at(&svc, "/spec/ports").is_empty());
     }
 }
