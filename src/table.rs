@@ -144,6 +144,9 @@ fn columns(kind: Kind, wide: bool) -> Vec<&'static str> {
             "AGE",
         ],
         Kind::Endpoints => vec!["NAME", "ENDPOINTS", "AGE"],
+        Kind::Ingress => vec!["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"],
+        Kind::IngressClass => vec!["NAME", "CONTROLLER", "PARAMETERS", "AGE"],
+        Kind::Secret => vec!["NAME", "TYPE", "DATA", "AGE"],
         Kind::EndpointSlice => vec!["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"],
         Kind::Link => vec![
             "NAME",
@@ -168,7 +171,13 @@ fn columns(kind: Kind, wide: bool) -> Vec<&'static str> {
                 "CONTAINER-RUNTIME",
             ],
             Kind::Service => vec!["SELECTOR"],
-            Kind::Namespace | Kind::Link | Kind::Endpoints | Kind::EndpointSlice => vec![],
+            Kind::Namespace
+            | Kind::Link
+            | Kind::Endpoints
+            | Kind::EndpointSlice
+            | Kind::Ingress
+            | Kind::IngressClass
+            | Kind::Secret => vec![],
         });
     }
     c
@@ -295,6 +304,43 @@ fn row(kind: Kind, v: &Value, wide: bool, now: chrono::DateTime<chrono::Utc>) ->
             r
         }
         Kind::Endpoints => vec![name, endpoints_text(v), created],
+        Kind::Ingress => vec![
+            name,
+            or(s(v, "/spec/ingressClassName"), "<none>"),
+            ingress_hosts(v),
+            load_balancer_addresses(v).unwrap_or_default(),
+            if v.pointer("/spec/tls")
+                .and_then(Value::as_array)
+                .is_some_and(|t| !t.is_empty())
+            {
+                "80, 443".into()
+            } else {
+                "80".into()
+            },
+            created,
+        ],
+        Kind::IngressClass => vec![
+            name,
+            s(v, "/spec/controller").to_string(),
+            match v.pointer("/spec/parameters") {
+                Some(p) => format!("{}/{}", s(p, "/kind"), s(p, "/name")),
+                None => "<none>".into(),
+            },
+            created,
+        ],
+        Kind::Secret => {
+            let keys = |p: &str| {
+                v.pointer(p)
+                    .and_then(Value::as_object)
+                    .map_or(0, |m| m.len())
+            };
+            vec![
+                name,
+                or(s(v, "/type"), "Opaque"),
+                (keys("/data") + keys("/stringData")).to_string(),
+                created,
+            ]
+        }
         Kind::EndpointSlice => vec![
             name,
             s(v, "/addressType").to_string(),
@@ -351,22 +397,35 @@ pub fn service_cluster_ip(v: &Value) -> String {
 pub fn service_external_ip(v: &Value) -> String {
     match s(v, "/spec/type") {
         "ExternalName" => s(v, "/spec/externalName").to_string(),
-        "LoadBalancer" => {
-            let ips: Vec<&str> = v
-                .pointer("/status/loadBalancer/ingress")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|i| i.get("ip").or(i.get("hostname")).and_then(Value::as_str))
-                .collect();
-            if ips.is_empty() {
-                "<pending>".into()
-            } else {
-                ips.join(",")
-            }
-        }
+        "LoadBalancer" => load_balancer_addresses(v).unwrap_or_else(|| "<pending>".into()),
         _ => "<none>".into(),
     }
+}
+
+/// The addresses in `status.loadBalancer.ingress` (Service or Ingress),
+/// comma-separated; `None` when there are none yet.
+fn load_balancer_addresses(v: &Value) -> Option<String> {
+    let ips: Vec<&str> = v
+        .pointer("/status/loadBalancer/ingress")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.get("ip").or(i.get("hostname")).and_then(Value::as_str))
+        .collect();
+    (!ips.is_empty()).then(|| ips.join(","))
+}
+
+/// An Ingress's rule hosts as kubectl prints them (`*` for a rule without
+/// a host), at most three and a count of the rest.
+fn ingress_hosts(v: &Value) -> String {
+    let hosts: Vec<String> = v
+        .pointer("/spec/rules")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|r| or(s(r, "/host"), "*"))
+        .collect();
+    first_three(hosts, "*")
 }
 
 /// `80/TCP,53:30053/UDP` as kubectl prints a Service's ports.

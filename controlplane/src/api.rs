@@ -14,8 +14,8 @@ use podnet_proto::v1::api_server::Api;
 use podnet_proto::v1::node_agent_client::NodeAgentClient;
 use podnet_proto::v1::{
     ApplyRequest, ApplyResponse, ApplyResult, DeleteRequest, ExecRequest, ExecResponse, GetRequest,
-    HeartbeatRequest, HeartbeatResponse, JoinRequest, JoinResponse, ListRequest, ListResponse,
-    ObjectRequest, ObjectResponse, WatchEvent, WatchRequest,
+    HeartbeatRequest, HeartbeatResponse, JoinEdgeRequest, JoinRequest, JoinResponse, ListRequest,
+    ListResponse, ObjectRequest, ObjectResponse, WatchEvent, WatchRequest,
 };
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -271,6 +271,13 @@ impl Api for ApiService {
     async fn join(&self, req: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
         let resp = self.nodes.join(&req.into_inner())?;
         Ok(Response::new(resp))
+    }
+
+    async fn join_edge(
+        &self,
+        req: Request<JoinEdgeRequest>,
+    ) -> Result<Response<JoinResponse>, Status> {
+        Ok(Response::new(self.nodes.join_edge(&req.into_inner())?))
     }
 
     async fn heartbeat(

@@ -13,11 +13,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
+use podnet_proto::model::network::EDGE_NAME;
 use podnet_proto::model::{
     ANNOTATION_AGENT, ANNOTATION_HOST_DNS, ANNOTATION_PID, ANNOTATION_UNDERLAY, Kind,
     LABEL_HOSTNAME, LABEL_ZONE, ObjectKey, condition_is_true,
 };
-use podnet_proto::v1::{JoinRequest, JoinResponse};
+use podnet_proto::v1::{JoinEdgeRequest, JoinRequest, JoinResponse};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -132,7 +133,7 @@ impl Nodes {
     /// of an earlier join under the same name, and issues its certificate.
     pub fn join(&self, req: &JoinRequest) -> Result<JoinResponse, JoinError> {
         self.check_token(&req.token)?;
-        if !valid_node_name(&req.node_name) {
+        if !valid_node_name(&req.node_name) || req.node_name == EDGE_NAME {
             return Err(JoinError::BadName(req.node_name.clone()));
         }
         if req
@@ -221,6 +222,30 @@ impl Nodes {
             key_pem: issued.key_pem,
             pod_cidr,
             node_ip,
+            lease_duration_ms: self.config.grace_period.as_millis() as u64,
+        })
+    }
+
+    /// Admits the edge load balancer to the overlay: a certificate for
+    /// [`EDGE_NAME`] and the host's address on the node network (its
+    /// gateway, .1, as the host is on a kind network). No Node object: the
+    /// edge runs no pods.
+    pub fn join_edge(&self, req: &JoinEdgeRequest) -> Result<JoinResponse, JoinError> {
+        self.check_token(&req.token)?;
+        let issued = self.ca.issue_node(EDGE_NAME)?;
+        let host_ip = self
+            .config
+            .node_cidr
+            .hosts()
+            .next()
+            .ok_or(JoinError::NoNodeIp(self.config.node_cidr))?;
+        tracing::info!(pid = req.pid, %host_ip, "edge joined");
+        Ok(JoinResponse {
+            ca_pem: self.ca.cert_pem().to_string(),
+            cert_pem: issued.cert_pem,
+            key_pem: issued.key_pem,
+            pod_cidr: String::new(),
+            node_ip: host_ip.to_string(),
             lease_duration_ms: self.config.grace_period.as_millis() as u64,
         })
     }

@@ -25,8 +25,10 @@ mod field;
 mod ip;
 mod meta;
 mod names;
+mod networking;
 mod pod;
 mod schema;
+mod secret;
 pub(crate) mod service;
 mod update;
 
@@ -36,8 +38,9 @@ mod tests;
 use std::fmt;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use podnet_proto::model::{Kind, ObjectKey};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -140,6 +143,20 @@ pub fn validate(object: &Value) -> Result<Validated, InvalidObject> {
             meta::admit(&mut endpoints.metadata, kind, errs);
             discovery::default_endpoints(endpoints);
             discovery::validate_endpoints(endpoints, errs);
+        }),
+        Kind::Ingress => admit(kind, object, |ingress: &mut Ingress, errs| {
+            meta::admit(&mut ingress.metadata, kind, errs);
+            networking::default_ingress(ingress);
+            networking::validate_ingress(ingress, errs);
+        }),
+        Kind::IngressClass => admit(kind, object, |class: &mut IngressClass, errs| {
+            meta::admit(&mut class.metadata, kind, errs);
+            networking::validate_ingress_class(class, errs);
+        }),
+        Kind::Secret => admit(kind, object, |secret: &mut Secret, errs| {
+            meta::admit(&mut secret.metadata, kind, errs);
+            secret::default_secret(secret);
+            secret::validate_secret(secret, errs);
         }),
         Kind::Link => admit(kind, object, |link: &mut cluster::Link, errs| {
             meta::admit(&mut link.metadata, kind, errs);

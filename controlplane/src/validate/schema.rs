@@ -226,6 +226,11 @@ impl Allowlist {
             // podnet's own schema: everything in it is emulated.
             Kind::Link => patterns.push("spec".into()),
             Kind::Namespace => {}
+            // TODO(networking): the emulated Ingress and IngressClass fields.
+            Kind::Ingress | Kind::IngressClass => patterns.push("spec".into()),
+            Kind::Secret => {
+                patterns.extend(["type", "data", "stringData", "immutable"].map(String::from))
+            }
         }
         Allowlist(patterns.iter().map(|p| parse_pattern(p)).collect())
     }

@@ -75,6 +75,7 @@ pub(super) fn validate_update(old: &Value, new: &Validated) -> Result<(), Invali
             &FieldPath::new("addressType"),
         ),
         Kind::Namespace | Kind::Link | Kind::Endpoints => {}
+        Kind::Ingress | Kind::IngressClass | Kind::Secret => {}
     }
 
     if errs.is_empty() {

@@ -14,6 +14,10 @@ pub enum Kind {
     Service,
     EndpointSlice,
     Endpoints,
+    Ingress,
+    IngressClass,
+    /// Only `kubernetes.io/tls` Secrets are used (by the ingress controller).
+    Secret,
     /// podnet's own: emulated conditions of one directed node-to-node link.
     Link,
 }
@@ -26,7 +30,7 @@ pub struct UnknownKind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Namespace,
         Kind::Node,
         Kind::Pod,
@@ -35,6 +39,9 @@ impl Kind {
         Kind::Service,
         Kind::EndpointSlice,
         Kind::Endpoints,
+        Kind::Ingress,
+        Kind::IngressClass,
+        Kind::Secret,
         Kind::Link,
     ];
 
@@ -48,13 +55,22 @@ impl Kind {
             Kind::Service => "Service",
             Kind::EndpointSlice => "EndpointSlice",
             Kind::Endpoints => "Endpoints",
+            Kind::Ingress => "Ingress",
+            Kind::IngressClass => "IngressClass",
+            Kind::Secret => "Secret",
             Kind::Link => "Link",
         }
     }
 
     pub fn api_version(self) -> &'static str {
         match self {
-            Kind::Namespace | Kind::Node | Kind::Pod | Kind::Service | Kind::Endpoints => "v1",
+            Kind::Namespace
+            | Kind::Node
+            | Kind::Pod
+            | Kind::Service
+            | Kind::Endpoints
+            | Kind::Secret => "v1",
+            Kind::Ingress | Kind::IngressClass => "networking.k8s.io/v1",
             Kind::Deployment | Kind::ReplicaSet => "apps/v1",
             Kind::EndpointSlice => "discovery.k8s.io/v1",
             Kind::Link => super::LINK_API_VERSION,
@@ -70,6 +86,8 @@ impl Kind {
                 | Kind::Service
                 | Kind::EndpointSlice
                 | Kind::Endpoints
+                | Kind::Ingress
+                | Kind::Secret
         )
     }
 
@@ -84,6 +102,9 @@ impl Kind {
             Kind::Service => "services",
             Kind::EndpointSlice => "endpointslices",
             Kind::Endpoints => "endpoints",
+            Kind::Ingress => "ingresses",
+            Kind::IngressClass => "ingressclasses",
+            Kind::Secret => "secrets",
             Kind::Link => "links",
         }
     }
@@ -98,6 +119,9 @@ impl Kind {
             Kind::Service => &["svc", "service"],
             Kind::EndpointSlice => &["endpointslice"],
             Kind::Endpoints => &["ep"],
+            Kind::Ingress => &["ing", "ingress"],
+            Kind::IngressClass => &["ingressclass"],
+            Kind::Secret => &["secret"],
             Kind::Link => &["link"],
         }
     }
@@ -218,6 +242,9 @@ mod tests {
             ("ep", Kind::Endpoints),
             ("endpoints", Kind::Endpoints),
             ("endpointslices", Kind::EndpointSlice),
+            ("ing", Kind::Ingress),
+            ("ingressclasses", Kind::IngressClass),
+            ("secrets", Kind::Secret),
         ] {
             assert_eq!(given.parse::<Kind>().unwrap(), kind, "{given}");
         }

@@ -17,3 +17,14 @@ pub const CLUSTER_DOMAIN: &str = "cluster.local";
 pub const NODE_PORT_RANGE: std::ops::RangeInclusive<u16> = 30000..=32767;
 /// Label of the DNS pods and selector of the kube-dns Service.
 pub const DNS_APP_LABEL: (&str, &str) = ("k8s-app", "kube-dns");
+
+/// The name in the edge load balancer's overlay certificate. No node may
+/// take it.
+pub const EDGE_NAME: &str = "podnet-edge";
+/// kube-proxy's health port on every node: `/healthz` answers 200 while the
+/// node's service proxy is programmed (the check cloud load balancers use
+/// for Services with `externalTrafficPolicy: Cluster`).
+pub const PROXY_HEALTHZ_PORT: u16 = 10256;
+/// The default pool the edge hands LoadBalancer addresses out of, the way
+/// MetalLB hands them out of an IPAddressPool.
+pub const DEFAULT_LB_POOL: &str = "127.0.1.0/24";
