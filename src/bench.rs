@@ -150,6 +150,7 @@ fn pod_pair(ca: &ClusterCa) -> anyhow::Result<PodPair> {
         pod_cidr,
         service_cidr,
         proxy_mode: Default::default(),
+        host_ip: None,
     };
     let dp_a = Datapath::start(
         config("node-a", [172, 18, 0, 2], cidr_a),

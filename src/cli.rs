@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::{bench, client, launcher, roles, scenario};
+use crate::{bench, client, launcher, roles, scenario, trace};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -34,6 +34,8 @@ pub enum Command {
     Controlplane(roles::ControlplaneArgs),
     /// Run a node (agent, pod runtime, overlay).
     Node(roles::NodeArgs),
+    /// Run the edge load balancer (LoadBalancer Services on the host).
+    Edge(roles::EdgeArgs),
     /// Start a cluster in the background and wait until its nodes are Ready.
     Up(launcher::UpArgs),
     /// Stop the cluster of the state directory.
@@ -54,6 +56,9 @@ pub enum Command {
     ClusterInfo(client::ClusterInfoArgs),
     /// Run a toolbox command in a pod's network namespace.
     Exec(client::ExecArgs),
+    /// Show the journey of a flow or request hop by hop (the latest ones
+    /// without a trace id).
+    Trace(trace::TraceArgs),
     /// Change emulated link conditions between nodes at run time.
     Link(LinkArgs),
     /// Measure podnet against a reference in the same run.
@@ -67,6 +72,7 @@ impl Command {
             self,
             Command::Controlplane(_)
                 | Command::Node(_)
+                | Command::Edge(_)
                 | Command::Up(launcher::UpArgs {
                     foreground: true,
                     ..
@@ -120,6 +126,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Controlplane(args) => roles::controlplane(&state, args).await,
         Command::Node(args) => roles::node(args).await,
+        Command::Edge(args) => roles::edge(args).await,
         Command::Up(args) => launcher::up(&state, args).await,
         Command::Down => launcher::down(&state, Duration::from_secs(10)).await,
         Command::Run(args) => scenario::run(args).await,
@@ -130,6 +137,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Scale(args) => client::scale(&state, args).await,
         Command::ClusterInfo(args) => client::cluster_info(&state, args).await,
         Command::Exec(args) => client::exec(&state, args).await,
+        Command::Trace(args) => trace::run(&state, args).await,
         Command::Link(args) => client::link(&state, args.action).await,
         Command::Bench(args) => bench::run(args).await,
     }

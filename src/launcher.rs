@@ -30,6 +30,9 @@ pub struct UpArgs {
     /// How long a node may miss heartbeats before it is NotReady.
     #[arg(long, default_value = "3s")]
     pub node_grace_period: String,
+    /// Addresses the edge hands to LoadBalancer Services.
+    #[arg(long, default_value = podnet_proto::model::network::DEFAULT_LB_POOL)]
+    pub lb_pool: String,
     /// Run the supervisor in the foreground (what `up` starts in the background).
     #[arg(long, hide = true)]
     pub foreground: bool,
@@ -41,6 +44,9 @@ pub struct ClusterRecord {
     pub controlplane: String,
     pub supervisor_pid: u32,
     pub controlplane_pid: u32,
+    /// The edge load balancer's process (0: none).
+    #[serde(default)]
+    pub edge_pid: u32,
     pub nodes: Vec<NodeRecord>,
 }
 
@@ -121,7 +127,9 @@ pub async fn start_supervisor(
     cmd.arg("--nodes")
         .arg(args.nodes.to_string())
         .arg("--node-grace-period")
-        .arg(&args.node_grace_period);
+        .arg(&args.node_grace_period)
+        .arg("--lb-pool")
+        .arg(&args.lb_pool);
     if let Some(f) = &args.file {
         cmd.arg(f);
     }
@@ -222,7 +230,11 @@ pub async fn down(state: &Path, wait: Duration) -> anyhow::Result<ExitCode> {
     }
     // Whatever the supervisor could not stop.
     if let Some(record) = record {
-        for p in std::iter::once(record.controlplane_pid).chain(record.nodes.iter().map(|n| n.pid))
+        let roles = [record.controlplane_pid, record.edge_pid];
+        for p in roles
+            .into_iter()
+            .filter(|p| *p != 0)
+            .chain(record.nodes.iter().map(|n| n.pid))
         {
             if alive(p) {
                 signal(p, nix::sys::signal::Signal::SIGKILL);
@@ -317,6 +329,27 @@ fn spawn_node(state: &Path, spec: &NodeSpec, cp: &str, token: &str) -> anyhow::R
         .with_context(|| format!("cannot start node {}", spec.name))
 }
 
+fn spawn_edge(state: &Path, cp: &str, token: &str, pool: &str) -> anyhow::Result<Child> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(state.join("logs").join("edge.log"))?;
+    Command::new(std::env::current_exe()?)
+        .arg("edge")
+        .arg("--controlplane")
+        .arg(cp)
+        .arg("--lb-pool")
+        .arg(pool)
+        .env("PODNET_JOIN_TOKEN", token)
+        .env("PODNET_PARENT_PID", std::process::id().to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start the edge")
+}
+
 async fn wait_nodes_ready(cp: &str, names: &[String]) -> anyhow::Result<()> {
     let mut api = crate::client::connect(cp).await?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -378,6 +411,7 @@ async fn supervise_inner(
     let token = format!("{:032x}", rand::random::<u128>());
     let (mut cp, cp_addr) =
         spawn_controlplane(state, "127.0.0.1:0", &token, &args.node_grace_period).await?;
+    let mut edge = spawn_edge(state, &cp_addr, &token, &args.lb_pool)?;
     let mut nodes = Vec::new();
     for spec in plan {
         nodes.push(Supervised {
@@ -390,10 +424,11 @@ async fn supervise_inner(
         r = wait_nodes_ready(&cp_addr, &names) => r?,
         _ = shutdown.cancelled() => return Ok(ExitCode::SUCCESS),
     }
-    let record = |cp: &Child, nodes: &[Supervised]| ClusterRecord {
+    let record = |cp: &Child, edge: &Child, nodes: &[Supervised]| ClusterRecord {
         controlplane: cp_addr.clone(),
         supervisor_pid: std::process::id(),
         controlplane_pid: cp.id().unwrap_or(0),
+        edge_pid: edge.id().unwrap_or(0),
         nodes: nodes
             .iter()
             .map(|n| NodeRecord {
@@ -404,7 +439,7 @@ async fn supervise_inner(
     };
     write_atomic(
         &record_path(state),
-        &serde_json::to_string_pretty(&record(&cp, &nodes))?,
+        &serde_json::to_string_pretty(&record(&cp, &edge, &nodes))?,
     )?;
     println!("{READY_LINE}");
 
@@ -434,7 +469,15 @@ async fn supervise_inner(
                         Err(e) => return Err(e.context("cannot restart the control plane")),
                     }
                 };
-                write_atomic(&record_path(state), &serde_json::to_string_pretty(&record(&cp, &nodes))?)?;
+                write_atomic(&record_path(state), &serde_json::to_string_pretty(&record(&cp, &edge, &nodes))?)?;
+            }
+            status = edge.wait() => {
+                // The edge holds no state: a new one takes the addresses back
+                // from the Services' status.
+                tracing::error!(?status, "edge exited; restarting it");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                edge = spawn_edge(state, &cp_addr, &token, &args.lb_pool)?;
+                write_atomic(&record_path(state), &serde_json::to_string_pretty(&record(&cp, &edge, &nodes))?)?;
             }
             Some(Ok((_, name))) = node_waits.join_next() => {
                 tracing::warn!(node = %name, "node process exited; not restarting it (a lost machine)");
@@ -442,25 +485,19 @@ async fn supervise_inner(
         }
     }
     node_waits.shutdown().await;
-    stop_all(&mut cp, &mut nodes).await;
+    stop_all(&mut cp, &mut edge, &mut nodes).await;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn stop_all(cp: &mut Child, nodes: &mut [Supervised]) {
+async fn stop_all(cp: &mut Child, edge: &mut Child, nodes: &mut [Supervised]) {
     let term = nix::sys::signal::Signal::SIGTERM;
-    for n in nodes.iter() {
-        if let Some(pid) = n.child.id() {
-            signal(pid, term);
-        }
+    for pid in nodes.iter().filter_map(|n| n.child.id()).chain(edge.id()) {
+        signal(pid, term);
     }
     if let Some(pid) = cp.id() {
         signal(pid, term);
     }
-    for child in nodes
-        .iter_mut()
-        .map(|n| &mut n.child)
-        .chain(std::iter::once(cp))
-    {
+    for child in nodes.iter_mut().map(|n| &mut n.child).chain([edge, cp]) {
         if tokio::time::timeout(Duration::from_secs(3), child.wait())
             .await
             .is_err()

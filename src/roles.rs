@@ -75,6 +75,22 @@ pub struct NodeArgs {
     pub host_dns: Option<SocketAddr>,
 }
 
+#[derive(Debug, Args)]
+pub struct EdgeArgs {
+    /// The control plane's API address.
+    #[arg(long, env = "PODNET_CONTROLPLANE")]
+    pub controlplane: String,
+    #[arg(long, env = "PODNET_JOIN_TOKEN", hide_env_values = true)]
+    pub join_token: String,
+    /// Addresses handed to LoadBalancer Services (loopback addresses of
+    /// this machine).
+    #[arg(long, default_value = podnet_proto::model::network::DEFAULT_LB_POOL)]
+    pub lb_pool: Ipv4Net,
+    /// How often nodes are health-checked.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub health_interval: Duration,
+}
+
 fn parse_label(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -164,5 +180,28 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
     };
     let span = tracing::info_span!("node", name = %args.name);
     tracing::Instrument::instrument(podnet_node::run(config, shutdown), span).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn edge(args: EdgeArgs) -> anyhow::Result<ExitCode> {
+    die_with_parent();
+    let shutdown = shutdown_on_signals()?;
+    if !args.lb_pool.network().is_loopback() {
+        anyhow::bail!(
+            "--lb-pool {} is not a loopback range: the edge listens on the host's loopback addresses only",
+            args.lb_pool
+        );
+    }
+    let config = podnet_edge::Config {
+        controlplane: args.controlplane,
+        join_token: args.join_token,
+        pool: args.lb_pool,
+        health_interval: args.health_interval,
+    };
+    tracing::Instrument::instrument(
+        podnet_edge::run(config, shutdown),
+        tracing::info_span!("edge"),
+    )
+    .await?;
     Ok(ExitCode::SUCCESS)
 }

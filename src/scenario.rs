@@ -423,6 +423,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         file: Some(args.file.clone()),
         nodes: 0,
         node_grace_period: "3s".into(),
+        lb_pool: podnet_proto::model::network::DEFAULT_LB_POOL.into(),
         foreground: false,
     };
     let started = std::time::Instant::now();

@@ -17,6 +17,7 @@ use podnet_proto::v1::{
     HeartbeatRequest, HeartbeatResponse, JoinEdgeRequest, JoinRequest, JoinResponse, ListRequest,
     ListResponse, ObjectRequest, ObjectResponse, WatchEvent, WatchRequest,
 };
+use podnet_proto::v1::{Journey, ReportSpansResponse, SpanBatch, TracesRequest, TracesResponse};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -27,6 +28,13 @@ use tracing::Instrument;
 use crate::nodes::{JoinError, Nodes};
 use crate::registry::{ApiError, Registry, str_at};
 use crate::store::WatchError;
+use crate::traces::{self, TraceStore};
+
+/// Spans one `ReportSpans` call may carry.
+const MAX_SPAN_BATCH: usize = 4096;
+/// Journeys one `Traces` call returns at most, and when it asks for 0.
+const MAX_TRACES: u32 = 100;
+const DEFAULT_TRACES: u32 = 5;
 
 impl From<ApiError> for Status {
     fn from(e: ApiError) -> Status {
@@ -71,6 +79,7 @@ pub struct ApiService {
     agents: Mutex<HashMap<String, NodeAgentClient<Channel>>>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    traces: TraceStore,
 }
 
 fn parse_object(bytes: &[u8]) -> Result<Value, ApiError> {
@@ -103,6 +112,7 @@ impl ApiService {
             agents: Mutex::new(HashMap::new()),
             shutdown,
             tasks: TaskTracker::new(),
+            traces: TraceStore::new(),
         }
     }
 
@@ -323,5 +333,53 @@ impl Api for ApiService {
             }
         })?;
         Ok(resp)
+    }
+
+    async fn report_spans(
+        &self,
+        req: Request<SpanBatch>,
+    ) -> Result<Response<ReportSpansResponse>, Status> {
+        let spans = req.into_inner().spans;
+        if spans.len() > MAX_SPAN_BATCH {
+            return Err(Status::invalid_argument(format!(
+                "a span batch holds at most {MAX_SPAN_BATCH} spans, got {}",
+                spans.len()
+            )));
+        }
+        let dropped = self.traces.insert(spans);
+        if dropped > 0 {
+            tracing::debug!(
+                dropped,
+                dropped.total = self.traces.dropped(),
+                "spans dropped: trace id 0 or more than {} spans in one journey",
+                traces::MAX_SPANS
+            );
+        }
+        Ok(Response::new(ReportSpansResponse {}))
+    }
+
+    async fn traces(
+        &self,
+        req: Request<TracesRequest>,
+    ) -> Result<Response<TracesResponse>, Status> {
+        let req = req.into_inner();
+        let journeys = if req.trace_id != 0 {
+            let spans = self.traces.journey(req.trace_id);
+            if spans.is_empty() {
+                vec![]
+            } else {
+                vec![Journey {
+                    trace_id: req.trace_id,
+                    spans,
+                }]
+            }
+        } else {
+            let limit = match req.limit {
+                0 => DEFAULT_TRACES,
+                n => n.min(MAX_TRACES),
+            };
+            self.traces.latest(limit as usize)
+        };
+        Ok(Response::new(TracesResponse { journeys }))
     }
 }

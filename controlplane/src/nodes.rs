@@ -223,6 +223,7 @@ impl Nodes {
             pod_cidr,
             node_ip,
             lease_duration_ms: self.config.grace_period.as_millis() as u64,
+            host_ip: self.host_ip()?.to_string(),
         })
     }
 
@@ -233,12 +234,7 @@ impl Nodes {
     pub fn join_edge(&self, req: &JoinEdgeRequest) -> Result<JoinResponse, JoinError> {
         self.check_token(&req.token)?;
         let issued = self.ca.issue_node(EDGE_NAME)?;
-        let host_ip = self
-            .config
-            .node_cidr
-            .hosts()
-            .next()
-            .ok_or(JoinError::NoNodeIp(self.config.node_cidr))?;
+        let host_ip = self.host_ip()?;
         tracing::info!(pid = req.pid, %host_ip, "edge joined");
         Ok(JoinResponse {
             ca_pem: self.ca.cert_pem().to_string(),
@@ -247,7 +243,18 @@ impl Nodes {
             pod_cidr: String::new(),
             node_ip: host_ip.to_string(),
             lease_duration_ms: self.config.grace_period.as_millis() as u64,
+            host_ip: host_ip.to_string(),
         })
+    }
+
+    /// The host's address on the node network: its first address, the
+    /// gateway of a docker or kind network.
+    fn host_ip(&self) -> Result<Ipv4Addr, JoinError> {
+        self.config
+            .node_cidr
+            .hosts()
+            .next()
+            .ok_or(JoinError::NoNodeIp(self.config.node_cidr))
     }
 
     fn free_pod_cidr(&self, nodes: &[Value]) -> Result<Ipv4Net, JoinError> {

@@ -14,12 +14,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ipnet::Ipv4Net;
+use podnet_proto::informer::{Cache, cache_key, informer};
 use podnet_proto::model::{ANNOTATION_UNDERLAY, LinkSpec, str_at};
 use podnet_proto::v1::api_client::ApiClient;
 use podnet_proto::v1::node_agent_server::{NodeAgent, NodeAgentServer};
 use podnet_proto::v1::{
-    DeleteRequest, ExecRequest, ExecResponse, HeartbeatRequest, JoinRequest, ListRequest,
-    ObjectRequest, ProxyStatusRequest, ProxyStatusResponse, WatchRequest,
+    DeleteRequest, ExecRequest, ExecResponse, HeartbeatRequest, JoinRequest, ObjectRequest,
+    ProxyStatusRequest, ProxyStatusResponse,
 };
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -31,6 +32,7 @@ use tracing::Instrument;
 
 use crate::cluster::ClusterView;
 use crate::datapath::{Datapath, DatapathConfig, Route};
+use crate::health::Health;
 use crate::netns::{NetNs, PodInfo};
 use crate::overlay::NodeIdentity;
 use crate::proxy::ServiceTable;
@@ -54,16 +56,6 @@ pub struct Config {
     pub proxy_mode: crate::proxy::Mode,
     /// Where to serve cluster DNS to the host; `None` for nowhere.
     pub host_dns: Option<SocketAddr>,
-}
-
-type Cache = BTreeMap<String, Value>;
-
-fn cache_key(v: &Value) -> String {
-    format!(
-        "{}/{}",
-        str_at(v, "/metadata/namespace"),
-        str_at(v, "/metadata/name")
-    )
 }
 
 /// Runs a node until `shutdown`.
@@ -127,6 +119,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         pod_cidr,
         service_cidr: config.service_cidr,
         proxy_mode: config.proxy_mode,
+        host_ip: joined.host_ip.parse().ok(),
     };
     let datapath = Datapath::start(datapath_config, &identity, underlay, shutdown.child_token())
         .context("cannot start the overlay")?;
@@ -220,9 +213,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .instrument(tracing::info_span!("informer", kind = "EndpointSlice")),
     );
     let (view_tx, view_rx) = watch::channel(Arc::new(ClusterView::default()));
+    let health = Health::start(host_ns.clone(), &datapath, tasks.clone(), shutdown.clone());
     tasks.spawn(
         sync_services(
             datapath.clone(),
+            health,
             services_rx,
             slices_rx,
             view_tx,
@@ -320,85 +315,6 @@ async fn heartbeat(
         if let Err(s) = api.heartbeat(req).await {
             tracing::warn!(code = ?s.code(), error = %s.message(), "heartbeat failed");
         }
-    }
-}
-
-/// Keeps `tx` equal to the objects of `kind` matching `field_selector`:
-/// list, then watch from the list's revision; list again when the watch
-/// breaks.
-async fn informer(
-    mut api: ApiClient<Channel>,
-    kind: &'static str,
-    field_selector: String,
-    tx: watch::Sender<Cache>,
-    shutdown: CancellationToken,
-) {
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        let listed = api
-            .list(ListRequest {
-                kind: kind.into(),
-                field_selector: field_selector.clone(),
-                ..Default::default()
-            })
-            .await;
-        match listed {
-            Ok(list) => {
-                let list = list.into_inner();
-                let mut cache = Cache::new();
-                for item in &list.items {
-                    if let Ok(v) = serde_json::from_slice::<Value>(item) {
-                        cache.insert(cache_key(&v), v);
-                    }
-                }
-                tx.send_replace(cache);
-                let req = WatchRequest {
-                    kind: kind.into(),
-                    field_selector: field_selector.clone(),
-                    from_revision: list.revision,
-                    ..Default::default()
-                };
-                match api.watch(req).await {
-                    Ok(stream) => {
-                        backoff = Duration::from_millis(50);
-                        let mut stream = stream.into_inner();
-                        loop {
-                            let msg = tokio::select! {
-                                _ = shutdown.cancelled() => return,
-                                m = stream.message() => m,
-                            };
-                            match msg {
-                                Ok(Some(ev)) => {
-                                    let Ok(v) = serde_json::from_slice::<Value>(&ev.object) else {
-                                        continue;
-                                    };
-                                    let key = cache_key(&v);
-                                    tx.send_modify(|c| {
-                                        if ev.r#type == "DELETED" {
-                                            c.remove(&key);
-                                        } else {
-                                            c.insert(key, v);
-                                        }
-                                    });
-                                }
-                                Ok(None) => break,
-                                Err(s) => {
-                                    tracing::debug!(code = ?s.code(), error = %s.message(), "watch ended");
-                                    break;
-                                }
-                            }
-                        }
-                    }
-                    Err(s) => tracing::debug!(error = %s.message(), "watch failed"),
-                }
-            }
-            Err(s) => tracing::debug!(error = %s.message(), "list failed"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(1));
     }
 }
 
@@ -546,6 +462,7 @@ async fn report_status(
 /// publishes the same view to the workloads that need it (cluster DNS).
 async fn sync_services(
     datapath: Arc<Datapath>,
+    health: Arc<Health>,
     mut services: watch::Receiver<Cache>,
     mut slices: watch::Receiver<Cache>,
     view: watch::Sender<Arc<ClusterView>>,
@@ -558,6 +475,7 @@ async fn sync_services(
         };
         let table = ServiceTable::build(&current);
         tracing::debug!(ports = table.ports().len(), "service proxy programmed");
+        health.sync(&table);
         datapath.set_services(table);
         view.send_replace(Arc::new(current));
         tokio::select! {

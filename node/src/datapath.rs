@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use bytes::{Bytes, BytesMut};
 use ipnet::Ipv4Net;
+use podnet_proto::model::network::EDGE_NAME;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -96,6 +97,9 @@ pub struct DatapathConfig {
     pub pod_cidr: Ipv4Net,
     pub service_cidr: Ipv4Net,
     pub proxy_mode: Mode,
+    /// The host's address on the node network: the only source the edge
+    /// may send from.
+    pub host_ip: Option<Ipv4Addr>,
 }
 
 /// How long a proxied UDP flow keeps its reverse translation idle, as
@@ -142,6 +146,10 @@ pub struct Datapath {
     client_config: quinn::ClientConfig,
     links: LinkTable,
     peers: Mutex<HashMap<String, PeerSlot>>,
+    host_ip: Option<Ipv4Addr>,
+    /// The edge's latest connection: replies to the host's address (UDP
+    /// through a LoadBalancer) go back on it; the node never dials the edge.
+    edge: Mutex<Option<quinn::Connection>>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
     pub stats: Stats,
@@ -182,6 +190,8 @@ impl Datapath {
             client_config: identity.client_config(),
             links,
             peers: Mutex::new(HashMap::new()),
+            host_ip: config.host_ip,
+            edge: Mutex::new(None),
             tasks: TaskTracker::new(),
             shutdown,
             stats: Stats::default(),
@@ -406,10 +416,8 @@ impl Datapath {
         dst: SocketAddrV4,
         trace_id: u64,
     ) -> io::Result<PodStream> {
-        if *dst.ip() == self.node_ip {
-            // Nothing listens on the node itself but NodePorts.
-            return Err(io::ErrorKind::ConnectionRefused.into());
-        }
+        // The node's own IP is its host namespace, registered as a pod:
+        // health checks listen there.
         if let Some(ns) = self.local_pod(*dst.ip()) {
             let (a, b) = tokio::io::duplex(LOCAL_PIPE_BYTES);
             return match ns.deliver_tcp(dst.port(), (PodStream::Local(b), src)) {
@@ -600,7 +608,8 @@ impl Datapath {
         ns.deliver_udp(dst.port(), Ok((payload, src)))
     }
 
-    /// A TCP flow from another node to this node's IP: a NodePort.
+    /// A TCP flow from another node (or the edge) to this node's IP: a
+    /// NodePort, or a listener of the node itself.
     async fn serve_node_port(
         self: Arc<Self>,
         header: FlowHeader,
@@ -613,7 +622,9 @@ impl Datapath {
         };
         let (src, dst) = match self.proxy(header.src, header.dst, Proto::Tcp) {
             Proxied::To { src, dst } => (src, dst),
-            Proxied::Refuse | Proxied::Direct => return refuse(send).await,
+            // Not a NodePort: the node's own listeners (health checks).
+            Proxied::Direct => (header.src, header.dst),
+            Proxied::Refuse => return refuse(send).await,
             Proxied::Drop => {
                 let _ = send.finish();
                 return;
@@ -662,16 +673,30 @@ impl Datapath {
     }
 
     async fn send_datagram(self: &Arc<Self>, dst: Ipv4Addr, header: FlowHeader, payload: &[u8]) {
-        let Some(route) = self.route(dst).filter(|r| r.node != self.node_name) else {
-            bump(&self.stats.unroutable);
-            return;
-        };
-        let conn = match self.peer(&route).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::debug!(error = %e, peer.node = %route.node, "datagram dropped: no connection");
+        let conn = if Some(dst) == self.host_ip {
+            let edge = self
+                .edge
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+                .filter(|c| c.close_reason().is_none());
+            let Some(conn) = edge else {
                 bump(&self.stats.datagrams_dropped);
                 return;
+            };
+            conn
+        } else {
+            let Some(route) = self.route(dst).filter(|r| r.node != self.node_name) else {
+                bump(&self.stats.unroutable);
+                return;
+            };
+            match self.peer(&route).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::debug!(error = %e, peer.node = %route.node, "datagram dropped: no connection");
+                    bump(&self.stats.datagrams_dropped);
+                    return;
+                }
             }
         };
         let mut buf = BytesMut::with_capacity(header.encoded_len() + payload.len());
@@ -728,17 +753,27 @@ impl Datapath {
         }
     }
 
-    /// Is `ip` an address the peer of `auth` may speak for?
+    /// Is `ip` an address the peer of `auth` may speak for? A node speaks
+    /// for its podCIDR and IP, the edge for the host's address.
     fn authorized(&self, auth: &PeerAuth, ip: Ipv4Addr) -> bool {
-        let Some(route) = self.route(ip) else {
-            return false;
+        let from_host = Some(ip) == self.host_ip;
+        let name = if from_host {
+            EDGE_NAME.to_string()
+        } else {
+            match self.route(ip) {
+                Some(route) => route.node,
+                None => return false,
+            }
         };
         let mut verified = auth.verified.lock().unwrap_or_else(PoisonError::into_inner);
-        if verified.as_deref() == Some(route.node.as_str()) {
+        if verified.as_deref() == Some(name.as_str()) {
             return true;
         }
-        if crate::overlay::peer_is_node(&auth.conn, &route.node) {
-            *verified = Some(route.node);
+        if crate::overlay::peer_is_node(&auth.conn, &name) {
+            if from_host {
+                *self.edge.lock().unwrap_or_else(PoisonError::into_inner) = Some(auth.conn.clone());
+            }
+            *verified = Some(name);
             return true;
         }
         false

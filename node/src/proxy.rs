@@ -101,6 +101,17 @@ pub struct ServiceTable {
     ports: Vec<ServicePort>,
     /// Distinct ready endpoint addresses, for status reports.
     ready: Vec<SocketAddrV4>,
+    health_checks: Vec<HealthCheck>,
+}
+
+/// A Service's `healthCheckNodePort` (LoadBalancer with
+/// `externalTrafficPolicy: Local`): the port every node answers on with
+/// whether it has a ready endpoint of the Service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub port: u16,
+    pub namespace: String,
+    pub name: String,
 }
 
 fn u16_at(v: &Value, key: &str) -> Option<u16> {
@@ -147,6 +158,18 @@ impl ServiceTable {
                     .unwrap_or(10800);
                 Duration::from_secs(secs)
             });
+            if let Some(port) = u16_at(
+                svc.get("spec").unwrap_or(&Value::Null),
+                "healthCheckNodePort",
+            )
+            .filter(|_| ty == "LoadBalancer")
+            {
+                table.health_checks.push(HealthCheck {
+                    port,
+                    namespace: ns.to_string(),
+                    name: name.to_string(),
+                });
+            }
             let internal_local = str_at(svc, "/spec/internalTrafficPolicy") == "Local";
             let external_local = str_at(svc, "/spec/externalTrafficPolicy") == "Local";
             let slices = slices_by_service.get(&(ns.to_string(), name.to_string()));
@@ -218,6 +241,27 @@ impl ServiceTable {
 
     pub fn ports(&self) -> &[ServicePort] {
         &self.ports
+    }
+
+    pub fn health_checks(&self) -> &[HealthCheck] {
+        &self.health_checks
+    }
+
+    /// Ready endpoint pods of Service `namespace/name` on `node`: what
+    /// its health check reports.
+    pub fn local_ready_endpoints(&self, namespace: &str, name: &str, node: &str) -> usize {
+        let prefix = format!("{namespace}/{name}:");
+        let mut addrs: Vec<Ipv4Addr> = self
+            .ports
+            .iter()
+            .filter(|p| p.id.starts_with(&prefix))
+            .flat_map(|p| p.endpoints.iter())
+            .filter(|e| e.ready && e.node == node)
+            .map(|e| *e.addr.ip())
+            .collect();
+        addrs.sort();
+        addrs.dedup();
+        addrs.len()
     }
 }
 

@@ -48,6 +48,7 @@ fn config(name: &str, ip: [u8; 4], pod_cidr: &str) -> DatapathConfig {
         pod_cidr: pod_cidr.parse().unwrap(),
         service_cidr: "10.96.0.0/12".parse().unwrap(),
         proxy_mode: Mode::RoundRobin,
+        host_ip: Some(Ipv4Addr::new(172, 18, 0, 1)),
     }
 }
 

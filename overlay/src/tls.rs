@@ -203,8 +203,8 @@ fn peer_identity_is_node(identity: Option<Box<dyn Any>>, node_name: &str) -> boo
 }
 
 /// Certificates for tests: a cluster CA and node certificates signed by it.
-#[cfg(test)]
-pub(crate) mod testing {
+#[cfg(any(test, feature = "testing"))]
+pub mod testing {
     use rcgen::{
         BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
         KeyUsagePurpose,
@@ -213,13 +213,13 @@ pub(crate) mod testing {
     use super::NodeIdentity;
 
     /// A test cluster CA.
-    pub(crate) struct TestCa {
-        pub(crate) cert_pem: String,
+    pub struct TestCa {
+        pub cert_pem: String,
         issuer: Issuer<'static, KeyPair>,
     }
 
     impl TestCa {
-        pub(crate) fn new(name: &str) -> TestCa {
+        pub fn new(name: &str) -> TestCa {
             let key = KeyPair::generate().unwrap();
             let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
             params
@@ -235,7 +235,7 @@ pub(crate) mod testing {
         }
 
         /// A node certificate (PEM) and its key (PEM), valid for `node`.
-        pub(crate) fn node_cert(&self, node: &str) -> (String, String) {
+        pub fn node_cert(&self, node: &str) -> (String, String) {
             let key = KeyPair::generate().unwrap();
             let mut params = CertificateParams::new(vec![node.to_string()]).unwrap();
             params.extended_key_usages = vec![
@@ -246,7 +246,7 @@ pub(crate) mod testing {
             (cert.pem(), key.serialize_pem())
         }
 
-        pub(crate) fn identity(&self, node: &str) -> NodeIdentity {
+        pub fn identity(&self, node: &str) -> NodeIdentity {
             let (cert, key) = self.node_cert(node);
             NodeIdentity::from_pem(&self.cert_pem, &cert, &key).unwrap()
         }

@@ -696,7 +696,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
-    use crate::overlay::tls::testing::TestCa;
+    use crate::tls::testing::TestCa;
 
     const MS: Duration = Duration::from_millis(1);
 

@@ -1,0 +1,564 @@
+//! The load balancers themselves: for every Service of type LoadBalancer,
+//! an address from the pool, a real listener per Service port on the host
+//! (TCP, and UDP for UDP ports), the Service's `status.loadBalancer`, and
+//! the forwarding of each connection into the overlay to a node's NodePort.
+//!
+//! Node choice follows what a cloud load balancer does with kube-proxy:
+//! `externalTrafficPolicy: Cluster` spreads over every Ready node that
+//! passes kube-proxy's `/healthz`; `Local` only over nodes whose
+//! `healthCheckNodePort` says they run a ready endpoint, so the client's
+//! address reaches the pod unchanged. A node that cannot be reached is
+//! skipped and the next one tried, once.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ipnet::Ipv4Net;
+use podnet_proto::informer::Cache;
+use podnet_proto::model::network::PROXY_HEALTHZ_PORT;
+use podnet_proto::model::str_at;
+use podnet_proto::v1::ObjectRequest;
+use podnet_proto::v1::api_client::ApiClient;
+use rand::seq::SliceRandom;
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::transport::Channel;
+
+use crate::health::{Check, HealthTable};
+use crate::nodes::NodeInfo;
+use crate::overlay::{OpenError, Overlay};
+use crate::pool::{self, Claim};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "TCP",
+            Proto::Udp => "UDP",
+        }
+    }
+}
+
+/// Where one load balancer port sends its traffic: read on every new
+/// connection, so a changed Service applies without rebinding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Target {
+    service: String,
+    node_port: u16,
+    local: bool,
+    health_port: Option<u16>,
+}
+
+/// A listener's key: the address, the Service's port and protocol.
+type ListenerKey = (Ipv4Addr, u16, Proto);
+
+struct Listener {
+    real_port: u16,
+    target: Arc<RwLock<Target>>,
+    cancel: CancellationToken,
+}
+
+/// UDP flows through the edge, by the source port the edge gave them.
+struct UdpSession {
+    socket: Arc<UdpSocket>,
+    client: SocketAddr,
+    last: Instant,
+}
+
+/// How long a UDP flow keeps its session idle, as conntrack's UDP timeout.
+const UDP_IDLE: Duration = Duration::from_secs(30);
+const UDP_SESSIONS_MAX: usize = 8192;
+
+pub struct Balancer {
+    pool: Ipv4Net,
+    overlay: Arc<Overlay>,
+    api: ApiClient<Channel>,
+    nodes: RwLock<Vec<NodeInfo>>,
+    pub health: HealthTable,
+    listeners: Mutex<HashMap<ListenerKey, Listener>>,
+    udp_sessions: Mutex<HashMap<u16, UdpSession>>,
+    /// (listener, client) → the source port its UDP session uses.
+    udp_by_client: Mutex<HashMap<(ListenerKey, SocketAddr), u16>>,
+    next_udp_port: std::sync::atomic::AtomicU16,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl Balancer {
+    pub fn new(
+        pool: Ipv4Net,
+        overlay: Arc<Overlay>,
+        api: ApiClient<Channel>,
+        tasks: TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Arc<Balancer> {
+        let balancer = Arc::new(Balancer {
+            pool,
+            overlay: overlay.clone(),
+            api,
+            nodes: RwLock::new(Vec::new()),
+            health: HealthTable::default(),
+            listeners: Mutex::new(HashMap::new()),
+            udp_sessions: Mutex::new(HashMap::new()),
+            udp_by_client: Mutex::new(HashMap::new()),
+            next_udp_port: std::sync::atomic::AtomicU16::new(0),
+            tasks,
+            shutdown,
+        });
+        let weak = Arc::downgrade(&balancer);
+        overlay.on_udp_reply(Arc::new(move |port, _from, payload| {
+            if let Some(b) = weak.upgrade() {
+                b.udp_reply(port, payload);
+            }
+        }));
+        balancer
+    }
+
+    pub fn nodes(&self) -> Vec<NodeInfo> {
+        self.nodes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Makes the listeners and statuses match the Services and nodes.
+    pub async fn reconcile(self: &Arc<Self>, services: &Cache, nodes: Vec<NodeInfo>) {
+        *self.nodes.write().unwrap_or_else(PoisonError::into_inner) = nodes;
+        let mut lbs: Vec<&Value> = services.values().filter(|s| is_ours(s)).collect();
+        lbs.sort_by_key(|s| {
+            (
+                str_at(s, "/metadata/creationTimestamp").to_string(),
+                str_at(s, "/metadata/namespace").to_string(),
+                str_at(s, "/metadata/name").to_string(),
+            )
+        });
+        let claims: BTreeMap<usize, Claim> = lbs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i, claim_of(s)))
+            .collect();
+        let assigned = pool::assign(self.pool, &claims);
+        let mut wanted: HashSet<ListenerKey> = HashSet::new();
+        for (i, svc) in lbs.iter().enumerate() {
+            let id = format!(
+                "{}/{}",
+                str_at(svc, "/metadata/namespace"),
+                str_at(svc, "/metadata/name")
+            );
+            let ip = match &assigned[&i] {
+                Ok(ip) => *ip,
+                Err(e) => {
+                    tracing::warn!(service = %id, error = %e, "no load balancer address");
+                    self.write_status(svc, json!({})).await;
+                    continue;
+                }
+            };
+            let mut ports = Vec::new();
+            for (port, proto, target) in ports_of(svc, &id) {
+                let key = (ip, port, proto);
+                wanted.insert(key);
+                if let Some(real) = self.ensure_listener(key, target).await {
+                    ports.push(json!({"port": real, "protocol": proto.as_str()}));
+                }
+            }
+            let status =
+                json!({"ingress": [{"ip": ip.to_string(), "ipMode": "VIP", "ports": ports}]});
+            self.write_status(svc, status).await;
+        }
+        let mut listeners = self
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        listeners.retain(|key, l| {
+            let keep = wanted.contains(key);
+            if !keep {
+                tracing::info!(address = %key.0, port = l.real_port, "load balancer port closed");
+                l.cancel.cancel();
+            }
+            keep
+        });
+        drop(listeners);
+        self.health.wake();
+    }
+
+    /// The listener for `key`, bound if new; its real port.
+    async fn ensure_listener(self: &Arc<Self>, key: ListenerKey, target: Target) -> Option<u16> {
+        {
+            let listeners = self
+                .listeners
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(l) = listeners.get(&key) {
+                *l.target.write().unwrap_or_else(PoisonError::into_inner) = target;
+                return Some(l.real_port);
+            }
+        }
+        let (ip, port, proto) = key;
+        let target = Arc::new(RwLock::new(target));
+        let cancel = self.shutdown.child_token();
+        let real_port = match proto {
+            Proto::Tcp => {
+                let listener = bind_tcp(ip, port).await?;
+                let real = listener.local_addr().ok()?.port();
+                let b = self.clone();
+                let (t, c) = (target.clone(), cancel.clone());
+                self.tasks
+                    .spawn(async move { b.serve_tcp(listener, t, c).await });
+                real
+            }
+            Proto::Udp => {
+                let socket = Arc::new(bind_udp(ip, port).await?);
+                let real = socket.local_addr().ok()?.port();
+                let b = self.clone();
+                let (t, c) = (target.clone(), cancel.clone());
+                self.tasks
+                    .spawn(async move { b.serve_udp(key, socket, t, c).await });
+                real
+            }
+        };
+        tracing::info!(address = %ip, port, real_port, protocol = proto.as_str(), "load balancer port open");
+        self.listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                key,
+                Listener {
+                    real_port,
+                    target,
+                    cancel,
+                },
+            );
+        Some(real_port)
+    }
+
+    async fn write_status(&self, svc: &Value, load_balancer: Value) {
+        if svc.pointer("/status/loadBalancer").unwrap_or(&json!({})) == &load_balancer {
+            return;
+        }
+        let mut updated = svc.clone();
+        updated["status"]["loadBalancer"] = load_balancer;
+        let Ok(body) = serde_json::to_vec(&updated) else {
+            return;
+        };
+        // A conflict means a newer version is on its way through the watch,
+        // which brings another pass.
+        if let Err(s) = self
+            .api
+            .clone()
+            .update_status(ObjectRequest { object: body })
+            .await
+        {
+            tracing::debug!(error = %s.message(), "load balancer status not written");
+        }
+    }
+
+    /// The checks the current Services need: `/healthz` on every Ready
+    /// node, and each Local Service's health port on every Ready node.
+    pub fn checks(&self) -> Vec<Check> {
+        let ports: HashSet<u16> = self
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .filter_map(|l| {
+                let t = l.target.read().unwrap_or_else(PoisonError::into_inner);
+                t.health_port.filter(|_| t.local)
+            })
+            .collect();
+        let mut checks = Vec::new();
+        for node in self.nodes().into_iter().filter(|n| n.ready) {
+            checks.push(Check {
+                node: node.name.clone(),
+                port: PROXY_HEALTHZ_PORT,
+                path: "/healthz",
+            });
+            for port in &ports {
+                checks.push(Check {
+                    node: node.name.clone(),
+                    port: *port,
+                    path: "/",
+                });
+            }
+        }
+        checks
+    }
+
+    /// Nodes that may take a new flow for `target`, in random order.
+    fn candidates(&self, target: &Target) -> Vec<NodeInfo> {
+        let mut nodes: Vec<NodeInfo> = self
+            .nodes()
+            .into_iter()
+            .filter(|n| n.ready)
+            .filter(|n| match (target.local, target.health_port) {
+                // Local: only nodes that said they have an endpoint.
+                (true, Some(port)) => self.health.healthy(&n.name, port) == Some(true),
+                // Cluster: any node whose proxy is healthy (or not yet checked).
+                _ => self.health.healthy(&n.name, PROXY_HEALTHZ_PORT) != Some(false),
+            })
+            .collect();
+        nodes.shuffle(&mut rand::rng());
+        nodes
+    }
+
+    async fn serve_tcp(
+        self: Arc<Self>,
+        listener: TcpListener,
+        target: Arc<RwLock<Target>>,
+        cancel: CancellationToken,
+    ) {
+        loop {
+            let (client, peer) = tokio::select! {
+                () = cancel.cancelled() => return,
+                a = listener.accept() => match a {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "accept failed");
+                        continue;
+                    }
+                },
+            };
+            let t = target
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            let (b, c) = (self.clone(), cancel.clone());
+            self.tasks.spawn(async move {
+                tokio::select! {
+                    () = b.forward_tcp(client, peer, t) => {}
+                    () = c.cancelled() => {}
+                }
+            });
+        }
+    }
+
+    async fn forward_tcp(self: Arc<Self>, mut client: TcpStream, peer: SocketAddr, target: Target) {
+        let _ = client.set_nodelay(true);
+        let trace_id = podnet_proto::trace::new_trace_id();
+        let started = Instant::now();
+        for node in self.candidates(&target).into_iter().take(2) {
+            let dst = SocketAddrV4::new(node.ip, target.node_port);
+            match self
+                .overlay
+                .open_tcp(&node, peer.port(), dst, trace_id)
+                .await
+            {
+                Ok(mut flow) => {
+                    tracing::debug!(service = %target.service, node = %node.name, client = %peer, took = ?started.elapsed(), "flow forwarded");
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut flow).await;
+                    return;
+                }
+                Err(OpenError::Refused) => break,
+                Err(OpenError::Unreachable(e)) => {
+                    tracing::debug!(service = %target.service, node = %node.name, error = %e, "node unreachable, trying another");
+                }
+            }
+        }
+        // Nobody could take it: reset rather than leave the client waiting.
+        let _ = client.set_zero_linger();
+    }
+
+    async fn serve_udp(
+        self: Arc<Self>,
+        key: ListenerKey,
+        socket: Arc<UdpSocket>,
+        target: Arc<RwLock<Target>>,
+        cancel: CancellationToken,
+    ) {
+        let mut buf = vec![0u8; 65_535];
+        loop {
+            let (n, client) = tokio::select! {
+                () = cancel.cancelled() => return,
+                r = socket.recv_from(&mut buf) => match r {
+                    Ok(r) => r,
+                    Err(_) => continue,
+                },
+            };
+            let t = target
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            let src_port = self.udp_session(key, &socket, client);
+            let Some(node) = self.udp_node(&t, src_port) else {
+                continue;
+            };
+            let dst = SocketAddrV4::new(node.ip, t.node_port);
+            let trace_id = podnet_proto::trace::new_trace_id();
+            if let Err(e) = self
+                .overlay
+                .send_udp(&node, src_port, dst, &buf[..n], trace_id)
+                .await
+            {
+                tracing::debug!(error = %e, "UDP datagram dropped");
+            }
+        }
+    }
+
+    /// The source port of `client`'s UDP session on listener `key`.
+    fn udp_session(&self, key: ListenerKey, socket: &Arc<UdpSocket>, client: SocketAddr) -> u16 {
+        let mut by_client = self
+            .udp_by_client
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut sessions = self
+            .udp_sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        if let Some(port) = by_client.get(&(key, client))
+            && let Some(s) = sessions.get_mut(port)
+        {
+            s.last = now;
+            return *port;
+        }
+        if sessions.len() >= UDP_SESSIONS_MAX {
+            sessions.retain(|_, s| now.duration_since(s.last) < UDP_IDLE);
+            by_client.retain(|_, p| sessions.contains_key(p));
+        }
+        let port = loop {
+            let n = self
+                .next_udp_port
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let port = 40_000 + n % 20_000;
+            if !sessions.contains_key(&port) || sessions.len() >= 20_000 {
+                break port;
+            }
+        };
+        sessions.insert(
+            port,
+            UdpSession {
+                socket: socket.clone(),
+                client,
+                last: now,
+            },
+        );
+        by_client.insert((key, client), port);
+        port
+    }
+
+    /// UDP has no handshake to fail over with: one flow sticks to one node
+    /// (chosen by its session port) while that node stays a candidate.
+    fn udp_node(&self, target: &Target, session: u16) -> Option<NodeInfo> {
+        let mut nodes = self.candidates(target);
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        let n = nodes.len();
+        (n > 0).then(|| nodes.swap_remove(usize::from(session) % n))
+    }
+
+    fn udp_reply(self: &Arc<Self>, port: u16, payload: Bytes) {
+        let session = {
+            let mut sessions = self
+                .udp_sessions
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let Some(s) = sessions.get_mut(&port) else {
+                return;
+            };
+            s.last = Instant::now();
+            (s.socket.clone(), s.client)
+        };
+        let (socket, client) = session;
+        // Replies that do not fit the socket's buffer now are dropped, as UDP.
+        let _ = socket.try_send_to(&payload, client);
+    }
+
+    pub fn close_all(&self) {
+        let mut listeners = self
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for l in listeners.values() {
+            l.cancel.cancel();
+        }
+        listeners.clear();
+    }
+}
+
+/// Services the edge serves: type LoadBalancer without a
+/// `loadBalancerClass` (a class names another implementation), not being
+/// deleted.
+fn is_ours(svc: &Value) -> bool {
+    str_at(svc, "/spec/type") == "LoadBalancer"
+        && str_at(svc, "/spec/loadBalancerClass").is_empty()
+        && svc.pointer("/metadata/deletionTimestamp").is_none()
+}
+
+fn claim_of(svc: &Value) -> Claim {
+    Claim {
+        current: svc
+            .pointer("/status/loadBalancer/ingress/0/ip")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok()),
+        requested: str_at(svc, "/spec/loadBalancerIP").parse().ok(),
+    }
+}
+
+fn ports_of(svc: &Value, id: &str) -> Vec<(u16, Proto, Target)> {
+    let local = str_at(svc, "/spec/externalTrafficPolicy") == "Local";
+    let health_port = svc
+        .pointer("/spec/healthCheckNodePort")
+        .and_then(Value::as_u64)
+        .and_then(|p| u16::try_from(p).ok());
+    svc.pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            let port = u16::try_from(p.get("port")?.as_u64()?).ok()?;
+            let node_port = u16::try_from(p.get("nodePort")?.as_u64()?).ok()?;
+            let proto = match str_at(p, "/protocol") {
+                "" | "TCP" => Proto::Tcp,
+                "UDP" => Proto::Udp,
+                _ => return None,
+            };
+            Some((
+                port,
+                proto,
+                Target {
+                    service: id.to_string(),
+                    node_port,
+                    local,
+                    health_port,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// The Service's own port when it can be had, else a free one on the same
+/// address (another cluster's edge may hold it, or ports below 1024 need
+/// root).
+async fn bind_tcp(ip: Ipv4Addr, port: u16) -> Option<TcpListener> {
+    match TcpListener::bind((ip, port)).await {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::info!(address = %ip, port, error = %e, "port not available, mapping to a free one");
+            TcpListener::bind((ip, 0))
+                .await
+                .inspect_err(|e| tracing::warn!(address = %ip, error = %e, "cannot listen"))
+                .ok()
+        }
+    }
+}
+
+async fn bind_udp(ip: Ipv4Addr, port: u16) -> Option<UdpSocket> {
+    match UdpSocket::bind((ip, port)).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::info!(address = %ip, port, error = %e, "port not available, mapping to a free one");
+            UdpSocket::bind((ip, 0))
+                .await
+                .inspect_err(|e| tracing::warn!(address = %ip, error = %e, "cannot listen"))
+                .ok()
+        }
+    }
+}

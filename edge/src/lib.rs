@@ -1,0 +1,189 @@
+//! podnet's edge: the cloud load balancer in front of the cluster.
+//!
+//! For each Service of type LoadBalancer it takes an address from a pool
+//! (127.0.1.0/24 by default, as MetalLB takes one from an IPAddressPool),
+//! opens a real listener on the host on each Service port (the port itself
+//! when it can be bound, else a free one), records both in the Service's
+//! `status.loadBalancer`, health-checks the nodes, and forwards every
+//! connection into the overlay to a node's NodePort. Clients on the host
+//! reach the cluster only through here (and the DNS port).
+//!
+//! The edge joins the overlay like a node but as `podnet-edge`: its
+//! certificate lets it speak for the host's address on the node network
+//! (the network's gateway, .1, as for a kind cluster) and nothing else. It
+//! runs no pods and has no Node object.
+//!
+//! - [`pool`]: address assignment (pure).
+//! - [`balancer`]: listeners, forwarding, Service status.
+//! - [`health`]: the checks a cloud load balancer runs against nodes.
+//! - [`overlay`]: the edge's QUIC connections to the nodes.
+
+pub mod balancer;
+pub mod health;
+pub mod nodes;
+pub mod overlay;
+pub mod pool;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use ipnet::Ipv4Net;
+use podnet_overlay::{EmulatedSocket, LinkTable, NodeIdentity};
+use podnet_proto::informer::{Cache, informer};
+use podnet_proto::v1::JoinEdgeRequest;
+use podnet_proto::v1::api_client::ApiClient;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::transport::Channel;
+use tracing::Instrument;
+
+use crate::balancer::Balancer;
+use crate::overlay::Overlay;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The control plane's API address (`host:port`).
+    pub controlplane: String,
+    pub join_token: String,
+    /// Where LoadBalancer addresses come from; must be loopback addresses
+    /// of this machine (all of 127.0.0.0/8 is, on Linux).
+    pub pool: Ipv4Net,
+    /// How often nodes are health-checked.
+    pub health_interval: Duration,
+}
+
+/// Runs the edge until `shutdown`.
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let channel = Channel::from_shared(format!("http://{}", config.controlplane))
+        .context("bad control plane address")?
+        .connect_lazy();
+    let mut api = ApiClient::new(channel);
+    let joined = join_with_retry(&mut api, &config, &shutdown).await?;
+    let host_ip: Ipv4Addr = joined
+        .host_ip
+        .parse()
+        .context("control plane sent a bad host address")?;
+    let identity = NodeIdentity::from_pem(&joined.ca_pem, &joined.cert_pem, &joined.key_pem)
+        .context("control plane sent an unusable edge certificate")?;
+    let socket = std::net::UdpSocket::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .context("cannot bind the overlay socket")?;
+    let socket = EmulatedSocket::new(socket, LinkTable::new())?;
+    let endpoint = podnet_overlay::endpoint(socket, None)?;
+    let tasks = TaskTracker::new();
+    let overlay = Overlay::new(
+        endpoint,
+        identity.client_config(),
+        host_ip,
+        tasks.clone(),
+        shutdown.clone(),
+    );
+    tracing::info!(%host_ip, pool = %config.pool, underlay = %overlay.local_addr()?, "edge joined the overlay");
+    let balancer = Balancer::new(
+        config.pool,
+        overlay.clone(),
+        api.clone(),
+        tasks.clone(),
+        shutdown.clone(),
+    );
+
+    let (services_tx, services_rx) = watch::channel(Cache::new());
+    let (nodes_tx, nodes_rx) = watch::channel(Cache::new());
+    for (kind, tx) in [("Service", services_tx), ("Node", nodes_tx)] {
+        tasks.spawn(
+            informer(api.clone(), kind, String::new(), tx, shutdown.clone())
+                .instrument(tracing::info_span!("informer", kind)),
+        );
+    }
+    tasks.spawn(
+        check_health(
+            balancer.clone(),
+            overlay.clone(),
+            config.health_interval,
+            shutdown.clone(),
+        )
+        .instrument(tracing::info_span!("health")),
+    );
+    reconcile(balancer.clone(), services_rx, nodes_rx, shutdown.clone())
+        .instrument(tracing::info_span!("balancer"))
+        .await;
+
+    balancer.close_all();
+    tasks.close();
+    let _ = tokio::time::timeout(Duration::from_secs(1), tasks.wait()).await;
+    overlay.close().await;
+    Ok(())
+}
+
+async fn join_with_retry(
+    api: &mut ApiClient<Channel>,
+    config: &Config,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<podnet_proto::v1::JoinResponse> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut backoff = Duration::from_millis(20);
+    let req = JoinEdgeRequest {
+        token: config.join_token.clone(),
+        pid: std::process::id(),
+    };
+    loop {
+        match api.join_edge(req.clone()).await {
+            Ok(r) => return Ok(r.into_inner()),
+            Err(s)
+                if s.code() == tonic::Code::Unavailable
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tracing::debug!(error = %s.message(), "control plane not reachable yet");
+            }
+            Err(s) => anyhow::bail!("joining the cluster failed: {}", s.message()),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => anyhow::bail!("shut down before joining"),
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_millis(500));
+    }
+}
+
+/// Level-triggered: every change of Services or Nodes brings one pass.
+async fn reconcile(
+    balancer: Arc<Balancer>,
+    mut services: watch::Receiver<Cache>,
+    mut nodes: watch::Receiver<Cache>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let current = services.borrow_and_update().clone();
+        let node_list = nodes::nodes_of(&nodes.borrow_and_update());
+        balancer.reconcile(&current, node_list).await;
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            r = services.changed() => if r.is_err() { return },
+            r = nodes.changed() => if r.is_err() { return },
+        }
+    }
+}
+
+/// Runs every check each `interval`, and at once when the set of checks
+/// changes (a new Service or node).
+async fn check_health(
+    balancer: Arc<Balancer>,
+    overlay: Arc<Overlay>,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let checks = balancer.checks();
+        balancer
+            .health
+            .run(&overlay, &balancer.nodes(), &checks)
+            .await;
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+            () = balancer.health.changed() => {}
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! The edge's side of the overlay: one mutually authenticated QUIC
+//! connection per node (the edge presents the `podnet-edge` certificate and
+//! speaks for the host's address only), a TCP flow per client connection,
+//! a QUIC datagram per UDP datagram, and the replies to those datagrams.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use podnet_overlay::{FlowHeader, FrameKind, OpenStatus};
+use tokio::io::{Join, join};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::nodes::NodeInfo;
+
+/// A TCP flow through the overlay: both directions of one QUIC stream.
+pub type FlowStream = Join<quinn::RecvStream, quinn::SendStream>;
+
+/// How long opening a flow may take before the node counts as unreachable
+/// for this connection.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The node answered: nothing serves that port (no endpoints).
+    #[error("refused by the node")]
+    Refused,
+    /// The node could not be reached or dropped the flow.
+    #[error("node unreachable: {0}")]
+    Unreachable(String),
+}
+
+/// Delivers a UDP reply (payload, destination port on the host address).
+pub type UdpReplies = Arc<dyn Fn(u16, SocketAddrV4, Bytes) + Send + Sync>;
+
+pub struct Overlay {
+    endpoint: quinn::Endpoint,
+    client_config: quinn::ClientConfig,
+    host_ip: Ipv4Addr,
+    conns: tokio::sync::Mutex<HashMap<String, quinn::Connection>>,
+    replies: Mutex<Option<UdpReplies>>,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl Overlay {
+    pub fn new(
+        endpoint: quinn::Endpoint,
+        client_config: quinn::ClientConfig,
+        host_ip: Ipv4Addr,
+        tasks: TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Arc<Overlay> {
+        Arc::new(Overlay {
+            endpoint,
+            client_config,
+            host_ip,
+            conns: tokio::sync::Mutex::new(HashMap::new()),
+            replies: Mutex::new(None),
+            tasks,
+            shutdown,
+        })
+    }
+
+    pub fn host_ip(&self) -> Ipv4Addr {
+        self.host_ip
+    }
+
+    /// Where UDP datagrams the nodes send to the host's address go.
+    pub fn on_udp_reply(&self, replies: UdpReplies) {
+        *self.replies.lock().unwrap_or_else(PoisonError::into_inner) = Some(replies);
+    }
+
+    async fn connection(self: &Arc<Self>, node: &NodeInfo) -> io::Result<quinn::Connection> {
+        let mut conns = self.conns.lock().await;
+        if let Some(conn) = conns.get(&node.name)
+            && conn.close_reason().is_none()
+            && conn.remote_address() == node.underlay
+        {
+            return Ok(conn.clone());
+        }
+        let connecting = self
+            .endpoint
+            .connect_with(self.client_config.clone(), node.underlay, &node.name)
+            .map_err(|e| io::Error::new(io::ErrorKind::NotConnected, e))?;
+        let conn = tokio::time::timeout(OPEN_TIMEOUT, connecting)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "overlay handshake timed out"))?
+            .map_err(|e| io::Error::new(io::ErrorKind::ConnectionAborted, e))?;
+        tracing::debug!(node = %node.name, underlay = %node.underlay, "overlay connection up");
+        conns.insert(node.name.clone(), conn.clone());
+        let overlay = self.clone();
+        let reader = conn.clone();
+        self.tasks
+            .spawn(async move { overlay.read_datagrams(reader).await });
+        Ok(conn)
+    }
+
+    /// Opens a TCP flow from the host's address to `dst` on `node`.
+    pub async fn open_tcp(
+        self: &Arc<Self>,
+        node: &NodeInfo,
+        src_port: u16,
+        dst: SocketAddrV4,
+        trace_id: u64,
+    ) -> Result<FlowStream, OpenError> {
+        let unreachable = |e: &dyn std::fmt::Display| OpenError::Unreachable(e.to_string());
+        let opened = tokio::time::timeout(OPEN_TIMEOUT, async {
+            let conn = self.connection(node).await.map_err(|e| unreachable(&e))?;
+            let (mut send, mut recv) = conn.open_bi().await.map_err(|e| unreachable(&e))?;
+            let header = FlowHeader {
+                kind: FrameKind::TcpOpen,
+                src: SocketAddrV4::new(self.host_ip, src_port),
+                dst,
+                trace_id,
+            };
+            send.write_all(&header.to_bytes())
+                .await
+                .map_err(|e| unreachable(&e))?;
+            let mut status = [0u8; OpenStatus::LEN];
+            recv.read_exact(&mut status)
+                .await
+                .map_err(|e| unreachable(&e))?;
+            match OpenStatus::decode(&status) {
+                Ok(OpenStatus::Accepted) => Ok(join(recv, send)),
+                Ok(OpenStatus::Refused) => Err(OpenError::Refused),
+                Err(e) => Err(unreachable(&e)),
+            }
+        })
+        .await;
+        opened.unwrap_or_else(|_| Err(OpenError::Unreachable("no answer from the node".into())))
+    }
+
+    /// Sends one UDP datagram from the host's address to `dst` on `node`.
+    pub async fn send_udp(
+        self: &Arc<Self>,
+        node: &NodeInfo,
+        src_port: u16,
+        dst: SocketAddrV4,
+        payload: &[u8],
+        trace_id: u64,
+    ) -> io::Result<()> {
+        let conn = self.connection(node).await?;
+        let header = FlowHeader {
+            kind: FrameKind::Udp,
+            src: SocketAddrV4::new(self.host_ip, src_port),
+            dst,
+            trace_id,
+        };
+        let mut buf = BytesMut::with_capacity(header.encoded_len() + payload.len());
+        header.encode(&mut buf);
+        buf.extend_from_slice(payload);
+        conn.send_datagram(buf.freeze())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+    }
+
+    /// Hands UDP replies addressed to the host to the balancer; anything
+    /// else a node sends here is dropped.
+    async fn read_datagrams(self: Arc<Self>, conn: quinn::Connection) {
+        loop {
+            let bytes = tokio::select! {
+                () = self.shutdown.cancelled() => return,
+                d = conn.read_datagram() => match d { Ok(b) => b, Err(_) => return },
+            };
+            let Ok((header, len)) = FlowHeader::decode(&bytes) else {
+                continue;
+            };
+            if header.kind != FrameKind::Udp || *header.dst.ip() != self.host_ip {
+                continue;
+            }
+            let replies = self
+                .replies
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            if let Some(replies) = replies {
+                replies(header.dst.port(), header.src, bytes.slice(len..));
+            }
+        }
+    }
+
+    /// Closes every connection (bounded wait for the nodes to learn it).
+    pub async fn close(&self) {
+        self.endpoint.close(0u32.into(), b"edge shutting down");
+        let _ = tokio::time::timeout(Duration::from_millis(300), self.endpoint.wait_idle()).await;
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.endpoint.local_addr()
+    }
+}
