@@ -13,6 +13,7 @@ mod manifest;
 mod roles;
 mod scenario;
 mod table;
+mod trace;
 
 use std::process::ExitCode;
 

@@ -34,6 +34,11 @@ pub struct ControlplaneArgs {
     /// created at first start.
     #[arg(long, default_value_t = 2)]
     pub dns_replicas: u32,
+    /// Replicas of the ingress controller Deployment
+    /// (`podnet-ingress-controller` in podnet-ingress) created at first
+    /// start; 0 for none.
+    #[arg(long, default_value_t = 2)]
+    pub ingress_replicas: u32,
     /// How long a node may miss heartbeats before it is NotReady and its
     /// pods are evicted.
     #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
@@ -156,6 +161,7 @@ pub async fn controlplane(
         node_cidr: args.node_cidr,
         node_grace_period: args.node_grace_period,
         dns_replicas: args.dns_replicas,
+        ingress_replicas: args.ingress_replicas,
     };
     podnet_controlplane::run(config, listener, shutdown).await?;
     Ok(ExitCode::SUCCESS)

@@ -11,6 +11,7 @@ pub mod nodes;
 pub mod registry;
 pub mod scheduler;
 pub mod store;
+mod traces;
 pub mod validate;
 
 use std::path::PathBuf;
@@ -41,6 +42,9 @@ pub struct Config {
     pub node_grace_period: Duration,
     /// Replicas of the `coredns` Deployment created on first start.
     pub dns_replicas: u32,
+    /// Replicas of the ingress controller created on first start (0: no
+    /// ingress controller).
+    pub ingress_replicas: u32,
 }
 
 /// Serves the API on `listener` and runs the controllers until `shutdown`.
@@ -68,7 +72,7 @@ pub async fn run(
     };
     let registry = Registry::new(storage);
     registry
-        .bootstrap(config.dns_replicas)
+        .bootstrap(config.dns_replicas, config.ingress_replicas)
         .context("cannot create the initial namespaces, Services and cluster DNS")?;
     let nodes = Arc::new(Nodes::new(
         NodesConfig {

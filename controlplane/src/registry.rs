@@ -240,8 +240,9 @@ impl Registry {
     /// Creates what a cluster starts with, each only if missing: the
     /// initial namespaces, the `kubernetes` Service, and cluster DNS (the
     /// `kube-dns` Service and the `coredns` Deployment of `dns_replicas`
-    /// pods).
-    pub fn bootstrap(&self, dns_replicas: u32) -> Result<(), ApiError> {
+    /// pods), and the ingress controller (`ingress_replicas` pods; none
+    /// at all when 0).
+    pub fn bootstrap(&self, dns_replicas: u32, ingress_replicas: u32) -> Result<(), ApiError> {
         let ranges = self.service_ranges();
         let objects = INITIAL_NAMESPACES
             .into_iter()
@@ -250,7 +251,13 @@ impl Registry {
                 bootstrap::kubernetes_service(ranges.api_service_ip()),
                 bootstrap::dns_service(ranges.dns_service_ip()),
                 bootstrap::dns_deployment(dns_replicas),
-            ]);
+            ])
+            .chain(
+                (ingress_replicas > 0)
+                    .then(|| bootstrap::ingress_objects(ingress_replicas))
+                    .into_iter()
+                    .flatten(),
+            );
         for object in objects {
             if self.get(&key_of(&object)?)?.is_none() {
                 match self.create(object) {

@@ -20,6 +20,7 @@ use ipnet::Ipv4Net;
 use podnet_proto::informer::Cache;
 use podnet_proto::model::network::PROXY_HEALTHZ_PORT;
 use podnet_proto::model::str_at;
+use podnet_proto::trace::{Recorder, SpanTimer, hop, new_trace_id};
 use podnet_proto::v1::ObjectRequest;
 use podnet_proto::v1::api_client::ApiClient;
 use rand::seq::SliceRandom;
@@ -90,6 +91,7 @@ pub struct Balancer {
     /// (listener, client) → the source port its UDP session uses.
     udp_by_client: Mutex<HashMap<(ListenerKey, SocketAddr), u16>>,
     next_udp_port: std::sync::atomic::AtomicU16,
+    recorder: Recorder,
     tasks: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -99,6 +101,7 @@ impl Balancer {
         pool: Ipv4Net,
         overlay: Arc<Overlay>,
         api: ApiClient<Channel>,
+        recorder: Recorder,
         tasks: TaskTracker,
         shutdown: CancellationToken,
     ) -> Arc<Balancer> {
@@ -112,6 +115,7 @@ impl Balancer {
             udp_sessions: Mutex::new(HashMap::new()),
             udp_by_client: Mutex::new(HashMap::new()),
             next_udp_port: std::sync::atomic::AtomicU16::new(0),
+            recorder,
             tasks,
             shutdown,
         });
@@ -316,6 +320,9 @@ impl Balancer {
         target: Arc<RwLock<Target>>,
         cancel: CancellationToken,
     ) {
+        let Ok(frontend) = listener.local_addr() else {
+            return;
+        };
         loop {
             let (client, peer) = tokio::select! {
                 () = cancel.cancelled() => return,
@@ -334,17 +341,26 @@ impl Balancer {
             let (b, c) = (self.clone(), cancel.clone());
             self.tasks.spawn(async move {
                 tokio::select! {
-                    () = b.forward_tcp(client, peer, t) => {}
+                    () = b.forward_tcp(client, peer, frontend, t) => {}
                     () = c.cancelled() => {}
                 }
             });
         }
     }
 
-    async fn forward_tcp(self: Arc<Self>, mut client: TcpStream, peer: SocketAddr, target: Target) {
+    async fn forward_tcp(
+        self: Arc<Self>,
+        mut client: TcpStream,
+        peer: SocketAddr,
+        frontend: SocketAddr,
+        target: Target,
+    ) {
         let _ = client.set_nodelay(true);
-        let trace_id = podnet_proto::trace::new_trace_id();
-        let started = Instant::now();
+        let trace_id = new_trace_id();
+        let timer = SpanTimer::start(trace_id, hop::EDGE);
+        let policy = if target.local { "Local" } else { "Cluster" };
+        let mut tried = Vec::new();
+        let mut status = "no healthy node";
         for node in self.candidates(&target).into_iter().take(2) {
             let dst = SocketAddrV4::new(node.ip, target.node_port);
             match self
@@ -353,16 +369,38 @@ impl Balancer {
                 .await
             {
                 Ok(mut flow) => {
-                    tracing::debug!(service = %target.service, node = %node.name, client = %peer, took = ?started.elapsed(), "flow forwarded");
+                    tried.push(format!("{} ({dst})", node.name));
+                    let decision = format!(
+                        "{peer} → {frontend} (service {}) → {}, policy {policy}",
+                        target.service,
+                        tried.join(" then ")
+                    );
+                    timer.finish(&self.recorder, decision, "ok");
                     let _ = tokio::io::copy_bidirectional(&mut client, &mut flow).await;
                     return;
                 }
-                Err(OpenError::Refused) => break,
+                Err(OpenError::Refused) => {
+                    tried.push(format!("{} ({dst}) refused", node.name));
+                    status = "refused";
+                    break;
+                }
                 Err(OpenError::Unreachable(e)) => {
                     tracing::debug!(service = %target.service, node = %node.name, error = %e, "node unreachable, trying another");
+                    tried.push(format!("{} ({dst}) unreachable", node.name));
+                    status = "unreachable";
                 }
             }
         }
+        let decision = format!(
+            "{peer} → {frontend} (service {}), policy {policy}: {}",
+            target.service,
+            if tried.is_empty() {
+                "no healthy node".to_string()
+            } else {
+                tried.join(", ")
+            }
+        );
+        timer.finish(&self.recorder, decision, status);
         // Nobody could take it: reset rather than leave the client waiting.
         let _ = client.set_zero_linger();
     }
@@ -392,7 +430,7 @@ impl Balancer {
                 continue;
             };
             let dst = SocketAddrV4::new(node.ip, t.node_port);
-            let trace_id = podnet_proto::trace::new_trace_id();
+            let trace_id = new_trace_id();
             if let Err(e) = self
                 .overlay
                 .send_udp(&node, src_port, dst, &buf[..n], trace_id)

@@ -32,6 +32,7 @@ use anyhow::Context;
 use ipnet::Ipv4Net;
 use podnet_overlay::{EmulatedSocket, LinkTable, NodeIdentity};
 use podnet_proto::informer::{Cache, informer};
+use podnet_proto::trace::Recorder;
 use podnet_proto::v1::JoinEdgeRequest;
 use podnet_proto::v1::api_client::ApiClient;
 use tokio::sync::watch;
@@ -60,7 +61,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let channel = Channel::from_shared(format!("http://{}", config.controlplane))
         .context("bad control plane address")?
         .connect_lazy();
-    let mut api = ApiClient::new(channel);
+    let mut api = ApiClient::new(channel.clone());
     let joined = join_with_retry(&mut api, &config, &shutdown).await?;
     let host_ip: Ipv4Addr = joined
         .host_ip
@@ -81,10 +82,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         shutdown.clone(),
     );
     tracing::info!(%host_ip, pool = %config.pool, underlay = %overlay.local_addr()?, "edge joined the overlay");
+    let recorder = Recorder::start(channel, "edge".into(), shutdown.clone(), &tasks);
     let balancer = Balancer::new(
         config.pool,
         overlay.clone(),
         api.clone(),
+        recorder,
         tasks.clone(),
         shutdown.clone(),
     );

@@ -16,6 +16,7 @@ use anyhow::Context;
 use ipnet::Ipv4Net;
 use podnet_proto::informer::{Cache, cache_key, informer};
 use podnet_proto::model::{ANNOTATION_UNDERLAY, LinkSpec, str_at};
+use podnet_proto::trace::Recorder;
 use podnet_proto::v1::api_client::ApiClient;
 use podnet_proto::v1::node_agent_server::{NodeAgent, NodeAgentServer};
 use podnet_proto::v1::{
@@ -86,7 +87,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             .with_context(|| format!("bad control plane address {:?}", config.controlplane))?
             .tcp_nodelay(true)
             .connect_lazy();
-    let mut api = ApiClient::new(channel);
+    let mut api = ApiClient::new(channel.clone());
 
     let join = JoinRequest {
         token: config.join_token.clone(),
@@ -130,6 +131,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         datapath.clone(),
     ));
     let tasks = TaskTracker::new();
+    let recorder = Recorder::start(channel, config.name.clone(), shutdown.clone(), &tasks);
+    datapath.set_recorder(recorder.clone());
+    runtime.set_api(api.clone(), recorder);
     // The node's own address is a namespace too: NodePort masquerading and
     // host DNS speak from it.
     let host_ns = NetNs::new(

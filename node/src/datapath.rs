@@ -23,11 +23,12 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use bytes::{Bytes, BytesMut};
 use ipnet::Ipv4Net;
 use podnet_proto::model::network::EDGE_NAME;
+use podnet_proto::trace::{Recorder, SpanTimer, hop};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::netns::{LOCAL_PIPE_BYTES, NetNs, PodStream};
+use crate::netns::{NetNs, PodStream};
 use crate::overlay::wire::BASE_HEADER_LEN;
 use crate::overlay::{EmulatedSocket, FlowHeader, FrameKind, LinkTable, NodeIdentity, OpenStatus};
 use crate::proxy::{Mode, Origin, Pick, Proto, ProxyState, ServiceTable};
@@ -150,6 +151,7 @@ pub struct Datapath {
     /// The edge's latest connection: replies to the host's address (UDP
     /// through a LoadBalancer) go back on it; the node never dials the edge.
     edge: Mutex<Option<quinn::Connection>>,
+    recorder: RwLock<Recorder>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
     pub stats: Stats,
@@ -192,6 +194,7 @@ impl Datapath {
             peers: Mutex::new(HashMap::new()),
             host_ip: config.host_ip,
             edge: Mutex::new(None),
+            recorder: RwLock::new(Recorder::disabled()),
             tasks: TaskTracker::new(),
             shutdown,
             stats: Stats::default(),
@@ -302,6 +305,21 @@ impl Datapath {
         Ok(conn)
     }
 
+    /// Where the proxy and overlay hops of request journeys go.
+    pub fn set_recorder(&self, recorder: Recorder) {
+        *self
+            .recorder
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = recorder;
+    }
+
+    fn recorder(&self) -> Recorder {
+        self.recorder
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     pub fn node_ip(&self) -> Ipv4Addr {
         self.node_ip
     }
@@ -333,7 +351,33 @@ impl Datapath {
     /// IP:nodePort, gets an endpoint (DNAT); NodePort flows with the Cluster
     /// policy also get this node's IP as source (SNAT), as kube-proxy
     /// masquerades them.
-    fn proxy(&self, src: SocketAddrV4, dst: SocketAddrV4, proto: Proto) -> Proxied {
+    fn proxy(&self, src: SocketAddrV4, dst: SocketAddrV4, proto: Proto, trace_id: u64) -> Proxied {
+        let timer = SpanTimer::start(trace_id, hop::PROXY);
+        let proxied = self.proxy_untraced(src, dst, proto);
+        if trace_id != 0 && !matches!(proxied, Proxied::Direct) {
+            let (decision, status) = match proxied {
+                Proxied::To { src: s, dst: d } if s == src => {
+                    (format!("{dst} → endpoint {d}, client {src} kept"), "ok")
+                }
+                Proxied::To { src: s, dst: d } => (
+                    format!("{dst} → endpoint {d}, client {src} masqueraded as {s}"),
+                    "ok",
+                ),
+                Proxied::Refuse => (
+                    format!("{dst}: no endpoints, connection refused"),
+                    "refused",
+                ),
+                _ => (
+                    format!("{dst}: no local endpoint (traffic policy Local) or no rule, dropped"),
+                    "dropped",
+                ),
+            };
+            timer.finish(&self.recorder(), decision, status);
+        }
+        proxied
+    }
+
+    fn proxy_untraced(&self, src: SocketAddrV4, dst: SocketAddrV4, proto: Proto) -> Proxied {
         let table = self.services();
         let (port, origin) = if self.service_cidr.contains(dst.ip()) {
             match table.by_cluster_ip(dst, proto) {
@@ -390,7 +434,13 @@ impl Datapath {
         trace_id: u64,
     ) -> io::Result<PodStream> {
         bump(&self.stats.flows_out);
-        match self.proxy(src, dst, Proto::Tcp) {
+        // A flow's journey starts at its first hop.
+        let trace_id = if trace_id == 0 {
+            podnet_proto::trace::new_trace_id()
+        } else {
+            trace_id
+        };
+        match self.proxy(src, dst, Proto::Tcp, trace_id) {
             Proxied::Direct => self.connect_direct(src, dst, trace_id).await,
             Proxied::To { src, dst } => self.connect_direct(src, dst, trace_id).await,
             Proxied::Refuse => Err(io::ErrorKind::ConnectionRefused.into()),
@@ -419,9 +469,9 @@ impl Datapath {
         // The node's own IP is its host namespace, registered as a pod:
         // health checks listen there.
         if let Some(ns) = self.local_pod(*dst.ip()) {
-            let (a, b) = tokio::io::duplex(LOCAL_PIPE_BYTES);
-            return match ns.deliver_tcp(dst.port(), (PodStream::Local(b), src)) {
-                Ok(()) => Ok(PodStream::Local(a)),
+            let (a, b) = PodStream::local_pair(trace_id);
+            return match ns.deliver_tcp(dst.port(), (b, src)) {
+                Ok(()) => Ok(a),
                 Err(Some(_)) => Err(io::ErrorKind::ConnectionRefused.into()),
                 Err(None) => std::future::pending().await,
             };
@@ -432,11 +482,6 @@ impl Datapath {
         };
         let conn = self.peer(&route).await?;
         let (mut send, mut recv) = conn.open_bi().await.map_err(io::Error::from)?;
-        let trace_id = if trace_id == 0 {
-            rand::random()
-        } else {
-            trace_id
-        };
         let header = FlowHeader {
             kind: FrameKind::TcpOpen,
             src,
@@ -449,7 +494,11 @@ impl Datapath {
         let mut status = [0u8; OpenStatus::LEN];
         match recv.read_exact(&mut status).await {
             Ok(()) => match OpenStatus::decode(&status) {
-                Ok(OpenStatus::Accepted) => Ok(PodStream::Quic { send, recv }),
+                Ok(OpenStatus::Accepted) => Ok(PodStream::Quic {
+                    send,
+                    recv,
+                    trace_id,
+                }),
                 Ok(OpenStatus::Refused) => Err(io::ErrorKind::ConnectionRefused.into()),
                 Err(_) => Err(io::Error::new(
                     io::ErrorKind::InvalidData,
@@ -482,7 +531,7 @@ impl Datapath {
                 .send_udp_direct(node_port, client, payload, trace_id)
                 .await;
         }
-        let (src, dst) = match self.proxy(src, dst, Proto::Udp) {
+        let (src, dst) = match self.proxy(src, dst, Proto::Udp, 0) {
             Proxied::Direct => (src, dst),
             Proxied::To {
                 src: new_src,
@@ -620,7 +669,7 @@ impl Datapath {
             let _ = send.write_all(&[OpenStatus::Refused.to_byte()]).await;
             let _ = send.finish();
         };
-        let (src, dst) = match self.proxy(header.src, header.dst, Proto::Tcp) {
+        let (src, dst) = match self.proxy(header.src, header.dst, Proto::Tcp, header.trace_id) {
             Proxied::To { src, dst } => (src, dst),
             // Not a NodePort: the node's own listeners (health checks).
             Proxied::Direct => (header.src, header.dst),
@@ -645,7 +694,11 @@ impl Datapath {
                 {
                     return;
                 }
-                let mut client = PodStream::Quic { send, recv };
+                let mut client = PodStream::Quic {
+                    send,
+                    recv,
+                    trace_id: header.trace_id,
+                };
                 let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
             }
             Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => refuse(send).await,
@@ -805,19 +858,38 @@ impl Datapath {
             return;
         }
         bump(&self.stats.flows_in);
+        let timer = SpanTimer::start(header.trace_id, hop::OVERLAY);
+        let peer = auth
+            .verified
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .unwrap_or_default();
+        let hop = |what: &str, status: &str| {
+            let decision = format!(
+                "{} → {} over QUIC from {peer} to {}: {what}",
+                header.src, header.dst, self.node_name
+            );
+            timer.clone().finish(&self.recorder(), decision, status);
+        };
         if *header.dst.ip() == self.node_ip {
+            hop("to this node's address", "ok");
             return self.serve_node_port(header, send, recv).await;
         }
         let Some(ns) = self.local_pod(*header.dst.ip()) else {
             // No such pod here: silence, the client times out.
+            hop("no such pod, dropped", "dropped");
             let _ = send.finish();
             return;
         };
+        let pod = format!("pod {}/{}", ns.info().namespace, ns.info().name);
         if !ns.has_tcp_listener(header.dst.port()) {
+            hop(&format!("{pod} has nothing listening, refused"), "refused");
             let _ = send.write_all(&[OpenStatus::Refused.to_byte()]).await;
             let _ = send.finish();
             return;
         }
+        hop(&format!("delivered to {pod}"), "ok");
         if send
             .write_all(&[OpenStatus::Accepted.to_byte()])
             .await
@@ -827,7 +899,14 @@ impl Datapath {
         }
         if let Err(Some((stream, _))) = ns.deliver_tcp(
             header.dst.port(),
-            (PodStream::Quic { send, recv }, header.src),
+            (
+                PodStream::Quic {
+                    send,
+                    recv,
+                    trace_id: header.trace_id,
+                },
+                header.src,
+            ),
         ) && let PodStream::Quic { mut send, .. } = stream
         {
             let _ = send.reset(1u32.into());

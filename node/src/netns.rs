@@ -34,15 +34,34 @@ const UDP_QUEUE: usize = 1024;
 /// Buffer of an in-memory pipe between two pods on one node.
 pub const LOCAL_PIPE_BYTES: usize = 256 * 1024;
 
-/// One end of a pod TCP connection.
+/// One end of a pod TCP connection, with the trace id of its flow (the
+/// journey it belongs to; 0 when untraced).
 pub enum PodStream {
     /// Both ends on this node.
-    Local(DuplexStream),
+    Local { io: DuplexStream, trace_id: u64 },
     /// Carried by one QUIC stream of the overlay.
     Quic {
         send: quinn::SendStream,
         recv: quinn::RecvStream,
+        trace_id: u64,
     },
+}
+
+impl PodStream {
+    /// Both ends of an in-memory connection on this node.
+    pub fn local_pair(trace_id: u64) -> (PodStream, PodStream) {
+        let (a, b) = tokio::io::duplex(LOCAL_PIPE_BYTES);
+        (
+            PodStream::Local { io: a, trace_id },
+            PodStream::Local { io: b, trace_id },
+        )
+    }
+
+    pub fn trace_id(&self) -> u64 {
+        match self {
+            PodStream::Local { trace_id, .. } | PodStream::Quic { trace_id, .. } => *trace_id,
+        }
+    }
 }
 
 impl AsyncRead for PodStream {
@@ -52,7 +71,7 @@ impl AsyncRead for PodStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            PodStream::Local(s) => Pin::new(s).poll_read(cx, buf),
+            PodStream::Local { io: s, .. } => Pin::new(s).poll_read(cx, buf),
             PodStream::Quic { recv, .. } => Pin::new(recv).poll_read(cx, buf),
         }
     }
@@ -65,7 +84,7 @@ impl AsyncWrite for PodStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            PodStream::Local(s) => Pin::new(s).poll_write(cx, buf),
+            PodStream::Local { io: s, .. } => Pin::new(s).poll_write(cx, buf),
             PodStream::Quic { send, .. } => {
                 Pin::new(send).poll_write(cx, buf).map_err(io::Error::from)
             }
@@ -74,14 +93,14 @@ impl AsyncWrite for PodStream {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            PodStream::Local(s) => Pin::new(s).poll_flush(cx),
+            PodStream::Local { io: s, .. } => Pin::new(s).poll_flush(cx),
             PodStream::Quic { send, .. } => Pin::new(send).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            PodStream::Local(s) => Pin::new(s).poll_shutdown(cx),
+            PodStream::Local { io: s, .. } => Pin::new(s).poll_shutdown(cx),
             PodStream::Quic { send, .. } => Pin::new(send).poll_shutdown(cx),
         }
     }
@@ -236,21 +255,30 @@ impl NetNs {
     /// connection fails with ConnectionRefused; a destination that does not
     /// answer never completes (callers bound it with a timeout).
     pub async fn connect_tcp(self: &Arc<Self>, dst: SocketAddrV4) -> io::Result<PodStream> {
+        self.connect_tcp_traced(dst, 0).await
+    }
+
+    /// [`NetNs::connect_tcp`] as part of journey `trace_id` (0: a new one).
+    pub async fn connect_tcp_traced(
+        self: &Arc<Self>,
+        dst: SocketAddrV4,
+        trace_id: u64,
+    ) -> io::Result<PodStream> {
         let src_port = {
             let ports = self.ports();
             self.ephemeral_port(&ports.tcp)?
         };
         if self.is_self(*dst.ip()) {
             let src = SocketAddrV4::new(*dst.ip(), src_port);
-            let (a, b) = tokio::io::duplex(LOCAL_PIPE_BYTES);
-            return match self.deliver_tcp(dst.port(), (PodStream::Local(b), src)) {
-                Ok(()) => Ok(PodStream::Local(a)),
+            let (a, b) = PodStream::local_pair(trace_id);
+            return match self.deliver_tcp(dst.port(), (b, src)) {
+                Ok(()) => Ok(a),
                 Err(Some(_)) => Err(io::ErrorKind::ConnectionRefused.into()),
                 Err(None) => std::future::pending().await,
             };
         }
         let src = SocketAddrV4::new(self.ip, src_port);
-        self.datapath()?.connect_tcp(src, dst, 0).await
+        self.datapath()?.connect_tcp(src, dst, trace_id).await
     }
 
     /// Binds a UDP port of the pod (0 picks an ephemeral one).

@@ -26,6 +26,10 @@ use tracing::Instrument;
 use crate::cluster::ClusterViewRx;
 use crate::datapath::Datapath;
 use crate::netns::{NetNs, PodInfo};
+use podnet_proto::trace::Recorder;
+use podnet_proto::v1::api_client::ApiClient;
+use tonic::transport::Channel;
+
 use crate::workloads::{self, ContainerSpec, Protocol, WorkloadEnv};
 
 fn now_rfc3339() -> String {
@@ -177,6 +181,9 @@ pub struct Runtime {
     cluster: Mutex<Option<ClusterViewRx>>,
     /// Counters of every DNS pod on this node.
     dns_stats: Arc<crate::dns::DnsStats>,
+    /// The API and the span recorder handed to workloads.
+    api: Mutex<Option<ApiClient<Channel>>>,
+    recorder: Mutex<Recorder>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -201,7 +208,16 @@ impl Runtime {
             next_probe_port: AtomicU16::new(40000),
             cluster: Mutex::new(None),
             dns_stats: Arc::default(),
+            api: Mutex::new(None),
+            recorder: Mutex::new(Recorder::disabled()),
         }
+    }
+
+    /// What controller workloads use to follow the cluster and record
+    /// their hops of request journeys.
+    pub fn set_api(&self, api: ApiClient<Channel>, recorder: Recorder) {
+        *self.api.lock().unwrap_or_else(PoisonError::into_inner) = Some(api);
+        *self.recorder.lock().unwrap_or_else(PoisonError::into_inner) = recorder;
     }
 
     pub fn set_cluster_view(&self, view: ClusterViewRx) {
@@ -213,6 +229,16 @@ impl Runtime {
         WorkloadEnv {
             cluster: self.cluster_view(),
             dns_stats: self.dns_stats.clone(),
+            api: self
+                .api
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+            recorder: self
+                .recorder
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
         }
     }
 

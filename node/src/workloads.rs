@@ -14,6 +14,8 @@
 //! - `podnet/dns`: cluster DNS (`crate::dns::server`) on UDP and TCP port
 //!   53, answering from the node's view of Services and EndpointSlices,
 //!   which it gets from the container's [`WorkloadEnv`].
+//! - `podnet/ingress`: the ingress controller (`ingress`) on ports 80 and
+//!   443, following Ingresses through the API.
 //!
 //! [`start`] binds every listener before it returns, so a readiness probe
 //! right after start already finds the ports open, and returns the running
@@ -26,6 +28,7 @@
 
 mod echo;
 mod http_echo;
+pub mod ingress;
 
 use std::future::Future;
 use std::io;
@@ -38,6 +41,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use podnet_proto::trace::Recorder;
+use podnet_proto::v1::api_client::ApiClient;
+use tonic::transport::Channel;
+
 use crate::cluster::{self, ClusterView, ClusterViewRx};
 use crate::dns;
 use crate::netns::{NetNs, PodListener, PodStream};
@@ -49,6 +56,7 @@ pub const KNOWN_IMAGES: &[&str] = &[
     "podnet/udp-echo",
     "podnet/toolbox",
     "podnet/dns",
+    "podnet/ingress",
 ];
 
 /// The port `podnet/http-echo` listens on when the container declares none
@@ -65,6 +73,11 @@ pub struct WorkloadEnv {
     pub cluster: ClusterViewRx,
     /// Counters of the node's `podnet/dns` containers, for `/metrics`.
     pub dns_stats: Arc<dns::DnsStats>,
+    /// The control plane's API, for workloads that are controllers
+    /// (`podnet/ingress`), as a pod's service account would give them.
+    pub api: Option<ApiClient<Channel>>,
+    /// Where the workloads' hops of a request journey go.
+    pub recorder: Recorder,
 }
 
 impl Default for WorkloadEnv {
@@ -74,6 +87,8 @@ impl Default for WorkloadEnv {
         WorkloadEnv {
             cluster: cluster::fixed(ClusterView::default()),
             dns_stats: Arc::default(),
+            api: None,
+            recorder: Recorder::disabled(),
         }
     }
 }
@@ -157,6 +172,7 @@ enum Image {
     UdpEcho,
     Toolbox,
     Dns,
+    Ingress,
 }
 
 impl Image {
@@ -167,6 +183,7 @@ impl Image {
             "podnet/udp-echo" => Ok(Image::UdpEcho),
             "podnet/toolbox" => Ok(Image::Toolbox),
             "podnet/dns" => Ok(Image::Dns),
+            "podnet/ingress" => Ok(Image::Ingress),
             _ => Err(WorkloadError::UnknownImage {
                 image: image.to_owned(),
                 known: KNOWN_IMAGES.join(", "),
@@ -181,6 +198,7 @@ impl Image {
             Image::UdpEcho => "podnet/udp-echo",
             Image::Toolbox => "podnet/toolbox",
             Image::Dns => "podnet/dns",
+            Image::Ingress => "podnet/ingress",
         }
     }
 }
@@ -213,7 +231,8 @@ pub fn start(
         Image::HttpEcho => {
             let ports = listen_ports(image, spec, Protocol::Tcp, HTTP_ECHO_DEFAULT_PORT)?;
             let listeners = bind_tcp(&ns, &ports)?;
-            http_echo::serve(ns, listeners, cancel).boxed()
+            let recorder = spec.workload_env.recorder.clone();
+            http_echo::serve(ns, listeners, recorder, cancel).boxed()
         }
         Image::TcpEcho => {
             let ports = listen_ports(image, spec, Protocol::Tcp, ECHO_DEFAULT_PORT)?;
@@ -240,6 +259,7 @@ pub fn start(
         }
         .boxed(),
         Image::Dns => start_dns(&ns, spec, cancel)?.boxed(),
+        Image::Ingress => ingress::start(ns, spec, cancel)?.boxed(),
     };
     Ok(running)
 }

@@ -6,7 +6,9 @@
 //! object model beside k8s-openapi's, only what Kubernetes itself has no type
 //! for.
 
+pub mod informer;
 pub mod model;
+pub mod trace;
 
 /// Generated from `proto/podnet.proto`.
 #[allow(clippy::all, clippy::pedantic)]

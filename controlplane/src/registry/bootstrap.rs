@@ -94,3 +94,79 @@ pub(super) fn dns_deployment(replicas: u32) -> Value {
         },
     })
 }
+
+/// Where the ingress controller lives, as ingress-nginx lives in
+/// `ingress-nginx`.
+pub const INGRESS_NAMESPACE: &str = "podnet-ingress";
+/// Its Deployment and LoadBalancer Service.
+pub const INGRESS_CONTROLLER: &str = "podnet-ingress-controller";
+/// The IngressClass it serves, marked the cluster's default.
+pub const INGRESS_CLASS: &str = "podnet";
+const INGRESS_CONTROLLER_NAME: &str = "podnet.io/ingress-controller";
+
+fn ingress_labels() -> Value {
+    json!({
+        "app.kubernetes.io/name": "podnet-ingress",
+        "app.kubernetes.io/component": "controller",
+    })
+}
+
+/// The ingress controller, deployed as ingress-nginx's cloud manifest
+/// deploys it: a Deployment behind a LoadBalancer Service with
+/// `externalTrafficPolicy: Local` (so backends see the client's address in
+/// `X-Forwarded-For`), and the default IngressClass.
+pub(super) fn ingress_objects(replicas: u32) -> Vec<Value> {
+    let labels = ingress_labels();
+    vec![
+        namespace(INGRESS_NAMESPACE),
+        json!({
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "IngressClass",
+            "metadata": {
+                "name": INGRESS_CLASS,
+                "labels": labels,
+                "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"},
+            },
+            "spec": {"controller": INGRESS_CONTROLLER_NAME},
+        }),
+        json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": INGRESS_CONTROLLER, "namespace": INGRESS_NAMESPACE, "labels": labels},
+            "spec": {
+                "type": "LoadBalancer",
+                "externalTrafficPolicy": "Local",
+                "selector": labels,
+                "ports": [
+                    {"name": "http", "port": 80, "protocol": "TCP", "targetPort": "http"},
+                    {"name": "https", "port": 443, "protocol": "TCP", "targetPort": "https"},
+                ],
+            },
+        }),
+        json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": INGRESS_CONTROLLER, "namespace": INGRESS_NAMESPACE, "labels": labels},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "containers": [{
+                            "name": "controller",
+                            "image": "podnet/ingress",
+                            "args": [format!("--publish-service={INGRESS_NAMESPACE}/{INGRESS_CONTROLLER}")],
+                            "ports": [
+                                {"name": "http", "containerPort": 80, "protocol": "TCP"},
+                                {"name": "https", "containerPort": 443, "protocol": "TCP"},
+                            ],
+                            "readinessProbe": {"tcpSocket": {"port": 80}, "periodSeconds": 1},
+                            "resources": {"requests": {"cpu": "100m", "memory": "90Mi"}},
+                        }],
+                    },
+                },
+            },
+        }),
+    ]
+}

@@ -130,6 +130,26 @@ const ENDPOINT_SLICE: &[&str] = &[
     "endpoints[].targetRef",
 ];
 
+/// What the ingress proxy routes on. Left out: resource backends (podnet
+/// routes to Services only); `rules[].http.paths[].backend` is listed per
+/// field so that a resource backend is warned about where it is.
+const INGRESS_SPEC: &[&str] = &[
+    "ingressClassName",
+    "defaultBackend.service",
+    "rules[].host",
+    "rules[].http.paths[].path",
+    "rules[].http.paths[].pathType",
+    "rules[].http.paths[].backend.service",
+    "tls",
+];
+
+/// `parameters` point at a controller's own configuration object; podnet's
+/// ingress controller has none.
+const INGRESS_CLASS_SPEC: &[&str] = &["controller"];
+
+/// `stringData` is merged into `data` before the Secret is stored.
+const SECRET: &[&str] = &["type", "data", "stringData", "immutable"];
+
 /// One step of a pattern: `env[]` is the field `env` then any list item,
 /// `requests[cpu]` the field `requests` then its map entry `cpu`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -226,11 +246,9 @@ impl Allowlist {
             // podnet's own schema: everything in it is emulated.
             Kind::Link => patterns.push("spec".into()),
             Kind::Namespace => {}
-            // TODO(networking): the emulated Ingress and IngressClass fields.
-            Kind::Ingress | Kind::IngressClass => patterns.push("spec".into()),
-            Kind::Secret => {
-                patterns.extend(["type", "data", "stringData", "immutable"].map(String::from))
-            }
+            Kind::Ingress => patterns.extend(prefixed("spec", INGRESS_SPEC)),
+            Kind::IngressClass => patterns.extend(prefixed("spec", INGRESS_CLASS_SPEC)),
+            Kind::Secret => patterns.extend(SECRET.iter().map(|p| p.to_string())),
         }
         Allowlist(patterns.iter().map(|p| parse_pattern(p)).collect())
     }

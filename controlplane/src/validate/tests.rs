@@ -4,6 +4,7 @@ use serde_json::{Value, json};
 
 use super::*;
 
+mod networking;
 mod service;
 
 /// What validating an object must give.

@@ -75,7 +75,35 @@ pub(super) fn validate_update(old: &Value, new: &Validated) -> Result<(), Invali
             &FieldPath::new("addressType"),
         ),
         Kind::Namespace | Kind::Link | Kind::Endpoints => {}
-        Kind::Ingress | Kind::IngressClass | Kind::Secret => {}
+        Kind::Ingress => {}
+        // `validateIngressClassSpecUpdate`: Ingresses are matched to their
+        // controller through it.
+        Kind::IngressClass => immutable(
+            &mut errs,
+            old,
+            new_object,
+            "/spec/controller",
+            &FieldPath::new("spec").child("controller"),
+        ),
+        // `ValidateSecretUpdate`. An absent `data` and an empty one are the
+        // same stored map.
+        Kind::Secret => {
+            fn data(v: &Value) -> Option<&Value> {
+                v.get("data")
+                    .filter(|d| d.as_object().is_none_or(|m| !m.is_empty()))
+            }
+            immutable(&mut errs, old, new_object, "/type", &FieldPath::new("type"));
+            let frozen = |v: &Value| v.get("immutable") == Some(&Value::Bool(true));
+            if frozen(old) {
+                let detail = "field is immutable when `immutable` is set";
+                if !frozen(new_object) {
+                    errs.forbidden(&FieldPath::new("immutable"), detail);
+                }
+                if data(old) != data(new_object) {
+                    errs.forbidden(&FieldPath::new("data"), detail);
+                }
+            }
+        }
     }
 
     if errs.is_empty() {

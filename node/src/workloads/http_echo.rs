@@ -24,6 +24,8 @@ use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::WorkloadError;
+use podnet_proto::trace::{Recorder, SpanTimer, hop};
+
 use crate::netns::{NetNs, PodInfo, PodListener, PodStream};
 
 /// Request body bytes read (and discarded) before the server gives up on a
@@ -37,13 +39,16 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub(super) async fn serve(
     ns: Arc<NetNs>,
     listeners: Vec<PodListener>,
+    recorder: Recorder,
     cancel: CancellationToken,
 ) -> Result<(), WorkloadError> {
     super::accept_loops(
         "http-echo",
         listeners,
         cancel,
-        move |stream, peer, cancel| serve_connection(ns.clone(), stream, peer, cancel),
+        move |stream, peer, cancel| {
+            serve_connection(ns.clone(), stream, peer, recorder.clone(), cancel)
+        },
     )
     .await
 }
@@ -52,11 +57,30 @@ async fn serve_connection(
     ns: Arc<NetNs>,
     stream: PodStream,
     client: SocketAddrV4,
+    recorder: Recorder,
     cancel: CancellationToken,
 ) {
-    let service = service_fn(move |request| {
+    let service = service_fn(move |request: Request<Incoming>| {
         let ns = ns.clone();
-        async move { Ok::<_, Infallible>(answer(&ns, client, request).await) }
+        // A request that carries a journey (W3C traceparent, as the ingress
+        // sends) records the pod's hop of it.
+        let timer = trace_parent(request.headers()).map(|id| SpanTimer::start(id, hop::POD));
+        let summary = format!("{} {}", request.method(), request.uri().path());
+        let recorder = recorder.clone();
+        async move {
+            let response = answer(&ns, client, request).await;
+            if let Some(timer) = timer {
+                let info = ns.info();
+                let decision = format!(
+                    "pod {}/{} ({}) answered {summary} from {client}",
+                    info.namespace,
+                    info.name,
+                    ns.ip()
+                );
+                timer.finish(&recorder, decision, response.status().as_u16().to_string());
+            }
+            Ok::<_, Infallible>(response)
+        }
     });
     let connection = http1::Builder::new()
         .keep_alive(true)
@@ -76,6 +100,16 @@ async fn serve_connection(
         // when a process is killed.
         () = cancel.cancelled() => {}
     }
+}
+
+/// The trace id in a W3C `traceparent` header (`00-TRACEID-SPANID-FLAGS`):
+/// podnet's 64-bit ids are the low half of the 128-bit trace id.
+fn trace_parent(headers: &http::HeaderMap) -> Option<u64> {
+    let value = headers.get("traceparent")?.to_str().ok()?;
+    let mut fields = value.split('-');
+    let (_version, trace) = (fields.next()?, fields.next()?);
+    let low = trace.get(16..32).filter(|_| trace.len() == 32)?;
+    u64::from_str_radix(low, 16).ok().filter(|id| *id != 0)
 }
 
 async fn answer(

@@ -1,0 +1,1 @@
+//! Tests of the ingress controller as a whole.
