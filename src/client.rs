@@ -516,6 +516,33 @@ pub async fn describe(state: &Path, args: DescribeArgs) -> anyhow::Result<ExitCo
             crate::describe::service(&object, endpoints.as_ref())
         }
         Kind::Pod => crate::describe::pod(&object),
+        Kind::Ingress => {
+            let list = |kind: Kind| {
+                let req = ListRequest {
+                    kind: kind.as_str().into(),
+                    namespace: args.namespace.clone(),
+                    ..Default::default()
+                };
+                let mut api = api.clone();
+                async move {
+                    let items = api
+                        .list(req)
+                        .await
+                        .map_err(status_error)?
+                        .into_inner()
+                        .items;
+                    Ok::<_, anyhow::Error>(
+                        items
+                            .iter()
+                            .filter_map(|b| serde_json::from_slice::<Value>(b).ok())
+                            .collect::<Vec<_>>(),
+                    )
+                }
+            };
+            let services = list(Kind::Service).await?;
+            let endpoints = list(Kind::Endpoints).await?;
+            crate::describe::ingress(&object, &services, &endpoints)
+        }
         other => crate::describe::other(other, &object)?,
     };
     print!("{text}");

@@ -1,5 +1,5 @@
 //! `podnet describe`: the human view kubectl gives of one object, for the
-//! troubleshooting steps users already know. Services and pods get the
+//! troubleshooting steps users already know. Services, pods and Ingresses get the
 //! kubectl layout; other kinds print their YAML.
 
 use std::fmt::Write;
@@ -238,4 +238,152 @@ pub fn pod(p: &Value) -> String {
 /// Any other kind: its YAML.
 pub fn other(kind: Kind, v: &Value) -> anyhow::Result<String> {
     table::render_one(kind, v, table::Format::Yaml, false)
+}
+
+/// An Ingress as kubectl describes it, with each backend's endpoints (or
+/// why it has none) from the Services and Endpoints of its namespace.
+pub fn ingress(ing: &Value, services: &[Value], endpoints: &[Value]) -> String {
+    let mut out = String::new();
+    let ns = str_at(ing, "/metadata/namespace");
+    line(&mut out, "Name", str_at(ing, "/metadata/name"));
+    line(
+        &mut out,
+        "Labels",
+        map_text(ing.pointer("/metadata/labels")),
+    );
+    line(&mut out, "Namespace", ns);
+    let addresses: Vec<&str> = ing
+        .pointer("/status/loadBalancer/ingress")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.get("ip").or(i.get("hostname")).and_then(Value::as_str))
+        .collect();
+    line(&mut out, "Address", addresses.join(","));
+    let class = str_at(ing, "/spec/ingressClassName");
+    line(
+        &mut out,
+        "Ingress Class",
+        if class.is_empty() { "<none>" } else { class },
+    );
+    let backend_text = |b: &Value| ingress_backend(ns, b, services, endpoints);
+    line(
+        &mut out,
+        "Default backend",
+        ing.pointer("/spec/defaultBackend")
+            .map_or("<default>".to_string(), backend_text),
+    );
+    let tls: Vec<&Value> = ing
+        .pointer("/spec/tls")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .collect();
+    if !tls.is_empty() {
+        out.push_str("TLS:\n");
+        for t in tls {
+            let secret = str_at(t, "/secretName");
+            let _ = writeln!(
+                out,
+                "  {} terminates {}",
+                if secret.is_empty() { "SNI" } else { secret },
+                strs_at(t, "/hosts").join(",")
+            );
+        }
+    }
+    out.push_str("Rules:\n  Host        Path  Backends\n  ----        ----  --------\n");
+    for rule in ing
+        .pointer("/spec/rules")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let host = str_at(rule, "/host");
+        let _ = writeln!(out, "  {}", if host.is_empty() { "*" } else { host });
+        for path in rule
+            .pointer("/http/paths")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let p = str_at(path, "/path");
+            let _ = writeln!(
+                out,
+                "              {} ({})  {}",
+                if p.is_empty() { "/" } else { p },
+                str_at(path, "/pathType"),
+                backend_text(path.get("backend").unwrap_or(&Value::Null))
+            );
+        }
+    }
+    line(
+        &mut out,
+        "Annotations",
+        map_text(ing.pointer("/metadata/annotations")),
+    );
+    line(&mut out, "Events", "<none>");
+    out
+}
+
+/// `web:80 (10.244.1.2:8080,10.244.2.3:8080)`, or why there is nowhere to go.
+fn ingress_backend(ns: &str, backend: &Value, services: &[Value], endpoints: &[Value]) -> String {
+    let Some(svc_ref) = backend.get("service") else {
+        let kind = str_at(backend, "/resource/kind");
+        let name = str_at(backend, "/resource/name");
+        return format!("{kind}/{name} (<error: resource backends are not supported by podnet>)");
+    };
+    let name = str_at(svc_ref, "/name");
+    let number = svc_ref.pointer("/port/number").and_then(Value::as_u64);
+    let port_name = str_at(svc_ref, "/port/name");
+    let port_text = number.map_or(port_name.to_string(), |n| n.to_string());
+    let head = format!("{name}:{port_text}");
+    let by_name = |list: &[Value]| {
+        list.iter()
+            .find(|v| str_at(v, "/metadata/name") == name)
+            .cloned()
+    };
+    let Some(svc) = by_name(services) else {
+        return format!("{head} (<error: service \"{ns}/{name}\" not found>)");
+    };
+    let Some(port) = svc
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|p| match number {
+            Some(n) => p.get("port").and_then(Value::as_u64) == Some(n),
+            None => str_at(p, "/name") == port_name,
+        })
+    else {
+        return format!("{head} (<error: service \"{ns}/{name}\" has no port {port_text}>)");
+    };
+    let wanted = str_at(port, "/name");
+    let addresses: Vec<String> = by_name(endpoints)
+        .and_then(|e| e.get("subsets").cloned())
+        .and_then(|s| s.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|subset| {
+            let port = subset
+                .get("ports")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find(|p| str_at(p, "/name") == wanted)
+                .and_then(|p| p.get("port").and_then(Value::as_u64));
+            let ips = subset
+                .get("addresses")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            ips.iter()
+                .filter_map(|a| port.map(|p| format!("{}:{p}", str_at(a, "/ip"))))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if addresses.is_empty() {
+        format!("{head} (<error: service \"{ns}/{name}\" has no ready endpoints>)")
+    } else {
+        format!("{head} ({})", addresses.join(","))
+    }
 }

@@ -121,12 +121,31 @@ pub struct DnsExpect {
     pub rcode: Option<String>,
 }
 
-/// `{http: URL, from: POD, status: 200, count: 300, spread: {over: 3, min_share: 0.2}}`.
+/// `{http: URL, from: POD, status: 200, count: 300, spread: {over: 3, min_share: 0.2}}`,
+/// or from the host through the edge: `{http: https://shop.example.com/,
+/// from: host, resolve: shop.example.com:ingress, cacert: ca.pem, status:
+/// 200, backend: shop}`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpExpect {
     pub http: String,
+    /// A pod (`[NS/]NAME` or `[NS/]SELECTOR`), or `host`: real curl on
+    /// this machine through the edge, like a user's browser.
     pub from: String,
+    /// `HOST:ADDRESS`, as curl's `--resolve`: where the URL's host name
+    /// leads. ADDRESS is a LoadBalancer address, or `ingress` for the ingress
+    /// controller's. The URL's port is the Service's port; the request goes
+    /// to the real port the edge listens on for it.
+    #[serde(default)]
+    pub resolve: Option<String>,
+    /// CA certificate (PEM, relative to the scenario file) that https URLs
+    /// are verified with.
+    #[serde(default)]
+    pub cacert: Option<String>,
+    /// `[NS/]SERVICE` that must have served every request: the podnet/http-echo
+    /// answer's `podIP` is one of its endpoints.
+    #[serde(default)]
+    pub backend: Option<String>,
     #[serde(default = "ok_status")]
     pub status: u16,
     /// Requests to send (default 1, or 100 with `spread`).
@@ -329,10 +348,17 @@ pub fn parse(origin: &str, text: &str) -> Result<Scenario, InputError> {
                 continue;
             }
             Expectation::Http(h) => {
-                if !h.http.starts_with("http://") {
+                if h.from == "host" {
+                    host_target(h)
+                        .map_err(|e| InputError(format!("{origin}: expect[{i}]: {e}")))?;
+                } else if !h.http.starts_with("http://") {
                     return Err(InputError(format!(
                         "{origin}: expect[{i}].http: {:?} must be an http:// URL",
                         h.http
+                    )));
+                } else if h.resolve.is_some() || h.cacert.is_some() {
+                    return Err(InputError(format!(
+                        "{origin}: expect[{i}]: resolve and cacert apply to `from: host` only"
                     )));
                 }
                 if let Some(s) = &h.spread
@@ -437,7 +463,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(d) = &scenario.description {
         println!("  {d}");
     }
-    let result = run_in_cluster(&record.controlplane, &scenario, &objects).await;
+    let base = args.file.parent().unwrap_or(Path::new("."));
+    let result = run_in_cluster(&record.controlplane, &scenario, &objects, base).await;
     if let Some(pid) = supervisor.id()
         && let Ok(pid) = i32::try_from(pid)
     {
@@ -462,7 +489,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn run_in_cluster(cp: &str, scenario: &Scenario, objects: &[Value]) -> anyhow::Result<bool> {
+async fn run_in_cluster(
+    cp: &str,
+    scenario: &Scenario,
+    objects: &[Value],
+    base: &Path,
+) -> anyhow::Result<bool> {
     let mut api = client::connect(cp).await?;
     let links: Vec<Value> = scenario
         .cluster
@@ -495,6 +527,9 @@ async fn run_in_cluster(cp: &str, scenario: &Scenario, objects: &[Value]) -> any
                 check_reachability(&mut api, reachability).await?
             }
             Expectation::Dns(d) => vec![check_dns(&mut api, d).await?],
+            Expectation::Http(h) if h.from == "host" => {
+                vec![check_http_from_host(&mut api, h, base).await?]
+            }
             Expectation::Http(h) => vec![check_http(&mut api, h).await?],
         };
         for (line, ok) in results {
@@ -783,6 +818,242 @@ async fn check_http(api: &mut Api, h: &HttpExpect) -> anyhow::Result<(String, bo
     Ok((line, ok))
 }
 
+/// Where a `from: host` request goes: the URL's parts and the address
+/// its host name resolves to (`None`: the host is an address itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct HostTarget {
+    https: bool,
+    host: String,
+    port: u16,
+    resolve_to: Option<String>,
+}
+
+fn host_target(h: &HttpExpect) -> Result<HostTarget, String> {
+    let (https, rest) = if let Some(r) = h.http.strip_prefix("https://") {
+        (true, r)
+    } else if let Some(r) = h.http.strip_prefix("http://") {
+        (false, r)
+    } else {
+        return Err(format!(
+            "http: {:?} must be an http:// or https:// URL",
+            h.http
+        ));
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) => (
+            host,
+            port.parse::<u16>()
+                .map_err(|_| format!("http: bad port in {:?}", h.http))?,
+        ),
+        None => (authority, if https { 443 } else { 80 }),
+    };
+    if host.is_empty() {
+        return Err(format!("http: no host in {:?}", h.http));
+    }
+    let resolve_to = match &h.resolve {
+        None => {
+            if host.parse::<std::net::Ipv4Addr>().is_err() {
+                return Err(format!(
+                    "resolve: required for the host name {host:?} (HOST:ADDRESS, ADDRESS an IP or `ingress`)"
+                ));
+            }
+            None
+        }
+        Some(r) => {
+            let (name, to) = r
+                .rsplit_once(':')
+                .ok_or_else(|| format!("resolve: {r:?} is not HOST:ADDRESS"))?;
+            if !name.eq_ignore_ascii_case(host) {
+                return Err(format!(
+                    "resolve: {r:?} names {name:?}, the URL's host is {host:?}"
+                ));
+            }
+            if to != "ingress" && to.parse::<std::net::Ipv4Addr>().is_err() {
+                return Err(format!(
+                    "resolve: {to:?} is neither an IPv4 address nor `ingress`"
+                ));
+            }
+            Some(to.to_string())
+        }
+    };
+    if https != h.cacert.is_some() {
+        return Err(if https {
+            "cacert: required for https (the CA that signed the Ingress's certificate)".into()
+        } else {
+            "cacert: only for https URLs".into()
+        });
+    }
+    Ok(HostTarget {
+        https,
+        host: host.to_string(),
+        port,
+        resolve_to,
+    })
+}
+
+/// The real host port the edge listens on for `port` of the LoadBalancer
+/// Service that holds `ip` (its status lists real ports in the order of the
+/// Service's ports).
+fn edge_port(services: &[Value], ip: &str, port: u16) -> Option<u16> {
+    services.iter().find_map(|svc| {
+        let ingress = svc.pointer("/status/loadBalancer/ingress/0")?;
+        if ingress.get("ip")?.as_str()? != ip {
+            return None;
+        }
+        let index = svc
+            .pointer("/spec/ports")?
+            .as_array()?
+            .iter()
+            .filter(|p| p.get("nodePort").is_some())
+            .position(|p| p.get("port").and_then(Value::as_u64) == Some(u64::from(port)))?;
+        let real = ingress.get("ports")?.as_array()?.get(index)?;
+        u16::try_from(real.get("port")?.as_u64()?).ok()
+    })
+}
+
+/// The address of the ingress controller's LoadBalancer Service.
+fn ingress_address(services: &[Value]) -> Option<String> {
+    services
+        .iter()
+        .find(|s| {
+            s.pointer("/metadata/namespace").and_then(Value::as_str) == Some("podnet-ingress")
+                && s.pointer("/metadata/name").and_then(Value::as_str)
+                    == Some("podnet-ingress-controller")
+        })?
+        .pointer("/status/loadBalancer/ingress/0/ip")?
+        .as_str()
+        .map(String::from)
+}
+
+/// How long a `from: host` expectation may take to see its first expected
+/// answer: the edge's health checks and the ingress controller's routes
+/// follow the cluster a moment after pods are Ready, as in a real cluster.
+const HOST_SETTLE: Duration = Duration::from_secs(15);
+
+/// Real curl on this machine, through the edge.
+async fn check_http_from_host(
+    api: &mut Api,
+    h: &HttpExpect,
+    base: &Path,
+) -> anyhow::Result<(String, bool)> {
+    let target = host_target(h).map_err(InputError)?;
+    let deadline = tokio::time::Instant::now() + HOST_SETTLE;
+    // The address and real port appear in the Service's status once the
+    // edge has opened the listener.
+    let (ip, real_port) = loop {
+        let services = list(api, "Service").await?;
+        let ip = match &target.resolve_to {
+            Some(to) if to == "ingress" => ingress_address(&services),
+            Some(ip) => Some(ip.clone()),
+            None => Some(target.host.clone()),
+        };
+        if let Some(ip) = ip
+            && let Some(real) = edge_port(&services, &ip, target.port)
+        {
+            break (ip, real);
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Ok((
+                format!(
+                    "http {} from host: no LoadBalancer listens for it (is the Service's EXTERNAL-IP still <pending>?)",
+                    h.http
+                ),
+                false,
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut args: Vec<String> = vec![
+        "-s".into(),
+        "-m".into(),
+        "5".into(),
+        "-w".into(),
+        "\n%{http_code}".into(),
+        "--connect-to".into(),
+        format!("{}:{}:{ip}:{real_port}", target.host, target.port),
+    ];
+    if let Some(ca) = &h.cacert {
+        args.push("--cacert".into());
+        args.push(base.join(ca).display().to_string());
+    }
+    args.push(h.http.clone());
+    let backend_ips = match &h.backend {
+        Some(b) => Some(service_endpoint_ips(api, b).await?),
+        None => None,
+    };
+    let count = h.count.unwrap_or(1);
+    let curl = |args: Vec<String>| async move {
+        let out = tokio::process::Command::new("curl")
+            .args(&args)
+            .output()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot run curl (is it installed?): {e}"))?;
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));
+        anyhow::Ok((code.trim().to_string(), body.to_string()))
+    };
+    // Settle: the first expected answer may take a moment.
+    loop {
+        let (code, _) = curl(args.clone()).await?;
+        if code == h.status.to_string() || tokio::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
+    let mut wrong_backend = 0;
+    for _ in 0..count {
+        let (code, body) = curl(args.clone()).await?;
+        *statuses.entry(code).or_default() += 1;
+        if let Some(ips) = &backend_ips {
+            let pod_ip = serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|v| v["podIP"].as_str().map(String::from));
+            if !pod_ip.is_some_and(|ip| ips.contains(&ip)) {
+                wrong_backend += 1;
+            }
+        }
+    }
+    let ok = statuses.get(&h.status.to_string()) == Some(&count) && wrong_backend == 0;
+    let mut line = format!(
+        "http {} from host (via {ip}:{real_port}): {count} requests, statuses {statuses:?}",
+        h.http
+    );
+    if let Some(b) = &h.backend {
+        line.push_str(&format!(", {wrong_backend} not served by {b}"));
+    }
+    Ok((line, ok))
+}
+
+/// The endpoint addresses of Service `[NS/]NAME`.
+async fn service_endpoint_ips(api: &mut Api, reference: &str) -> anyhow::Result<Vec<String>> {
+    let (ns, name) = reference.split_once('/').unwrap_or(("default", reference));
+    let slices = list(api, "EndpointSlice").await?;
+    Ok(slices
+        .iter()
+        .filter(|s| {
+            s.pointer("/metadata/namespace").and_then(Value::as_str) == Some(ns)
+                && s.pointer("/metadata/labels/kubernetes.io~1service-name")
+                    .and_then(Value::as_str)
+                    == Some(name)
+        })
+        .flat_map(|s| {
+            s.get("endpoints")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        })
+        .flat_map(|e| {
+            e.get("addresses")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|a| a.as_str().map(String::from))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -817,6 +1088,85 @@ expect:
         assert!(find("node-1", "node-2").partition);
         assert!(!find("node-2", "node-1").partition);
         assert_eq!(find("node-2", "node-1").delay.as_deref(), Some("1ms"));
+    }
+
+    fn host_expect(http: &str, resolve: Option<&str>, cacert: Option<&str>) -> HttpExpect {
+        HttpExpect {
+            http: http.into(),
+            from: "host".into(),
+            resolve: resolve.map(String::from),
+            cacert: cacert.map(String::from),
+            backend: None,
+            status: 200,
+            count: None,
+            spread: None,
+        }
+    }
+
+    #[test]
+    fn host_targets_need_a_resolvable_host_and_a_ca_for_https() {
+        let t = host_target(&host_expect(
+            "https://Shop.example.com:8443/a?b",
+            Some("shop.example.com:ingress"),
+            Some("ca.pem"),
+        ))
+        .unwrap();
+        assert_eq!(
+            t,
+            HostTarget {
+                https: true,
+                host: "Shop.example.com".into(),
+                port: 8443,
+                resolve_to: Some("ingress".into())
+            }
+        );
+        let t = host_target(&host_expect("http://127.0.1.4/", None, None)).unwrap();
+        assert_eq!((t.port, t.resolve_to), (80, None));
+        for (http, resolve, cacert, error) in [
+            ("http://shop.example.com/", None, None, "resolve: required"),
+            (
+                "http://a.com/",
+                Some("b.com:ingress"),
+                None,
+                "the URL's host is",
+            ),
+            (
+                "http://a.com/",
+                Some("a.com:somewhere"),
+                None,
+                "neither an IPv4",
+            ),
+            (
+                "https://a.com/",
+                Some("a.com:127.0.1.1"),
+                None,
+                "cacert: required",
+            ),
+            (
+                "http://a.com/",
+                Some("a.com:127.0.1.1"),
+                Some("c"),
+                "only for https",
+            ),
+            ("ftp://a.com/", None, None, "http:// or https://"),
+            ("http://a.com:x/", None, None, "bad port"),
+        ] {
+            let err = host_target(&host_expect(http, resolve, cacert)).unwrap_err();
+            assert!(err.contains(error), "{http}: {err}");
+        }
+    }
+
+    #[test]
+    fn edge_ports_follow_the_service_ports_in_order() {
+        let svc = serde_json::json!({
+            "spec": {"ports": [{"port": 80, "nodePort": 30000}, {"port": 443, "nodePort": 30001}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": "127.0.1.1", "ports": [{"port": 80}, {"port": 40443}]}]}},
+        });
+        let services = [svc];
+        assert_eq!(edge_port(&services, "127.0.1.1", 443), Some(40443));
+        assert_eq!(edge_port(&services, "127.0.1.1", 80), Some(80));
+        assert_eq!(edge_port(&services, "127.0.1.1", 8080), None);
+        assert_eq!(edge_port(&services, "127.0.1.2", 80), None);
     }
 
     #[test]

@@ -5,6 +5,8 @@
 mod bad_input;
 #[path = "e2e/dns.rs"]
 mod dns;
+#[path = "e2e/edge.rs"]
+mod edge;
 #[path = "e2e/harness.rs"]
 mod harness;
 #[path = "e2e/healing.rs"]

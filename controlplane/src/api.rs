@@ -32,8 +32,9 @@ use crate::traces::{self, TraceStore};
 
 /// Spans one `ReportSpans` call may carry.
 const MAX_SPAN_BATCH: usize = 4096;
-/// Journeys one `Traces` call returns at most, and when it asks for 0.
+/// Latest journeys one `Traces` call returns at most.
 const MAX_TRACES: u32 = 100;
+/// Latest journeys returned when a `Traces` call asks for 0.
 const DEFAULT_TRACES: u32 = 5;
 
 impl From<ApiError> for Status {

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
+use tokio::time;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::transport::Channel;
@@ -182,37 +183,59 @@ async fn flush<F, Fut>(
         let batch = SpanBatch {
             spans: std::mem::take(&mut spans),
         };
-        let result = tokio::select! {
+        let call = report_until(report(batch), time::Instant::now() + REPORT_TIMEOUT);
+        tokio::pin!(call);
+        let (result, stop) = tokio::select! {
             biased;
+            r = &mut call => (r, false),
+            // The report in flight gets the last moment too.
             _ = shutdown.cancelled() => {
-                count_failed(&inner, n, "shutting down");
-                break;
+                let r = time::timeout(FINAL_REPORT_TIMEOUT, call).await;
+                (r.unwrap_or_else(|_| Err("timed out".into())), true)
             }
-            r = tokio::time::timeout(REPORT_TIMEOUT, report(batch)) => r,
         };
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(status)) => count_failed(&inner, n, status.message()),
-            Err(_) => count_failed(&inner, n, "timed out"),
+        if let Err(why) = result {
+            count_failed(&inner, n, &why);
+        }
+        if stop {
+            break;
         }
     }
-    // Shutting down: report what is already queued once, briefly.
+    // Shutting down: report what is already queued, briefly.
     rx.close();
-    while let Ok(span) = rx.try_recv() {
-        if spans.len() == MAX_BATCH {
-            count_failed(&inner, 1, "shutting down");
-            continue;
+    let deadline = time::Instant::now() + FINAL_REPORT_TIMEOUT;
+    loop {
+        while spans.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(span) => spans.push(span),
+                Err(_) => break,
+            }
         }
-        spans.push(span);
+        let n = spans.len();
+        if n == 0 {
+            return;
+        }
+        if time::Instant::now() >= deadline {
+            count_failed(&inner, n + rx.len(), "shutting down");
+            return;
+        }
+        let batch = SpanBatch {
+            spans: std::mem::take(&mut spans),
+        };
+        if let Err(why) = report_until(report(batch), deadline).await {
+            count_failed(&inner, n, &why);
+        }
     }
-    let n = spans.len();
-    if n > 0 {
-        let batch = SpanBatch { spans };
-        match tokio::time::timeout(FINAL_REPORT_TIMEOUT, report(batch)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(status)) => count_failed(&inner, n, status.message()),
-            Err(_) => count_failed(&inner, n, "timed out"),
-        }
+}
+
+async fn report_until(
+    call: impl Future<Output = Result<(), tonic::Status>>,
+    deadline: time::Instant,
+) -> Result<(), String> {
+    match time::timeout_at(deadline, call).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(status)) => Err(status.message().to_string()),
+        Err(_) => Err("timed out".into()),
     }
 }
 
@@ -467,6 +490,79 @@ mod tests {
         // The flusher is gone: recording still never blocks, and counts.
         recorder.record(span(3));
         assert_eq!(recorder.dropped(), 1);
+    }
+
+    type Reported = std::pin::Pin<Box<dyn Future<Output = Result<(), tonic::Status>> + Send>>;
+
+    /// A sink whose first report waits for `gate`; every report's size is
+    /// sent to the returned receiver.
+    fn gated_sink(
+        gate: Arc<tokio::sync::Notify>,
+    ) -> (
+        impl FnMut(SpanBatch) -> Reported + Send + 'static,
+        mpsc::UnboundedReceiver<usize>,
+        Arc<AtomicU64>,
+    ) {
+        let (seen_tx, seen) = mpsc::unbounded_channel();
+        let calls = Arc::new(AtomicU64::new(0));
+        let sink = {
+            let calls = Arc::clone(&calls);
+            move |batch: SpanBatch| {
+                let first = calls.fetch_add(1, Ordering::SeqCst) == 0;
+                let gate = Arc::clone(&gate);
+                let seen_tx = seen_tx.clone();
+                Box::pin(async move {
+                    if first {
+                        gate.notified().await;
+                    }
+                    let _ = seen_tx.send(batch.spans.len());
+                    Ok(())
+                }) as Reported
+            }
+        };
+        (sink, seen, calls)
+    }
+
+    #[tokio::test]
+    async fn shutdown_lets_the_report_in_flight_finish() {
+        let tasks = TaskTracker::new();
+        let shutdown = CancellationToken::new();
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let (sink, mut seen, calls) = gated_sink(Arc::clone(&gate));
+        let recorder = Recorder::with_sink(16, "n".into(), shutdown.clone(), &tasks, sink);
+        recorder.record(span(1));
+        until(|| calls.load(Ordering::SeqCst) == 1).await;
+        recorder.record(span(2));
+        shutdown.cancel();
+        // Let the flusher see the cancellation with the report still open.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        gate.notify_one();
+        tasks.close();
+        tasks.wait().await;
+        assert_eq!(seen.recv().await, Some(1));
+        assert_eq!(seen.recv().await, Some(1));
+        assert_eq!(recorder.dropped(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stuck_report_is_abandoned_on_shutdown() {
+        let tasks = TaskTracker::new();
+        let shutdown = CancellationToken::new();
+        let (sink, mut seen, calls) = gated_sink(Arc::new(tokio::sync::Notify::new()));
+        let recorder = Recorder::with_sink(16, "n".into(), shutdown.clone(), &tasks, sink);
+        recorder.record(span(1));
+        recorder.record(span(2));
+        until(|| calls.load(Ordering::SeqCst) == 1).await;
+        recorder.record(span(3));
+        shutdown.cancel();
+        tasks.close();
+        // Paused time: the grace period passes as soon as all is idle.
+        tasks.wait().await;
+        assert_eq!(recorder.dropped(), 2);
+        // What was queued behind the stuck report still went out.
+        assert_eq!(seen.recv().await, Some(1));
     }
 
     #[test]

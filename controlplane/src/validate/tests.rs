@@ -145,7 +145,7 @@ fn link() -> Value {
 }
 
 const C0: &str = "/spec/containers/0";
-const KNOWN: &str = "podnet serves v1/Namespace, v1/Node, v1/Pod, apps/v1/Deployment, apps/v1/ReplicaSet, v1/Service, discovery.k8s.io/v1/EndpointSlice, v1/Endpoints, podnet.io/v1alpha1/Link";
+const KNOWN: &str = "podnet serves v1/Namespace, v1/Node, v1/Pod, apps/v1/Deployment, apps/v1/ReplicaSet, v1/Service, discovery.k8s.io/v1/EndpointSlice, v1/Endpoints, networking.k8s.io/v1/Ingress, networking.k8s.io/v1/IngressClass, v1/Secret, podnet.io/v1alpha1/Link";
 const PORT_RANGE: &str = "Invalid value: 70000: must be between 1 and 65535, inclusive";
 
 #[test]
@@ -390,11 +390,11 @@ fn cluster_scoped_kinds_are_accepted() {
 
 #[test]
 fn unknown_kinds_list_what_podnet_serves() {
-    let ingress = json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web"}});
-    let err = validate(&ingress).unwrap_err();
+    let policy = json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "web"}});
+    let err = validate(&policy).unwrap_err();
     assert_eq!(err.causes[0].path, "kind");
     assert!(err.causes[0].message.contains(KNOWN), "{err}");
-    assert_eq!(err.kind, "Ingress");
+    assert_eq!(err.kind, "NetworkPolicy");
 
     check(
         with(pod(), "/apiVersion", json!("v2")),
