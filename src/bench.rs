@@ -7,8 +7,11 @@
 //!   settings.
 //! - `up`: `podnet up` of N nodes to all Ready, as processes.
 //! - `dns`: DNS queries/s from the host port against unbound (dnsperf).
+//! - `ingress`: HTTP(S) requests/s from the host through the edge and the
+//!   ingress controller against nginx as one reverse-proxy hop (wrk).
 
 mod dns;
+mod ingress;
 mod programming;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -32,6 +35,7 @@ pub enum What {
     Up,
     Dns,
     Programming,
+    Ingress,
 }
 
 #[derive(Debug, Args)]
@@ -55,6 +59,15 @@ pub struct BenchArgs {
     /// Seed of the query mix for `dns`.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Length of each wrk run for `ingress` (whole seconds).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// wrk connections (-c) for `ingress`.
+    #[arg(long, default_value_t = 32)]
+    pub connections: u32,
+    /// `ingress` over HTTPS (TLS 1.3, P-256 certificate) on both sides.
+    #[arg(long)]
+    pub tls: bool,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -63,6 +76,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         What::Up => up(&args).await?,
         What::Dns => dns::run(&args).await?,
         What::Programming => programming::run(&args).await?,
+        What::Ingress => ingress::run(&args).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

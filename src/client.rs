@@ -506,7 +506,30 @@ pub async fn describe(state: &Path, args: DescribeArgs) -> anyhow::Result<ExitCo
             .into_inner()
             .object,
     )?;
-    let text = match kind {
+    let lister = api.clone();
+    let list = |kind: Kind| {
+        let req = ListRequest {
+            kind: kind.as_str().into(),
+            namespace: args.namespace.clone(),
+            ..Default::default()
+        };
+        let mut api = lister.clone();
+        async move {
+            let items = api
+                .list(req)
+                .await
+                .map_err(status_error)?
+                .into_inner()
+                .items;
+            Ok::<_, anyhow::Error>(
+                items
+                    .iter()
+                    .filter_map(|b| serde_json::from_slice::<Value>(b).ok())
+                    .collect::<Vec<_>>(),
+            )
+        }
+    };
+    let mut text = match kind {
         Kind::Service => {
             let endpoints = match api.get(get(Kind::Endpoints)).await {
                 Ok(r) => serde_json::from_slice::<Value>(&r.into_inner().object).ok(),
@@ -517,34 +540,31 @@ pub async fn describe(state: &Path, args: DescribeArgs) -> anyhow::Result<ExitCo
         }
         Kind::Pod => crate::describe::pod(&object),
         Kind::Ingress => {
-            let list = |kind: Kind| {
-                let req = ListRequest {
-                    kind: kind.as_str().into(),
-                    namespace: args.namespace.clone(),
-                    ..Default::default()
-                };
-                let mut api = api.clone();
-                async move {
-                    let items = api
-                        .list(req)
-                        .await
-                        .map_err(status_error)?
-                        .into_inner()
-                        .items;
-                    Ok::<_, anyhow::Error>(
-                        items
-                            .iter()
-                            .filter_map(|b| serde_json::from_slice::<Value>(b).ok())
-                            .collect::<Vec<_>>(),
-                    )
-                }
-            };
             let services = list(Kind::Service).await?;
             let endpoints = list(Kind::Endpoints).await?;
             crate::describe::ingress(&object, &services, &endpoints)
         }
-        other => crate::describe::other(other, &object)?,
+        other => {
+            print!("{}", crate::describe::other(other, &object)?);
+            return Ok(ExitCode::SUCCESS);
+        }
     };
+    // The events about this object, as kubectl matches them.
+    let uid = object.pointer("/metadata/uid").and_then(Value::as_str);
+    let events: Vec<Value> = list(Kind::Event)
+        .await?
+        .into_iter()
+        .filter(|e| {
+            let involved = |f: &str| {
+                e.pointer(&format!("/involvedObject/{f}"))
+                    .and_then(Value::as_str)
+            };
+            involved("kind") == Some(kind.as_str())
+                && involved("name") == Some(args.name.as_str())
+                && (involved("uid").is_none_or(str::is_empty) || involved("uid") == uid)
+        })
+        .collect();
+    text.push_str(&crate::describe::events(&events));
     print!("{text}");
     Ok(ExitCode::SUCCESS)
 }

@@ -136,7 +136,6 @@ pub fn service(svc: &Value, endpoints: Option<&Value>) -> String {
             str_at(svc, "/spec/internalTrafficPolicy"),
         );
     }
-    line(&mut out, "Events", "<none>");
     out
 }
 
@@ -231,7 +230,6 @@ pub fn pod(p: &Value) -> String {
     {
         let _ = writeln!(out, "  {:<18}{}", str_at(c, "/type"), str_at(c, "/status"));
     }
-    line(&mut out, "Events", "<none>");
     out
 }
 
@@ -321,7 +319,6 @@ pub fn ingress(ing: &Value, services: &[Value], endpoints: &[Value]) -> String {
         "Annotations",
         map_text(ing.pointer("/metadata/annotations")),
     );
-    line(&mut out, "Events", "<none>");
     out
 }
 
@@ -386,4 +383,44 @@ fn ingress_backend(ns: &str, backend: &Value, services: &[Value], endpoints: &[V
     } else {
         format!("{head} ({})", addresses.join(","))
     }
+}
+
+/// kubectl's Events section: the events about one object, oldest first.
+pub fn events(events: &[Value]) -> String {
+    let mut out = String::new();
+    if events.is_empty() {
+        line(&mut out, "Events", "<none>");
+        return out;
+    }
+    let now = chrono::Utc::now();
+    let mut sorted: Vec<&Value> = events.iter().collect();
+    sorted.sort_by_key(|e| str_at(e, "/lastTimestamp").to_string());
+    out.push_str("Events:\n");
+    let _ = writeln!(
+        out,
+        "  {:<8} {:<20} {:<12} {:<22} Message",
+        "Type", "Reason", "Age", "From"
+    );
+    let _ = writeln!(
+        out,
+        "  {:<8} {:<20} {:<12} {:<22} -------",
+        "----", "------", "---", "----"
+    );
+    for e in sorted {
+        let count = e.get("count").and_then(Value::as_i64).unwrap_or(1);
+        let mut age = table::age(str_at(e, "/lastTimestamp"), now);
+        if count > 1 {
+            age = format!("{age} (x{count})");
+        }
+        let _ = writeln!(
+            out,
+            "  {:<8} {:<20} {:<12} {:<22} {}",
+            str_at(e, "/type"),
+            str_at(e, "/reason"),
+            age,
+            str_at(e, "/source/component"),
+            str_at(e, "/message")
+        );
+    }
+    out
 }

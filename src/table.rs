@@ -147,6 +147,7 @@ fn columns(kind: Kind, wide: bool) -> Vec<&'static str> {
         Kind::Ingress => vec!["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"],
         Kind::IngressClass => vec!["NAME", "CONTROLLER", "PARAMETERS", "AGE"],
         Kind::Secret => vec!["NAME", "TYPE", "DATA", "AGE"],
+        Kind::Event => vec!["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
         Kind::EndpointSlice => vec!["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"],
         Kind::Link => vec![
             "NAME",
@@ -177,7 +178,8 @@ fn columns(kind: Kind, wide: bool) -> Vec<&'static str> {
             | Kind::EndpointSlice
             | Kind::Ingress
             | Kind::IngressClass
-            | Kind::Secret => vec![],
+            | Kind::Secret
+            | Kind::Event => vec![],
         });
     }
     c
@@ -327,6 +329,20 @@ fn row(kind: Kind, v: &Value, wide: bool, now: chrono::DateTime<chrono::Utc>) ->
                 None => "<none>".into(),
             },
             created,
+        ],
+        Kind::Event => vec![
+            age(
+                or(s(v, "/lastTimestamp"), s(v, "/metadata/creationTimestamp")).as_str(),
+                now,
+            ),
+            or(s(v, "/type"), "Normal"),
+            s(v, "/reason").to_string(),
+            format!(
+                "{}/{}",
+                s(v, "/involvedObject/kind").to_lowercase(),
+                s(v, "/involvedObject/name")
+            ),
+            s(v, "/message").to_string(),
         ],
         Kind::Secret => {
             let keys = |p: &str| {

@@ -11,6 +11,8 @@ mod edge;
 mod harness;
 #[path = "e2e/healing.rs"]
 mod healing;
+#[path = "e2e/ingress.rs"]
+mod ingress;
 #[path = "e2e/links.rs"]
 mod links;
 #[path = "e2e/pods.rs"]

@@ -21,6 +21,7 @@ mod apps;
 mod cluster;
 mod decode;
 mod discovery;
+mod event;
 mod field;
 mod ip;
 mod meta;
@@ -38,7 +39,7 @@ mod tests;
 use std::fmt;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Event, Namespace, Node, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use podnet_proto::model::{Kind, ObjectKey};
@@ -151,12 +152,17 @@ pub fn validate(object: &Value) -> Result<Validated, InvalidObject> {
         }),
         Kind::IngressClass => admit(kind, object, |class: &mut IngressClass, errs| {
             meta::admit(&mut class.metadata, kind, errs);
+            networking::default_ingress_class(class);
             networking::validate_ingress_class(class, errs);
         }),
         Kind::Secret => admit(kind, object, |secret: &mut Secret, errs| {
             meta::admit(&mut secret.metadata, kind, errs);
             secret::default_secret(secret);
             secret::validate_secret(secret, errs);
+        }),
+        Kind::Event => admit(kind, object, |event: &mut Event, errs| {
+            meta::admit(&mut event.metadata, kind, errs);
+            event::validate_event(event, errs);
         }),
         Kind::Link => admit(kind, object, |link: &mut cluster::Link, errs| {
             meta::admit(&mut link.metadata, kind, errs);

@@ -6,6 +6,7 @@
 //! object model beside k8s-openapi's, only what Kubernetes itself has no type
 //! for.
 
+pub mod events;
 pub mod informer;
 pub mod model;
 pub mod trace;

@@ -431,8 +431,8 @@ fn a_killed_node_costs_a_bounded_burst_of_errors_then_every_request_succeeds() {
         || curl(addr).ok().then_some(()),
     );
 
-    // (request number, when it ended, succeeded)
-    let mut results: Vec<(usize, Instant, bool)> = Vec::new();
+    // (request number, when it ended, succeeded, how long it took)
+    let mut results: Vec<(usize, Instant, bool, Duration)> = Vec::new();
     let mut killed_at = None;
     let mut updated_at: Option<usize> = None;
     let start = Instant::now();
@@ -445,7 +445,7 @@ fn a_killed_node_costs_a_bounded_burst_of_errors_then_every_request_succeeds() {
             killed_at = Some(Instant::now());
         }
         let r = curl(addr);
-        results.push((i, Instant::now(), r.ok()));
+        results.push((i, Instant::now(), r.ok(), r.took));
         if killed_at.is_some() && updated_at.is_none() && i % 5 == 0 {
             let ep = c.ok(&["get", "endpoints", "web"]);
             if !victim_ips.iter().any(|ip| ep.contains(ip.as_str())) {
@@ -457,13 +457,14 @@ fn a_killed_node_costs_a_bounded_burst_of_errors_then_every_request_succeeds() {
         }
     }
     let killed_at = killed_at.expect("the loop reached the kill");
-    let errors: Vec<&(usize, Instant, bool)> = results.iter().filter(|r| !r.2).collect();
+    let errors: Vec<_> = results.iter().filter(|r| !r.2).collect();
+    let slowest = results.iter().map(|r| r.3).max();
     let window = errors
         .first()
         .zip(errors.last())
         .map(|(a, b)| b.1.duration_since(a.1));
     println!(
-        "{} requests, {} errors (window {window:?}), endpoints updated at request {updated_at:?}",
+        "{} requests, {} errors (window {window:?}), slowest {slowest:?}, endpoints updated at request {updated_at:?}",
         results.len(),
         errors.len()
     );
@@ -526,6 +527,7 @@ fn a_killed_edge_is_restarted_keeps_the_addresses_and_down_stops_it() {
         },
     );
     let after = ingress(&c, "tcp-echo");
+    println!("status before the kill: {before}\nafter the restart: {after}");
     assert_eq!(
         after["ip"], before["ip"],
         "the Service keeps its address: {before} then {after}"

@@ -298,6 +298,14 @@ fn path_segment_name(value: &str) -> Vec<String> {
 
 /// `ValidateIngressClass`: the controller that implements the class, and
 /// the reference to its configuration.
+/// `SetDefaults_IngressClass`: parameters without a scope are
+/// cluster-scoped.
+pub(super) fn default_ingress_class(class: &mut IngressClass) {
+    if let Some(params) = class.spec.as_mut().and_then(|s| s.parameters.as_mut()) {
+        params.scope.get_or_insert_with(|| "Cluster".to_string());
+    }
+}
+
 pub(super) fn validate_ingress_class(class: &IngressClass, errs: &mut Errors) {
     let path = FieldPath::new("spec");
     let spec = class.spec.as_ref();

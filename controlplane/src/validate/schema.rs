@@ -148,6 +148,22 @@ const INGRESS_SPEC: &[&str] = &[
 const INGRESS_CLASS_SPEC: &[&str] = &["controller"];
 
 /// `stringData` is merged into `data` before the Secret is stored.
+const EVENT: &[&str] = &[
+    "involvedObject",
+    "reason",
+    "message",
+    "source",
+    "firstTimestamp",
+    "lastTimestamp",
+    "count",
+    "type",
+    "eventTime",
+    "series",
+    "action",
+    "related",
+    "reportingComponent",
+    "reportingInstance",
+];
 const SECRET: &[&str] = &["type", "data", "stringData", "immutable"];
 
 /// One step of a pattern: `env[]` is the field `env` then any list item,
@@ -249,6 +265,8 @@ impl Allowlist {
             Kind::Ingress => patterns.extend(prefixed("spec", INGRESS_SPEC)),
             Kind::IngressClass => patterns.extend(prefixed("spec", INGRESS_CLASS_SPEC)),
             Kind::Secret => patterns.extend(SECRET.iter().map(|p| p.to_string())),
+            // What a controller reports: every field is kept as written.
+            Kind::Event => patterns.extend(EVENT.iter().map(|p| p.to_string())),
         }
         Allowlist(patterns.iter().map(|p| parse_pattern(p)).collect())
     }

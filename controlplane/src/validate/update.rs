@@ -85,6 +85,7 @@ pub(super) fn validate_update(old: &Value, new: &Validated) -> Result<(), Invali
             "/spec/controller",
             &FieldPath::new("spec").child("controller"),
         ),
+        Kind::Event => {}
         // `ValidateSecretUpdate`. An absent `data` and an empty one are the
         // same stored map.
         Kind::Secret => {

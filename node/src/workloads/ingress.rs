@@ -44,6 +44,7 @@ use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use podnet_proto::events::{self, EventType};
 use podnet_proto::informer::{Cache, informer};
 use podnet_proto::model::str_at;
 use podnet_proto::trace::{Recorder, SpanTimer, format_trace_id, hop, new_trace_id};
@@ -77,6 +78,8 @@ const UPSTREAM_IDLE_PER_HOST: usize = 64;
 /// Client connections served at once; more wait in the listener's backlog.
 const MAX_CONNECTIONS: usize = 4096;
 const DEFAULT_PUBLISH_SERVICE: &str = "podnet-ingress-controller";
+/// How long a TLS Secret problem must hold before it is reported.
+const PROBLEM_SETTLE: Duration = Duration::from_secs(1);
 
 type Body = BoxBody<Bytes, hyper::Error>;
 
@@ -246,7 +249,11 @@ impl Controller {
         }
         let [mut ingresses, mut classes, mut secrets] =
             <[_; 3]>::try_from(watched).unwrap_or_else(|_| unreachable!("three kinds are watched"));
-        let mut problems_seen = String::new();
+        // Problems are reported once they have held for a moment: an
+        // Ingress and its Secret applied together reach this controller
+        // through two watches, and the Secret may come second.
+        let mut reported = String::new();
+        let mut pending: Option<(String, tokio::time::Instant)> = None;
         loop {
             let view = cluster.borrow_and_update().clone();
             let ing: Vec<Value> = ingresses.borrow_and_update().values().cloned().collect();
@@ -272,12 +279,23 @@ impl Controller {
                 .collect();
             let problems = self.certs.update(&table.tls_hosts(), &secret_map);
             let text: String = problems.iter().map(|p| format!("{p}; ")).collect();
-            if text != problems_seen {
-                for p in &problems {
-                    tracing::warn!(problem = %p, "TLS secret not used: hosts fall back to the default certificate");
+            let now = tokio::time::Instant::now();
+            match &pending {
+                _ if text == reported => pending = None,
+                Some((t, since)) if *t == text && now >= *since + PROBLEM_SETTLE => {
+                    for p in &problems {
+                        tracing::warn!(problem = %p, "TLS secret not used: hosts fall back to the default certificate");
+                        if let Some(api) = &api {
+                            report_tls_problem(api, &ing, p).await;
+                        }
+                    }
+                    reported = text;
+                    pending = None;
                 }
-                problems_seen = text;
+                Some((t, _)) if *t == text => {}
+                _ => pending = Some((text, now)),
             }
+            let recheck = pending.as_ref().map(|(_, since)| *since + PROBLEM_SETTLE);
             if let Some(api) = &api {
                 self.publish_status(api, &ing, &table, &view.services).await;
             }
@@ -288,6 +306,12 @@ impl Controller {
                 r = ingresses.changed() => if r.is_err() { break },
                 r = classes.changed() => if r.is_err() { break },
                 r = secrets.changed() => if r.is_err() { break },
+                () = async {
+                    match recheck {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                } => {}
             }
         }
         tasks.close();
@@ -549,6 +573,39 @@ impl Controller {
                 StatusCode::GATEWAY_TIMEOUT,
                 &format!("504 Gateway Timeout: endpoint {endpoint} did not answer in time\n"),
             ),
+        }
+    }
+}
+
+/// A Warning event on each Ingress whose `tls` names the Secret.
+async fn report_tls_problem(
+    api: &ApiClient<Channel>,
+    ingresses: &[Value],
+    problem: &certs::CertProblem,
+) {
+    let message = format!("{problem}; serving the default certificate instead");
+    for ing in ingresses {
+        let names_it = str_at(ing, "/metadata/namespace") == problem.namespace
+            && ing
+                .pointer("/spec/tls")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .any(|t| str_at(t, "/secretName") == problem.name);
+        if !names_it {
+            continue;
+        }
+        let recorded = events::record(
+            api,
+            ing,
+            EventType::Warning,
+            "InvalidTLSSecret",
+            &message,
+            "podnet-ingress-controller",
+        )
+        .await;
+        if let Err(s) = recorded {
+            tracing::debug!(error = %s.message(), "event not recorded");
         }
     }
 }

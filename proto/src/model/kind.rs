@@ -18,6 +18,8 @@ pub enum Kind {
     IngressClass,
     /// Only `kubernetes.io/tls` Secrets are used (by the ingress controller).
     Secret,
+    /// What controllers report about objects (core/v1 Event).
+    Event,
     /// podnet's own: emulated conditions of one directed node-to-node link.
     Link,
 }
@@ -30,7 +32,7 @@ pub struct UnknownKind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 13] = [
         Kind::Namespace,
         Kind::Node,
         Kind::Pod,
@@ -42,6 +44,7 @@ impl Kind {
         Kind::Ingress,
         Kind::IngressClass,
         Kind::Secret,
+        Kind::Event,
         Kind::Link,
     ];
 
@@ -58,6 +61,7 @@ impl Kind {
             Kind::Ingress => "Ingress",
             Kind::IngressClass => "IngressClass",
             Kind::Secret => "Secret",
+            Kind::Event => "Event",
             Kind::Link => "Link",
         }
     }
@@ -69,7 +73,8 @@ impl Kind {
             | Kind::Pod
             | Kind::Service
             | Kind::Endpoints
-            | Kind::Secret => "v1",
+            | Kind::Secret
+            | Kind::Event => "v1",
             Kind::Ingress | Kind::IngressClass => "networking.k8s.io/v1",
             Kind::Deployment | Kind::ReplicaSet => "apps/v1",
             Kind::EndpointSlice => "discovery.k8s.io/v1",
@@ -88,6 +93,7 @@ impl Kind {
                 | Kind::Endpoints
                 | Kind::Ingress
                 | Kind::Secret
+                | Kind::Event
         )
     }
 
@@ -105,6 +111,7 @@ impl Kind {
             Kind::Ingress => "ingresses",
             Kind::IngressClass => "ingressclasses",
             Kind::Secret => "secrets",
+            Kind::Event => "events",
             Kind::Link => "links",
         }
     }
@@ -122,6 +129,7 @@ impl Kind {
             Kind::Ingress => &["ing", "ingress"],
             Kind::IngressClass => &["ingressclass"],
             Kind::Secret => &["secret"],
+            Kind::Event => &["ev", "event"],
             Kind::Link => &["link"],
         }
     }
