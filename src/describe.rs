@@ -250,14 +250,11 @@ pub fn ingress(ing: &Value, services: &[Value], endpoints: &[Value]) -> String {
         map_text(ing.pointer("/metadata/labels")),
     );
     line(&mut out, "Namespace", ns);
-    let addresses: Vec<&str> = ing
-        .pointer("/status/loadBalancer/ingress")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|i| i.get("ip").or(i.get("hostname")).and_then(Value::as_str))
-        .collect();
-    line(&mut out, "Address", addresses.join(","));
+    line(
+        &mut out,
+        "Address",
+        table::load_balancer_addresses(ing).unwrap_or_default(),
+    );
     let class = str_at(ing, "/spec/ingressClassName");
     line(
         &mut out,

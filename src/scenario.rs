@@ -1038,19 +1038,7 @@ async fn service_endpoint_ips(api: &mut Api, reference: &str) -> anyhow::Result<
                     .and_then(Value::as_str)
                     == Some(name)
         })
-        .flat_map(|s| {
-            s.get("endpoints")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default()
-        })
-        .flat_map(|e| {
-            e.get("addresses")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default()
-        })
-        .filter_map(|a| a.as_str().map(String::from))
+        .flat_map(crate::table::slice_addresses)
         .collect())
 }
 

@@ -420,7 +420,7 @@ pub fn service_external_ip(v: &Value) -> String {
 
 /// The addresses in `status.loadBalancer.ingress` (Service or Ingress),
 /// comma-separated; `None` when there are none yet.
-fn load_balancer_addresses(v: &Value) -> Option<String> {
+pub fn load_balancer_addresses(v: &Value) -> Option<String> {
     let ips: Vec<&str> = v
         .pointer("/status/loadBalancer/ingress")
         .and_then(Value::as_array)
@@ -515,9 +515,9 @@ fn slice_ports(v: &Value) -> String {
     or(&ports.join(","), "<unset>")
 }
 
-fn slice_endpoints(v: &Value) -> String {
-    let addrs: Vec<String> = v
-        .get("endpoints")
+/// Every address of every endpoint of an EndpointSlice.
+pub fn slice_addresses(v: &Value) -> Vec<String> {
+    v.get("endpoints")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -528,8 +528,11 @@ fn slice_endpoints(v: &Value) -> String {
                 .unwrap_or_default()
         })
         .filter_map(|a| a.as_str().map(String::from))
-        .collect();
-    first_three(addrs, "<unset>")
+        .collect()
+}
+
+fn slice_endpoints(v: &Value) -> String {
+    first_three(slice_addresses(v), "<unset>")
 }
 
 /// Aligns rows the way kubectl's tabwriter does (3 spaces between columns).

@@ -79,6 +79,8 @@ struct UdpSession {
 /// How long a UDP flow keeps its session idle, as conntrack's UDP timeout.
 const UDP_IDLE: Duration = Duration::from_secs(30);
 const UDP_SESSIONS_MAX: usize = 8192;
+/// Client connections one load balancer port carries at once.
+const MAX_CONNECTIONS_PER_PORT: usize = 8192;
 
 pub struct Balancer {
     pool: Ipv4Net,
@@ -323,7 +325,14 @@ impl Balancer {
         let Ok(frontend) = listener.local_addr() else {
             return;
         };
+        // Connections beyond the limit wait in the kernel's backlog, so a
+        // flood of idle clients costs bounded memory here.
+        let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS_PER_PORT));
         loop {
+            let permit = tokio::select! {
+                () = cancel.cancelled() => return,
+                p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            };
             let (client, peer) = tokio::select! {
                 () = cancel.cancelled() => return,
                 a = listener.accept() => match a {
@@ -340,6 +349,7 @@ impl Balancer {
                 .clone();
             let (b, c) = (self.clone(), cancel.clone());
             self.tasks.spawn(async move {
+                let _permit = permit;
                 tokio::select! {
                     () = b.forward_tcp(client, peer, frontend, t) => {}
                     () = c.cancelled() => {}
@@ -598,5 +608,69 @@ async fn bind_udp(ip: Ipv4Addr, port: u16) -> Option<UdpSocket> {
                 .inspect_err(|e| tracing::warn!(address = %ip, error = %e, "cannot listen"))
                 .ok()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lb(spec: Value, status: Value) -> Value {
+        json!({"metadata": {"namespace": "default", "name": "web"}, "spec": spec, "status": status})
+    }
+
+    #[test]
+    fn only_load_balancers_without_a_class_are_ours() {
+        assert!(is_ours(&lb(json!({"type": "LoadBalancer"}), json!({}))));
+        assert!(!is_ours(&lb(json!({"type": "NodePort"}), json!({}))));
+        assert!(!is_ours(&lb(
+            json!({"type": "LoadBalancer", "loadBalancerClass": "example.com/other"}),
+            json!({})
+        )));
+        let mut deleting = lb(json!({"type": "LoadBalancer"}), json!({}));
+        deleting["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        assert!(!is_ours(&deleting));
+    }
+
+    #[test]
+    fn ports_keep_service_order_and_skip_what_cannot_be_forwarded() {
+        let svc = lb(
+            json!({
+                "type": "LoadBalancer",
+                "externalTrafficPolicy": "Local",
+                "healthCheckNodePort": 32000,
+                "ports": [
+                    {"port": 80, "nodePort": 30080},
+                    {"port": 53, "protocol": "UDP", "nodePort": 30053},
+                    {"port": 9, "protocol": "SCTP", "nodePort": 30009},
+                    {"port": 443},
+                ],
+            }),
+            json!({}),
+        );
+        let ports = ports_of(&svc, "default/web");
+        let got: Vec<(u16, Proto, u16)> = ports
+            .iter()
+            .map(|(p, pr, t)| (*p, *pr, t.node_port))
+            .collect();
+        assert_eq!(got, [(80, Proto::Tcp, 30080), (53, Proto::Udp, 30053)]);
+        assert!(
+            ports
+                .iter()
+                .all(|(_, _, t)| t.local && t.health_port == Some(32000))
+        );
+    }
+
+    #[test]
+    fn claims_come_from_status_and_spec() {
+        let svc = lb(
+            json!({"type": "LoadBalancer", "loadBalancerIP": "127.0.1.9"}),
+            json!({"loadBalancer": {"ingress": [{"ip": "127.0.1.3"}]}}),
+        );
+        let c = claim_of(&svc);
+        assert_eq!(c.current, Some(Ipv4Addr::new(127, 0, 1, 3)));
+        assert_eq!(c.requested, Some(Ipv4Addr::new(127, 0, 1, 9)));
+        let bare = claim_of(&lb(json!({"type": "LoadBalancer"}), json!({})));
+        assert_eq!((bare.current, bare.requested), (None, None));
     }
 }

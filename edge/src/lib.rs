@@ -32,6 +32,7 @@ use anyhow::Context;
 use ipnet::Ipv4Net;
 use podnet_overlay::{EmulatedSocket, LinkTable, NodeIdentity};
 use podnet_proto::informer::{Cache, informer};
+use podnet_proto::retry::while_unavailable;
 use podnet_proto::trace::Recorder;
 use podnet_proto::v1::JoinEdgeRequest;
 use podnet_proto::v1::api_client::ApiClient;
@@ -125,29 +126,18 @@ async fn join_with_retry(
     config: &Config,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<podnet_proto::v1::JoinResponse> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let mut backoff = Duration::from_millis(20);
     let req = JoinEdgeRequest {
         token: config.join_token.clone(),
         pid: std::process::id(),
     };
-    loop {
-        match api.join_edge(req.clone()).await {
-            Ok(r) => return Ok(r.into_inner()),
-            Err(s)
-                if s.code() == tonic::Code::Unavailable
-                    && tokio::time::Instant::now() < deadline =>
-            {
-                tracing::debug!(error = %s.message(), "control plane not reachable yet");
-            }
-            Err(s) => anyhow::bail!("joining the cluster failed: {}", s.message()),
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => anyhow::bail!("shut down before joining"),
-            () = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_millis(500));
-    }
+    let joined = while_unavailable(Duration::from_secs(30), shutdown, || {
+        let mut api = api.clone();
+        let req = req.clone();
+        async move { api.join_edge(req).await }
+    })
+    .await
+    .context("joining the cluster failed")?;
+    Ok(joined.into_inner())
 }
 
 /// Level-triggered: every change of Services or Nodes brings one pass.

@@ -16,6 +16,7 @@ use anyhow::Context;
 use ipnet::Ipv4Net;
 use podnet_proto::informer::{Cache, cache_key, informer};
 use podnet_proto::model::{ANNOTATION_UNDERLAY, LinkSpec, str_at};
+use podnet_proto::retry::while_unavailable;
 use podnet_proto::trace::Recorder;
 use podnet_proto::v1::api_client::ApiClient;
 use podnet_proto::v1::node_agent_server::{NodeAgent, NodeAgentServer};
@@ -277,25 +278,14 @@ async fn join_with_retry(
     req: JoinRequest,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<podnet_proto::v1::JoinResponse> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let mut backoff = Duration::from_millis(20);
-    loop {
-        match api.join(req.clone()).await {
-            Ok(r) => return Ok(r.into_inner()),
-            Err(s)
-                if s.code() == tonic::Code::Unavailable
-                    && tokio::time::Instant::now() < deadline =>
-            {
-                tracing::debug!(error = %s.message(), "control plane not reachable yet");
-            }
-            Err(s) => anyhow::bail!("joining the cluster failed: {}", s.message()),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => anyhow::bail!("shut down before joining"),
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_millis(500));
-    }
+    let joined = while_unavailable(Duration::from_secs(30), shutdown, || {
+        let mut api = api.clone();
+        let req = req.clone();
+        async move { api.join(req).await }
+    })
+    .await
+    .context("joining the cluster failed")?;
+    Ok(joined.into_inner())
 }
 
 async fn heartbeat(

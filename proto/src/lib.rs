@@ -9,6 +9,7 @@
 pub mod events;
 pub mod informer;
 pub mod model;
+pub mod retry;
 pub mod trace;
 
 /// Generated from `proto/podnet.proto`.

@@ -66,6 +66,8 @@ const WRK_MARK: &str = "podnet-bench-wrk";
 /// How long the podnet path may take to answer 200 (a debug build on a
 /// busy machine is slow to bring up two controller pods and a backend).
 const READY_TIMEOUT: Duration = Duration::from_secs(180);
+/// 200s in a row, each on a new connection, before podnet counts as ready.
+const PODNET_STREAK: usize = 20;
 /// How long nginx may take to answer 200.
 const NGINX_READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one podnet client command may take.
@@ -192,9 +194,18 @@ async fn measure(args: &BenchArgs, tools: &Tools, base: &Path) -> anyhow::Result
         .await?;
     let (ip, http_port, https_port) = cluster.ingress_address().await?;
     let podnet_addr = SocketAddrV4::new(ip, if args.tls { https_port } else { http_port });
-    let answer = wait_ok(podnet_addr, client_tls.clone(), READY_TIMEOUT, || Ok(()))
-        .await
-        .context("podnet's ingress path")?;
+    // Every controller replica must know the route before wrk starts, and
+    // the edge spreads new connections over them: a streak of fresh
+    // connections answering 200 says so.
+    let answer = wait_ok(
+        podnet_addr,
+        client_tls.clone(),
+        READY_TIMEOUT,
+        PODNET_STREAK,
+        || Ok(()),
+    )
+    .await
+    .context("podnet's ingress path")?;
     let body_len = answer.body_len;
     println!(
         "podnet: {} nodes, {scheme}://{podnet_addr} (Host {HOST}) answered 200 with a {body_len}-byte body after {:.1} s",
@@ -219,7 +230,9 @@ async fn measure(args: &BenchArgs, tools: &Tools, base: &Path) -> anyhow::Result
     )
     .await?;
     let nginx_addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, proxy.port);
-    let nginx_answer = probe(nginx_addr, client_tls.as_ref())?;
+    let tls = client_tls.clone();
+    let nginx_answer =
+        tokio::task::spawn_blocking(move || probe(nginx_addr, tls.as_ref())).await??;
     anyhow::ensure!(
         nginx_answer.status == 200 && nginx_answer.body_len == body_len,
         "nginx answers {} with a {}-byte body, podnet 200 with {body_len} bytes: the comparison would not be fair",
@@ -609,32 +622,45 @@ fn chunked_len(r: &mut impl BufRead) -> anyhow::Result<usize> {
     bail!("too many chunks")
 }
 
-/// Probes `addr` until it answers 200, for at most `limit`; `alive` may
-/// abort the wait (a server that exited).
+/// Probes `addr` until it answers 200 `streak` times in a row (each on a
+/// new connection), for at most `limit`; `alive` may abort the wait (a
+/// server that exited). Returns the last answer.
 async fn wait_ok(
     addr: SocketAddrV4,
     tls: Option<Arc<rustls::ClientConfig>>,
     limit: Duration,
+    streak: usize,
     mut alive: impl FnMut() -> anyhow::Result<()>,
 ) -> anyhow::Result<Answer> {
     let deadline = Instant::now() + limit;
     let mut last = String::from("no request sent");
-    // Each round takes at least 50 ms, so the count also bounds the time.
-    for _ in 0..(limit.as_millis() / 50).max(1) {
+    let mut in_a_row = 0;
+    // Each failed round takes at least 50 ms, and a streak is short, so the
+    // count also bounds the time.
+    for _ in 0..(limit.as_millis() / 50).max(1) as usize + streak {
         alive()?;
         let tls = tls.clone();
         let got = tokio::task::spawn_blocking(move || probe(addr, tls.as_ref())).await?;
         match got {
-            Ok(a) if a.status == 200 => return Ok(a),
+            Ok(a) if a.status == 200 => {
+                in_a_row += 1;
+                if in_a_row >= streak {
+                    return Ok(a);
+                }
+                continue;
+            }
             Ok(a) => last = format!("answered {} ({} bytes)", a.status, a.body_len),
             Err(e) => last = format!("{e:#}"),
         }
+        in_a_row = 0;
         if Instant::now() >= deadline {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    bail!("{addr} (Host {HOST}) did not answer 200 within {limit:?} (last: {last})")
+    bail!(
+        "{addr} (Host {HOST}) did not answer 200 {streak} times in a row within {limit:?} (last: {last})"
+    )
 }
 
 /// One nginx (master and one worker, in a process group of their own);
@@ -697,7 +723,7 @@ async fn start_nginx(
         let mut nginx = Nginx { child, port };
         let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
         let mut exited = false;
-        let ready = wait_ok(addr, tls.clone(), NGINX_READY_TIMEOUT, || {
+        let ready = wait_ok(addr, tls.clone(), NGINX_READY_TIMEOUT, 1, || {
             if let Some(status) = nginx.child.try_wait()? {
                 exited = true;
                 bail!("nginx exited ({status})");

@@ -490,6 +490,19 @@ fn a_killed_node_costs_a_bounded_burst_of_errors_then_every_request_succeeds() {
         tail.len() == TAIL && tail.iter().all(|ok| *ok),
         "the last {TAIL} requests must all succeed: {tail:?}"
     );
+    // A try on the dead node costs the edge its 3 s open timeout; once the
+    // node fails its checks the edge stops trying it.
+    let slow: Vec<usize> = results
+        .iter()
+        .rev()
+        .take(TAIL)
+        .filter(|r| r.3 >= Duration::from_millis(2500))
+        .map(|r| r.0)
+        .collect();
+    assert!(
+        slow.is_empty(),
+        "the edge still tries the dead node in the last {TAIL} requests: {slow:?}"
+    );
     let n = c.json(&["get", "node", &victim]);
     assert!(!is_ready(&n), "{victim} must be NotReady");
 }

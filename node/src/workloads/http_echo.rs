@@ -222,6 +222,25 @@ mod tests {
     }
 
     #[test]
+    fn trace_parent_takes_the_low_half_of_the_w3c_trace_id() {
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            "traceparent",
+            HeaderValue::from_static("00-0000000000000000ad68e647a330b581-ad68e647a330b581-01"),
+        );
+        assert_eq!(trace_parent(&h), Some(0xad68_e647_a330_b581));
+        for bad in [
+            "00-short-x-01",
+            "garbage",
+            "00-00000000000000000000000000000000-00-01",
+        ] {
+            h.insert("traceparent", HeaderValue::from_static(bad));
+            assert_eq!(trace_parent(&h), None, "{bad}");
+        }
+        assert_eq!(trace_parent(&http::HeaderMap::new()), None);
+    }
+
+    #[test]
     fn describe_reports_pod_and_request() {
         let pod = PodInfo {
             namespace: "default".into(),

@@ -61,7 +61,7 @@ fn unknown_image_lists_the_known_ones() {
     assert_eq!(
         error.to_string(),
         "unknown image \"nginx:1.27\": podnet runs the built-in images \
-         podnet/http-echo, podnet/tcp-echo, podnet/udp-echo, podnet/toolbox, podnet/dns"
+         podnet/http-echo, podnet/tcp-echo, podnet/udp-echo, podnet/toolbox, podnet/dns, podnet/ingress"
     );
     for image in KNOWN_IMAGES {
         assert!(Image::parse(image).is_ok(), "{image}");
