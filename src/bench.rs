@@ -10,6 +10,7 @@
 //! - `ingress`: HTTP(S) requests/s from the host through the edge and the
 //!   ingress controller against nginx as one reverse-proxy hop (wrk).
 
+mod common;
 mod dns;
 mod ingress;
 mod programming;
@@ -87,6 +88,15 @@ fn median(v: &mut [f64]) -> f64 {
         f64::NAN
     } else {
         v[v.len() / 2]
+    }
+}
+
+/// `a / b` to two places, or `-` where that means nothing.
+fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 && a.is_finite() {
+        format!("{:.2}", a / b)
+    } else {
+        "-".into()
     }
 }
 

@@ -37,7 +37,27 @@ fn init_tracing(default: &str) {
     }
 }
 
+/// `podnet get pods | head`: a reader that went away ends podnet quietly
+/// with the status a shell reports for SIGPIPE, as it ends C tools, instead
+/// of the panic `println!` raises on a closed stdout.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     let cli = cli::Cli::parse();
     init_tracing(if cli.command.is_role() {
         "info"

@@ -360,7 +360,7 @@ impl Balancer {
 
     async fn forward_tcp(
         self: Arc<Self>,
-        mut client: TcpStream,
+        client: TcpStream,
         peer: SocketAddr,
         frontend: SocketAddr,
         target: Target,
@@ -378,7 +378,7 @@ impl Balancer {
                 .open_tcp(&node, peer.port(), dst, trace_id)
                 .await
             {
-                Ok(mut flow) => {
+                Ok(flow) => {
                     tried.push(format!("{} ({dst})", node.name));
                     let decision = format!(
                         "{peer} → {frontend} (service {}) → {}, policy {policy}",
@@ -386,7 +386,7 @@ impl Balancer {
                         tried.join(" then ")
                     );
                     timer.finish(&self.recorder, decision, "ok");
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut flow).await;
+                    podnet_overlay::splice(client, flow).await;
                     return;
                 }
                 Err(OpenError::Refused) => {

@@ -686,7 +686,7 @@ impl Datapath {
         )
         .await;
         match upstream {
-            Ok(Ok(mut upstream)) => {
+            Ok(Ok(upstream)) => {
                 if send
                     .write_all(&[OpenStatus::Accepted.to_byte()])
                     .await
@@ -694,12 +694,12 @@ impl Datapath {
                 {
                     return;
                 }
-                let mut client = PodStream::Quic {
+                let client = PodStream::Quic {
                     send,
                     recv,
                     trace_id: header.trace_id,
                 };
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                podnet_overlay::splice(client, upstream).await;
             }
             Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => refuse(send).await,
             Ok(Err(_)) | Err(_) => {

@@ -104,12 +104,11 @@ async fn forward_udp(host: &Arc<NetNs>, dns: SocketAddrV4, query: &[u8]) -> Opti
     }
 }
 
-async fn forward_tcp(host: &Arc<NetNs>, dns: SocketAddrV4, mut client: tokio::net::TcpStream) {
-    let Ok(Ok(mut upstream)) = tokio::time::timeout(UDP_TIMEOUT, host.connect_tcp(dns)).await
-    else {
+async fn forward_tcp(host: &Arc<NetNs>, dns: SocketAddrV4, client: tokio::net::TcpStream) {
+    let Ok(Ok(upstream)) = tokio::time::timeout(UDP_TIMEOUT, host.connect_tcp(dns)).await else {
         return;
     };
     // DNS over TCP is request/response; an idle connection is closed.
-    let copy = tokio::io::copy_bidirectional(&mut client, &mut upstream);
+    let copy = podnet_overlay::splice(client, upstream);
     let _ = tokio::time::timeout(TCP_IDLE * 6, copy).await;
 }

@@ -14,6 +14,7 @@
 
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -21,9 +22,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
-use tokio::io::AsyncWriteExt;
 
-use super::{BenchArgs, median};
+use super::common::{Cluster, find_tools, in_scratch_dir, on_free_port, output, running};
+use super::{BenchArgs, median, ratio};
 
 /// Services (and names) both servers answer.
 const SERVICES: usize = 1000;
@@ -38,8 +39,6 @@ const OUTSTANDING: u32 = 200;
 const INSTALL: &str = "apt-get install -y dnsperf unbound";
 /// How long a server may take to answer the names it should serve.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long one podnet client command may take.
-const CMD_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long one probe query waits for its answer.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 /// Attempts at starting unbound on a free port (a port picked free may be
@@ -55,43 +54,11 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         "--seconds must be at least 1"
     );
     anyhow::ensure!(args.nodes >= 1, "--nodes must be at least 1");
-    let dnsperf = find_tool("dnsperf");
-    let unbound = find_tool("unbound");
-    let missing: Vec<&str> = [("dnsperf", &dnsperf), ("unbound", &unbound)]
-        .into_iter()
-        .filter(|(_, p)| p.is_none())
-        .map(|(n, _)| n)
-        .collect();
-    let (Some(dnsperf), Some(unbound)) = (dnsperf, unbound) else {
-        bail!(
-            "{} not found (looked in PATH, /usr/sbin and /sbin); install the Debian packages: {INSTALL}",
-            missing.join(" and ")
-        );
-    };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let base = std::env::temp_dir().join(format!(
-        "podnet-bench-dns-{}-{nanos:08x}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&base).with_context(|| format!("cannot create {}", base.display()))?;
+    let [dnsperf, unbound] = find_tools(["dnsperf", "unbound"], INSTALL)?;
     let tools = Tools { dnsperf, unbound };
-    // On Ctrl-C the measurement is dropped, and with it its guards: the
-    // cluster goes down and unbound and dnsperf are killed.
-    let result = tokio::select! {
-        r = measure(args, &tools, &base) => r,
-        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
-    };
-    match result {
-        Ok(()) => {
-            let _ = std::fs::remove_dir_all(&base);
-            Ok(())
-        }
-        // The cluster and unbound are stopped already (guards); their logs stay.
-        Err(e) => Err(e.context(format!("logs kept in {}", base.display()))),
-    }
+    // Dropping the measurement (Ctrl-C) takes the cluster down and kills
+    // unbound and dnsperf (guards).
+    in_scratch_dir("dns", async |base| measure(args, &tools, base).await).await
 }
 
 struct Tools {
@@ -108,28 +75,17 @@ async fn measure(args: &BenchArgs, tools: &Tools, base: &Path) -> anyhow::Result
         "{SERVICES} Services, {QUERIES} queries drawn from their names, dnsperf -c {CLIENTS} -q {OUTSTANDING} -l {}, interleaved podnet / unbound",
         args.seconds
     );
-    let exe = std::env::current_exe().context("cannot find the podnet executable")?;
-    let cluster = Cluster {
-        exe,
-        state: base.join("state"),
-    };
+    let cluster = Cluster::new(base.join("state"))?;
 
     let start = Instant::now();
-    cluster
-        .podnet(&["up", "--nodes", &args.nodes.to_string()], None)
-        .await?;
-    cluster
-        .podnet(
-            &["apply", "-f", "-"],
-            Some(services_yaml(SERVICES).into_bytes()),
-        )
-        .await?;
+    cluster.up(args.nodes).await?;
+    cluster.apply(services_yaml(SERVICES)).await?;
     let list = cluster
         .podnet(&["get", "svc", "-n", NAMESPACE, "-o", "json"], None)
         .await?;
     let list: Value = serde_json::from_str(&list).context("podnet get svc -o json")?;
     let ips = cluster_ips(&list, SERVICES)?;
-    let podnet_addr = cluster.host_dns().await?;
+    let podnet_addr = host_dns(&cluster).await?;
     let last = SERVICES - 1;
     wait_answer(podnet_addr, &fqdn(last), ips[last], || Ok(()))
         .await
@@ -193,32 +149,19 @@ async fn measure(args: &BenchArgs, tools: &Tools, base: &Path) -> anyhow::Result
     Ok(())
 }
 
-/// The podnet cluster of this run; `down` when dropped, also on error.
-struct Cluster {
-    exe: PathBuf,
-    state: PathBuf,
-}
-
-impl Cluster {
-    /// Runs `podnet --state-dir STATE ARGS...`, returns its standard output.
-    async fn podnet(&self, args: &[&str], stdin: Option<Vec<u8>>) -> anyhow::Result<String> {
-        let mut cmd = tokio::process::Command::new(&self.exe);
-        cmd.arg("--state-dir").arg(&self.state).args(args);
-        let what = format!("podnet {}", args.join(" "));
-        let out = output(&mut cmd, stdin, CMD_TIMEOUT, &what).await?;
-        Ok(out)
-    }
-
-    /// The host DNS address from `cluster-info -o json` (null until a node
-    /// with a host DNS port is Ready).
-    async fn host_dns(&self) -> anyhow::Result<SocketAddr> {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        let mut last = String::new();
-        // Bounded by the deadline; at most READY_TIMEOUT / 100 ms rounds.
-        for _ in 0..(READY_TIMEOUT.as_millis() / 100) {
-            let info = self.podnet(&["cluster-info", "-o", "json"], None).await?;
-            let info: Value = serde_json::from_str(&info).context("podnet cluster-info -o json")?;
-            if let Some(a) = info.pointer("/dns/address").and_then(Value::as_str) {
+/// The host DNS address from `cluster-info -o json` (null until a node
+/// with a host DNS port is Ready).
+async fn host_dns(cluster: &Cluster) -> anyhow::Result<SocketAddr> {
+    cluster
+        .wait_json(
+            &["cluster-info", "-o", "json"],
+            "podnet cluster-info -o json",
+            READY_TIMEOUT,
+            "cluster-info shows no host DNS address",
+            |info| {
+                let Some(a) = info.pointer("/dns/address").and_then(Value::as_str) else {
+                    return Ok(ControlFlow::Continue(format!("dns: {}", info["dns"])));
+                };
                 let addr: SocketAddr = a
                     .parse()
                     .with_context(|| format!("cluster-info: bad dns.address {a:?}"))?;
@@ -226,32 +169,10 @@ impl Cluster {
                     addr.ip().is_loopback(),
                     "cluster-info: dns.address {addr} is not on loopback"
                 );
-                return Ok(addr);
-            }
-            last = info["dns"].to_string();
-            if Instant::now() >= deadline {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        bail!("cluster-info shows no host DNS address after {READY_TIMEOUT:?} (dns: {last})")
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let child = std::process::Command::new(&self.exe)
-            .arg("--state-dir")
-            .arg(&self.state)
-            .arg("down")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        if let Ok(mut child) = child {
-            wait_bounded(&mut child, Duration::from_secs(30));
-        }
-    }
+                Ok(ControlFlow::Break(addr))
+            },
+        )
+        .await
 }
 
 /// unbound of this run; killed when dropped.
@@ -267,72 +188,6 @@ impl Drop for Unbound {
     }
 }
 
-/// Waits for `child` at most `limit`, then kills it.
-fn wait_bounded(child: &mut Child, limit: Duration) {
-    let step = Duration::from_millis(20);
-    let rounds = limit.as_millis() / step.as_millis();
-    for _ in 0..rounds {
-        match child.try_wait() {
-            Ok(None) => std::thread::sleep(step),
-            Ok(Some(_)) | Err(_) => return,
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-/// Runs `cmd` (killed if it outlives `limit`), feeding `stdin`; returns its
-/// standard output, or an error with its standard error if it failed.
-async fn output(
-    cmd: &mut tokio::process::Command,
-    stdin: Option<Vec<u8>>,
-    limit: Duration,
-    what: &str,
-) -> anyhow::Result<String> {
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .kill_on_drop(true);
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("cannot start {what}"))?;
-    let pipe = child.stdin.take();
-    let feed = async move {
-        if let (Some(mut pipe), Some(bytes)) = (pipe, stdin) {
-            pipe.write_all(&bytes).await?;
-            pipe.shutdown().await?;
-        }
-        std::io::Result::Ok(())
-    };
-    let (fed, out) = tokio::time::timeout(limit, async {
-        tokio::join!(feed, child.wait_with_output())
-    })
-    .await
-    .with_context(|| format!("{what} did not finish within {limit:?}"))?;
-    let out = out.with_context(|| what.to_string())?;
-    anyhow::ensure!(
-        out.status.success(),
-        "{what} failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    fed.with_context(|| format!("{what}: writing its standard input"))?;
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// `name` in PATH, or in the sbin directories Debian puts unbound in.
-fn find_tool(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/local/sbin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
 fn free_udp_port() -> anyhow::Result<u16> {
     let sock = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
     Ok(sock.local_addr()?.port())
@@ -342,9 +197,7 @@ async fn start_unbound(exe: &Path, dir: &Path, ips: &[Ipv4Addr]) -> anyhow::Resu
     let conf = dir.join("unbound.conf");
     let log_path = dir.join("unbound.log");
     let last = ips.len().checked_sub(1).context("no records for unbound")?;
-    let mut error = None;
-    for _ in 0..UNBOUND_ATTEMPTS {
-        let port = free_udp_port()?;
+    on_free_port(UNBOUND_ATTEMPTS, "unbound", free_udp_port, async |port| {
         std::fs::write(&conf, unbound_config(dir, port, ips))?;
         let log = std::fs::File::create(&log_path)?;
         let child = std::process::Command::new(exe)
@@ -358,34 +211,24 @@ async fn start_unbound(exe: &Path, dir: &Path, ips: &[Ipv4Addr]) -> anyhow::Resu
             .with_context(|| format!("cannot start {}", exe.display()))?;
         let mut unbound = Unbound { child, port };
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let mut exited = false;
         let ready = wait_answer(addr, &fqdn(last), ips[last], || {
-            if let Some(status) = unbound.child.try_wait()? {
-                exited = true;
-                bail!("unbound exited ({status})");
-            }
-            Ok(())
+            running(&mut unbound.child, "unbound")
         })
         .await;
         match ready {
-            Ok(()) => return Ok(unbound),
+            Ok(()) => Ok(unbound),
             Err(e) => {
                 drop(unbound);
                 let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                let e = e.context(format!(
+                Err(e.context(format!(
                     "unbound -d -c {} (log: {})",
                     conf.display(),
                     log.trim()
-                ));
-                if !exited {
-                    return Err(e);
-                }
-                // Perhaps the port was taken meanwhile: pick another.
-                error = Some(e);
+                )))
             }
         }
-    }
-    Err(error.unwrap_or_else(|| anyhow::anyhow!("unbound did not start")))
+    })
+    .await
 }
 
 /// Polls `server` until it answers `name` with `want`, for at most
@@ -653,14 +496,6 @@ fn query_file(seed: u64, names: usize, queries: usize) -> String {
         let _ = writeln!(q, "{} A", fqdn(k));
     }
     q
-}
-
-fn ratio(a: f64, b: f64) -> String {
-    if b > 0.0 && a.is_finite() {
-        format!("{:.2}", a / b)
-    } else {
-        "-".into()
-    }
 }
 
 /// The summary: medians over the runs of each side, and their ratio.

@@ -34,6 +34,7 @@
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::ops::ControlFlow;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -42,9 +43,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
 
-use super::{BenchArgs, median};
+use super::common::{
+    Cluster, find_tools, in_scratch_dir, on_free_port, output, running, wait_exit,
+};
+use super::{BenchArgs, median, ratio};
 
 /// The Ingress host, the Host header wrk sends, and the certificate's name.
 const HOST: &str = "bench.local";
@@ -70,8 +73,6 @@ const READY_TIMEOUT: Duration = Duration::from_secs(180);
 const PODNET_STREAK: usize = 20;
 /// How long nginx may take to answer 200.
 const NGINX_READY_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long one podnet client command may take.
-const CMD_TIMEOUT: Duration = Duration::from_secs(120);
 /// Connect, read and write timeout of one probe request.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Attempts at starting nginx on a free port (a port picked free may be
@@ -93,43 +94,11 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     );
     anyhow::ensure!(args.connections >= 1, "--connections must be at least 1");
     anyhow::ensure!(args.nodes >= 1, "--nodes must be at least 1");
-    let wrk = find_tool("wrk");
-    let nginx = find_tool("nginx");
-    let missing: Vec<&str> = [("wrk", &wrk), ("nginx", &nginx)]
-        .into_iter()
-        .filter(|(_, p)| p.is_none())
-        .map(|(n, _)| n)
-        .collect();
-    let (Some(wrk), Some(nginx)) = (wrk, nginx) else {
-        bail!(
-            "{} not found (looked in PATH, /usr/sbin and /sbin); install the Debian packages: {INSTALL}",
-            missing.join(" and ")
-        );
-    };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let base = std::env::temp_dir().join(format!(
-        "podnet-bench-ingress-{}-{nanos:08x}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&base).with_context(|| format!("cannot create {}", base.display()))?;
+    let [wrk, nginx] = find_tools(["wrk", "nginx"], INSTALL)?;
     let tools = Tools { wrk, nginx };
-    // On Ctrl-C the measurement is dropped, and with it its guards: the
-    // cluster goes down and both nginx are stopped.
-    let result = tokio::select! {
-        r = measure(args, &tools, &base) => r,
-        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
-    };
-    match result {
-        Ok(()) => {
-            let _ = std::fs::remove_dir_all(&base);
-            Ok(())
-        }
-        // The cluster and nginx are stopped already (guards); their logs stay.
-        Err(e) => Err(e.context(format!("logs kept in {}", base.display()))),
-    }
+    // Dropping the measurement (Ctrl-C) takes the cluster down and stops
+    // both nginx (guards).
+    in_scratch_dir("ingress", async |base| measure(args, &tools, base).await).await
 }
 
 struct Tools {
@@ -176,23 +145,11 @@ async fn measure(args: &BenchArgs, tools: &Tools, base: &Path) -> anyhow::Result
         None
     };
 
-    let exe = std::env::current_exe().context("cannot find the podnet executable")?;
-    let cluster = Cluster {
-        exe,
-        state: base.join("state"),
-    };
+    let cluster = Cluster::new(base.join("state"))?;
     let start = Instant::now();
-    cluster
-        .podnet(&["up", "--nodes", &args.nodes.to_string()], None)
-        .await?;
-    let tls_cert = args.tls.then_some(&cert);
-    cluster
-        .podnet(
-            &["apply", "-f", "-"],
-            Some(manifests(tls_cert).into_bytes()),
-        )
-        .await?;
-    let (ip, http_port, https_port) = cluster.ingress_address().await?;
+    cluster.up(args.nodes).await?;
+    cluster.apply(manifests(args.tls.then_some(&cert))).await?;
+    let (ip, http_port, https_port) = ingress_address(&cluster).await?;
     let podnet_addr = SocketAddrV4::new(ip, if args.tls { https_port } else { http_port });
     // Every controller replica must know the route before wrk starts, and
     // the edge spreads new connections over them: a streak of fresh
@@ -306,77 +263,37 @@ async fn measure(args: &BenchArgs, tools: &Tools, base: &Path) -> anyhow::Result
     Ok(())
 }
 
-/// The podnet cluster of this run; `down` when dropped, also on error.
-struct Cluster {
-    exe: PathBuf,
-    state: PathBuf,
-}
-
-impl Cluster {
-    /// Runs `podnet --state-dir STATE ARGS...`, returns its standard output.
-    async fn podnet(&self, args: &[&str], stdin: Option<Vec<u8>>) -> anyhow::Result<String> {
-        let mut cmd = tokio::process::Command::new(&self.exe);
-        cmd.arg("--state-dir").arg(&self.state).args(args);
-        let what = format!("podnet {}", args.join(" "));
-        output(&mut cmd, stdin, CMD_TIMEOUT, &what).await
-    }
-
-    /// The ingress controller's load balancer address and its real http
-    /// and https ports, once the edge has published them.
-    async fn ingress_address(&self) -> anyhow::Result<(Ipv4Addr, u16, u16)> {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        let mut last = String::from("no status read");
-        // Bounded by the deadline; at most READY_TIMEOUT / 100 ms rounds.
-        for _ in 0..(READY_TIMEOUT.as_millis() / 100) {
-            let svc = self
-                .podnet(
-                    &[
-                        "get",
-                        "svc",
-                        INGRESS_SERVICE,
-                        "-n",
-                        INGRESS_NAMESPACE,
-                        "-o",
-                        "json",
-                    ],
-                    None,
-                )
-                .await?;
-            let svc: Value = serde_json::from_str(&svc).context("podnet get svc -o json")?;
-            if let Some(found) = load_balancer(&svc) {
-                return Ok(found);
-            }
-            last = svc
-                .pointer("/status/loadBalancer")
-                .map_or_else(|| "none".into(), Value::to_string);
-            if Instant::now() >= deadline {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        bail!(
-            "{INGRESS_NAMESPACE}/{INGRESS_SERVICE} has no load balancer address with http and https ports after {READY_TIMEOUT:?} (status.loadBalancer: {last})"
+/// The ingress controller's load balancer address and its real http and
+/// https ports, once the edge has published them.
+async fn ingress_address(cluster: &Cluster) -> anyhow::Result<(Ipv4Addr, u16, u16)> {
+    cluster
+        .wait_json(
+            &[
+                "get",
+                "svc",
+                INGRESS_SERVICE,
+                "-n",
+                INGRESS_NAMESPACE,
+                "-o",
+                "json",
+            ],
+            "podnet get svc -o json",
+            READY_TIMEOUT,
+            &format!(
+                "{INGRESS_NAMESPACE}/{INGRESS_SERVICE} has no load balancer address with http and https ports"
+            ),
+            |svc| {
+                Ok(match load_balancer(svc) {
+                    Some(found) => ControlFlow::Break(found),
+                    None => ControlFlow::Continue(format!(
+                        "status.loadBalancer: {}",
+                        svc.pointer("/status/loadBalancer")
+                            .map_or_else(|| "none".into(), Value::to_string)
+                    )),
+                })
+            },
         )
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let child = std::process::Command::new(&self.exe)
-            .arg("--state-dir")
-            .arg(&self.state)
-            .arg("down")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        if let Ok(mut child) = child
-            && !wait_exit(&mut child, Duration::from_secs(30))
-        {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+        .await
 }
 
 /// `status.loadBalancer.ingress[0]` of the controller's Service: its
@@ -701,57 +618,50 @@ async fn start_nginx(
     std::fs::create_dir_all(dir.join("tmp"))?;
     let conf = dir.join(format!("{name}.conf"));
     let log_path = dir.join(format!("{name}.error.log"));
-    let mut error = None;
-    for _ in 0..NGINX_ATTEMPTS {
-        let port = free_tcp_port()?;
-        std::fs::write(&conf, config(port))?;
-        let log = std::fs::File::create(dir.join(format!("{name}.out")))?;
-        let child = std::process::Command::new(exe)
-            .arg("-p")
-            .arg(dir)
-            .arg("-e")
-            .arg(&log_path)
-            .arg("-c")
-            .arg(&conf)
-            .args(["-g", "daemon off;"])
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("cannot start {}", exe.display()))?;
-        let mut nginx = Nginx { child, port };
-        let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
-        let mut exited = false;
-        let ready = wait_ok(addr, tls.clone(), NGINX_READY_TIMEOUT, 1, || {
-            if let Some(status) = nginx.child.try_wait()? {
-                exited = true;
-                bail!("nginx exited ({status})");
-            }
-            Ok(())
-        })
-        .await;
-        match ready {
-            Ok(_) => return Ok(nginx),
-            Err(e) => {
-                drop(nginx);
-                let out =
-                    std::fs::read_to_string(dir.join(format!("{name}.out"))).unwrap_or_default();
-                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                let e = e.context(format!(
-                    "nginx -c {} ({})",
-                    conf.display(),
-                    format!("{}\n{}", out.trim(), log.trim()).trim()
-                ));
-                if !exited {
-                    return Err(e);
+    on_free_port(
+        NGINX_ATTEMPTS,
+        &format!("nginx {name}"),
+        free_tcp_port,
+        async |port| {
+            std::fs::write(&conf, config(port))?;
+            let log = std::fs::File::create(dir.join(format!("{name}.out")))?;
+            let child = std::process::Command::new(exe)
+                .arg("-p")
+                .arg(dir)
+                .arg("-e")
+                .arg(&log_path)
+                .arg("-c")
+                .arg(&conf)
+                .args(["-g", "daemon off;"])
+                .process_group(0)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()
+                .with_context(|| format!("cannot start {}", exe.display()))?;
+            let mut nginx = Nginx { child, port };
+            let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+            let ready = wait_ok(addr, tls.clone(), NGINX_READY_TIMEOUT, 1, || {
+                running(&mut nginx.child, "nginx")
+            })
+            .await;
+            match ready {
+                Ok(_) => Ok(nginx),
+                Err(e) => {
+                    drop(nginx);
+                    let out = std::fs::read_to_string(dir.join(format!("{name}.out")))
+                        .unwrap_or_default();
+                    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                    Err(e.context(format!(
+                        "nginx -c {} ({})",
+                        conf.display(),
+                        format!("{}\n{}", out.trim(), log.trim()).trim()
+                    )))
                 }
-                // Perhaps the port was taken meanwhile: pick another.
-                error = Some(e);
             }
-        }
-    }
-    Err(error.unwrap_or_else(|| anyhow::anyhow!("nginx {name} did not start")))
+        },
+    )
+    .await
 }
 
 fn free_tcp_port() -> anyhow::Result<u16> {
@@ -1011,14 +921,6 @@ fn fmt_us(us: f64) -> String {
     }
 }
 
-fn ratio(a: f64, b: f64) -> String {
-    if b > 0.0 && a.is_finite() {
-        format!("{:.2}", a / b)
-    } else {
-        "-".into()
-    }
-}
-
 /// The summary: medians over the rounds of each side, and their ratio.
 fn table(podnet: &[WrkRun], nginx: &[WrkRun], connections: u32, tls: bool) -> String {
     let med = |runs: &[WrkRun], f: &dyn Fn(&WrkRun) -> Option<f64>| {
@@ -1088,70 +990,6 @@ fn table(podnet: &[WrkRun], nginx: &[WrkRun], connections: u32, tls: bool) -> St
         bytes(nb)
     );
     t
-}
-
-/// Waits for `child` at most `limit`; true if it exited.
-fn wait_exit(child: &mut Child, limit: Duration) -> bool {
-    let step = Duration::from_millis(20);
-    for _ in 0..(limit.as_millis() / step.as_millis()).max(1) {
-        match child.try_wait() {
-            Ok(None) => std::thread::sleep(step),
-            Ok(Some(_)) | Err(_) => return true,
-        }
-    }
-    false
-}
-
-/// Runs `cmd` (killed if it outlives `limit`), feeding `stdin`; returns its
-/// standard output, or an error with its standard error if it failed.
-async fn output(
-    cmd: &mut tokio::process::Command,
-    stdin: Option<Vec<u8>>,
-    limit: Duration,
-    what: &str,
-) -> anyhow::Result<String> {
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .kill_on_drop(true);
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("cannot start {what}"))?;
-    let pipe = child.stdin.take();
-    let feed = async move {
-        if let (Some(mut pipe), Some(bytes)) = (pipe, stdin) {
-            pipe.write_all(&bytes).await?;
-            pipe.shutdown().await?;
-        }
-        std::io::Result::Ok(())
-    };
-    let (fed, out) = tokio::time::timeout(limit, async {
-        tokio::join!(feed, child.wait_with_output())
-    })
-    .await
-    .with_context(|| format!("{what} did not finish within {limit:?}"))?;
-    let out = out.with_context(|| what.to_string())?;
-    anyhow::ensure!(
-        out.status.success(),
-        "{what} failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    fed.with_context(|| format!("{what}: writing its standard input"))?;
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// `name` in PATH, or in the sbin directories Debian puts nginx in.
-fn find_tool(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/local/sbin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
 }
 
 #[cfg(test)]
@@ -1288,32 +1126,27 @@ Transfer/sec:     34.52MB
 
     #[test]
     fn probe_reads_status_and_body_length() {
-        let a = answer(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\ncontent-length: 5\r\n\r\nhello",
-        );
-        assert_eq!(
-            a.unwrap(),
-            Answer {
-                status: 200,
-                body_len: 5
-            }
-        );
-        let chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\nA\r\n0123456789\r\n0\r\nTrailer: t\r\n\r\n";
-        assert_eq!(
-            answer(chunked).unwrap(),
-            Answer {
-                status: 200,
-                body_len: 15
-            }
-        );
-        let to_end = "HTTP/1.0 503 Service Unavailable\r\n\r\nno endpoints";
-        assert_eq!(
-            answer(to_end).unwrap(),
-            Answer {
-                status: 503,
-                body_len: 12
-            }
-        );
+        for (raw, status, body_len) in [
+            (
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\ncontent-length: 5\r\n\r\nhello",
+                200,
+                5,
+            ),
+            // Chunked, with a chunk extension and a trailer.
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\nA\r\n0123456789\r\n0\r\nTrailer: t\r\n\r\n",
+                200,
+                15,
+            ),
+            // Neither length nor chunked: up to the end of the stream.
+            (
+                "HTTP/1.0 503 Service Unavailable\r\n\r\nno endpoints",
+                503,
+                12,
+            ),
+        ] {
+            assert_eq!(answer(raw).unwrap(), Answer { status, body_len }, "{raw:?}");
+        }
         for bad in [
             "",
             "SSH-2.0-OpenSSH\r\n\r\n",
@@ -1403,38 +1236,46 @@ Transfer/sec:     34.52MB
         assert_eq!(body(12), r#"{"pad":"xx"}"#);
     }
 
+    /// Each of `lines` is a whole line of the nginx config `what`.
+    fn check_lines(what: &str, config: &str, lines: &[&str]) {
+        for line in lines {
+            assert!(
+                config.lines().any(|l| l == *line),
+                "{what} misses {line:?}:\n{config}"
+            );
+        }
+    }
+
     #[test]
     fn nginx_configs_have_the_reference_settings() {
         let dir = Path::new("/tmp/b");
         let up = upstream_config(dir, 9000, 12);
-        for line in [
-            "worker_processes 1;",
-            "pid /tmp/b/upstream.pid;",
-            "    access_log off;",
-            "        listen 127.0.0.1:9000;",
-            r#"            return 200 '{"pad":"xx"}';"#,
-        ] {
-            assert!(
-                up.lines().any(|l| l == line),
-                "upstream misses {line:?}:\n{up}"
-            );
-        }
+        check_lines(
+            "upstream",
+            &up,
+            &[
+                "worker_processes 1;",
+                "pid /tmp/b/upstream.pid;",
+                "    access_log off;",
+                "        listen 127.0.0.1:9000;",
+                r#"            return 200 '{"pad":"xx"}';"#,
+            ],
+        );
         let plain = proxy_config(dir, 9001, 9000, None);
-        for line in [
-            "worker_processes 1;",
-            "    access_log off;",
-            "        server 127.0.0.1:9000;",
-            "        keepalive 64;",
-            "        listen 127.0.0.1:9001;",
-            "            proxy_pass http://backend;",
-            "            proxy_http_version 1.1;",
-            "            proxy_set_header Connection \"\";",
-        ] {
-            assert!(
-                plain.lines().any(|l| l == line),
-                "proxy misses {line:?}:\n{plain}"
-            );
-        }
+        check_lines(
+            "proxy",
+            &plain,
+            &[
+                "worker_processes 1;",
+                "    access_log off;",
+                "        server 127.0.0.1:9000;",
+                "        keepalive 64;",
+                "        listen 127.0.0.1:9001;",
+                "            proxy_pass http://backend;",
+                "            proxy_http_version 1.1;",
+                "            proxy_set_header Connection \"\";",
+            ],
+        );
         assert!(!plain.contains("ssl"));
         let tls = proxy_config(
             dir,
@@ -1442,18 +1283,17 @@ Transfer/sec:     34.52MB
             9000,
             Some((Path::new("/tmp/b/tls.crt"), Path::new("/tmp/b/tls.key"))),
         );
-        for line in [
-            "        listen 127.0.0.1:9001 ssl;",
-            "        ssl_certificate /tmp/b/tls.crt;",
-            "        ssl_certificate_key /tmp/b/tls.key;",
-            "        ssl_protocols TLSv1.3;",
-            "        ssl_session_cache shared:SSL:1m;",
-        ] {
-            assert!(
-                tls.lines().any(|l| l == line),
-                "tls proxy misses {line:?}:\n{tls}"
-            );
-        }
+        check_lines(
+            "tls proxy",
+            &tls,
+            &[
+                "        listen 127.0.0.1:9001 ssl;",
+                "        ssl_certificate /tmp/b/tls.crt;",
+                "        ssl_certificate_key /tmp/b/tls.key;",
+                "        ssl_protocols TLSv1.3;",
+                "        ssl_session_cache shared:SSL:1m;",
+            ],
+        );
         // Balanced braces, or nginx refuses the file.
         for c in [&up, &plain, &tls] {
             assert_eq!(c.matches('{').count(), c.matches('}').count(), "{c}");
