@@ -170,10 +170,12 @@ impl Balancer {
                 }
             };
             let mut ports = Vec::new();
-            for (port, proto, target) in ports_of(svc, &id) {
+            let recorded = recorded_ports(svc, ip);
+            for (i, (port, proto, target)) in ports_of(svc, &id).into_iter().enumerate() {
                 let key = (ip, port, proto);
                 wanted.insert(key);
-                if let Some(real) = self.ensure_listener(key, target).await {
+                let before = recorded.get(i).copied();
+                if let Some(real) = self.ensure_listener(key, before, target).await {
                     ports.push(json!({"port": real, "protocol": proto.as_str()}));
                 }
             }
@@ -197,8 +199,15 @@ impl Balancer {
         self.health.wake();
     }
 
-    /// The listener for `key`, bound if new; its real port.
-    async fn ensure_listener(self: &Arc<Self>, key: ListenerKey, target: Target) -> Option<u16> {
+    /// The listener for `key`, bound if new (on the port its status
+    /// recorded, so a restarted edge keeps what clients use, else on the
+    /// Service's port, else on a free one); its real port.
+    async fn ensure_listener(
+        self: &Arc<Self>,
+        key: ListenerKey,
+        recorded: Option<u16>,
+        target: Target,
+    ) -> Option<u16> {
         {
             let listeners = self
                 .listeners
@@ -214,7 +223,7 @@ impl Balancer {
         let cancel = self.shutdown.child_token();
         let real_port = match proto {
             Proto::Tcp => {
-                let listener = bind_tcp(ip, port).await?;
+                let listener = bind_tcp(ip, port, recorded).await?;
                 let real = listener.local_addr().ok()?.port();
                 let b = self.clone();
                 let (t, c) = (target.clone(), cancel.clone());
@@ -223,7 +232,7 @@ impl Balancer {
                 real
             }
             Proto::Udp => {
-                let socket = Arc::new(bind_udp(ip, port).await?);
+                let socket = Arc::new(bind_udp(ip, port, recorded).await?);
                 let real = socket.local_addr().ok()?.port();
                 let b = self.clone();
                 let (t, c) = (target.clone(), cancel.clone());
@@ -582,33 +591,56 @@ fn ports_of(svc: &Value, id: &str) -> Vec<(u16, Proto, Target)> {
         .collect()
 }
 
-/// The Service's own port when it can be had, else a free one on the same
-/// address (another cluster's edge may hold it, or ports below 1024 need
-/// root).
-async fn bind_tcp(ip: Ipv4Addr, port: u16) -> Option<TcpListener> {
-    match TcpListener::bind((ip, port)).await {
-        Ok(l) => Some(l),
-        Err(e) => {
-            tracing::info!(address = %ip, port, error = %e, "port not available, mapping to a free one");
-            TcpListener::bind((ip, 0))
-                .await
-                .inspect_err(|e| tracing::warn!(address = %ip, error = %e, "cannot listen"))
-                .ok()
-        }
+/// The real ports `status.loadBalancer` records for address `ip`, in the
+/// order of the Service's ports.
+fn recorded_ports(svc: &Value, ip: Ipv4Addr) -> Vec<u16> {
+    let Some(ingress) = svc.pointer("/status/loadBalancer/ingress/0") else {
+        return Vec::new();
+    };
+    if str_at(ingress, "/ip") != ip.to_string() {
+        return Vec::new();
     }
+    ingress
+        .get("ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.get("port")?.as_u64()?.try_into().ok())
+        .collect()
 }
 
-async fn bind_udp(ip: Ipv4Addr, port: u16) -> Option<UdpSocket> {
-    match UdpSocket::bind((ip, port)).await {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::info!(address = %ip, port, error = %e, "port not available, mapping to a free one");
-            UdpSocket::bind((ip, 0))
-                .await
-                .inspect_err(|e| tracing::warn!(address = %ip, error = %e, "cannot listen"))
-                .ok()
+/// The ports to try, in order: the one the status recorded (clients use
+/// it), the Service's own (another cluster's edge may hold it, or ports
+/// below 1024 need root), then any free one.
+fn port_choices(port: u16, recorded: Option<u16>) -> Vec<u16> {
+    let mut choices: Vec<u16> = recorded
+        .filter(|r| *r != port && *r != 0)
+        .into_iter()
+        .collect();
+    choices.extend([port, 0]);
+    choices
+}
+
+async fn bind_tcp(ip: Ipv4Addr, port: u16, recorded: Option<u16>) -> Option<TcpListener> {
+    for p in port_choices(port, recorded) {
+        match TcpListener::bind((ip, p)).await {
+            Ok(l) => return Some(l),
+            Err(e) => tracing::info!(address = %ip, port = p, error = %e, "port not available"),
         }
     }
+    tracing::warn!(address = %ip, port, "cannot listen");
+    None
+}
+
+async fn bind_udp(ip: Ipv4Addr, port: u16, recorded: Option<u16>) -> Option<UdpSocket> {
+    for p in port_choices(port, recorded) {
+        match UdpSocket::bind((ip, p)).await {
+            Ok(s) => return Some(s),
+            Err(e) => tracing::info!(address = %ip, port = p, error = %e, "port not available"),
+        }
+    }
+    tracing::warn!(address = %ip, port, "cannot listen");
+    None
 }
 
 #[cfg(test)]
@@ -659,6 +691,22 @@ mod tests {
                 .iter()
                 .all(|(_, _, t)| t.local && t.health_port == Some(32000))
         );
+    }
+
+    #[test]
+    fn a_restarted_edge_asks_for_the_ports_it_recorded() {
+        let svc = lb(
+            json!({"type": "LoadBalancer"}),
+            json!({"loadBalancer": {"ingress": [{"ip": "127.0.1.3", "ports": [{"port": 80}, {"port": 41000}]}]}}),
+        );
+        assert_eq!(
+            recorded_ports(&svc, Ipv4Addr::new(127, 0, 1, 3)),
+            [80, 41000]
+        );
+        assert!(recorded_ports(&svc, Ipv4Addr::new(127, 0, 1, 4)).is_empty());
+        assert_eq!(port_choices(443, Some(41000)), [41000, 443, 0]);
+        assert_eq!(port_choices(80, Some(80)), [80, 0]);
+        assert_eq!(port_choices(80, None), [80, 0]);
     }
 
     #[test]

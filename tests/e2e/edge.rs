@@ -558,12 +558,10 @@ fn a_killed_edge_is_restarted_keeps_the_addresses_and_down_stops_it() {
         after["ip"], before["ip"],
         "the Service keeps its address: {before} then {after}"
     );
-    assert_eq!(addr.ip(), addr_of(&before).ip());
-    assert_eq!(
-        after["ports"].as_array().map(Vec::len),
-        before["ports"].as_array().map(Vec::len),
-        "{before} then {after}"
-    );
+    // The ports too: a restarted edge binds the ones the status recorded,
+    // even when they were free ports chosen because the Service's own was
+    // taken.
+    assert_eq!(after, before, "the status is kept across the restart");
 
     c.ok(&["down"]);
     assert!(!alive(new), "edge {new} left running after down");

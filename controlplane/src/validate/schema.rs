@@ -97,8 +97,8 @@ const REPLICA_SET_SPEC: &[&str] = &["replicas", "selector", "minReadySeconds"];
 const NODE_SPEC: &[&str] = &["podCIDR", "podCIDRs"];
 
 /// What the service proxy, the DNS and the edge act on. Left out:
-/// `loadBalancerIP`, `loadBalancerSourceRanges`, `loadBalancerClass` (the
-/// edge picks its own listener) and `trafficDistribution`.
+/// `loadBalancerSourceRanges` (the edge does not filter clients) and
+/// `trafficDistribution`.
 const SERVICE_SPEC: &[&str] = &[
     "type",
     "ports",
@@ -116,6 +116,10 @@ const SERVICE_SPEC: &[&str] = &[
     "healthCheckNodePort",
     "publishNotReadyAddresses",
     "allocateLoadBalancerNodePorts",
+    // The edge gives the requested address, and leaves a Service with a
+    // class to that class's implementation.
+    "loadBalancerIP",
+    "loadBalancerClass",
 ];
 
 /// Topology hints and the deprecated topology map are not used for routing.

@@ -432,6 +432,7 @@ fn external_name_rules() {
 fn service_fields_podnet_does_not_emulate_are_warned() {
     let lb = with(service(), "/spec/type", json!("LoadBalancer"));
     let lb = with(lb, "/spec/loadBalancerIP", json!("1.2.3.4"));
+    let lb = with(lb, "/spec/loadBalancerSourceRanges", json!(["10.0.0.0/8"]));
     let lb = with(lb, "/spec/trafficDistribution", json!("PreferClose"));
     let lb = with(lb, "/spec/publishNotReadyAddresses", json!(true));
     check(
@@ -439,7 +440,7 @@ fn service_fields_podnet_does_not_emulate_are_warned() {
         Expect::Valid {
             at: &[("/spec/loadBalancerIP", json!("1.2.3.4"))],
             warnings: &[
-                "spec.loadBalancerIP: not emulated by podnet, ignored",
+                "spec.loadBalancerSourceRanges: not emulated by podnet, ignored",
                 "spec.trafficDistribution: not emulated by podnet, ignored",
             ],
         },
