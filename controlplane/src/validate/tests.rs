@@ -145,7 +145,7 @@ fn link() -> Value {
 }
 
 const C0: &str = "/spec/containers/0";
-const KNOWN: &str = "podnet serves v1/Namespace, v1/Node, v1/Pod, apps/v1/Deployment, apps/v1/ReplicaSet, v1/Service, discovery.k8s.io/v1/EndpointSlice, v1/Endpoints, networking.k8s.io/v1/Ingress, networking.k8s.io/v1/IngressClass, v1/Secret, podnet.io/v1alpha1/Link";
+const KNOWN: &str = "podnet serves v1/Namespace, v1/Node, v1/Pod, apps/v1/Deployment, apps/v1/ReplicaSet, v1/Service, discovery.k8s.io/v1/EndpointSlice, v1/Endpoints, networking.k8s.io/v1/Ingress, networking.k8s.io/v1/IngressClass, v1/Secret, v1/Event, podnet.io/v1alpha1/Link";
 const PORT_RANGE: &str = "Invalid value: 70000: must be between 1 and 65535, inclusive";
 
 #[test]
