@@ -9,15 +9,17 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::Stream;
+use podnet_proto::journeys::TraceStore;
 use podnet_proto::model::{ANNOTATION_AGENT, FieldSelector, Kind, LabelSelector, ObjectKey};
 use podnet_proto::v1::api_server::Api;
 use podnet_proto::v1::node_agent_client::NodeAgentClient;
+use podnet_proto::v1::trace_source_client::TraceSourceClient;
 use podnet_proto::v1::{
     ApplyRequest, ApplyResponse, ApplyResult, DeleteRequest, ExecRequest, ExecResponse, GetRequest,
     HeartbeatRequest, HeartbeatResponse, JoinEdgeRequest, JoinRequest, JoinResponse, ListRequest,
     ListResponse, ObjectRequest, ObjectResponse, WatchEvent, WatchRequest,
 };
-use podnet_proto::v1::{Journey, ReportSpansResponse, SpanBatch, TracesRequest, TracesResponse};
+use podnet_proto::v1::{Journey, SpansRequest, TracesRequest, TracesResponse};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -28,14 +30,15 @@ use tracing::Instrument;
 use crate::nodes::{JoinError, Nodes};
 use crate::registry::{ApiError, Registry, str_at};
 use crate::store::WatchError;
-use crate::traces::{self, TraceStore};
 
-/// Spans one `ReportSpans` call may carry.
-const MAX_SPAN_BATCH: usize = 4096;
 /// Latest journeys one `Traces` call returns at most.
 const MAX_TRACES: u32 = 100;
 /// Latest journeys returned when a `Traces` call asks for 0.
 const DEFAULT_TRACES: u32 = 5;
+/// How long one process may take to hand over its spans.
+const TRACE_SOURCE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+/// Rounds of asking for the flows a journey continues (parents of parents).
+const TRACE_ROUNDS: usize = 8;
 
 impl From<ApiError> for Status {
     fn from(e: ApiError) -> Status {
@@ -77,10 +80,10 @@ impl From<JoinError> for Status {
 pub struct ApiService {
     registry: Registry,
     nodes: Arc<Nodes>,
-    agents: Mutex<HashMap<String, NodeAgentClient<Channel>>>,
+    /// Connections to node agents and trace sources, by address.
+    channels: Mutex<HashMap<String, Channel>>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
-    traces: TraceStore,
 }
 
 fn parse_object(bytes: &[u8]) -> Result<Value, ApiError> {
@@ -110,10 +113,9 @@ impl ApiService {
         ApiService {
             registry,
             nodes,
-            agents: Mutex::new(HashMap::new()),
+            channels: Mutex::new(HashMap::new()),
             shutdown,
             tasks: TaskTracker::new(),
-            traces: TraceStore::new(),
         }
     }
 
@@ -133,19 +135,57 @@ impl ApiService {
         Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
     }
 
-    fn agent(&self, address: &str) -> Result<NodeAgentClient<Channel>, Status> {
-        let mut agents = self.agents.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(c) = agents.get(address) {
+    fn channel(&self, address: &str) -> Result<Channel, Status> {
+        let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = channels.get(address) {
             return Ok(c.clone());
         }
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|e| {
-                Status::internal(format!("node agent address {address:?} is invalid: {e}"))
-            })?
+            .map_err(|e| Status::internal(format!("agent address {address:?} is invalid: {e}")))?
             .connect_lazy();
-        let client = NodeAgentClient::new(channel);
-        agents.insert(address.to_string(), client.clone());
-        Ok(client)
+        channels.insert(address.to_string(), channel.clone());
+        Ok(channel)
+    }
+
+    fn agent(&self, address: &str) -> Result<NodeAgentClient<Channel>, Status> {
+        Ok(NodeAgentClient::new(self.channel(address)?))
+    }
+
+    /// Every process that keeps spans: the nodes' agents and the edge.
+    fn trace_sources(&self) -> Result<Vec<String>, Status> {
+        let mut sources: Vec<String> = self
+            .registry
+            .list_all(Kind::Node, "")?
+            .iter()
+            .filter_map(|n| {
+                n.pointer("/metadata/annotations")
+                    .and_then(|a| a.get(ANNOTATION_AGENT))
+                    .and_then(Value::as_str)
+                    .filter(|a| !a.is_empty())
+                    .map(String::from)
+            })
+            .collect();
+        sources.extend(self.nodes.edge_agent());
+        Ok(sources)
+    }
+
+    /// Asks every source for `request`'s spans (concurrently, each bounded
+    /// in time; a process that does not answer contributes nothing) into
+    /// `into`.
+    async fn gather(&self, sources: &[String], request: SpansRequest, into: &TraceStore) {
+        let calls =
+            sources.iter().filter_map(|address| {
+                let mut client = TraceSourceClient::new(self.channel(address).ok()?);
+                let request = request.clone();
+                Some(async move {
+                    tokio::time::timeout(TRACE_SOURCE_TIMEOUT, client.spans(request)).await
+                })
+            });
+        for answer in futures::future::join_all(calls).await {
+            if let Ok(Ok(batch)) = answer {
+                into.insert(batch.into_inner().spans);
+            }
+        }
     }
 }
 
@@ -336,36 +376,49 @@ impl Api for ApiService {
         Ok(resp)
     }
 
-    async fn report_spans(
-        &self,
-        req: Request<SpanBatch>,
-    ) -> Result<Response<ReportSpansResponse>, Status> {
-        let spans = req.into_inner().spans;
-        if spans.len() > MAX_SPAN_BATCH {
-            return Err(Status::invalid_argument(format!(
-                "a span batch holds at most {MAX_SPAN_BATCH} spans, got {}",
-                spans.len()
-            )));
-        }
-        let dropped = self.traces.insert(spans);
-        if dropped > 0 {
-            tracing::debug!(
-                dropped,
-                dropped.total = self.traces.dropped(),
-                "spans dropped: trace id 0 or more than {} spans in one journey",
-                traces::MAX_SPANS
-            );
-        }
-        Ok(Response::new(ReportSpansResponse {}))
-    }
-
     async fn traces(
         &self,
         req: Request<TracesRequest>,
     ) -> Result<Response<TracesResponse>, Status> {
         let req = req.into_inner();
+        let limit = match req.limit {
+            0 => DEFAULT_TRACES,
+            n => n.min(MAX_TRACES),
+        };
+        let sources = self.trace_sources()?;
+        let gathered = TraceStore::new();
+        let first = if req.trace_id != 0 {
+            SpansRequest {
+                trace_ids: vec![req.trace_id],
+                latest: 0,
+            }
+        } else {
+            SpansRequest {
+                trace_ids: Vec::new(),
+                latest: limit,
+            }
+        };
+        self.gather(&sources, first, &gathered).await;
+        // Then the flows those journeys continue, wherever they were recorded.
+        let mut asked = std::collections::HashSet::new();
+        for _ in 0..TRACE_ROUNDS {
+            let missing: Vec<u64> = gathered
+                .missing_parents()
+                .into_iter()
+                .filter(|p| asked.insert(*p))
+                .take(podnet_proto::trace::MAX_IDS)
+                .collect();
+            if missing.is_empty() {
+                break;
+            }
+            let request = SpansRequest {
+                trace_ids: missing,
+                latest: 0,
+            };
+            self.gather(&sources, request, &gathered).await;
+        }
         let journeys = if req.trace_id != 0 {
-            let spans = self.traces.journey(req.trace_id);
+            let spans = gathered.journey(req.trace_id);
             if spans.is_empty() {
                 vec![]
             } else {
@@ -375,11 +428,7 @@ impl Api for ApiService {
                 }]
             }
         } else {
-            let limit = match req.limit {
-                0 => DEFAULT_TRACES,
-                n => n.min(MAX_TRACES),
-            };
-            self.traces.latest(limit as usize)
+            gathered.latest(limit as usize)
         };
         Ok(Response::new(TracesResponse { journeys }))
     }

@@ -11,7 +11,6 @@ pub mod nodes;
 pub mod registry;
 pub mod scheduler;
 pub mod store;
-mod traces;
 pub mod validate;
 
 use std::path::PathBuf;

@@ -60,6 +60,9 @@ pub struct Nodes {
     leases: Mutex<HashMap<String, Instant>>,
     /// Joins are serialized: address allocation reads then writes.
     join_lock: Mutex<()>,
+    /// The edge's TraceSource address (memory only: a restarted control
+    /// plane learns it when the edge joins again).
+    edge_agent: Mutex<Option<String>>,
 }
 
 fn now_rfc3339() -> String {
@@ -100,6 +103,7 @@ impl Nodes {
             ca,
             leases: Mutex::new(HashMap::new()),
             join_lock: Mutex::new(()),
+            edge_agent: Mutex::new(None),
         };
         let now = Instant::now();
         let mut leases = nodes.leases.lock().unwrap_or_else(PoisonError::into_inner);
@@ -235,7 +239,12 @@ impl Nodes {
         self.check_token(&req.token)?;
         let issued = self.ca.issue_node(EDGE_NAME)?;
         let host_ip = self.host_ip()?;
-        tracing::info!(pid = req.pid, %host_ip, "edge joined");
+        tracing::info!(pid = req.pid, %host_ip, agent = %req.agent_address, "edge joined");
+        *self
+            .edge_agent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) =
+            Some(req.agent_address.clone()).filter(|a| !a.is_empty());
         Ok(JoinResponse {
             ca_pem: self.ca.cert_pem().to_string(),
             cert_pem: issued.cert_pem,
@@ -255,6 +264,14 @@ impl Nodes {
             .hosts()
             .next()
             .ok_or(JoinError::NoNodeIp(self.config.node_cidr))
+    }
+
+    /// Where the edge serves its journey spans, once it has joined.
+    pub fn edge_agent(&self) -> Option<String> {
+        self.edge_agent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn free_pod_cidr(&self, nodes: &[Value]) -> Result<Ipv4Net, JoinError> {

@@ -33,9 +33,10 @@ use ipnet::Ipv4Net;
 use podnet_overlay::{EmulatedSocket, LinkTable, NodeIdentity};
 use podnet_proto::informer::{Cache, informer};
 use podnet_proto::retry::while_unavailable;
-use podnet_proto::trace::Recorder;
+use podnet_proto::trace::{Recorder, TraceSourceService};
 use podnet_proto::v1::JoinEdgeRequest;
 use podnet_proto::v1::api_client::ApiClient;
+use podnet_proto::v1::trace_source_server::TraceSourceServer;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -62,8 +63,29 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let channel = Channel::from_shared(format!("http://{}", config.controlplane))
         .context("bad control plane address")?
         .connect_lazy();
-    let mut api = ApiClient::new(channel.clone());
-    let joined = join_with_retry(&mut api, &config, &shutdown).await?;
+    let mut api = ApiClient::new(channel);
+    // The edge's journey spans are served to the control plane from here.
+    let recorder = Recorder::new("edge".into());
+    let agent = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .await
+        .context("cannot listen for the trace source")?;
+    let agent_address = agent.local_addr()?.to_string();
+    let tasks = TaskTracker::new();
+    let source = TraceSourceServer::new(TraceSourceService {
+        recorder: recorder.clone(),
+    });
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(agent);
+        let served = tonic::transport::Server::builder()
+            .add_service(source)
+            .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+            .await;
+        if let Err(e) = served {
+            tracing::warn!(error = %e, "trace source stopped");
+        }
+    });
+    let joined = join_with_retry(&mut api, &config, &agent_address, &shutdown).await?;
     let host_ip: Ipv4Addr = joined
         .host_ip
         .parse()
@@ -74,7 +96,6 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .context("cannot bind the overlay socket")?;
     let socket = EmulatedSocket::new(socket, LinkTable::new())?;
     let endpoint = podnet_overlay::endpoint(socket, None)?;
-    let tasks = TaskTracker::new();
     let overlay = Overlay::new(
         endpoint,
         identity.client_config(),
@@ -83,7 +104,6 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         shutdown.clone(),
     );
     tracing::info!(%host_ip, pool = %config.pool, underlay = %overlay.local_addr()?, "edge joined the overlay");
-    let recorder = Recorder::start(channel, "edge".into(), shutdown.clone(), &tasks);
     let balancer = Balancer::new(
         config.pool,
         overlay.clone(),
@@ -124,11 +144,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 async fn join_with_retry(
     api: &mut ApiClient<Channel>,
     config: &Config,
+    agent_address: &str,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<podnet_proto::v1::JoinResponse> {
     let req = JoinEdgeRequest {
         token: config.join_token.clone(),
         pid: std::process::id(),
+        agent_address: agent_address.to_string(),
     };
     let joined = while_unavailable(Duration::from_secs(30), shutdown, || {
         let mut api = api.clone();

@@ -17,9 +17,10 @@ use ipnet::Ipv4Net;
 use podnet_proto::informer::{Cache, cache_key, informer};
 use podnet_proto::model::{ANNOTATION_UNDERLAY, LinkSpec, str_at};
 use podnet_proto::retry::while_unavailable;
-use podnet_proto::trace::Recorder;
+use podnet_proto::trace::{Recorder, TraceSourceService};
 use podnet_proto::v1::api_client::ApiClient;
 use podnet_proto::v1::node_agent_server::{NodeAgent, NodeAgentServer};
+use podnet_proto::v1::trace_source_server::TraceSourceServer;
 use podnet_proto::v1::{
     DeleteRequest, ExecRequest, ExecResponse, HeartbeatRequest, JoinRequest, ObjectRequest,
     ProxyStatusRequest, ProxyStatusResponse,
@@ -132,9 +133,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         datapath.clone(),
     ));
     let tasks = TaskTracker::new();
-    let recorder = Recorder::start(channel, config.name.clone(), shutdown.clone(), &tasks);
+    let recorder = Recorder::new(config.name.clone());
     datapath.set_recorder(recorder.clone());
-    runtime.set_api(api.clone(), recorder);
+    runtime.set_api(api.clone(), recorder.clone());
     // The node's own address is a namespace too: NodePort masquerading and
     // host DNS speak from it.
     let host_ns = NetNs::new(
@@ -259,6 +260,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(agent_listener);
     let served = tonic::transport::Server::builder()
         .add_service(NodeAgentServer::new(agent))
+        .add_service(TraceSourceServer::new(TraceSourceService { recorder }))
         .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned())
         .await;
 

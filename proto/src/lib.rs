@@ -8,6 +8,7 @@
 
 pub mod events;
 pub mod informer;
+pub mod journeys;
 pub mod model;
 pub mod retry;
 pub mod trace;

@@ -1,5 +1,7 @@
-//! Request journeys kept in memory for `podnet trace`: the spans every
-//! process reports (`Api.ReportSpans`), grouped by trace id.
+//! Request journeys kept in memory, grouped by trace id: each process
+//! keeps its own spans (see `trace::Recorder`); for `podnet trace` the
+//! control plane gathers what the processes hold into one more store and
+//! stitches journeys from it.
 //!
 //! Bounded in every direction, because all of it arrives from the network:
 //! the last [`MAX_JOURNEYS`] trace ids by first sight, at most
@@ -9,7 +11,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, PoisonError};
 
-use podnet_proto::v1::{Journey, Span};
+use crate::v1::{Journey, Span};
 
 /// Trace ids remembered; the first seen is forgotten first.
 pub const MAX_JOURNEYS: usize = 4096;
@@ -61,37 +63,94 @@ impl TraceStore {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Adds reported spans; returns how many of them were dropped (trace id
-    /// 0, or their journey already full).
+    /// Adds spans; returns how many of them were dropped (trace id 0, or
+    /// their journey already full).
     pub fn insert(&self, spans: Vec<Span>) -> usize {
         let mut inner = self.lock();
         let mut dropped = 0;
         for span in spans {
-            if span.trace_id == 0 {
+            if !self.push(&mut inner, span) {
                 dropped += 1;
-                continue;
             }
-            let id = span.trace_id;
-            if !inner.journeys.contains_key(&id) {
-                while inner.order.len() >= self.max_journeys {
-                    match inner.order.pop_front() {
-                        Some(old) => {
-                            inner.journeys.remove(&old);
-                        }
-                        None => break,
-                    }
-                }
-                inner.order.push_back(id);
-            }
-            let journey = inner.journeys.entry(id).or_default();
-            if journey.len() >= self.max_spans {
-                dropped += 1;
-                continue;
-            }
-            journey.push(bounded(span));
         }
         inner.dropped += dropped as u64;
         dropped
+    }
+
+    /// Adds one span (the recording path: one lock, one push).
+    pub fn insert_one(&self, span: Span) {
+        let mut inner = self.lock();
+        if !self.push(&mut inner, span) {
+            inner.dropped += 1;
+        }
+    }
+
+    fn push(&self, inner: &mut Inner, span: Span) -> bool {
+        if span.trace_id == 0 {
+            return false;
+        }
+        let id = span.trace_id;
+        if !inner.journeys.contains_key(&id) {
+            while inner.order.len() >= self.max_journeys {
+                match inner.order.pop_front() {
+                    Some(old) => {
+                        inner.journeys.remove(&old);
+                    }
+                    None => break,
+                }
+            }
+            inner.order.push_back(id);
+        }
+        let journey = inner.journeys.entry(id).or_default();
+        if journey.len() >= self.max_spans {
+            return false;
+        }
+        journey.push(bounded(span));
+        true
+    }
+
+    /// Every span of the journeys `ids` (unknown ids have none).
+    pub fn spans_of(&self, ids: &[u64]) -> Vec<Span> {
+        let inner = self.lock();
+        ids.iter()
+            .filter_map(|id| inner.journeys.get(id))
+            .flatten()
+            .cloned()
+            .collect()
+    }
+
+    /// Every span of the `limit` most recently started journeys, unstitched.
+    pub fn latest_spans(&self, limit: usize) -> Vec<Span> {
+        let inner = self.lock();
+        let mut by_start: Vec<(i64, u64)> = inner
+            .journeys
+            .iter()
+            .filter_map(|(&id, spans)| Some((spans.iter().map(|s| s.start_unix_nanos).min()?, id)))
+            .collect();
+        by_start.sort_unstable_by(|a, b| b.cmp(a));
+        by_start
+            .iter()
+            .take(limit)
+            .filter_map(|(_, id)| inner.journeys.get(id))
+            .flatten()
+            .cloned()
+            .collect()
+    }
+
+    /// Parents named by the spans held that are not held themselves: what
+    /// to ask the other processes for next.
+    pub fn missing_parents(&self) -> Vec<u64> {
+        let inner = self.lock();
+        let mut missing: Vec<u64> = inner
+            .journeys
+            .values()
+            .flatten()
+            .map(|s| s.parent_trace_id)
+            .filter(|p| *p != 0 && !inner.journeys.contains_key(p))
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        missing
     }
 
     /// Spans dropped since start.
