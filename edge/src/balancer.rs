@@ -444,7 +444,9 @@ impl Balancer {
                 .read()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone();
-            let src_port = self.udp_session(key, &socket, client);
+            let Some(src_port) = self.udp_session(key, &socket, client) else {
+                continue;
+            };
             let Some(node) = self.udp_node(&t, src_port) else {
                 continue;
             };
@@ -461,7 +463,14 @@ impl Balancer {
     }
 
     /// The source port of `client`'s UDP session on listener `key`.
-    fn udp_session(&self, key: ListenerKey, socket: &Arc<UdpSocket>, client: SocketAddr) -> u16 {
+    /// `None` when every session is in use: the datagram is dropped, as a
+    /// full conntrack table drops new flows.
+    fn udp_session(
+        &self,
+        key: ListenerKey,
+        socket: &Arc<UdpSocket>,
+        client: SocketAddr,
+    ) -> Option<u16> {
         let mut by_client = self
             .udp_by_client
             .lock()
@@ -475,18 +484,22 @@ impl Balancer {
             && let Some(s) = sessions.get_mut(port)
         {
             s.last = now;
-            return *port;
+            return Some(*port);
         }
         if sessions.len() >= UDP_SESSIONS_MAX {
             sessions.retain(|_, s| now.duration_since(s.last) < UDP_IDLE);
             by_client.retain(|_, p| sessions.contains_key(p));
+            if sessions.len() >= UDP_SESSIONS_MAX {
+                return None;
+            }
         }
+        // Fewer sessions than ports: a free one is found.
         let port = loop {
             let n = self
                 .next_udp_port
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let port = 40_000 + n % 20_000;
-            if !sessions.contains_key(&port) || sessions.len() >= 20_000 {
+            if !sessions.contains_key(&port) {
                 break port;
             }
         };
@@ -499,7 +512,7 @@ impl Balancer {
             },
         );
         by_client.insert((key, client), port);
-        port
+        Some(port)
     }
 
     /// UDP has no handshake to fail over with: one flow sticks to one node
