@@ -171,6 +171,11 @@ pub fn transport_config() -> TransportConfig {
     // The underlay is loopback or a LAN: start above the 1200-byte minimum,
     // MTU discovery (on by default) takes it further where possible.
     t.initial_mtu(1400);
+    // Request/response flows: let ACKs ride on answers instead of going
+    // out as packets of their own for every packet received.
+    let mut ack = quinn::AckFrequencyConfig::default();
+    ack.ack_eliciting_threshold(VarInt::from_u32(4));
+    t.ack_frequency_config(Some(ack));
     t
 }
 
