@@ -10,6 +10,15 @@
 //! - `ingress`: HTTP(S) requests/s from the host through the edge and the
 //!   ingress controller against nginx as one reverse-proxy hop (wrk).
 
+/// `anyhow::ensure!` for a bad flag: the error is bad input (exit 64).
+macro_rules! ensure_flag {
+    ($cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            return Err(crate::manifest::InputError(format!($($fmt)+)).into());
+        }
+    };
+}
+
 mod common;
 mod dns;
 mod ingress;

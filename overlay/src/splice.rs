@@ -115,9 +115,8 @@ impl Direction {
                 }
             }
             if self.start < self.end {
-                let n = ready!(
-                    Pin::new(&mut *writer).poll_write(cx, &self.buf[self.start..self.end])
-                )?;
+                let n =
+                    ready!(Pin::new(&mut *writer).poll_write(cx, &self.buf[self.start..self.end]))?;
                 if n == 0 {
                     return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
                 }
@@ -148,7 +147,10 @@ mod tests {
         let server = tokio::spawn(async move {
             let mut head = [0u8; 16];
             server_read.read_exact(&mut head).await.unwrap();
-            server_write.write_all(b"HTTP/1.1 431\r\n\r\n").await.unwrap();
+            server_write
+                .write_all(b"HTTP/1.1 431\r\n\r\n")
+                .await
+                .unwrap();
             server_write.shutdown().await.unwrap();
             // Gone without reading the rest.
             drop((server_read, server_write));

@@ -48,12 +48,12 @@ const UNBOUND_ATTEMPTS: usize = 5;
 const SPOT_CHECKS: usize = 20;
 
 pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(args.rounds >= 1, "--rounds must be at least 1");
-    anyhow::ensure!(
+    ensure_flag!(args.rounds >= 1, "--rounds must be at least 1");
+    ensure_flag!(
         args.seconds.is_finite() && args.seconds >= 1.0,
         "--seconds must be at least 1"
     );
-    anyhow::ensure!(args.nodes >= 1, "--nodes must be at least 1");
+    ensure_flag!(args.nodes >= 1, "--nodes must be at least 1");
     let [dnsperf, unbound] = find_tools(["dnsperf", "unbound"], INSTALL)?;
     let tools = Tools { dnsperf, unbound };
     // Dropping the measurement (Ctrl-C) takes the cluster down and kills

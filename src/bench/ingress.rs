@@ -86,14 +86,14 @@ const WARMUP: Duration = Duration::from_secs(1);
 const MAX_HEAD: usize = 64 * 1024;
 
 pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(args.rounds >= 1, "--rounds must be at least 1");
-    anyhow::ensure!(
+    ensure_flag!(args.rounds >= 1, "--rounds must be at least 1");
+    ensure_flag!(
         args.duration >= Duration::from_secs(1) && args.duration.subsec_nanos() == 0,
         "--duration must be whole seconds, at least 1s (wrk -d takes whole seconds), got {}",
         humantime::format_duration(args.duration)
     );
-    anyhow::ensure!(args.connections >= 1, "--connections must be at least 1");
-    anyhow::ensure!(args.nodes >= 1, "--nodes must be at least 1");
+    ensure_flag!(args.connections >= 1, "--connections must be at least 1");
+    ensure_flag!(args.nodes >= 1, "--nodes must be at least 1");
     let [wrk, nginx] = find_tools(["wrk", "nginx"], INSTALL)?;
     let tools = Tools { wrk, nginx };
     // Dropping the measurement (Ctrl-C) takes the cluster down and stops

@@ -43,7 +43,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connected, Connection};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use podnet_proto::events::{self, EventType};
 use podnet_proto::informer::{Cache, informer};
 use podnet_proto::model::str_at;
@@ -162,8 +162,15 @@ pub(super) fn start(
         reason: e.to_string(),
     })?;
     let env = spec.workload_env.clone();
+    let tasks = TaskTracker::new();
+    let stop = cancel.child_token();
+    let executor = Tracked {
+        tasks: tasks.clone(),
+        stop: stop.clone(),
+    };
     let controller = Arc::new(Controller {
-        upstream: Client::builder(TokioExecutor::new())
+        executor: executor.clone(),
+        upstream: Client::builder(executor)
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(UPSTREAM_IDLE_PER_HOST)
             .pool_timer(TokioTimer::new())
@@ -176,8 +183,6 @@ pub(super) fn start(
         settings,
     });
     Ok(async move {
-        let tasks = TaskTracker::new();
-        let stop = cancel.child_token();
         let _stop_guard = stop.clone().drop_guard();
         tasks.spawn(
             controller
@@ -200,6 +205,7 @@ pub(super) fn start(
 }
 
 struct Controller {
+    executor: Tracked,
     settings: Settings,
     routes: RwLock<Arc<RouteTable>>,
     certs: Arc<CertStore>,
@@ -431,11 +437,12 @@ impl Controller {
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
+        let executor = self.executor.clone();
         let service = service_fn(move |request| {
             let controller = self.clone();
             async move { Ok::<_, Infallible>(controller.handle(request, info).await) }
         });
-        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        let mut builder = hyper_util::server::conn::auto::Builder::new(executor);
         builder
             .http1()
             .timer(TokioTimer::new())
@@ -607,6 +614,33 @@ async fn report_tls_problem(
         if let Err(s) = recorded {
             tracing::debug!(error = %s.message(), "event not recorded");
         }
+    }
+}
+
+/// Runs hyper's own tasks (HTTP/2 streams, pooled upstream connections)
+/// with the controller's tasks, so they end when the container stops.
+#[derive(Clone)]
+struct Tracked {
+    tasks: TaskTracker,
+    stop: CancellationToken,
+}
+
+impl<F> hyper::rt::Executor<F> for Tracked
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, future: F) {
+        let stop = self.stop.clone();
+        self.tasks.spawn(
+            async move {
+                tokio::select! {
+                    _ = future => {}
+                    () = stop.cancelled() => {}
+                }
+            }
+            .in_current_span(),
+        );
     }
 }
 
