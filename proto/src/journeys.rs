@@ -122,16 +122,10 @@ impl TraceStore {
     /// Every span of the `limit` most recently started journeys, unstitched.
     pub fn latest_spans(&self, limit: usize) -> Vec<Span> {
         let inner = self.lock();
-        let mut by_start: Vec<(i64, u64)> = inner
-            .journeys
-            .iter()
-            .filter_map(|(&id, spans)| Some((spans.iter().map(|s| s.start_unix_nanos).min()?, id)))
-            .collect();
-        by_start.sort_unstable_by(|a, b| b.cmp(a));
-        by_start
+        newest_first(&inner.journeys)
             .iter()
             .take(limit)
-            .filter_map(|(_, id)| inner.journeys.get(id))
+            .filter_map(|id| inner.journeys.get(id))
             .flatten()
             .cloned()
             .collect()
@@ -171,15 +165,9 @@ impl TraceStore {
     /// not listed again.
     pub fn latest(&self, limit: usize) -> Vec<Journey> {
         let inner = self.lock();
-        let mut by_start: Vec<(i64, u64)> = inner
-            .journeys
-            .iter()
-            .filter_map(|(&id, spans)| Some((spans.iter().map(|s| s.start_unix_nanos).min()?, id)))
-            .collect();
-        by_start.sort_unstable_by(|a, b| b.cmp(a));
         let mut shown = HashSet::new();
         let mut out = Vec::new();
-        for (_, id) in by_start {
+        for id in newest_first(&inner.journeys) {
             if out.len() >= limit {
                 break;
             }
@@ -195,6 +183,16 @@ impl TraceStore {
         }
         out
     }
+}
+
+/// Trace ids by the start of their first span, newest first.
+fn newest_first(journeys: &HashMap<u64, Vec<Span>>) -> Vec<u64> {
+    let mut by_start: Vec<(i64, u64)> = journeys
+        .iter()
+        .filter_map(|(&id, spans)| Some((spans.iter().map(|s| s.start_unix_nanos).min()?, id)))
+        .collect();
+    by_start.sort_unstable_by(|a, b| b.cmp(a));
+    by_start.into_iter().map(|(_, id)| id).collect()
 }
 
 fn stitch(journeys: &HashMap<u64, Vec<Span>>, id: u64) -> Vec<Span> {

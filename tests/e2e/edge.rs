@@ -57,23 +57,10 @@ spec:
   ports: [{port: 7053, targetPort: 9000, protocol: UDP}]
 "#;
 
-/// http-echo pods with a readiness probe; `REPLICAS` is replaced.
-const WEB: &str = r#"
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: REPLICAS
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-        - name: echo
-          image: podnet/http-echo
-          ports: [{name: http, containerPort: 8080}]
-          readinessProbe: {httpGet: {path: /, port: http}, periodSeconds: 1}
-"#;
+/// The http-echo `web` Deployment of the pods tests, with `n` replicas.
+fn web(n: usize) -> String {
+    crate::pods::WEB.replace("replicas: 3", &format!("replicas: {n}"))
+}
 
 /// A LoadBalancer Service in front of the `web` pods.
 fn web_lb(name: &str, policy: &str) -> String {
@@ -164,24 +151,6 @@ fn client_ip(echo: &Value) -> Ipv4Addr {
         .rsplit_once(':')
         .and_then(|(ip, _)| ip.parse().ok())
         .unwrap_or_else(|| panic!("client is not ip:port: {echo}"))
-}
-
-fn node_ips(c: &Cluster) -> Vec<Ipv4Addr> {
-    c.items("nodes")
-        .iter()
-        .map(|n| {
-            n["status"]["addresses"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|a| a["type"] == "InternalIP")
-                .unwrap()["address"]
-                .as_str()
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
-        .collect()
 }
 
 fn kill9(pid: u32) {
@@ -311,13 +280,13 @@ fn traffic_policies_masquerade_or_keep_the_client_and_local_follows_the_endpoint
     let c = Cluster::up(&["--nodes", "3"]);
     c.apply(&format!(
         "{}---\n{}---\n{}",
-        WEB.replace("REPLICAS", "1"),
+        web(1),
         web_lb("web-cluster", "Cluster"),
         web_lb("web-local", "Local")
     ));
     let pod = c.ready_pods("web", 1).remove(0);
     let pod_node = pod["spec"]["nodeName"].as_str().unwrap().to_string();
-    let nodes = node_ips(&c);
+    let nodes = c.node_ips();
     let cluster = front(&c, "web-cluster");
     let local = front(&c, "web-local");
     assert_ne!(cluster.ip(), local.ip());
@@ -424,11 +393,7 @@ fn a_killed_node_costs_a_bounded_burst_of_errors_then_every_request_succeeds() {
     const KILL_AT: usize = 40;
     const TAIL: usize = 30;
     let c = Cluster::up(&["--nodes", "3"]);
-    c.apply(&format!(
-        "{}---\n{}",
-        WEB.replace("REPLICAS", "3"),
-        web_lb("web", "Cluster")
-    ));
+    c.apply(&format!("{}---\n{}", web(3), web_lb("web", "Cluster")));
     let pods = c.ready_pods("web", 3);
     let victim = pods[0]["spec"]["nodeName"].as_str().unwrap().to_string();
     let victim_ips: Vec<String> = pods

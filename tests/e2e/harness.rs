@@ -115,6 +115,22 @@ impl Cluster {
             .unwrap_or_default()
     }
 
+    /// Every node's InternalIP.
+    pub fn node_ips(&self) -> Vec<std::net::Ipv4Addr> {
+        self.items("nodes")
+            .iter()
+            .filter_map(|n| {
+                n["status"]["addresses"]
+                    .as_array()?
+                    .iter()
+                    .find(|a| a["type"] == "InternalIP")?["address"]
+                    .as_str()?
+                    .parse()
+                    .ok()
+            })
+            .collect()
+    }
+
     /// Pods matching `app=<app>` that are Ready, once there are `n` of them.
     pub fn ready_pods(&self, app: &str, n: usize) -> Vec<Value> {
         eventually(

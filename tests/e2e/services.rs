@@ -102,20 +102,7 @@ fn node_ports_answer_on_every_node_and_local_policy_drops_elsewhere() {
     c.ready_pods("web", 3);
     c.ready_pods("client", 1);
     let nodes = c.items("nodes");
-    let node_ips: Vec<String> = nodes
-        .iter()
-        .map(|n| {
-            n["status"]["addresses"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|a| a["type"] == "InternalIP")
-                .unwrap()["address"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let node_ips: Vec<String> = c.node_ips().iter().map(|ip| ip.to_string()).collect();
     for ip in &node_ips {
         let out = c.exec(
             "client",
