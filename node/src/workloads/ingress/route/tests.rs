@@ -1,5 +1,6 @@
-//! Route table building and request routing, table-driven through
-//! [`check`], which compares a one-line rendering of the outcome.
+//! Route table building and request routing, table-driven: [`routes`]
+//! builds the Ingresses from one row per path rule, and [`check`],
+//! [`check_svc`] and [`check_tls`] compare each case's outcome.
 
 use proptest::prelude::*;
 use serde_json::json;
@@ -45,12 +46,38 @@ fn path(p: &str, ty: &str, svc: &str) -> Value {
     json!({"path": p, "pathType": ty, "backend": backend(svc, json!(80))})
 }
 
+/// One rule for `host` with hand-written `paths`.
 fn rule(host: &str, paths: Vec<Value>) -> Value {
     json!({"host": host, "http": {"paths": paths}})
 }
 
-fn rules(rules: Vec<Value>) -> Value {
-    json!({"rules": rules})
+/// One path rule: (ingress, minute, host, path, pathType, service).
+type Row<'a> = (&'a str, u32, &'a str, &'a str, &'a str, &'a str);
+
+/// The Ingresses of `rows` ([`ing`]): consecutive rows of the same
+/// (ingress, minute) make one Ingress, and consecutive rows of the same
+/// host in it one rule; each path goes to its service's port 80.
+fn routes(rows: &[Row]) -> Vec<Value> {
+    /// (ingress, minute, rules), a rule being (host, paths).
+    type Draft<'a> = (&'a str, u32, Vec<(&'a str, Vec<Value>)>);
+    let mut ingresses: Vec<Draft> = Vec::new();
+    for &(name, minute, host, p, ty, svc) in rows {
+        let path = path(p, ty, svc);
+        match ingresses.last_mut() {
+            Some((n, m, rules)) if (*n, *m) == (name, minute) => match rules.last_mut() {
+                Some((h, paths)) if *h == host => paths.push(path),
+                _ => rules.push((host, vec![path])),
+            },
+            _ => ingresses.push((name, minute, vec![(host, vec![path])])),
+        }
+    }
+    ingresses
+        .into_iter()
+        .map(|(name, minute, rules)| {
+            let rules: Vec<Value> = rules.into_iter().map(|(h, ps)| rule(h, ps)).collect();
+            ing(name, minute, json!({"rules": rules}))
+        })
+        .collect()
 }
 
 /// Service `name` in `default`: port 80 named `http` (target 8080 in its
@@ -108,6 +135,8 @@ fn table(ingresses: Vec<Value>) -> RouteTable {
     World::new(ingresses).table()
 }
 
+// ---- checks ---------------------------------------------------------------
+
 fn render(outcome: &Outcome) -> String {
     match outcome {
         Outcome::Backend(b) => {
@@ -154,18 +183,29 @@ fn check_svc(table: &RouteTable, cases: &[(&str, &str, &str)]) {
     }
 }
 
+/// Looks up each SNI name's TLS Secret, `namespace/name` or `-` for none.
+#[track_caller]
+fn check_tls(table: &RouteTable, cases: &[(&str, &str)]) {
+    for (sni, expected) in cases {
+        let got = table
+            .tls_secret(sni)
+            .map_or("-".to_string(), |(ns, name)| format!("{ns}/{name}"));
+        assert_eq!(&got, expected, "tls_secret({sni:?})");
+    }
+}
+
 // ---- hosts ----------------------------------------------------------------
 
 #[test]
 fn renders_a_full_backend() {
-    let t = table(vec![ing(
+    let t = table(routes(&[(
         "shop",
         0,
-        rules(vec![rule(
-            "shop.example.com",
-            vec![path("/api", "Prefix", "api")],
-        )]),
-    )]);
+        "shop.example.com",
+        "/api",
+        "Prefix",
+        "api",
+    )]));
     check(
         &t,
         &[
@@ -182,23 +222,11 @@ fn renders_a_full_backend() {
 
 #[test]
 fn exact_host_beats_wildcard_beats_no_host() {
-    let t = table(vec![
-        ing(
-            "wild",
-            0,
-            rules(vec![rule("*.foo.com", vec![path("/", "Prefix", "a")])]),
-        ),
-        ing(
-            "exact",
-            1,
-            rules(vec![rule("bar.foo.com", vec![path("/x", "Prefix", "bb")])]),
-        ),
-        ing(
-            "any",
-            2,
-            rules(vec![rule("", vec![path("/", "Prefix", "ccc")])]),
-        ),
-    ]);
+    let t = table(routes(&[
+        ("wild", 0, "*.foo.com", "/", "Prefix", "a"),
+        ("exact", 1, "bar.foo.com", "/x", "Prefix", "bb"),
+        ("any", 2, "", "/", "Prefix", "ccc"),
+    ]));
     check_svc(
         &t,
         &[
@@ -214,11 +242,7 @@ fn exact_host_beats_wildcard_beats_no_host() {
 
 #[test]
 fn wildcard_matches_one_label_only() {
-    let t = table(vec![ing(
-        "wild",
-        0,
-        rules(vec![rule("*.foo.com", vec![path("/", "Prefix", "a")])]),
-    )]);
+    let t = table(routes(&[("wild", 0, "*.foo.com", "/", "Prefix", "a")]));
     check_svc(
         &t,
         &[
@@ -233,14 +257,10 @@ fn wildcard_matches_one_label_only() {
 
 #[test]
 fn nested_wildcards_pick_the_one_label_match() {
-    let t = table(vec![ing(
-        "wild",
-        0,
-        rules(vec![
-            rule("*.foo.com", vec![path("/", "Prefix", "a")]),
-            rule("*.bar.foo.com", vec![path("/", "Prefix", "bb")]),
-        ]),
-    )]);
+    let t = table(routes(&[
+        ("wild", 0, "*.foo.com", "/", "Prefix", "a"),
+        ("wild", 0, "*.bar.foo.com", "/", "Prefix", "bb"),
+    ]));
     check_svc(
         &t,
         &[
@@ -254,14 +274,10 @@ fn nested_wildcards_pick_the_one_label_match() {
 
 #[test]
 fn host_with_port_case_and_trailing_dot() {
-    let t = table(vec![ing(
-        "shop",
-        0,
-        rules(vec![
-            rule("Shop.Example.com", vec![path("/", "Prefix", "a")]),
-            rule("*.Wild.com.", vec![path("/", "Prefix", "bb")]),
-        ]),
-    )]);
+    let t = table(routes(&[
+        ("shop", 0, "Shop.Example.com", "/", "Prefix", "a"),
+        ("shop", 0, "*.Wild.com.", "/", "Prefix", "bb"),
+    ]));
     check_svc(
         &t,
         &[
@@ -281,11 +297,7 @@ fn host_with_port_case_and_trailing_dot() {
 
 #[test]
 fn ipv6_literal_hosts_reach_rules_without_host() {
-    let t = table(vec![ing(
-        "any",
-        0,
-        rules(vec![rule("", vec![path("/", "Prefix", "a")])]),
-    )]);
+    let t = table(routes(&[("any", 0, "", "/", "Prefix", "a")]));
     check_svc(
         &t,
         &[
@@ -295,24 +307,24 @@ fn ipv6_literal_hosts_reach_rules_without_host() {
             ("fe80::1", "/", "a"),
         ],
     );
-    assert_eq!(request_host("[::1]:8080"), "::1");
-    assert_eq!(request_host("fe80::1"), "fe80::1");
-    assert_eq!(request_host("Example.COM.:8443"), "example.com");
-    assert_eq!(request_host("example.com:"), "example.com");
+    for (host, expected) in [
+        ("[::1]:8080", "::1"),
+        ("fe80::1", "fe80::1"),
+        ("Example.COM.:8443", "example.com"),
+        ("example.com:", "example.com"),
+    ] {
+        assert_eq!(request_host(host), expected, "request_host({host:?})");
+    }
 }
 
 #[test]
 fn invalid_rule_hosts_match_nothing() {
-    let t = table(vec![ing(
-        "bad",
-        0,
-        rules(vec![
-            rule("foo.*.com", vec![path("/", "Prefix", "a")]),
-            rule("*", vec![path("/", "Prefix", "a")]),
-            rule(".", vec![path("/", "Prefix", "a")]),
-            rule("*.", vec![path("/", "Prefix", "a")]),
-        ]),
-    )]);
+    let t = table(routes(&[
+        ("bad", 0, "foo.*.com", "/", "Prefix", "a"),
+        ("bad", 0, "*", "/", "Prefix", "a"),
+        ("bad", 0, ".", "/", "Prefix", "a"),
+        ("bad", 0, "*.", "/", "Prefix", "a"),
+    ]));
     check_svc(
         &t,
         &[
@@ -326,18 +338,10 @@ fn invalid_rule_hosts_match_nothing() {
 
 #[test]
 fn same_host_in_two_ingresses_is_merged() {
-    let t = table(vec![
-        ing(
-            "one",
-            0,
-            rules(vec![rule("m.com", vec![path("/a", "Prefix", "a")])]),
-        ),
-        ing(
-            "two",
-            1,
-            rules(vec![rule("M.com", vec![path("/b", "Prefix", "bb")])]),
-        ),
-    ]);
+    let t = table(routes(&[
+        ("one", 0, "m.com", "/a", "Prefix", "a"),
+        ("two", 1, "M.com", "/b", "Prefix", "bb"),
+    ]));
     check_svc(
         &t,
         &[
@@ -352,18 +356,11 @@ fn same_host_in_two_ingresses_is_merged() {
 
 #[test]
 fn exact_beats_prefix_at_the_same_path() {
-    let t = table(vec![ing(
-        "p",
-        0,
-        rules(vec![rule(
-            "h.com",
-            vec![
-                path("/foo", "Prefix", "a"),
-                path("/foo", "Exact", "bb"),
-                path("/foo", "ImplementationSpecific", "ccc"),
-            ],
-        )]),
-    )]);
+    let t = table(routes(&[
+        ("p", 0, "h.com", "/foo", "Prefix", "a"),
+        ("p", 0, "h.com", "/foo", "Exact", "bb"),
+        ("p", 0, "h.com", "/foo", "ImplementationSpecific", "ccc"),
+    ]));
     check_svc(
         &t,
         &[
@@ -377,11 +374,7 @@ fn exact_beats_prefix_at_the_same_path() {
 
 #[test]
 fn exact_matches_only_itself() {
-    let t = table(vec![ing(
-        "p",
-        0,
-        rules(vec![rule("h.com", vec![path("/Foo/", "Exact", "a")])]),
-    )]);
+    let t = table(routes(&[("p", 0, "h.com", "/Foo/", "Exact", "a")]));
     check_svc(
         &t,
         &[
@@ -395,18 +388,11 @@ fn exact_matches_only_itself() {
 
 #[test]
 fn prefix_matches_element_wise() {
-    let t = table(vec![ing(
-        "p",
-        0,
-        rules(vec![rule(
-            "h.com",
-            vec![
-                path("/foo", "Prefix", "a"),
-                path("/bar/", "Prefix", "bb"),
-                path("/aaa/bbb", "Prefix", "ccc"),
-            ],
-        )]),
-    )]);
+    let t = table(routes(&[
+        ("p", 0, "h.com", "/foo", "Prefix", "a"),
+        ("p", 0, "h.com", "/bar/", "Prefix", "bb"),
+        ("p", 0, "h.com", "/aaa/bbb", "Prefix", "ccc"),
+    ]));
     check_svc(
         &t,
         &[
@@ -430,11 +416,7 @@ fn prefix_matches_element_wise() {
 
 #[test]
 fn root_prefix_matches_everything() {
-    let t = table(vec![ing(
-        "p",
-        0,
-        rules(vec![rule("h.com", vec![path("/", "Prefix", "a")])]),
-    )]);
+    let t = table(routes(&[("p", 0, "h.com", "/", "Prefix", "a")]));
     check_svc(
         &t,
         &[
@@ -448,18 +430,12 @@ fn root_prefix_matches_everything() {
 
 #[test]
 fn implementation_specific_is_a_string_prefix() {
-    let t = table(vec![ing(
-        "p",
-        0,
-        rules(vec![rule(
-            "h.com",
-            vec![
-                path("/foo", "ImplementationSpecific", "a"),
-                json!({"path": "/bar", "backend": backend("bb", json!(80))}),
-                json!({"pathType": "ImplementationSpecific", "backend": backend("ccc", json!(80))}),
-            ],
-        )]),
-    )]);
+    let paths = vec![
+        path("/foo", "ImplementationSpecific", "a"),
+        json!({"path": "/bar", "backend": backend("bb", json!(80))}),
+        json!({"pathType": "ImplementationSpecific", "backend": backend("ccc", json!(80))}),
+    ];
+    let t = table(vec![ing("p", 0, json!({"rules": [rule("h.com", paths)]}))]);
     check_svc(
         &t,
         &[
@@ -476,34 +452,20 @@ fn implementation_specific_is_a_string_prefix() {
 
 #[test]
 fn unknown_path_type_is_skipped() {
-    let t = table(vec![ing(
-        "p",
-        0,
-        rules(vec![rule(
-            "h.com",
-            vec![path("/", "Regex", "a"), path("/x", "Prefix", "bb")],
-        )]),
-    )]);
+    let t = table(routes(&[
+        ("p", 0, "h.com", "/", "Regex", "a"),
+        ("p", 0, "h.com", "/x", "Prefix", "bb"),
+    ]));
     check_svc(&t, &[("h.com", "/x", "bb"), ("h.com", "/", "-")]);
 }
 
 #[test]
 fn longest_path_wins_across_ingresses() {
-    let t = table(vec![
-        ing(
-            "old",
-            0,
-            rules(vec![rule(
-                "h.com",
-                vec![path("/", "Prefix", "a"), path("/api/v1", "Prefix", "api")],
-            )]),
-        ),
-        ing(
-            "new",
-            5,
-            rules(vec![rule("h.com", vec![path("/api", "Prefix", "bb")])]),
-        ),
-    ]);
+    let t = table(routes(&[
+        ("old", 0, "h.com", "/", "Prefix", "a"),
+        ("old", 0, "h.com", "/api/v1", "Prefix", "api"),
+        ("new", 5, "h.com", "/api", "Prefix", "bb"),
+    ]));
     check_svc(
         &t,
         &[
@@ -517,12 +479,11 @@ fn longest_path_wins_across_ingresses() {
 
 #[test]
 fn conflicts_go_to_the_oldest_ingress() {
-    let conflict = |svc: &str| rules(vec![rule("h.com", vec![path("/x", "Prefix", svc)])]);
     // Listed newest first: order of input must not matter.
-    let t = table(vec![
-        ing("zz-new", 9, conflict("bb")),
-        ing("mm-old", 1, conflict("a")),
-    ]);
+    let t = table(routes(&[
+        ("zz-new", 9, "h.com", "/x", "Prefix", "bb"),
+        ("mm-old", 1, "h.com", "/x", "Prefix", "a"),
+    ]));
     check(
         &t,
         &[(
@@ -532,42 +493,35 @@ fn conflicts_go_to_the_oldest_ingress() {
         )],
     );
     // Same creation time: namespace/name decides.
-    let t = table(vec![
-        ing("b", 3, conflict("bb")),
-        ing("a", 3, conflict("a")),
-    ]);
+    let t = table(routes(&[
+        ("b", 3, "h.com", "/x", "Prefix", "bb"),
+        ("a", 3, "h.com", "/x", "Prefix", "a"),
+    ]));
     check_svc(&t, &[("h.com", "/x", "a")]);
     // An unparseable timestamp counts as newest.
-    let mut broken = ing("a", 0, conflict("a"));
-    broken["metadata"]["creationTimestamp"] = json!("yesterday");
-    let t = table(vec![broken, ing("b", 59, conflict("bb"))]);
-    check_svc(&t, &[("h.com", "/x", "bb")]);
+    let mut ingresses = routes(&[
+        ("a", 0, "h.com", "/x", "Prefix", "a"),
+        ("b", 59, "h.com", "/x", "Prefix", "bb"),
+    ]);
+    ingresses[0]["metadata"]["creationTimestamp"] = json!("yesterday");
+    check_svc(&table(ingresses), &[("h.com", "/x", "bb")]);
 }
 
 // ---- default backends -----------------------------------------------------
 
 #[test]
 fn default_backend_of_the_host_owner_then_oldest_then_not_found() {
-    let t = table(vec![
-        ing(
-            "global",
-            0,
-            json!({"defaultBackend": backend("a", json!(80))}),
-        ),
-        ing(
-            "shop",
-            1,
-            json!({"defaultBackend": backend("bb", json!(80)),
-                   "rules": [rule("shop.com", vec![path("/api", "Prefix", "api")])]}),
-        ),
-        ing(
-            "blog",
-            2,
-            rules(vec![rule("blog.com", vec![path("/", "Exact", "ccc")])]),
-        ),
-    ]);
+    let blog = ("blog", 2, "blog.com", "/", "Exact", "ccc");
+    let mut ingresses = routes(&[("shop", 1, "shop.com", "/api", "Prefix", "api"), blog]);
+    ingresses[0]["spec"]["defaultBackend"] = backend("bb", json!(80));
+    let global = ing(
+        "global",
+        0,
+        json!({"defaultBackend": backend("a", json!(80))}),
+    );
+    ingresses.insert(0, global);
     check(
-        &t,
+        &table(ingresses),
         &[
             (
                 "shop.com",
@@ -586,13 +540,8 @@ fn default_backend_of_the_host_owner_then_oldest_then_not_found() {
             ),
         ],
     );
-    let t = table(vec![ing(
-        "blog",
-        2,
-        rules(vec![rule("blog.com", vec![path("/", "Exact", "ccc")])]),
-    )]);
     check(
-        &t,
+        &table(routes(&[blog])),
         &[("blog.com", "/x", "not found"), ("x.com", "/", "not found")],
     );
 }
@@ -636,20 +585,14 @@ fn unavailable_default_backend_is_reported() {
 #[test]
 fn service_port_by_number_and_by_name() {
     let p = |p: &str, port: Value| json!({"path": p, "pathType": "Prefix", "backend": backend("web", port)});
-    let t = table(vec![ing(
-        "p",
-        0,
-        rules(vec![rule(
-            "h.com",
-            vec![
-                p("/num", json!(80)),
-                p("/name", json!("http")),
-                p("/unnamed", json!(9000)),
-                p("/nope", json!(8080)),
-                p("/nope-name", json!("grpc")),
-            ],
-        )]),
-    )]);
+    let paths = vec![
+        p("/num", json!(80)),
+        p("/name", json!("http")),
+        p("/unnamed", json!(9000)),
+        p("/nope", json!(8080)),
+        p("/nope-name", json!("grpc")),
+    ];
+    let t = table(vec![ing("p", 0, json!({"rules": [rule("h.com", paths)]}))]);
     check(
         &t,
         &[
@@ -685,14 +628,13 @@ fn service_port_by_number_and_by_name() {
 /// One Ingress routing `/` of `h.com` to `web` port 80, with the given
 /// services and slices.
 fn web_world(services: Vec<Value>, slices: Vec<Value>) -> RouteTable {
-    let mut w = World::new(vec![ing(
-        "p",
-        0,
-        rules(vec![rule("h.com", vec![path("/", "Prefix", "web")])]),
-    )]);
-    w.services = services;
-    w.slices = slices;
-    w.table()
+    let ingresses = routes(&[("p", 0, "h.com", "/", "Prefix", "web")]);
+    World {
+        services,
+        slices,
+        ..World::new(ingresses)
+    }
+    .table()
 }
 
 fn web_slice(name: &str, eps: Value) -> Value {
@@ -710,48 +652,29 @@ fn unavailable_backends_say_why() {
                      "spec": {"ports": [{"name": "http", "port": 80, "protocol": "UDP"}]}});
     let other_ns = json!({"metadata": {"name": "web", "namespace": "prod"},
                           "spec": {"ports": [{"name": "http", "port": 80}]}});
-    let cases: Vec<(RouteTable, &str)> = vec![
+    let not_ready = json!([{"addresses": ["10.0.0.9"], "conditions": {"ready": false}}]);
+    let cases = [
+        (vec![], vec![web_slices.clone()], "not found"),
+        (vec![other_ns], vec![web_slices], "not found"),
         (
-            web_world(vec![], vec![web_slices.clone()]),
-            "service \"default/web\" not found",
+            vec![external],
+            vec![],
+            "is of type ExternalName, which podnet's ingress does not route to",
         ),
+        (vec![udp], vec![], "port 80 is UDP, ingress needs TCP"),
+        (vec![web.clone()], vec![], "has no ready endpoints"),
         (
-            web_world(vec![other_ns], vec![web_slices]),
-            "service \"default/web\" not found",
-        ),
-        (
-            web_world(vec![external], vec![]),
-            "service \"default/web\" is of type ExternalName, which podnet's ingress does not route to",
-        ),
-        (
-            web_world(vec![udp], vec![]),
-            "service \"default/web\" port 80 is UDP, ingress needs TCP",
-        ),
-        (
-            web_world(vec![web.clone()], vec![]),
-            "service \"default/web\" has no ready endpoints",
-        ),
-        (
-            web_world(
-                vec![web.clone()],
-                vec![web_slice(
-                    "s",
-                    json!([{"addresses": ["10.0.0.9"], "conditions": {"ready": false}}]),
-                )],
-            ),
-            "service \"default/web\" has no ready endpoints",
+            vec![web],
+            vec![web_slice("s", not_ready)],
+            "has no ready endpoints",
         ),
     ];
-    for (t, reason) in cases {
-        match t.route("h.com", "/") {
-            Outcome::Unavailable(u) => {
-                assert_eq!(u.reason, reason);
-                assert_eq!(u.ingress, ("default".to_string(), "p".to_string()));
-                assert_eq!(u.rule, "h.com / (Prefix)");
-                assert_eq!(u.service, ("default".to_string(), "web".to_string()));
-            }
-            other => panic!("expected unavailable ({reason}), got {other:?}"),
-        }
+    // The rendering holds all of it: Ingress, rule, Service and reason.
+    for (services, slices, reason) in cases {
+        let expected = format!(
+            "default/p [h.com / (Prefix)] unavailable (default/web): service \"default/web\" {reason}"
+        );
+        check(&web_world(services, slices), &[("h.com", "/", &expected)]);
     }
 }
 
@@ -802,13 +725,8 @@ fn backends_in_the_ingress_namespace() {
     prod["metadata"]["namespace"] = json!("prod");
     prod_slice["metadata"]["namespace"] = json!("prod");
     prod_slice["endpoints"][0]["addresses"] = json!(["10.7.7.7"]);
-    let mut i = ing(
-        "p",
-        0,
-        rules(vec![rule("h.com", vec![path("/", "Prefix", "web")])]),
-    );
-    i["metadata"]["namespace"] = json!("prod");
-    let mut w = World::new(vec![i]);
+    let mut w = World::new(routes(&[("p", 0, "h.com", "/", "Prefix", "web")]));
+    w.ingresses[0]["metadata"]["namespace"] = json!("prod");
     w.services.push(prod);
     w.slices.push(prod_slice);
     check(
@@ -824,25 +742,17 @@ fn backends_in_the_ingress_namespace() {
 #[test]
 fn odd_backends_are_unavailable() {
     let p = |p: &str, backend: Value| json!({"path": p, "pathType": "Prefix", "backend": backend});
-    let t = table(vec![ing(
-        "p",
-        0,
-        rules(vec![rule(
-            "h.com",
-            vec![
-                p(
-                    "/res",
-                    json!({"resource": {"apiGroup": "k8s.example.com", "kind": "StorageBucket", "name": "b"}}),
-                ),
-                p("/noport", json!({"service": {"name": "web"}})),
-                p("/nosvc", json!({})),
-                p(
-                    "/badport",
-                    json!({"service": {"name": "web", "port": {"number": 70000}}}),
-                ),
-            ],
-        )]),
-    )]);
+    let bucket = json!({"apiGroup": "k8s.example.com", "kind": "StorageBucket", "name": "b"});
+    let paths = vec![
+        p("/res", json!({ "resource": bucket })),
+        p("/noport", json!({"service": {"name": "web"}})),
+        p("/nosvc", json!({})),
+        p(
+            "/badport",
+            json!({"service": {"name": "web", "port": {"number": 70000}}}),
+        ),
+    ];
+    let t = table(vec![ing("p", 0, json!({"rules": [rule("h.com", paths)]}))]);
     check_svc(
         &t,
         &[
@@ -868,11 +778,10 @@ fn odd_backends_are_unavailable() {
 
 // ---- class selection ------------------------------------------------------
 
+/// An Ingress routing `<name>.com` to `a`, with no creation time, and the
+/// given class name and legacy class annotation.
 fn classy(name: &str, class: Option<&str>, legacy: Option<&str>) -> Value {
-    let mut spec = rules(vec![rule(
-        &format!("{name}.com"),
-        vec![path("/", "Prefix", "a")],
-    )]);
+    let mut spec = json!({"rules": [rule(&format!("{name}.com"), vec![path("/", "Prefix", "a")])]});
     if let Some(c) = class {
         spec["ingressClassName"] = json!(c);
     }
@@ -884,8 +793,10 @@ fn classy(name: &str, class: Option<&str>, legacy: Option<&str>) -> Value {
 }
 
 fn served_by(classes: Vec<Value>, ingresses: Vec<Value>) -> Vec<String> {
-    let mut w = World::new(ingresses);
-    w.classes = classes;
+    let w = World {
+        classes,
+        ..World::new(ingresses)
+    };
     w.table().served().into_iter().map(|(_, n)| n).collect()
 }
 
@@ -907,37 +818,35 @@ fn class_selection() {
     nginx_default["metadata"]["annotations"] = json!({DEFAULT_CLASS_ANNOTATION: "true"});
     let ours = class("podnet", CONTROLLER_NAME);
     let internal = class("podnet-internal", CONTROLLER_NAME);
-
-    // Ours not default: classless Ingresses are someone else's.
-    assert_eq!(
-        served_by(
-            vec![ours.clone(), internal.clone(), nginx.clone()],
-            ingresses()
-        ),
-        ["explicit", "legacy", "second"]
-    );
-    // Ours default: classless ones are ours too.
-    assert_eq!(
-        served_by(vec![our_default_class(), nginx.clone()], ingresses()),
-        ["classless", "explicit", "legacy"]
-    );
-    // Another controller's default class is not ours.
-    assert_eq!(
-        served_by(vec![ours.clone(), nginx_default], ingresses()),
-        ["explicit", "legacy"]
-    );
-    // "True" is not "true", as upstream.
     let mut shouting = ours.clone();
     shouting["metadata"]["annotations"] = json!({DEFAULT_CLASS_ANNOTATION: "True"});
-    assert_eq!(
-        served_by(vec![shouting], ingresses()),
-        ["explicit", "legacy"]
-    );
-    // No classes at all: nothing is served.
-    assert!(served_by(vec![], ingresses()).is_empty());
+
+    let cases: [(Vec<Value>, &[&str]); 5] = [
+        // Ours not default: classless Ingresses are someone else's.
+        (
+            vec![ours.clone(), internal, nginx.clone()],
+            &["explicit", "legacy", "second"],
+        ),
+        // Ours default: classless ones are ours too.
+        (
+            vec![our_default_class(), nginx.clone()],
+            &["classless", "explicit", "legacy"],
+        ),
+        // Another controller's default class is not ours.
+        (vec![ours.clone(), nginx_default], &["explicit", "legacy"]),
+        // "True" is not "true", as upstream.
+        (vec![shouting], &["explicit", "legacy"]),
+        // No classes at all: nothing is served.
+        (vec![], &[]),
+    ];
+    for (classes, expected) in cases {
+        assert_eq!(served_by(classes, ingresses()), expected);
+    }
     // Routing follows: nginx's Ingress host is not routed.
-    let mut w = World::new(ingresses());
-    w.classes = vec![ours, nginx];
+    let w = World {
+        classes: vec![ours, nginx],
+        ..World::new(ingresses())
+    };
     check_svc(
         &w.table(),
         &[
@@ -950,27 +859,20 @@ fn class_selection() {
 
 #[test]
 fn deleted_and_malformed_ingresses_are_ignored() {
-    let mut deleted = ing(
-        "deleted",
-        0,
-        rules(vec![rule("h.com", vec![path("/", "Prefix", "a")])]),
-    );
-    deleted["metadata"]["deletionTimestamp"] = json!("2024-05-01T11:00:00Z");
-    let mut null_deletion = ing(
-        "alive",
-        1,
-        rules(vec![rule("h.com", vec![path("/", "Prefix", "bb")])]),
-    );
-    null_deletion["metadata"]["deletionTimestamp"] = Value::Null;
-    let t = table(vec![
-        deleted,
-        null_deletion,
+    let mut ingresses = routes(&[
+        ("deleted", 0, "h.com", "/", "Prefix", "a"),
+        ("alive", 1, "h.com", "/", "Prefix", "bb"),
+    ]);
+    ingresses[0]["metadata"]["deletionTimestamp"] = json!("2024-05-01T11:00:00Z");
+    ingresses[1]["metadata"]["deletionTimestamp"] = Value::Null;
+    ingresses.extend([
         Value::Null,
         json!(42),
         json!("ingress"),
         json!({"metadata": 1, "spec": {"rules": "no", "tls": {"x": 1}, "defaultBackend": 3}}),
         json!({"spec": {"rules": [1, {"host": 2, "http": {"paths": [null, {"path": 5, "backend": []}]}}]}}),
     ]);
+    let t = table(ingresses);
     check_svc(&t, &[("h.com", "/", "bb"), ("x.com", "/", "-")]);
     assert!(
         t.served()
@@ -985,8 +887,11 @@ fn tls(entries: Value) -> Value {
     json!({"tls": entries})
 }
 
-fn pair(ns: &str, name: &str) -> Option<(String, String)> {
-    Some((ns.to_string(), name.to_string()))
+fn pairs(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(ns, name)| (ns.to_string(), name.to_string()))
+        .collect()
 }
 
 #[test]
@@ -997,35 +902,33 @@ fn tls_sni_exact_then_wildcard() {
         tls(json!([{"hosts": ["*.shop.com"], "secretName": "wild-cert"}])),
     );
     prod["metadata"]["namespace"] = json!("prod");
-    let t = table(vec![
-        prod,
-        ing(
-            "exact",
-            1,
-            tls(
-                json!([{"hosts": ["www.shop.com", "Api.Shop.com"], "secretName": "www-cert"},
-                       {"hosts": ["nosecret.com"]}]),
-            ),
-        ),
-    ]);
-    assert_eq!(t.tls_secret("www.shop.com"), pair("default", "www-cert"));
-    assert_eq!(t.tls_secret("API.shop.com."), pair("default", "www-cert"));
-    assert_eq!(t.tls_secret("img.shop.com"), pair("prod", "wild-cert"));
-    assert_eq!(t.tls_secret("a.img.shop.com"), None);
-    assert_eq!(t.tls_secret("shop.com"), None);
-    assert_eq!(t.tls_secret("nosecret.com"), None);
-    assert_eq!(t.tls_secret(""), None);
+    let exact = tls(
+        json!([{"hosts": ["www.shop.com", "Api.Shop.com"], "secretName": "www-cert"},
+                           {"hosts": ["nosecret.com"]}]),
+    );
+    let t = table(vec![prod, ing("exact", 1, exact)]);
+    check_tls(
+        &t,
+        &[
+            ("www.shop.com", "default/www-cert"),
+            ("API.shop.com.", "default/www-cert"),
+            ("img.shop.com", "prod/wild-cert"),
+            ("a.img.shop.com", "-"),
+            ("shop.com", "-"),
+            ("nosecret.com", "-"),
+            ("", "-"),
+        ],
+    );
     assert_eq!(
         t.tls_secrets(),
-        vec![
-            ("default".to_string(), "www-cert".to_string()),
-            ("prod".to_string(), "wild-cert".to_string())
-        ]
+        pairs(&[("default", "www-cert"), ("prod", "wild-cert")])
     );
 }
 
 #[test]
 fn tls_conflicts_go_to_the_oldest_and_hostless_entries_cover_rule_hosts() {
+    let hostless = json!({"tls": [{"secretName": "rule-cert"}],
+                          "rules": [rule("b.com", vec![]), rule("a.com", vec![]), rule("*.c.com", vec![])]});
     let t = table(vec![
         ing(
             "new",
@@ -1037,17 +940,17 @@ fn tls_conflicts_go_to_the_oldest_and_hostless_entries_cover_rule_hosts() {
             1,
             tls(json!([{"hosts": ["a.com"], "secretName": "old-cert"}])),
         ),
-        ing(
-            "hostless",
-            0,
-            json!({"tls": [{"secretName": "rule-cert"}],
-                   "rules": [rule("b.com", vec![]), rule("a.com", vec![]), rule("*.c.com", vec![])]}),
-        ),
+        ing("hostless", 0, hostless),
     ]);
-    // Listed hosts beat an older entry that lists none.
-    assert_eq!(t.tls_secret("a.com"), pair("default", "old-cert"));
-    assert_eq!(t.tls_secret("b.com"), pair("default", "rule-cert"));
-    assert_eq!(t.tls_secret("x.c.com"), pair("default", "rule-cert"));
+    check_tls(
+        &t,
+        &[
+            // Listed hosts beat an older entry that lists none.
+            ("a.com", "default/old-cert"),
+            ("b.com", "default/rule-cert"),
+            ("x.c.com", "default/rule-cert"),
+        ],
+    );
     assert_eq!(t.tls_secrets().len(), 3);
 }
 
@@ -1060,7 +963,7 @@ fn tls_of_unserved_ingresses_is_ignored() {
     );
     other["spec"]["ingressClassName"] = json!("nginx");
     let t = table(vec![other]);
-    assert_eq!(t.tls_secret("a.com"), None);
+    check_tls(&t, &[("a.com", "-")]);
     assert!(t.tls_secrets().is_empty());
     assert!(t.served().is_empty());
 }
@@ -1069,27 +972,14 @@ fn tls_of_unserved_ingresses_is_ignored() {
 
 #[test]
 fn a_thousand_ingresses() {
-    let ingresses: Vec<Value> = (0..1000)
+    let ingresses = (0..1000u32)
         .map(|i| {
-            let mut v = ing(
-                &format!("ing-{i:04}"),
-                (i % 60) as u32,
-                rules(vec![
-                    rule(
-                        &format!("host-{}.com", i % 100),
-                        vec![
-                            path(&format!("/p{i}"), "Prefix", "web"),
-                            path("/", "Prefix", "a"),
-                        ],
-                    ),
-                    rule(
-                        "*.wild.com",
-                        vec![path(&format!("/w{i}"), "Exact", "api")],
-                    ),
-                ]),
-            );
-            v["spec"]["tls"] = json!([{"hosts": [format!("host-{}.com", i % 100)], "secretName": format!("s{i}")}]);
-            v
+            let host = format!("host-{}.com", i % 100);
+            let spec = json!({
+                "rules": [rule(&host, vec![path(&format!("/p{i}"), "Prefix", "web"), path("/", "Prefix", "a")]),
+                          rule("*.wild.com", vec![path(&format!("/w{i}"), "Exact", "api")])],
+                "tls": [{"hosts": [host], "secretName": format!("s{i}")}]});
+            ing(&format!("ing-{i:04}"), i % 60, spec)
         })
         .collect();
     let t = table(ingresses);
@@ -1106,29 +996,35 @@ fn a_thousand_ingresses() {
     );
     // host-7.com is shared by ing-0007, -0107, …, -0907, created at minutes
     // 7, 47, 27, 7, …: the oldest, by name among minute 7, is ing-0007.
-    match t.route("host-7.com", "/") {
-        Outcome::Backend(b) => assert_eq!(b.ingress.1, "ing-0007"),
-        other => panic!("unexpected {other:?}"),
-    }
+    check(
+        &t,
+        &[(
+            "host-7.com",
+            "/",
+            "default/ing-0007 [host-7.com / (Prefix)] -> default/a:80 10.0.1.1:8080",
+        )],
+    );
 }
 
 #[test]
 fn empty_table_routes_nothing() {
     let t = RouteTable::default();
-    assert_eq!(t.route("a.com", "/"), Outcome::NotFound);
-    assert_eq!(t.tls_secret("a.com"), None);
+    check(&t, &[("a.com", "/", "not found")]);
+    check_tls(&t, &[("a.com", "-")]);
     assert!(t.served().is_empty());
 }
 
 proptest! {
     #[test]
     fn route_never_panics(host in any::<String>(), req_path in any::<String>()) {
-        let t = table(vec![
-            ing("a", 0, json!({"defaultBackend": backend("a", json!(80)),
-                "rules": [rule("h.com", vec![path("/x", "Prefix", "a"), path("/é", "ImplementationSpecific", "bb")]),
-                          rule("*.h.com", vec![path("/", "Exact", "gone")]),
-                          rule("", vec![path("/ü/", "Prefix", "ccc")])]})),
+        let mut ingresses = routes(&[
+            ("a", 0, "h.com", "/x", "Prefix", "a"),
+            ("a", 0, "h.com", "/é", "ImplementationSpecific", "bb"),
+            ("a", 0, "*.h.com", "/", "Exact", "gone"),
+            ("a", 0, "", "/ü/", "Prefix", "ccc"),
         ]);
+        ingresses[0]["spec"]["defaultBackend"] = backend("a", json!(80));
+        let t = table(ingresses);
         let _ = t.route(&host, &req_path);
         let _ = t.tls_secret(&host);
     }
@@ -1138,10 +1034,11 @@ proptest! {
         host in "[\\[\\]:.*a-zA-Z0-9]{0,12}(h\\.com)?[.:0-9\\]]{0,4}",
         req_path in "[/xé]{0,6}",
     ) {
-        let t = table(vec![ing("a", 0, rules(vec![
-            rule("h.com", vec![path("/x", "Prefix", "a"), path("/é", "ImplementationSpecific", "bb")]),
-            rule("*.h.com", vec![path("/", "Exact", "a")]),
-        ]))]);
+        let t = table(routes(&[
+            ("a", 0, "h.com", "/x", "Prefix", "a"),
+            ("a", 0, "h.com", "/é", "ImplementationSpecific", "bb"),
+            ("a", 0, "*.h.com", "/", "Exact", "a"),
+        ]));
         let _ = t.route(&host, &req_path);
     }
 }
