@@ -253,17 +253,31 @@ struct Supervised {
     child: Child,
 }
 
+/// The command for one role process: this binary, logging to
+/// `STATE/logs/LOG.log`, given the join token, dying with the launcher
+/// (PODNET_PARENT_PID) and killed if its handle is dropped.
+fn role_command(state: &Path, log: &str, token: &str) -> anyhow::Result<Command> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(state.join("logs").join(format!("{log}.log")))?;
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.env("PODNET_JOIN_TOKEN", token)
+        .env("PODNET_PARENT_PID", std::process::id().to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true);
+    Ok(cmd)
+}
+
 async fn spawn_controlplane(
     state: &Path,
     listen: &str,
     token: &str,
     grace: &str,
 ) -> anyhow::Result<(Child, String)> {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(state.join("logs").join("controlplane.log"))?;
-    let mut child = Command::new(std::env::current_exe()?)
+    let mut child = role_command(state, "controlplane", token)?
         .arg("--state-dir")
         .arg(state.join("controlplane"))
         .arg("controlplane")
@@ -271,12 +285,8 @@ async fn spawn_controlplane(
         .arg(listen)
         .arg("--node-grace-period")
         .arg(grace)
-        .env("PODNET_JOIN_TOKEN", token)
-        .env("PODNET_PARENT_PID", std::process::id().to_string())
-        .stdin(Stdio::null())
+        // The address comes back on stdout.
         .stdout(Stdio::piped())
-        .stderr(log)
-        .kill_on_drop(true)
         .spawn()
         .context("cannot start the control plane")?;
     let stdout = child.stdout.take().context("control plane has no stdout")?;
@@ -293,11 +303,7 @@ async fn spawn_controlplane(
 }
 
 fn spawn_node(state: &Path, spec: &NodeSpec, cp: &str, token: &str) -> anyhow::Result<Child> {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(state.join("logs").join(format!("{}.log", spec.name)))?;
-    let mut cmd = Command::new(std::env::current_exe()?);
+    let mut cmd = role_command(state, &spec.name, token)?;
     // Every node forwards host DNS queries, so DNS from the host survives
     // the loss of any one node; cluster-info shows a Ready one.
     cmd.arg("node")
@@ -319,33 +325,17 @@ fn spawn_node(state: &Path, spec: &NodeSpec, cp: &str, token: &str) -> anyhow::R
     if let Some(memory) = &spec.memory {
         cmd.arg("--memory").arg(memory);
     }
-    cmd.env("PODNET_JOIN_TOKEN", token)
-        .env("PODNET_PARENT_PID", std::process::id().to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true);
     cmd.spawn()
         .with_context(|| format!("cannot start node {}", spec.name))
 }
 
 fn spawn_edge(state: &Path, cp: &str, token: &str, pool: &str) -> anyhow::Result<Child> {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(state.join("logs").join("edge.log"))?;
-    Command::new(std::env::current_exe()?)
+    role_command(state, "edge", token)?
         .arg("edge")
         .arg("--controlplane")
         .arg(cp)
         .arg("--lb-pool")
         .arg(pool)
-        .env("PODNET_JOIN_TOKEN", token)
-        .env("PODNET_PARENT_PID", std::process::id().to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true)
         .spawn()
         .context("cannot start the edge")
 }

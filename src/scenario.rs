@@ -905,7 +905,14 @@ fn edge_port(services: &[Value], ip: &str, port: u16) -> Option<u16> {
             .pointer("/spec/ports")?
             .as_array()?
             .iter()
-            .filter(|p| p.get("nodePort").is_some())
+            // The ports the edge listens for: forwardable to a NodePort.
+            .filter(|p| {
+                p.get("nodePort").is_some()
+                    && matches!(
+                        p.get("protocol").and_then(Value::as_str),
+                        None | Some("TCP" | "UDP")
+                    )
+            })
             .position(|p| p.get("port").and_then(Value::as_u64) == Some(u64::from(port)))?;
         let real = ingress.get("ports")?.as_array()?.get(index)?;
         u16::try_from(real.get("port")?.as_u64()?).ok()

@@ -3,14 +3,13 @@
 //! speaks for the host's address only), a TCP flow per client connection,
 //! a QUIC datagram per UDP datagram, and the replies to those datagrams.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use podnet_overlay::{FlowHeader, FrameKind, OpenStatus};
+use podnet_overlay::{FlowHeader, FrameKind, OpenStatus, Peers};
 use tokio::io::{Join, join};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -41,7 +40,7 @@ pub struct Overlay {
     endpoint: quinn::Endpoint,
     client_config: quinn::ClientConfig,
     host_ip: Ipv4Addr,
-    conns: tokio::sync::Mutex<HashMap<String, quinn::Connection>>,
+    peers: Peers,
     replies: Mutex<Option<UdpReplies>>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
@@ -59,7 +58,7 @@ impl Overlay {
             endpoint,
             client_config,
             host_ip,
-            conns: tokio::sync::Mutex::new(HashMap::new()),
+            peers: Peers::default(),
             replies: Mutex::new(None),
             tasks,
             shutdown,
@@ -76,23 +75,20 @@ impl Overlay {
     }
 
     async fn connection(self: &Arc<Self>, node: &NodeInfo) -> io::Result<quinn::Connection> {
-        let mut conns = self.conns.lock().await;
-        if let Some(conn) = conns.get(&node.name)
-            && conn.close_reason().is_none()
-            && conn.remote_address() == node.underlay
-        {
-            return Ok(conn.clone());
-        }
-        let connecting = self
-            .endpoint
-            .connect_with(self.client_config.clone(), node.underlay, &node.name)
-            .map_err(|e| io::Error::new(io::ErrorKind::NotConnected, e))?;
-        let conn = tokio::time::timeout(OPEN_TIMEOUT, connecting)
+        let connecting = self.peers.connect(
+            &self.endpoint,
+            &self.client_config,
+            &node.name,
+            node.underlay,
+        );
+        let (conn, new) = tokio::time::timeout(OPEN_TIMEOUT, connecting)
             .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "overlay handshake timed out"))?
-            .map_err(|e| io::Error::new(io::ErrorKind::ConnectionAborted, e))?;
-        tracing::debug!(node = %node.name, underlay = %node.underlay, "overlay connection up");
-        conns.insert(node.name.clone(), conn.clone());
+            .map_err(|_| {
+                io::Error::new(io::ErrorKind::TimedOut, "overlay handshake timed out")
+            })??;
+        if !new {
+            return Ok(conn);
+        }
         let overlay = self.clone();
         let reader = conn.clone();
         self.tasks

@@ -30,7 +30,9 @@ use tracing::Instrument;
 
 use crate::netns::{NetNs, PodStream};
 use crate::overlay::wire::BASE_HEADER_LEN;
-use crate::overlay::{EmulatedSocket, FlowHeader, FrameKind, LinkTable, NodeIdentity, OpenStatus};
+use crate::overlay::{
+    EmulatedSocket, FlowHeader, FrameKind, LinkTable, NodeIdentity, OpenStatus, Peers,
+};
 use crate::proxy::{Mode, Origin, Pick, Proto, ProxyState, ServiceTable};
 
 /// Where a prefix of addresses lives.
@@ -86,8 +88,6 @@ impl Stats {
 fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
-
-type PeerSlot = Arc<tokio::sync::Mutex<Option<quinn::Connection>>>;
 
 /// What a node's datapath needs to know about its place in the cluster.
 #[derive(Debug, Clone)]
@@ -146,7 +146,7 @@ pub struct Datapath {
     endpoint: quinn::Endpoint,
     client_config: quinn::ClientConfig,
     links: LinkTable,
-    peers: Mutex<HashMap<String, PeerSlot>>,
+    peers: Peers,
     host_ip: Option<Ipv4Addr>,
     /// The edge's latest connection: replies to the host's address (UDP
     /// through a LoadBalancer) go back on it; the node never dials the edge.
@@ -191,7 +191,7 @@ impl Datapath {
             endpoint,
             client_config: identity.client_config(),
             links,
-            peers: Mutex::new(HashMap::new()),
+            peers: Peers::default(),
             host_ip: config.host_ip,
             edge: Mutex::new(None),
             recorder: RwLock::new(Recorder::disabled()),
@@ -273,25 +273,18 @@ impl Datapath {
     /// The connection to a peer node, made on first use and remade when
     /// it has closed.
     async fn peer(self: &Arc<Self>, route: &Route) -> io::Result<quinn::Connection> {
-        let slot = {
-            let mut peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
-            peers.entry(route.node.clone()).or_default().clone()
-        };
-        let mut slot = slot.lock().await;
-        if let Some(conn) = slot.as_ref()
-            && conn.close_reason().is_none()
-            && conn.remote_address() == route.underlay
-        {
-            return Ok(conn.clone());
+        let (conn, new) = self
+            .peers
+            .connect(
+                &self.endpoint,
+                &self.client_config,
+                &route.node,
+                route.underlay,
+            )
+            .await?;
+        if !new {
+            return Ok(conn);
         }
-        let connecting = self
-            .endpoint
-            .connect_with(self.client_config.clone(), route.underlay, &route.node)
-            .map_err(|e| io::Error::new(io::ErrorKind::NotConnected, e))?;
-        let conn = connecting
-            .await
-            .map_err(|e| io::Error::new(io::ErrorKind::ConnectionAborted, e))?;
-        tracing::debug!(peer.node = %route.node, peer.addr = %route.underlay, "overlay connection up");
         let auth = Arc::new(PeerAuth {
             conn: conn.clone(),
             verified: Mutex::new(None),
@@ -301,7 +294,6 @@ impl Datapath {
                 .serve_connection(auth)
                 .instrument(tracing::debug_span!("overlay.conn", peer.node = %route.node)),
         );
-        *slot = Some(conn.clone());
         Ok(conn)
     }
 
@@ -352,9 +344,13 @@ impl Datapath {
     /// policy also get this node's IP as source (SNAT), as kube-proxy
     /// masquerades them.
     fn proxy(&self, src: SocketAddrV4, dst: SocketAddrV4, proto: Proto, trace_id: u64) -> Proxied {
+        if trace_id == 0 {
+            // Untraced (UDP datagrams): no clock reads on the per-packet path.
+            return self.proxy_untraced(src, dst, proto);
+        }
         let timer = SpanTimer::start(trace_id, hop::PROXY);
         let proxied = self.proxy_untraced(src, dst, proto);
-        if trace_id != 0 && !matches!(proxied, Proxied::Direct) {
+        if !matches!(proxied, Proxied::Direct) {
             let (decision, status) = match proxied {
                 Proxied::To { src: s, dst: d } if s == src => {
                     (format!("{dst} → endpoint {d}, client {src} kept"), "ok")

@@ -18,11 +18,13 @@
 //! nodes once those decisions are made. Same-node traffic never reaches it.
 
 pub mod link;
+pub mod peers;
 pub mod splice;
 pub mod tls;
 pub mod wire;
 
 pub use link::{EmulatedSocket, LinkStats, LinkTable, endpoint};
+pub use peers::Peers;
 pub use splice::splice;
 pub use tls::{NodeIdentity, TlsError, peer_is_node, transport_config};
 pub use wire::{FlowHeader, FrameKind, OpenStatus, WIRE_VERSION, WireError};
