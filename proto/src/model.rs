@@ -7,6 +7,7 @@ pub mod network;
 mod object;
 mod quantity;
 mod selector;
+pub mod view;
 
 pub use kind::{Kind, ObjectKey, UnknownKind};
 pub use link::{
