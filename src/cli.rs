@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
 use crate::{bench, client, launcher, roles, scenario, trace};
 
@@ -41,7 +41,7 @@ pub enum Command {
     /// Stop the cluster of the state directory.
     Down,
     /// Run a scenario file: up, apply, wait, check expectations, down.
-    Run(scenario::RunArgs),
+    Run(scenario::run::RunArgs),
     /// Create or update objects from a manifest file (`-` for stdin).
     Apply(client::ApplyArgs),
     /// List or show objects.
@@ -60,7 +60,7 @@ pub enum Command {
     /// without a trace id).
     Trace(trace::TraceArgs),
     /// Change emulated link conditions between nodes at run time.
-    Link(LinkArgs),
+    Link(client::LinkArgs),
     /// Measure podnet against a reference in the same run.
     Bench(bench::BenchArgs),
 }
@@ -81,46 +81,6 @@ impl Command {
     }
 }
 
-#[derive(Debug, Args)]
-pub struct LinkArgs {
-    #[command(subcommand)]
-    pub action: LinkAction,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum LinkAction {
-    /// Set delay, jitter, loss and rate between two nodes (both directions
-    /// unless --one-way).
-    Set {
-        from: String,
-        to: String,
-        #[arg(long)]
-        delay: Option<String>,
-        #[arg(long)]
-        jitter: Option<String>,
-        #[arg(long)]
-        loss: Option<String>,
-        #[arg(long)]
-        rate: Option<String>,
-        #[arg(long)]
-        one_way: bool,
-    },
-    /// Drop everything between two nodes.
-    Partition {
-        from: String,
-        to: String,
-        #[arg(long)]
-        one_way: bool,
-    },
-    /// Remove every setting between two nodes.
-    Heal {
-        from: String,
-        to: String,
-        #[arg(long)]
-        one_way: bool,
-    },
-}
-
 pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let state = cli.state_dir;
     match cli.command {
@@ -129,7 +89,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Edge(args) => roles::edge(args).await,
         Command::Up(args) => launcher::up(&state, args).await,
         Command::Down => launcher::down(&state, Duration::from_secs(10)).await,
-        Command::Run(args) => scenario::run(args).await,
+        Command::Run(args) => scenario::run::run(args).await,
         Command::Apply(args) => client::apply(&state, args).await,
         Command::Get(args) => client::get(&state, args).await,
         Command::Delete(args) => client::delete(&state, args).await,

@@ -4,64 +4,18 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
-use anyhow::Context;
-use clap::Args;
-use podnet_proto::model::{Kind, LINK_API_VERSION, LinkSpec};
-use podnet_proto::v1::api_client::ApiClient;
-use podnet_proto::v1::{ApplyRequest, DeleteRequest, ExecRequest, GetRequest, ListRequest};
+use clap::{Args, Subcommand};
+use podnet_proto::model::{Kind, LinkSpec};
+use podnet_proto::v1::{DeleteRequest, ExecRequest, GetRequest, ListRequest};
 use serde_json::{Value, json};
-use tonic::transport::Channel;
 
-use crate::cli::LinkAction;
-use crate::launcher::{alive, read_record};
+use crate::api::{
+    apply_objects, connect, default_namespace, from_state, link_objects, status_error,
+};
 use crate::manifest::{self, InputError};
+use crate::record::{ClusterRecord, alive};
 use crate::table;
-
-pub type Api = ApiClient<Channel>;
-
-pub async fn connect(addr: &str) -> anyhow::Result<Api> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .with_context(|| format!("bad control plane address {addr:?}"))?
-        .connect_timeout(Duration::from_secs(5))
-        .tcp_nodelay(true)
-        .connect()
-        .await
-        .with_context(|| format!("cannot reach the control plane at {addr}"))?;
-    Ok(ApiClient::new(channel))
-}
-
-pub async fn from_state(state: &Path) -> anyhow::Result<Api> {
-    connect(&read_record(state)?.controlplane).await
-}
-
-/// Turns an API error into the error a user should see; invalid input
-/// exits with 64.
-pub fn status_error(s: tonic::Status) -> anyhow::Error {
-    match s.code() {
-        tonic::Code::InvalidArgument => InputError(s.message().to_string()).into(),
-        _ => anyhow::anyhow!("{}", s.message()),
-    }
-}
-
-/// Every object of `kind` in every namespace matching `label_selector`.
-pub async fn list_objects(
-    api: &mut Api,
-    kind: &str,
-    label_selector: &str,
-) -> anyhow::Result<Vec<Value>> {
-    let req = ListRequest {
-        kind: kind.into(),
-        label_selector: label_selector.into(),
-        ..Default::default()
-    };
-    let resp = api.list(req).await.map_err(status_error)?.into_inner();
-    resp.items
-        .iter()
-        .map(|b| serde_json::from_slice(b).context("server sent a bad object"))
-        .collect()
-}
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
@@ -74,59 +28,6 @@ pub struct ApplyArgs {
     /// Validate on the server without writing anything.
     #[arg(long)]
     pub dry_run: bool,
-}
-
-/// Sets `namespace` on namespaced objects that have none.
-pub fn default_namespace(objects: &mut [Value], namespace: &str) {
-    for o in objects {
-        let namespaced = Kind::from_type(
-            o.get("apiVersion").and_then(Value::as_str).unwrap_or(""),
-            o.get("kind").and_then(Value::as_str).unwrap_or(""),
-        )
-        .is_ok_and(|k| k.namespaced());
-        if namespaced
-            && o.pointer("/metadata/namespace").is_none()
-            && let Some(meta) = o.get_mut("metadata").and_then(Value::as_object_mut)
-        {
-            meta.insert("namespace".into(), json!(namespace));
-        }
-    }
-}
-
-/// Applies objects in one request (all or nothing) and prints kubectl's
-/// lines; warnings go to stderr.
-pub async fn apply_objects(
-    api: &mut Api,
-    objects: &[Value],
-    dry_run: bool,
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
-    let req = ApplyRequest {
-        objects: objects
-            .iter()
-            .map(|o| serde_json::to_vec(o).unwrap_or_default())
-            .collect(),
-        dry_run,
-    };
-    let resp = api.apply(req).await.map_err(status_error)?.into_inner();
-    for r in resp.results {
-        let v: Value = serde_json::from_slice(&r.object).context("server sent a bad object")?;
-        for w in &r.warnings {
-            eprintln!("Warning: {w}");
-        }
-        let kind = v
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        let name = v
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let suffix = if dry_run { " (server dry run)" } else { "" };
-        writeln!(out, "{kind}/{name} {}{suffix}", r.action)?;
-    }
-    Ok(())
 }
 
 pub async fn apply(state: &Path, args: ApplyArgs) -> anyhow::Result<ExitCode> {
@@ -268,7 +169,7 @@ pub struct ClusterInfoArgs {
 }
 
 pub async fn cluster_info(state: &Path, args: ClusterInfoArgs) -> anyhow::Result<ExitCode> {
-    let record = read_record(state)?;
+    let record = ClusterRecord::read(state)?;
     let mut api = connect(&record.controlplane).await?;
     let nodes = api
         .list(ListRequest {
@@ -312,6 +213,7 @@ pub async fn cluster_info(state: &Path, args: ClusterInfoArgs) -> anyhow::Result
         "controlplane": {"address": record.controlplane, "pid": record.controlplane_pid},
         "dns": {"address": dns},
         "supervisor": {"pid": record.supervisor_pid},
+        "edge": {"pid": record.edge_pid, "running": alive(record.edge_pid)},
         "nodes": node_info,
     });
     if args.output.as_deref() == Some("json") {
@@ -361,23 +263,6 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
-pub async fn exec_in(
-    api: &mut Api,
-    namespace: &str,
-    pod: &str,
-    command: &[String],
-    stdin: Vec<u8>,
-) -> anyhow::Result<podnet_proto::v1::ExecResponse> {
-    let req = ExecRequest {
-        namespace: namespace.into(),
-        pod: pod.into(),
-        container: String::new(),
-        command: command.to_vec(),
-        stdin,
-    };
-    Ok(api.exec(req).await.map_err(status_error)?.into_inner())
-}
-
 pub async fn exec(state: &Path, args: ExecArgs) -> anyhow::Result<ExitCode> {
     let stdin = if args.stdin {
         std::io::read_to_string(std::io::stdin())?.into_bytes()
@@ -398,20 +283,44 @@ pub async fn exec(state: &Path, args: ExecArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(u8::try_from(resp.exit_code).unwrap_or(1)))
 }
 
-/// Link objects for one direction, or both.
-pub fn link_objects(spec: &LinkSpec, one_way: bool) -> Vec<Value> {
-    let mut specs = vec![spec.clone()];
-    if !one_way {
-        specs.push(LinkSpec {
-            from: spec.to.clone(),
-            to: spec.from.clone(),
-            ..spec.clone()
-        });
-    }
-    specs
-        .into_iter()
-        .map(|s| json!({"apiVersion": LINK_API_VERSION, "kind": "Link", "metadata": {"name": s.name()}, "spec": s}))
-        .collect()
+#[derive(Debug, Args)]
+pub struct LinkArgs {
+    #[command(subcommand)]
+    pub action: LinkAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LinkAction {
+    /// Set delay, jitter, loss and rate between two nodes (both directions
+    /// unless --one-way).
+    Set {
+        from: String,
+        to: String,
+        #[arg(long)]
+        delay: Option<String>,
+        #[arg(long)]
+        jitter: Option<String>,
+        #[arg(long)]
+        loss: Option<String>,
+        #[arg(long)]
+        rate: Option<String>,
+        #[arg(long)]
+        one_way: bool,
+    },
+    /// Drop everything between two nodes.
+    Partition {
+        from: String,
+        to: String,
+        #[arg(long)]
+        one_way: bool,
+    },
+    /// Remove every setting between two nodes.
+    Heal {
+        from: String,
+        to: String,
+        #[arg(long)]
+        one_way: bool,
+    },
 }
 
 pub async fn link(state: &Path, action: LinkAction) -> anyhow::Result<ExitCode> {

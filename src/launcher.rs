@@ -14,11 +14,15 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use serde::{Deserialize, Serialize};
+use ipnet::Ipv4Net;
+use podnet_proto::model::view::NodeView;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::scenario::{self, NodeSpec};
+use crate::record::{
+    ClusterRecord, NodeRecord, alive, signal, supervisor_pid, supervisor_pid_path, write_atomic,
+};
+use crate::scenario::schema::{self, NodeSpec};
 
 #[derive(Debug, Clone, Args)]
 pub struct UpArgs {
@@ -28,74 +32,37 @@ pub struct UpArgs {
     #[arg(long, default_value_t = 3)]
     pub nodes: usize,
     /// How long a node may miss heartbeats before it is NotReady.
-    #[arg(long, default_value = "3s")]
-    pub node_grace_period: String,
-    /// Addresses the edge hands to LoadBalancer Services.
-    #[arg(long, default_value = podnet_proto::model::network::DEFAULT_LB_POOL)]
-    pub lb_pool: String,
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    pub node_grace_period: Duration,
+    /// Addresses the edge hands to LoadBalancer Services: a range of this
+    /// machine's loopback addresses.
+    #[arg(long, default_value = podnet_proto::model::network::DEFAULT_LB_POOL, value_parser = parse_lb_pool)]
+    pub lb_pool: Ipv4Net,
     /// Run the supervisor in the foreground (what `up` starts in the background).
     #[arg(long, hide = true)]
     pub foreground: bool,
 }
 
-/// What `cluster.json` records of a running cluster.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ClusterRecord {
-    pub controlplane: String,
-    pub supervisor_pid: u32,
-    pub controlplane_pid: u32,
-    /// The edge load balancer's process (0: none).
-    #[serde(default)]
-    pub edge_pid: u32,
-    pub nodes: Vec<NodeRecord>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct NodeRecord {
-    pub name: String,
-    pub pid: u32,
-}
-
 const READY_LINE: &str = "podnet: cluster ready";
 
-pub fn record_path(state: &Path) -> PathBuf {
-    state.join("cluster.json")
-}
-
-pub fn read_record(state: &Path) -> anyhow::Result<ClusterRecord> {
-    let path = record_path(state);
-    let text = std::fs::read_to_string(&path).map_err(|_| {
-        anyhow::anyhow!(
-            "no cluster is running in {} (start one with `podnet up`)",
-            state.display()
-        )
-    })?;
-    serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a cluster record", path.display()))
-}
-
-/// True if `pid` is a live (not zombie) process.
-pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the command name in parentheses.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|s| s != "Z"),
-        Err(_) => false,
+/// `--lb-pool`: the edge listens on the host's loopback addresses only, so
+/// the pool must be a loopback range; checked before anything starts.
+pub fn parse_lb_pool(s: &str) -> Result<Ipv4Net, String> {
+    let pool: Ipv4Net = s
+        .parse()
+        .map_err(|e| format!("{s:?} is not an IPv4 CIDR: {e}"))?;
+    if !pool.network().is_loopback() {
+        return Err(format!(
+            "{pool} is not a loopback range (127.0.0.0/8): the edge listens on this machine's loopback addresses only"
+        ));
     }
-}
-
-fn signal(pid: u32, sig: nix::sys::signal::Signal) {
-    if let Ok(pid) = i32::try_from(pid) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
-    }
+    Ok(pool)
 }
 
 /// The nodes to start: the scenario's, or `count` default ones.
 fn node_plan(args: &UpArgs) -> anyhow::Result<Vec<NodeSpec>> {
     match &args.file {
-        Some(file) => Ok(scenario::load(file)?.cluster.node_specs()),
+        Some(file) => Ok(schema::load(file)?.cluster.node_specs()),
         None => Ok((1..=args.nodes)
             .map(|i| NodeSpec {
                 name: format!("node-{i}"),
@@ -127,9 +94,9 @@ pub async fn start_supervisor(
     cmd.arg("--nodes")
         .arg(args.nodes.to_string())
         .arg("--node-grace-period")
-        .arg(&args.node_grace_period)
+        .arg(humantime::format_duration(args.node_grace_period).to_string())
         .arg("--lb-pool")
-        .arg(&args.lb_pool);
+        .arg(args.lb_pool.to_string());
     if let Some(f) = &args.file {
         cmd.arg(f);
     }
@@ -173,7 +140,7 @@ pub async fn start_supervisor(
             tail.join("\n")
         );
     }
-    Ok((child, read_record(state)?))
+    Ok((child, ClusterRecord::read(state)?))
 }
 
 pub async fn up(state: &Path, args: UpArgs) -> anyhow::Result<ExitCode> {
@@ -196,8 +163,7 @@ pub async fn up(state: &Path, args: UpArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn check_not_running(state: &Path) -> anyhow::Result<()> {
-    if let Ok(text) = std::fs::read_to_string(state.join("supervisor.pid"))
-        && let Ok(pid) = text.trim().parse::<u32>()
+    if let Some(pid) = supervisor_pid(state)
         && alive(pid)
     {
         bail!(
@@ -209,15 +175,12 @@ fn check_not_running(state: &Path) -> anyhow::Result<()> {
 }
 
 pub async fn down(state: &Path, wait: Duration) -> anyhow::Result<ExitCode> {
-    let pid_path = state.join("supervisor.pid");
-    let Some(pid) = std::fs::read_to_string(&pid_path)
-        .ok()
-        .and_then(|t| t.trim().parse::<u32>().ok())
-    else {
+    let pid_path = supervisor_pid_path(state);
+    let Some(pid) = supervisor_pid(state) else {
         println!("no cluster is running in {}", state.display());
         return Ok(ExitCode::SUCCESS);
     };
-    let record = read_record(state).ok();
+    let record = ClusterRecord::read(state).ok();
     if alive(pid) {
         signal(pid, nix::sys::signal::Signal::SIGTERM);
         let deadline = tokio::time::Instant::now() + wait;
@@ -230,18 +193,13 @@ pub async fn down(state: &Path, wait: Duration) -> anyhow::Result<ExitCode> {
     }
     // Whatever the supervisor could not stop.
     if let Some(record) = record {
-        let roles = [record.controlplane_pid, record.edge_pid];
-        for p in roles
-            .into_iter()
-            .filter(|p| *p != 0)
-            .chain(record.nodes.iter().map(|n| n.pid))
-        {
+        for p in record.role_pids() {
             if alive(p) {
                 signal(p, nix::sys::signal::Signal::SIGKILL);
             }
         }
     }
-    let _ = std::fs::remove_file(record_path(state));
+    let _ = std::fs::remove_file(ClusterRecord::path(state));
     let _ = std::fs::remove_file(&pid_path);
     let _ = std::fs::remove_dir_all(state.join("controlplane"));
     println!("cluster in {} stopped", state.display());
@@ -275,7 +233,7 @@ async fn spawn_controlplane(
     state: &Path,
     listen: &str,
     token: &str,
-    grace: &str,
+    grace: Duration,
 ) -> anyhow::Result<(Child, String)> {
     let mut child = role_command(state, "controlplane", token)?
         .arg("--state-dir")
@@ -284,7 +242,7 @@ async fn spawn_controlplane(
         .arg("--listen")
         .arg(listen)
         .arg("--node-grace-period")
-        .arg(grace)
+        .arg(humantime::format_duration(grace).to_string())
         // The address comes back on stdout.
         .stdout(Stdio::piped())
         .spawn()
@@ -329,26 +287,26 @@ fn spawn_node(state: &Path, spec: &NodeSpec, cp: &str, token: &str) -> anyhow::R
         .with_context(|| format!("cannot start node {}", spec.name))
 }
 
-fn spawn_edge(state: &Path, cp: &str, token: &str, pool: &str) -> anyhow::Result<Child> {
+fn spawn_edge(state: &Path, cp: &str, token: &str, pool: Ipv4Net) -> anyhow::Result<Child> {
     role_command(state, "edge", token)?
         .arg("edge")
         .arg("--controlplane")
         .arg(cp)
         .arg("--lb-pool")
-        .arg(pool)
+        .arg(pool.to_string())
         .spawn()
         .context("cannot start the edge")
 }
 
 async fn wait_nodes_ready(cp: &str, names: &[String]) -> anyhow::Result<()> {
-    let mut api = crate::client::connect(cp).await?;
+    let mut api = crate::api::connect(cp).await?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let ready: Vec<String> = crate::client::list_objects(&mut api, "Node", "")
+        let ready: Vec<String> = crate::api::list_objects(&mut api, "Node", "")
             .await
             .context("cannot list nodes")?
             .into_iter()
-            .filter(crate::table::node_ready)
+            .filter(|n| NodeView(n).ready())
             .filter_map(|n| {
                 n.pointer("/metadata/name")
                     .and_then(|v| v.as_str())
@@ -365,19 +323,12 @@ async fn wait_nodes_ready(cp: &str, names: &[String]) -> anyhow::Result<()> {
     }
 }
 
-fn write_atomic(path: &Path, text: &str) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
-}
-
 /// The supervisor: runs the cluster until SIGTERM/SIGINT.
 async fn supervise(state: &Path, args: &UpArgs) -> anyhow::Result<ExitCode> {
     let plan = node_plan(args)?;
     std::fs::create_dir_all(state.join("logs"))?;
     check_not_running(state)?;
-    let pid_path = state.join("supervisor.pid");
+    let pid_path = supervisor_pid_path(state);
     write_atomic(&pid_path, &std::process::id().to_string())?;
     // A new cluster starts empty; the store persists across control plane
     // restarts within one cluster's life, not across clusters.
@@ -387,7 +338,7 @@ async fn supervise(state: &Path, args: &UpArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot clear {}", data.display()))?;
     }
     let result = supervise_inner(state, args, &plan).await;
-    let _ = std::fs::remove_file(record_path(state));
+    let _ = std::fs::remove_file(ClusterRecord::path(state));
     let _ = std::fs::remove_file(&pid_path);
     result
 }
@@ -397,11 +348,11 @@ async fn supervise_inner(
     args: &UpArgs,
     plan: &[NodeSpec],
 ) -> anyhow::Result<ExitCode> {
-    let shutdown = crate::roles::shutdown_on_signals()?;
+    let shutdown = crate::signal::shutdown_on_signals()?;
     let token = format!("{:032x}", rand::random::<u128>());
     let (mut cp, cp_addr) =
-        spawn_controlplane(state, "127.0.0.1:0", &token, &args.node_grace_period).await?;
-    let mut edge = spawn_edge(state, &cp_addr, &token, &args.lb_pool)?;
+        spawn_controlplane(state, "127.0.0.1:0", &token, args.node_grace_period).await?;
+    let mut edge = spawn_edge(state, &cp_addr, &token, args.lb_pool)?;
     let mut nodes = Vec::new();
     for spec in plan {
         nodes.push(Supervised {
@@ -427,10 +378,7 @@ async fn supervise_inner(
             })
             .collect(),
     };
-    write_atomic(
-        &record_path(state),
-        &serde_json::to_string_pretty(&record(&cp, &edge, &nodes))?,
-    )?;
+    record(&cp, &edge, &nodes).write(state)?;
     println!("{READY_LINE}");
 
     let mut node_waits = tokio::task::JoinSet::new();
@@ -445,38 +393,119 @@ async fn supervise_inner(
             });
         }
     }
-    loop {
+    let now = std::time::Instant::now();
+    let (mut cp_restarts, mut edge_restarts) = (Restarts::new(now), Restarts::new(now));
+    let result = loop {
         tokio::select! {
-            _ = shutdown.cancelled() => break,
+            _ = shutdown.cancelled() => break Ok(ExitCode::SUCCESS),
             status = cp.wait() => {
                 tracing::error!(?status, "control plane exited; restarting it on {cp_addr}");
-                let mut attempt = 0;
-                cp = loop {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    match spawn_controlplane(state, &cp_addr, &token, &args.node_grace_period).await {
-                        Ok((c, _)) => break c,
-                        Err(e) if attempt < 50 => { attempt += 1; tracing::warn!(error = %e, "restart failed, retrying") }
-                        Err(e) => return Err(e.context("cannot restart the control plane")),
-                    }
-                };
-                write_atomic(&record_path(state), &serde_json::to_string_pretty(&record(&cp, &edge, &nodes))?)?;
+                match restart_controlplane(state, &cp_addr, &token, args.node_grace_period, &mut cp_restarts).await {
+                    Ok(c) => cp = c,
+                    Err(e) => break Err(e),
+                }
+                record(&cp, &edge, &nodes).write(state)?;
             }
             status = edge.wait() => {
                 // The edge holds no state: a new one takes the addresses back
                 // from the Services' status.
-                tracing::error!(?status, "edge exited; restarting it");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                edge = spawn_edge(state, &cp_addr, &token, &args.lb_pool)?;
-                write_atomic(&record_path(state), &serde_json::to_string_pretty(&record(&cp, &edge, &nodes))?)?;
+                let Some(delay) = edge_restarts.exited(std::time::Instant::now()) else {
+                    tracing::error!(?status, "{}", edge_restarts.giving_up("edge", "edge"));
+                    break Err(anyhow::anyhow!(edge_restarts.giving_up("edge", "edge")));
+                };
+                tracing::error!(?status, "edge exited; restarting it in {delay:?}");
+                tokio::time::sleep(delay).await;
+                edge = spawn_edge(state, &cp_addr, &token, args.lb_pool)?;
+                edge_restarts.started(std::time::Instant::now());
+                record(&cp, &edge, &nodes).write(state)?;
             }
             Some(Ok((_, name))) = node_waits.join_next() => {
                 tracing::warn!(node = %name, "node process exited; not restarting it (a lost machine)");
             }
         }
-    }
+    };
     node_waits.shutdown().await;
     stop_all(&mut cp, &mut edge, &mut nodes).await;
-    Ok(ExitCode::SUCCESS)
+    result
+}
+
+/// Starts the control plane again on `addr`, after the back-off
+/// `restarts` asks for, until it starts or `restarts` gives up.
+async fn restart_controlplane(
+    state: &Path,
+    addr: &str,
+    token: &str,
+    grace: Duration,
+    restarts: &mut Restarts,
+) -> anyhow::Result<Child> {
+    loop {
+        let Some(delay) = restarts.exited(std::time::Instant::now()) else {
+            let message = restarts.giving_up("control plane", "controlplane");
+            tracing::error!("{message}");
+            bail!(message);
+        };
+        tokio::time::sleep(delay).await;
+        match spawn_controlplane(state, addr, token, grace).await {
+            Ok((child, _)) => {
+                restarts.started(std::time::Instant::now());
+                return Ok(child);
+            }
+            Err(e) => tracing::warn!(error = %e, "restart failed"),
+        }
+    }
+}
+
+/// When to restart a supervised role, as the kubelet restarts a crashing
+/// container: after a back-off that doubles from [`Restarts::FIRST`] up to
+/// [`Restarts::MAX`] while the role keeps exiting soon after it started,
+/// and not at all after [`Restarts::LIMIT`] such exits in a row. A role
+/// that ran for [`Restarts::STABLE`] starts over with a short back-off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restarts {
+    started: std::time::Instant,
+    quick_exits: u32,
+}
+
+impl Restarts {
+    const FIRST: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(5);
+    const STABLE: Duration = Duration::from_secs(10);
+    const LIMIT: u32 = 5;
+
+    pub fn new(started: std::time::Instant) -> Restarts {
+        Restarts {
+            started,
+            quick_exits: 0,
+        }
+    }
+
+    /// The role exited at `now`: how long to wait before restarting it, or
+    /// `None` when it has exited too often too soon to go on.
+    pub fn exited(&mut self, now: std::time::Instant) -> Option<Duration> {
+        if now.saturating_duration_since(self.started) >= Restarts::STABLE {
+            self.quick_exits = 0;
+        }
+        self.quick_exits += 1;
+        if self.quick_exits > Restarts::LIMIT {
+            return None;
+        }
+        let delay = Restarts::FIRST.saturating_mul(1 << (self.quick_exits - 1).min(16));
+        Some(delay.min(Restarts::MAX))
+    }
+
+    /// The role was started again at `now`.
+    pub fn started(&mut self, now: std::time::Instant) {
+        self.started = now;
+    }
+
+    /// What the supervisor says when it stops restarting `role`.
+    pub fn giving_up(&self, role: &str, log: &str) -> String {
+        format!(
+            "the {role} exited {} times in a row within {:?} of starting; not restarting it again, stopping the cluster (see logs/{log}.log)",
+            self.quick_exits,
+            Restarts::STABLE
+        )
+    }
 }
 
 async fn stop_all(cp: &mut Child, edge: &mut Child, nodes: &mut [Supervised]) {
@@ -494,5 +523,54 @@ async fn stop_all(cp: &mut Child, edge: &mut Child, nodes: &mut [Supervised]) {
         {
             let _ = child.kill().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    #[test]
+    fn restarts_back_off_and_give_up_on_a_role_that_keeps_crashing() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut r = Restarts::new(t0);
+        let mut at = t0;
+        let mut delays = Vec::new();
+        while let Some(d) = r.exited(at + ms(50)) {
+            delays.push(d);
+            at += ms(50) + d;
+            r.started(at);
+        }
+        assert_eq!(delays, [ms(100), ms(200), ms(400), ms(800), ms(1600)]);
+        assert!(r.giving_up("edge", "edge").contains("6 times"));
+
+        // A role that ran long enough starts over.
+        let mut r = Restarts::new(t0);
+        for _ in 0..4 {
+            r.exited(t0);
+        }
+        assert_eq!(r.exited(t0 + Duration::from_secs(11)), Some(ms(100)));
+        // The back-off is capped.
+        let mut r = Restarts::new(t0);
+        r.quick_exits = 4;
+        assert!(r.exited(t0).unwrap() <= Restarts::MAX);
+    }
+
+    #[test]
+    fn the_lb_pool_is_a_loopback_range() {
+        assert_eq!(
+            parse_lb_pool("127.0.1.0/24").unwrap().to_string(),
+            "127.0.1.0/24"
+        );
+        let err = parse_lb_pool("10.0.0.0/24").unwrap_err();
+        assert!(err.contains("not a loopback range"), "{err}");
+        assert!(
+            parse_lb_pool("nonsense")
+                .unwrap_err()
+                .contains("not an IPv4 CIDR")
+        );
     }
 }

@@ -4,14 +4,17 @@
 //! codes: 2 for usage (clap), 64 for bad input (a file or manifest), 1 for
 //! anything that failed at run time.
 
+mod api;
 mod bench;
 mod cli;
 mod client;
 mod describe;
 mod launcher;
 mod manifest;
+mod record;
 mod roles;
 mod scenario;
+mod signal;
 mod table;
 mod trace;
 

@@ -12,7 +12,6 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use ipnet::Ipv4Net;
-use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Args)]
 pub struct ControlplaneArgs {
@@ -102,24 +101,6 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
 }
 
-/// A token cancelled by SIGINT or SIGTERM.
-pub fn shutdown_on_signals() -> anyhow::Result<CancellationToken> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let token = CancellationToken::new();
-    let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
-    let t = token.clone();
-    // Ends with the process; nothing to join.
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        t.cancel();
-    });
-    Ok(token)
-}
-
 /// When started by the launcher (PODNET_PARENT_PID set), die with it.
 fn die_with_parent() {
     let Ok(parent) = std::env::var("PODNET_PARENT_PID") else {
@@ -143,7 +124,7 @@ pub async fn controlplane(
     args: ControlplaneArgs,
 ) -> anyhow::Result<ExitCode> {
     die_with_parent();
-    let shutdown = shutdown_on_signals()?;
+    let shutdown = crate::signal::shutdown_on_signals()?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -169,7 +150,7 @@ pub async fn controlplane(
 
 pub async fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
     die_with_parent();
-    let shutdown = shutdown_on_signals()?;
+    let shutdown = crate::signal::shutdown_on_signals()?;
     let config = podnet_node::Config {
         name: args.name.clone(),
         controlplane: args.controlplane,
@@ -191,7 +172,7 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
 
 pub async fn edge(args: EdgeArgs) -> anyhow::Result<ExitCode> {
     die_with_parent();
-    let shutdown = shutdown_on_signals()?;
+    let shutdown = crate::signal::shutdown_on_signals()?;
     if !args.lb_pool.network().is_loopback() {
         anyhow::bail!(
             "--lb-pool {} is not a loopback range: the edge listens on the host's loopback addresses only",

@@ -14,7 +14,7 @@ use podnet_proto::trace::{format_trace_id, hop, parse_trace_id};
 use podnet_proto::v1::{Journey, Span, TracesRequest};
 use serde_json::{Value, json};
 
-use crate::client;
+use crate::api;
 use crate::manifest::InputError;
 
 /// A journey is at most a few hundred spans of at most about 2 KiB; this
@@ -58,7 +58,7 @@ pub async fn run(state: &Path, args: TraceArgs) -> anyhow::Result<ExitCode> {
             ))
         })?,
     };
-    let mut api = client::from_state(state)
+    let mut api = api::from_state(state)
         .await?
         .max_decoding_message_size(MAX_RESPONSE);
     let journeys = api
@@ -67,7 +67,7 @@ pub async fn run(state: &Path, args: TraceArgs) -> anyhow::Result<ExitCode> {
             limit: args.last,
         })
         .await
-        .map_err(client::status_error)?
+        .map_err(api::status_error)?
         .into_inner()
         .journeys;
     if trace_id != 0 {

@@ -18,7 +18,7 @@ use serde_json::Value;
 use tonic::transport::Channel;
 
 use super::BenchArgs;
-use crate::client::{self, Api};
+use crate::api::{self, Api};
 
 /// A cluster started for the benchmark and always stopped.
 struct Cluster {
@@ -51,7 +51,7 @@ fn manifests(services: usize, replicas: usize) -> String {
 }
 
 async fn list(api: &mut Api, kind: &str, selector: &str) -> anyhow::Result<Vec<Value>> {
-    client::list_objects(api, kind, selector).await
+    api::list_objects(api, kind, selector).await
 }
 
 async fn agents(api: &mut Api) -> anyhow::Result<Vec<NodeAgentClient<Channel>>> {
@@ -152,10 +152,10 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         "podnet up failed: {}",
         String::from_utf8_lossy(&up.stderr)
     );
-    let mut api = client::from_state(&cluster.dir).await?;
+    let mut api = api::from_state(&cluster.dir).await?;
     let replicas = args.nodes.max(2);
     let objects = crate::manifest::parse("bench", &manifests(args.services, replicas))?;
-    client::apply_objects(&mut api, &objects, false, &mut std::io::sink())
+    api::apply_objects(&mut api, &objects, false, &mut std::io::sink())
         .await
         .context("cannot create the Services")?;
     let mut agents = agents(&mut api).await?;
@@ -175,7 +175,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
             name: victim["metadata"]["name"].as_str().unwrap_or("").into(),
             ..Default::default()
         };
-        api.delete(req).await.map_err(client::status_error)?;
+        api.delete(req).await.map_err(api::status_error)?;
         let waits: Vec<_> = agents
             .iter()
             .map(|a| tokio::spawn(gone_from(a.clone(), endpoint.clone(), start)))

@@ -1,0 +1,148 @@
+//! The control plane's API as the client, the runner, the launcher and the
+//! benchmarks use it: connect (from an address or a state directory), list,
+//! apply, exec, Link objects, and API errors turned into the errors a user
+//! should see (invalid input exits with 64).
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use podnet_proto::model::{Kind, LINK_API_VERSION, LinkSpec};
+use podnet_proto::v1::api_client::ApiClient;
+use podnet_proto::v1::{ApplyRequest, ExecRequest, ListRequest};
+use serde_json::{Value, json};
+use tonic::transport::Channel;
+
+use crate::manifest::InputError;
+use crate::record::ClusterRecord;
+
+pub type Api = ApiClient<Channel>;
+
+pub async fn connect(addr: &str) -> anyhow::Result<Api> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .with_context(|| format!("bad control plane address {addr:?}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach the control plane at {addr}"))?;
+    Ok(ApiClient::new(channel))
+}
+
+pub async fn from_state(state: &Path) -> anyhow::Result<Api> {
+    connect(&ClusterRecord::read(state)?.controlplane).await
+}
+
+/// Turns an API error into the error a user should see; invalid input
+/// exits with 64.
+pub fn status_error(s: tonic::Status) -> anyhow::Error {
+    match s.code() {
+        tonic::Code::InvalidArgument => InputError(s.message().to_string()).into(),
+        _ => anyhow::anyhow!("{}", s.message()),
+    }
+}
+
+/// Every object of `kind` in every namespace matching `label_selector`.
+pub async fn list_objects(
+    api: &mut Api,
+    kind: &str,
+    label_selector: &str,
+) -> anyhow::Result<Vec<Value>> {
+    let req = ListRequest {
+        kind: kind.into(),
+        label_selector: label_selector.into(),
+        ..Default::default()
+    };
+    let resp = api.list(req).await.map_err(status_error)?.into_inner();
+    resp.items
+        .iter()
+        .map(|b| serde_json::from_slice(b).context("server sent a bad object"))
+        .collect()
+}
+
+/// Sets `namespace` on namespaced objects that have none.
+pub fn default_namespace(objects: &mut [Value], namespace: &str) {
+    for o in objects {
+        let namespaced = Kind::from_type(
+            o.get("apiVersion").and_then(Value::as_str).unwrap_or(""),
+            o.get("kind").and_then(Value::as_str).unwrap_or(""),
+        )
+        .is_ok_and(|k| k.namespaced());
+        if namespaced
+            && o.pointer("/metadata/namespace").is_none()
+            && let Some(meta) = o.get_mut("metadata").and_then(Value::as_object_mut)
+        {
+            meta.insert("namespace".into(), json!(namespace));
+        }
+    }
+}
+
+/// Applies objects in one request (all or nothing) and prints kubectl's
+/// lines; warnings go to stderr.
+pub async fn apply_objects(
+    api: &mut Api,
+    objects: &[Value],
+    dry_run: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let req = ApplyRequest {
+        objects: objects
+            .iter()
+            .map(|o| serde_json::to_vec(o).unwrap_or_default())
+            .collect(),
+        dry_run,
+    };
+    let resp = api.apply(req).await.map_err(status_error)?.into_inner();
+    for r in resp.results {
+        let v: Value = serde_json::from_slice(&r.object).context("server sent a bad object")?;
+        for w in &r.warnings {
+            eprintln!("Warning: {w}");
+        }
+        let kind = v
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let name = v
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let suffix = if dry_run { " (server dry run)" } else { "" };
+        writeln!(out, "{kind}/{name} {}{suffix}", r.action)?;
+    }
+    Ok(())
+}
+
+pub async fn exec_in(
+    api: &mut Api,
+    namespace: &str,
+    pod: &str,
+    command: &[String],
+    stdin: Vec<u8>,
+) -> anyhow::Result<podnet_proto::v1::ExecResponse> {
+    let req = ExecRequest {
+        namespace: namespace.into(),
+        pod: pod.into(),
+        container: String::new(),
+        command: command.to_vec(),
+        stdin,
+    };
+    Ok(api.exec(req).await.map_err(status_error)?.into_inner())
+}
+
+/// Link objects for one direction, or both.
+pub fn link_objects(spec: &LinkSpec, one_way: bool) -> Vec<Value> {
+    let mut specs = vec![spec.clone()];
+    if !one_way {
+        specs.push(LinkSpec {
+            from: spec.to.clone(),
+            to: spec.from.clone(),
+            ..spec.clone()
+        });
+    }
+    specs
+        .into_iter()
+        .map(|s| json!({"apiVersion": LINK_API_VERSION, "kind": "Link", "metadata": {"name": s.name()}, "spec": s}))
+        .collect()
+}

@@ -1,0 +1,130 @@
+//! The record of a running cluster in its state directory: `cluster.json`
+//! (where the control plane listens, the process of every role) and
+//! `supervisor.pid` (held while a supervisor runs, so a second `up` in the
+//! same directory is refused). The launcher writes it; the client, the
+//! runner, the benchmarks and the tests read it through [`ClusterRecord`].
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+/// What `cluster.json` records of a running cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterRecord {
+    pub controlplane: String,
+    pub supervisor_pid: u32,
+    pub controlplane_pid: u32,
+    /// The edge load balancer's process (0: none).
+    #[serde(default)]
+    pub edge_pid: u32,
+    pub nodes: Vec<NodeRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub name: String,
+    pub pid: u32,
+}
+
+impl ClusterRecord {
+    pub fn path(state: &Path) -> PathBuf {
+        state.join("cluster.json")
+    }
+
+    /// The record of the cluster running in `state`.
+    pub fn read(state: &Path) -> anyhow::Result<ClusterRecord> {
+        let path = ClusterRecord::path(state);
+        let text = std::fs::read_to_string(&path).map_err(|_| {
+            anyhow::anyhow!(
+                "no cluster is running in {} (start one with `podnet up`)",
+                state.display()
+            )
+        })?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a cluster record", path.display()))
+    }
+
+    pub fn write(&self, state: &Path) -> anyhow::Result<()> {
+        write_atomic(
+            &ClusterRecord::path(state),
+            &serde_json::to_string_pretty(self)?,
+        )
+    }
+
+    /// The processes of the cluster's roles (control plane, edge, nodes),
+    /// without the supervisor; none is 0.
+    pub fn role_pids(&self) -> impl Iterator<Item = u32> + '_ {
+        [self.controlplane_pid, self.edge_pid]
+            .into_iter()
+            .chain(self.nodes.iter().map(|n| n.pid))
+            .filter(|p| *p != 0)
+    }
+}
+
+/// `supervisor.pid` of `state`.
+pub fn supervisor_pid_path(state: &Path) -> PathBuf {
+    state.join("supervisor.pid")
+}
+
+/// The supervisor recorded in `state`, if its file holds a pid.
+pub fn supervisor_pid(state: &Path) -> Option<u32> {
+    std::fs::read_to_string(supervisor_pid_path(state))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+}
+
+/// True if `pid` is a live (not zombie) process.
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name in parentheses.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|s| s != "Z"),
+        Err(_) => false,
+    }
+}
+
+/// Sends `sig` to `pid`; a process that is gone already is no error.
+pub fn signal(pid: u32, sig: nix::sys::signal::Signal) {
+    if let Ok(pid) = i32::try_from(pid) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+    }
+}
+
+/// Writes `text` to `path` through a temporary file and a rename, so a
+/// reader never sees half a record.
+pub fn write_atomic(path: &Path, text: &str) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_round_trips_and_lists_its_roles() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = ClusterRecord {
+            controlplane: "127.0.0.1:1".into(),
+            supervisor_pid: 10,
+            controlplane_pid: 11,
+            edge_pid: 0,
+            nodes: vec![NodeRecord {
+                name: "node-1".into(),
+                pid: 12,
+            }],
+        };
+        record.write(dir.path()).unwrap();
+        assert_eq!(ClusterRecord::read(dir.path()).unwrap(), record);
+        assert_eq!(record.role_pids().collect::<Vec<_>>(), [11, 12]);
+        let err = ClusterRecord::read(&dir.path().join("none")).unwrap_err();
+        assert!(err.to_string().contains("no cluster is running"), "{err}");
+        assert!(alive(std::process::id()));
+        assert!(!alive(u32::MAX));
+    }
+}

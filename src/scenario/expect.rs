@@ -1,0 +1,282 @@
+//! Checking a scenario's expectations against a running cluster: from
+//! pods, through `exec` of the toolbox (nc, dig, curl), and waiting until
+//! everything is Ready.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use podnet_proto::model::LabelSelector;
+use serde_json::Value;
+
+use super::schema::{DnsExpect, HttpExpect, Reachability};
+use crate::api::{self, Api};
+use crate::manifest::InputError;
+
+pub(super) async fn list(api: &mut Api, kind: &str) -> anyhow::Result<Vec<Value>> {
+    api::list_objects(api, kind, "").await
+}
+
+fn ready(p: &Value) -> bool {
+    podnet_proto::model::condition_is_true(p, "Ready")
+}
+
+/// Waits until every Deployment is available and every pod is Ready.
+pub(super) async fn wait_ready(api: &mut Api, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let deployments = list(api, "Deployment").await?;
+        let pods = list(api, "Pod").await?;
+        let waiting_deploy: Vec<String> = deployments
+            .iter()
+            .filter(|d| {
+                d.pointer("/status/availableReplicas")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0)
+                    < d.pointer("/spec/replicas")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(1)
+            })
+            .map(|d| {
+                format!(
+                    "deployment/{}",
+                    d["metadata"]["name"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        let waiting_pods: Vec<String> = pods
+            .iter()
+            .filter(|p| !ready(p))
+            .map(|p| {
+                format!(
+                    "pod/{} ({})",
+                    p["metadata"]["name"].as_str().unwrap_or(""),
+                    podnet_proto::model::view::PodView(p).status()
+                )
+            })
+            .collect();
+        if waiting_deploy.is_empty() && waiting_pods.is_empty() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            anyhow::bail!(
+                "not Ready after {timeout:?}: {}",
+                [waiting_deploy, waiting_pods].concat().join(", ")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Pods named by a scenario reference: `name`, `ns/name`, `sel`, `ns/sel`.
+pub(super) async fn resolve_pods(api: &mut Api, reference: &str) -> anyhow::Result<Vec<Value>> {
+    let (ns, rest) = match reference.split_once('/') {
+        Some((ns, rest)) => (ns.to_string(), rest.to_string()),
+        None => ("default".to_string(), reference.to_string()),
+    };
+    let pods = list(api, "Pod").await?;
+    let in_ns = pods
+        .into_iter()
+        .filter(|p| p["metadata"]["namespace"] == ns.as_str());
+    let found: Vec<Value> = if rest.contains('=') || rest.contains('!') {
+        let sel = LabelSelector::parse(&rest).map_err(|e| InputError(e.to_string()))?;
+        in_ns
+            .filter(|p| {
+                let labels: BTreeMap<String, String> = p["metadata"]["labels"]
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                sel.matches(&labels)
+            })
+            .collect()
+    } else {
+        in_ns
+            .filter(|p| p["metadata"]["name"] == rest.as_str())
+            .collect()
+    };
+    if found.is_empty() {
+        anyhow::bail!("no pod matches {reference:?}");
+    }
+    Ok(found)
+}
+
+pub(super) async fn check_reachability(
+    api: &mut Api,
+    r: &Reachability,
+) -> anyhow::Result<Vec<(String, bool)>> {
+    let from = resolve_pods(api, &r.from).await?;
+    let targets: Vec<(String, String)> = if r.to.parse::<std::net::Ipv4Addr>().is_ok() {
+        vec![(r.to.clone(), r.to.clone())]
+    } else {
+        resolve_pods(api, &r.to)
+            .await?
+            .iter()
+            .map(|p| {
+                (
+                    p["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                    p["status"]["podIP"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    };
+    let mut results = Vec::new();
+    for src in &from {
+        let src_name = src["metadata"]["name"].as_str().unwrap_or("");
+        let src_ns = src["metadata"]["namespace"].as_str().unwrap_or("default");
+        for (dst_name, dst_ip) in &targets {
+            let mut cmd = vec!["nc".to_string(), "-z".into()];
+            if r.protocol == "UDP" {
+                cmd.push("-u".into());
+            }
+            cmd.extend([
+                "-w".into(),
+                r.timeout.to_string(),
+                dst_ip.clone(),
+                r.port.to_string(),
+            ]);
+            let resp = api::exec_in(api, src_ns, src_name, &cmd, Vec::new()).await?;
+            let reachable = resp.exit_code == 0;
+            let verdict = if reachable { "reachable" } else { "blocked" };
+            let want = if r.allowed { "allowed" } else { "denied" };
+            results.push((
+                format!("reachability {src_name} -> {dst_name} ({dst_ip}:{}/{}): {verdict}, expected {want}", r.port, r.protocol),
+                reachable == r.allowed,
+            ));
+        }
+    }
+    Ok(results)
+}
+
+/// Expands `service:` and `pods:` references in expected DNS answers.
+async fn expected_answers(api: &mut Api, answers: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for a in answers {
+        if let Some(r) = a.strip_prefix("service:") {
+            let (ns, name) = r.split_once('/').unwrap_or(("default", r));
+            let svc = list(api, "Service")
+                .await?
+                .into_iter()
+                .find(|s| s["metadata"]["namespace"] == ns && s["metadata"]["name"] == name);
+            let ip = svc
+                .as_ref()
+                .and_then(|s| s["spec"]["clusterIP"].as_str())
+                .unwrap_or("")
+                .to_string();
+            anyhow::ensure!(
+                !ip.is_empty(),
+                "expected answer {a:?}: no such Service with a ClusterIP"
+            );
+            out.push(ip);
+        } else if let Some(r) = a.strip_prefix("pods:") {
+            for p in resolve_pods(api, r).await? {
+                if ready(&p) {
+                    out.push(p["status"]["podIP"].as_str().unwrap_or("").to_string());
+                }
+            }
+        } else {
+            out.push(a.clone());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+pub(super) async fn check_dns(api: &mut Api, d: &DnsExpect) -> anyhow::Result<(String, bool)> {
+    let from = resolve_pods(api, &d.from).await?;
+    let pod = &from[0];
+    let (ns, name) = (
+        pod["metadata"]["namespace"].as_str().unwrap_or("default"),
+        pod["metadata"]["name"].as_str().unwrap_or(""),
+    );
+    let cmd: Vec<String> = ["dig", "+search", &d.dns, &d.rtype]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let out = api::exec_in(api, ns, name, &cmd, Vec::new()).await?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let status = text
+        .lines()
+        .find_map(|l| l.split("status: ").nth(1))
+        .map(|s| s.split(',').next().unwrap_or("").trim().to_string())
+        .unwrap_or_else(|| "no answer".into());
+    let short: Vec<String> = {
+        let cmd: Vec<String> = ["dig", "+search", "+short", &d.dns, &d.rtype]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let out = api::exec_in(api, ns, name, &cmd, Vec::new()).await?;
+        let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
+        v.sort();
+        v
+    };
+    let mut ok = true;
+    let mut want = Vec::new();
+    if let Some(rcode) = &d.rcode {
+        ok &= status.eq_ignore_ascii_case(rcode);
+        want.push(format!("status {rcode}"));
+    }
+    if let Some(answers) = &d.answers {
+        let expected = expected_answers(api, answers).await?;
+        ok &= short == expected;
+        want.push(format!("answers {expected:?}"));
+    }
+    Ok((
+        format!(
+            "dns {} {} from {name}: status {status}, answers {short:?}; expected {}",
+            d.dns,
+            d.rtype,
+            want.join(", ")
+        ),
+        ok,
+    ))
+}
+
+pub(super) async fn check_http(api: &mut Api, h: &HttpExpect) -> anyhow::Result<(String, bool)> {
+    let from = resolve_pods(api, &h.from).await?;
+    let pod = &from[0];
+    let (ns, name) = (
+        pod["metadata"]["namespace"].as_str().unwrap_or("default"),
+        pod["metadata"]["name"].as_str().unwrap_or(""),
+    );
+    let count = h.count.unwrap_or(if h.spread.is_some() { 100 } else { 1 });
+    let cmd: Vec<String> = ["curl", "-s", "-m", "5", "-w", "\\n%{http_code}", &h.http]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
+    let mut backends: BTreeMap<String, usize> = BTreeMap::new();
+    for _ in 0..count {
+        let out = api::exec_in(api, ns, name, &cmd, Vec::new()).await?;
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));
+        *statuses.entry(code.trim().to_string()).or_default() += 1;
+        if let Ok(v) = serde_json::from_str::<Value>(body)
+            && let Some(pod) = v["pod"].as_str()
+        {
+            *backends.entry(pod.to_string()).or_default() += 1;
+        }
+    }
+    let mut ok = statuses.get(&h.status.to_string()) == Some(&count);
+    let mut line = format!(
+        "http {} from {name}: {count} requests, statuses {statuses:?}",
+        h.http
+    );
+    if let Some(spread) = &h.spread {
+        let min = backends.values().min().copied().unwrap_or(0);
+        let share = min as f64 / count as f64;
+        ok &= backends.len() >= spread.over && share >= spread.min_share;
+        line.push_str(&format!(
+            ", backends {backends:?} (expected >= {} each >= {:.0}%)",
+            spread.over,
+            spread.min_share * 100.0
+        ));
+    }
+    Ok((line, ok))
+}

@@ -1,0 +1,615 @@
+//! The scenario file's schema: serde types with `deny_unknown_fields`,
+//! parsed and checked in one step ([`parse`]), so `podnet run --check`
+//! rejects every bad value before anything boots. Reading the file
+//! ([`load`]) is separate from parsing it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use podnet_proto::model::LinkSpec;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::api;
+use crate::manifest::{self, InputError};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub cluster: ClusterSpec,
+    /// Manifest files (relative to the scenario file) or inline objects.
+    #[serde(default)]
+    pub manifests: Vec<ManifestRef>,
+    #[serde(default)]
+    pub expect: Vec<Expectation>,
+    /// How long to wait for everything to be Ready, e.g. `60s`.
+    #[serde(default)]
+    pub ready_timeout: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSpec {
+    #[serde(default)]
+    pub nodes: Option<NodesField>,
+    /// `default`, `A<->B` or `A->B`, where A and B are node names or
+    /// `zone-Z` for every node of zone Z.
+    #[serde(default)]
+    pub links: BTreeMap<String, LinkSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum NodesField {
+    Count(usize),
+    List(Vec<NodeSpec>),
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSpec {
+    pub name: String,
+    #[serde(default)]
+    pub zone: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub cpu: Option<String>,
+    #[serde(default)]
+    pub memory: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSettings {
+    #[serde(default)]
+    pub delay: Option<String>,
+    #[serde(default)]
+    pub jitter: Option<String>,
+    #[serde(default)]
+    pub loss: Option<String>,
+    #[serde(default)]
+    pub rate: Option<String>,
+    #[serde(default)]
+    pub partition: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ManifestRef {
+    File(String),
+    Inline(serde_json::Map<String, Value>),
+}
+
+/// One expectation; the key that names its kind comes first in the
+/// examples: `reachability`, `dns` or `http`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Expectation {
+    Reachability { reachability: Reachability },
+    Dns(DnsExpect),
+    Http(HttpExpect),
+}
+
+/// `{dns: NAME, type: A, from: POD, answers: [...]}`: what a pod's resolver
+/// gets for NAME (the pod's search path applies). Answers may be literal,
+/// `service:[NS/]NAME` (that Service's ClusterIP) or `pods:[NS/]SELECTOR`
+/// (the IPs of the matching ready pods).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsExpect {
+    pub dns: String,
+    #[serde(default = "a_record", rename = "type")]
+    pub rtype: String,
+    pub from: String,
+    #[serde(default)]
+    pub answers: Option<Vec<String>>,
+    /// NOERROR, NXDOMAIN, ...
+    #[serde(default)]
+    pub rcode: Option<String>,
+}
+
+/// `{http: URL, from: POD, status: 200, count: 300, spread: {over: 3, min_share: 0.2}}`,
+/// or from the host through the edge: `{http: https://shop.example.com/,
+/// from: host, resolve: shop.example.com:ingress, cacert: ca.pem, status:
+/// 200, backend: shop}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpExpect {
+    pub http: String,
+    /// A pod (`[NS/]NAME` or `[NS/]SELECTOR`), or `host`: real curl on
+    /// this machine through the edge, like a user's browser.
+    pub from: String,
+    /// `HOST:ADDRESS`, as curl's `--resolve`: where the URL's host name
+    /// leads. ADDRESS is a LoadBalancer address, or `ingress` for the ingress
+    /// controller's. The URL's port is the Service's port; the request goes
+    /// to the real port the edge listens on for it.
+    #[serde(default)]
+    pub resolve: Option<String>,
+    /// CA certificate (PEM, relative to the scenario file) that https URLs
+    /// are verified with.
+    #[serde(default)]
+    pub cacert: Option<String>,
+    /// `[NS/]SERVICE` that must have served every request: the podnet/http-echo
+    /// answer's `podIP` is one of its endpoints.
+    #[serde(default)]
+    pub backend: Option<String>,
+    #[serde(default = "ok_status")]
+    pub status: u16,
+    /// Requests to send (default 1, or 100 with `spread`).
+    #[serde(default)]
+    pub count: Option<usize>,
+    /// Load balancing check over the `pod` field of podnet/http-echo answers.
+    #[serde(default)]
+    pub spread: Option<Spread>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spread {
+    /// How many distinct backends must answer.
+    pub over: usize,
+    /// Smallest share of the requests any of them may get.
+    #[serde(default)]
+    pub min_share: f64,
+}
+
+fn a_record() -> String {
+    "A".into()
+}
+
+fn ok_status() -> u16 {
+    200
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reachability {
+    /// A pod: `name`, `namespace/name`, or a label selector (`app=web`,
+    /// `namespace/app=web`) meaning every matching pod.
+    pub from: String,
+    /// A pod (same forms as `from`) or an IPv4 address.
+    pub to: String,
+    pub port: u16,
+    #[serde(default = "tcp")]
+    pub protocol: String,
+    pub allowed: bool,
+    /// Seconds to wait for a connection before calling it blocked.
+    #[serde(default = "default_probe_timeout")]
+    pub timeout: u64,
+}
+
+fn tcp() -> String {
+    "TCP".into()
+}
+
+fn default_probe_timeout() -> u64 {
+    2
+}
+
+impl ClusterSpec {
+    pub fn node_specs(&self) -> Vec<NodeSpec> {
+        match &self.nodes {
+            None => (1..=3)
+                .map(|i| NodeSpec {
+                    name: format!("node-{i}"),
+                    ..Default::default()
+                })
+                .collect(),
+            Some(NodesField::Count(n)) => (1..=*n)
+                .map(|i| NodeSpec {
+                    name: format!("node-{i}"),
+                    ..Default::default()
+                })
+                .collect(),
+            Some(NodesField::List(l)) => l.clone(),
+        }
+    }
+
+    /// Expands `links` into directed Link specs, later keys overriding
+    /// `default`.
+    pub fn link_specs(&self) -> Result<Vec<LinkSpec>, String> {
+        let nodes = self.node_specs();
+        let resolve = |end: &str| -> Result<Vec<String>, String> {
+            if nodes.iter().any(|n| n.name == end) {
+                return Ok(vec![end.to_string()]);
+            }
+            if let Some(zone) = end.strip_prefix("zone-") {
+                let members: Vec<String> = nodes
+                    .iter()
+                    .filter(|n| n.zone == zone)
+                    .map(|n| n.name.clone())
+                    .collect();
+                if !members.is_empty() {
+                    return Ok(members);
+                }
+            }
+            Err(format!(
+                "cluster.links: {end:?} is neither a node nor zone-<zone> of a node"
+            ))
+        };
+        let mut out: BTreeMap<(String, String), LinkSpec> = BTreeMap::new();
+        let mut put = |from: &str, to: &str, s: &LinkSettings| {
+            if from != to {
+                out.insert(
+                    (from.to_string(), to.to_string()),
+                    LinkSpec {
+                        from: from.into(),
+                        to: to.into(),
+                        delay: s.delay.clone(),
+                        jitter: s.jitter.clone(),
+                        loss: s.loss.clone(),
+                        rate: s.rate.clone(),
+                        partition: s.partition,
+                    },
+                );
+            }
+        };
+        if let Some(d) = self.links.get("default") {
+            for a in &nodes {
+                for b in &nodes {
+                    put(&a.name, &b.name, d);
+                }
+            }
+        }
+        for (key, settings) in self.links.iter().filter(|(k, _)| k.as_str() != "default") {
+            let (a, b, both) = if let Some((a, b)) = key.split_once("<->") {
+                (a, b, true)
+            } else if let Some((a, b)) = key.split_once("->") {
+                (a, b, false)
+            } else {
+                return Err(format!(
+                    "cluster.links: key {key:?} must be default, A<->B or A->B"
+                ));
+            };
+            for x in resolve(a.trim())? {
+                for y in resolve(b.trim())? {
+                    put(&x, &y, settings);
+                    if both {
+                        put(&y, &x, settings);
+                    }
+                }
+            }
+        }
+        for spec in out.values() {
+            spec.params()
+                .map_err(|e| format!("cluster.links[{}->{}]: {e}", spec.from, spec.to))?;
+        }
+        Ok(out.into_values().collect())
+    }
+}
+
+/// Parses a scenario; `origin` names it in errors.
+pub fn parse(origin: &str, text: &str) -> Result<Scenario, InputError> {
+    let scenario: Scenario = serde_saphyr::from_str(text).map_err(|e| match e.location() {
+        Some(loc) => InputError(format!(
+            "{origin}:{}:{}: {}",
+            loc.line(),
+            loc.column(),
+            e.to_string().lines().next().unwrap_or("")
+        )),
+        None => InputError(format!("{origin}: {e}")),
+    })?;
+    let nodes = scenario.cluster.node_specs();
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, n) in nodes.iter().enumerate() {
+        if !seen.insert(&n.name) {
+            return Err(InputError(format!(
+                "{origin}: cluster.nodes[{i}].name: duplicate node name {:?}",
+                n.name
+            )));
+        }
+        let valid = !n.name.is_empty()
+            && n.name.len() <= 63
+            && n.name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !valid {
+            return Err(InputError(format!(
+                "{origin}: cluster.nodes[{i}].name: {:?} must be a DNS-1123 label (lowercase letters, digits, '-')",
+                n.name
+            )));
+        }
+    }
+    if nodes.is_empty() {
+        return Err(InputError(format!(
+            "{origin}: cluster.nodes: a cluster needs at least one node"
+        )));
+    }
+    scenario
+        .cluster
+        .link_specs()
+        .map_err(|e| InputError(format!("{origin}: {e}")))?;
+    for (i, e) in scenario.expect.iter().enumerate() {
+        let r = match e {
+            Expectation::Reachability { reachability } => reachability,
+            Expectation::Dns(d) => {
+                if !matches!(
+                    d.rtype.as_str(),
+                    "A" | "AAAA" | "SRV" | "PTR" | "CNAME" | "TXT" | "SOA"
+                ) {
+                    return Err(InputError(format!(
+                        "{origin}: expect[{i}].type: {:?} is not one of A, AAAA, SRV, PTR, CNAME, TXT, SOA",
+                        d.rtype
+                    )));
+                }
+                continue;
+            }
+            Expectation::Http(h) => {
+                if h.from == "host" {
+                    host_target(h)
+                        .map_err(|e| InputError(format!("{origin}: expect[{i}]: {e}")))?;
+                } else if !h.http.starts_with("http://") {
+                    return Err(InputError(format!(
+                        "{origin}: expect[{i}].http: {:?} must be an http:// URL",
+                        h.http
+                    )));
+                } else if h.resolve.is_some() || h.cacert.is_some() {
+                    return Err(InputError(format!(
+                        "{origin}: expect[{i}]: resolve and cacert apply to `from: host` only"
+                    )));
+                }
+                if let Some(s) = &h.spread
+                    && (s.over == 0 || !(0.0..=1.0).contains(&s.min_share))
+                {
+                    return Err(InputError(format!(
+                        "{origin}: expect[{i}].spread: over must be >= 1 and min_share within 0..1"
+                    )));
+                }
+                continue;
+            }
+        };
+        if !matches!(r.protocol.as_str(), "TCP" | "UDP") {
+            return Err(InputError(format!(
+                "{origin}: expect[{i}].reachability.protocol: must be TCP or UDP"
+            )));
+        }
+        if r.port == 0 {
+            return Err(InputError(format!(
+                "{origin}: expect[{i}].reachability.port: must be between 1 and 65535"
+            )));
+        }
+    }
+    Ok(scenario)
+}
+
+pub fn load(path: &Path) -> anyhow::Result<Scenario> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| InputError(format!("cannot read {}: {e}", path.display())))?;
+    Ok(parse(&path.display().to_string(), &text)?)
+}
+
+/// The scenario's manifests as Kubernetes objects, validated the way the
+/// API server will validate them.
+pub fn manifests(path: &Path, scenario: &Scenario) -> anyhow::Result<Vec<Value>> {
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut objects = Vec::new();
+    for (i, m) in scenario.manifests.iter().enumerate() {
+        match m {
+            ManifestRef::File(f) => objects.extend(manifest::read(&base.join(f))?),
+            ManifestRef::Inline(o) => {
+                if o.is_empty() {
+                    return Err(InputError(format!(
+                        "{}: manifests[{i}]: empty object",
+                        path.display()
+                    ))
+                    .into());
+                }
+                objects.push(Value::Object(o.clone()));
+            }
+        }
+    }
+    api::default_namespace(&mut objects, "default");
+    for o in &objects {
+        podnet_controlplane::validate::validate(o)
+            .map_err(|e| InputError(format!("{}: {e}", path.display())))?;
+    }
+    Ok(objects)
+}
+
+/// Where a `from: host` request goes: the URL's parts and the address
+/// its host name resolves to (`None`: the host is an address itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostTarget {
+    pub https: bool,
+    pub host: String,
+    pub port: u16,
+    pub resolve_to: Option<String>,
+}
+
+pub fn host_target(h: &HttpExpect) -> Result<HostTarget, String> {
+    let (https, rest) = if let Some(r) = h.http.strip_prefix("https://") {
+        (true, r)
+    } else if let Some(r) = h.http.strip_prefix("http://") {
+        (false, r)
+    } else {
+        return Err(format!(
+            "http: {:?} must be an http:// or https:// URL",
+            h.http
+        ));
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) => (
+            host,
+            port.parse::<u16>()
+                .map_err(|_| format!("http: bad port in {:?}", h.http))?,
+        ),
+        None => (authority, if https { 443 } else { 80 }),
+    };
+    if host.is_empty() {
+        return Err(format!("http: no host in {:?}", h.http));
+    }
+    let resolve_to = match &h.resolve {
+        None => {
+            if host.parse::<std::net::Ipv4Addr>().is_err() {
+                return Err(format!(
+                    "resolve: required for the host name {host:?} (HOST:ADDRESS, ADDRESS an IP or `ingress`)"
+                ));
+            }
+            None
+        }
+        Some(r) => {
+            let (name, to) = r
+                .rsplit_once(':')
+                .ok_or_else(|| format!("resolve: {r:?} is not HOST:ADDRESS"))?;
+            if !name.eq_ignore_ascii_case(host) {
+                return Err(format!(
+                    "resolve: {r:?} names {name:?}, the URL's host is {host:?}"
+                ));
+            }
+            if to != "ingress" && to.parse::<std::net::Ipv4Addr>().is_err() {
+                return Err(format!(
+                    "resolve: {to:?} is neither an IPv4 address nor `ingress`"
+                ));
+            }
+            Some(to.to_string())
+        }
+    };
+    if https != h.cacert.is_some() {
+        return Err(if https {
+            "cacert: required for https (the CA that signed the Ingress's certificate)".into()
+        } else {
+            "cacert: only for https URLs".into()
+        });
+    }
+    Ok(HostTarget {
+        https,
+        host: host.to_string(),
+        port,
+        resolve_to,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_nodes_links_and_expectations() {
+        let text = r#"
+name: t
+cluster:
+  nodes: [{name: node-1, zone: a}, {name: node-2, zone: a}, {name: node-3, zone: b}]
+  links:
+    default: {delay: 1ms}
+    zone-a<->zone-b: {delay: 20ms, loss: 1%}
+    node-1->node-2: {partition: true}
+manifests:
+  - {apiVersion: v1, kind: Namespace, metadata: {name: x}}
+expect:
+  - reachability: {from: "app=a", to: "app=b", port: 80, allowed: true}
+"#;
+        let s = parse("t.yaml", text).unwrap();
+        let links = s.cluster.link_specs().unwrap();
+        assert_eq!(links.len(), 6);
+        let find = |f: &str, t: &str| {
+            links
+                .iter()
+                .find(|l| l.from == f && l.to == t)
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(find("node-1", "node-3").delay.as_deref(), Some("20ms"));
+        assert_eq!(find("node-3", "node-2").loss.as_deref(), Some("1%"));
+        assert!(find("node-1", "node-2").partition);
+        assert!(!find("node-2", "node-1").partition);
+        assert_eq!(find("node-2", "node-1").delay.as_deref(), Some("1ms"));
+    }
+
+    fn host_expect(http: &str, resolve: Option<&str>, cacert: Option<&str>) -> HttpExpect {
+        HttpExpect {
+            http: http.into(),
+            from: "host".into(),
+            resolve: resolve.map(String::from),
+            cacert: cacert.map(String::from),
+            backend: None,
+            status: 200,
+            count: None,
+            spread: None,
+        }
+    }
+
+    #[test]
+    fn host_targets_need_a_resolvable_host_and_a_ca_for_https() {
+        let t = host_target(&host_expect(
+            "https://Shop.example.com:8443/a?b",
+            Some("shop.example.com:ingress"),
+            Some("ca.pem"),
+        ))
+        .unwrap();
+        assert_eq!(
+            t,
+            HostTarget {
+                https: true,
+                host: "Shop.example.com".into(),
+                port: 8443,
+                resolve_to: Some("ingress".into())
+            }
+        );
+        let t = host_target(&host_expect("http://127.0.1.4/", None, None)).unwrap();
+        assert_eq!((t.port, t.resolve_to), (80, None));
+        for (http, resolve, cacert, error) in [
+            ("http://shop.example.com/", None, None, "resolve: required"),
+            (
+                "http://a.com/",
+                Some("b.com:ingress"),
+                None,
+                "the URL's host is",
+            ),
+            (
+                "http://a.com/",
+                Some("a.com:somewhere"),
+                None,
+                "neither an IPv4",
+            ),
+            (
+                "https://a.com/",
+                Some("a.com:127.0.1.1"),
+                None,
+                "cacert: required",
+            ),
+            (
+                "http://a.com/",
+                Some("a.com:127.0.1.1"),
+                Some("c"),
+                "only for https",
+            ),
+            ("ftp://a.com/", None, None, "http:// or https://"),
+            ("http://a.com:x/", None, None, "bad port"),
+        ] {
+            let err = host_target(&host_expect(http, resolve, cacert)).unwrap_err();
+            assert!(err.contains(error), "{http}: {err}");
+        }
+    }
+
+    #[test]
+    fn errors_say_where() {
+        let err = parse("s.yaml", "name: t\nclusterx: {}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("s.yaml:2:"), "{err}");
+        let err = parse("s.yaml", "name: t\ncluster:\n  nodes: [{name: A}]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cluster.nodes[0].name"), "{err}");
+        let err = parse(
+            "s.yaml",
+            "name: t\ncluster:\n  links: {node-1<->node-9: {delay: 1ms}}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("node-9"), "{err}");
+        let err = parse(
+            "s.yaml",
+            "name: t\ncluster:\n  links: {default: {loss: 200%}}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("spec.loss"), "{err}");
+    }
+}
