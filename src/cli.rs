@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::{bench, client, launcher, roles, scenario, trace};
+use podnet_lab::{bench, launcher, scenario};
+
+use crate::kubectl::{self, trace};
+use crate::roles;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -43,24 +46,24 @@ pub enum Command {
     /// Run a scenario file: up, apply, wait, check expectations, down.
     Run(scenario::run::RunArgs),
     /// Create or update objects from a manifest file (`-` for stdin).
-    Apply(client::ApplyArgs),
+    Apply(kubectl::ApplyArgs),
     /// List or show objects.
-    Get(client::GetArgs),
+    Get(kubectl::GetArgs),
     /// Show one object the way kubectl describe does.
-    Describe(client::DescribeArgs),
+    Describe(kubectl::DescribeArgs),
     /// Set the replicas of a Deployment or ReplicaSet.
-    Scale(client::ScaleArgs),
+    Scale(kubectl::ScaleArgs),
     /// Delete an object.
-    Delete(client::DeleteArgs),
+    Delete(kubectl::DeleteArgs),
     /// Show where the cluster's parts listen and run.
-    ClusterInfo(client::ClusterInfoArgs),
+    ClusterInfo(kubectl::ClusterInfoArgs),
     /// Run a toolbox command in a pod's network namespace.
-    Exec(client::ExecArgs),
+    Exec(kubectl::ExecArgs),
     /// Show the journey of a flow or request hop by hop (the latest ones
     /// without a trace id).
     Trace(trace::TraceArgs),
     /// Change emulated link conditions between nodes at run time.
-    Link(client::LinkArgs),
+    Link(kubectl::LinkArgs),
     /// Measure podnet against a reference in the same run.
     Bench(bench::BenchArgs),
 }
@@ -90,15 +93,15 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Up(args) => launcher::up(&state, args).await,
         Command::Down => launcher::down(&state, Duration::from_secs(10)).await,
         Command::Run(args) => scenario::run::run(args).await,
-        Command::Apply(args) => client::apply(&state, args).await,
-        Command::Get(args) => client::get(&state, args).await,
-        Command::Delete(args) => client::delete(&state, args).await,
-        Command::Describe(args) => client::describe(&state, args).await,
-        Command::Scale(args) => client::scale(&state, args).await,
-        Command::ClusterInfo(args) => client::cluster_info(&state, args).await,
-        Command::Exec(args) => client::exec(&state, args).await,
+        Command::Apply(args) => kubectl::apply(&state, args).await,
+        Command::Get(args) => kubectl::get(&state, args).await,
+        Command::Delete(args) => kubectl::delete(&state, args).await,
+        Command::Describe(args) => kubectl::describe(&state, args).await,
+        Command::Scale(args) => kubectl::scale(&state, args).await,
+        Command::ClusterInfo(args) => kubectl::cluster_info(&state, args).await,
+        Command::Exec(args) => kubectl::exec(&state, args).await,
         Command::Trace(args) => trace::run(&state, args).await,
-        Command::Link(args) => client::link(&state, args.action).await,
+        Command::Link(args) => kubectl::link(&state, args.action).await,
         Command::Bench(args) => bench::run(args).await,
     }
 }

@@ -4,19 +4,9 @@
 //! codes: 2 for usage (clap), 64 for bad input (a file or manifest), 1 for
 //! anything that failed at run time.
 
-mod api;
-mod bench;
 mod cli;
-mod client;
-mod describe;
-mod launcher;
-mod manifest;
-mod record;
+mod kubectl;
 mod roles;
-mod scenario;
-mod signal;
-mod table;
-mod trace;
 
 use std::process::ExitCode;
 
@@ -81,7 +71,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            if e.downcast_ref::<manifest::InputError>().is_some() {
+            if e.downcast_ref::<podnet_lab::InputError>().is_some() {
                 ExitCode::from(EXIT_BAD_INPUT)
             } else {
                 ExitCode::FAILURE

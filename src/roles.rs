@@ -124,7 +124,7 @@ pub async fn controlplane(
     args: ControlplaneArgs,
 ) -> anyhow::Result<ExitCode> {
     die_with_parent();
-    let shutdown = crate::signal::shutdown_on_signals()?;
+    let shutdown = podnet_lab::signal::shutdown_on_signals()?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -150,7 +150,7 @@ pub async fn controlplane(
 
 pub async fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
     die_with_parent();
-    let shutdown = crate::signal::shutdown_on_signals()?;
+    let shutdown = podnet_lab::signal::shutdown_on_signals()?;
     let config = podnet_node::Config {
         name: args.name.clone(),
         controlplane: args.controlplane,
@@ -172,7 +172,7 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
 
 pub async fn edge(args: EdgeArgs) -> anyhow::Result<ExitCode> {
     die_with_parent();
-    let shutdown = crate::signal::shutdown_on_signals()?;
+    let shutdown = podnet_lab::signal::shutdown_on_signals()?;
     if !args.lb_pool.network().is_loopback() {
         anyhow::bail!(
             "--lb-pool {} is not a loopback range: the edge listens on the host's loopback addresses only",

@@ -14,8 +14,8 @@ use podnet_proto::trace::{format_trace_id, hop, parse_trace_id};
 use podnet_proto::v1::{Journey, Span, TracesRequest};
 use serde_json::{Value, json};
 
-use crate::api;
-use crate::manifest::InputError;
+use podnet_lab::InputError;
+use podnet_lab::api;
 
 /// A journey is at most a few hundred spans of at most about 2 KiB; this
 /// leaves room for the 100 journeys one request may return.

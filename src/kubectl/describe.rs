@@ -7,7 +7,7 @@ use std::fmt::Write;
 use podnet_proto::model::{Kind, str_at, strs_at};
 use serde_json::Value;
 
-use crate::table;
+use super::table;
 
 fn map_text(v: Option<&Value>) -> String {
     let items: Vec<String> = v

@@ -1,6 +1,10 @@
 //! The kubectl-like client: finds the cluster through the state directory
 //! and speaks the gRPC API. Output looks like kubectl's.
 
+pub mod describe;
+pub mod table;
+pub mod trace;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,12 +14,11 @@ use podnet_proto::model::{Kind, LinkSpec};
 use podnet_proto::v1::{DeleteRequest, ExecRequest, GetRequest, ListRequest};
 use serde_json::{Value, json};
 
-use crate::api::{
+use podnet_lab::api::{
     apply_objects, connect, default_namespace, from_state, link_objects, status_error,
 };
-use crate::manifest::{self, InputError};
-use crate::record::{ClusterRecord, alive};
-use crate::table;
+use podnet_lab::manifest::{self, InputError};
+use podnet_lab::record::{ClusterRecord, alive};
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
@@ -445,16 +448,16 @@ pub async fn describe(state: &Path, args: DescribeArgs) -> anyhow::Result<ExitCo
                 Err(s) if s.code() == tonic::Code::NotFound => None,
                 Err(s) => return Err(status_error(s)),
             };
-            crate::describe::service(&object, endpoints.as_ref())
+            describe::service(&object, endpoints.as_ref())
         }
-        Kind::Pod => crate::describe::pod(&object),
+        Kind::Pod => describe::pod(&object),
         Kind::Ingress => {
             let services = list(Kind::Service).await?;
             let endpoints = list(Kind::Endpoints).await?;
-            crate::describe::ingress(&object, &services, &endpoints)
+            describe::ingress(&object, &services, &endpoints)
         }
         other => {
-            print!("{}", crate::describe::other(other, &object)?);
+            print!("{}", describe::other(other, &object)?);
             return Ok(ExitCode::SUCCESS);
         }
     };
@@ -473,7 +476,7 @@ pub async fn describe(state: &Path, args: DescribeArgs) -> anyhow::Result<ExitCo
                 && (involved("uid").is_none_or(str::is_empty) || involved("uid") == uid)
         })
         .collect();
-    text.push_str(&crate::describe::events(&events));
+    text.push_str(&describe::events(&events));
     print!("{text}");
     Ok(ExitCode::SUCCESS)
 }

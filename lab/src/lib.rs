@@ -1,0 +1,23 @@
+//! podnet-lab: everything that drives a podnet cluster from outside, shared
+//! by the `podnet` binary, the end-to-end tests and the fuzzers.
+//!
+//! - `record`: the `cluster.json` record of a running cluster.
+//! - `api`: the control plane's API as a client uses it.
+//! - `signal`: one shutdown token per process (SIGINT = SIGTERM).
+//! - `launcher`: `up`, `down` and the supervisor of the role processes.
+//! - `manifest`: Kubernetes YAML into objects, errors with file:line:column.
+//! - `scenario`: scenario files: schema, expectations, the runner.
+//! - `bench`: podnet measured against a reference in the same run.
+//!
+//! Deliberately not here: the roles themselves (controlplane, node, edge
+//! crates) and the kubectl-like output (the binary).
+
+pub mod api;
+pub mod bench;
+pub mod launcher;
+pub mod manifest;
+pub mod record;
+pub mod scenario;
+pub mod signal;
+
+pub use manifest::InputError;
