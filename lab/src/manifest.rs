@@ -16,15 +16,7 @@ pub struct InputError(pub String);
 
 /// Parses every document of `text`; `origin` names it in errors.
 pub fn parse(origin: &str, text: &str) -> Result<Vec<Value>, InputError> {
-    let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| match e.location() {
-        Some(loc) => InputError(format!(
-            "{origin}:{}:{}: {}",
-            loc.line(),
-            loc.column(),
-            first_line(&e.to_string())
-        )),
-        None => InputError(format!("{origin}: {e}")),
-    })?;
+    let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| yaml_error(origin, &e))?;
     let mut out = Vec::new();
     for (i, doc) in docs.into_iter().enumerate() {
         match doc {
@@ -50,8 +42,19 @@ pub fn parse(origin: &str, text: &str) -> Result<Vec<Value>, InputError> {
     Ok(out)
 }
 
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or(s)
+/// A YAML or schema error as `ORIGIN:LINE:COLUMN: what`, without the
+/// location serde-saphyr also writes into its message.
+pub(crate) fn yaml_error(origin: &str, e: &serde_saphyr::Error) -> InputError {
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or("");
+    match e.location() {
+        Some(loc) => {
+            let own = format!("error: line {} column {}: ", loc.line(), loc.column());
+            let what = first.strip_prefix(own.as_str()).unwrap_or(first);
+            InputError(format!("{origin}:{}:{}: {what}", loc.line(), loc.column()))
+        }
+        None => InputError(format!("{origin}: {first}")),
+    }
 }
 
 fn kind_of(v: &Value) -> &'static str {

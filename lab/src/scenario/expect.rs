@@ -8,7 +8,7 @@ use std::time::Duration;
 use podnet_proto::model::LabelSelector;
 use serde_json::Value;
 
-use super::schema::{DnsExpect, HttpExpect, Reachability};
+use super::schema::{DnsExpect, HttpExpect, ProbeProtocol, Reachability, is_selector};
 use crate::api::{self, Api};
 use crate::manifest::InputError;
 
@@ -77,7 +77,7 @@ pub(super) async fn resolve_pods(api: &mut Api, reference: &str) -> anyhow::Resu
     let in_ns = pods
         .into_iter()
         .filter(|p| p["metadata"]["namespace"] == ns.as_str());
-    let found: Vec<Value> = if rest.contains('=') || rest.contains('!') {
+    let found: Vec<Value> = if is_selector(&rest) {
         let sel = LabelSelector::parse(&rest).map_err(|e| InputError(e.to_string()))?;
         in_ns
             .filter(|p| {
@@ -128,7 +128,7 @@ pub(super) async fn check_reachability(
         let src_ns = src["metadata"]["namespace"].as_str().unwrap_or("default");
         for (dst_name, dst_ip) in &targets {
             let mut cmd = vec!["nc".to_string(), "-z".into()];
-            if r.protocol == "UDP" {
+            if r.protocol == ProbeProtocol::Udp {
                 cmd.push("-u".into());
             }
             cmd.extend([

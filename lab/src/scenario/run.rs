@@ -108,10 +108,7 @@ async fn run_in_cluster(
     if !objects.is_empty() {
         api::apply_objects(&mut api, objects, false, &mut out).await?;
     }
-    let timeout = match &scenario.ready_timeout {
-        Some(t) => podnet_proto::model::parse_duration(t).map_err(InputError)?,
-        None => Duration::from_secs(60),
-    };
+    let timeout = scenario.ready_timeout();
     let started = std::time::Instant::now();
     wait_ready(&mut api, timeout).await?;
     println!("all pods Ready in {} ms", started.elapsed().as_millis());

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use podnet_proto::model::LinkSpec;
 use serde::Deserialize;
@@ -26,9 +27,26 @@ pub struct Scenario {
     pub manifests: Vec<ManifestRef>,
     #[serde(default)]
     pub expect: Vec<Expectation>,
-    /// How long to wait for everything to be Ready, e.g. `60s`.
-    #[serde(default)]
-    pub ready_timeout: Option<String>,
+    /// How long to wait for everything to be Ready, e.g. `60s` (a unit is
+    /// required).
+    #[serde(default, deserialize_with = "duration")]
+    pub ready_timeout: Option<Duration>,
+}
+
+impl Scenario {
+    /// How long the runner waits for everything to be Ready.
+    pub fn ready_timeout(&self) -> Duration {
+        self.ready_timeout.unwrap_or(Duration::from_secs(60))
+    }
+}
+
+/// A duration with its unit (`500ms`, `60s`), read where it stands in the
+/// file, so a bad one is reported with its line and column.
+fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(d)?;
+    podnet_proto::model::parse_duration(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -175,16 +193,55 @@ pub struct Reachability {
     /// A pod (same forms as `from`) or an IPv4 address.
     pub to: String,
     pub port: u16,
-    #[serde(default = "tcp")]
-    pub protocol: String,
+    #[serde(default)]
+    pub protocol: ProbeProtocol,
     pub allowed: bool,
     /// Seconds to wait for a connection before calling it blocked.
     #[serde(default = "default_probe_timeout")]
     pub timeout: u64,
 }
 
-fn tcp() -> String {
-    "TCP".into()
+/// What a reachability probe speaks: a TCP connect, or a UDP datagram
+/// that must be answered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum ProbeProtocol {
+    #[default]
+    #[serde(rename = "TCP")]
+    Tcp,
+    #[serde(rename = "UDP")]
+    Udp,
+}
+
+impl std::fmt::Display for ProbeProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ProbeProtocol::Tcp => "TCP",
+            ProbeProtocol::Udp => "UDP",
+        })
+    }
+}
+
+/// Checks a pod reference (`name`, `ns/name`, `selector`, `ns/selector`):
+/// a selector must parse.
+fn check_pod_reference(reference: &str) -> Result<(), String> {
+    let rest = reference.split_once('/').map_or(reference, |(_, r)| r);
+    if rest.is_empty() {
+        return Err(format!("{reference:?} names no pod"));
+    }
+    if is_selector(rest) {
+        podnet_proto::model::LabelSelector::parse(rest)
+            .map_err(|e| format!("{reference:?}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// A pod reference that is a label selector rather than a name: anything
+/// a pod name (a DNS-1123 subdomain) cannot be, such as `app=web`,
+/// `!canary` or `tier in (web)`.
+pub fn is_selector(reference: &str) -> bool {
+    !reference
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
 }
 
 fn default_probe_timeout() -> u64 {
@@ -285,14 +342,14 @@ impl ClusterSpec {
 
 /// Parses a scenario; `origin` names it in errors.
 pub fn parse(origin: &str, text: &str) -> Result<Scenario, InputError> {
-    let scenario: Scenario = serde_saphyr::from_str(text).map_err(|e| match e.location() {
-        Some(loc) => InputError(format!(
-            "{origin}:{}:{}: {}",
-            loc.line(),
-            loc.column(),
-            e.to_string().lines().next().unwrap_or("")
-        )),
-        None => InputError(format!("{origin}: {e}")),
+    let scenario: Scenario = serde_saphyr::from_str(text).map_err(|e| {
+        let mut error = manifest::yaml_error(origin, &e);
+        // An untagged enum only says that no kind matched; say why the
+        // kind the entry names did not.
+        if let Some(why) = explain_expectations(text) {
+            error.0.push_str(&format!(" ({why})"));
+        }
+        error
     })?;
     let nodes = scenario.cluster.node_specs();
     let mut seen = std::collections::BTreeSet::new();
@@ -325,56 +382,88 @@ pub fn parse(origin: &str, text: &str) -> Result<Scenario, InputError> {
         .link_specs()
         .map_err(|e| InputError(format!("{origin}: {e}")))?;
     for (i, e) in scenario.expect.iter().enumerate() {
-        let r = match e {
-            Expectation::Reachability { reachability } => reachability,
-            Expectation::Dns(d) => {
-                if !matches!(
-                    d.rtype.as_str(),
-                    "A" | "AAAA" | "SRV" | "PTR" | "CNAME" | "TXT" | "SOA"
-                ) {
-                    return Err(InputError(format!(
-                        "{origin}: expect[{i}].type: {:?} is not one of A, AAAA, SRV, PTR, CNAME, TXT, SOA",
-                        d.rtype
-                    )));
-                }
-                continue;
-            }
-            Expectation::Http(h) => {
-                if h.from == "host" {
-                    host_target(h)
-                        .map_err(|e| InputError(format!("{origin}: expect[{i}]: {e}")))?;
-                } else if !h.http.starts_with("http://") {
-                    return Err(InputError(format!(
-                        "{origin}: expect[{i}].http: {:?} must be an http:// URL",
-                        h.http
-                    )));
-                } else if h.resolve.is_some() || h.cacert.is_some() {
-                    return Err(InputError(format!(
-                        "{origin}: expect[{i}]: resolve and cacert apply to `from: host` only"
-                    )));
-                }
-                if let Some(s) = &h.spread
-                    && (s.over == 0 || !(0.0..=1.0).contains(&s.min_share))
-                {
-                    return Err(InputError(format!(
-                        "{origin}: expect[{i}].spread: over must be >= 1 and min_share within 0..1"
-                    )));
-                }
-                continue;
-            }
-        };
-        if !matches!(r.protocol.as_str(), "TCP" | "UDP") {
-            return Err(InputError(format!(
-                "{origin}: expect[{i}].reachability.protocol: must be TCP or UDP"
-            )));
-        }
-        if r.port == 0 {
-            return Err(InputError(format!(
-                "{origin}: expect[{i}].reachability.port: must be between 1 and 65535"
-            )));
-        }
+        check_expectation(e).map_err(|e| InputError(format!("{origin}: expect[{i}]{e}")))?;
     }
     Ok(scenario)
+}
+
+/// Why the first expectation that is none of the kinds fails to be the
+/// kind its key names: `expect[1]: reachability: unknown variant ...`.
+fn explain_expectations(text: &str) -> Option<String> {
+    let doc: Value = serde_saphyr::from_str(text).ok()?;
+    let expect = doc.get("expect")?.as_array()?;
+    expect.iter().enumerate().find_map(|(i, e)| {
+        serde_json::from_value::<Expectation>(e.clone()).err()?;
+        let why = if let Some(r) = e.get("reachability") {
+            serde_json::from_value::<Reachability>(r.clone())
+                .err()
+                .map(|x| format!("reachability: {x}"))
+        } else if e.get("dns").is_some() {
+            serde_json::from_value::<DnsExpect>(e.clone())
+                .err()
+                .map(|x| x.to_string())
+        } else if e.get("http").is_some() {
+            serde_json::from_value::<HttpExpect>(e.clone())
+                .err()
+                .map(|x| x.to_string())
+        } else {
+            Some("an expectation is one of reachability, dns or http".into())
+        };
+        Some(format!("expect[{i}]: {}", why?))
+    })
+}
+
+/// What serde cannot check of one expectation; the error starts with the
+/// field path below `expect[i]` (`.type: ...`, `: ...`).
+fn check_expectation(e: &Expectation) -> Result<(), String> {
+    match e {
+        Expectation::Reachability { reachability: r } => {
+            check_pod_reference(&r.from).map_err(|e| format!(".reachability.from: {e}"))?;
+            if r.to.parse::<std::net::Ipv4Addr>().is_err() {
+                check_pod_reference(&r.to).map_err(|e| format!(".reachability.to: {e}"))?;
+            }
+            if r.port == 0 {
+                return Err(".reachability.port: must be between 1 and 65535".into());
+            }
+            if r.timeout == 0 {
+                return Err(".reachability.timeout: must be at least 1 (seconds)".into());
+            }
+        }
+        Expectation::Dns(d) => {
+            check_pod_reference(&d.from).map_err(|e| format!(".from: {e}"))?;
+            if !matches!(
+                d.rtype.as_str(),
+                "A" | "AAAA" | "SRV" | "PTR" | "CNAME" | "TXT" | "SOA"
+            ) {
+                return Err(format!(
+                    ".type: {:?} is not one of A, AAAA, SRV, PTR, CNAME, TXT, SOA",
+                    d.rtype
+                ));
+            }
+        }
+        Expectation::Http(h) => {
+            if h.from == "host" {
+                host_target(h).map_err(|e| format!(": {e}"))?;
+            } else {
+                check_pod_reference(&h.from).map_err(|e| format!(".from: {e}"))?;
+                if !h.http.starts_with("http://") {
+                    return Err(format!(".http: {:?} must be an http:// URL", h.http));
+                }
+                if h.resolve.is_some() || h.cacert.is_some() || h.backend.is_some() {
+                    return Err(": resolve, cacert and backend apply to `from: host` only".into());
+                }
+            }
+            if h.count == Some(0) {
+                return Err(".count: must be at least 1".into());
+            }
+            if let Some(s) = &h.spread
+                && (s.over == 0 || !(0.0..=1.0).contains(&s.min_share))
+            {
+                return Err(".spread: over must be >= 1 and min_share within 0..1".into());
+            }
+        }
+    }
+    Ok(())
 }
 
 pub fn load(path: &Path) -> anyhow::Result<Scenario> {
@@ -611,5 +700,52 @@ expect:
         .unwrap_err()
         .to_string();
         assert!(err.contains("spec.loss"), "{err}");
+    }
+
+    #[test]
+    fn every_bad_value_is_rejected_at_parse_time_with_where() {
+        // (file text, what the error must contain)
+        let check = |text: &str, expected: &str| {
+            let err = parse("s.yaml", text).unwrap_err().to_string();
+            assert!(err.contains(expected), "{text:?}: {err}");
+        };
+        check("name: t\nready_timeout: 60\n", "s.yaml:2:");
+        check("name: t\nready_timeout: 60\n", "has no unit");
+        check("name: t\nready_timeout: soon\n", "not a duration");
+        check("name: t\nready_timeout: 90m\n", "out of range");
+        let probe = |fields: &str| {
+            format!(
+                "name: t\nexpect:\n  - reachability: {{from: a, to: b, port: 80, allowed: true, {fields}}}\n"
+            )
+        };
+        check(&probe("protocol: SCTP"), "s.yaml:3:");
+        check(&probe("protocol: SCTP"), "TCP");
+        check(&probe("timeout: 0"), "expect[0].reachability.timeout");
+        check(
+            "name: t\nexpect:\n  - reachability: {from: \"app in (\", to: b, port: 80, allowed: true}\n",
+            "expect[0].reachability.from",
+        );
+        check(
+            "name: t\nexpect:\n  - reachability: {from: \"ns/\", to: b, port: 80, allowed: true}\n",
+            "names no pod",
+        );
+        check(
+            "name: t\nexpect:\n  - {dns: web, from: \"=web\"}\n",
+            "expect[0].from",
+        );
+        check(
+            "name: t\nexpect:\n  - {http: \"http://web/\", from: client, backend: web}\n",
+            "apply to `from: host` only",
+        );
+        check(
+            "name: t\nexpect:\n  - {http: \"http://web/\", from: client, count: 0}\n",
+            "expect[0].count",
+        );
+        let ok = parse("s.yaml", "name: t\nready_timeout: 90s\n").unwrap();
+        assert_eq!(ok.ready_timeout(), Duration::from_secs(90));
+        assert_eq!(
+            parse("s.yaml", "name: t\n").unwrap().ready_timeout(),
+            Duration::from_secs(60)
+        );
     }
 }
