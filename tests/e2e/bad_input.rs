@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{Cluster, alive, eventually, text};
+use crate::harness::{self, Cluster, alive, eventually, text};
 
 #[test]
 fn bad_manifests_are_rejected_whole_with_their_location() {
@@ -104,6 +104,27 @@ fn unknown_image_fails_the_pod_with_the_known_images() {
         assert!(message.contains(image), "{message}");
     }
     assert!(c.ok(&["get", "pods"]).contains("ErrImagePull"));
+}
+
+#[test]
+fn an_lb_pool_off_loopback_is_refused_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let out = std::process::Command::new(harness::BIN)
+        .args(["up", "--nodes", "1", "--lb-pool", "10.1.0.0/24"])
+        .env("PODNET_STATE_DIR", &state)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a bad flag is a usage error");
+    assert!(
+        text(&out.stderr).contains("not a loopback range"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        !state.join("supervisor.pid").exists() && !state.join("logs").exists(),
+        "nothing may have started"
+    );
 }
 
 #[test]

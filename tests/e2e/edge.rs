@@ -164,13 +164,9 @@ fn kill9(pid: u32) {
     );
 }
 
-fn record(c: &Cluster) -> Value {
-    let text = std::fs::read_to_string(c.state.join("cluster.json")).expect("cluster.json");
-    serde_json::from_str(&text).expect("cluster.json is json")
-}
-
+/// The edge's process, as `cluster-info` shows it.
 fn edge_pid(c: &Cluster) -> u32 {
-    let pid = record(c)["edge_pid"].as_u64().expect("edge_pid recorded");
+    let pid = c.info()["edge"]["pid"].as_u64().expect("edge pid shown");
     u32::try_from(pid).unwrap()
 }
 

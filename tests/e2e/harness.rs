@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use podnet_lab::record::ClusterRecord;
 use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_podnet");
@@ -194,20 +195,10 @@ impl Drop for Cluster {
         if std::thread::panicking() {
             self.dump();
         }
-        let pids: Vec<u32> = std::fs::read_to_string(self.state.join("cluster.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-            .map(|r| {
-                let mut p = vec![r["supervisor_pid"].as_u64(), r["controlplane_pid"].as_u64()];
-                p.extend(
-                    r["nodes"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|n| n["pid"].as_u64()),
-                );
-                p.into_iter().flatten().map(|p| p as u32).collect()
-            })
+        // Whatever `down` cannot stop is killed: every role the record
+        // names, the edge included, and the supervisor.
+        let pids: Vec<u32> = ClusterRecord::read(&self.state)
+            .map(|r| r.role_pids().chain([r.supervisor_pid]).collect())
             .unwrap_or_default();
         let _ = self.run(&["down"]);
         for pid in pids {
@@ -225,12 +216,4 @@ pub fn is_ready(p: &Value) -> bool {
     podnet_proto::model::condition_is_true(p, "Ready")
 }
 
-pub fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, r)| r.split_whitespace().next() != Some("Z"))
-        })
-        .unwrap_or(false)
-}
+pub use podnet_lab::record::alive;

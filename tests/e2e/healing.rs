@@ -127,6 +127,7 @@ fn down_leaves_no_process_behind() {
     let mut pids = vec![
         info["controlplane"]["pid"].as_u64().unwrap() as u32,
         info["supervisor"]["pid"].as_u64().unwrap() as u32,
+        info["edge"]["pid"].as_u64().unwrap() as u32,
     ];
     pids.extend(
         info["nodes"]

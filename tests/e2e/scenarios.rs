@@ -103,4 +103,17 @@ fn bad_scenarios_say_where() {
         "{}",
         text(&out.stderr)
     );
+    // A bad value anywhere is caught before anything boots.
+    std::fs::write(&file, "name: bad\nready_timeout: 60\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["run", "--check"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("{}:2:", file.display())) && err.contains("has no unit"),
+        "{err}"
+    );
 }
