@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+use podnet_proto::model::view::NodeView;
 use podnet_proto::model::{Kind, LinkSpec};
 use podnet_proto::v1::{DeleteRequest, ExecRequest, GetRequest, ListRequest};
 use serde_json::{Value, json};
@@ -199,8 +200,8 @@ pub async fn cluster_info(state: &Path, args: ClusterInfoArgs) -> anyhow::Result
             "name": n.pointer("/metadata/name"),
             "pid": pid,
             "running": alive(pid),
-            "ready": table::node_ready(&n),
-            "internalIP": table::node_internal_ip(&n),
+            "ready": NodeView(&n).ready(),
+            "internalIP": NodeView(&n).internal_ip().map(|ip| ip.to_string()).unwrap_or_default(),
             "podCIDR": n.pointer("/spec/podCIDR"),
             "underlay": ann(podnet_proto::model::ANNOTATION_UNDERLAY),
             "agent": ann(podnet_proto::model::ANNOTATION_AGENT),

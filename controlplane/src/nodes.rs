@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use ipnet::Ipv4Net;
 use podnet_proto::model::network::EDGE_NAME;
+use podnet_proto::model::view::NodeView;
 use podnet_proto::model::{
     ANNOTATION_AGENT, ANNOTATION_HOST_DNS, ANNOTATION_PID, ANNOTATION_UNDERLAY, Kind,
     LABEL_HOSTNAME, LABEL_ZONE, ObjectKey, condition_is_true,
@@ -155,14 +156,13 @@ impl Nodes {
         let existing = self.registry.get(&key)?;
         let all = self.registry.list_all(Kind::Node, "")?;
         let (pod_cidr, node_ip) = match &existing {
-            Some(n) if !str_at(n, "/spec/podCIDR").is_empty() => {
-                let ip = n
-                    .pointer("/status/addresses")
-                    .and_then(Value::as_array)
-                    .and_then(|a| a.iter().find(|a| str_at(a, "/type") == "InternalIP"))
-                    .map(|a| str_at(a, "/address").to_string())
+            Some(n) if !NodeView(n).pod_cidr().is_empty() => {
+                let node = NodeView(n);
+                let ip = node
+                    .internal_ip()
+                    .map(|ip| ip.to_string())
                     .unwrap_or_default();
-                (str_at(n, "/spec/podCIDR").to_string(), ip)
+                (node.pod_cidr().to_string(), ip)
             }
             _ => (
                 self.free_pod_cidr(&all)?.to_string(),
@@ -284,22 +284,15 @@ impl Nodes {
     }
 
     fn free_node_ip(&self, nodes: &[Value]) -> Result<Ipv4Addr, JoinError> {
-        let taken: BTreeSet<String> = nodes
+        let taken: BTreeSet<Ipv4Addr> = nodes
             .iter()
-            .flat_map(|n| {
-                n.pointer("/status/addresses")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default()
-            })
-            .filter(|a| str_at(a, "/type") == "InternalIP")
-            .map(|a| str_at(&a, "/address").to_string())
+            .flat_map(|n| NodeView(n).internal_ips())
             .collect();
         let net = self.config.node_cidr;
         // .1 is the network's gateway, as on a docker or kind network.
         net.hosts()
             .skip(1)
-            .find(|ip| !taken.contains(&ip.to_string()))
+            .find(|ip| !taken.contains(ip))
             .ok_or(JoinError::NoNodeIp(net))
     }
 

@@ -20,6 +20,7 @@ use ipnet::Ipv4Net;
 use podnet_proto::informer::Cache;
 use podnet_proto::model::network::PROXY_HEALTHZ_PORT;
 use podnet_proto::model::str_at;
+use podnet_proto::model::view::{Protocol, ServiceView};
 use podnet_proto::trace::{Recorder, SpanTimer, hop, new_trace_id};
 use podnet_proto::v1::ObjectRequest;
 use podnet_proto::v1::api_client::ApiClient;
@@ -35,21 +36,6 @@ use crate::nodes::NodeInfo;
 use crate::overlay::{OpenError, Overlay};
 use crate::pool::{self, Claim};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Proto {
-    Tcp,
-    Udp,
-}
-
-impl Proto {
-    fn as_str(self) -> &'static str {
-        match self {
-            Proto::Tcp => "TCP",
-            Proto::Udp => "UDP",
-        }
-    }
-}
-
 /// Where one load balancer port sends its traffic: read on every new
 /// connection, so a changed Service applies without rebinding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +47,7 @@ struct Target {
 }
 
 /// A listener's key: the address, the Service's port and protocol.
-type ListenerKey = (Ipv4Addr, u16, Proto);
+type ListenerKey = (Ipv4Addr, u16, Protocol);
 
 struct Listener {
     real_port: u16,
@@ -222,7 +208,7 @@ impl Balancer {
         let target = Arc::new(RwLock::new(target));
         let cancel = self.shutdown.child_token();
         let real_port = match proto {
-            Proto::Tcp => {
+            Protocol::Tcp => {
                 let listener = bind_tcp(ip, port, recorded).await?;
                 let real = listener.local_addr().ok()?.port();
                 let b = self.clone();
@@ -231,7 +217,7 @@ impl Balancer {
                     .spawn(async move { b.serve_tcp(listener, t, c).await });
                 real
             }
-            Proto::Udp => {
+            Protocol::Udp => {
                 let socket = Arc::new(bind_udp(ip, port, recorded).await?);
                 let real = socket.local_addr().ok()?.port();
                 let b = self.clone();
@@ -240,6 +226,8 @@ impl Balancer {
                     .spawn(async move { b.serve_udp(key, socket, t, c).await });
                 real
             }
+            // `ports_of` keeps only the protocols the edge forwards.
+            Protocol::Sctp => return None,
         };
         tracing::info!(address = %ip, port, real_port, protocol = proto.as_str(), "load balancer port open");
         self.listeners
@@ -564,38 +552,28 @@ fn is_ours(svc: &Value) -> bool {
 
 fn claim_of(svc: &Value) -> Claim {
     Claim {
-        current: svc
-            .pointer("/status/loadBalancer/ingress/0/ip")
-            .and_then(Value::as_str)
-            .and_then(|s| s.parse().ok()),
+        current: ServiceView(svc).load_balancer_ip(),
         requested: str_at(svc, "/spec/loadBalancerIP").parse().ok(),
     }
 }
 
-fn ports_of(svc: &Value, id: &str) -> Vec<(u16, Proto, Target)> {
+/// The ports the edge listens for ([`ServiceView::edge_ports`]: those with
+/// a NodePort, TCP or UDP), with where each sends its traffic.
+fn ports_of(svc: &Value, id: &str) -> Vec<(u16, Protocol, Target)> {
     let local = str_at(svc, "/spec/externalTrafficPolicy") == "Local";
     let health_port = svc
         .pointer("/spec/healthCheckNodePort")
         .and_then(Value::as_u64)
         .and_then(|p| u16::try_from(p).ok());
-    svc.pointer("/spec/ports")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    ServiceView(svc)
+        .edge_ports()
         .filter_map(|p| {
-            let port = u16::try_from(p.get("port")?.as_u64()?).ok()?;
-            let node_port = u16::try_from(p.get("nodePort")?.as_u64()?).ok()?;
-            let proto = match str_at(p, "/protocol") {
-                "" | "TCP" => Proto::Tcp,
-                "UDP" => Proto::Udp,
-                _ => return None,
-            };
             Some((
-                port,
-                proto,
+                p.port()?,
+                p.protocol()?,
                 Target {
                     service: id.to_string(),
-                    node_port,
+                    node_port: p.node_port()?,
                     local,
                     health_port,
                 },
@@ -607,19 +585,12 @@ fn ports_of(svc: &Value, id: &str) -> Vec<(u16, Proto, Target)> {
 /// The real ports `status.loadBalancer` records for address `ip`, in the
 /// order of the Service's ports.
 fn recorded_ports(svc: &Value, ip: Ipv4Addr) -> Vec<u16> {
-    let Some(ingress) = svc.pointer("/status/loadBalancer/ingress/0") else {
-        return Vec::new();
-    };
-    if str_at(ingress, "/ip") != ip.to_string() {
-        return Vec::new();
+    let svc = ServiceView(svc);
+    if svc.load_balancer_ip() == Some(ip) {
+        svc.load_balancer_ports()
+    } else {
+        Vec::new()
     }
-    ingress
-        .get("ports")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|p| p.get("port")?.as_u64()?.try_into().ok())
-        .collect()
 }
 
 /// The ports to try, in order: the one the status recorded (clients use
@@ -694,11 +665,14 @@ mod tests {
             json!({}),
         );
         let ports = ports_of(&svc, "default/web");
-        let got: Vec<(u16, Proto, u16)> = ports
+        let got: Vec<(u16, Protocol, u16)> = ports
             .iter()
             .map(|(p, pr, t)| (*p, *pr, t.node_port))
             .collect();
-        assert_eq!(got, [(80, Proto::Tcp, 30080), (53, Proto::Udp, 30053)]);
+        assert_eq!(
+            got,
+            [(80, Protocol::Tcp, 30080), (53, Protocol::Udp, 30053)]
+        );
         assert!(
             ports
                 .iter()

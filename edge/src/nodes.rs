@@ -3,7 +3,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 
 use podnet_proto::informer::Cache;
-use podnet_proto::model::{ANNOTATION_UNDERLAY, condition_is_true, str_at};
+use podnet_proto::model::view::NodeView;
 use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,22 +23,11 @@ pub fn nodes_of(cache: &Cache) -> Vec<NodeInfo> {
 }
 
 fn node_of(n: &Value) -> Option<NodeInfo> {
-    let underlay = n
-        .pointer("/metadata/annotations")
-        .and_then(|a| a.get(ANNOTATION_UNDERLAY))
-        .and_then(Value::as_str)?
-        .parse()
-        .ok()?;
-    let ip = n
-        .pointer("/status/addresses")
-        .and_then(Value::as_array)?
-        .iter()
-        .find(|a| str_at(a, "/type") == "InternalIP")
-        .and_then(|a| str_at(a, "/address").parse().ok())?;
+    let node = NodeView(n);
     Some(NodeInfo {
-        name: str_at(n, "/metadata/name").to_string(),
-        ip,
-        underlay,
-        ready: condition_is_true(n, "Ready"),
+        name: node.meta().name().to_string(),
+        ip: node.internal_ip()?,
+        underlay: node.underlay()?,
+        ready: node.ready(),
     })
 }

@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 
+use podnet_proto::model::view::PodView;
 use podnet_proto::model::{Kind, str_at, strs_at};
 use serde_json::Value;
 
@@ -157,7 +158,7 @@ pub fn pod(p: &Value) -> String {
     );
     line(&mut out, "Start Time", str_at(p, "/status/startTime"));
     line(&mut out, "Labels", map_text(p.pointer("/metadata/labels")));
-    line(&mut out, "Status", table::pod_status(p));
+    line(&mut out, "Status", PodView(p).status());
     line(&mut out, "IP", str_at(p, "/status/podIP"));
     let statuses: Vec<&Value> = p
         .pointer("/status/containerStatuses")

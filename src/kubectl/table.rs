@@ -1,7 +1,8 @@
 //! kubectl-like output: tables (default and `-o wide`), `-o json` (a
 //! Kubernetes `List` for many objects) and `-o yaml`.
 
-use podnet_proto::model::{Kind, condition_is_true};
+use podnet_proto::model::Kind;
+use podnet_proto::model::view::{EndpointSliceView, NodeView, PodView};
 use serde_json::{Value, json};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,18 +35,6 @@ fn i(v: &Value, pointer: &str) -> i64 {
     v.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
 }
 
-pub fn node_ready(n: &Value) -> bool {
-    condition_is_true(n, "Ready")
-}
-
-pub fn node_internal_ip(n: &Value) -> String {
-    n.pointer("/status/addresses")
-        .and_then(Value::as_array)
-        .and_then(|a| a.iter().find(|a| s(a, "/type") == "InternalIP"))
-        .map(|a| s(a, "/address").to_string())
-        .unwrap_or_default()
-}
-
 /// kubectl's human-readable age.
 pub fn age(created: &str, now: chrono::DateTime<chrono::Utc>) -> String {
     let Ok(t) = chrono::DateTime::parse_from_rfc3339(created) else {
@@ -60,30 +49,6 @@ pub fn age(created: &str, now: chrono::DateTime<chrono::Utc>) -> String {
         s if s < 8 * 3600 => format!("{h}h{}m", m % 60),
         s if s < 2 * 86400 => format!("{h}h"),
         _ => format!("{d}d"),
-    }
-}
-
-/// The STATUS column of `kubectl get pods`.
-pub fn pod_status(p: &Value) -> String {
-    if p.pointer("/metadata/deletionTimestamp").is_some() {
-        return "Terminating".into();
-    }
-    for c in p
-        .pointer("/status/containerStatuses")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let reason = s(c, "/state/waiting/reason");
-        if !reason.is_empty() {
-            return reason.to_string();
-        }
-    }
-    let phase = s(p, "/status/phase");
-    if phase.is_empty() {
-        "Pending".into()
-    } else {
-        phase.to_string()
     }
 }
 
@@ -106,7 +71,7 @@ fn pod_row(p: &Value, wide: bool, now: chrono::DateTime<chrono::Utc>) -> Vec<Str
     let mut row = vec![
         s(p, "/metadata/name").to_string(),
         format!("{ready}/{total}"),
-        pod_status(p),
+        PodView(p).status().to_string(),
         restarts.to_string(),
         age(s(p, "/metadata/creationTimestamp"), now),
     ];
@@ -252,7 +217,7 @@ fn row(kind: Kind, v: &Value, wide: bool, now: chrono::DateTime<chrono::Utc>) ->
             r
         }
         Kind::Node => {
-            let mut status = if node_ready(v) {
+            let mut status = if NodeView(v).ready() {
                 "Ready".to_string()
             } else {
                 "NotReady".to_string()
@@ -274,7 +239,10 @@ fn row(kind: Kind, v: &Value, wide: bool, now: chrono::DateTime<chrono::Utc>) ->
                     .and_then(Value::as_str)
                     .unwrap_or("<none>");
                 r.extend([
-                    node_internal_ip(v),
+                    NodeView(v)
+                        .internal_ip()
+                        .map(|ip| ip.to_string())
+                        .unwrap_or_default(),
                     "<none>".into(),
                     s(v, "/spec/podCIDR").to_string(),
                     zone.to_string(),
@@ -516,23 +484,11 @@ fn slice_ports(v: &Value) -> String {
 }
 
 /// Every address of every endpoint of an EndpointSlice.
-pub fn slice_addresses(v: &Value) -> Vec<String> {
-    v.get("endpoints")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .flat_map(|e| {
-            e.get("addresses")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default()
-        })
-        .filter_map(|a| a.as_str().map(String::from))
-        .collect()
-}
-
 fn slice_endpoints(v: &Value) -> String {
-    first_three(slice_addresses(v), "<unset>")
+    first_three(
+        EndpointSliceView(v).addresses().map(String::from).collect(),
+        "<unset>",
+    )
 }
 
 /// Aligns rows the way kubectl's tabwriter does (3 spaces between columns).

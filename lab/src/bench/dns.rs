@@ -20,6 +20,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use podnet_proto::model::view::ServiceView;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
@@ -442,22 +443,18 @@ fn cluster_ips(list: &Value, n: usize) -> anyhow::Result<Vec<Ipv4Addr>> {
         .as_array()
         .context("service list has no items")?;
     for item in items {
-        let name = item.pointer("/metadata/name").and_then(Value::as_str);
+        let name = ServiceView(item).meta().name();
         let Some(i) = name
-            .and_then(|s| s.strip_prefix("svc-"))
+            .strip_prefix("svc-")
             .and_then(|k| k.parse::<usize>().ok())
             .filter(|&i| i < n)
         else {
             continue;
         };
-        let ip = item
-            .pointer("/spec/clusterIP")
-            .and_then(Value::as_str)
-            .with_context(|| format!("svc-{i} has no clusterIP"))?;
-        ips[i] = Some(
-            ip.parse::<Ipv4Addr>()
-                .with_context(|| format!("svc-{i}: bad clusterIP {ip:?}"))?,
-        );
+        let ip = ServiceView(item)
+            .cluster_ipv4()
+            .with_context(|| format!("svc-{i} has no IPv4 clusterIP"))?;
+        ips[i] = Some(ip);
     }
     ips.into_iter()
         .enumerate()

@@ -299,14 +299,9 @@ async fn ingress_address(cluster: &Cluster) -> anyhow::Result<(Ipv4Addr, u16, u1
 /// `status.loadBalancer.ingress[0]` of the controller's Service: its
 /// address and the real host ports of `spec.ports` (http, then https).
 fn load_balancer(svc: &Value) -> Option<(Ipv4Addr, u16, u16)> {
-    let lb = svc.pointer("/status/loadBalancer/ingress/0")?;
-    let ip = lb.get("ip")?.as_str()?.parse().ok()?;
-    let ports: Vec<u16> = lb
-        .get("ports")?
-        .as_array()?
-        .iter()
-        .filter_map(|p| p.get("port")?.as_u64()?.try_into().ok())
-        .collect();
+    let svc = podnet_proto::model::view::ServiceView(svc);
+    let ip = svc.load_balancer_ip()?;
+    let ports = svc.load_balancer_ports();
     // The edge lists the ports it could open in spec order; fewer than two
     // means one is missing and the order no longer says which is which.
     match ports[..] {
