@@ -28,8 +28,9 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::nodes::{JoinError, Nodes};
-use crate::registry::{ApiError, Registry, str_at};
+use crate::registry::{ApiError, Registry};
 use crate::store::WatchError;
+use podnet_proto::model::str_at;
 
 /// Latest journeys one `Traces` call returns at most.
 const MAX_TRACES: u32 = 100;

@@ -22,8 +22,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::registry::{ApiError, Registry, str_at};
+use crate::registry::{ApiError, Registry};
 use crate::scheduler::{self, Decision};
+use podnet_proto::model::str_at;
 
 pub use deployment::template_hash;
 

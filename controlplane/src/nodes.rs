@@ -25,7 +25,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::ca::{CaError, ClusterCa};
-use crate::registry::{ApiError, Registry, str_at};
+use crate::registry::{ApiError, Registry};
+use podnet_proto::model::str_at;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JoinError {

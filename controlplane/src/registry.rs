@@ -19,7 +19,7 @@ mod bootstrap;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-pub use podnet_proto::model::str_at;
+use podnet_proto::model::str_at;
 use podnet_proto::model::{
     FieldSelector, InvalidSelector, Kind, LabelSelector, ObjectKey, UnknownKind,
 };

@@ -12,7 +12,8 @@ use podnet_proto::model::{LABEL_ZONE, parse_cpu_millis, parse_memory_bytes};
 use serde_json::Value;
 
 use crate::nodes::node_is_ready;
-use crate::registry::{labels_of, str_at};
+use crate::registry::labels_of;
+use podnet_proto::model::str_at;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {

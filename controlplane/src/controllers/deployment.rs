@@ -10,7 +10,8 @@ use podnet_proto::model::{Kind, LABEL_POD_TEMPLATE_HASH};
 use serde_json::{Value, json};
 
 use super::{owned_by, owner_reference, write_status};
-use crate::registry::{ApiError, Registry, str_at};
+use crate::registry::{ApiError, Registry};
+use podnet_proto::model::str_at;
 
 const SAFE_CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 

@@ -33,8 +33,9 @@ use podnet_proto::model::{Kind, LABEL_ZONE, ObjectKey};
 use serde_json::{Map, Value, json};
 
 use super::{key_of_value, owner_reference, pod_is_ready, template_hash};
-use crate::registry::{ApiError, Registry, labels_of, str_at};
+use crate::registry::{ApiError, Registry, labels_of};
 use crate::validate::LABEL_SERVICE_NAME;
+use podnet_proto::model::str_at;
 
 /// Which controller manages a slice.
 pub const LABEL_MANAGED_BY: &str = "endpointslice.kubernetes.io/managed-by";

@@ -9,7 +9,8 @@ use podnet_proto::model::Kind;
 use serde_json::{Value, json};
 
 use super::{key_of_value, owned_by, owner_reference, pod_is_ready, random_suffix, write_status};
-use crate::registry::{ApiError, Registry, str_at};
+use crate::registry::{ApiError, Registry};
+use podnet_proto::model::str_at;
 
 fn is_active(pod: &Value) -> bool {
     pod.pointer("/metadata/deletionTimestamp").is_none()
