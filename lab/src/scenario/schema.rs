@@ -371,6 +371,15 @@ pub fn parse(origin: &str, text: &str) -> Result<Scenario, InputError> {
                 n.name
             )));
         }
+        // What the node would refuse at start, refused here.
+        if let Some(cpu) = &n.cpu {
+            podnet_proto::model::parse_cpu_millis(cpu)
+                .map_err(|e| InputError(format!("{origin}: cluster.nodes[{i}].cpu: {e}")))?;
+        }
+        if let Some(memory) = &n.memory {
+            podnet_proto::model::parse_memory_bytes(memory)
+                .map_err(|e| InputError(format!("{origin}: cluster.nodes[{i}].memory: {e}")))?;
+        }
     }
     if nodes.is_empty() {
         return Err(InputError(format!(
@@ -740,6 +749,14 @@ expect:
         check(
             "name: t\nexpect:\n  - {http: \"http://web/\", from: client, count: 0}\n",
             "expect[0].count",
+        );
+        check(
+            "name: t\ncluster:\n  nodes: [{name: a, cpu: lots}]\n",
+            "cluster.nodes[0].cpu",
+        );
+        check(
+            "name: t\ncluster:\n  nodes: [{name: a, memory: 8Gx}]\n",
+            "cluster.nodes[0].memory",
         );
         let ok = parse("s.yaml", "name: t\nready_timeout: 90s\n").unwrap();
         assert_eq!(ok.ready_timeout(), Duration::from_secs(90));
