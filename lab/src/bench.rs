@@ -219,12 +219,12 @@ fn pod_pair(ca: &ClusterCa) -> anyhow::Result<PodPair> {
     let a = NetNs::new(
         Ipv4Addr::new(10, 244, 0, 2),
         info("a", "node-a"),
-        Arc::downgrade(&dp_a),
+        Arc::<Datapath>::downgrade(&dp_a),
     );
     let b = NetNs::new(
         Ipv4Addr::new(10, 244, 1, 2),
         info("b", "node-b"),
-        Arc::downgrade(&dp_b),
+        Arc::<Datapath>::downgrade(&dp_b),
     );
     dp_a.add_pod(a.clone());
     dp_b.add_pod(b.clone());

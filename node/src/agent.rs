@@ -145,7 +145,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             name: config.name.clone(),
             node: config.name.clone(),
         },
-        Arc::downgrade(&datapath),
+        Arc::<Datapath>::downgrade(&datapath),
     );
     datapath.add_pod(host_ns.clone());
     if let Some(h) = host_dns {

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use bytes::{Bytes, BytesMut};
+use futures::future::BoxFuture;
 use ipnet::Ipv4Net;
 use podnet_proto::model::network::EDGE_NAME;
 use podnet_proto::trace::{Recorder, SpanTimer, hop};
@@ -452,7 +453,7 @@ impl Datapath {
         src: SocketAddrV4,
         dst: SocketAddrV4,
         trace_id: u64,
-    ) -> futures::future::BoxFuture<'_, io::Result<PodStream>> {
+    ) -> BoxFuture<'_, io::Result<PodStream>> {
         Box::pin(self.connect_direct_inner(src, dst, trace_id))
     }
 
@@ -980,6 +981,41 @@ impl Datapath {
             }
             FrameKind::TcpOpen => bump(&self.stats.bad_headers),
         }
+    }
+}
+
+/// The way out of this node's pods: each call is the datapath's own method
+/// (service proxy included), behind one boxed future. Named by path, not
+/// imported, so that `Arc<Datapath>` method calls here keep resolving to the
+/// inherent methods.
+impl crate::netns::Egress for Datapath {
+    fn connect_tcp(
+        self: Arc<Self>,
+        src: SocketAddrV4,
+        dst: SocketAddrV4,
+        trace_id: u64,
+    ) -> BoxFuture<'static, io::Result<PodStream>> {
+        Box::pin(async move { Datapath::connect_tcp(&self, src, dst, trace_id).await })
+    }
+
+    fn send_udp(
+        self: Arc<Self>,
+        src: SocketAddrV4,
+        dst: SocketAddrV4,
+        payload: Bytes,
+    ) -> BoxFuture<'static, ()> {
+        // Pods' datagrams are untraced.
+        Box::pin(async move { Datapath::send_udp(&self, src, dst, payload, 0).await })
+    }
+
+    fn send_echo(
+        self: Arc<Self>,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        id: u16,
+        seq: u16,
+    ) -> BoxFuture<'static, ()> {
+        Box::pin(async move { Datapath::send_echo(&self, src, dst, id, seq).await })
     }
 }
 

@@ -4,8 +4,9 @@
 //! by all its containers, and `localhost` (127.0.0.0/8) that reaches those
 //! same tables. Workloads use `listen_tcp`, `connect_tcp`, `bind_udp` and
 //! `ping`; the streams are `AsyncRead + AsyncWrite`, so hyper and friends run
-//! over them unchanged. Anything that leaves the namespace goes to the
-//! node's `Datapath`, which decides where it goes.
+//! over them unchanged. Anything that leaves the namespace is handed to the
+//! [`Egress`] the namespace was created with (the node's datapath), which
+//! decides where it goes; nothing here knows how.
 //!
 //! There is no kernel involvement: the addresses exist only inside podnet.
 
@@ -19,10 +20,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 use tokio::sync::mpsc;
-
-use crate::datapath::Datapath;
 
 /// Linux's default ephemeral port range.
 const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
@@ -33,6 +33,79 @@ const BACKLOG: usize = 1024;
 const UDP_QUEUE: usize = 1024;
 /// Buffer of an in-memory pipe between two pods on one node.
 pub const LOCAL_PIPE_BYTES: usize = 256 * 1024;
+
+/// What a pod needs from the node it runs on: the way out for flows,
+/// datagrams and ICMP echo requests that leave its namespace. The node's
+/// datapath implements it; where each one goes is its decision alone.
+///
+/// The methods take the `Arc` the namespace upgraded its `Weak` to, so the
+/// implementation owns itself for as long as the (one, boxed) future runs.
+pub trait Egress: Send + Sync {
+    /// Opens a TCP flow from `src` (the pod's IP and an ephemeral port) to
+    /// `dst`, as part of journey `trace_id` (0: a new one). A refused flow
+    /// fails with ConnectionRefused; one into the void never completes.
+    fn connect_tcp(
+        self: Arc<Self>,
+        src: SocketAddrV4,
+        dst: SocketAddrV4,
+        trace_id: u64,
+    ) -> BoxFuture<'static, io::Result<PodStream>>;
+
+    /// Sends one UDP datagram from `src` to `dst`. Delivery is not
+    /// confirmed; a port-unreachable answer comes back through
+    /// [`NetNs::deliver_udp`].
+    fn send_udp(
+        self: Arc<Self>,
+        src: SocketAddrV4,
+        dst: SocketAddrV4,
+        payload: Bytes,
+    ) -> BoxFuture<'static, ()>;
+
+    /// Sends one ICMP echo request; the reply comes back through
+    /// [`NetNs::deliver_echo_reply`].
+    fn send_echo(
+        self: Arc<Self>,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        id: u16,
+        seq: u16,
+    ) -> BoxFuture<'static, ()>;
+}
+
+/// The egress of a namespace with no node behind it. It has no values, so
+/// a `Weak<Isolated>` never upgrades: everything that leaves the namespace
+/// fails as it does once the node's network is gone.
+enum Isolated {}
+
+impl Egress for Isolated {
+    fn connect_tcp(
+        self: Arc<Self>,
+        _src: SocketAddrV4,
+        _dst: SocketAddrV4,
+        _trace_id: u64,
+    ) -> BoxFuture<'static, io::Result<PodStream>> {
+        match *self {}
+    }
+
+    fn send_udp(
+        self: Arc<Self>,
+        _src: SocketAddrV4,
+        _dst: SocketAddrV4,
+        _payload: Bytes,
+    ) -> BoxFuture<'static, ()> {
+        match *self {}
+    }
+
+    fn send_echo(
+        self: Arc<Self>,
+        _src: Ipv4Addr,
+        _dst: Ipv4Addr,
+        _id: u16,
+        _seq: u16,
+    ) -> BoxFuture<'static, ()> {
+        match *self {}
+    }
+}
 
 /// One end of a pod TCP connection, with the trace id of its flow (the
 /// journey it belongs to; 0 when untraced).
@@ -131,7 +204,7 @@ pub struct PodInfo {
 pub struct NetNs {
     ip: Ipv4Addr,
     info: PodInfo,
-    datapath: Weak<Datapath>,
+    egress: Weak<dyn Egress>,
     ports: Mutex<Ports>,
     next_port: AtomicU16,
     next_icmp_id: AtomicU16,
@@ -161,16 +234,23 @@ fn gone() -> io::Error {
 }
 
 impl NetNs {
-    pub fn new(ip: Ipv4Addr, info: PodInfo, datapath: Weak<Datapath>) -> Arc<NetNs> {
+    /// A namespace whose traffic off the pod leaves through `egress`.
+    pub fn new(ip: Ipv4Addr, info: PodInfo, egress: Weak<dyn Egress>) -> Arc<NetNs> {
         let seed = u16::from_be_bytes([ip.octets()[2], ip.octets()[3]]);
         Arc::new(NetNs {
             ip,
             info,
-            datapath,
+            egress,
             ports: Mutex::new(Ports::default()),
             next_port: AtomicU16::new(EPHEMERAL.start().wrapping_add(seed % 1000)),
             next_icmp_id: AtomicU16::new(seed),
         })
+    }
+
+    /// A namespace with no way out: its own addresses work, anything else
+    /// fails as if the node's network were shutting down (tests, tools).
+    pub fn isolated(ip: Ipv4Addr, info: PodInfo) -> Arc<NetNs> {
+        NetNs::new(ip, info, Weak::<Isolated>::new())
     }
 
     pub fn ip(&self) -> Ipv4Addr {
@@ -185,8 +265,8 @@ impl NetNs {
         self.ports.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn datapath(&self) -> io::Result<Arc<Datapath>> {
-        self.datapath.upgrade().ok_or_else(gone)
+    fn egress(&self) -> io::Result<Arc<dyn Egress>> {
+        self.egress.upgrade().ok_or_else(gone)
     }
 
     /// Is `ip` this namespace (its IP or loopback)?
@@ -278,7 +358,7 @@ impl NetNs {
             };
         }
         let src = SocketAddrV4::new(self.ip, src_port);
-        self.datapath()?.connect_tcp(src, dst, trace_id).await
+        self.egress()?.connect_tcp(src, dst, trace_id).await
     }
 
     /// Binds a UDP port of the pod (0 picks an ephemeral one).
@@ -349,7 +429,7 @@ impl NetNs {
             return Ok(());
         }
         let src = SocketAddrV4::new(self.ip, src_port);
-        self.datapath()?.send_udp(src, dst, payload, 0).await;
+        self.egress()?.send_udp(src, dst, payload).await;
         Ok(())
     }
 }
@@ -430,7 +510,7 @@ impl IcmpSocket {
             return Ok(Some(start.elapsed()));
         }
         self.ns
-            .datapath()?
+            .egress()?
             .send_echo(self.ns.ip, dst, self.id, seq)
             .await;
         let deadline = start + timeout;

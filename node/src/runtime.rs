@@ -285,7 +285,7 @@ impl Runtime {
             name: str_at(pod, "/metadata/name").to_string(),
             node: self.node_name.clone(),
         };
-        let ns = NetNs::new(ip, info.clone(), Arc::downgrade(&self.datapath));
+        let ns = NetNs::new(ip, info.clone(), Arc::<Datapath>::downgrade(&self.datapath));
         self.datapath.add_pod(ns.clone());
         let containers: Vec<Value> = pod
             .pointer("/spec/containers")

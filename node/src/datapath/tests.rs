@@ -75,7 +75,11 @@ fn net() -> Net {
     a.set_routes(routes(addr_a, addr_b));
     b.set_routes(routes(addr_a, addr_b));
     let pod = |ip: [u8; 4], dp: &Arc<Datapath>| {
-        let ns = NetNs::new(Ipv4Addr::from(ip), PodInfo::default(), Arc::downgrade(dp));
+        let ns = NetNs::new(
+            Ipv4Addr::from(ip),
+            PodInfo::default(),
+            Arc::<Datapath>::downgrade(dp),
+        );
         dp.add_pod(ns.clone());
         ns
     };

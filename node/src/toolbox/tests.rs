@@ -3,7 +3,7 @@
 //! tests need).
 
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -21,7 +21,7 @@ fn pod() -> Arc<NetNs> {
         name: "web-0".into(),
         node: "node-1".into(),
     };
-    NetNs::new(POD_IP, info, Weak::new())
+    NetNs::isolated(POD_IP, info)
 }
 
 /// A running container, stopped (and checked to stop cleanly) on drop of

@@ -2,7 +2,6 @@
 //! echoing, and that stopping a container frees its ports and connections.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::sync::Weak;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -15,7 +14,7 @@ fn pod() -> Arc<NetNs> {
         name: "echo-0".into(),
         node: "node-1".into(),
     };
-    NetNs::new(Ipv4Addr::new(10, 244, 1, 7), info, Weak::new())
+    NetNs::isolated(Ipv4Addr::new(10, 244, 1, 7), info)
 }
 
 fn spec(

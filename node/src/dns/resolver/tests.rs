@@ -2,8 +2,6 @@
 //! (the nameserver is the pod's own IP, which the loopback path reaches
 //! without a datapath), and against scripted fake servers.
 
-use std::sync::Weak;
-
 use hickory_proto::rr::RecordType::{A, AAAA, SRV};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -23,7 +21,7 @@ fn pod() -> Arc<NetNs> {
         name: "client-0".into(),
         node: "node-1".into(),
     };
-    NetNs::new(POD_IP, info, Weak::new())
+    NetNs::isolated(POD_IP, info)
 }
 
 /// The pod's resolv.conf, pointed at the pod itself on `port`.

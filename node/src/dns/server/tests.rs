@@ -3,7 +3,6 @@
 //! points.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::sync::Weak;
 
 use hickory_proto::op::{Edns, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
@@ -24,7 +23,7 @@ fn pod() -> Arc<NetNs> {
         name: "coredns-0".into(),
         node: "node-1".into(),
     };
-    NetNs::new(DNS_IP, info, Weak::new())
+    NetNs::isolated(DNS_IP, info)
 }
 
 fn domain() -> ClusterDomain {

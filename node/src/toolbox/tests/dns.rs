@@ -23,7 +23,7 @@ fn dns_pod() -> Arc<NetNs> {
         name: "toolbox-0".into(),
         node: "node-1".into(),
     };
-    NetNs::new(KUBE_DNS_IP, info, Weak::new())
+    NetNs::isolated(KUBE_DNS_IP, info)
 }
 
 fn start_dns(ns: &Arc<NetNs>, view: ClusterView) -> Running {

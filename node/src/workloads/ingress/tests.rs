@@ -20,14 +20,13 @@ fn spec(args: &[&str]) -> ContainerSpec {
 }
 
 fn ns() -> Arc<NetNs> {
-    NetNs::new(
+    NetNs::isolated(
         std::net::Ipv4Addr::new(10, 244, 0, 5),
         PodInfo {
             namespace: "podnet-ingress".into(),
             name: "controller-0".into(),
             node: "node-1".into(),
         },
-        std::sync::Weak::new(),
     )
 }
 
