@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use podnet_node::dns::{ClusterDomain, Index, handle_datagram};
+use podnet_pod::dns::{ClusterDomain, Index, handle_datagram};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(domain) = ClusterDomain::new("cluster.local") {

@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use podnet_node::workloads::ingress::route::{RouteInput, RouteTable};
+use podnet_pod::ingress::route::{RouteInput, RouteTable};
 use serde_json::Value;
 
 fn list(v: Option<&Value>) -> Vec<Value> {

@@ -34,8 +34,8 @@ use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;
 use podnet_controlplane::ca::ClusterCa;
 use podnet_node::datapath::{Datapath, DatapathConfig, Route};
-use podnet_node::netns::{NetNs, PodInfo};
 use podnet_node::overlay::NodeIdentity;
+use podnet_pod::netns::{NetNs, PodInfo};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 

@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ipnet::Ipv4Net;
+use podnet_pod::cluster::ClusterView;
+use podnet_pod::netns::{NetNs, PodInfo};
 use podnet_proto::informer::{Cache, cache_key, informer};
 use podnet_proto::model::{ANNOTATION_UNDERLAY, LinkSpec, str_at};
 use podnet_proto::retry::while_unavailable;
@@ -33,10 +35,8 @@ use tokio_util::task::TaskTracker;
 use tonic::transport::Channel;
 use tracing::Instrument;
 
-use crate::cluster::ClusterView;
 use crate::datapath::{Datapath, DatapathConfig, Route};
 use crate::health::Health;
-use crate::netns::{NetNs, PodInfo};
 use crate::overlay::NodeIdentity;
 use crate::proxy::ServiceTable;
 use crate::runtime::Runtime;
@@ -623,7 +623,7 @@ impl NodeAgent for AgentService {
         }
         let out = tokio::time::timeout(
             EXEC_LIMIT,
-            crate::toolbox::run(pod.ns.clone(), &req.command, &req.stdin),
+            podnet_pod::toolbox::run(pod.ns.clone(), &req.command, &req.stdin),
         )
         .await
         .map_err(|_| tonic::Status::deadline_exceeded("command ran longer than 120s"))?;

@@ -23,13 +23,13 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
 use ipnet::Ipv4Net;
+use podnet_pod::netns::{NetNs, PodStream};
 use podnet_proto::model::network::EDGE_NAME;
 use podnet_proto::trace::{Recorder, SpanTimer, hop};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::netns::{NetNs, PodStream};
 use crate::overlay::wire::BASE_HEADER_LEN;
 use crate::overlay::{
     EmulatedSocket, FlowHeader, FrameKind, LinkTable, NodeIdentity, OpenStatus, Peers,
@@ -988,7 +988,7 @@ impl Datapath {
 /// (service proxy included), behind one boxed future. Named by path, not
 /// imported, so that `Arc<Datapath>` method calls here keep resolving to the
 /// inherent methods.
-impl crate::netns::Egress for Datapath {
+impl podnet_pod::netns::Egress for Datapath {
     fn connect_tcp(
         self: Arc<Self>,
         src: SocketAddrV4,

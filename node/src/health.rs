@@ -27,8 +27,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::datapath::Datapath;
-use crate::netns::{NetNs, PodListener};
 use crate::proxy::ServiceTable;
+use podnet_pod::netns::{NetNs, PodListener};
 
 /// A health check that has not sent its request by then is dropped.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::netns::NetNs;
+use podnet_pod::netns::NetNs;
 
 /// Queries forwarded at once; more wait for a slot (the socket buffers them).
 const IN_FLIGHT: usize = 512;

@@ -22,7 +22,7 @@ use ipnet::Ipv4Net;
 use podnet_proto::model::str_at;
 use serde_json::Value;
 
-use crate::cluster::ClusterView;
+use podnet_pod::cluster::ClusterView;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Proto {

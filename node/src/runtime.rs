@@ -16,6 +16,9 @@ use std::time::Duration;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use ipnet::Ipv4Net;
+use podnet_pod::cluster::ClusterViewRx;
+use podnet_pod::images::{self, ContainerSpec, Protocol, WorkloadEnv};
+use podnet_pod::netns::{NetNs, PodInfo};
 use podnet_proto::model::{str_at, strs_at};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -23,14 +26,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::cluster::ClusterViewRx;
 use crate::datapath::Datapath;
-use crate::netns::{NetNs, PodInfo};
 use podnet_proto::trace::Recorder;
 use podnet_proto::v1::api_client::ApiClient;
 use tonic::transport::Channel;
-
-use crate::workloads::{self, ContainerSpec, Protocol, WorkloadEnv};
 
 fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -180,7 +179,7 @@ pub struct Runtime {
     /// serve from it (cluster DNS).
     cluster: Mutex<Option<ClusterViewRx>>,
     /// Counters of every DNS pod on this node.
-    dns_stats: Arc<crate::dns::DnsStats>,
+    dns_stats: Arc<podnet_pod::dns::DnsStats>,
     /// The API and the span recorder handed to workloads.
     api: Mutex<Option<ApiClient<Channel>>>,
     recorder: Mutex<Recorder>,
@@ -248,7 +247,7 @@ impl Runtime {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
-            .unwrap_or_else(|| crate::cluster::fixed(Default::default()))
+            .unwrap_or_else(|| podnet_pod::cluster::fixed(Default::default()))
     }
 
     fn pods(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<RunningPod>>> {
@@ -472,9 +471,9 @@ impl ContainerCtx {
         let this = Arc::new(self);
         loop {
             let token = this.cancel.child_token();
-            let workload = match workloads::start(this.ns.clone(), &this.spec, token.clone()) {
+            let workload = match images::start(this.ns.clone(), &this.spec, token.clone()) {
                 Ok(w) => w,
-                Err(e @ workloads::WorkloadError::UnknownImage { .. }) => {
+                Err(e @ images::WorkloadError::UnknownImage { .. }) => {
                     tracing::warn!(error = %e, "cannot start container");
                     this.update(|c| c.waiting = Some(("ErrImagePull".into(), e.to_string())));
                     return;

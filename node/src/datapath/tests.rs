@@ -8,8 +8,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::netns::PodInfo;
 use crate::overlay::tls::testing::TestCa;
+use podnet_pod::netns::PodInfo;
 
 struct Net {
     ca: TestCa,
@@ -96,7 +96,7 @@ fn net() -> Net {
     }
 }
 
-async fn echo_once(listener: &mut crate::netns::PodListener) -> SocketAddrV4 {
+async fn echo_once(listener: &mut podnet_pod::netns::PodListener) -> SocketAddrV4 {
     let (mut s, peer) = listener.accept().await.unwrap();
     let mut buf = [0u8; 5];
     s.read_exact(&mut buf).await.unwrap();

@@ -10,8 +10,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
+use crate::images::{self, ContainerSpec, Protocol, WorkloadEnv, WorkloadError};
 use crate::netns::PodInfo;
-use crate::workloads::{self, ContainerSpec, Protocol, WorkloadEnv, WorkloadError};
 
 const POD_IP: Ipv4Addr = Ipv4Addr::new(10, 244, 1, 5);
 
@@ -49,7 +49,7 @@ fn start(ns: &Arc<NetNs>, image: &str, ports: &[(u16, Protocol)]) -> Running {
         workload_env: WorkloadEnv::default(),
     };
     let cancel = CancellationToken::new();
-    let running = workloads::start(ns.clone(), &spec, cancel.clone()).expect("the workload starts");
+    let running = images::start(ns.clone(), &spec, cancel.clone()).expect("the workload starts");
     Running {
         cancel,
         task: tokio::spawn(running),

@@ -5,8 +5,8 @@ use http::HeaderMap;
 use http::header::{CONNECTION, HOST, HeaderValue, TRANSFER_ENCODING};
 
 use super::*;
+use crate::images::WorkloadEnv;
 use crate::netns::PodInfo;
-use crate::workloads::WorkloadEnv;
 
 fn spec(args: &[&str]) -> ContainerSpec {
     ContainerSpec {

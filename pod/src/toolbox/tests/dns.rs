@@ -43,7 +43,7 @@ fn start_dns(ns: &Arc<NetNs>, view: ClusterView) -> Running {
         },
     };
     let cancel = CancellationToken::new();
-    let running = workloads::start(ns.clone(), &spec, cancel.clone()).expect("dns starts");
+    let running = images::start(ns.clone(), &spec, cancel.clone()).expect("dns starts");
     Running {
         cancel,
         task: tokio::spawn(running),

@@ -28,7 +28,6 @@
 
 mod echo;
 mod http_echo;
-pub mod ingress;
 
 use std::future::Future;
 use std::io;
@@ -47,6 +46,7 @@ use tonic::transport::Channel;
 
 use crate::cluster::{self, ClusterView, ClusterViewRx};
 use crate::dns;
+use crate::ingress;
 use crate::netns::{NetNs, PodListener, PodStream};
 
 /// The images [`start`] knows, in the order error messages list them.
