@@ -17,7 +17,8 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use ipnet::Ipv4Net;
 use podnet_pod::cluster::ClusterViewRx;
-use podnet_pod::images::{self, ContainerSpec, Protocol, WorkloadEnv};
+use podnet_pod::container::{ContainerSpec, Protocol, WorkloadEnv, WorkloadError};
+use podnet_pod::images;
 use podnet_pod::netns::{NetNs, PodInfo};
 use podnet_proto::model::{str_at, strs_at};
 use serde_json::{Value, json};
@@ -473,7 +474,7 @@ impl ContainerCtx {
             let token = this.cancel.child_token();
             let workload = match images::start(this.ns.clone(), &this.spec, token.clone()) {
                 Ok(w) => w,
-                Err(e @ images::WorkloadError::UnknownImage { .. }) => {
+                Err(e @ WorkloadError::UnknownImage { .. }) => {
                     tracing::warn!(error = %e, "cannot start container");
                     this.update(|c| c.waiting = Some(("ErrImagePull".into(), e.to_string())));
                     return;

@@ -13,13 +13,17 @@
 //!   run (see `crate::toolbox`), although exec works in any pod.
 //! - `podnet/dns`: cluster DNS (`crate::dns::server`) on UDP and TCP port
 //!   53, answering from the node's view of Services and EndpointSlices,
-//!   which it gets from the container's [`WorkloadEnv`].
-//! - `podnet/ingress`: the ingress controller (`ingress`) on ports 80 and
-//!   443, following Ingresses through the API.
+//!   which it gets from the container's
+//!   [`WorkloadEnv`](crate::container::WorkloadEnv).
+//! - `podnet/ingress`: the ingress controller (`crate::ingress`) on ports 80
+//!   and 443, following Ingresses through the API.
 //!
 //! [`start`] binds every listener before it returns, so a readiness probe
 //! right after start already finds the ports open, and returns the running
 //! container as a future that serves until its cancellation token fires.
+//!
+//! What a container is to the node (its spec, its environment, its errors)
+//! is `crate::container`; this module is how each image serves it.
 //!
 //! Deliberately not here: process semantics (restarts, exit codes, logs) and
 //! probes belong to the pod runtime; these images never exit on their own
@@ -30,7 +34,6 @@ mod echo;
 mod http_echo;
 
 use std::future::Future;
-use std::io;
 use std::net::SocketAddrV4;
 use std::sync::Arc;
 
@@ -40,11 +43,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use podnet_proto::trace::Recorder;
-use podnet_proto::v1::api_client::ApiClient;
-use tonic::transport::Channel;
-
-use crate::cluster::{self, ClusterView, ClusterViewRx};
+use crate::container::{ContainerSpec, Protocol, WorkloadError};
 use crate::dns;
 use crate::ingress;
 use crate::netns::{NetNs, PodListener, PodStream};
@@ -64,105 +63,6 @@ pub const KNOWN_IMAGES: &[&str] = &[
 const HTTP_ECHO_DEFAULT_PORT: u16 = 8080;
 /// The port the echo images listen on when the container declares none.
 const ECHO_DEFAULT_PORT: u16 = 9000;
-
-/// What the node hands its workloads besides their own spec: shared views
-/// and counters. Cloning is cheap (channels and `Arc`s).
-#[derive(Debug, Clone)]
-pub struct WorkloadEnv {
-    /// The node's view of Services and EndpointSlices (`podnet/dns`).
-    pub cluster: ClusterViewRx,
-    /// Counters of the node's `podnet/dns` containers, for `/metrics`.
-    pub dns_stats: Arc<dns::DnsStats>,
-    /// The control plane's API, for workloads that are controllers
-    /// (`podnet/ingress`), as a pod's service account would give them.
-    pub api: Option<ApiClient<Channel>>,
-    /// Where the workloads' hops of a request journey go.
-    pub recorder: Recorder,
-}
-
-impl Default for WorkloadEnv {
-    /// An empty cluster that never changes and counters nobody reads: for
-    /// tests and namespaces without a node.
-    fn default() -> WorkloadEnv {
-        WorkloadEnv {
-            cluster: cluster::fixed(ClusterView::default()),
-            dns_stats: Arc::default(),
-            api: None,
-            recorder: Recorder::disabled(),
-        }
-    }
-}
-
-/// Specs are compared for what the pod asked; the node's environment is the
-/// same for every container it runs, so it never makes two specs differ.
-impl PartialEq for WorkloadEnv {
-    fn eq(&self, _other: &WorkloadEnv) -> bool {
-        true
-    }
-}
-
-impl Eq for WorkloadEnv {}
-
-/// The transport protocol of a declared container port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Protocol {
-    Tcp,
-    Udp,
-}
-
-impl std::fmt::Display for Protocol {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-        })
-    }
-}
-
-/// What the pod runtime knows about one container, already validated
-/// against the pod spec.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContainerSpec {
-    pub name: String,
-    pub image: String,
-    pub args: Vec<String>,
-    pub env: Vec<(String, String)>,
-    /// The declared `containerPorts`.
-    pub ports: Vec<(u16, Protocol)>,
-    /// The node's environment (not from the pod spec). Named apart from
-    /// `env`, which is the container's environment variables.
-    pub workload_env: WorkloadEnv,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum WorkloadError {
-    #[error("unknown image {image:?}: podnet runs the built-in images {known}")]
-    UnknownImage { image: String, known: String },
-    #[error("cannot listen on {protocol} port {port}")]
-    Bind {
-        port: u16,
-        protocol: Protocol,
-        #[source]
-        source: io::Error,
-    },
-    #[error("invalid {origin} {value:?} for image {image}: {reason}")]
-    BadArgs {
-        image: String,
-        /// Where the value came from: `argument`, or `environment variable PORT`.
-        origin: &'static str,
-        value: String,
-        reason: String,
-    },
-    /// A listener or socket failed while serving; only happens when the
-    /// node's network is shutting down under the container.
-    #[error("{protocol} port {port} failed")]
-    Serve {
-        port: u16,
-        protocol: Protocol,
-        #[source]
-        source: io::Error,
-    },
-}
 
 /// The images, parsed from the `image` string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -60,7 +60,7 @@ use tracing::Instrument;
 use self::certs::CertStore;
 use self::route::{Outcome, RouteInput, RouteTable};
 use crate::cluster::ClusterViewRx;
-use crate::images::{ContainerSpec, Protocol, WorkloadError};
+use crate::container::{ContainerSpec, Protocol, WorkloadError};
 use crate::netns::{NetNs, PodListener, PodStream};
 
 /// Header the response carries with the request's trace id.

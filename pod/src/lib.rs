@@ -2,6 +2,8 @@
 //!
 //! - [`netns`]: a pod's emulated network namespace and its socket API (one
 //!   IP, TCP and UDP port tables, `localhost`, ICMP echo).
+//! - [`container`]: the contract between the node's pod runtime and the
+//!   images: a container's spec, what the node hands it, how it fails.
 //! - [`images`]: the built-in container images and [`images::start`], which
 //!   the node's pod runtime calls with a validated container spec.
 //! - [`ingress`]: the `podnet/ingress` image, an ingress controller.
@@ -18,6 +20,7 @@
 //! probes, exit codes) belong to the node's pod runtime too.
 
 pub mod cluster;
+pub mod container;
 pub mod dns;
 pub mod images;
 pub mod ingress;

@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::{Protocol, WorkloadError};
+use crate::container::{Protocol, WorkloadError};
 use crate::netns::{PodListener, PodStream, PodUdpSocket};
 
 /// Bytes read per `read` call of one TCP connection.

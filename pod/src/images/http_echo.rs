@@ -23,7 +23,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::WorkloadError;
+use crate::container::WorkloadError;
 use podnet_proto::trace::{Recorder, SpanTimer, hop};
 
 use crate::netns::{NetNs, PodInfo, PodListener, PodStream};

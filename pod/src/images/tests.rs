@@ -6,6 +6,8 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::*;
+use crate::cluster;
+use crate::container::WorkloadEnv;
 use crate::netns::PodInfo;
 
 fn pod() -> Arc<NetNs> {

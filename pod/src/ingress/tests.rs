@@ -5,7 +5,7 @@ use http::HeaderMap;
 use http::header::{CONNECTION, HOST, HeaderValue, TRANSFER_ENCODING};
 
 use super::*;
-use crate::images::WorkloadEnv;
+use crate::container::WorkloadEnv;
 use crate::netns::PodInfo;
 
 fn spec(args: &[&str]) -> ContainerSpec {

@@ -10,7 +10,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::images::{self, ContainerSpec, Protocol, WorkloadEnv, WorkloadError};
+use crate::container::{ContainerSpec, Protocol, WorkloadEnv, WorkloadError};
+use crate::images;
 use crate::netns::PodInfo;
 
 const POD_IP: Ipv4Addr = Ipv4Addr::new(10, 244, 1, 5);
