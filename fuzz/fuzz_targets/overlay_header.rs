@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use podnet_node::overlay::wire::{FlowHeader, OpenStatus};
+use podnet_overlay::wire::{FlowHeader, OpenStatus};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok((header, len)) = FlowHeader::decode(data) {

@@ -34,7 +34,7 @@ use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;
 use podnet_controlplane::ca::ClusterCa;
 use podnet_node::datapath::{Datapath, DatapathConfig, Route};
-use podnet_node::overlay::NodeIdentity;
+use podnet_overlay::NodeIdentity;
 use podnet_pod::netns::{NetNs, PodInfo};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;

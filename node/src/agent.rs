@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ipnet::Ipv4Net;
+use podnet_overlay::NodeIdentity;
 use podnet_pod::cluster::ClusterView;
 use podnet_pod::netns::{NetNs, PodInfo};
 use podnet_proto::informer::{Cache, cache_key, informer};
@@ -37,7 +38,6 @@ use tracing::Instrument;
 
 use crate::datapath::{Datapath, DatapathConfig, Route};
 use crate::health::Health;
-use crate::overlay::NodeIdentity;
 use crate::proxy::ServiceTable;
 use crate::runtime::Runtime;
 

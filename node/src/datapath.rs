@@ -23,6 +23,10 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
 use ipnet::Ipv4Net;
+use podnet_overlay::wire::BASE_HEADER_LEN;
+use podnet_overlay::{
+    EmulatedSocket, FlowHeader, FrameKind, LinkTable, NodeIdentity, OpenStatus, Peers,
+};
 use podnet_pod::netns::{NetNs, PodStream};
 use podnet_proto::model::network::EDGE_NAME;
 use podnet_proto::trace::{Recorder, SpanTimer, hop};
@@ -30,10 +34,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::overlay::wire::BASE_HEADER_LEN;
-use crate::overlay::{
-    EmulatedSocket, FlowHeader, FrameKind, LinkTable, NodeIdentity, OpenStatus, Peers,
-};
 use crate::proxy::{Mode, Origin, Pick, Proto, ProxyState, ServiceTable};
 
 /// Where a prefix of addresses lives.
@@ -175,7 +175,7 @@ impl Datapath {
     ) -> io::Result<Arc<Datapath>> {
         let links = LinkTable::default();
         let socket = EmulatedSocket::new(socket, links.clone())?;
-        let endpoint = crate::overlay::endpoint(socket, Some(identity.server_config()))?;
+        let endpoint = podnet_overlay::endpoint(socket, Some(identity.server_config()))?;
         let dp = Arc::new(Datapath {
             node_name: config.node_name,
             node_ip: config.node_ip,
@@ -819,7 +819,7 @@ impl Datapath {
         if verified.as_deref() == Some(name.as_str()) {
             return true;
         }
-        if crate::overlay::peer_is_node(&auth.conn, &name) {
+        if podnet_overlay::peer_is_node(&auth.conn, &name) {
             if from_host {
                 *self.edge.lock().unwrap_or_else(PoisonError::into_inner) = Some(auth.conn.clone());
             }

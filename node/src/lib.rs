@@ -2,13 +2,11 @@
 //! datapath over the QUIC overlay with link emulation. What runs inside a
 //! pod (its namespace, the images, DNS, the toolbox) is `podnet-pod`.
 
-pub mod agent;
+pub(crate) mod agent;
 pub mod datapath;
-pub mod health;
-pub mod hostdns;
+pub(crate) mod health;
+pub(crate) mod hostdns;
 pub mod proxy;
-pub mod runtime;
+pub(crate) mod runtime;
 
 pub use agent::{Config, run};
-/// The overlay lives in its own crate, shared with the edge.
-pub use podnet_overlay as overlay;

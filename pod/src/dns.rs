@@ -1,15 +1,15 @@
 //! Cluster DNS: the `podnet/dns` server and the pods' stub resolver.
 //!
-//! - [`answer`](mod@answer): the pure core. An [`Index`] of the Kubernetes
+//! - `answer`: the pure core. An [`Index`] of the Kubernetes
 //!   DNS schema (kubernetes/dns `docs/specification.md`, schema 1.1.0) built
 //!   from the node's [`ClusterView`](crate::cluster::ClusterView), and the
 //!   answer to one query as a plain function: no sockets, no clock, no
 //!   randomness.
-//! - [`server`]: the serving loops of the `podnet/dns` image over the pod
+//! - `server`: the serving loops of the `podnet/dns` image over the pod
 //!   socket API (UDP and TCP on port 53), plus the byte-level entry points
 //!   [`handle_datagram`] and [`handle_stream_message`] that the fuzzers and
 //!   the loops share.
-//! - [`resolver`]: what a pod's libc does with its resolv.conf under
+//! - `resolver`: what a pod's libc does with its resolv.conf under
 //!   `dnsPolicy: ClusterFirst` (search list, `ndots:5`, UDP with retries,
 //!   TCP on truncation), used by the toolbox commands.
 //!
@@ -18,11 +18,11 @@
 //! REFUSED), DNSSEC, zone transfers, dynamic update, and caching in the
 //! resolver (glibc does not cache either). Wire format is hickory-proto's.
 
-pub mod answer;
+pub(crate) mod answer;
 #[cfg(test)]
 pub(crate) mod fixture;
-pub mod resolver;
-pub mod server;
+pub(crate) mod resolver;
+pub(crate) mod server;
 
 use hickory_proto::op::ResponseCode;
 

@@ -4,7 +4,7 @@
 //! EndpointSlices through the node's view, routes each HTTP request by host
 //! and path ([`route`]) straight to a ready endpoint of the backend Service
 //! (as ingress-nginx does, bypassing the ClusterIP), terminates TLS with the
-//! certificate its SNI asks for ([`certs`]), and speaks HTTP/1.1 and HTTP/2
+//! certificate its SNI asks for (`certs`), and speaks HTTP/1.1 and HTTP/2
 //! (ALPN) to clients and pooled keep-alive HTTP/1.1 to backends.
 //!
 //! Requests keep their path and Host; the backend also gets
@@ -21,7 +21,7 @@
 //! `--publish-service=NAMESPACE/NAME` (default: the pod's namespace and
 //! `podnet-ingress-controller`).
 
-pub mod certs;
+pub(crate) mod certs;
 pub mod route;
 
 use std::collections::HashMap;

@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::overlay::tls::testing::TestCa;
+use podnet_overlay::tls::testing::TestCa;
 use podnet_pod::netns::PodInfo;
 
 struct Net {
@@ -194,7 +194,7 @@ async fn forged_sources_and_bad_headers_are_dropped_and_counted() {
     let _listener = n.pod_a.listen_tcp(80).unwrap();
     let rogue_id = n.ca.identity("node-b");
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let rogue = crate::overlay::endpoint(
+    let rogue = podnet_overlay::endpoint(
         EmulatedSocket::new(sock, LinkTable::default()).unwrap(),
         None,
     )

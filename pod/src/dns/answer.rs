@@ -519,7 +519,7 @@ impl Builder {
 /// The response echoes the id, opcode, RD and CD bits and the question, has
 /// RA clear (no recursion here) and AA set whenever the name is in one of
 /// the index's zones. A query with EDNS gets an OPT record advertising
-/// [`SERVER_UDP_PAYLOAD`]; one with an EDNS version above 0 gets BADVERS.
+/// `SERVER_UDP_PAYLOAD`; one with an EDNS version above 0 gets BADVERS.
 pub fn answer(index: &Index, query: &Message) -> Message {
     let mut response = Message::response(query.id, query.op_code);
     response.metadata.recursion_desired = query.recursion_desired;

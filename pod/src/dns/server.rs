@@ -83,7 +83,7 @@ impl DnsStats {
         self.truncated.load(Ordering::Relaxed)
     }
 
-    /// TCP connections closed on accept because [`MAX_TCP_CONNECTIONS`]
+    /// TCP connections closed on accept because `MAX_TCP_CONNECTIONS`
     /// were open.
     pub fn tcp_rejected(&self) -> u64 {
         self.tcp_rejected.load(Ordering::Relaxed)

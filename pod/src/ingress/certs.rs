@@ -131,7 +131,6 @@ struct Cached {
 /// The server certificates of the ingress controller, chosen by SNI.
 pub struct CertStore {
     default: Arc<CertifiedKey>,
-    default_der: CertificateDer<'static>,
     sni: RwLock<Arc<SniMap>>,
     /// Parsed Secrets by (namespace, name); only touched by `update`.
     cache: Mutex<HashMap<SecretRef, Cached>>,
@@ -148,7 +147,7 @@ impl CertStore {
     /// host: self-signed, freshly generated (ECDSA P-256), CN and SAN
     /// [`DEFAULT_CERT_HOST`].
     pub fn new() -> Result<Arc<CertStore>, CertError> {
-        let (default, default_der) = default_certificate()?;
+        let default = default_certificate()?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -157,7 +156,6 @@ impl CertStore {
         let ticketer = rustls::crypto::ring::Ticketer::new().map_err(CertError::Tls)?;
         Ok(Arc::new(CertStore {
             default: Arc::new(default),
-            default_der,
             sni: RwLock::default(),
             cache: Mutex::default(),
             builder,
@@ -265,9 +263,11 @@ impl CertStore {
         Arc::new(config)
     }
 
-    /// The default certificate's DER.
-    pub fn default_cert_der(&self) -> CertificateDer<'static> {
-        self.default_der.clone()
+    /// The default certificate's DER, to compare with what a handshake
+    /// presented.
+    #[cfg(test)]
+    pub(crate) fn default_cert_der(&self) -> CertificateDer<'static> {
+        self.default.cert[0].clone()
     }
 }
 
@@ -300,7 +300,7 @@ fn normalize(name: &str) -> String {
     name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase()
 }
 
-fn default_certificate() -> Result<(CertifiedKey, CertificateDer<'static>), CertError> {
+fn default_certificate() -> Result<CertifiedKey, CertError> {
     let mut params = rcgen::CertificateParams::new(vec![DEFAULT_CERT_HOST.to_owned()])
         .map_err(CertError::Generate)?;
     let mut subject = rcgen::DistinguishedName::new();
@@ -315,8 +315,7 @@ fn default_certificate() -> Result<(CertifiedKey, CertificateDer<'static>), Cert
     let key = PrivateKeyDer::from(key_pair);
     let signing_key =
         rustls::crypto::ring::sign::any_supported_type(&key).map_err(CertError::DefaultKey)?;
-    let der = cert.der().clone();
-    Ok((CertifiedKey::new(vec![der.clone()], signing_key), der))
+    Ok(CertifiedKey::new(vec![cert.der().clone()], signing_key))
 }
 
 /// Loads a Secret through the cache. Failures are cached too, so a broken
