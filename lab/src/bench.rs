@@ -24,7 +24,7 @@ mod dns;
 mod ingress;
 mod programming;
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::SocketAddrV4;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,11 +33,9 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;
 use podnet_controlplane::ca::ClusterCa;
-use podnet_node::datapath::{Datapath, DatapathConfig, Route};
+use podnet_node::testing::PodPair;
 use podnet_overlay::NodeIdentity;
-use podnet_pod::netns::{NetNs, PodInfo};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum What {
@@ -152,14 +150,6 @@ async fn ping_pong<S: tokio::io::AsyncRead + AsyncWrite + Unpin>(
     Ok(h)
 }
 
-/// Two nodes with real datapaths and one pod each.
-struct PodPair {
-    a: Arc<NetNs>,
-    b: Arc<NetNs>,
-    _dps: (Arc<Datapath>, Arc<Datapath>),
-    shutdown: CancellationToken,
-}
-
 fn identity(ca: &ClusterCa, name: &str) -> anyhow::Result<NodeIdentity> {
     let issued = ca.issue_node(name)?;
     Ok(NodeIdentity::from_pem(
@@ -169,71 +159,12 @@ fn identity(ca: &ClusterCa, name: &str) -> anyhow::Result<NodeIdentity> {
     )?)
 }
 
+/// Two nodes with real datapaths and one pod each.
 fn pod_pair(ca: &ClusterCa) -> anyhow::Result<PodPair> {
-    let shutdown = CancellationToken::new();
-    let cidr_a: ipnet::Ipv4Net = "10.244.0.0/24".parse()?;
-    let cidr_b: ipnet::Ipv4Net = "10.244.1.0/24".parse()?;
-    let sock_a = std::net::UdpSocket::bind("127.0.0.1:0")?;
-    let sock_b = std::net::UdpSocket::bind("127.0.0.1:0")?;
-    let (addr_a, addr_b) = (sock_a.local_addr()?, sock_b.local_addr()?);
-    let service_cidr = podnet_proto::model::network::DEFAULT_SERVICE_CIDR.parse()?;
-    let config = |name: &str, ip: [u8; 4], pod_cidr| DatapathConfig {
-        node_name: name.into(),
-        node_ip: Ipv4Addr::from(ip),
-        pod_cidr,
-        service_cidr,
-        proxy_mode: Default::default(),
-        host_ip: None,
-    };
-    let dp_a = Datapath::start(
-        config("node-a", [172, 18, 0, 2], cidr_a),
+    Ok(PodPair::start(
         &identity(ca, "node-a")?,
-        sock_a,
-        shutdown.child_token(),
-    )?;
-    let dp_b = Datapath::start(
-        config("node-b", [172, 18, 0, 3], cidr_b),
         &identity(ca, "node-b")?,
-        sock_b,
-        shutdown.child_token(),
-    )?;
-    let routes = vec![
-        Route {
-            cidr: cidr_a,
-            node: "node-a".into(),
-            underlay: addr_a,
-        },
-        Route {
-            cidr: cidr_b,
-            node: "node-b".into(),
-            underlay: addr_b,
-        },
-    ];
-    dp_a.set_routes(routes.clone());
-    dp_b.set_routes(routes);
-    let info = |n: &str, node: &str| PodInfo {
-        namespace: "bench".into(),
-        name: n.into(),
-        node: node.into(),
-    };
-    let a = NetNs::new(
-        Ipv4Addr::new(10, 244, 0, 2),
-        info("a", "node-a"),
-        Arc::<Datapath>::downgrade(&dp_a),
-    );
-    let b = NetNs::new(
-        Ipv4Addr::new(10, 244, 1, 2),
-        info("b", "node-b"),
-        Arc::<Datapath>::downgrade(&dp_b),
-    );
-    dp_a.add_pod(a.clone());
-    dp_b.add_pod(b.clone());
-    Ok(PodPair {
-        a,
-        b,
-        _dps: (dp_a, dp_b),
-        shutdown,
-    })
+    )?)
 }
 
 async fn podnet_bulk(pair: &PodPair, secs: f64) -> anyhow::Result<f64> {

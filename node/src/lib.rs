@@ -8,5 +8,7 @@ pub(crate) mod health;
 pub(crate) mod hostdns;
 pub mod proxy;
 pub(crate) mod runtime;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use agent::{Config, run};

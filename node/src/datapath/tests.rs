@@ -5,11 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_util::sync::CancellationToken;
 
 use super::*;
+use crate::testing::PodPair;
 use podnet_overlay::tls::testing::TestCa;
-use podnet_pod::netns::PodInfo;
 
 struct Net {
     ca: TestCa,
@@ -18,81 +17,30 @@ struct Net {
     addr_a: SocketAddr,
     pod_a: Arc<NetNs>,
     pod_b: Arc<NetNs>,
-    _shutdown: tokio_util::sync::DropGuard,
-}
-
-fn routes(addr_a: SocketAddr, addr_b: SocketAddr) -> Vec<Route> {
-    vec![
-        Route {
-            cidr: "10.244.0.0/24".parse().unwrap(),
-            node: "node-a".into(),
-            underlay: addr_a,
-        },
-        Route {
-            cidr: "10.244.1.0/24".parse().unwrap(),
-            node: "node-b".into(),
-            underlay: addr_b,
-        },
-        Route {
-            cidr: "10.244.2.0/24".parse().unwrap(),
-            node: "node-c".into(),
-            underlay: addr_b,
-        },
-    ]
-}
-
-fn config(name: &str, ip: [u8; 4], pod_cidr: &str) -> DatapathConfig {
-    DatapathConfig {
-        node_name: name.into(),
-        node_ip: Ipv4Addr::from(ip),
-        pod_cidr: pod_cidr.parse().unwrap(),
-        service_cidr: "10.96.0.0/12".parse().unwrap(),
-        proxy_mode: Mode::RoundRobin,
-        host_ip: Some(Ipv4Addr::new(172, 18, 0, 1)),
-    }
+    _pair: PodPair,
 }
 
 fn net() -> Net {
     let ca = TestCa::new("test CA");
-    let shutdown = CancellationToken::new();
-    let sa = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let sb = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let (addr_a, addr_b) = (sa.local_addr().unwrap(), sb.local_addr().unwrap());
-    let a = Datapath::start(
-        config("node-a", [172, 18, 0, 2], "10.244.0.0/24"),
-        &ca.identity("node-a"),
-        sa,
-        shutdown.child_token(),
-    )
-    .unwrap();
-    let b = Datapath::start(
-        config("node-b", [172, 18, 0, 3], "10.244.1.0/24"),
-        &ca.identity("node-b"),
-        sb,
-        shutdown.child_token(),
-    )
-    .unwrap();
-    a.set_routes(routes(addr_a, addr_b));
-    b.set_routes(routes(addr_a, addr_b));
-    let pod = |ip: [u8; 4], dp: &Arc<Datapath>| {
-        let ns = NetNs::new(
-            Ipv4Addr::from(ip),
-            PodInfo::default(),
-            Arc::<Datapath>::downgrade(dp),
-        );
-        dp.add_pod(ns.clone());
-        ns
-    };
-    let pod_a = pod([10, 244, 0, 2], &a);
-    let pod_b = pod([10, 244, 1, 2], &b);
+    let pair = PodPair::start(&ca.identity("node-a"), &ca.identity("node-b")).unwrap();
+    // node-c's podCIDR is reached through node-b's address, but node-b's
+    // certificate does not speak for it.
+    let mut routes = pair.routes();
+    routes.push(Route {
+        cidr: "10.244.2.0/24".parse().unwrap(),
+        node: "node-c".into(),
+        underlay: pair.addr_b,
+    });
+    pair.dp_a.set_routes(routes.clone());
+    pair.dp_b.set_routes(routes);
     Net {
         ca,
-        a,
-        b,
-        addr_a,
-        pod_a,
-        pod_b,
-        _shutdown: shutdown.drop_guard(),
+        a: pair.dp_a.clone(),
+        b: pair.dp_b.clone(),
+        addr_a: pair.addr_a,
+        pod_a: pair.a.clone(),
+        pod_b: pair.b.clone(),
+        _pair: pair,
     }
 }
 
