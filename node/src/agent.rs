@@ -18,7 +18,8 @@ use podnet_overlay::NodeIdentity;
 use podnet_pod::cluster::ClusterView;
 use podnet_pod::netns::{NetNs, PodInfo};
 use podnet_proto::informer::{Cache, cache_key, informer};
-use podnet_proto::model::{ANNOTATION_UNDERLAY, LinkSpec, str_at};
+use podnet_proto::model::view::NodeView;
+use podnet_proto::model::{LinkSpec, str_at};
 use podnet_proto::retry::while_unavailable;
 use podnet_proto::trace::{Recorder, TraceSourceService};
 use podnet_proto::v1::api_client::ApiClient;
@@ -497,40 +498,25 @@ async fn sync_network(
         let link_list = links.borrow_and_update().clone();
         let mut routes = Vec::new();
         let mut underlay_of = BTreeMap::new();
-        for n in node_list.values() {
-            let name = str_at(n, "/metadata/name").to_string();
-            let Ok(underlay) = n
-                .pointer("/metadata/annotations")
-                .and_then(|a| a.get(ANNOTATION_UNDERLAY))
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .parse::<SocketAddr>()
-            else {
+        for n in node_list.values().map(NodeView) {
+            let name = n.meta().name().to_string();
+            let Some(underlay) = n.underlay() else {
                 continue;
             };
             underlay_of.insert(name.clone(), underlay);
-            if let Ok(cidr) = str_at(n, "/spec/podCIDR").parse::<Ipv4Net>() {
+            if let Ok(cidr) = n.pod_cidr().parse::<Ipv4Net>() {
                 routes.push(Route {
                     cidr,
                     node: name.clone(),
                     underlay,
                 });
             }
-            for a in n
-                .pointer("/status/addresses")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if str_at(a, "/type") == "InternalIP"
-                    && let Ok(ip) = str_at(a, "/address").parse::<Ipv4Addr>()
-                {
-                    routes.push(Route {
-                        cidr: Ipv4Net::from(ip),
-                        node: name.clone(),
-                        underlay,
-                    });
-                }
+            for ip in n.internal_ips() {
+                routes.push(Route {
+                    cidr: Ipv4Net::from(ip),
+                    node: name.clone(),
+                    underlay,
+                });
             }
         }
         datapath.set_routes(routes);

@@ -34,7 +34,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::proxy::{Mode, Origin, Pick, Proto, ProxyState, ServiceTable};
+use crate::proxy::{Mode, Origin, Pick, ProxyState, ServiceTable};
+use podnet_proto::model::view::Protocol;
 
 /// Where a prefix of addresses lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -344,7 +345,13 @@ impl Datapath {
     /// IP:nodePort, gets an endpoint (DNAT); NodePort flows with the Cluster
     /// policy also get this node's IP as source (SNAT), as kube-proxy
     /// masquerades them.
-    fn proxy(&self, src: SocketAddrV4, dst: SocketAddrV4, proto: Proto, trace_id: u64) -> Proxied {
+    fn proxy(
+        &self,
+        src: SocketAddrV4,
+        dst: SocketAddrV4,
+        proto: Protocol,
+        trace_id: u64,
+    ) -> Proxied {
         if trace_id == 0 {
             // Untraced (UDP datagrams): no clock reads on the per-packet path.
             return self.proxy_untraced(src, dst, proto);
@@ -374,7 +381,7 @@ impl Datapath {
         proxied
     }
 
-    fn proxy_untraced(&self, src: SocketAddrV4, dst: SocketAddrV4, proto: Proto) -> Proxied {
+    fn proxy_untraced(&self, src: SocketAddrV4, dst: SocketAddrV4, proto: Protocol) -> Proxied {
         let table = self.services();
         let (port, origin) = if self.service_cidr.contains(dst.ip()) {
             match table.by_cluster_ip(dst, proto) {
@@ -437,7 +444,7 @@ impl Datapath {
         } else {
             trace_id
         };
-        match self.proxy(src, dst, Proto::Tcp, trace_id) {
+        match self.proxy(src, dst, Protocol::Tcp, trace_id) {
             Proxied::Direct => self.connect_direct(src, dst, trace_id).await,
             Proxied::To { src, dst } => self.connect_direct(src, dst, trace_id).await,
             Proxied::Refuse => Err(io::ErrorKind::ConnectionRefused.into()),
@@ -528,7 +535,7 @@ impl Datapath {
                 .send_udp_direct(node_port, client, payload, trace_id)
                 .await;
         }
-        let (src, dst) = match self.proxy(src, dst, Proto::Udp, 0) {
+        let (src, dst) = match self.proxy(src, dst, Protocol::Udp, 0) {
             Proxied::Direct => (src, dst),
             Proxied::To {
                 src: new_src,
@@ -666,7 +673,7 @@ impl Datapath {
             let _ = send.write_all(&[OpenStatus::Refused.to_byte()]).await;
             let _ = send.finish();
         };
-        let (src, dst) = match self.proxy(header.src, header.dst, Proto::Tcp, header.trace_id) {
+        let (src, dst) = match self.proxy(header.src, header.dst, Protocol::Tcp, header.trace_id) {
             Proxied::To { src, dst } => (src, dst),
             // Not a NodePort: the node's own listeners (health checks).
             Proxied::Direct => (header.src, header.dst),

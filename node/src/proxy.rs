@@ -20,25 +20,10 @@ use std::time::Duration;
 
 use ipnet::Ipv4Net;
 use podnet_proto::model::str_at;
+use podnet_proto::model::view::{EndpointSliceView, Protocol};
 use serde_json::Value;
 
 use podnet_pod::cluster::ClusterView;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Proto {
-    Tcp,
-    Udp,
-}
-
-impl Proto {
-    fn parse(s: &str) -> Option<Proto> {
-        match s {
-            "" | "TCP" => Some(Proto::Tcp),
-            "UDP" => Some(Proto::Udp),
-            _ => None,
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
@@ -56,7 +41,7 @@ pub struct ServicePort {
     pub id: String,
     pub cluster_ip: Option<SocketAddrV4>,
     pub node_port: Option<u16>,
-    pub proto: Proto,
+    pub proto: Protocol,
     /// `sessionAffinity: ClientIP` timeout.
     pub affinity: Option<Duration>,
     pub internal_local: bool,
@@ -96,8 +81,8 @@ impl std::str::FromStr for Mode {
 /// The proxy table for one node.
 #[derive(Debug, Default, Clone)]
 pub struct ServiceTable {
-    by_cluster_ip: HashMap<(SocketAddrV4, Proto), usize>,
-    by_node_port: HashMap<(u16, Proto), usize>,
+    by_cluster_ip: HashMap<(SocketAddrV4, Protocol), usize>,
+    by_node_port: HashMap<(u16, Protocol), usize>,
     ports: Vec<ServicePort>,
     /// Distinct ready endpoint addresses, for status reports.
     ready: Vec<SocketAddrV4>,
@@ -179,10 +164,10 @@ impl ServiceTable {
                 .into_iter()
                 .flatten()
             {
-                let (Some(number), Some(proto)) = (
-                    u16_at(port, "port"),
-                    Proto::parse(str_at(port, "/protocol")),
-                ) else {
+                // kube-proxy's SCTP is not emulated: such ports get no rule.
+                let (Some(number), Some(proto @ (Protocol::Tcp | Protocol::Udp))) =
+                    (u16_at(port, "port"), Protocol::of(port))
+                else {
                     continue;
                 };
                 let port_name = str_at(port, "/name");
@@ -227,13 +212,13 @@ impl ServiceTable {
         &self.ready
     }
 
-    pub fn by_cluster_ip(&self, dst: SocketAddrV4, proto: Proto) -> Option<&ServicePort> {
+    pub fn by_cluster_ip(&self, dst: SocketAddrV4, proto: Protocol) -> Option<&ServicePort> {
         self.by_cluster_ip
             .get(&(dst, proto))
             .map(|i| &self.ports[*i])
     }
 
-    pub fn by_node_port(&self, port: u16, proto: Proto) -> Option<&ServicePort> {
+    pub fn by_node_port(&self, port: u16, proto: Protocol) -> Option<&ServicePort> {
         self.by_node_port
             .get(&(port, proto))
             .map(|i| &self.ports[*i])
@@ -266,52 +251,20 @@ impl ServiceTable {
 }
 
 /// The endpoints of one service port across its slices.
-fn endpoints_for(slices: &[&Value], port_name: &str, proto: Proto) -> Vec<Endpoint> {
+fn endpoints_for(slices: &[&Value], port_name: &str, proto: Protocol) -> Vec<Endpoint> {
     let mut out = Vec::new();
-    for slice in slices {
-        let port = slice
-            .get("ports")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .find(|p| {
-                str_at(p, "/name") == port_name
-                    && Proto::parse(str_at(p, "/protocol")) == Some(proto)
-            });
-        let Some(number) = port.and_then(|p| u16_at(p, "port")) else {
+    for slice in slices.iter().map(|s| EndpointSliceView(s)) {
+        let Some(number) = slice.port(port_name, proto) else {
             continue;
         };
-        for ep in slice
-            .get("endpoints")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let cond = |c: &str, default: bool| {
-                ep.pointer(&format!("/conditions/{c}"))
-                    .and_then(Value::as_bool)
-                    .unwrap_or(default)
-            };
-            // Upstream: a nil `ready` means ready; `serving` defaults to `ready`.
-            let ready = cond("ready", true);
-            let serving = cond("serving", ready);
-            let terminating = cond("terminating", false);
-            for addr in ep
-                .get("addresses")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if let Some(ip) = addr.as_str().and_then(|a| a.parse::<Ipv4Addr>().ok()) {
-                    out.push(Endpoint {
-                        addr: SocketAddrV4::new(ip, number),
-                        node: str_at(ep, "/nodeName").to_string(),
-                        ready,
-                        serving,
-                        terminating,
-                    });
-                }
-            }
+        for ep in slice.endpoints() {
+            out.extend(ep.ipv4s().map(|ip| Endpoint {
+                addr: SocketAddrV4::new(ip, number),
+                node: ep.node_name().to_string(),
+                ready: ep.ready(),
+                serving: ep.serving(),
+                terminating: ep.terminating(),
+            }));
         }
     }
     out.sort_by_key(|e| e.addr);

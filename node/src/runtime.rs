@@ -17,9 +17,10 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use ipnet::Ipv4Net;
 use podnet_pod::cluster::ClusterViewRx;
-use podnet_pod::container::{ContainerSpec, Protocol, WorkloadEnv, WorkloadError};
+use podnet_pod::container::{ContainerSpec, WorkloadEnv, WorkloadError};
 use podnet_pod::images;
 use podnet_pod::netns::{NetNs, PodInfo};
+use podnet_proto::model::view::Protocol;
 use podnet_proto::model::{str_at, strs_at};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -399,12 +400,7 @@ fn container_spec(c: &Value, workload_env: WorkloadEnv) -> ContainerSpec {
         .flatten()
         .filter_map(|p| {
             let port = u16::try_from(p.get("containerPort")?.as_u64()?).ok()?;
-            let proto = if str_at(p, "/protocol") == "UDP" {
-                Protocol::Udp
-            } else {
-                Protocol::Tcp
-            };
-            Some((port, proto))
+            Some((port, Protocol::of(p)?))
         })
         .collect();
     ContainerSpec {

@@ -17,6 +17,7 @@ use tonic::transport::Channel;
 
 use crate::cluster::{self, ClusterView, ClusterViewRx};
 use crate::dns;
+use podnet_proto::model::view::Protocol;
 
 /// What the node hands its workloads besides their own spec: shared views
 /// and counters. Cloning is cheap (channels and `Arc`s).
@@ -56,22 +57,6 @@ impl PartialEq for WorkloadEnv {
 
 impl Eq for WorkloadEnv {}
 
-/// The transport protocol of a declared container port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Protocol {
-    Tcp,
-    Udp,
-}
-
-impl std::fmt::Display for Protocol {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-        })
-    }
-}
-
 /// What the pod runtime knows about one container, already validated
 /// against the pod spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +65,7 @@ pub struct ContainerSpec {
     pub image: String,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
-    /// The declared `containerPorts`.
+    /// The declared `containerPorts` (`podnet_proto::model::view::Protocol`).
     pub ports: Vec<(u16, Protocol)>,
     /// The node's environment (not from the pod spec). Named apart from
     /// `env`, which is the container's environment variables.

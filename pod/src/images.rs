@@ -43,10 +43,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::container::{ContainerSpec, Protocol, WorkloadError};
+use crate::container::{ContainerSpec, WorkloadError};
 use crate::dns;
 use crate::ingress;
 use crate::netns::{NetNs, PodListener, PodStream};
+use podnet_proto::model::view::Protocol;
 
 /// The images [`start`] knows, in the order error messages list them.
 pub const KNOWN_IMAGES: &[&str] = &[

@@ -60,8 +60,9 @@ use tracing::Instrument;
 use self::certs::CertStore;
 use self::route::{Outcome, RouteInput, RouteTable};
 use crate::cluster::ClusterViewRx;
-use crate::container::{ContainerSpec, Protocol, WorkloadError};
+use crate::container::{ContainerSpec, WorkloadError};
 use crate::netns::{NetNs, PodListener, PodStream};
+use podnet_proto::model::view::Protocol;
 
 /// Header the response carries with the request's trace id.
 pub const TRACE_HEADER: &str = "x-podnet-trace";

@@ -53,8 +53,8 @@ const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 244, 0, 9);
 
 fn check(table: &ServiceTable, origin: Origin, random: u64, expected: Pick) {
     let port = match origin {
-        Origin::ClusterIp => table.by_cluster_ip(VIP, Proto::Tcp),
-        Origin::NodePort => table.by_node_port(30080, Proto::Tcp),
+        Origin::ClusterIp => table.by_cluster_ip(VIP, Protocol::Tcp),
+        Origin::NodePort => table.by_node_port(30080, Protocol::Tcp),
     }
     .expect("service port in table");
     let got = ProxyState::default().pick(port, origin, CLIENT, "node-1", Instant::now(), random);
@@ -149,7 +149,7 @@ fn client_ip_affinity_sticks_until_idle_timeout() {
         json!({"sessionAffinity": "ClientIP", "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 10}}}),
         eps,
     );
-    let port = t.by_cluster_ip(VIP, Proto::Tcp).unwrap();
+    let port = t.by_cluster_ip(VIP, Protocol::Tcp).unwrap();
     let mut state = ProxyState::default();
     let t0 = Instant::now();
     let first = state.pick(port, Origin::ClusterIp, CLIENT, "n", t0, 0);
@@ -191,7 +191,7 @@ fn round_robin_cycles() {
         ("10.244.1.3", "n", true, true, false),
     ];
     let t = web(json!({}), eps);
-    let port = t.by_cluster_ip(VIP, Proto::Tcp).unwrap();
+    let port = t.by_cluster_ip(VIP, Protocol::Tcp).unwrap();
     let mut state = ProxyState::default();
     let picks: Vec<Pick> = (0..4)
         .map(|_| state.pick_round_robin(port, Origin::ClusterIp, CLIENT, "n", Instant::now()))
@@ -212,13 +212,13 @@ fn headless_external_name_and_other_protocols_are_not_proxied() {
     let headless = svc(json!({"clusterIP": "None", "ports": [{"name": "http", "port": 80}]}));
     let external = json!({"metadata": {"name": "ext", "namespace": "default"}, "spec": {"type": "ExternalName", "externalName": "example.com"}});
     let t = ServiceTable::build(&view(vec![headless, external], vec![]));
-    assert!(t.by_cluster_ip(VIP, Proto::Tcp).is_none());
+    assert!(t.by_cluster_ip(VIP, Protocol::Tcp).is_none());
     assert_eq!(
         t.ports().len(),
         1,
         "the headless port has no ClusterIP to answer on"
     );
     let t = web(json!({}), &[("10.244.1.2", "n", true, true, false)]);
-    assert!(t.by_cluster_ip(VIP, Proto::Udp).is_none());
-    assert!(t.by_node_port(30081, Proto::Tcp).is_none());
+    assert!(t.by_cluster_ip(VIP, Protocol::Udp).is_none());
+    assert!(t.by_node_port(30081, Protocol::Tcp).is_none());
 }

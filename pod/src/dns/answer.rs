@@ -47,7 +47,8 @@ use hickory_proto::rr::domain::Label;
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use podnet_proto::model::network::CLUSTER_DOMAIN;
-use podnet_proto::model::{str_at, strs_at};
+use podnet_proto::model::view::{EndpointSliceView, ServiceView};
+use podnet_proto::model::str_at;
 use serde_json::Value;
 
 use crate::cluster::ClusterView;
@@ -372,12 +373,13 @@ impl Builder {
             self.add(&fqdn, Some(RData::CNAME(CNAME(target))));
             return Ok(());
         }
-        let cluster_ips = cluster_ips(service);
-        if cluster_ips.iter().any(|ip| ip.eq_ignore_ascii_case("None")) {
+        let view = ServiceView(service);
+        if view.headless() {
             self.headless(&fqdn, service, slices);
             return Ok(());
         }
-        let ips: Vec<IpAddr> = cluster_ips
+        let ips: Vec<IpAddr> = view
+            .cluster_ips()
             .iter()
             .filter_map(|ip| ip.parse().ok())
             .collect();
@@ -448,32 +450,12 @@ impl Builder {
                     Some((p, u16::try_from(number).ok()?))
                 })
                 .collect();
-            for endpoint in slice
-                .get("endpoints")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                // EndpointSlice semantics: a missing `ready` means unknown,
-                // which consumers treat as ready.
-                let ready = endpoint
-                    .pointer("/conditions/ready")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(true);
-                if !ready && !publish_not_ready {
+            for endpoint in EndpointSliceView(slice).endpoints() {
+                if !endpoint.ready() && !publish_not_ready {
                     continue;
                 }
-                let hostname = endpoint
-                    .get("hostname")
-                    .and_then(Value::as_str)
-                    .filter(|h| is_dns_label(h));
-                for ip in endpoint
-                    .get("addresses")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                {
+                let hostname = Some(endpoint.hostname()).filter(|h| is_dns_label(h));
+                for ip in endpoint.addresses() {
                     let Ok(ip) = ip.parse::<IpAddr>() else {
                         self.skip(format!("endpoint address {ip:?} of {fqdn} is not an IP"));
                         continue;
@@ -677,17 +659,6 @@ fn parse_dashed_ipv4(label: &[u8]) -> Option<Ipv4Addr> {
         *octet = part.parse().ok()?;
     }
     parts.next().is_none().then_some(Ipv4Addr::from(octets))
-}
-
-/// `spec.clusterIPs`, else `spec.clusterIP`.
-fn cluster_ips(service: &Value) -> Vec<&str> {
-    let list = strs_at(service, "/spec/clusterIPs");
-    if !list.is_empty() {
-        return list;
-    }
-    non_empty(str_at(service, "/spec/clusterIP"))
-        .into_iter()
-        .collect()
 }
 
 /// A name given in an object (`www.example.com`, with or without the

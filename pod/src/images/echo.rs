@@ -11,8 +11,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::container::{Protocol, WorkloadError};
+use crate::container::WorkloadError;
 use crate::netns::{PodListener, PodStream, PodUdpSocket};
+use podnet_proto::model::view::Protocol;
 
 /// Bytes read per `read` call of one TCP connection.
 const TCP_BUF: usize = 16 * 1024;

@@ -182,7 +182,7 @@ async fn start_binds_before_returning() {
                 .map(ToString::to_string)
                 .unwrap_or_default()
         ),
-        "cannot listen on tcp port 81: port 81 is already in use in this pod"
+        "cannot listen on TCP port 81: port 81 is already in use in this pod"
     );
 
     let task = tokio::spawn(running);

@@ -34,9 +34,10 @@
 use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::SocketAddrV4;
 
 use chrono::{DateTime, FixedOffset};
+use podnet_proto::model::view::{EndpointSliceView, EndpointView, Protocol};
 use podnet_proto::model::{str_at, strs_at};
 use serde_json::Value;
 
@@ -470,29 +471,17 @@ impl<'a> Resolver<'a> {
     fn ready_endpoints(&self, namespace: &str, name: &str, port_name: &str) -> Vec<SocketAddrV4> {
         let mut out = Vec::new();
         for slice in self.slices.get(&(namespace, name)).into_iter().flatten() {
-            let number = array(slice, "/ports")
-                .find(|p| str_at(p, "/name") == port_name && is_tcp(p))
-                .and_then(|p| p.get("port"))
-                .and_then(Value::as_u64)
-                .and_then(|n| u16::try_from(n).ok())
-                .filter(|n| *n != 0);
-            let Some(number) = number else {
+            let slice = EndpointSliceView(slice);
+            let Some(number) = slice.port(port_name, Protocol::Tcp) else {
                 continue;
             };
-            for ep in array(slice, "/endpoints") {
-                let ready = ep
-                    .pointer("/conditions/ready")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(true);
-                if !ready {
-                    continue;
-                }
-                out.extend(
-                    array(ep, "/addresses")
-                        .filter_map(|a| a.as_str()?.parse::<Ipv4Addr>().ok())
-                        .map(|ip| SocketAddrV4::new(ip, number)),
-                );
-            }
+            out.extend(
+                slice
+                    .endpoints()
+                    .filter(|ep| ep.ready())
+                    .flat_map(EndpointView::ipv4s)
+                    .map(|ip| SocketAddrV4::new(ip, number)),
+            );
         }
         out.sort();
         out.dedup();

@@ -10,9 +10,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::container::{ContainerSpec, Protocol, WorkloadEnv, WorkloadError};
+use crate::container::{ContainerSpec, WorkloadEnv, WorkloadError};
 use crate::images;
 use crate::netns::PodInfo;
+use podnet_proto::model::view::Protocol;
 
 const POD_IP: Ipv4Addr = Ipv4Addr::new(10, 244, 1, 5);
 

@@ -176,8 +176,18 @@ impl<'a> ServiceView<'a> {
             list
         };
         list.into_iter()
-            .filter(|ip| !ip.is_empty() && *ip != "None")
+            .filter(|ip| !ip.is_empty() && !ip.eq_ignore_ascii_case("None"))
             .collect()
+    }
+
+    /// `clusterIP: None`: a headless Service, answered with its endpoints.
+    pub fn headless(self) -> bool {
+        let list = strs_at(self.0, "/spec/clusterIPs");
+        let first = list
+            .first()
+            .copied()
+            .unwrap_or_else(|| str_at(self.0, "/spec/clusterIP"));
+        first.eq_ignore_ascii_case("None")
     }
 
     /// The first cluster IP that is an IPv4 address.
@@ -460,6 +470,8 @@ mod tests {
         assert_eq!(s.edge_port_for(9), None);
         let headless = json!({"spec": {"clusterIP": "None"}});
         assert!(ServiceView(&headless).cluster_ips().is_empty());
+        assert!(ServiceView(&headless).headless());
+        assert!(!s.headless());
         assert_eq!(ServiceView(&headless).service_type(), "ClusterIP");
         let dual =
             json!({"spec": {"clusterIP": "fd00::5", "clusterIPs": ["fd00::5", "10.96.0.7"]}});
