@@ -88,7 +88,7 @@ pub struct EdgeArgs {
     pub join_token: String,
     /// Addresses handed to LoadBalancer Services (loopback addresses of
     /// this machine).
-    #[arg(long, default_value = podnet_proto::model::network::DEFAULT_LB_POOL)]
+    #[arg(long, default_value = podnet_proto::model::network::DEFAULT_LB_POOL, value_parser = podnet_lab::launcher::parse_lb_pool)]
     pub lb_pool: Ipv4Net,
     /// How often nodes are health-checked.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
@@ -173,12 +173,6 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
 pub async fn edge(args: EdgeArgs) -> anyhow::Result<ExitCode> {
     die_with_parent();
     let shutdown = podnet_lab::signal::shutdown_on_signals()?;
-    if !args.lb_pool.network().is_loopback() {
-        anyhow::bail!(
-            "--lb-pool {} is not a loopback range: the edge listens on the host's loopback addresses only",
-            args.lb_pool
-        );
-    }
     let config = podnet_edge::Config {
         controlplane: args.controlplane,
         join_token: args.join_token,

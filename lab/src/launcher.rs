@@ -5,8 +5,9 @@
 //! directory is refused instead of starting a second cluster.
 //!
 //! The supervisor restarts the control plane if it dies (on the same
-//! address and state, so nodes reconnect and nothing is lost) but not a
-//! node: a killed node is a lost machine, and the cluster heals around it.
+//! address and state, so nodes reconnect and nothing is lost) and the edge
+//! (it holds no state), with a back-off and a limit ([`Restarts`]), but not
+//! a node: a killed node is a lost machine, and the cluster heals around it.
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use ipnet::Ipv4Net;
 use podnet_proto::model::str_at;
-use podnet_proto::model::view::{EndpointSliceView, Protocol};
+use podnet_proto::model::view::{EndpointSliceView, Protocol, ServiceView};
 use serde_json::Value;
 
 use podnet_pod::cluster::ClusterView;
@@ -135,7 +135,7 @@ impl ServiceTable {
             if ty == "ExternalName" {
                 continue;
             }
-            let cluster_ip = str_at(svc, "/spec/clusterIP").parse::<Ipv4Addr>().ok();
+            let cluster_ip = ServiceView(svc).cluster_ipv4();
             let affinity = (str_at(svc, "/spec/sessionAffinity") == "ClientIP").then(|| {
                 let secs = svc
                     .pointer("/spec/sessionAffinityConfig/clientIP/timeoutSeconds")

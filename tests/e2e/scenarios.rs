@@ -75,45 +75,39 @@ expect:
     );
 }
 
+/// `podnet run --check FILE` after writing `text` to FILE.
+fn check(file: &std::path::Path, text: &str) -> std::process::Output {
+    std::fs::write(file, text).unwrap();
+    Command::new(BIN)
+        .args(["run", "--check"])
+        .arg(file)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn bad_scenarios_say_where() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.yaml");
-    std::fs::write(&file, "name: bad\ncluster:\n  nodez: 3\n").unwrap();
-    let out = Command::new(BIN)
-        .args(["run", "--check"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    assert!(
-        text(&out.stderr).contains(&format!("{}:3:", file.display())),
-        "{}",
-        text(&out.stderr)
-    );
-    std::fs::write(&file, "name: bad\nmanifests:\n  - {apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {containers: []}}\n").unwrap();
-    let out = Command::new(BIN)
-        .args(["run", "--check"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    assert!(
-        text(&out.stderr).contains("spec.containers"),
-        "{}",
-        text(&out.stderr)
-    );
-    // A bad value anywhere is caught before anything boots.
-    std::fs::write(&file, "name: bad\nready_timeout: 60\n").unwrap();
-    let out = Command::new(BIN)
-        .args(["run", "--check"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    let err = text(&out.stderr);
-    assert!(
-        err.contains(&format!("{}:2:", file.display())) && err.contains("has no unit"),
-        "{err}"
-    );
+    // (file text, what stderr must contain)
+    let at = |line: u32| format!("{}:{line}:", file.display());
+    for (file_text, expected) in [
+        ("name: bad\ncluster:\n  nodez: 3\n", vec![at(3)]),
+        (
+            "name: bad\nmanifests:\n  - {apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {containers: []}}\n",
+            vec!["spec.containers".to_string()],
+        ),
+        // A bad value anywhere is caught before anything boots.
+        (
+            "name: bad\nready_timeout: 60\n",
+            vec![at(2), "has no unit".to_string()],
+        ),
+    ] {
+        let out = check(&file, file_text);
+        assert_eq!(out.status.code(), Some(64), "{file_text}");
+        let err = text(&out.stderr);
+        for e in expected {
+            assert!(err.contains(&e), "{file_text}: {err}");
+        }
+    }
 }

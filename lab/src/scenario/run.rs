@@ -14,6 +14,7 @@ use super::schema::{Expectation, Scenario, load, manifests};
 use crate::api;
 use crate::launcher::{self, UpArgs};
 use crate::manifest::InputError;
+use crate::record;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -62,13 +63,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let base = args.file.parent().unwrap_or(Path::new("."));
     let result = run_in_cluster(&record.controlplane, &scenario, &objects, base).await;
-    if let Some(pid) = supervisor.id()
-        && let Ok(pid) = i32::try_from(pid)
-    {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGTERM,
-        );
+    if let Some(pid) = supervisor.id() {
+        record::signal(pid, nix::sys::signal::Signal::SIGTERM);
     }
     if tokio::time::timeout(Duration::from_secs(10), supervisor.wait())
         .await

@@ -47,8 +47,8 @@ use hickory_proto::rr::domain::Label;
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use podnet_proto::model::network::CLUSTER_DOMAIN;
-use podnet_proto::model::view::{EndpointSliceView, ServiceView};
 use podnet_proto::model::str_at;
+use podnet_proto::model::view::{EndpointSliceView, ServiceView};
 use serde_json::Value;
 
 use crate::cluster::ClusterView;
