@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use crate::harness::{self, Cluster, alive, eventually, text};
+use podnet_lab::record::alive;
+
+use crate::harness::{self, Cluster, eventually, text};
 
 #[test]
 fn bad_manifests_are_rejected_whole_with_their_location() {

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{Cluster, alive, eventually, is_ready, text};
+use podnet_lab::record::alive;
+
+use crate::harness::{Cluster, eventually, is_ready, text};
 
 const TCP_ECHO: &str = r#"
 apiVersion: apps/v1

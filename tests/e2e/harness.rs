@@ -215,5 +215,3 @@ impl Drop for Cluster {
 pub fn is_ready(p: &Value) -> bool {
     podnet_proto::model::condition_is_true(p, "Ready")
 }
-
-pub use podnet_lab::record::alive;

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{Cluster, alive, eventually, is_ready, text};
+use podnet_lab::record::alive;
+
+use crate::harness::{Cluster, eventually, is_ready, text};
 use crate::pods::WEB;
 
 #[test]
