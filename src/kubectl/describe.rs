@@ -160,12 +160,7 @@ pub fn pod(p: &Value) -> String {
     line(&mut out, "Labels", map_text(p.pointer("/metadata/labels")));
     line(&mut out, "Status", PodView(p).status());
     line(&mut out, "IP", str_at(p, "/status/podIP"));
-    let statuses: Vec<&Value> = p
-        .pointer("/status/containerStatuses")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .collect();
+    let statuses = PodView(p).container_statuses();
     let _ = writeln!(out, "Containers:");
     for c in p
         .pointer("/spec/containers")

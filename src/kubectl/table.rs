@@ -53,12 +53,7 @@ pub fn age(created: &str, now: chrono::DateTime<chrono::Utc>) -> String {
 }
 
 fn pod_row(p: &Value, wide: bool, now: chrono::DateTime<chrono::Utc>) -> Vec<String> {
-    let statuses: Vec<&Value> = p
-        .pointer("/status/containerStatuses")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .collect();
+    let statuses = PodView(p).container_statuses();
     let total = p
         .pointer("/spec/containers")
         .and_then(Value::as_array)

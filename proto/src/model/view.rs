@@ -358,6 +358,11 @@ impl<'a> PodView<'a> {
         condition_is_true(self.0, "Ready")
     }
 
+    /// `status.containerStatuses`, in the order the kubelet reports them.
+    pub fn container_statuses(self) -> Vec<&'a Value> {
+        items(self.0, "/status/containerStatuses").collect()
+    }
+
     /// The one word kubectl's STATUS column shows: Terminating, a
     /// container's waiting reason (ErrImagePull, CrashLoopBackOff, ...), or
     /// the phase (Pending when unset).
