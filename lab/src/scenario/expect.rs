@@ -8,7 +8,9 @@ use std::time::Duration;
 use podnet_proto::model::LabelSelector;
 use serde_json::Value;
 
-use super::schema::{DnsExpect, HttpExpect, ProbeProtocol, Reachability, is_selector};
+use podnet_proto::model::view::Protocol;
+
+use super::schema::{DnsExpect, HttpExpect, Reachability, is_selector};
 use crate::api::{self, Api};
 use crate::manifest::InputError;
 
@@ -128,7 +130,7 @@ pub(super) async fn check_reachability(
         let src_ns = src["metadata"]["namespace"].as_str().unwrap_or("default");
         for (dst_name, dst_ip) in &targets {
             let mut cmd = vec!["nc".to_string(), "-z".into()];
-            if r.protocol == ProbeProtocol::Udp {
+            if r.protocol == Protocol::Udp {
                 cmd.push("-u".into());
             }
             cmd.extend([

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use podnet_proto::model::LinkSpec;
+use podnet_proto::model::view::Protocol;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -194,31 +195,11 @@ pub struct Reachability {
     pub to: String,
     pub port: u16,
     #[serde(default)]
-    pub protocol: ProbeProtocol,
+    pub protocol: Protocol,
     pub allowed: bool,
     /// Seconds to wait for a connection before calling it blocked.
     #[serde(default = "default_probe_timeout")]
     pub timeout: u64,
-}
-
-/// What a reachability probe speaks: a TCP connect, or a UDP datagram
-/// that must be answered.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-pub enum ProbeProtocol {
-    #[default]
-    #[serde(rename = "TCP")]
-    Tcp,
-    #[serde(rename = "UDP")]
-    Udp,
-}
-
-impl std::fmt::Display for ProbeProtocol {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            ProbeProtocol::Tcp => "TCP",
-            ProbeProtocol::Udp => "UDP",
-        })
-    }
 }
 
 /// Checks a pod reference (`name`, `ns/name`, `selector`, `ns/selector`):
@@ -433,6 +414,11 @@ fn check_expectation(e: &Expectation) -> Result<(), String> {
             }
             if r.port == 0 {
                 return Err(".reachability.port: must be between 1 and 65535".into());
+            }
+            if r.protocol == Protocol::Sctp {
+                return Err(
+                    ".reachability.protocol: SCTP is not emulated; probes are TCP or UDP".into(),
+                );
             }
             if r.timeout == 0 {
                 return Err(".reachability.timeout: must be at least 1 (seconds)".into());
@@ -727,8 +713,9 @@ expect:
                 "name: t\nexpect:\n  - reachability: {{from: a, to: b, port: 80, allowed: true, {fields}}}\n"
             )
         };
-        check(&probe("protocol: SCTP"), "s.yaml:3:");
-        check(&probe("protocol: SCTP"), "TCP");
+        check(&probe("protocol: ICMP"), "s.yaml:3:");
+        check(&probe("protocol: ICMP"), "TCP");
+        check(&probe("protocol: SCTP"), "expect[0].reachability.protocol");
         check(&probe("timeout: 0"), "expect[0].reachability.timeout");
         check(
             "name: t\nexpect:\n  - reachability: {from: \"app in (\", to: b, port: 80, allowed: true}\n",

@@ -32,11 +32,16 @@ fn port_at(v: &Value, pointer: &str) -> Option<u16> {
 }
 
 /// The transport protocol of a Service, EndpointSlice or container port.
-/// Unset means TCP, as the API server defaults it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Unset means TCP, as the API server defaults it. In podnet's own files
+/// (scenarios) it is spelled as the API spells it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Deserialize)]
 pub enum Protocol {
+    #[default]
+    #[serde(rename = "TCP")]
     Tcp,
+    #[serde(rename = "UDP")]
     Udp,
+    #[serde(rename = "SCTP")]
     Sctp,
 }
 
