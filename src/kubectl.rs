@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use podnet_proto::model::view::NodeView;
+use podnet_proto::model::view::{NodeView, ServiceView};
 use podnet_proto::model::{Kind, LinkSpec};
 use podnet_proto::v1::{DeleteRequest, ExecRequest, GetRequest, ListRequest};
 use serde_json::{Value, json};
@@ -217,7 +217,12 @@ pub async fn cluster_info(state: &Path, args: ClusterInfoArgs) -> anyhow::Result
         "controlplane": {"address": record.controlplane, "pid": record.controlplane_pid},
         "dns": {"address": dns},
         "supervisor": {"pid": record.supervisor_pid},
-        "edge": {"pid": record.edge_pid, "running": alive(record.edge_pid)},
+        "edge": {
+            "pid": record.edge_pid,
+            "running": alive(record.edge_pid),
+            "lbPool": record.lb_pool.map(|p| p.to_string()),
+            "listeners": edge_listeners(&mut api).await?,
+        },
         "nodes": node_info,
     });
     if args.output.as_deref() == Some("json") {
@@ -232,6 +237,27 @@ pub async fn cluster_info(state: &Path, args: ClusterInfoArgs) -> anyhow::Result
         let (ip, port) = dns.rsplit_once(':').unwrap_or((dns, "53"));
         println!(
             "CoreDNS is running at {dns} (dig @{ip} -p {port} kubernetes.default.svc.cluster.local)"
+        );
+    }
+    let edge = &info["edge"];
+    println!(
+        "Edge load balancer is {} (pid {}) with LoadBalancer pool {}",
+        if edge["running"] == true {
+            "running"
+        } else {
+            "not running"
+        },
+        record.edge_pid,
+        edge["lbPool"].as_str().unwrap_or("<none>"),
+    );
+    for l in edge["listeners"].as_array().into_iter().flatten() {
+        println!(
+            "  {}:{}/{} -> service {} port {}",
+            l["address"].as_str().unwrap_or(""),
+            l["port"],
+            l["protocol"].as_str().unwrap_or(""),
+            l["service"].as_str().unwrap_or(""),
+            l["servicePort"],
         );
     }
     for n in &node_info {
@@ -250,6 +276,41 @@ pub async fn cluster_info(state: &Path, args: ClusterInfoArgs) -> anyhow::Result
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where the edge listens on the host: every LoadBalancer Service's
+/// address and real host port, with the Service port it forwards to.
+async fn edge_listeners(api: &mut podnet_lab::api::Api) -> anyhow::Result<Vec<Value>> {
+    let services = podnet_lab::api::list_objects(api, "Service", "").await?;
+    let mut listeners = Vec::new();
+    for v in &services {
+        let svc = ServiceView(v);
+        let Some(ip) = svc.load_balancer_ip() else {
+            continue;
+        };
+        let name = format!(
+            "{}/{}",
+            v.pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or(""),
+            v.pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or(""),
+        );
+        for (port, real) in svc.ports().zip(svc.host_ports()) {
+            let (Some(real), Some(protocol)) = (real, port.protocol()) else {
+                continue;
+            };
+            listeners.push(json!({
+                "address": ip.to_string(),
+                "port": real,
+                "protocol": protocol.as_str(),
+                "service": name,
+                "servicePort": port.port(),
+            }));
+        }
+    }
+    Ok(listeners)
 }
 
 #[derive(Debug, Args)]

@@ -16,12 +16,15 @@ use clap::Parser;
 const EXIT_BAD_INPUT: u8 = 64;
 
 fn init_tracing(default: &str) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("PODNET_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Roles log to files in the state dir: colour only on a terminal.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if std::env::var("PODNET_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().init();

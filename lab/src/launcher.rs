@@ -20,6 +20,7 @@ use podnet_proto::model::view::NodeView;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+use crate::lbpool::{self, PoolClaim};
 use crate::record::{
     ClusterRecord, NodeRecord, alive, signal, supervisor_pid, supervisor_pid_path, write_atomic,
 };
@@ -36,15 +37,19 @@ pub struct UpArgs {
     #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
     pub node_grace_period: Duration,
     /// Addresses the edge hands to LoadBalancer Services: a range of this
-    /// machine's loopback addresses.
-    #[arg(long, default_value = podnet_proto::model::network::DEFAULT_LB_POOL, value_parser = parse_lb_pool)]
-    pub lb_pool: Ipv4Net,
+    /// machine's loopback addresses that no other cluster holds. Without
+    /// it the cluster takes the first free /24 from 127.0.1.0/24 up.
+    #[arg(long, value_parser = parse_lb_pool)]
+    pub lb_pool: Option<Ipv4Net>,
     /// Run the supervisor in the foreground (what `up` starts in the background).
     #[arg(long, hide = true)]
     pub foreground: bool,
 }
 
+/// What the supervisor prints on stdout when the cluster is up, or, before
+/// that, why it could not bring it up.
 const READY_LINE: &str = "podnet: cluster ready";
+const FAILED_PREFIX: &str = "podnet: cluster failed: ";
 
 /// `--lb-pool`: the edge listens on the host's loopback addresses only, so
 /// the pool must be a loopback range; checked before anything starts.
@@ -95,9 +100,10 @@ pub async fn start_supervisor(
     cmd.arg("--nodes")
         .arg(args.nodes.to_string())
         .arg("--node-grace-period")
-        .arg(humantime::format_duration(args.node_grace_period).to_string())
-        .arg("--lb-pool")
-        .arg(args.lb_pool.to_string());
+        .arg(humantime::format_duration(args.node_grace_period).to_string());
+    if let Some(pool) = args.lb_pool {
+        cmd.arg("--lb-pool").arg(pool.to_string());
+    }
     if let Some(f) = &args.file {
         cmd.arg(f);
     }
@@ -113,17 +119,30 @@ pub async fn start_supervisor(
     let mut child = cmd.spawn().context("cannot start the supervisor")?;
     let stdout = child.stdout.take().context("supervisor has no stdout")?;
     let mut lines = BufReader::new(stdout).lines();
-    let ready = tokio::time::timeout(Duration::from_secs(60), async {
+    let outcome = tokio::time::timeout(Duration::from_secs(60), async {
         while let Ok(Some(line)) = lines.next_line().await {
             if line == READY_LINE {
-                return true;
+                return Ok(());
+            }
+            if let Some(reason) = line.strip_prefix(FAILED_PREFIX) {
+                return Err(Some(reason.to_string()));
             }
         }
-        false
+        Err(None)
     })
     .await
-    .unwrap_or(false);
-    if !ready {
+    .unwrap_or(Err(None));
+    if let Err(reason) = outcome {
+        if let Some(reason) = reason {
+            // It said why and is cleaning up: let it finish.
+            if tokio::time::timeout(Duration::from_secs(5), child.wait())
+                .await
+                .is_err()
+            {
+                let _ = child.kill().await;
+            }
+            bail!("{reason} (logs in {})", state.join("logs").display());
+        }
         let _ = child.start_kill();
         let _ = child.wait().await;
         let log = std::fs::read_to_string(&log_path).unwrap_or_default();
@@ -154,10 +173,13 @@ pub async fn up(state: &Path, args: UpArgs) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let (_child, record) = start_supervisor(state, &args, true).await?;
     println!(
-        "cluster up in {:.0} ms: control plane at {}, {} nodes Ready (state in {})",
+        "cluster up in {:.0} ms: control plane at {}, {} nodes Ready, LoadBalancer pool {} (state in {})",
         started.elapsed().as_secs_f64() * 1000.0,
         record.controlplane,
         record.nodes.len(),
+        record
+            .lb_pool
+            .map_or_else(|| "none".to_string(), |p| p.to_string()),
         state.display()
     );
     Ok(ExitCode::SUCCESS)
@@ -205,6 +227,22 @@ pub async fn down(state: &Path, wait: Duration) -> anyhow::Result<ExitCode> {
     let _ = std::fs::remove_dir_all(state.join("controlplane"));
     println!("cluster in {} stopped", state.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// A new cluster's roles log into new files; a role restarted within one
+/// cluster's life appends to its file, so the earlier crash stays readable.
+/// `supervisor.log` is this process's own stderr and stays.
+fn clear_role_logs(logs: &Path) -> anyhow::Result<()> {
+    for entry in
+        std::fs::read_dir(logs).with_context(|| format!("cannot read {}", logs.display()))?
+    {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "log") && !path.ends_with("supervisor.log") {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("cannot remove {}", path.display()))?;
+        }
+    }
+    Ok(())
 }
 
 struct Supervised {
@@ -326,9 +364,23 @@ async fn wait_nodes_ready(cp: &str, names: &[String]) -> anyhow::Result<()> {
 
 /// The supervisor: runs the cluster until SIGTERM/SIGINT.
 async fn supervise(state: &Path, args: &UpArgs) -> anyhow::Result<ExitCode> {
+    let result = supervise_in(state, args).await;
+    if let Err(e) = &result {
+        // Read by `start_supervisor` while the cluster is coming up; after
+        // that nobody reads stdout, and a closed pipe is no error.
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), "{FAILED_PREFIX}{e:#}");
+    }
+    result
+}
+
+async fn supervise_in(state: &Path, args: &UpArgs) -> anyhow::Result<ExitCode> {
     let plan = node_plan(args)?;
     std::fs::create_dir_all(state.join("logs"))?;
     check_not_running(state)?;
+    // Before anything of the state dir changes: a cluster that cannot have
+    // its pool leaves no trace.
+    let pool = lbpool::claim(&lbpool::claims_dir(), args.lb_pool, state)?;
     let pid_path = supervisor_pid_path(state);
     write_atomic(&pid_path, &std::process::id().to_string())?;
     // A new cluster starts empty; the store persists across control plane
@@ -338,7 +390,8 @@ async fn supervise(state: &Path, args: &UpArgs) -> anyhow::Result<ExitCode> {
         std::fs::remove_dir_all(&data)
             .with_context(|| format!("cannot clear {}", data.display()))?;
     }
-    let result = supervise_inner(state, args, &plan).await;
+    clear_role_logs(&state.join("logs"))?;
+    let result = supervise_inner(state, args, &plan, &pool).await;
     let _ = std::fs::remove_file(ClusterRecord::path(state));
     let _ = std::fs::remove_file(&pid_path);
     result
@@ -348,12 +401,14 @@ async fn supervise_inner(
     state: &Path,
     args: &UpArgs,
     plan: &[NodeSpec],
+    pool: &PoolClaim,
 ) -> anyhow::Result<ExitCode> {
+    let lb_pool = pool.pool();
     let shutdown = crate::signal::shutdown_on_signals()?;
     let token = format!("{:032x}", rand::random::<u128>());
     let (mut cp, cp_addr) =
         spawn_controlplane(state, "127.0.0.1:0", &token, args.node_grace_period).await?;
-    let mut edge = spawn_edge(state, &cp_addr, &token, args.lb_pool)?;
+    let mut edge = spawn_edge(state, &cp_addr, &token, lb_pool)?;
     let mut nodes = Vec::new();
     for spec in plan {
         nodes.push(Supervised {
@@ -371,6 +426,7 @@ async fn supervise_inner(
         supervisor_pid: std::process::id(),
         controlplane_pid: cp.id().unwrap_or(0),
         edge_pid: edge.id().unwrap_or(0),
+        lb_pool: Some(lb_pool),
         nodes: nodes
             .iter()
             .map(|n| NodeRecord {
@@ -416,7 +472,7 @@ async fn supervise_inner(
                 };
                 tracing::error!(?status, "edge exited; restarting it in {delay:?}");
                 tokio::time::sleep(delay).await;
-                edge = spawn_edge(state, &cp_addr, &token, args.lb_pool)?;
+                edge = spawn_edge(state, &cp_addr, &token, lb_pool)?;
                 edge_restarts.started(std::time::Instant::now());
                 record(&cp, &edge, &nodes).write(state)?;
             }

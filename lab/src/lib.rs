@@ -5,6 +5,7 @@
 //! - `api`: the control plane's API as a client uses it.
 //! - `signal`: one shutdown token per process (SIGINT = SIGTERM).
 //! - `launcher`: `up`, `down` and the supervisor of the role processes.
+//! - `lbpool`: each cluster's exclusive LoadBalancer pool on the machine.
 //! - `manifest`: Kubernetes YAML into objects, errors with file:line:column.
 //! - `scenario`: scenario files: schema, expectations, the runner.
 //! - `bench`: podnet measured against a reference in the same run.
@@ -15,6 +16,7 @@
 pub mod api;
 pub mod bench;
 pub mod launcher;
+pub mod lbpool;
 pub mod manifest;
 pub mod record;
 pub mod scenario;

@@ -18,6 +18,10 @@ pub struct ClusterRecord {
     /// The edge load balancer's process (0: none).
     #[serde(default)]
     pub edge_pid: u32,
+    /// The LoadBalancer pool this cluster holds on the machine
+    /// (`crate::lbpool`).
+    #[serde(default)]
+    pub lb_pool: Option<ipnet::Ipv4Net>,
     pub nodes: Vec<NodeRecord>,
 }
 
@@ -114,6 +118,7 @@ mod tests {
             supervisor_pid: 10,
             controlplane_pid: 11,
             edge_pid: 0,
+            lb_pool: Some("127.0.1.0/24".parse().unwrap()),
             nodes: vec![NodeRecord {
                 name: "node-1".into(),
                 pid: 12,

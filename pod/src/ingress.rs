@@ -341,7 +341,15 @@ impl Controller {
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .filter_map(|i| i.get("ip").map(|ip| json!({"ip": ip})))
+            // The real host ports too, so `get ingress` can show the port a
+            // client must use when the edge could not open 80 or 443.
+            .filter_map(|i| {
+                let ip = i.get("ip")?;
+                Some(match i.get("ports") {
+                    Some(ports) => json!({"ip": ip, "ports": ports}),
+                    None => json!({"ip": ip}),
+                })
+            })
             .collect();
         let want = json!({"ingress": addresses});
         let served = table.served();

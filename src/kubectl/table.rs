@@ -2,7 +2,7 @@
 //! Kubernetes `List` for many objects) and `-o yaml`.
 
 use podnet_proto::model::Kind;
-use podnet_proto::model::view::{EndpointSliceView, NodeView, PodView};
+use podnet_proto::model::view::{EndpointSliceView, NodeView, PodView, ServiceView};
 use serde_json::{Value, json};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -274,14 +274,7 @@ fn row(kind: Kind, v: &Value, wide: bool, now: chrono::DateTime<chrono::Utc>) ->
             or(s(v, "/spec/ingressClassName"), "<none>"),
             ingress_hosts(v),
             load_balancer_addresses(v).unwrap_or_default(),
-            if v.pointer("/spec/tls")
-                .and_then(Value::as_array)
-                .is_some_and(|t| !t.is_empty())
-            {
-                "80, 443".into()
-            } else {
-                "80".into()
-            },
+            ingress_ports(v),
             created,
         ],
         Kind::IngressClass => vec![
@@ -407,22 +400,62 @@ fn ingress_hosts(v: &Value) -> String {
     first_three(hosts, "*")
 }
 
-/// `80/TCP,53:30053/UDP` as kubectl prints a Service's ports.
+/// `80/TCP,53:30053/UDP` as kubectl prints a Service's ports. A
+/// LoadBalancer port the edge had to open on another host port (the
+/// Service's own was taken) shows it as docker does, `41234->80:30080/TCP`:
+/// that is the port a client on the host must use.
 pub fn service_ports(v: &Value) -> String {
-    let ports: Vec<String> = v
-        .pointer("/spec/ports")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .map(|p| {
-            let proto = or(s(p, "/protocol"), "TCP");
-            match p.get("nodePort").and_then(Value::as_u64) {
-                Some(np) => format!("{}:{np}/{proto}", i(p, "/port")),
-                None => format!("{}/{proto}", i(p, "/port")),
+    let svc = ServiceView(v);
+    let host_ports = if s(v, "/spec/type") == "LoadBalancer" {
+        svc.host_ports()
+    } else {
+        Vec::new()
+    };
+    let ports: Vec<String> = svc
+        .ports()
+        .enumerate()
+        .map(|(index, p)| {
+            let proto = or(s(p.0, "/protocol"), "TCP");
+            let port = i(p.0, "/port");
+            let shown = match host_ports.get(index).copied().flatten() {
+                Some(real) if Some(real) != p.port() => format!("{real}->{port}"),
+                _ => port.to_string(),
+            };
+            match p.node_port() {
+                Some(np) => format!("{shown}:{np}/{proto}"),
+                None => format!("{shown}/{proto}"),
             }
         })
         .collect();
     or(&ports.join(","), "<none>")
+}
+
+/// The PORTS column of `get ingress`: `80`, or `80, 443` with TLS. The
+/// controller publishes its Service's real host ports (http, then https) in
+/// the Ingress's status; one the edge opened elsewhere shows as
+/// `41234->80`, the port a client on the host must use.
+fn ingress_ports(v: &Value) -> String {
+    let tls = v
+        .pointer("/spec/tls")
+        .and_then(Value::as_array)
+        .is_some_and(|t| !t.is_empty());
+    let real: Vec<i64> = v
+        .pointer("/status/loadBalancer/ingress/0/ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|p| i(p, "/port"))
+        .collect();
+    let ports: &[i64] = if tls { &[80, 443] } else { &[80] };
+    ports
+        .iter()
+        .enumerate()
+        .map(|(index, port)| match real.get(index) {
+            Some(real) if real != port => format!("{real}->{port}"),
+            _ => port.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// kubectl's list of at most three items and a count of the rest.
@@ -608,5 +641,51 @@ mod tests {
                 && lines[1].contains("node-2"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn load_balancer_ports_show_the_host_port_a_client_must_use() {
+        let svc = |ty: &str, real: &[u16]| {
+            let ports: Vec<Value> = real.iter().map(|p| json!({"port": p})).collect();
+            json!({"spec": {"type": ty, "ports": [
+                {"port": 80, "nodePort": 30080},
+                {"port": 443, "nodePort": 30443},
+                {"port": 9000, "protocol": "SCTP", "nodePort": 30900}]},
+             "status": {"loadBalancer": {"ingress": [{"ip": "127.0.2.1", "ports": ports}]}}})
+        };
+        let check = |v: &Value, expected: &str| assert_eq!(service_ports(v), expected);
+        check(
+            &svc("LoadBalancer", &[80, 443]),
+            "80:30080/TCP,443:30443/TCP,9000:30900/SCTP",
+        );
+        check(
+            &svc("LoadBalancer", &[80, 41443]),
+            "80:30080/TCP,41443->443:30443/TCP,9000:30900/SCTP",
+        );
+        // Not yet open, and not a LoadBalancer: kubectl's form.
+        check(
+            &svc("LoadBalancer", &[]),
+            "80:30080/TCP,443:30443/TCP,9000:30900/SCTP",
+        );
+        check(
+            &svc("NodePort", &[1, 2]),
+            "80:30080/TCP,443:30443/TCP,9000:30900/SCTP",
+        );
+
+        let ing = |tls: bool, real: &[u16]| {
+            let ports: Vec<Value> = real.iter().map(|p| json!({"port": p})).collect();
+            let mut v = json!({"status": {"loadBalancer": {"ingress": [{"ip": "127.0.2.1", "ports": ports}]}}});
+            if tls {
+                v["spec"] = json!({"tls": [{"hosts": ["a"]}]});
+            }
+            v
+        };
+        assert_eq!(ingress_ports(&ing(false, &[80, 443])), "80");
+        assert_eq!(ingress_ports(&ing(true, &[80, 443])), "80, 443");
+        assert_eq!(
+            ingress_ports(&ing(true, &[40080, 40443])),
+            "40080->80, 40443->443"
+        );
+        assert_eq!(ingress_ports(&ing(true, &[])), "80, 443");
     }
 }

@@ -2,9 +2,10 @@
 //! address from the pool and real listeners, forward TCP and UDP, follow
 //! the traffic policies, survive a lost node and a killed edge process.
 //!
-//! Other clusters on this machine share the pool, so a Service's own port
-//! may be taken on its address: every test reads the address and the real
-//! port from the Service's status, never from its spec.
+//! Every cluster on the machine holds a LoadBalancer pool of its own, so a
+//! Service gets its own port on its address unless something else on the
+//! machine holds it; tests still read the address and the real port from
+//! the Service's status, as a client must.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
@@ -101,8 +102,13 @@ fn addr_of(ingress: &Value) -> SocketAddr {
     SocketAddr::from((ip, u16::try_from(port).unwrap()))
 }
 
-fn in_pool(ip: Ipv4Addr) -> bool {
-    ip.octets()[..3] == [127, 0, 1]
+/// The LoadBalancer pool `cluster-info` shows for `c`.
+fn pool(c: &Cluster) -> ipnet::Ipv4Net {
+    c.info()["edge"]["lbPool"]
+        .as_str()
+        .expect("lbPool in cluster-info")
+        .parse()
+        .expect("a CIDR")
 }
 
 /// Sends `msg` on a new TCP connection and reads back as many bytes.
@@ -181,9 +187,12 @@ fn load_balancers_get_pool_addresses_forward_tcp_and_udp_and_release_them() {
 
     let tcp = ingress(&c, "tcp-echo");
     let tcp_ip: Ipv4Addr = tcp["ip"].as_str().unwrap().parse().unwrap();
-    assert!(in_pool(tcp_ip), "{tcp}");
+    assert!(pool(&c).contains(&tcp_ip), "{tcp}");
     assert_eq!(tcp["ports"][0]["protocol"], "TCP", "{tcp}");
-    assert!(tcp["ports"][0]["port"].as_u64().unwrap() > 0, "{tcp}");
+    assert_eq!(
+        tcp["ports"][0]["port"], 7000,
+        "the Service's own port: {tcp}"
+    );
     let table = c.ok(&["get", "svc", "tcp-echo"]);
     let row: Vec<&str> = table
         .lines()
@@ -210,7 +219,7 @@ fn load_balancers_get_pool_addresses_forward_tcp_and_udp_and_release_them() {
     // The second LoadBalancer has an address of its own.
     let udp = ingress(&c, "udp-echo");
     let udp_addr = addr_of(&udp);
-    assert!(in_pool(match udp_addr.ip() {
+    assert!(pool(&c).contains(&match udp_addr.ip() {
         std::net::IpAddr::V4(ip) => ip,
         other => panic!("{other}"),
     }));
@@ -530,4 +539,67 @@ fn a_killed_edge_is_restarted_keeps_the_addresses_and_down_stops_it() {
     assert!(!alive(new), "edge {new} left running after down");
     let refused = TcpStream::connect_timeout(&addr, Duration::from_secs(2));
     assert!(refused.is_err(), "{addr} still accepts after down");
+}
+
+#[test]
+fn clusters_on_one_machine_hold_their_own_lb_pools() {
+    let a = Cluster::up(&["--nodes", "1"]);
+    let b = Cluster::up(&["--nodes", "1"]);
+    let (pa, pb) = (pool(&a), pool(&b));
+    assert!(
+        !pa.contains(&pb.network()) && !pb.contains(&pa.network()),
+        "{pa} and {pb} overlap"
+    );
+    // Each cluster's ingress controller listens on its own pool, on the
+    // Service's own ports, and cluster-info lists those listeners.
+    for (c, p) in [(&a, pa), (&b, pb)] {
+        let ing = eventually(
+            "the ingress controller's address",
+            Duration::from_secs(15),
+            || {
+                let svc = c.json(&[
+                    "get",
+                    "svc",
+                    "podnet-ingress-controller",
+                    "-n",
+                    "podnet-ingress",
+                ]);
+                let ing = svc.pointer("/status/loadBalancer/ingress/0")?.clone();
+                (ing["ports"].as_array()?.len() == 2).then_some(ing)
+            },
+        );
+        let ip: Ipv4Addr = ing["ip"].as_str().unwrap().parse().unwrap();
+        assert!(p.contains(&ip), "{ing} outside {p}");
+        assert_eq!(ing["ports"][0]["port"], 80, "{ing}");
+        let listeners = c.info()["edge"]["listeners"].clone();
+        assert!(
+            listeners
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|l| l["address"] == ip.to_string()
+                    && l["port"] == 80
+                    && l["service"] == "podnet-ingress/podnet-ingress-controller"),
+            "{listeners:#}"
+        );
+    }
+    // A third cluster asking for a pool that is held is refused, naming the
+    // holder, before anything starts.
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let out = Command::new(crate::harness::BIN)
+        .args(["up", "--nodes", "1", "--lb-pool", &pa.to_string()])
+        .env("PODNET_STATE_DIR", &state)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "LoadBalancer pool {pa} is in use by the cluster in {}",
+            a.state.display()
+        )),
+        "{err}"
+    );
+    assert!(!state.join("supervisor.pid").exists() && !state.join("cluster.json").exists());
 }

@@ -225,9 +225,17 @@ impl<'a> ServiceView<'a> {
     /// The ports the edge listens for: those with a NodePort and a protocol
     /// it forwards (TCP or UDP), in Service port order.
     pub fn edge_ports(self) -> impl Iterator<Item = ServicePortView<'a>> + use<'a> {
-        self.ports().filter(|p| {
-            p.node_port().is_some() && matches!(p.protocol(), Some(Protocol::Tcp | Protocol::Udp))
-        })
+        self.ports().filter(|p| p.is_edge_port())
+    }
+
+    /// For each of `spec.ports`, the real host port the edge listens on for
+    /// it on the LoadBalancer address (`None`: the edge does not forward
+    /// this port, or has not opened it yet).
+    pub fn host_ports(self) -> Vec<Option<u16>> {
+        let mut real = self.load_balancer_ports().into_iter();
+        self.ports()
+            .map(|p| if p.is_edge_port() { real.next() } else { None })
+            .collect()
     }
 
     /// The real host port the edge listens on for Service port `port`.
@@ -256,6 +264,12 @@ impl<'a> ServicePortView<'a> {
 
     pub fn protocol(self) -> Option<Protocol> {
         Protocol::of(self.0)
+    }
+
+    /// A port the edge listens for: it has a NodePort and a protocol the
+    /// edge forwards (TCP or UDP).
+    pub fn is_edge_port(self) -> bool {
+        self.node_port().is_some() && matches!(self.protocol(), Some(Protocol::Tcp | Protocol::Udp))
     }
 }
 
