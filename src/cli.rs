@@ -19,14 +19,10 @@ use crate::roles;
     about = "A Kubernetes-networking testbed of real processes on one machine"
 )]
 pub struct Cli {
-    /// Where the running cluster is recorded.
-    #[arg(
-        long,
-        global = true,
-        env = "PODNET_STATE_DIR",
-        default_value = ".podnet"
-    )]
-    pub state_dir: PathBuf,
+    /// Where the running cluster is recorded [default: .podnet; `run`
+    /// uses a new temporary directory unless this is given].
+    #[arg(long, global = true, env = "PODNET_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -85,14 +81,17 @@ impl Command {
 }
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    let state = cli.state_dir;
+    let state = cli
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(".podnet"));
     match cli.command {
         Command::Controlplane(args) => roles::controlplane(&state, args).await,
         Command::Node(args) => roles::node(args).await,
         Command::Edge(args) => roles::edge(args).await,
         Command::Up(args) => launcher::up(&state, args).await,
         Command::Down => launcher::down(&state, Duration::from_secs(10)).await,
-        Command::Run(args) => scenario::run::run(args).await,
+        Command::Run(args) => scenario::run::run(args, cli.state_dir).await,
         Command::Apply(args) => kubectl::apply(&state, args).await,
         Command::Get(args) => kubectl::get(&state, args).await,
         Command::Delete(args) => kubectl::delete(&state, args).await,

@@ -9,5 +9,6 @@
 
 pub mod expect;
 pub mod host;
+pub mod refs;
 pub mod run;
 pub mod schema;

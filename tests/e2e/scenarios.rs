@@ -60,7 +60,27 @@ expect:
 "#,
     )
     .unwrap();
-    let out = Command::new(BIN).arg("run").arg(&file).output().unwrap();
+    // In the state dir and with the LoadBalancer pool asked for, and the
+    // logs are kept there.
+    let state = dir.path().join("state");
+    let out = Command::new(BIN)
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["run", "--lb-pool", "127.0.200.0/24"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    for want in [
+        "LoadBalancer pool 127.0.200.0/24".to_string(),
+        format!("state in {}", state.display()),
+        format!("scenario FAILED"),
+        format!("logs kept in {}", state.join("logs").display()),
+    ] {
+        assert!(stdout.contains(&want), "{want:?} missing from:\n{stdout}");
+    }
+    assert!(state.join("logs/controlplane.log").exists());
+    assert!(!state.join("cluster.json").exists(), "the cluster is down");
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -101,6 +121,11 @@ fn bad_scenarios_say_where() {
         (
             "name: bad\nready_timeout: 60\n",
             vec![at(2), "has no unit".to_string()],
+        ),
+        // An expectation naming what the manifests do not create cannot pass.
+        (
+            "name: bad\nexpect:\n  - {http: \"http://shop.example.com/\", from: host, resolve: \"shop.example.com:ingress\", backend: shop}\n",
+            vec![r#"expect[0].backend: no Service "shop" in namespace default"#.to_string()],
         ),
     ] {
         let out = check(&file, file_text);

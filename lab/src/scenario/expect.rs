@@ -129,7 +129,7 @@ pub(super) async fn check_reachability(
         let src_name = src["metadata"]["name"].as_str().unwrap_or("");
         let src_ns = src["metadata"]["namespace"].as_str().unwrap_or("default");
         for (dst_name, dst_ip) in &targets {
-            let mut cmd = vec!["nc".to_string(), "-z".into()];
+            let mut cmd = vec!["nc".to_string(), "-z".into(), "-v".into()];
             if r.protocol == Protocol::Udp {
                 cmd.push("-u".into());
             }
@@ -141,7 +141,7 @@ pub(super) async fn check_reachability(
             ]);
             let resp = api::exec_in(api, src_ns, src_name, &cmd, Vec::new()).await?;
             let reachable = resp.exit_code == 0;
-            let verdict = if reachable { "reachable" } else { "blocked" };
+            let verdict = connect_verdict(resp.exit_code, &String::from_utf8_lossy(&resp.stderr));
             let want = if r.allowed { "allowed" } else { "denied" };
             results.push((
                 format!("reachability {src_name} -> {dst_name} ({dst_ip}:{}/{}): {verdict}, expected {want}", r.port, r.protocol),
@@ -150,6 +150,23 @@ pub(super) async fn check_reachability(
         }
     }
     Ok(results)
+}
+
+/// What `nc -z -v` says of a connection attempt: a refusal (an RST or
+/// port-unreachable came back) and a drop (nothing came back before the
+/// timeout) are different findings in a network, never one "blocked".
+fn connect_verdict(exit_code: i32, stderr: &str) -> &'static str {
+    if exit_code == 0 {
+        "reachable"
+    } else if stderr.contains("refused") {
+        "refused"
+    } else if stderr.contains("timed out") {
+        "dropped (timed out)"
+    } else if stderr.contains("unreachable") || stderr.contains("No route") {
+        "unreachable"
+    } else {
+        "not reachable"
+    }
 }
 
 /// Expands `service:` and `pods:` references in expected DNS answers.
@@ -281,4 +298,40 @@ pub(super) async fn check_http(api: &mut Api, h: &HttpExpect) -> anyhow::Result<
         ));
     }
     Ok((line, ok))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::connect_verdict;
+
+    #[test]
+    fn refused_and_dropped_are_told_apart() {
+        let check = |code, stderr, expected| assert_eq!(connect_verdict(code, stderr), expected);
+        check(
+            0,
+            "Connection to 10.244.1.3 8080 port [tcp/*] succeeded!\n",
+            "reachable",
+        );
+        check(
+            1,
+            "nc: connect to 10.244.1.3 port 81 (tcp) failed: Connection refused\n",
+            "refused",
+        );
+        check(
+            1,
+            "nc: connect to 10.244.1.3 port 80 (tcp) timed out: Operation now in progress\n",
+            "dropped (timed out)",
+        );
+        check(
+            1,
+            "nc: connect to 10.244.1.3 port 53 (udp) timed out: no reply\n",
+            "dropped (timed out)",
+        );
+        check(
+            1,
+            "nc: connect to 10.9.9.9 port 80 (tcp) failed: No route to host\n",
+            "unreachable",
+        );
+        check(1, "", "not reachable");
+    }
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
+use ipnet::Ipv4Net;
 use serde_json::Value;
 
 use super::expect::{self, wait_ready};
@@ -22,11 +23,20 @@ pub struct RunArgs {
     /// Validate the file and its manifests without running anything.
     #[arg(long)]
     pub check: bool,
+    /// The cluster's LoadBalancer pool, as `podnet up --lb-pool` (default:
+    /// the first free /24 from 127.0.1.0/24 up).
+    #[arg(long, value_parser = launcher::parse_lb_pool)]
+    pub lb_pool: Option<Ipv4Net>,
 }
 
-pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+/// Runs the scenario in a cluster recorded in `state_dir` (so `podnet get`
+/// and friends work against it while it runs), or in a new temporary
+/// directory that is removed after a passing run.
+pub async fn run(args: RunArgs, state_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let scenario = load(&args.file)?;
     let objects = manifests(&args.file, &scenario)?;
+    super::refs::check(&scenario, &objects)
+        .map_err(|e| InputError(format!("{}: {e}", args.file.display())))?;
     if args.check {
         println!(
             "{}: ok ({} nodes, {} objects, {} expectations)",
@@ -37,26 +47,40 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let state = std::env::temp_dir().join(format!(
-        "podnet-run-{}-{:08x}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
+    let temporary = state_dir.is_none();
+    let state = state_dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!(
+            "podnet-run-{}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ))
+    });
     let up = UpArgs {
         file: Some(args.file.clone()),
         nodes: 0,
         node_grace_period: Duration::from_secs(3),
-        lb_pool: launcher::parse_lb_pool(podnet_proto::model::network::DEFAULT_LB_POOL)
-            .map_err(anyhow::Error::msg)?,
+        lb_pool: args.lb_pool,
         foreground: false,
     };
     let started = std::time::Instant::now();
-    let (mut supervisor, record) = launcher::start_supervisor(&state, &up, false).await?;
+    let (mut supervisor, record) = match launcher::start_supervisor(&state, &up, false).await {
+        Ok(up) => up,
+        Err(e) => {
+            if temporary {
+                let _ = std::fs::remove_dir_all(&state);
+            }
+            return Err(e);
+        }
+    };
     println!(
-        "scenario {}: {} nodes Ready in {} ms",
+        "scenario {}: {} nodes Ready in {} ms, LoadBalancer pool {} (state in {})",
         scenario.name,
         record.nodes.len(),
-        started.elapsed().as_millis()
+        started.elapsed().as_millis(),
+        record
+            .lb_pool
+            .map_or_else(|| "none".to_string(), |p| p.to_string()),
+        state.display()
     );
     if let Some(d) = &scenario.description {
         println!("  {d}");
@@ -72,13 +96,29 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     {
         let _ = supervisor.kill().await;
     }
-    let passed = result?;
-    if passed {
-        let _ = std::fs::remove_dir_all(&state);
-        Ok(ExitCode::SUCCESS)
-    } else {
-        println!("logs kept in {}", state.join("logs").display());
-        Ok(ExitCode::FAILURE)
+    let took = started.elapsed().as_secs_f64();
+    match result {
+        Ok(true) => {
+            println!("cluster torn down; scenario passed in {took:.1} s");
+            if temporary {
+                let _ = std::fs::remove_dir_all(&state);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(false) => {
+            println!(
+                "cluster torn down; scenario FAILED in {took:.1} s; logs kept in {}",
+                state.join("logs").display()
+            );
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => {
+            println!(
+                "cluster torn down after {took:.1} s; logs kept in {}",
+                state.join("logs").display()
+            );
+            Err(e)
+        }
     }
 }
 
@@ -112,16 +152,22 @@ async fn run_in_cluster(
     let mut failed = 0;
     let mut total = 0;
     for e in &scenario.expect {
-        let results = match e {
+        let checked = match e {
             Expectation::Reachability { reachability } => {
-                expect::check_reachability(&mut api, reachability).await?
+                expect::check_reachability(&mut api, reachability).await
             }
-            Expectation::Dns(d) => vec![expect::check_dns(&mut api, d).await?],
+            Expectation::Dns(d) => expect::check_dns(&mut api, d).await.map(|r| vec![r]),
             Expectation::Http(h) if h.from == "host" => {
-                vec![super::host::check_http_from_host(&mut api, h, base).await?]
+                super::host::check_http_from_host(&mut api, h, base)
+                    .await
+                    .map(|r| vec![r])
             }
-            Expectation::Http(h) => vec![expect::check_http(&mut api, h).await?],
+            Expectation::Http(h) => expect::check_http(&mut api, h).await.map(|r| vec![r]),
         };
+        // An expectation that cannot be checked (it names a pod or Service
+        // the cluster does not have) fails; the others are still checked.
+        let results =
+            checked.unwrap_or_else(|error| vec![(format!("{}: {error:#}", e.summary()), false)]);
         for (line, ok) in results {
             total += 1;
             if !ok {

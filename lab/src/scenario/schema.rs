@@ -114,6 +114,21 @@ pub enum Expectation {
     Http(HttpExpect),
 }
 
+impl Expectation {
+    /// What the expectation checks, in a few words, for a FAIL line when it
+    /// could not be checked at all.
+    pub fn summary(&self) -> String {
+        match self {
+            Expectation::Reachability { reachability: r } => format!(
+                "reachability {} -> {} port {}/{}",
+                r.from, r.to, r.port, r.protocol
+            ),
+            Expectation::Dns(d) => format!("dns {} {} from {}", d.dns, d.rtype, d.from),
+            Expectation::Http(h) => format!("http {} from {}", h.http, h.from),
+        }
+    }
+}
+
 /// `{dns: NAME, type: A, from: POD, answers: [...]}`: what a pod's resolver
 /// gets for NAME (the pod's search path applies). Answers may be literal,
 /// `service:[NS/]NAME` (that Service's ClusterIP) or `pods:[NS/]SELECTOR`
@@ -197,7 +212,7 @@ pub struct Reachability {
     #[serde(default)]
     pub protocol: Protocol,
     pub allowed: bool,
-    /// Seconds to wait for a connection before calling it blocked.
+    /// Seconds to wait for a connection before calling it dropped.
     #[serde(default = "default_probe_timeout")]
     pub timeout: u64,
 }
