@@ -170,6 +170,28 @@ impl ApiService {
         Ok(sources)
     }
 
+    /// Then the flows the gathered journeys continue, wherever they were
+    /// recorded, up to [`TRACE_ROUNDS`] generations.
+    async fn gather_parents(&self, sources: &[String], gathered: &TraceStore) {
+        let mut asked = std::collections::HashSet::new();
+        for _ in 0..TRACE_ROUNDS {
+            let missing: Vec<u64> = gathered
+                .missing_parents()
+                .into_iter()
+                .filter(|p| asked.insert(*p))
+                .take(podnet_proto::trace::MAX_IDS)
+                .collect();
+            if missing.is_empty() {
+                break;
+            }
+            let request = SpansRequest {
+                trace_ids: missing,
+                latest: 0,
+            };
+            self.gather(sources, request, gathered).await;
+        }
+    }
+
     /// Asks every source for `request`'s spans (concurrently, each bounded
     /// in time; a process that does not answer contributes nothing) into
     /// `into`.
@@ -387,7 +409,7 @@ impl Api for ApiService {
             n => n.min(MAX_TRACES),
         };
         let sources = self.trace_sources()?;
-        let gathered = TraceStore::new();
+        let mut gathered = TraceStore::new();
         let first = if req.trace_id != 0 {
             SpansRequest {
                 trace_ids: vec![req.trace_id],
@@ -400,23 +422,28 @@ impl Api for ApiService {
             }
         };
         self.gather(&sources, first, &gathered).await;
-        // Then the flows those journeys continue, wherever they were recorded.
-        let mut asked = std::collections::HashSet::new();
-        for _ in 0..TRACE_ROUNDS {
-            let missing: Vec<u64> = gathered
-                .missing_parents()
-                .into_iter()
-                .filter(|p| asked.insert(*p))
-                .take(podnet_proto::trace::MAX_IDS)
+        self.gather_parents(&sources, &gathered).await;
+        if req.trace_id == 0 {
+            // Each process answered with its own latest flows, and a flow
+            // one process lists may have spans in another whose latest are
+            // newer ones: ask every process for every span of the flows to
+            // be shown, into a new store (no span twice), so that no
+            // journey is cut down to the hops of the processes that listed it.
+            let mut ids: Vec<u64> = gathered
+                .latest(limit as usize)
+                .iter()
+                .flat_map(|j| j.spans.iter().map(|s| s.trace_id))
                 .collect();
-            if missing.is_empty() {
-                break;
-            }
+            ids.sort_unstable();
+            ids.dedup();
+            ids.truncate(podnet_proto::trace::MAX_IDS);
+            gathered = TraceStore::new();
             let request = SpansRequest {
-                trace_ids: missing,
+                trace_ids: ids,
                 latest: 0,
             };
             self.gather(&sources, request, &gathered).await;
+            self.gather_parents(&sources, &gathered).await;
         }
         let journeys = if req.trace_id != 0 {
             let spans = gathered.journey(req.trace_id);

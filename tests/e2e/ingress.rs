@@ -459,6 +459,23 @@ fn ingress_routes_by_host_and_path_and_traces_the_journey() {
         out.contains(&format!("trace {id}")) && out.contains("ingress default/main"),
         "{out}"
     );
+    // The latest journeys are whole: each shows every hop `trace ID`
+    // shows for it, wherever those hops were recorded.
+    let latest: Value = serde_json::from_str(&c.ok(&["trace", "--last", "20", "-o", "json"]))
+        .expect("trace --last -o json");
+    let latest = latest.as_array().cloned().unwrap_or_default();
+    assert!(!latest.is_empty(), "no journeys listed");
+    for j in &latest {
+        let id = j["traceId"].as_str().expect("a journey's trace id");
+        let whole: Value = serde_json::from_str(&c.ok(&["trace", id, "-o", "json"])).unwrap();
+        let listed: std::collections::BTreeSet<String> = hops(j).into_iter().collect();
+        for hop in hops(&whole) {
+            assert!(
+                listed.contains(&hop),
+                "trace --last shows journey {id} without its {hop} hop: {j:#}\nwhole: {whole:#}"
+            );
+        }
+    }
     // A 503 is traced with its reason.
     let j = journey(&c, &missing.trace_id(), |j| {
         hops(j).iter().any(|h| h == "ingress")
