@@ -2,6 +2,7 @@
 //! and speaks the gRPC API. Output looks like kubectl's.
 
 pub mod describe;
+pub mod jsonpath;
 pub mod table;
 pub mod trace;
 
@@ -57,7 +58,7 @@ pub struct GetArgs {
     /// Label selector, kubectl syntax.
     #[arg(short = 'l', long)]
     pub selector: Option<String>,
-    /// wide, yaml or json.
+    /// wide, yaml, json, name or jsonpath=TEMPLATE.
     #[arg(short, long)]
     pub output: Option<String>,
 }

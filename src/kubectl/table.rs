@@ -5,12 +5,16 @@ use podnet_proto::model::Kind;
 use podnet_proto::model::view::{EndpointSliceView, NodeView, PodView, ServiceView};
 use serde_json::{Value, json};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Format {
     Table,
     Wide,
     Json,
     Yaml,
+    /// `-o name`: `kind/name` per object.
+    Name,
+    /// `-o jsonpath=TEMPLATE`.
+    JsonPath(super::jsonpath::Template),
 }
 
 impl Format {
@@ -20,9 +24,13 @@ impl Format {
             Some("wide") => Ok(Format::Wide),
             Some("json") => Ok(Format::Json),
             Some("yaml") => Ok(Format::Yaml),
-            Some(other) => Err(format!(
-                "unable to match a printer suitable for the output format {other:?}, allowed formats are: json, wide, yaml"
-            )),
+            Some("name") => Ok(Format::Name),
+            Some(other) => match other.strip_prefix("jsonpath=") {
+                Some(template) => super::jsonpath::Template::parse(template).map(Format::JsonPath),
+                None => Err(format!(
+                    "unable to match a printer suitable for the output format {other:?}, allowed formats are: json, jsonpath, name, wide, yaml"
+                )),
+            },
         }
     }
 }
@@ -560,9 +568,19 @@ pub fn render_one(
     match format {
         Format::Json => Ok(serde_json::to_string_pretty(v)? + "\n"),
         Format::Yaml => to_yaml(v),
-        Format::Table | Format::Wide => {
+        Format::JsonPath(template) => Ok(template.render(v)),
+        Format::Table | Format::Wide | Format::Name => {
             render_list(kind, std::slice::from_ref(v), format, all_namespaces, 0)
         }
+    }
+}
+
+/// `pod/web-1`, `deployment.apps/web`: the object as `-o name` prints it.
+fn object_name(kind: Kind, v: &Value) -> String {
+    let resource = kind.as_str().to_lowercase();
+    match s(v, "/apiVersion").split_once('/') {
+        Some((group, _)) => format!("{resource}.{group}/{}", s(v, "/metadata/name")),
+        None => format!("{resource}/{}", s(v, "/metadata/name")),
     }
 }
 
@@ -577,6 +595,8 @@ pub fn render_list(
     match format {
         Format::Json => Ok(serde_json::to_string_pretty(&list())? + "\n"),
         Format::Yaml => to_yaml(&list()),
+        Format::JsonPath(template) => Ok(template.render(&list())),
+        Format::Name => Ok(items.iter().map(|v| object_name(kind, v) + "\n").collect()),
         Format::Table | Format::Wide => {
             let wide = format == Format::Wide;
             let now = chrono::Utc::now();
