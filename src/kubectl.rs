@@ -4,6 +4,7 @@
 pub mod describe;
 pub mod jsonpath;
 pub mod table;
+pub mod tabwriter;
 pub mod trace;
 
 use std::io::Write;
@@ -504,26 +505,13 @@ pub async fn describe(state: &Path, args: DescribeArgs) -> anyhow::Result<ExitCo
             )
         }
     };
-    let mut text = match kind {
-        Kind::Service => {
-            let endpoints = match api.get(get(Kind::Endpoints)).await {
-                Ok(r) => serde_json::from_slice::<Value>(&r.into_inner().object).ok(),
-                Err(s) if s.code() == tonic::Code::NotFound => None,
-                Err(s) => return Err(status_error(s)),
-            };
-            describe::service(&object, endpoints.as_ref())
-        }
-        Kind::Pod => describe::pod(&object),
-        Kind::Ingress => {
-            let services = list(Kind::Service).await?;
-            let endpoints = list(Kind::Endpoints).await?;
-            describe::ingress(&object, &services, &endpoints)
-        }
-        other => {
-            print!("{}", describe::other(other, &object)?);
-            return Ok(ExitCode::SUCCESS);
-        }
-    };
+    if !matches!(
+        kind,
+        Kind::Service | Kind::Pod | Kind::Ingress | Kind::Deployment | Kind::ReplicaSet
+    ) {
+        print!("{}", describe::other(kind, &object)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     // The events about this object, as kubectl matches them.
     let uid = object.pointer("/metadata/uid").and_then(Value::as_str);
     let events: Vec<Value> = list(Kind::Event)
@@ -539,7 +527,24 @@ pub async fn describe(state: &Path, args: DescribeArgs) -> anyhow::Result<ExitCo
                 && (involved("uid").is_none_or(str::is_empty) || involved("uid") == uid)
         })
         .collect();
-    text.push_str(&describe::events(&events));
+    let text = match kind {
+        Kind::Service => {
+            let endpoints = match api.get(get(Kind::Endpoints)).await {
+                Ok(r) => serde_json::from_slice::<Value>(&r.into_inner().object).ok(),
+                Err(s) if s.code() == tonic::Code::NotFound => None,
+                Err(s) => return Err(status_error(s)),
+            };
+            describe::service(&object, endpoints.as_ref(), &events)
+        }
+        Kind::Pod => describe::pod(&object, &events),
+        Kind::Deployment => describe::deployment(&object, &list(Kind::ReplicaSet).await?, &events),
+        Kind::ReplicaSet => describe::replica_set(&object, &list(Kind::Pod).await?, &events),
+        _ => {
+            let services = list(Kind::Service).await?;
+            let endpoints = list(Kind::Endpoints).await?;
+            describe::ingress(&object, &services, &endpoints, &events)
+        }
+    };
     print!("{text}");
     Ok(ExitCode::SUCCESS)
 }

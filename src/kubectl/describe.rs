@@ -1,232 +1,746 @@
 //! `podnet describe`: the human view kubectl gives of one object, for the
-//! troubleshooting steps users already know. Services, pods and Ingresses get the
-//! kubectl layout; other kinds print their YAML.
-
-use std::fmt::Write;
+//! troubleshooting steps users already know. Services, pods, Deployments,
+//! ReplicaSets and Ingresses get kubectl's layout (its describers in
+//! `k8s.io/kubectl/pkg/describe`, written through the same tab-aligned
+//! `PrefixWriter`); other kinds print their YAML. Only the fields podnet
+//! emulates are shown: no volumes, tolerations or resource limits beyond
+//! what the object carries.
 
 use podnet_proto::model::view::PodView;
 use podnet_proto::model::{Kind, str_at, strs_at};
 use serde_json::Value;
 
 use super::table;
+use super::tabwriter::PrefixWriter;
 
-fn map_text(v: Option<&Value>) -> String {
-    let items: Vec<String> = v
+/// `Labels:` and the like: `key=value` lines, sorted, the first beside the
+/// title and the rest under it (kubectl's printLabelsMultiline).
+fn labels(w: &mut PrefixWriter, title: &str, map: Option<&Value>) {
+    w.write(0, &format!("{title}:\t"));
+    let mut items: Vec<(String, String)> = map
         .and_then(Value::as_object)
         .map(|m| {
             m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
                 .collect()
         })
         .unwrap_or_default();
     if items.is_empty() {
-        "<none>".into()
-    } else {
-        items.join("\n                   ")
+        w.write(0, "<none>\n");
+        return;
+    }
+    items.sort();
+    for (i, (k, v)) in items.iter().enumerate() {
+        if i > 0 {
+            w.write(0, "\t");
+        }
+        w.write(0, &format!("{k}={v}\n"));
     }
 }
 
-fn line(out: &mut String, key: &str, value: impl std::fmt::Display) {
-    let _ = writeln!(out, "{:<19}{value}", format!("{key}:"));
+/// kubectl's printAnnotationsMultiline: `key: value`, sorted, without
+/// kubectl's own last-applied configuration.
+fn annotations(w: &mut PrefixWriter, title: &str, map: Option<&Value>) {
+    const MAX_LEN: usize = 140;
+    w.write(0, &format!("{title}:\t"));
+    let mut items: Vec<(String, String)> = map
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| *k != "kubectl.kubernetes.io/last-applied-configuration")
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    if items.is_empty() {
+        w.write(0, "<none>\n");
+        return;
+    }
+    items.sort();
+    for (i, (k, v)) in items.iter().enumerate() {
+        if i > 0 {
+            w.write(0, "\t");
+        }
+        let v = v.strip_suffix('\n').unwrap_or(v);
+        if v.len() + k.len() + 2 > MAX_LEN || v.contains('\n') {
+            w.write(0, &format!("{k}:\n"));
+            for l in v.split('\n') {
+                let short = if l.len() > MAX_LEN - 2 {
+                    let cut = (0..=MAX_LEN - 2)
+                        .rev()
+                        .find(|i| l.is_char_boundary(*i))
+                        .unwrap_or(0);
+                    format!("{}...", &l[..cut])
+                } else {
+                    l.to_string()
+                };
+                w.write(0, &format!("\t  {short}\n"));
+            }
+        } else {
+            w.write(0, &format!("{k}: {v}\n"));
+        }
+    }
+}
+
+fn or_none(s: &str) -> &str {
+    if s.is_empty() { "<none>" } else { s }
+}
+
+/// A timestamp as kubectl prints one (Go's RFC1123Z, local time).
+fn rfc1123z(ts: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(ts) {
+        Ok(t) => t
+            .with_timezone(&chrono::Local)
+            .format("%a, %d %b %Y %H:%M:%S %z")
+            .to_string(),
+        Err(_) => ts.to_string(),
+    }
+}
+
+fn i64_at(v: &Value, pointer: &str) -> i64 {
+    v.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
+}
+
+fn array<'a>(v: &'a Value, pointer: &str) -> impl Iterator<Item = &'a Value> {
+    v.pointer(pointer)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+}
+
+/// `Kind/name` of the object's controller, if it has one.
+fn controlled_by(v: &Value) -> Option<String> {
+    array(v, "/metadata/ownerReferences")
+        .find(|o| o.get("controller").and_then(Value::as_bool) == Some(true))
+        .map(|o| format!("{}/{}", str_at(o, "/kind"), str_at(o, "/name")))
+}
+
+/// An int-or-string (ports, maxSurge) as Go's intstr prints it.
+fn int_or_string(v: Option<&Value>) -> String {
+    match v {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => String::new(),
+    }
 }
 
 /// A Service with the Endpoints object of the same name (if any).
-pub fn service(svc: &Value, endpoints: Option<&Value>) -> String {
-    let mut out = String::new();
-    line(&mut out, "Name", str_at(svc, "/metadata/name"));
-    line(&mut out, "Namespace", str_at(svc, "/metadata/namespace"));
-    line(
-        &mut out,
-        "Labels",
-        map_text(svc.pointer("/metadata/labels")),
+pub fn service(svc: &Value, endpoints: Option<&Value>, events: &[Value]) -> String {
+    let mut w = PrefixWriter::new();
+    w.write(0, &format!("Name:\t{}\n", str_at(svc, "/metadata/name")));
+    w.write(
+        0,
+        &format!("Namespace:\t{}\n", str_at(svc, "/metadata/namespace")),
     );
-    line(
-        &mut out,
-        "Annotations",
-        map_text(svc.pointer("/metadata/annotations")),
+    labels(&mut w, "Labels", svc.pointer("/metadata/labels"));
+    annotations(&mut w, "Annotations", svc.pointer("/metadata/annotations"));
+    w.write(
+        0,
+        &format!(
+            "Selector:\t{}\n",
+            table::selector_of(svc.pointer("/spec/selector"))
+        ),
     );
-    line(
-        &mut out,
-        "Selector",
-        table::selector_of(svc.pointer("/spec/selector")),
-    );
-    let ty = str_at(svc, "/spec/type");
-    line(
-        &mut out,
-        "Type",
-        if ty.is_empty() { "ClusterIP" } else { ty },
-    );
-    if ty == "ExternalName" {
-        line(&mut out, "External Name", str_at(svc, "/spec/externalName"));
-    } else {
-        let families = strs_at(svc, "/spec/ipFamilies");
-        line(
-            &mut out,
-            "IP Family Policy",
-            str_at(svc, "/spec/ipFamilyPolicy"),
-        );
-        line(&mut out, "IP Families", families.join(","));
-        line(&mut out, "IP", table::service_cluster_ip(svc));
-        let ips = strs_at(svc, "/spec/clusterIPs");
-        line(
-            &mut out,
-            "IPs",
-            if ips.is_empty() {
-                table::service_cluster_ip(svc)
-            } else {
-                ips.join(",")
-            },
-        );
+    let ty = match str_at(svc, "/spec/type") {
+        "" => "ClusterIP",
+        ty => ty,
+    };
+    w.write(0, &format!("Type:\t{ty}\n"));
+    let policy = str_at(svc, "/spec/ipFamilyPolicy");
+    if !policy.is_empty() {
+        w.write(0, &format!("IP Family Policy:\t{policy}\n"));
     }
-    if ty == "LoadBalancer" {
-        line(
-            &mut out,
-            "LoadBalancer Ingress",
-            table::service_external_ip(svc),
-        );
+    let families = strs_at(svc, "/spec/ipFamilies");
+    w.write(
+        0,
+        &format!("IP Families:\t{}\n", or_none(&families.join(","))),
+    );
+    w.write(0, &format!("IP:\t{}\n", str_at(svc, "/spec/clusterIP")));
+    let ips = strs_at(svc, "/spec/clusterIPs");
+    w.write(0, &format!("IPs:\t{}\n", or_none(&ips.join(","))));
+    let lb_ip = str_at(svc, "/spec/loadBalancerIP");
+    if !lb_ip.is_empty() {
+        w.write(0, &format!("Desired LoadBalancer IP:\t{lb_ip}\n"));
+    }
+    let external_name = str_at(svc, "/spec/externalName");
+    if !external_name.is_empty() {
+        w.write(0, &format!("External Name:\t{external_name}\n"));
+    }
+    if let Some(lb) = table::load_balancer_addresses(svc) {
+        w.write(0, &format!("LoadBalancer Ingress:\t{lb}\n"));
     }
     let endpoints_text = endpoints
         .map(table::endpoints_text)
         .unwrap_or_else(|| "<none>".into());
-    for p in svc
-        .pointer("/spec/ports")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let name = str_at(p, "/name");
-        let name = if name.is_empty() { "<unset>" } else { name };
-        let proto = str_at(p, "/protocol");
-        let proto = if proto.is_empty() { "TCP" } else { proto };
-        let port = p.get("port").and_then(Value::as_u64).unwrap_or(0);
-        line(&mut out, "Port", format!("{name}  {port}/{proto}"));
-        let target = match p.get("targetPort") {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Number(n)) => n.to_string(),
-            _ => port.to_string(),
+    for p in array(svc, "/spec/ports") {
+        let name = match str_at(p, "/name") {
+            "" => "<unset>",
+            n => n,
         };
-        line(&mut out, "TargetPort", format!("{target}/{proto}"));
+        let proto = match str_at(p, "/protocol") {
+            "" => "TCP",
+            p => p,
+        };
+        let port = i64_at(p, "/port");
+        w.write(0, &format!("Port:\t{name}\t{port}/{proto}\n"));
+        let target = match int_or_string(p.get("targetPort")) {
+            t if t.is_empty() => port.to_string(),
+            t => t,
+        };
+        w.write(0, &format!("TargetPort:\t{target}/{proto}\n"));
+        let app_protocol = str_at(p, "/appProtocol");
+        if !app_protocol.is_empty() {
+            w.write(0, &format!("AppProtocol:\t{app_protocol}\n"));
+        }
         if let Some(np) = p.get("nodePort").and_then(Value::as_u64) {
-            line(&mut out, "NodePort", format!("{name}  {np}/{proto}"));
+            w.write(0, &format!("NodePort:\t{name}\t{np}/{proto}\n"));
         }
-        if ty != "ExternalName" {
-            line(&mut out, "Endpoints", &endpoints_text);
-        }
+        w.write(0, &format!("Endpoints:\t{endpoints_text}\n"));
     }
-    let affinity = str_at(svc, "/spec/sessionAffinity");
-    line(
-        &mut out,
-        "Session Affinity",
-        if affinity.is_empty() {
-            "None"
-        } else {
-            affinity
-        },
-    );
-    if matches!(ty, "NodePort" | "LoadBalancer") {
-        line(
-            &mut out,
-            "External Traffic Policy",
-            str_at(svc, "/spec/externalTrafficPolicy"),
-        );
+    let affinity = match str_at(svc, "/spec/sessionAffinity") {
+        "" => "None",
+        a => a,
+    };
+    w.write(0, &format!("Session Affinity:\t{affinity}\n"));
+    let etp = str_at(svc, "/spec/externalTrafficPolicy");
+    if !etp.is_empty() {
+        w.write(0, &format!("External Traffic Policy:\t{etp}\n"));
     }
-    if ty != "ExternalName" {
-        line(
-            &mut out,
-            "Internal Traffic Policy",
-            str_at(svc, "/spec/internalTrafficPolicy"),
-        );
+    let itp = str_at(svc, "/spec/internalTrafficPolicy");
+    if !itp.is_empty() {
+        w.write(0, &format!("Internal Traffic Policy:\t{itp}\n"));
     }
-    out
+    let hc = i64_at(svc, "/spec/healthCheckNodePort");
+    if hc != 0 {
+        w.write(0, &format!("HealthCheck NodePort:\t{hc}\n"));
+    }
+    describe_events(&mut w, events, chrono::Utc::now());
+    w.finish()
 }
 
-/// A Pod: where it runs, its containers and conditions.
-pub fn pod(p: &Value) -> String {
-    let mut out = String::new();
-    line(&mut out, "Name", str_at(p, "/metadata/name"));
-    line(&mut out, "Namespace", str_at(p, "/metadata/namespace"));
-    let node = str_at(p, "/spec/nodeName");
-    let host_ip = str_at(p, "/status/hostIP");
-    line(
-        &mut out,
-        "Node",
-        if node.is_empty() {
-            "<none>".to_string()
-        } else {
-            format!("{node}/{host_ip}")
-        },
+/// kubectl's DescribeProbe.
+fn probe_text(probe: &Value) -> String {
+    let n = |f: &str, d: i64| probe.get(f).and_then(Value::as_i64).unwrap_or(d);
+    let attrs = format!(
+        "delay={}s timeout={}s period={}s #success={} #failure={}",
+        n("initialDelaySeconds", 0),
+        n("timeoutSeconds", 1),
+        n("periodSeconds", 10),
+        n("successThreshold", 1),
+        n("failureThreshold", 3),
     );
-    line(&mut out, "Start Time", str_at(p, "/status/startTime"));
-    line(&mut out, "Labels", map_text(p.pointer("/metadata/labels")));
-    line(&mut out, "Status", PodView(p).status());
-    line(&mut out, "IP", str_at(p, "/status/podIP"));
-    let statuses = PodView(p).container_statuses();
-    let _ = writeln!(out, "Containers:");
-    for c in p
-        .pointer("/spec/containers")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    if let Some(h) = probe.get("httpGet") {
+        let scheme = match str_at(h, "/scheme") {
+            "" => "http".to_string(),
+            s => s.to_lowercase(),
+        };
+        let port = int_or_string(h.get("port"));
+        let host = str_at(h, "/host");
+        let path = str_at(h, "/path");
+        format!("http-get {scheme}://{host}:{port}{path} {attrs}")
+    } else if let Some(t) = probe.get("tcpSocket") {
+        format!(
+            "tcp-socket {}:{} {attrs}",
+            str_at(t, "/host"),
+            int_or_string(t.get("port"))
+        )
+    } else if let Some(e) = probe.get("exec") {
+        format!("exec [{}] {attrs}", strs_at(e, "/command").join(" "))
+    } else {
+        format!("unknown {attrs}")
+    }
+}
+
+fn ports_text(c: &Value, field: &str) -> String {
+    array(c, "/ports")
+        .map(|p| {
+            let proto = match str_at(p, "/protocol") {
+                "" => "TCP",
+                p => p,
+            };
+            let mut s = format!("{}/{proto}", i64_at(p, &format!("/{field}")));
+            let name = str_at(p, "/name");
+            if !name.is_empty() {
+                s = format!("{s} ({name})");
+            }
+            s
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One container state (`State:`/`Last State:`) as kubectl's describeStatus.
+fn container_state(w: &mut PrefixWriter, title: &str, state: Option<&Value>) {
+    let state = state.and_then(Value::as_object);
+    if let Some(r) = state.and_then(|s| s.get("running")) {
+        w.write(2, &format!("{title}:\tRunning\n"));
+        w.write(
+            3,
+            &format!("Started:\t{}\n", rfc1123z(str_at(r, "/startedAt"))),
+        );
+    } else if let Some(t) = state.and_then(|s| s.get("terminated")) {
+        w.write(2, &format!("{title}:\tTerminated\n"));
+        for (label, field) in [("Reason", "/reason"), ("Message", "/message")] {
+            let v = str_at(t, field);
+            if !v.is_empty() {
+                w.write(3, &format!("{label}:\t{v}\n"));
+            }
+        }
+        w.write(3, &format!("Exit Code:\t{}\n", i64_at(t, "/exitCode")));
+        for (label, field) in [("Started", "/startedAt"), ("Finished", "/finishedAt")] {
+            w.write(3, &format!("{label}:\t{}\n", rfc1123z(str_at(t, field))));
+        }
+    } else {
+        w.write(2, &format!("{title}:\tWaiting\n"));
+        let reason = state
+            .and_then(|s| s.get("waiting"))
+            .map(|wt| str_at(wt, "/reason"))
+            .unwrap_or("");
+        if !reason.is_empty() {
+            w.write(3, &format!("Reason:\t{reason}\n"));
+        }
+    }
+}
+
+/// kubectl's describeContainers, for a pod (with statuses) or a template.
+fn containers(w: &mut PrefixWriter, spec: &Value, statuses: &[&Value], in_template: bool) {
+    let list: Vec<&Value> = array(spec, "/containers").collect();
+    let space = if in_template { "  " } else { "" };
+    let none = if list.is_empty() { " <none>" } else { "" };
+    w.write(0, &format!("{space}Containers:{none}\n"));
+    let name_indent = if in_template { " " } else { "" };
+    for c in list {
         let name = str_at(c, "/name");
         let st = statuses.iter().find(|s| str_at(s, "/name") == name);
-        let _ = writeln!(out, "  {name}:");
-        let _ = writeln!(out, "    Image:          {}", str_at(c, "/image"));
-        for port in c
-            .get("ports")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let proto = str_at(port, "/protocol");
-            let _ = writeln!(
-                out,
-                "    Port:           {}/{}",
-                port.get("containerPort")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0),
-                if proto.is_empty() { "TCP" } else { proto }
+        w.write(1, &format!("{name_indent}{name}:\n"));
+        if let Some(st) = st {
+            w.write(
+                2,
+                &format!("Container ID:\t{}\n", str_at(st, "/containerID")),
             );
+        }
+        w.write(2, &format!("Image:\t{}\n", str_at(c, "/image")));
+        if let Some(st) = st {
+            w.write(2, &format!("Image ID:\t{}\n", str_at(st, "/imageID")));
+        }
+        let ports = ports_text(c, "containerPort");
+        let plural = if ports.contains(',') { "s" } else { "" };
+        w.write(2, &format!("Port{plural}:\t{}\n", or_none(&ports)));
+        let host_ports = ports_text(c, "hostPort");
+        let plural = if host_ports.contains(',') { "s" } else { "" };
+        w.write(
+            2,
+            &format!("Host Port{plural}:\t{}\n", or_none(&host_ports)),
+        );
+        for (title, field) in [("Command", "/command"), ("Args", "/args")] {
+            let items = strs_at(c, field);
+            if !items.is_empty() {
+                w.write(2, &format!("{title}:\n"));
+                for line in items.iter().flat_map(|a| a.split('\n')) {
+                    w.write(3, &format!("{line}\n"));
+                }
+            }
         }
         if let Some(st) = st {
-            let state = st
-                .get("state")
-                .and_then(Value::as_object)
-                .and_then(|m| m.keys().next().cloned())
-                .unwrap_or_default();
-            let reason = str_at(st, &format!("/state/{state}/reason"));
-            let mut state =
-                state[..1.min(state.len())].to_uppercase() + state.get(1..).unwrap_or("");
-            if !reason.is_empty() {
-                state = format!("{state} ({reason})");
+            container_state(w, "State", st.get("state"));
+            if st.pointer("/lastState/terminated").is_some() {
+                container_state(w, "Last State", st.get("lastState"));
             }
-            let _ = writeln!(out, "    State:          {state}");
-            let message = str_at(st, "/state/waiting/message");
-            if !message.is_empty() {
-                let _ = writeln!(out, "      Message:      {message}");
-            }
-            let _ = writeln!(
-                out,
-                "    Ready:          {}",
-                st.get("ready").and_then(Value::as_bool).unwrap_or(false)
+            let ready = st.get("ready").and_then(Value::as_bool).unwrap_or(false);
+            w.write(
+                2,
+                &format!("Ready:\t{}\n", if ready { "True" } else { "False" }),
             );
-            let _ = writeln!(
-                out,
-                "    Restart Count:  {}",
-                st.get("restartCount").and_then(Value::as_u64).unwrap_or(0)
+            w.write(
+                2,
+                &format!("Restart Count:\t{}\n", i64_at(st, "/restartCount")),
+            );
+        }
+        for (title, field) in [
+            ("Liveness", "livenessProbe"),
+            ("Readiness", "readinessProbe"),
+            ("Startup", "startupProbe"),
+        ] {
+            if let Some(p) = c.get(field) {
+                w.write(2, &format!("{title}:\t{}\n", probe_text(p)));
+            }
+        }
+        let env: Vec<&Value> = array(c, "/env").collect();
+        w.write(
+            2,
+            &format!(
+                "Environment:{}\n",
+                if env.is_empty() { "\t<none>" } else { "" }
+            ),
+        );
+        for e in env {
+            let name = str_at(e, "/name");
+            if let Some(field) = e.pointer("/valueFrom/fieldRef") {
+                w.write(
+                    3,
+                    &format!(
+                        "{name}:\t ({}:{})\n",
+                        str_at(field, "/apiVersion"),
+                        str_at(field, "/fieldPath")
+                    ),
+                );
+                continue;
+            }
+            for (i, line) in str_at(e, "/value").split('\n').enumerate() {
+                if i == 0 {
+                    w.write(3, &format!("{name}:\t{line}\n"));
+                } else {
+                    w.write(3, &format!("\t{line}\n"));
+                }
+            }
+        }
+        let mounts: Vec<&Value> = array(c, "/volumeMounts").collect();
+        w.write(
+            2,
+            &format!(
+                "Mounts:{}\n",
+                if mounts.is_empty() { "\t<none>" } else { "" }
+            ),
+        );
+        for m in mounts {
+            let ro = m.get("readOnly").and_then(Value::as_bool) == Some(true);
+            w.write(
+                3,
+                &format!(
+                    "{} from {} ({})\n",
+                    str_at(m, "/mountPath"),
+                    str_at(m, "/name"),
+                    if ro { "ro" } else { "rw" }
+                ),
             );
         }
     }
-    let _ = writeln!(out, "Conditions:\n  Type              Status");
-    for c in p
-        .pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let _ = writeln!(out, "  {:<18}{}", str_at(c, "/type"), str_at(c, "/status"));
+}
+
+/// A Pod: where it runs, its containers, conditions and events.
+pub fn pod(p: &Value, events: &[Value]) -> String {
+    let now = chrono::Utc::now();
+    let mut w = PrefixWriter::new();
+    w.write(0, &format!("Name:\t{}\n", str_at(p, "/metadata/name")));
+    w.write(
+        0,
+        &format!("Namespace:\t{}\n", str_at(p, "/metadata/namespace")),
+    );
+    if let Some(priority) = p.pointer("/spec/priority").and_then(Value::as_i64) {
+        w.write(0, &format!("Priority:\t{priority}\n"));
     }
-    out
+    let sa = str_at(p, "/spec/serviceAccountName");
+    if !sa.is_empty() {
+        w.write(0, &format!("Service Account:\t{sa}\n"));
+    }
+    let node = str_at(p, "/spec/nodeName");
+    if node.is_empty() {
+        w.write(0, "Node:\t<none>\n");
+    } else {
+        w.write(
+            0,
+            &format!("Node:\t{node}/{}\n", str_at(p, "/status/hostIP")),
+        );
+    }
+    let start = str_at(p, "/status/startTime");
+    if !start.is_empty() {
+        w.write(0, &format!("Start Time:\t{}\n", rfc1123z(start)));
+    }
+    labels(&mut w, "Labels", p.pointer("/metadata/labels"));
+    annotations(&mut w, "Annotations", p.pointer("/metadata/annotations"));
+    let phase = str_at(p, "/status/phase");
+    match str_at(p, "/metadata/deletionTimestamp") {
+        deleted if !deleted.is_empty() && !matches!(phase, "Failed" | "Succeeded") => {
+            w.write(
+                0,
+                &format!(
+                    "Status:\tTerminating (lasts {})\n",
+                    table::age(deleted, now)
+                ),
+            );
+            w.write(
+                0,
+                &format!(
+                    "Termination Grace Period:\t{}s\n",
+                    i64_at(p, "/metadata/deletionGracePeriodSeconds")
+                ),
+            );
+        }
+        _ => w.write(0, &format!("Status:\t{phase}\n")),
+    }
+    for (label, field) in [("Reason", "/status/reason"), ("Message", "/status/message")] {
+        let v = str_at(p, field);
+        if !v.is_empty() {
+            w.write(0, &format!("{label}:\t{v}\n"));
+        }
+    }
+    w.write(0, &format!("IP:\t{}\n", str_at(p, "/status/podIP")));
+    let ips: Vec<&str> = array(p, "/status/podIPs")
+        .map(|i| str_at(i, "/ip"))
+        .collect();
+    if ips.is_empty() {
+        w.write(0, "IPs:\t<none>\n");
+    } else {
+        w.write(0, "IPs:\n");
+        for ip in ips {
+            w.write(1, &format!("IP:\t{ip}\n"));
+        }
+    }
+    if let Some(owner) = controlled_by(p) {
+        w.write(0, &format!("Controlled By:\t{owner}\n"));
+    }
+    let statuses = PodView(p).container_statuses();
+    containers(
+        &mut w,
+        p.get("spec").unwrap_or(&Value::Null),
+        &statuses,
+        false,
+    );
+    let conditions: Vec<&Value> = array(p, "/status/conditions").collect();
+    if !conditions.is_empty() {
+        w.write(0, "Conditions:\n  Type\tStatus\n");
+        for c in conditions {
+            w.write(
+                1,
+                &format!("{} \t{} \n", str_at(c, "/type"), str_at(c, "/status")),
+            );
+        }
+    }
+    let qos = str_at(p, "/status/qosClass");
+    if !qos.is_empty() {
+        w.write(0, &format!("QoS Class:\t{qos}\n"));
+    }
+    labels(&mut w, "Node-Selectors", p.pointer("/spec/nodeSelector"));
+    describe_events(&mut w, events, now);
+    w.finish()
+}
+
+/// kubectl's DescribePodTemplate.
+fn pod_template(w: &mut PrefixWriter, template: Option<&Value>) {
+    w.write(0, "Pod Template:\n");
+    let Some(t) = template else {
+        w.write(1, "<unset>");
+        return;
+    };
+    labels(w, "  Labels", t.pointer("/metadata/labels"));
+    if t.pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+        .is_some_and(|m| !m.is_empty())
+    {
+        annotations(w, "  Annotations", t.pointer("/metadata/annotations"));
+    }
+    let spec = t.get("spec").unwrap_or(&Value::Null);
+    let sa = str_at(spec, "/serviceAccountName");
+    if !sa.is_empty() {
+        w.write(1, &format!("Service Account:\t{sa}\n"));
+    }
+    containers(w, spec, &[], true);
+    w.write(1, "Volumes:\t<none>\n");
+    labels(w, "  Node-Selectors", spec.get("nodeSelector"));
+    w.write(0, "  Tolerations:\t<none>\n");
+}
+
+/// `Conditions:` of a workload: type, status and reason.
+fn workload_conditions(w: &mut PrefixWriter, v: &Value) {
+    let conditions: Vec<&Value> = array(v, "/status/conditions").collect();
+    if conditions.is_empty() {
+        return;
+    }
+    w.write(0, "Conditions:\n  Type\tStatus\tReason\n");
+    w.write(1, "----\t------\t------\n");
+    for c in conditions {
+        w.write(
+            1,
+            &format!(
+                "{} \t{}\t{}\n",
+                str_at(c, "/type"),
+                str_at(c, "/status"),
+                str_at(c, "/reason")
+            ),
+        );
+    }
+}
+
+/// `name (2/3 replicas created), ...` as kubectl's printReplicaSetsByLabels.
+fn replica_sets_text(sets: &[&Value]) -> String {
+    let items: Vec<String> = sets
+        .iter()
+        .map(|rs| {
+            format!(
+                "{} ({}/{} replicas created)",
+                str_at(rs, "/metadata/name"),
+                i64_at(rs, "/status/replicas"),
+                rs.pointer("/spec/replicas")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(1)
+            )
+        })
+        .collect();
+    if items.is_empty() {
+        "<none>".into()
+    } else {
+        items.join(", ")
+    }
+}
+
+/// A pod template without the `pod-template-hash` label, for
+/// deployment-util's EqualIgnoreHash.
+fn without_hash(template: Option<&Value>) -> Value {
+    let mut t = template.cloned().unwrap_or(Value::Null);
+    if let Some(labels) = t
+        .pointer_mut("/metadata/labels")
+        .and_then(Value::as_object_mut)
+    {
+        labels.remove("pod-template-hash");
+    }
+    t
+}
+
+/// A Deployment with the ReplicaSets of its namespace (the ones it owns
+/// are its old and new ones).
+pub fn deployment(d: &Value, replica_sets: &[Value], events: &[Value]) -> String {
+    let mut w = PrefixWriter::new();
+    w.write(0, &format!("Name:\t{}\n", str_at(d, "/metadata/name")));
+    w.write(
+        0,
+        &format!("Namespace:\t{}\n", str_at(d, "/metadata/namespace")),
+    );
+    w.write(
+        0,
+        &format!(
+            "CreationTimestamp:\t{}\n",
+            rfc1123z(str_at(d, "/metadata/creationTimestamp"))
+        ),
+    );
+    labels(&mut w, "Labels", d.pointer("/metadata/labels"));
+    annotations(&mut w, "Annotations", d.pointer("/metadata/annotations"));
+    w.write(
+        0,
+        &format!(
+            "Selector:\t{}\n",
+            table::selector_of(d.pointer("/spec/selector/matchLabels"))
+        ),
+    );
+    let desired = d
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    w.write(
+        0,
+        &format!(
+            "Replicas:\t{desired} desired | {} updated | {} total | {} available | {} unavailable\n",
+            i64_at(d, "/status/updatedReplicas"),
+            i64_at(d, "/status/replicas"),
+            i64_at(d, "/status/availableReplicas"),
+            i64_at(d, "/status/unavailableReplicas"),
+        ),
+    );
+    w.write(
+        0,
+        &format!("StrategyType:\t{}\n", str_at(d, "/spec/strategy/type")),
+    );
+    w.write(
+        0,
+        &format!("MinReadySeconds:\t{}\n", i64_at(d, "/spec/minReadySeconds")),
+    );
+    if let Some(ru) = d.pointer("/spec/strategy/rollingUpdate") {
+        w.write(
+            0,
+            &format!(
+                "RollingUpdateStrategy:\t{} max unavailable, {} max surge\n",
+                int_or_string(ru.get("maxUnavailable")),
+                int_or_string(ru.get("maxSurge"))
+            ),
+        );
+    }
+    pod_template(&mut w, d.pointer("/spec/template"));
+    workload_conditions(&mut w, d);
+    let uid = str_at(d, "/metadata/uid");
+    let owned: Vec<&Value> = replica_sets
+        .iter()
+        .filter(|rs| {
+            array(rs, "/metadata/ownerReferences").any(|o| {
+                str_at(o, "/uid") == uid
+                    && o.get("controller").and_then(Value::as_bool) == Some(true)
+            })
+        })
+        .collect();
+    let template = without_hash(d.pointer("/spec/template"));
+    let (new, old): (Vec<&Value>, Vec<&Value>) = owned
+        .iter()
+        .partition(|rs| without_hash(rs.pointer("/spec/template")) == template);
+    if !owned.is_empty() {
+        w.write(
+            0,
+            &format!("OldReplicaSets:\t{}\n", replica_sets_text(&old)),
+        );
+        w.write(
+            0,
+            &format!(
+                "NewReplicaSet:\t{}\n",
+                replica_sets_text(&new[..new.len().min(1)])
+            ),
+        );
+    }
+    describe_events(&mut w, events, chrono::Utc::now());
+    w.finish()
+}
+
+/// A ReplicaSet with the pods of its namespace (it counts the ones it
+/// controls).
+pub fn replica_set(rs: &Value, pods: &[Value], events: &[Value]) -> String {
+    let mut w = PrefixWriter::new();
+    w.write(0, &format!("Name:\t{}\n", str_at(rs, "/metadata/name")));
+    w.write(
+        0,
+        &format!("Namespace:\t{}\n", str_at(rs, "/metadata/namespace")),
+    );
+    w.write(
+        0,
+        &format!(
+            "Selector:\t{}\n",
+            table::selector_of(rs.pointer("/spec/selector/matchLabels"))
+        ),
+    );
+    labels(&mut w, "Labels", rs.pointer("/metadata/labels"));
+    annotations(&mut w, "Annotations", rs.pointer("/metadata/annotations"));
+    if let Some(owner) = controlled_by(rs) {
+        w.write(0, &format!("Controlled By:\t{owner}\n"));
+    }
+    w.write(
+        0,
+        &format!(
+            "Replicas:\t{} current / {} desired\n",
+            i64_at(rs, "/status/replicas"),
+            rs.pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(1)
+        ),
+    );
+    let uid = str_at(rs, "/metadata/uid");
+    let (mut running, mut waiting, mut succeeded, mut failed) = (0, 0, 0, 0);
+    for p in pods.iter().filter(|p| {
+        array(p, "/metadata/ownerReferences").any(|o| {
+            str_at(o, "/uid") == uid && o.get("controller").and_then(Value::as_bool) == Some(true)
+        })
+    }) {
+        match str_at(p, "/status/phase") {
+            "Running" => running += 1,
+            "Succeeded" => succeeded += 1,
+            "Failed" => failed += 1,
+            _ => waiting += 1,
+        }
+    }
+    w.write(
+        0,
+        &format!(
+            "Pods Status:\t{running} Running / {waiting} Waiting / {succeeded} Succeeded / {failed} Failed\n"
+        ),
+    );
+    pod_template(&mut w, rs.pointer("/spec/template"));
+    workload_conditions(&mut w, rs);
+    describe_events(&mut w, events, chrono::Utc::now());
+    w.finish()
 }
 
 /// Any other kind: its YAML.
@@ -236,83 +750,77 @@ pub fn other(kind: Kind, v: &Value) -> anyhow::Result<String> {
 
 /// An Ingress as kubectl describes it, with each backend's endpoints (or
 /// why it has none) from the Services and Endpoints of its namespace.
-pub fn ingress(ing: &Value, services: &[Value], endpoints: &[Value]) -> String {
-    let mut out = String::new();
+pub fn ingress(ing: &Value, services: &[Value], endpoints: &[Value], events: &[Value]) -> String {
+    let mut w = PrefixWriter::new();
     let ns = str_at(ing, "/metadata/namespace");
-    line(&mut out, "Name", str_at(ing, "/metadata/name"));
-    line(
-        &mut out,
-        "Labels",
-        map_text(ing.pointer("/metadata/labels")),
+    w.write(0, &format!("Name:\t{}\n", str_at(ing, "/metadata/name")));
+    labels(&mut w, "Labels", ing.pointer("/metadata/labels"));
+    w.write(0, &format!("Namespace:\t{ns}\n"));
+    w.write(
+        0,
+        &format!(
+            "Address:\t{}\n",
+            table::load_balancer_addresses(ing).unwrap_or_default()
+        ),
     );
-    line(&mut out, "Namespace", ns);
-    line(
-        &mut out,
-        "Address",
-        table::load_balancer_addresses(ing).unwrap_or_default(),
-    );
-    let class = str_at(ing, "/spec/ingressClassName");
-    line(
-        &mut out,
-        "Ingress Class",
-        if class.is_empty() { "<none>" } else { class },
+    w.write(
+        0,
+        &format!(
+            "Ingress Class:\t{}\n",
+            or_none(str_at(ing, "/spec/ingressClassName"))
+        ),
     );
     let backend_text = |b: &Value| ingress_backend(ns, b, services, endpoints);
-    line(
-        &mut out,
-        "Default backend",
-        ing.pointer("/spec/defaultBackend")
-            .map_or("<default>".to_string(), backend_text),
-    );
-    let tls: Vec<&Value> = ing
-        .pointer("/spec/tls")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .collect();
+    let default_backend = ing
+        .pointer("/spec/defaultBackend")
+        .map_or("<default>".to_string(), backend_text);
+    w.write(0, &format!("Default backend:\t{default_backend}\n"));
+    let tls: Vec<&Value> = array(ing, "/spec/tls").collect();
     if !tls.is_empty() {
-        out.push_str("TLS:\n");
+        w.write(0, "TLS:\n");
         for t in tls {
-            let secret = str_at(t, "/secretName");
-            let _ = writeln!(
-                out,
-                "  {} terminates {}",
-                if secret.is_empty() { "SNI" } else { secret },
-                strs_at(t, "/hosts").join(",")
+            let hosts = strs_at(t, "/hosts").join(",");
+            match str_at(t, "/secretName") {
+                "" => w.write(1, &format!("SNI routes {hosts}\n")),
+                secret => w.write(1, &format!("{secret} terminates {hosts}\n")),
+            }
+        }
+    }
+    w.write(0, "Rules:\n  Host\tPath\tBackends\n");
+    w.write(1, "----\t----\t--------\n");
+    let mut count = 0;
+    for rule in array(ing, "/spec/rules") {
+        let Some(http) = rule.get("http") else {
+            continue;
+        };
+        count += 1;
+        w.write(
+            1,
+            &format!(
+                "{}\t\n",
+                match str_at(rule, "/host") {
+                    "" => "*",
+                    h => h,
+                }
+            ),
+        );
+        for path in array(http, "/paths") {
+            w.write(
+                2,
+                &format!(
+                    "\t{} \t{}\n",
+                    str_at(path, "/path"),
+                    backend_text(path.get("backend").unwrap_or(&Value::Null))
+                ),
             );
         }
     }
-    out.push_str("Rules:\n  Host        Path  Backends\n  ----        ----  --------\n");
-    for rule in ing
-        .pointer("/spec/rules")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let host = str_at(rule, "/host");
-        let _ = writeln!(out, "  {}", if host.is_empty() { "*" } else { host });
-        for path in rule
-            .pointer("/http/paths")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let p = str_at(path, "/path");
-            let _ = writeln!(
-                out,
-                "              {} ({})  {}",
-                if p.is_empty() { "/" } else { p },
-                str_at(path, "/pathType"),
-                backend_text(path.get("backend").unwrap_or(&Value::Null))
-            );
-        }
+    if count == 0 {
+        w.write(1, &format!("*\t*\t{default_backend}\n"));
     }
-    line(
-        &mut out,
-        "Annotations",
-        map_text(ing.pointer("/metadata/annotations")),
-    );
-    out
+    annotations(&mut w, "Annotations", ing.pointer("/metadata/annotations"));
+    describe_events(&mut w, events, chrono::Utc::now());
+    w.finish()
 }
 
 /// `web:80 (10.244.1.2:8080,10.244.2.3:8080)`, or why there is nowhere to go.
@@ -378,42 +886,77 @@ fn ingress_backend(ns: &str, backend: &Value, services: &[Value], endpoints: &[V
     }
 }
 
-/// kubectl's Events section: the events about one object, oldest first.
-pub fn events(events: &[Value]) -> String {
-    let mut out = String::new();
-    if events.is_empty() {
-        line(&mut out, "Events", "<none>");
-        return out;
+/// When an Event was last seen, for ordering: `lastTimestamp`, then
+/// `eventTime`, then creation; the store's revision breaks ties within
+/// the second the timestamps carry.
+fn event_order(e: &Value) -> (String, u64) {
+    let at = [
+        "/lastTimestamp",
+        "/eventTime",
+        "/firstTimestamp",
+        "/metadata/creationTimestamp",
+    ]
+    .iter()
+    .map(|p| str_at(e, p))
+    .find(|t| !t.is_empty())
+    .unwrap_or("");
+    let at = chrono::DateTime::parse_from_rfc3339(at)
+        .map(|t| {
+            t.with_timezone(&chrono::Utc)
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+        })
+        .unwrap_or_default();
+    let revision = str_at(e, "/metadata/resourceVersion").parse().unwrap_or(0);
+    (at, revision)
+}
+
+/// The Age column of kubectl's Events table: since the first time, or
+/// `LAST (xCOUNT over FIRST)` for an Event seen more than once.
+pub fn event_age(e: &Value, now: chrono::DateTime<chrono::Utc>) -> String {
+    let first = match str_at(e, "/eventTime") {
+        "" => table::age(str_at(e, "/firstTimestamp"), now),
+        t => table::age(t, now),
+    };
+    let count = e.get("count").and_then(Value::as_i64).unwrap_or(1);
+    if count > 1 {
+        format!(
+            "{} (x{count} over {first})",
+            table::age(str_at(e, "/lastTimestamp"), now)
+        )
+    } else {
+        first
     }
-    let now = chrono::Utc::now();
+}
+
+/// kubectl's DescribeEvents: `Events: <none>`, or the table, oldest first.
+fn describe_events(w: &mut PrefixWriter, events: &[Value], now: chrono::DateTime<chrono::Utc>) {
+    if events.is_empty() {
+        w.write(0, "Events:\t<none>\n");
+        return;
+    }
+    w.flush();
     let mut sorted: Vec<&Value> = events.iter().collect();
-    sorted.sort_by_key(|e| str_at(e, "/lastTimestamp").to_string());
-    out.push_str("Events:\n");
-    let _ = writeln!(
-        out,
-        "  {:<8} {:<20} {:<12} {:<22} Message",
-        "Type", "Reason", "Age", "From"
-    );
-    let _ = writeln!(
-        out,
-        "  {:<8} {:<20} {:<12} {:<22} -------",
-        "----", "------", "---", "----"
-    );
+    sorted.sort_by_cached_key(|e| event_order(e));
+    w.write(0, "Events:\n  Type\tReason\tAge\tFrom\tMessage\n");
+    w.write(1, "----\t------\t----\t----\t-------\n");
     for e in sorted {
-        let count = e.get("count").and_then(Value::as_i64).unwrap_or(1);
-        let mut age = table::age(str_at(e, "/lastTimestamp"), now);
-        if count > 1 {
-            age = format!("{age} (x{count})");
-        }
-        let _ = writeln!(
-            out,
-            "  {:<8} {:<20} {:<12} {:<22} {}",
-            str_at(e, "/type"),
-            str_at(e, "/reason"),
-            age,
-            str_at(e, "/source/component"),
-            str_at(e, "/message")
+        let source = match str_at(e, "/source/component") {
+            "" => str_at(e, "/reportingComponent"),
+            s => s,
+        };
+        w.write(
+            1,
+            &format!(
+                "{}\t{}\t{}\t{}\t{}\n",
+                str_at(e, "/type"),
+                str_at(e, "/reason"),
+                event_age(e, now),
+                source,
+                str_at(e, "/message").trim()
+            ),
         );
     }
-    out
 }
+
+#[cfg(test)]
+mod tests;

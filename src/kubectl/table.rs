@@ -43,20 +43,49 @@ fn i(v: &Value, pointer: &str) -> i64 {
     v.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
 }
 
-/// kubectl's human-readable age.
+/// kubectl's human-readable age of a timestamp (apimachinery's
+/// `duration.HumanDuration` of the time since).
 pub fn age(created: &str, now: chrono::DateTime<chrono::Utc>) -> String {
     let Ok(t) = chrono::DateTime::parse_from_rfc3339(created) else {
         return "<unknown>".into();
     };
-    let secs = (now - t.with_timezone(&chrono::Utc)).num_seconds().max(0);
-    let (m, h, d) = (secs / 60, secs / 3600, secs / 86400);
-    match secs {
-        s if s < 120 => format!("{s}s"),
-        s if s < 600 => format!("{m}m{}s", s % 60),
-        s if s < 3 * 3600 => format!("{m}m"),
-        s if s < 8 * 3600 => format!("{h}h{}m", m % 60),
-        s if s < 2 * 86400 => format!("{h}h"),
-        _ => format!("{d}d"),
+    human_duration((now - t.with_timezone(&chrono::Utc)).num_seconds())
+}
+
+/// apimachinery's `HumanDuration`: two units while they say something,
+/// one when the second would be noise; a clock up to 1s ahead is "0s".
+pub fn human_duration(secs: i64) -> String {
+    if secs < -1 {
+        return "<invalid>".into();
+    }
+    let secs = secs.max(0);
+    let (m, h) = (secs / 60, secs / 3600);
+    let (d, y) = (h / 24, h / (24 * 365));
+    let pair = |big: i64, a: &str, small: i64, b: &str| {
+        if small == 0 {
+            format!("{big}{a}")
+        } else {
+            format!("{big}{a}{small}{b}")
+        }
+    };
+    if secs < 120 {
+        format!("{secs}s")
+    } else if m < 10 {
+        pair(m, "m", secs % 60, "s")
+    } else if m < 3 * 60 {
+        format!("{m}m")
+    } else if h < 8 {
+        pair(h, "h", m % 60, "m")
+    } else if h < 48 {
+        format!("{h}h")
+    } else if h < 24 * 8 {
+        pair(d, "d", h % 24, "h")
+    } else if h < 24 * 365 * 2 {
+        format!("{d}d")
+    } else if h < 24 * 365 * 8 {
+        pair(y, "y", d % 365, "d")
+    } else {
+        format!("{y}y")
     }
 }
 
@@ -635,6 +664,14 @@ mod tests {
             ("2026-01-01T05:30:00Z", "4h30m"),
             ("2025-12-31T10:00:00Z", "24h"),
             ("2025-12-20T10:00:00Z", "12d"),
+            ("2026-01-01T09:58:00Z", "2m"),
+            ("2026-01-01T09:57:57Z", "2m3s"),
+            ("2026-01-01T06:00:00Z", "4h"),
+            ("2025-12-29T06:00:00Z", "3d4h"),
+            ("2023-01-01T10:00:00Z", "3y1d"),
+            ("2010-01-01T10:00:00Z", "16y"),
+            ("2026-01-01T10:00:01Z", "0s"),
+            ("2026-01-01T10:00:05Z", "<invalid>"),
             ("garbage", "<unknown>"),
         ] {
             assert_eq!(age(created, now), expected, "{created}");
