@@ -15,6 +15,7 @@ mod replicaset;
 use std::sync::Arc;
 use std::time::Duration;
 
+use podnet_proto::events::{self, EventType, Source};
 use podnet_proto::model::{FieldSelector, Kind, LabelSelector, ObjectKey, condition_is_true};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
@@ -116,6 +117,14 @@ fn schedule(registry: &Registry) -> Result<(), ApiError> {
                     Err(e) => return Err(e),
                 };
                 tracing::debug!(pod = %key, %node, "bound");
+                record_event(
+                    registry,
+                    &bound,
+                    EventType::Normal,
+                    "Scheduled",
+                    &format!("Successfully assigned {namespace}/{pod} to {node}"),
+                    SCHEDULER,
+                );
                 let mut status = bound
                     .get("status")
                     .cloned()
@@ -143,11 +152,64 @@ fn schedule(registry: &Registry) -> Result<(), ApiError> {
                     "Unschedulable",
                     &message,
                 );
+                // Every pass retries the pod; a new event only when the
+                // reason it cannot be placed changes, so a pending pod does
+                // not write on every wake-up.
+                if p.get("status") != Some(&status) {
+                    record_event(
+                        registry,
+                        &p,
+                        EventType::Warning,
+                        "FailedScheduling",
+                        &message,
+                        SCHEDULER,
+                    );
+                }
                 write_status(registry, &p, status)?;
             }
         }
     }
     Ok(())
+}
+
+/// What the scheduler's Events name as their source.
+const SCHEDULER: Source<'static> = Source {
+    component: "default-scheduler",
+    host: None,
+};
+
+/// Records an Event in the registry, in the one format
+/// `podnet_proto::events` defines (the control plane does not call its own
+/// API). Failures are logged: an event never fails the pass.
+pub fn record_event(
+    registry: &Registry,
+    object: &Value,
+    ty: EventType,
+    reason: &str,
+    message: &str,
+    source: Source<'_>,
+) {
+    let now = events::timestamp(std::time::SystemTime::now());
+    let key = ObjectKey::new(
+        Kind::Event,
+        events::event_namespace(object),
+        &events::event_name(object, ty, reason, message),
+    );
+    let written = match registry.get(&key) {
+        Ok(Some(mut event)) => {
+            events::repeated(&mut event, &now);
+            registry.update(event).map(|_| ())
+        }
+        Ok(None) => registry
+            .create(events::new_event(object, ty, reason, message, source, &now))
+            .map(|_| ()),
+        Err(e) => Err(e),
+    };
+    match written {
+        // Someone counted it in between: theirs counts.
+        Ok(()) | Err(ApiError::Conflict { .. }) | Err(ApiError::AlreadyExists { .. }) => {}
+        Err(e) => tracing::warn!(event = %key, error = %e, "event not recorded"),
+    }
 }
 
 /// Sets one condition in a status object, keeping its transition time when
@@ -306,5 +368,75 @@ async fn control_loop(
         if took > SLOW_PASS {
             tracing::warn!(?took, "slow reconcile pass");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{MemBackend, Storage};
+
+    fn registry() -> Registry {
+        let r = Registry::new(Storage::new(Box::new(MemBackend::new())).unwrap());
+        r.bootstrap(0, 0).unwrap();
+        r
+    }
+
+    fn events_about(r: &Registry, name: &str) -> Vec<Value> {
+        r.list_all(Kind::Event, "default")
+            .unwrap()
+            .into_iter()
+            .filter(|e| str_at(e, "/involvedObject/name") == name)
+            .collect()
+    }
+
+    #[test]
+    fn an_unschedulable_pod_gets_one_failed_scheduling_event_per_reason() {
+        let r = registry();
+        r.create(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"containers": [{"name": "c", "image": "podnet/http-echo"}]}}))
+            .unwrap();
+        schedule(&r).unwrap();
+        schedule(&r).unwrap();
+        let events = events_about(&r, "web");
+        assert_eq!(events.len(), 1, "{events:?}");
+        let e = &events[0];
+        assert_eq!(str_at(e, "/type"), "Warning");
+        assert_eq!(str_at(e, "/reason"), "FailedScheduling");
+        // The message is the PodScheduled condition's, kube-scheduler's words.
+        let pod = r
+            .must_get(&ObjectKey::new(Kind::Pod, "default", "web"))
+            .unwrap();
+        let condition = pod
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .and_then(|c| c.iter().find(|c| str_at(c, "/type") == "PodScheduled"))
+            .cloned()
+            .unwrap();
+        assert_eq!(str_at(e, "/message"), str_at(&condition, "/message"));
+        assert!(str_at(e, "/message").contains("nodes are available"), "{e}");
+        assert_eq!(str_at(e, "/source/component"), "default-scheduler");
+        assert_eq!(e["count"], 1);
+    }
+
+    #[test]
+    fn recording_the_same_event_again_counts_it() {
+        let r = registry();
+        let pod = r
+            .create(json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "web", "namespace": "default"},
+                "spec": {"containers": [{"name": "c", "image": "podnet/http-echo"}]}}))
+            .unwrap();
+        for _ in 0..3 {
+            record_event(&r, &pod, EventType::Normal, "Scheduled", "m", SCHEDULER);
+        }
+        let events = events_about(&r, "web");
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0]["count"], 3);
+        assert_eq!(
+            str_at(&events[0], "/involvedObject/uid"),
+            str_at(&pod, "/metadata/uid")
+        );
     }
 }

@@ -617,7 +617,7 @@ async fn report_tls_problem(
             EventType::Warning,
             "InvalidTLSSecret",
             &message,
-            "podnet-ingress-controller",
+            events::Source::component("podnet-ingress-controller"),
         )
         .await;
         if let Err(s) = recorded {
