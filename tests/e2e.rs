@@ -7,6 +7,8 @@ mod bad_input;
 mod dns;
 #[path = "e2e/edge.rs"]
 mod edge;
+#[path = "e2e/events.rs"]
+mod events;
 #[path = "e2e/harness.rs"]
 mod harness;
 #[path = "e2e/healing.rs"]

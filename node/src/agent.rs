@@ -270,6 +270,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     for pod in runtime.running() {
         runtime.stop(&pod.uid, Duration::from_millis(500)).await;
     }
+    runtime.drain_events(Duration::from_secs(1)).await;
     tasks.close();
     let _ = tokio::time::timeout(Duration::from_secs(2), tasks.wait()).await;
     datapath.close().await;

@@ -6,6 +6,11 @@
 //! A container whose workload exits is restarted per the pod's
 //! restartPolicy; a failed liveness probe restarts it too. Startup probes,
 //! init containers and exec probes are not emulated.
+//!
+//! It records the kubelet's Events about pods (Pulled, Created, Started,
+//! Killing, Unhealthy, Failed, BackOff) in the background: a slow or
+//! unreachable API never delays a container, and a full queue drops the
+//! event rather than waiting.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -20,10 +25,11 @@ use podnet_pod::cluster::ClusterViewRx;
 use podnet_pod::container::{ContainerSpec, WorkloadEnv, WorkloadError};
 use podnet_pod::images;
 use podnet_pod::netns::{NetNs, PodInfo};
+use podnet_proto::events::{self, EventType, Source};
 use podnet_proto::model::view::Protocol;
 use podnet_proto::model::{str_at, strs_at};
 use serde_json::{Value, json};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -158,9 +164,38 @@ impl PodState {
     }
 }
 
+/// Event writes in flight at once, and waiting at most; beyond that an
+/// event is dropped (client-go's broadcaster drops too when it is full).
+const EVENT_WRITERS: usize = 4;
+const EVENT_QUEUE: usize = 256;
+/// How long one event write may take before it is given up.
+const EVENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What an Event names as its object: the pod's reference.
+fn pod_reference(pod: &Value) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": str_at(pod, "/metadata/name"),
+            "namespace": str_at(pod, "/metadata/namespace"),
+            "uid": str_at(pod, "/metadata/uid"),
+        },
+    })
+}
+
+/// The kubelet's event recorder: every write is a tracked task, at most
+/// `EVENT_WRITERS` at once and `EVENT_QUEUE` waiting.
+struct EventRecorder {
+    tasks: TaskTracker,
+    writers: Arc<Semaphore>,
+}
+
 /// A pod the runtime runs.
 pub struct RunningPod {
     pub uid: String,
+    /// The pod's reference, for the Events about it.
+    reference: Value,
     pub ns: Arc<NetNs>,
     /// Container names, as the pod spec lists them.
     pub containers: Vec<String>,
@@ -185,6 +220,7 @@ pub struct Runtime {
     /// The API and the span recorder handed to workloads.
     api: Mutex<Option<ApiClient<Channel>>>,
     recorder: Mutex<Recorder>,
+    events: EventRecorder,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -211,7 +247,53 @@ impl Runtime {
             dns_stats: Arc::default(),
             api: Mutex::new(None),
             recorder: Mutex::new(Recorder::disabled()),
+            events: EventRecorder {
+                tasks: TaskTracker::new(),
+                writers: Arc::new(Semaphore::new(EVENT_WRITERS)),
+            },
         }
+    }
+
+    /// Records an Event about the pod `reference` in the background, as
+    /// the kubelet on this node. Without an API yet, or with the queue
+    /// full, the event is dropped.
+    fn event(&self, reference: &Value, ty: EventType, reason: &'static str, message: String) {
+        let Some(api) = self
+            .api
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+        else {
+            return;
+        };
+        if self.events.tasks.len() >= EVENT_QUEUE {
+            tracing::warn!(reason, %message, "event queue full, event dropped");
+            return;
+        }
+        let writers = self.events.writers.clone();
+        let reference = reference.clone();
+        let node = self.node_name.clone();
+        self.events.tasks.spawn(
+            async move {
+                let Ok(_permit) = writers.acquire_owned().await else {
+                    return;
+                };
+                let source = Source::on_host("kubelet", &node);
+                let write = events::record(&api, &reference, ty, reason, &message, source);
+                match tokio::time::timeout(EVENT_TIMEOUT, write).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(s)) => tracing::debug!(error = %s.message(), "event not recorded"),
+                    Err(_) => tracing::debug!("event not recorded: timed out"),
+                }
+            }
+            .instrument(tracing::debug_span!("event", reason)),
+        );
+    }
+
+    /// Waits up to `grace` for the event writes in flight.
+    pub async fn drain_events(&self, grace: Duration) {
+        self.events.tasks.close();
+        let _ = tokio::time::timeout(grace, self.events.tasks.wait()).await;
     }
 
     /// What controller workloads use to follow the cluster and record
@@ -316,6 +398,7 @@ impl Runtime {
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
         let restart_always = !matches!(str_at(pod, "/spec/restartPolicy"), "Never" | "OnFailure");
+        let reference = pod_reference(pod);
         for (i, c) in containers.iter().enumerate() {
             let ctx = ContainerCtx {
                 index: i,
@@ -323,6 +406,7 @@ impl Runtime {
                 readiness: c.get("readinessProbe").cloned(),
                 liveness: c.get("livenessProbe").cloned(),
                 ports: named_ports(c),
+                reference: reference.clone(),
                 ns: ns.clone(),
                 state: state.clone(),
                 status: status_tx.clone(),
@@ -341,6 +425,7 @@ impl Runtime {
             .collect();
         let running = Arc::new(RunningPod {
             uid: uid.clone(),
+            reference,
             ns,
             containers: names,
             cancel,
@@ -358,6 +443,14 @@ impl Runtime {
         let Some(pod) = self.pods().remove(uid) else {
             return;
         };
+        for name in &pod.containers {
+            self.event(
+                &pod.reference,
+                EventType::Normal,
+                "Killing",
+                format!("Stopping container {name}"),
+            );
+        }
         pod.cancel.cancel();
         pod.tasks.close();
         let _ = tokio::time::timeout(grace, pod.tasks.wait()).await;
@@ -372,6 +465,17 @@ impl Runtime {
     fn probe_source(&self) -> SocketAddrV4 {
         let port = self.next_probe_port.fetch_add(1, Ordering::Relaxed);
         SocketAddrV4::new(self.node_ip, 40000 + port % 20000)
+    }
+}
+
+/// A dial error as Go's net package words it, which the kubelet's probe
+/// messages carry.
+fn go_dial_error(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => "connect: connection refused".into(),
+        std::io::ErrorKind::TimedOut => "i/o timeout".into(),
+        std::io::ErrorKind::HostUnreachable => "connect: no route to host".into(),
+        _ => e.to_string(),
     }
 }
 
@@ -433,6 +537,8 @@ struct ContainerCtx {
     readiness: Option<Value>,
     liveness: Option<Value>,
     ports: HashMap<String, u16>,
+    /// The pod's reference, for Events.
+    reference: Value,
     ns: Arc<NetNs>,
     state: Arc<Mutex<PodState>>,
     status: Arc<watch::Sender<Value>>,
@@ -446,6 +552,25 @@ struct ContainerCtx {
 const RESTART_BACKOFF: Duration = Duration::from_secs(1);
 
 impl ContainerCtx {
+    fn event(&self, ty: EventType, reason: &'static str, message: String) {
+        self.runtime.event(&self.reference, ty, reason, message);
+    }
+
+    /// kubelet's BackOff event, before a restart waits.
+    fn back_off(&self) {
+        self.event(
+            EventType::Warning,
+            "BackOff",
+            format!(
+                "Back-off restarting failed container {} in pod {}_{}({})",
+                self.spec.name,
+                str_at(&self.reference, "/metadata/name"),
+                str_at(&self.reference, "/metadata/namespace"),
+                str_at(&self.reference, "/metadata/uid"),
+            ),
+        );
+    }
+
     fn update(&self, f: impl FnOnce(&mut ContainerState)) {
         let status = {
             let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
@@ -472,11 +597,23 @@ impl ContainerCtx {
                 Ok(w) => w,
                 Err(e @ WorkloadError::UnknownImage { .. }) => {
                     tracing::warn!(error = %e, "cannot start container");
+                    this.event(
+                        EventType::Warning,
+                        "Failed",
+                        format!("Failed to pull image \"{}\": {e}", this.spec.image),
+                    );
+                    this.event(
+                        EventType::Warning,
+                        "Failed",
+                        "Error: ErrImagePull".to_string(),
+                    );
                     this.update(|c| c.waiting = Some(("ErrImagePull".into(), e.to_string())));
                     return;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "container failed to start");
+                    this.event(EventType::Warning, "Failed", format!("Error: {e}"));
+                    this.back_off();
                     this.update(|c| {
                         c.waiting = Some(("CrashLoopBackOff".into(), e.to_string()));
                         c.last_terminated = Some(("Error".into(), e.to_string()));
@@ -491,6 +628,26 @@ impl ContainerCtx {
                     continue;
                 }
             };
+            // Built-in images are always present: kubelet's words for an
+            // image it did not need to pull.
+            this.event(
+                EventType::Normal,
+                "Pulled",
+                format!(
+                    "Container image \"{}\" already present on machine",
+                    this.spec.image
+                ),
+            );
+            this.event(
+                EventType::Normal,
+                "Created",
+                format!("Created container: {}", this.spec.name),
+            );
+            this.event(
+                EventType::Normal,
+                "Started",
+                format!("Started container {}", this.spec.name),
+            );
             let has_readiness = this.readiness.is_some();
             this.update(|c| {
                 c.waiting = None;
@@ -531,6 +688,7 @@ impl ContainerCtx {
             if !this.restart_always && reason.0 == "Completed" {
                 return;
             }
+            this.back_off();
             tokio::select! {
                 _ = this.cancel.cancelled() => return,
                 _ = tokio::time::sleep(RESTART_BACKOFF) => {}
@@ -569,17 +727,21 @@ impl ContainerCtx {
         let src = self.runtime.probe_source();
         let datapath = self.runtime.datapath.clone();
         let attempt = async {
-            let stream = datapath
-                .connect_tcp(src, dst, 0)
-                .await
-                .map_err(|e| format!("dial tcp {dst}: {e}"))?;
-            if handler == "tcpSocket" {
-                return Ok(());
-            }
             let path = probe
                 .pointer("/httpGet/path")
                 .and_then(Value::as_str)
                 .unwrap_or("/");
+            let stream = datapath.connect_tcp(src, dst, 0).await.map_err(|e| {
+                let dial = format!("dial tcp {dst}: {}", go_dial_error(&e));
+                if handler == "tcpSocket" {
+                    dial
+                } else {
+                    format!("Get \"http://{dst}{path}\": {dial}")
+                }
+            })?;
+            if handler == "tcpSocket" {
+                return Ok(());
+            }
             let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
                 .await
                 .map_err(|e| format!("Get \"http://{dst}{path}\": {e}"))?;
@@ -655,8 +817,22 @@ impl ContainerCtx {
                     failures += 1;
                     successes = 0;
                     tracing::debug!(liveness, %why, "probe failed");
+                    let kind = if liveness { "Liveness" } else { "Readiness" };
+                    self.event(
+                        EventType::Warning,
+                        "Unhealthy",
+                        format!("{kind} probe failed: {why}"),
+                    );
                     if failures >= failure_threshold {
                         if liveness {
+                            self.event(
+                                EventType::Normal,
+                                "Killing",
+                                format!(
+                                    "Container {} failed liveness probe, will be restarted",
+                                    self.spec.name
+                                ),
+                            );
                             let _ = restart.try_send(format!("Liveness probe failed: {why}"));
                             return;
                         }
