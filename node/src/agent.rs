@@ -608,9 +608,10 @@ impl NodeAgent for AgentService {
                 "you must specify at least one command for the container",
             ));
         }
+        let env = pod.env(&req.container);
         let out = tokio::time::timeout(
             EXEC_LIMIT,
-            podnet_pod::toolbox::run(pod.ns.clone(), &req.command, &req.stdin),
+            podnet_pod::toolbox::run(pod.ns.clone(), &env, &req.command, &req.stdin),
         )
         .await
         .map_err(|_| tonic::Status::deadline_exceeded("command ran longer than 120s"))?;

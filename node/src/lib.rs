@@ -4,6 +4,7 @@
 
 pub(crate) mod agent;
 pub mod datapath;
+pub(crate) mod envvars;
 pub(crate) mod health;
 pub(crate) mod hostdns;
 pub mod proxy;

@@ -26,6 +26,7 @@ use podnet_pod::container::{ContainerSpec, WorkloadEnv, WorkloadError};
 use podnet_pod::images;
 use podnet_pod::netns::{NetNs, PodInfo};
 use podnet_proto::events::{self, EventType, Source};
+use podnet_pod::toolbox::EnvVar;
 use podnet_proto::model::view::Protocol;
 use podnet_proto::model::{str_at, strs_at};
 use serde_json::{Value, json};
@@ -35,6 +36,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::datapath::Datapath;
+use crate::envvars;
 use podnet_proto::trace::Recorder;
 use podnet_proto::v1::api_client::ApiClient;
 use tonic::transport::Channel;
@@ -199,10 +201,29 @@ pub struct RunningPod {
     pub ns: Arc<NetNs>,
     /// Container names, as the pod spec lists them.
     pub containers: Vec<String>,
+    /// Each container's environment, as it last started (in `containers`
+    /// order).
+    environments: Vec<Arc<Mutex<Vec<EnvVar>>>>,
     cancel: CancellationToken,
     tasks: TaskTracker,
     /// The pod's status as the kubelet would post it.
     pub status: watch::Receiver<Value>,
+}
+
+impl RunningPod {
+    /// The environment of container `name` as it last started (the first
+    /// container's when `name` is empty, as `kubectl exec` picks it).
+    pub fn env(&self, name: &str) -> Vec<EnvVar> {
+        let index = if name.is_empty() {
+            Some(0)
+        } else {
+            self.containers.iter().position(|c| c == name)
+        };
+        index
+            .and_then(|i| self.environments.get(i))
+            .map(|env| env.lock().unwrap_or_else(PoisonError::into_inner).clone())
+            .unwrap_or_default()
+    }
 }
 
 pub struct Runtime {
@@ -334,6 +355,21 @@ impl Runtime {
             .unwrap_or_else(|| podnet_pod::cluster::fixed(Default::default()))
     }
 
+    /// The environment a container of a pod in `namespace` starts with now,
+    /// from the Services the node knows at this moment.
+    fn container_env(
+        &self,
+        namespace: &str,
+        hostname: &str,
+        spec_env: &[EnvVar],
+        enable_service_links: bool,
+    ) -> Vec<EnvVar> {
+        let view = self.cluster_view().borrow().clone();
+        let services =
+            envvars::service_env(view.services.values(), namespace, enable_service_links);
+        envvars::container_env(hostname, spec_env, services)
+    }
+
     fn pods(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<RunningPod>>> {
         self.pods.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -399,10 +435,22 @@ impl Runtime {
         let tasks = TaskTracker::new();
         let restart_always = !matches!(str_at(pod, "/spec/restartPolicy"), "Never" | "OnFailure");
         let reference = pod_reference(pod);
+        let enable_service_links = envvars::enable_service_links(pod);
+        let mut environments = Vec::with_capacity(containers.len());
         for (i, c) in containers.iter().enumerate() {
+            let spec = container_spec(c, self.workload_env());
+            let environment = Arc::new(Mutex::new(self.container_env(
+                &info.namespace,
+                &info.name,
+                &spec.env,
+                enable_service_links,
+            )));
+            environments.push(environment.clone());
             let ctx = ContainerCtx {
                 index: i,
-                spec: container_spec(c, self.workload_env()),
+                spec,
+                environment,
+                enable_service_links,
                 readiness: c.get("readinessProbe").cloned(),
                 liveness: c.get("livenessProbe").cloned(),
                 ports: named_ports(c),
@@ -428,6 +476,7 @@ impl Runtime {
             reference,
             ns,
             containers: names,
+            environments,
             cancel,
             tasks,
             status: status_rx,
@@ -533,7 +582,12 @@ fn named_ports(c: &Value) -> HashMap<String, u16> {
 
 struct ContainerCtx {
     index: usize,
+    /// As the pod spec says; `env` is the spec's own entries.
     spec: ContainerSpec,
+    /// The whole environment of the running container, recomputed at each
+    /// start as the kubelet does (Services created since are included).
+    environment: Arc<Mutex<Vec<EnvVar>>>,
+    enable_service_links: bool,
     readiness: Option<Value>,
     liveness: Option<Value>,
     ports: HashMap<String, u16>,
@@ -589,11 +643,32 @@ impl ContainerCtx {
         });
     }
 
+    /// The spec with the environment the container starts with now, which
+    /// is also what `exec` sees.
+    fn starting_spec(&self) -> ContainerSpec {
+        let info = self.ns.info();
+        let env = self.runtime.container_env(
+            &info.namespace,
+            &info.name,
+            &self.spec.env,
+            self.enable_service_links,
+        );
+        *self
+            .environment
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = env.clone();
+        ContainerSpec {
+            env,
+            ..self.spec.clone()
+        }
+    }
+
     async fn run(self) {
         let this = Arc::new(self);
         loop {
             let token = this.cancel.child_token();
-            let workload = match images::start(this.ns.clone(), &this.spec, token.clone()) {
+            let spec = this.starting_spec();
+            let workload = match images::start(this.ns.clone(), &spec, token.clone()) {
                 Ok(w) => w,
                 Err(e @ WorkloadError::UnknownImage { .. }) => {
                     tracing::warn!(error = %e, "cannot start container");

@@ -27,7 +27,7 @@ pub(crate) mod server;
 use hickory_proto::op::ResponseCode;
 
 pub use answer::{ClusterDomain, Index, answer};
-pub use resolver::{Lookup, ResolveError, ResolverConfig, lookup, resolve_ipv4};
+pub use resolver::{HostsFile, Lookup, ResolveError, ResolverConfig, lookup, resolve_ipv4};
 pub use server::{DnsStats, handle_datagram, handle_stream_message};
 
 /// The mnemonic dig and nslookup print for a response code (`NOERROR`,

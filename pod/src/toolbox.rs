@@ -1,26 +1,34 @@
 //! The commands `podnet exec POD -- CMD...` runs inside a pod's network
-//! namespace: `curl`, `nc`, `ping`, `nslookup`, `dig`, `hostname`, `ip`,
-//! `echo`, `cat`, `sleep`, `true` and `false`.
+//! namespace: `curl`, `wget`, `nc`, `ping`, `traceroute`, `nslookup`,
+//! `dig`, `ss`, `netstat`, `hostname`, `ip`, `env`, `printenv`, `echo`,
+//! `cat`, `sleep`, `true`, `false`, and `sh -c` to run several of them.
 //!
 //! Each command is a small reimplementation of the real tool's common
 //! options, written against the pod's socket API (`crate::netns`), with the
 //! real tool's output format and exit codes so that troubleshooting steps
 //! written for a real cluster read the same here. A command gets its argv,
-//! the whole of stdin up front, and returns everything it printed at once.
+//! the whole of stdin up front and the environment of the container it is
+//! run in ([`run`]), and returns everything it printed at once.
 //!
 //! Host names resolve through [`resolve`]: the pod's hosts file, then
-//! cluster DNS with the pod's resolv.conf (`crate::dns::resolver`).
+//! cluster DNS with the pod's resolv.conf (`crate::dns::resolver`). The
+//! files the kubelet manages in a container (/etc/resolv.conf, /etc/hosts,
+//! /etc/hostname) are what `cat` can read; they are made from the same
+//! values the resolver uses.
 //!
-//! Deliberately not here: a shell (`sh -c` is "command not found"), a
-//! filesystem (`-o FILE`, `cat FILE`) and TLS. Output is buffered and
-//! bounded by [`MAX_OUTPUT`].
+//! Deliberately not here: a real shell (`sh -c` runs toolbox commands
+//! joined by `;`, `&&` and `||`; pipes, redirections and variables are
+//! refused), a filesystem beyond those files (`curl -o FILE`, `wget` without
+//! `-O -`) and TLS. Output is buffered and bounded by [`MAX_OUTPUT`].
 
 mod basic;
 mod curl;
 mod dig;
+mod env;
 mod nc;
 mod nslookup;
 mod ping;
+mod sh;
 
 use std::io;
 use std::net::Ipv4Addr;
@@ -35,8 +43,8 @@ pub const MAX_OUTPUT: usize = 16 * 1024 * 1024;
 
 /// The commands, as the "command not found" message lists them.
 const COMMANDS: &[&str] = &[
-    "curl", "nc", "ping", "nslookup", "dig", "hostname", "ip", "echo", "cat", "sleep", "true",
-    "false",
+    "curl", "nc", "ping", "nslookup", "dig", "hostname", "ip", "env", "printenv", "echo", "cat",
+    "sleep", "true", "false", "sh",
 ];
 
 /// Exit code for a command line that does not parse (clap's and the GNU
@@ -77,15 +85,34 @@ fn append_bounded(buffer: &mut Vec<u8>, text: &[u8]) -> bool {
     fits == text.len()
 }
 
-/// Runs `argv` in `ns` with `stdin` as its standard input. Never panics on
-/// any input; every failure is an exit code and a message on stderr.
-pub async fn run(ns: Arc<NetNs>, argv: &[String], stdin: &[u8]) -> Output {
+/// An environment variable of a container: name and value.
+pub type EnvVar = (String, String);
+
+/// What a command runs in: the pod's namespace, the environment of the
+/// container it is exec'd in, and its stdin.
+#[derive(Clone, Copy)]
+struct Process<'a> {
+    ns: &'a Arc<NetNs>,
+    env: &'a [EnvVar],
+    stdin: &'a [u8],
+}
+
+/// Runs `argv` in `ns`, as a process of the container whose environment is
+/// `env`, with `stdin` as its standard input. Never panics on any input;
+/// every failure is an exit code and a message on stderr.
+pub async fn run(ns: Arc<NetNs>, env: &[EnvVar], argv: &[String], stdin: &[u8]) -> Output {
     let mut out = Output::default();
-    out.exit_code = dispatch(&ns, argv, stdin, &mut out).await;
+    let process = Process {
+        ns: &ns,
+        env,
+        stdin,
+    };
+    out.exit_code = dispatch(process, argv, &mut out).await;
     out
 }
 
-async fn dispatch(ns: &Arc<NetNs>, argv: &[String], stdin: &[u8], out: &mut Output) -> i32 {
+async fn dispatch(process: Process<'_>, argv: &[String], out: &mut Output) -> i32 {
+    let Process { ns, env, stdin } = process;
     let Some(command) = argv.first() else {
         return out.fail(
             USAGE,
@@ -106,9 +133,12 @@ async fn dispatch(ns: &Arc<NetNs>, argv: &[String], stdin: &[u8], out: &mut Outp
         "dig" => dig::run(ns, argv, out).await,
         "hostname" => basic::hostname(ns, argv, out),
         "ip" => basic::ip(ns, argv, out),
+        "env" => env::env(process, argv, out).await,
+        "printenv" => env::printenv(env, argv, out),
         "echo" => basic::echo(argv, out),
-        "cat" => basic::cat(argv, stdin, out),
+        "cat" => basic::cat(ns, argv, stdin, out),
         "sleep" => basic::sleep(argv, out).await,
+        "sh" | "bash" | "ash" | "dash" => sh::run(process, argv, out).await,
         "true" => 0,
         "false" => 1,
         _ => out.fail(
@@ -119,6 +149,16 @@ async fn dispatch(ns: &Arc<NetNs>, argv: &[String], stdin: &[u8], out: &mut Outp
             ),
         ),
     }
+}
+
+/// [`dispatch`] as a boxed future, for the commands that run other
+/// commands (`sh -c`, `env CMD`): a recursive `async fn` needs the box.
+fn dispatch_boxed<'a>(
+    process: Process<'a>,
+    argv: &'a [String],
+    out: &'a mut Output,
+) -> futures::future::BoxFuture<'a, i32> {
+    Box::pin(dispatch(process, argv, out))
 }
 
 /// Parses a command line with clap; on failure prints what clap says

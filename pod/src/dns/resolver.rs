@@ -26,8 +26,11 @@
 //! instead of 5 s) so that a broken cluster DNS fails an `exec` within
 //! seconds rather than half a minute.
 //!
-//! The hosts file comes first, as the kubelet writes it: IP literals,
-//! `localhost` and the pod's own name resolve without a query.
+//! The hosts file comes first, as the kubelet writes it ([`HostsFile`]):
+//! `localhost` and the pod's own name resolve without a query, and so do IP
+//! literals. [`ResolverConfig::resolv_conf`] and [`HostsFile::render`] are
+//! the text of the pod's /etc/resolv.conf and /etc/hosts, made from the same
+//! values the lookups use.
 //!
 //! Deliberately not here: a cache (glibc has none), IPv6 lookups for
 //! connecting (pods are IPv4), several nameservers and `options rotate`.
@@ -58,6 +61,12 @@ pub const ATTEMPTS: u32 = 2;
 const MAX_CNAME_HOPS: usize = 8;
 /// The UDP payload dig advertises with EDNS.
 const EDNS_PAYLOAD: u16 = 1232;
+/// glibc's defaults for `options timeout:` and `attempts:`; a resolv.conf
+/// states the options only where they differ.
+const GLIBC_TIMEOUT: Duration = Duration::from_secs(5);
+const GLIBC_ATTEMPTS: u32 = 2;
+/// The first line of the hosts file the kubelet manages.
+const MANAGED_HOSTS_HEADER: &str = "# Kubernetes-managed hosts file.";
 
 /// The resolv.conf of a pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +102,29 @@ impl ResolverConfig {
     /// The configuration of the pod owning `ns`.
     pub fn for_pod(ns: &NetNs) -> ResolverConfig {
         ResolverConfig::cluster_first(&ns.info().namespace)
+    }
+
+    /// The text of /etc/resolv.conf with this configuration, in the order
+    /// the container runtime writes the kubelet's DNS config: `search`,
+    /// `nameserver`, `options`. `timeout` and `attempts` are written only
+    /// where they differ from glibc's defaults, which is what the resolver
+    /// would read back from the file.
+    pub fn resolv_conf(&self) -> String {
+        let mut text = String::new();
+        if !self.search.is_empty() {
+            text.push_str(&format!("search {}\n", self.search.join(" ")));
+        }
+        text.push_str(&format!("nameserver {}\n", self.nameserver.ip()));
+        let mut options = vec![format!("ndots:{}", self.ndots)];
+        if self.timeout != GLIBC_TIMEOUT {
+            // resolv.conf takes whole seconds.
+            options.push(format!("timeout:{}", self.timeout.as_secs().max(1)));
+        }
+        if self.attempts != GLIBC_ATTEMPTS {
+            options.push(format!("attempts:{}", self.attempts));
+        }
+        text.push_str(&format!("options {}\n", options.join(" ")));
+        text
     }
 
     /// The absolute names tried for `name`, in order.
@@ -320,18 +352,75 @@ pub async fn resolve_ipv4_with(
         .collect())
 }
 
-/// The entries of the /etc/hosts the kubelet writes: `localhost`, the pod's
-/// own name, and IP literals (which never reach a resolver).
+/// What resolves without a query: IP literals (which never reach a
+/// resolver) and the entries of the pod's hosts file.
 fn hosts_file(ns: &NetNs, host: &str) -> Option<Ipv4Addr> {
     let name = host.strip_suffix('.').unwrap_or(host);
     if let Ok(ip) = name.parse::<Ipv4Addr>() {
         return Some(ip);
     }
-    if name.eq_ignore_ascii_case("localhost") {
-        return Some(Ipv4Addr::LOCALHOST);
+    HostsFile::for_pod(ns).lookup_ipv4(name)
+}
+
+/// The /etc/hosts the kubelet writes for a pod on the pod network
+/// (`managedHostsFileContent` in the kubelet): the header, the localhost
+/// lines, and the pod's IP with its host name. Host aliases and
+/// `subdomain` are not modelled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostsFile {
+    /// Address (as written) and its names, in file order.
+    entries: Vec<(String, Vec<String>)>,
+}
+
+impl HostsFile {
+    /// The hosts file of a pod with address `ip` and host name `hostname`;
+    /// an empty host name (a standalone namespace) has no own entry.
+    pub fn kubelet(ip: Ipv4Addr, hostname: &str) -> HostsFile {
+        let entry = |address: &str, names: &[&str]| {
+            (
+                address.to_owned(),
+                names.iter().map(|n| (*n).to_owned()).collect(),
+            )
+        };
+        let mut entries = vec![
+            entry("127.0.0.1", &["localhost"]),
+            entry("::1", &["localhost", "ip6-localhost", "ip6-loopback"]),
+            entry("fe00::0", &["ip6-localnet"]),
+            entry("fe00::0", &["ip6-mcastprefix"]),
+            entry("fe00::1", &["ip6-allnodes"]),
+            entry("fe00::2", &["ip6-allrouters"]),
+        ];
+        if !hostname.is_empty() {
+            entries.push(entry(&ip.to_string(), &[hostname]));
+        }
+        HostsFile { entries }
     }
-    let own = &ns.info().name;
-    (!own.is_empty() && name.eq_ignore_ascii_case(own)).then(|| ns.ip())
+
+    /// The hosts file of the pod owning `ns`: its host name is the pod's name.
+    pub fn for_pod(ns: &NetNs) -> HostsFile {
+        HostsFile::kubelet(ns.ip(), &ns.info().name)
+    }
+
+    /// The first IPv4 address listed for `name` (compared
+    /// case-insensitively, as glibc does).
+    pub fn lookup_ipv4(&self, name: &str) -> Option<Ipv4Addr> {
+        self.entries.iter().find_map(|(address, names)| {
+            let ip = address.parse::<Ipv4Addr>().ok()?;
+            names
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(name))
+                .then_some(ip)
+        })
+    }
+
+    /// The file's text: the kubelet's header, then `ADDRESS<TAB>NAMES`.
+    pub fn render(&self) -> String {
+        let mut text = format!("{MANAGED_HOSTS_HEADER}\n");
+        for (address, names) in &self.entries {
+            text.push_str(&format!("{address}\t{}\n", names.join(" ")));
+        }
+        text
+    }
 }
 
 /// A query for `name`/`rtype` with a random id and RD set, as stub

@@ -3,7 +3,8 @@
 //!
 //! They describe the pod's emulated namespace in the formats of the real
 //! tools (iproute2, GNU coreutils), so that troubleshooting steps read the
-//! same. There is no filesystem: `cat` reads only stdin.
+//! same. There is no filesystem: `cat` reads stdin and the files the kubelet
+//! manages in every container ([`pod_file`]), nothing else.
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use super::{Output, parse};
+use crate::dns::{HostsFile, ResolverConfig};
 use crate::netns::NetNs;
 
 /// The longest `sleep`: exec commands are meant to finish; a pod that should
@@ -166,15 +168,33 @@ pub(super) fn echo(argv: &[String], out: &mut Output) -> i32 {
 #[derive(Debug, Parser)]
 #[command(
     name = "cat",
-    about = "Copy stdin to stdout (podnet toolbox)",
+    about = "Print stdin or the pod's /etc/resolv.conf, /etc/hosts, /etc/hostname (podnet toolbox)",
     disable_version_flag = true
 )]
 struct CatArgs {
-    /// Only `-` (stdin): pods have no filesystem.
+    /// `-` (stdin), or one of the files the kubelet writes into a container.
     files: Vec<String>,
 }
 
-pub(super) fn cat(argv: &[String], stdin: &[u8], out: &mut Output) -> i32 {
+/// The files of a container that podnet has: the ones the kubelet writes
+/// (resolv.conf for `dnsPolicy: ClusterFirst`, the managed hosts file, the
+/// host name), from the values the pod's resolver and `hostname` use. A
+/// relative path is taken from `/`, a container's usual working directory.
+pub(super) fn pod_file(ns: &NetNs, path: &str) -> Option<String> {
+    let absolute = if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("/{path}")
+    };
+    match absolute.as_str() {
+        "/etc/resolv.conf" => Some(ResolverConfig::for_pod(ns).resolv_conf()),
+        "/etc/hosts" => Some(HostsFile::for_pod(ns).render()),
+        "/etc/hostname" => Some(format!("{}\n", ns.info().name)),
+        _ => None,
+    }
+}
+
+pub(super) fn cat(ns: &Arc<NetNs>, argv: &[String], stdin: &[u8], out: &mut Output) -> i32 {
     let args: CatArgs = match parse(argv, out) {
         Ok(args) => args,
         Err(code) => return code,
@@ -187,6 +207,8 @@ pub(super) fn cat(argv: &[String], stdin: &[u8], out: &mut Output) -> i32 {
     for file in &args.files {
         if file == "-" {
             out.print(stdin);
+        } else if let Some(text) = pod_file(ns, file) {
+            out.print(text);
         } else {
             code = out.fail(1, format!("cat: {file}: No such file or directory\n"));
         }

@@ -63,8 +63,17 @@ async fn exec(ns: &Arc<NetNs>, argv: &[&str]) -> Output {
 }
 
 async fn exec_with_stdin(ns: &Arc<NetNs>, argv: &[&str], stdin: &[u8]) -> Output {
+    exec_in(ns, &[], argv, stdin).await
+}
+
+/// Runs `argv` as a process of a container whose environment is `env`.
+async fn exec_in(ns: &Arc<NetNs>, env: &[(&str, &str)], argv: &[&str], stdin: &[u8]) -> Output {
+    let env: Vec<EnvVar> = env
+        .iter()
+        .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+        .collect();
     let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
-    run(ns.clone(), &argv, stdin).await
+    run(ns.clone(), &env, &argv, stdin).await
 }
 
 fn text(bytes: &[u8]) -> &str {
@@ -444,7 +453,7 @@ async fn small_commands() {
     check(exec(&ns, &["echo"]).await, 0, "\n");
     check(exec_with_stdin(&ns, &["cat"], b"in\n").await, 0, "in\n");
     check(
-        exec_with_stdin(&ns, &["cat", "/etc/hosts"], b"").await,
+        exec_with_stdin(&ns, &["cat", "/etc/passwd"], b"").await,
         1,
         "",
     );
@@ -468,14 +477,173 @@ async fn small_commands() {
 #[tokio::test]
 async fn unknown_and_missing_commands() {
     let ns = pod();
-    let out = exec(&ns, &["sh", "-c", "curl x"]).await;
+    let out = exec(&ns, &["kubectl", "get", "pods"]).await;
     assert_eq!(out.exit_code, 127);
     assert_eq!(
         text(&out.stderr),
-        "podnet toolbox: sh: command not found (available: curl, nc, ping, nslookup, dig, hostname, ip, echo, cat, sleep, true, false)\n"
+        format!(
+            "podnet toolbox: kubectl: command not found (available: {})\n",
+            COMMANDS.join(", ")
+        )
     );
     let out = exec(&ns, &[]).await;
     assert_eq!(out.exit_code, 2);
+}
+
+#[tokio::test]
+async fn cat_reads_the_files_the_kubelet_writes() {
+    let ns = pod();
+    let check = |out: Output, code: i32, stdout: &str, stderr: &str| {
+        assert_eq!(
+            (out.exit_code, text(&out.stdout), text(&out.stderr)),
+            (code, stdout, stderr)
+        );
+    };
+    let resolv_conf = "search default.svc.cluster.local svc.cluster.local cluster.local\n\
+                       nameserver 10.96.0.10\n\
+                       options ndots:5 timeout:2\n";
+    let hosts = "# Kubernetes-managed hosts file.\n\
+                 127.0.0.1\tlocalhost\n\
+                 ::1\tlocalhost ip6-localhost ip6-loopback\n\
+                 fe00::0\tip6-localnet\n\
+                 fe00::0\tip6-mcastprefix\n\
+                 fe00::1\tip6-allnodes\n\
+                 fe00::2\tip6-allrouters\n\
+                 10.244.1.5\tweb-0\n";
+    check(
+        exec(&ns, &["cat", "/etc/resolv.conf"]).await,
+        0,
+        resolv_conf,
+        "",
+    );
+    check(exec(&ns, &["cat", "/etc/hosts"]).await, 0, hosts, "");
+    check(exec(&ns, &["cat", "etc/hostname"]).await, 0, "web-0\n", "");
+    check(
+        exec_with_stdin(&ns, &["cat", "/etc/hostname", "-", "/nope"], b"in\n").await,
+        1,
+        "web-0\nin\n",
+        "cat: /nope: No such file or directory\n",
+    );
+}
+
+#[tokio::test]
+async fn env_and_printenv_show_the_container_environment() {
+    let ns = pod();
+    let env = [
+        ("PATH", "/bin"),
+        ("HOSTNAME", "web-0"),
+        ("WEB_SERVICE_HOST", "10.96.0.12"),
+    ];
+    let check = |out: Output, code: i32, stdout: &str| {
+        assert_eq!(
+            (out.exit_code, text(&out.stdout)),
+            (code, stdout),
+            "{}",
+            text(&out.stderr)
+        );
+    };
+    let all = "PATH=/bin\nHOSTNAME=web-0\nWEB_SERVICE_HOST=10.96.0.12\n";
+    check(exec_in(&ns, &env, &["env"], b"").await, 0, all);
+    check(exec_in(&ns, &env, &["printenv"], b"").await, 0, all);
+    check(
+        exec_in(
+            &ns,
+            &env,
+            &["printenv", "WEB_SERVICE_HOST", "HOSTNAME"],
+            b"",
+        )
+        .await,
+        0,
+        "10.96.0.12\nweb-0\n",
+    );
+    check(exec_in(&ns, &env, &["printenv", "NOPE"], b"").await, 1, "");
+    check(
+        exec_in(
+            &ns,
+            &env,
+            &["env", "A=1", "PATH=/x", "printenv", "A", "PATH"],
+            b"",
+        )
+        .await,
+        0,
+        "1\n/x\n",
+    );
+    check(
+        exec_in(&ns, &env, &["env", "A=1"], b"").await,
+        0,
+        "PATH=/bin\nHOSTNAME=web-0\nWEB_SERVICE_HOST=10.96.0.12\nA=1\n",
+    );
+    check(exec_in(&ns, &env, &["env", "-i"], b"").await, 125, "");
+}
+
+#[tokio::test(start_paused = true)]
+async fn sh_runs_joined_commands() {
+    let ns = pod();
+    let check = |out: Output, code: i32, stdout: &str| {
+        assert_eq!(
+            (out.exit_code, text(&out.stdout)),
+            (code, stdout),
+            "{}",
+            text(&out.stderr)
+        );
+    };
+    check(
+        exec(&ns, &["sh", "-c", "false || echo ok"]).await,
+        0,
+        "ok\n",
+    );
+    check(
+        exec(&ns, &["sh", "-c", "true && echo a; echo 'b;c'"]).await,
+        0,
+        "a\nb;c\n",
+    );
+    check(exec(&ns, &["sh", "-c", "false && echo no"]).await, 1, "");
+    check(
+        exec(&ns, &["sh", "-c", "false && echo no || echo yes"]).await,
+        0,
+        "yes\n",
+    );
+    check(
+        exec(&ns, &["/bin/bash", "-c", "echo a; false"]).await,
+        1,
+        "a\n",
+    );
+    check(
+        exec(&ns, &["sh", "-c", "echo a; exit 3; echo b"]).await,
+        3,
+        "a\n",
+    );
+    check(
+        exec(
+            &ns,
+            &["sh", "-c", "hostname && sh -c 'printenv X || echo unset'"],
+        )
+        .await,
+        0,
+        "web-0\nunset\n",
+    );
+    check(
+        exec(&ns, &["sh", "-c", "nope; echo after"]).await,
+        0,
+        "after\n",
+    );
+    check(exec(&ns, &["sh", "-c", ""]).await, 0, "");
+    let refused = exec(&ns, &["sh", "-c", "echo a | cat"]).await;
+    assert_eq!(refused.exit_code, 2);
+    assert!(text(&refused.stdout).is_empty(), "nothing runs");
+    assert_eq!(
+        text(&refused.stderr),
+        "sh: pipes (|) are not supported in podnet's toolbox (only commands joined by ';', '&&' and '||')\n"
+    );
+    let interactive = exec(&ns, &["sh"]).await;
+    assert_eq!(interactive.exit_code, 2);
+    assert!(
+        text(&interactive.stderr).contains("no interactive shell"),
+        "{}",
+        text(&interactive.stderr)
+    );
+    assert_eq!(exec(&ns, &["sh", "-c", "echo 'a"]).await.exit_code, 2);
+    assert_eq!(exec(&ns, &["sh", "script.sh"]).await.exit_code, 2);
 }
 
 #[tokio::test]
@@ -507,7 +675,15 @@ async fn resolve_accepts_literals_localhost_and_the_pod_name() {
 fn run_can_be_spawned() {
     fn assert_send<T: Send + 'static>(_: &T) {}
     let ns = pod();
-    let future = async move { run(ns, &["true".to_owned()], b"").await };
+    let future = async move {
+        run(
+            ns,
+            &[],
+            &["sh".to_owned(), "-c".to_owned(), "true".to_owned()],
+            b"",
+        )
+        .await
+    };
     assert_send(&future);
 }
 
