@@ -25,10 +25,12 @@ mod basic;
 mod curl;
 mod dig;
 mod env;
+mod http_client;
 mod nc;
 mod nslookup;
 mod ping;
 mod sh;
+mod wget;
 
 use std::io;
 use std::net::Ipv4Addr;
@@ -43,8 +45,8 @@ pub const MAX_OUTPUT: usize = 16 * 1024 * 1024;
 
 /// The commands, as the "command not found" message lists them.
 const COMMANDS: &[&str] = &[
-    "curl", "nc", "ping", "nslookup", "dig", "hostname", "ip", "env", "printenv", "echo", "cat",
-    "sleep", "true", "false", "sh",
+    "curl", "wget", "nc", "ping", "nslookup", "dig", "hostname", "ip", "env", "printenv", "echo",
+    "cat", "sleep", "true", "false", "sh",
 ];
 
 /// Exit code for a command line that does not parse (clap's and the GNU
@@ -127,6 +129,7 @@ async fn dispatch(process: Process<'_>, argv: &[String], out: &mut Output) -> i3
     let name = command.rsplit('/').next().unwrap_or(command);
     match name {
         "curl" => curl::run(ns, argv, stdin, out).await,
+        "wget" => wget::run(ns, argv, out).await,
         "nc" | "netcat" => nc::run(ns, argv, stdin, out).await,
         "ping" => ping::run(ns, argv, out).await,
         "nslookup" => nslookup::run(ns, argv, out).await,

@@ -22,6 +22,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
 
+use super::http_client::{self, Url, UrlError, error_chain, format_head};
 use super::{Output, USAGE, parse, parse_seconds, resolve, strerror};
 use crate::netns::NetNs;
 
@@ -108,92 +109,18 @@ impl Failure {
     }
 }
 
-/// An `http://` URL, split the way the request needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Url {
-    host: String,
-    port: u16,
-    /// Origin-form request target: `/path?query`.
-    target: String,
-}
-
-impl Url {
-    /// The Host header: the port only when it is not the default.
-    fn authority(&self) -> String {
-        if self.port == 80 {
-            self.host.clone()
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
-    }
-
-    fn effective(&self) -> String {
-        format!("http://{}{}", self.authority(), self.target)
+fn url_failure(error: UrlError) -> Failure {
+    match error {
+        UrlError::Scheme(scheme) => Failure::new(
+            1,
+            format!("Protocol \"{scheme}\" not supported (podnet's curl speaks plain http only)"),
+        ),
+        UrlError::Invalid(detail) => Failure::new(3, format!("URL rejected: {detail}")),
     }
 }
 
-fn bad_url(detail: &str) -> Failure {
-    Failure::new(3, format!("URL rejected: {detail}"))
-}
-
-/// Parses a URL as curl does: the scheme may be left out (http is assumed),
-/// the port defaults to 80, the fragment is not sent.
 fn parse_url(text: &str) -> Result<Url, Failure> {
-    let rest = match text.split_once("://") {
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
-        Some((scheme, _)) => {
-            return Err(Failure::new(
-                1,
-                format!(
-                    "Protocol \"{scheme}\" not supported (podnet's curl speaks plain http only)"
-                ),
-            ));
-        }
-        None => text,
-    };
-    let rest = rest
-        .split_once('#')
-        .map_or(rest, |(before, _fragment)| before);
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, target) = rest.split_at(authority_end);
-    if authority.contains('@') {
-        return Err(bad_url("credentials in the URL are not supported"));
-    }
-    if authority.starts_with('[') {
-        return Err(bad_url(
-            "IPv6 addresses are not supported (podnet pods have IPv4 only)",
-        ));
-    }
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((host, "")) => (host, 80),
-        Some((host, port)) => match port.parse::<u16>() {
-            Ok(port) if port != 0 => (host, port),
-            _ => {
-                return Err(bad_url(
-                    "Port number was not a decimal number between 1 and 65535",
-                ));
-            }
-        },
-        None => (authority, 80),
-    };
-    if host.is_empty() {
-        return Err(bad_url("No host part in the URL"));
-    }
-    let target = match target {
-        "" => "/".to_owned(),
-        query if query.starts_with('?') => format!("/{query}"),
-        path => path.to_owned(),
-    };
-    // The request line must be a valid URI; curl would percent-encode
-    // spaces, podnet asks the user to.
-    if target.parse::<http::uri::PathAndQuery>().is_err() {
-        return Err(bad_url("Malformed input to a URL function"));
-    }
-    Ok(Url {
-        host: host.to_owned(),
-        port,
-        target,
-    })
+    http_client::parse_url(text).map_err(url_failure)
 }
 
 /// What `-w` can report about a transfer.
@@ -463,7 +390,7 @@ async fn transfer(
             ));
         }
         info.num_redirects += 1;
-        plan.url = follow(&plan.url, &location)?;
+        plan.url = http_client::follow(&plan.url, &location).map_err(url_failure)?;
         // What browsers and curl do: 303 always, and 301/302 after a POST,
         // continue with a GET without the body.
         let status = info.http_code;
@@ -481,25 +408,6 @@ async fn transfer(
             ));
         }
     }
-}
-
-/// The URL a `Location` header points to, relative to `base`.
-fn follow(base: &Url, location: &str) -> Result<Url, Failure> {
-    if location.contains("://") {
-        return parse_url(location);
-    }
-    if let Some(rest) = location.strip_prefix("//") {
-        return parse_url(&format!("http://{rest}"));
-    }
-    let target = if location.starts_with('/') {
-        location.to_owned()
-    } else {
-        // Relative to the directory of the current path.
-        let path = base.target.split('?').next().unwrap_or("/");
-        let directory = &path[..path.rfind('/').map_or(0, |slash| slash + 1)];
-        format!("{directory}{location}")
-    };
-    parse_url(&format!("http://{}{target}", base.authority()))
 }
 
 /// One request and its response. Returns the `Location` of a redirect.
@@ -661,23 +569,7 @@ async fn http_exchange(
             .map_err(|e| response_failure(&e))?;
         receive(response, args, discard_body, info, out).await
     };
-    // The connection is driven here alongside the request rather than in a
-    // spawned task: it lives exactly as long as this exchange.
-    let mut connection = std::pin::pin!(connection);
-    let mut work = std::pin::pin!(work);
-    let mut connection_done = false;
-    loop {
-        tokio::select! {
-            result = &mut work => return result,
-            result = &mut connection, if !connection_done => {
-                connection_done = true;
-                // The request side sees the same failure; this is only for the log.
-                if let Err(error) = result {
-                    tracing::debug!(%error, "curl connection ended");
-                }
-            }
-        }
-    }
+    http_client::drive(connection, work).await
 }
 
 fn response_failure(error: &hyper::Error) -> Failure {
@@ -687,17 +579,6 @@ fn response_failure(error: &hyper::Error) -> Failure {
         Failure::new(52, "Empty reply from server")
     } else {
         Failure::new(56, format!("Recv failure: {}", error_chain(error)))
-    }
-}
-
-/// hyper's message with the underlying I/O error, if any.
-fn error_chain(error: &hyper::Error) -> String {
-    match std::error::Error::source(error) {
-        Some(source) => match source.downcast_ref::<std::io::Error>() {
-            Some(io) => strerror(io),
-            None => format!("{error}: {source}"),
-        },
-        None => error.to_string(),
     }
 }
 
@@ -763,25 +644,6 @@ async fn receive(
     Ok(location)
 }
 
-/// The status line and headers, one per line with `\n`, and a blank line.
-fn format_head(response: &Response<Incoming>) -> String {
-    let status = response.status();
-    let reason = response
-        .extensions()
-        .get::<hyper::ext::ReasonPhrase>()
-        .map(|r| String::from_utf8_lossy(r.as_bytes()).into_owned())
-        .unwrap_or_else(|| status.canonical_reason().unwrap_or("").to_owned());
-    let mut head = format!("{:?} {} {reason}\n", response.version(), status.as_u16());
-    for (name, value) in response.headers() {
-        head.push_str(&format!(
-            "{name}: {}\n",
-            String::from_utf8_lossy(value.as_bytes())
-        ));
-    }
-    head.push('\n');
-    head
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -821,7 +683,11 @@ mod tests {
     fn follow_resolves_locations() {
         let base = url("web", 8080, "/a/b?q");
         let check = |location: &str, expected: Url| {
-            assert_eq!(follow(&base, location), Ok(expected), "{location}")
+            assert_eq!(
+                http_client::follow(&base, location),
+                Ok(expected),
+                "{location}"
+            )
         };
         check("/x", url("web", 8080, "/x"));
         check("c", url("web", 8080, "/a/c"));

@@ -490,6 +490,76 @@ async fn unknown_and_missing_commands() {
     assert_eq!(out.exit_code, 2);
 }
 
+#[tokio::test(start_paused = true)]
+async fn wget_fetches_like_busybox() {
+    let ns = pod();
+    let server = start(&ns, "podnet/http-echo:1.0", &[(8080, Protocol::Tcp)]);
+
+    let out = exec(
+        &ns,
+        &[
+            "wget",
+            "-qO-",
+            "--header",
+            "X-Test: yes",
+            "http://web-0:8080/hi",
+        ],
+    )
+    .await;
+    assert_eq!((out.exit_code, text(&out.stderr)), (0, ""));
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON answer");
+    assert_eq!(answer["path"], "/hi");
+    assert_eq!(answer["headers"]["x-test"], "yes");
+    assert_eq!(answer["headers"]["user-agent"], "Wget");
+
+    let out = exec(&ns, &["wget", "-O", "-", "http://10.244.1.5:8080/"]).await;
+    assert_eq!(out.exit_code, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with("Connecting to 10.244.1.5 (10.244.1.5:8080)\nwriting to stdout\n")
+            && stderr.ends_with("written to stdout\n"),
+        "{stderr}"
+    );
+
+    let out = exec(&ns, &["wget", "-S", "--spider", "http://localhost:8080/"]).await;
+    assert_eq!(out.exit_code, 0);
+    assert!(out.stdout.is_empty());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("\n  HTTP/1.1 200 OK\n"), "{stderr}");
+    assert!(stderr.ends_with("remote file exists\n"), "{stderr}");
+
+    // No -O: busybox would write index.html; podnet says it cannot.
+    let out = exec(&ns, &["wget", "-q", "http://localhost:8080/"]).await;
+    assert_eq!(out.exit_code, 0);
+    assert!(out.stdout.is_empty());
+    assert!(
+        text(&out.stderr)
+            .starts_with("wget: not saving to 'index.html': podnet pods have no filesystem"),
+        "{}",
+        text(&out.stderr)
+    );
+    server.stop().await;
+
+    let check = |out: Output, stderr: &str| {
+        assert_eq!(
+            (out.exit_code, text(&out.stdout), text(&out.stderr)),
+            (1, "", stderr)
+        );
+    };
+    check(
+        exec(&ns, &["wget", "-q", "-O", "-", "http://10.244.1.5:8081/"]).await,
+        "wget: can't connect to remote host (10.244.1.5): Connection refused\n",
+    );
+    check(
+        exec(&ns, &["wget", "-qO", "/tmp/x", "http://localhost/"]).await,
+        "wget: can't open '/tmp/x': podnet pods have no filesystem (use -O - or -O /dev/null)\n",
+    );
+    check(
+        exec(&ns, &["wget", "-q", "https://localhost/"]).await,
+        "wget: unsupported scheme 'https' in https://localhost/ (podnet's wget speaks plain http only)\n",
+    );
+}
+
 #[tokio::test]
 async fn cat_reads_the_files_the_kubelet_writes() {
     let ns = pod();
