@@ -23,3 +23,5 @@ mod pods;
 mod scenarios;
 #[path = "e2e/services.rs"]
 mod services;
+#[path = "e2e/toolbox.rs"]
+mod toolbox;
