@@ -9,18 +9,25 @@
 //! decides where it goes; nothing here knows how.
 //!
 //! There is no kernel involvement: the addresses exist only inside podnet.
+//!
+//! [`NetNs::sockets`] lists the namespace's sockets as `ss` shows them:
+//! listeners and bound UDP ports from the port tables, and the TCP
+//! connections the pod opened or accepted, which are registered once per
+//! connection (when it is made, not per read or write) and leave the table
+//! when their stream is dropped.
 
 use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
+use podnet_proto::model::view::Protocol;
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 use tokio::sync::mpsc;
 
@@ -118,6 +125,25 @@ pub enum PodStream {
         recv: quinn::RecvStream,
         trace_id: u64,
     },
+    /// A pod's end of a connection, listed in its namespace's socket table
+    /// for as long as it lives.
+    Tracked {
+        inner: Box<PodStream>,
+        entry: ConnectionEntry,
+    },
+}
+
+/// A TCP connection's row in its namespace's socket table; dropping it
+/// removes the row.
+pub struct ConnectionEntry {
+    ns: Arc<NetNs>,
+    id: u64,
+}
+
+impl Drop for ConnectionEntry {
+    fn drop(&mut self) {
+        self.ns.connections().remove(&self.id);
+    }
 }
 
 impl PodStream {
@@ -133,6 +159,7 @@ impl PodStream {
     pub fn trace_id(&self) -> u64 {
         match self {
             PodStream::Local { trace_id, .. } | PodStream::Quic { trace_id, .. } => *trace_id,
+            PodStream::Tracked { inner, .. } => inner.trace_id(),
         }
     }
 }
@@ -146,6 +173,7 @@ impl AsyncRead for PodStream {
         match self.get_mut() {
             PodStream::Local { io: s, .. } => Pin::new(s).poll_read(cx, buf),
             PodStream::Quic { recv, .. } => Pin::new(recv).poll_read(cx, buf),
+            PodStream::Tracked { inner, .. } => Pin::new(&mut **inner).poll_read(cx, buf),
         }
     }
 }
@@ -161,6 +189,7 @@ impl AsyncWrite for PodStream {
             PodStream::Quic { send, .. } => {
                 Pin::new(send).poll_write(cx, buf).map_err(io::Error::from)
             }
+            PodStream::Tracked { inner, .. } => Pin::new(&mut **inner).poll_write(cx, buf),
         }
     }
 
@@ -168,6 +197,7 @@ impl AsyncWrite for PodStream {
         match self.get_mut() {
             PodStream::Local { io: s, .. } => Pin::new(s).poll_flush(cx),
             PodStream::Quic { send, .. } => Pin::new(send).poll_flush(cx),
+            PodStream::Tracked { inner, .. } => Pin::new(&mut **inner).poll_flush(cx),
         }
     }
 
@@ -175,6 +205,7 @@ impl AsyncWrite for PodStream {
         match self.get_mut() {
             PodStream::Local { io: s, .. } => Pin::new(s).poll_shutdown(cx),
             PodStream::Quic { send, .. } => Pin::new(send).poll_shutdown(cx),
+            PodStream::Tracked { inner, .. } => Pin::new(&mut **inner).poll_shutdown(cx),
         }
     }
 }
@@ -193,6 +224,33 @@ struct Ports {
     icmp: HashMap<u16, mpsc::Sender<(u16, Ipv4Addr)>>,
 }
 
+/// The state of a socket, as `ss` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SocketState {
+    /// A TCP listener.
+    Listen,
+    /// A bound UDP socket.
+    Unconn,
+    /// A TCP connection.
+    Established,
+}
+
+/// One row of a namespace's socket table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketInfo {
+    pub protocol: Protocol,
+    pub state: SocketState,
+    /// `0.0.0.0:port` for listeners and UDP sockets (all addresses).
+    pub local: SocketAddrV4,
+    /// `None` for listeners and UDP sockets (`*`).
+    pub peer: Option<SocketAddrV4>,
+    /// Listeners: connections waiting to be accepted; UDP: datagrams
+    /// queued. 0 for connections (their buffers are not counted).
+    pub recv_q: usize,
+    /// Listeners: the backlog. 0 otherwise.
+    pub send_q: usize,
+}
+
 /// The identity of a namespace's owner, for logs and workload answers.
 #[derive(Debug, Clone, Default)]
 pub struct PodInfo {
@@ -206,6 +264,9 @@ pub struct NetNs {
     info: PodInfo,
     egress: Weak<dyn Egress>,
     ports: Mutex<Ports>,
+    /// Live TCP connections by id: (local, peer).
+    connections: Mutex<HashMap<u64, (SocketAddrV4, SocketAddrV4)>>,
+    next_connection: AtomicU64,
     next_port: AtomicU16,
     next_icmp_id: AtomicU16,
 }
@@ -242,6 +303,8 @@ impl NetNs {
             info,
             egress,
             ports: Mutex::new(Ports::default()),
+            connections: Mutex::new(HashMap::new()),
+            next_connection: AtomicU64::new(0),
             next_port: AtomicU16::new(EPHEMERAL.start().wrapping_add(seed % 1000)),
             next_icmp_id: AtomicU16::new(seed),
         })
@@ -263,6 +326,78 @@ impl NetNs {
 
     fn ports(&self) -> std::sync::MutexGuard<'_, Ports> {
         self.ports.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn connections(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (SocketAddrV4, SocketAddrV4)>> {
+        self.connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Lists `stream` in the socket table until it is dropped.
+    fn track(
+        self: &Arc<Self>,
+        stream: PodStream,
+        local: SocketAddrV4,
+        peer: SocketAddrV4,
+    ) -> PodStream {
+        let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
+        self.connections().insert(id, (local, peer));
+        PodStream::Tracked {
+            inner: Box::new(stream),
+            entry: ConnectionEntry {
+                ns: self.clone(),
+                id,
+            },
+        }
+    }
+
+    /// The namespace's sockets: TCP listeners, bound UDP ports and live
+    /// TCP connections, sorted by protocol, state and address.
+    pub fn sockets(&self) -> Vec<SocketInfo> {
+        let any = |port| SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port);
+        let mut rows = Vec::new();
+        {
+            let ports = self.ports();
+            for (port, tx) in &ports.tcp {
+                if tx.is_closed() {
+                    continue;
+                }
+                rows.push(SocketInfo {
+                    protocol: Protocol::Tcp,
+                    state: SocketState::Listen,
+                    local: any(*port),
+                    peer: None,
+                    recv_q: tx.max_capacity() - tx.capacity(),
+                    send_q: tx.max_capacity(),
+                });
+            }
+            for (port, tx) in &ports.udp {
+                if tx.is_closed() {
+                    continue;
+                }
+                rows.push(SocketInfo {
+                    protocol: Protocol::Udp,
+                    state: SocketState::Unconn,
+                    local: any(*port),
+                    peer: None,
+                    recv_q: tx.max_capacity() - tx.capacity(),
+                    send_q: 0,
+                });
+            }
+        }
+        for (local, peer) in self.connections().values() {
+            rows.push(SocketInfo {
+                protocol: Protocol::Tcp,
+                state: SocketState::Established,
+                local: *local,
+                peer: Some(*peer),
+                recv_q: 0,
+                send_q: 0,
+            });
+        }
+        rows.sort_by_key(|r| (r.protocol, r.state, *r.local.ip(), r.local.port(), r.peer));
+        rows
     }
 
     fn egress(&self) -> io::Result<Arc<dyn Egress>> {
@@ -352,13 +487,14 @@ impl NetNs {
             let src = SocketAddrV4::new(*dst.ip(), src_port);
             let (a, b) = PodStream::local_pair(trace_id);
             return match self.deliver_tcp(dst.port(), (b, src)) {
-                Ok(()) => Ok(a),
+                Ok(()) => Ok(self.track(a, src, dst)),
                 Err(Some(_)) => Err(io::ErrorKind::ConnectionRefused.into()),
                 Err(None) => std::future::pending().await,
             };
         }
         let src = SocketAddrV4::new(self.ip, src_port);
-        self.egress()?.connect_tcp(src, dst, trace_id).await
+        let stream = self.egress()?.connect_tcp(src, dst, trace_id).await?;
+        Ok(self.track(stream, src, dst))
     }
 
     /// Binds a UDP port of the pod (0 picks an ephemeral one).
@@ -446,7 +582,15 @@ impl PodListener {
     }
 
     pub async fn accept(&mut self) -> io::Result<Incoming> {
-        self.rx.recv().await.ok_or_else(gone)
+        let (stream, peer) = self.rx.recv().await.ok_or_else(gone)?;
+        // A connection over loopback arrives at the address it was made to.
+        let local_ip = if self.ns.is_self(*peer.ip()) {
+            *peer.ip()
+        } else {
+            self.ns.ip
+        };
+        let local = SocketAddrV4::new(local_ip, self.port);
+        Ok((self.ns.track(stream, local, peer), peer))
     }
 }
 

@@ -30,6 +30,7 @@ mod nc;
 mod nslookup;
 mod ping;
 mod sh;
+mod ss;
 mod wget;
 
 use std::io;
@@ -45,8 +46,8 @@ pub const MAX_OUTPUT: usize = 16 * 1024 * 1024;
 
 /// The commands, as the "command not found" message lists them.
 const COMMANDS: &[&str] = &[
-    "curl", "wget", "nc", "ping", "nslookup", "dig", "hostname", "ip", "env", "printenv", "echo",
-    "cat", "sleep", "true", "false", "sh",
+    "curl", "wget", "nc", "ping", "nslookup", "dig", "ss", "netstat", "hostname", "ip", "env",
+    "printenv", "echo", "cat", "sleep", "true", "false", "sh",
 ];
 
 /// Exit code for a command line that does not parse (clap's and the GNU
@@ -134,6 +135,8 @@ async fn dispatch(process: Process<'_>, argv: &[String], out: &mut Output) -> i3
         "ping" => ping::run(ns, argv, out).await,
         "nslookup" => nslookup::run(ns, argv, out).await,
         "dig" => dig::run(ns, argv, out).await,
+        "ss" => ss::ss(ns, argv, out),
+        "netstat" => ss::netstat(ns, argv, out),
         "hostname" => basic::hostname(ns, argv, out),
         "ip" => basic::ip(ns, argv, out),
         "env" => env::env(process, argv, out).await,

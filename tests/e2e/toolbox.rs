@@ -97,6 +97,23 @@ fn troubleshooting_commands_read_as_on_a_real_cluster() {
         format!("wget: can't connect to remote host ({web_ip}): Connection refused\n")
     );
 
+    // The web pod's listener and, while a request is in flight, nothing
+    // else needs to be open for ss to list it.
+    let web_name = web_pods[0]["metadata"]["name"].as_str().unwrap();
+    let listing = ok(&c, web_name, &["ss", "-tln"]);
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with("LISTEN ") && l.contains(" 0.0.0.0:8080 ")),
+        "{listing}"
+    );
+    let netstat = ok(&c, web_name, &["netstat", "-tln"]);
+    assert!(
+        netstat.starts_with("Active Internet connections (only servers)\n")
+            && netstat.contains("\ntcp        0      0 0.0.0.0:8080 "),
+        "{netstat}"
+    );
+
     // sh -c joins toolbox commands.
     assert_eq!(ok(&c, "client", &["sh", "-c", "false || echo ok"]), "ok\n");
     let piped = c.exec("client", &["sh", "-c", "env | grep WEB"]);

@@ -560,6 +560,56 @@ async fn wget_fetches_like_busybox() {
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn ss_and_netstat_list_the_namespace_sockets() {
+    let ns = pod();
+    let server = start(&ns, "podnet/http-echo:1.0", &[(8080, Protocol::Tcp)]);
+    let out = exec(&ns, &["ss", "-tln"]).await;
+    assert_eq!(out.exit_code, 0);
+    let listing = text(&out.stdout);
+    assert!(listing.starts_with("State "), "{listing}");
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with("LISTEN ") && l.contains(" 0.0.0.0:8080 ")),
+        "{listing}"
+    );
+
+    // A connection is listed while its stream lives, from the client side
+    // at once.
+    let stream = ns
+        .connect_tcp(SocketAddrV4::new(POD_IP, 8080))
+        .await
+        .expect("connects");
+    let listing = text(&exec(&ns, &["ss", "-tn"]).await.stdout).to_owned();
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with("ESTAB ") && l.trim_end().ends_with("10.244.1.5:8080")),
+        "{listing}"
+    );
+    let netstat = text(&exec(&ns, &["netstat", "-tan"]).await.stdout).to_owned();
+    assert!(
+        netstat.contains("0.0.0.0:8080            0.0.0.0:*               LISTEN\n"),
+        "{netstat}"
+    );
+    assert!(
+        netstat.contains(" 10.244.1.5:8080         ESTABLISHED\n"),
+        "{netstat}"
+    );
+    drop(stream);
+    let listing = text(&exec(&ns, &["ss", "-tn"]).await.stdout).to_owned();
+    assert!(
+        !listing
+            .lines()
+            .any(|l| l.trim_end().ends_with("10.244.1.5:8080")),
+        "{listing}"
+    );
+    server.stop().await;
+    let listing = text(&exec(&ns, &["ss", "-tln"]).await.stdout).to_owned();
+    assert!(!listing.contains(":8080"), "{listing}");
+}
+
 #[tokio::test]
 async fn cat_reads_the_files_the_kubelet_writes() {
     let ns = pod();

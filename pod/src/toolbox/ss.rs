@@ -1,0 +1,343 @@
+//! `ss` (iproute2) and `netstat` (net-tools): the pod's TCP listeners,
+//! bound UDP sockets and TCP connections, from the namespace's own socket
+//! table ([`NetNs::sockets`]), in the real tools' column layouts.
+//!
+//! Options: `-t`, `-u` (neither: both), `-l` (listening only), `-a` (all;
+//! neither: connections only), `-n`, `-4` and `-p` are accepted. Addresses
+//! are always numeric (there are no service names to look up), the Process
+//! column is empty (a pod's containers share one table), and a connection's
+//! queues are shown as 0 (its buffers are not counted). Deliberately not
+//! here: `ss -s`, filters (`sport = :80`), `-e`, `-m`, `-i`, UNIX sockets.
+
+use std::net::SocketAddrV4;
+use std::sync::Arc;
+
+use clap::Parser;
+use podnet_proto::model::view::Protocol;
+
+use super::{Output, parse};
+use crate::netns::{NetNs, SocketInfo, SocketState};
+
+#[derive(Debug, Parser)]
+#[command(
+    about = "List the pod's sockets (podnet toolbox)",
+    disable_version_flag = true
+)]
+struct Args {
+    /// TCP sockets.
+    #[arg(short = 't', long = "tcp")]
+    tcp: bool,
+    /// UDP sockets.
+    #[arg(short = 'u', long = "udp")]
+    udp: bool,
+    /// Listening sockets only.
+    #[arg(short = 'l', long = "listening")]
+    listening: bool,
+    /// Listening and connected sockets.
+    #[arg(short = 'a', long = "all")]
+    all: bool,
+    /// Accepted: addresses are always numeric.
+    #[arg(short = 'n', long = "numeric")]
+    _numeric: bool,
+    /// Accepted: the pod's processes are not told apart.
+    #[arg(short = 'p', long = "processes", alias = "programs")]
+    _processes: bool,
+    /// Accepted: the pod has IPv4 only.
+    #[arg(short = '4', long = "ipv4")]
+    _ipv4: bool,
+}
+
+/// Which rows a command line asks for.
+#[derive(Debug, Clone, Copy)]
+struct Selection {
+    tcp: bool,
+    udp: bool,
+    listening: bool,
+    connected: bool,
+}
+
+impl Selection {
+    fn of(args: &Args) -> Selection {
+        let both = !args.tcp && !args.udp;
+        Selection {
+            tcp: args.tcp || both,
+            udp: args.udp || both,
+            listening: args.listening || args.all,
+            connected: args.all || !args.listening,
+        }
+    }
+
+    fn wants(&self, row: &SocketInfo) -> bool {
+        let protocol = match row.protocol {
+            Protocol::Tcp => self.tcp,
+            Protocol::Udp => self.udp,
+            Protocol::Sctp => false,
+        };
+        let state = match row.state {
+            SocketState::Listen | SocketState::Unconn => self.listening,
+            SocketState::Established => self.connected,
+        };
+        protocol && state
+    }
+}
+
+fn netid(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Tcp => "tcp",
+        Protocol::Udp => "udp",
+        Protocol::Sctp => "sctp",
+    }
+}
+
+/// `ss`'s state names.
+fn ss_state(state: SocketState) -> &'static str {
+    match state {
+        SocketState::Listen => "LISTEN",
+        SocketState::Unconn => "UNCONN",
+        SocketState::Established => "ESTAB",
+    }
+}
+
+/// The peer as `(address, port)`: `0.0.0.0` and `*` when there is none.
+fn peer_parts(peer: Option<SocketAddrV4>) -> (String, String) {
+    match peer {
+        Some(peer) => (peer.ip().to_string(), peer.port().to_string()),
+        None => ("0.0.0.0".to_owned(), "*".to_owned()),
+    }
+}
+
+/// `ss` output: columns as wide as their widest cell, addresses right- and
+/// ports left-aligned around the `:`, a `Netid` column first when more than
+/// one protocol is listed.
+pub(super) fn format_ss(rows: &[SocketInfo], with_netid: bool) -> String {
+    struct Line {
+        netid: String,
+        state: String,
+        recv_q: String,
+        send_q: String,
+        local: (String, String),
+        peer: (String, String),
+    }
+    let header = Line {
+        netid: "Netid".into(),
+        state: "State".into(),
+        recv_q: "Recv-Q".into(),
+        send_q: "Send-Q".into(),
+        local: ("Local Address".into(), "Port".into()),
+        peer: ("Peer Address".into(), "Port".into()),
+    };
+    let lines: Vec<Line> = std::iter::once(header)
+        .chain(rows.iter().map(|row| Line {
+            netid: netid(row.protocol).into(),
+            state: ss_state(row.state).into(),
+            recv_q: row.recv_q.to_string(),
+            send_q: row.send_q.to_string(),
+            local: (row.local.ip().to_string(), row.local.port().to_string()),
+            peer: peer_parts(row.peer),
+        }))
+        .collect();
+    let width = |f: &dyn Fn(&Line) -> usize| lines.iter().map(f).max().unwrap_or(0);
+    let w_netid = width(&|l| l.netid.len());
+    let w_state = width(&|l| l.state.len());
+    let w_recv = width(&|l| l.recv_q.len());
+    let w_send = width(&|l| l.send_q.len());
+    let w_local = width(&|l| l.local.0.len());
+    let w_lport = width(&|l| l.local.1.len());
+    let w_peer = width(&|l| l.peer.0.len());
+    let w_pport = width(&|l| l.peer.1.len());
+    let mut text = String::new();
+    for (i, l) in lines.iter().enumerate() {
+        let mut line = String::new();
+        if with_netid {
+            line.push_str(&format!("{:<w_netid$} ", l.netid));
+        }
+        line.push_str(&format!(
+            "{:<w_state$} {:<w_recv$} {:<w_send$} {:>w_local$}:{:<w_lport$} {:>w_peer$}:{:<w_pport$} {}",
+            l.state,
+            l.recv_q,
+            l.send_q,
+            l.local.0,
+            l.local.1,
+            l.peer.0,
+            l.peer.1,
+            if i == 0 { "Process" } else { "" },
+        ));
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text
+}
+
+/// net-tools' state names.
+fn netstat_state(row: &SocketInfo) -> &'static str {
+    match row.state {
+        SocketState::Listen => "LISTEN",
+        SocketState::Established => "ESTABLISHED",
+        // Unconnected UDP sockets have no state in netstat.
+        SocketState::Unconn => "",
+    }
+}
+
+/// `netstat` output: net-tools' title and fixed columns (`%-5s %6d %6d
+/// %-23s %-23s %s`).
+pub(super) fn format_netstat(rows: &[SocketInfo], listening: bool, connected: bool) -> String {
+    let title = match (listening, connected) {
+        (true, true) => "servers and established",
+        (true, false) => "only servers",
+        _ => "w/o servers",
+    };
+    let mut text = format!("Active Internet connections ({title})\n");
+    let line = |proto: &str, recv: &str, send: &str, local: &str, peer: &str, state: &str| {
+        format!("{proto:<5} {recv:>6} {send:>6} {local:<23} {peer:<23} {state}")
+            .trim_end()
+            .to_owned()
+            + "\n"
+    };
+    text.push_str(&line(
+        "Proto",
+        "Recv-Q",
+        "Send-Q",
+        "Local Address",
+        "Foreign Address",
+        "State",
+    ));
+    for row in rows {
+        let (peer_ip, peer_port) = peer_parts(row.peer);
+        text.push_str(&line(
+            netid(row.protocol),
+            &row.recv_q.to_string(),
+            &row.send_q.to_string(),
+            &row.local.to_string(),
+            &format!("{peer_ip}:{peer_port}"),
+            netstat_state(row),
+        ));
+    }
+    text
+}
+
+pub(super) fn ss(ns: &Arc<NetNs>, argv: &[String], out: &mut Output) -> i32 {
+    let args: Args = match parse(argv, out) {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
+    let selection = Selection::of(&args);
+    let rows: Vec<SocketInfo> = ns
+        .sockets()
+        .into_iter()
+        .filter(|r| selection.wants(r))
+        .collect();
+    out.print(format_ss(&rows, selection.tcp && selection.udp));
+    0
+}
+
+pub(super) fn netstat(ns: &Arc<NetNs>, argv: &[String], out: &mut Output) -> i32 {
+    let args: Args = match parse(argv, out) {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
+    let selection = Selection::of(&args);
+    let rows: Vec<SocketInfo> = ns
+        .sockets()
+        .into_iter()
+        .filter(|r| selection.wants(r))
+        .collect();
+    out.print(format_netstat(
+        &rows,
+        selection.listening,
+        selection.connected,
+    ));
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn rows() -> Vec<SocketInfo> {
+        vec![
+            SocketInfo {
+                protocol: Protocol::Tcp,
+                state: SocketState::Listen,
+                local: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 8080),
+                peer: None,
+                recv_q: 0,
+                send_q: 1024,
+            },
+            SocketInfo {
+                protocol: Protocol::Tcp,
+                state: SocketState::Established,
+                local: SocketAddrV4::new(Ipv4Addr::new(10, 244, 1, 5), 8080),
+                peer: Some(SocketAddrV4::new(Ipv4Addr::new(10, 244, 2, 7), 40001)),
+                recv_q: 0,
+                send_q: 0,
+            },
+            SocketInfo {
+                protocol: Protocol::Udp,
+                state: SocketState::Unconn,
+                local: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 53),
+                peer: None,
+                recv_q: 0,
+                send_q: 0,
+            },
+        ]
+    }
+
+    #[test]
+    fn ss_columns() {
+        assert_eq!(
+            format_ss(&rows()[..2], false),
+            "State  Recv-Q Send-Q Local Address:Port Peer Address:Port  Process\n\
+             LISTEN 0      1024         0.0.0.0:8080      0.0.0.0:*\n\
+             ESTAB  0      0         10.244.1.5:8080   10.244.2.7:40001\n"
+        );
+        assert_eq!(
+            format_ss(&rows(), true),
+            "Netid State  Recv-Q Send-Q Local Address:Port Peer Address:Port  Process\n\
+             tcp   LISTEN 0      1024         0.0.0.0:8080      0.0.0.0:*\n\
+             tcp   ESTAB  0      0         10.244.1.5:8080   10.244.2.7:40001\n\
+             udp   UNCONN 0      0            0.0.0.0:53        0.0.0.0:*\n"
+        );
+        assert_eq!(
+            format_ss(&[], false),
+            "State Recv-Q Send-Q Local Address:Port Peer Address:Port Process\n"
+        );
+    }
+
+    #[test]
+    fn netstat_columns() {
+        assert_eq!(
+            format_netstat(&rows(), true, true),
+            "Active Internet connections (servers and established)\n\
+             Proto Recv-Q Send-Q Local Address           Foreign Address         State\n\
+             tcp        0   1024 0.0.0.0:8080            0.0.0.0:*               LISTEN\n\
+             tcp        0      0 10.244.1.5:8080         10.244.2.7:40001        ESTABLISHED\n\
+             udp        0      0 0.0.0.0:53              0.0.0.0:*\n"
+        );
+        assert!(
+            format_netstat(&[], true, false)
+                .starts_with("Active Internet connections (only servers)\n")
+        );
+    }
+
+    #[test]
+    fn selections() {
+        let check = |argv: &[&str], expected: &[SocketState]| {
+            let args = Args::try_parse_from(argv).expect("args");
+            let selection = Selection::of(&args);
+            let got: Vec<SocketState> = rows()
+                .iter()
+                .filter(|r| selection.wants(r))
+                .map(|r| r.state)
+                .collect();
+            assert_eq!(got, expected, "{argv:?}");
+        };
+        use SocketState::*;
+        check(&["ss", "-tln"], &[Listen]);
+        check(&["ss", "-tuln"], &[Listen, Unconn]);
+        check(&["ss", "-tan"], &[Listen, Established]);
+        check(&["ss", "-t"], &[Established]);
+        check(&["netstat", "-an"], &[Listen, Established, Unconn]);
+        check(&["ss", "-ul"], &[Unconn]);
+    }
+}
