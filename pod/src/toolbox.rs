@@ -1,7 +1,7 @@
 //! The commands `podnet exec POD -- CMD...` runs inside a pod's network
-//! namespace: `curl`, `wget`, `nc`, `ping`, `traceroute`, `nslookup`,
-//! `dig`, `ss`, `netstat`, `hostname`, `ip`, `env`, `printenv`, `echo`,
-//! `cat`, `sleep`, `true`, `false`, and `sh -c` to run several of them.
+//! namespace: `curl`, `wget`, `nc`, `ping`, `nslookup`, `dig`, `ss`,
+//! `netstat`, `hostname`, `ip`, `env`, `printenv`, `echo`, `cat`, `sleep`,
+//! `true`, `false`, and `sh -c` to run several of them.
 //!
 //! Each command is a small reimplementation of the real tool's common
 //! options, written against the pod's socket API (`crate::netns`), with the
@@ -19,7 +19,8 @@
 //! Deliberately not here: a real shell (`sh -c` runs toolbox commands
 //! joined by `;`, `&&` and `||`; pipes, redirections and variables are
 //! refused), a filesystem beyond those files (`curl -o FILE`, `wget` without
-//! `-O -`) and TLS. Output is buffered and bounded by [`MAX_OUTPUT`].
+//! `-O -`), TLS, and `traceroute` (the datapath does not yet expose the
+//! path a packet takes). Output is buffered and bounded by [`MAX_OUTPUT`].
 
 mod basic;
 mod curl;

@@ -1,6 +1,6 @@
 //! The in-pod troubleshooting commands through `podnet exec`: the files the
 //! kubelet writes, the container environment with Service variables,
-//! busybox wget, socket listings, traceroute and `sh -c`.
+//! busybox wget, socket listings and `sh -c`.
 
 use crate::harness::{Cluster, text};
 use crate::pods::WEB;
