@@ -203,10 +203,17 @@ pub(super) fn format_netstat(rows: &[SocketInfo], listening: bool, connected: bo
     ));
     for row in rows {
         let (peer_ip, peer_port) = peer_parts(row.peer);
+        // netstat reads /proc/net/tcp, whose tx_queue of a listener is 0;
+        // only ss (inet_diag) shows the backlog there.
+        let send_q = if row.state == SocketState::Listen {
+            0
+        } else {
+            row.send_q
+        };
         text.push_str(&line(
             netid(row.protocol),
             &row.recv_q.to_string(),
-            &row.send_q.to_string(),
+            &send_q.to_string(),
             &row.local.to_string(),
             &format!("{peer_ip}:{peer_port}"),
             netstat_state(row),
@@ -310,7 +317,7 @@ mod tests {
             format_netstat(&rows(), true, true),
             "Active Internet connections (servers and established)\n\
              Proto Recv-Q Send-Q Local Address           Foreign Address         State\n\
-             tcp        0   1024 0.0.0.0:8080            0.0.0.0:*               LISTEN\n\
+             tcp        0      0 0.0.0.0:8080            0.0.0.0:*               LISTEN\n\
              tcp        0      0 10.244.1.5:8080         10.244.2.7:40001        ESTABLISHED\n\
              udp        0      0 0.0.0.0:53              0.0.0.0:*\n"
         );
