@@ -74,7 +74,7 @@ expect:
     for want in [
         "LoadBalancer pool 127.0.200.0/24".to_string(),
         format!("state in {}", state.display()),
-        format!("scenario FAILED"),
+        "scenario FAILED".to_string(),
         format!("logs kept in {}", state.join("logs").display()),
     ] {
         assert!(stdout.contains(&want), "{want:?} missing from:\n{stdout}");
