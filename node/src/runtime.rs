@@ -25,12 +25,12 @@ use podnet_pod::cluster::ClusterViewRx;
 use podnet_pod::container::{ContainerSpec, WorkloadEnv, WorkloadError};
 use podnet_pod::images;
 use podnet_pod::netns::{NetNs, PodInfo};
-use podnet_proto::events::{self, EventType, Source};
 use podnet_pod::toolbox::EnvVar;
+use podnet_proto::events::{self, EventType, Source};
 use podnet_proto::model::view::Protocol;
 use podnet_proto::model::{str_at, strs_at};
 use serde_json::{Value, json};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -166,9 +166,8 @@ impl PodState {
     }
 }
 
-/// Event writes in flight at once, and waiting at most; beyond that an
-/// event is dropped (client-go's broadcaster drops too when it is full).
-const EVENT_WRITERS: usize = 4;
+/// Events waiting to be written at most; beyond that an event is dropped
+/// (client-go's broadcaster drops too when it is full).
 const EVENT_QUEUE: usize = 256;
 /// How long one event write may take before it is given up.
 const EVENT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -186,11 +185,56 @@ fn pod_reference(pod: &Value) -> Value {
     })
 }
 
-/// The kubelet's event recorder: every write is a tracked task, at most
-/// `EVENT_WRITERS` at once and `EVENT_QUEUE` waiting.
+/// The kubelet's event recorder: one tracked writer task takes events from
+/// a bounded queue in the order they happened, so the store's revisions
+/// order the Events of one second as they happened (`describe` sorts on
+/// them), and no write ever waits on the pod's work.
 struct EventRecorder {
     tasks: TaskTracker,
-    writers: Arc<Semaphore>,
+    queue: Mutex<Option<mpsc::Sender<EventJob>>>,
+}
+
+/// One Event to write.
+struct EventJob {
+    api: ApiClient<Channel>,
+    reference: Value,
+    ty: EventType,
+    reason: &'static str,
+    message: String,
+}
+
+impl EventRecorder {
+    /// The queue, with its writer started on first use.
+    fn sender(&self, node: &str) -> Option<mpsc::Sender<EventJob>> {
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        if queue.is_none() && !self.tasks.is_closed() {
+            let (tx, mut rx) = mpsc::channel::<EventJob>(EVENT_QUEUE);
+            let node = node.to_string();
+            self.tasks.spawn(
+                async move {
+                    while let Some(job) = rx.recv().await {
+                        let source = Source::on_host("kubelet", &node);
+                        let write = events::record(
+                            &job.api,
+                            &job.reference,
+                            job.ty,
+                            job.reason,
+                            &job.message,
+                            source,
+                        );
+                        match tokio::time::timeout(EVENT_TIMEOUT, write).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(s)) => tracing::debug!(reason = job.reason, error = %s.message(), "event not recorded"),
+                            Err(_) => tracing::debug!(reason = job.reason, "event not recorded: timed out"),
+                        }
+                    }
+                }
+                .instrument(tracing::debug_span!("events")),
+            );
+            *queue = Some(tx);
+        }
+        queue.clone()
+    }
 }
 
 /// A pod the runtime runs.
@@ -270,7 +314,7 @@ impl Runtime {
             recorder: Mutex::new(Recorder::disabled()),
             events: EventRecorder {
                 tasks: TaskTracker::new(),
-                writers: Arc::new(Semaphore::new(EVENT_WRITERS)),
+                queue: Mutex::new(None),
             },
         }
     }
@@ -287,32 +331,29 @@ impl Runtime {
         else {
             return;
         };
-        if self.events.tasks.len() >= EVENT_QUEUE {
-            tracing::warn!(reason, %message, "event queue full, event dropped");
+        let Some(queue) = self.events.sender(&self.node_name) else {
             return;
+        };
+        let job = EventJob {
+            api,
+            reference: reference.clone(),
+            ty,
+            reason,
+            message,
+        };
+        if let Err(mpsc::error::TrySendError::Full(job)) = queue.try_send(job) {
+            tracing::warn!(reason = job.reason, message = %job.message, "event queue full, event dropped");
         }
-        let writers = self.events.writers.clone();
-        let reference = reference.clone();
-        let node = self.node_name.clone();
-        self.events.tasks.spawn(
-            async move {
-                let Ok(_permit) = writers.acquire_owned().await else {
-                    return;
-                };
-                let source = Source::on_host("kubelet", &node);
-                let write = events::record(&api, &reference, ty, reason, &message, source);
-                match tokio::time::timeout(EVENT_TIMEOUT, write).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(s)) => tracing::debug!(error = %s.message(), "event not recorded"),
-                    Err(_) => tracing::debug!("event not recorded: timed out"),
-                }
-            }
-            .instrument(tracing::debug_span!("event", reason)),
-        );
     }
 
     /// Waits up to `grace` for the event writes in flight.
     pub async fn drain_events(&self, grace: Duration) {
+        // Closing the queue ends the writer once it has written the rest.
+        self.events
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         self.events.tasks.close();
         let _ = tokio::time::timeout(grace, self.events.tasks.wait()).await;
     }
