@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 
 use podnet_lab::{bench, launcher, scenario};
 
-use crate::kubectl::{self, trace};
+use crate::kubectl::{self, trace, wait};
 use crate::roles;
 
 #[derive(Debug, Parser)]
@@ -49,6 +49,10 @@ pub enum Command {
     Describe(kubectl::DescribeArgs),
     /// Set the replicas of a Deployment or ReplicaSet.
     Scale(kubectl::ScaleArgs),
+    /// Wait until objects have a condition, or are gone (kubectl wait).
+    Wait(wait::WaitArgs),
+    /// Follow a Deployment's rollout (kubectl rollout status).
+    Rollout(wait::RolloutArgs),
     /// Delete an object.
     Delete(kubectl::DeleteArgs),
     /// Show where the cluster's parts listen and run.
@@ -95,6 +99,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Apply(args) => kubectl::apply(&state, args).await,
         Command::Get(args) => kubectl::get(&state, args).await,
         Command::Delete(args) => kubectl::delete(&state, args).await,
+        Command::Wait(args) => wait::run(&state, args).await,
+        Command::Rollout(args) => wait::rollout(&state, args).await,
         Command::Describe(args) => kubectl::describe(&state, args).await,
         Command::Scale(args) => kubectl::scale(&state, args).await,
         Command::ClusterInfo(args) => kubectl::cluster_info(&state, args).await,

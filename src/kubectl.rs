@@ -6,6 +6,7 @@ pub mod jsonpath;
 pub mod table;
 pub mod tabwriter;
 pub mod trace;
+pub mod wait;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -169,12 +170,24 @@ pub async fn delete(state: &Path, args: DeleteArgs) -> anyhow::Result<ExitCode> 
 
 #[derive(Debug, Args)]
 pub struct ClusterInfoArgs {
-    /// json for machines.
+    /// json, or jsonpath=TEMPLATE (e.g. `{.dns.port}`).
     #[arg(short, long)]
     pub output: Option<String>,
 }
 
 pub async fn cluster_info(state: &Path, args: ClusterInfoArgs) -> anyhow::Result<ExitCode> {
+    let template = match args.output.as_deref() {
+        None | Some("json") => None,
+        Some(other) => match other.strip_prefix("jsonpath=") {
+            Some(t) => Some(jsonpath::Template::parse(t).map_err(InputError)?),
+            None => {
+                return Err(InputError(format!(
+                    "unable to match a printer suitable for the output format {other:?}, allowed formats are: json, jsonpath"
+                ))
+                .into());
+            }
+        },
+    };
     let record = ClusterRecord::read(state)?;
     let mut api = connect(&record.controlplane).await?;
     let nodes = api
@@ -217,7 +230,14 @@ pub async fn cluster_info(state: &Path, args: ClusterInfoArgs) -> anyhow::Result
         .unwrap_or(Value::Null);
     let info = json!({
         "controlplane": {"address": record.controlplane, "pid": record.controlplane_pid},
-        "dns": {"address": dns},
+        "dns": {
+            "address": dns,
+            "ip": dns.as_str().and_then(|a| a.rsplit_once(':')).map(|(ip, _)| ip),
+            "port": dns
+                .as_str()
+                .and_then(|a| a.rsplit_once(':'))
+                .and_then(|(_, port)| port.parse::<u16>().ok()),
+        },
         "supervisor": {"pid": record.supervisor_pid},
         "edge": {
             "pid": record.edge_pid,
@@ -227,6 +247,10 @@ pub async fn cluster_info(state: &Path, args: ClusterInfoArgs) -> anyhow::Result
         },
         "nodes": node_info,
     });
+    if let Some(template) = template {
+        print!("{}", template.render(&info));
+        return Ok(ExitCode::SUCCESS);
+    }
     if args.output.as_deref() == Some("json") {
         println!("{}", serde_json::to_string_pretty(&info)?);
         return Ok(ExitCode::SUCCESS);
