@@ -19,6 +19,8 @@ mod ingress;
 mod links;
 #[path = "e2e/pods.rs"]
 mod pods;
+#[path = "e2e/readme.rs"]
+mod readme;
 #[path = "e2e/scenarios.rs"]
 mod scenarios;
 #[path = "e2e/services.rs"]

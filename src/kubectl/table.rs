@@ -605,7 +605,7 @@ pub fn render_one(
 }
 
 /// `pod/web-1`, `deployment.apps/web`: the object as `-o name` prints it.
-fn object_name(kind: Kind, v: &Value) -> String {
+pub fn object_name(kind: Kind, v: &Value) -> String {
     let resource = kind.as_str().to_lowercase();
     match s(v, "/apiVersion").split_once('/') {
         Some((group, _)) => format!("{resource}.{group}/{}", s(v, "/metadata/name")),
