@@ -127,11 +127,22 @@ pub async fn get(state: &Path, args: GetArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    let tabular = matches!(format, table::Format::Table | table::Format::Wide);
     write!(
         stdout,
         "{}",
         table::render_list(kind, &items, format, args.all_namespaces, resp.revision)?
     )?;
+    if kind == Kind::Endpoints
+        && tabular
+        && items.iter().any(|e| table::endpoints_text(e) == "<none>")
+    {
+        let services = podnet_lab::api::list_objects(&mut api, "Service", &namespace).await?;
+        let pods = podnet_lab::api::list_objects(&mut api, "Pod", &namespace).await?;
+        for hint in table::endpoints_hints(&items, &services, &pods) {
+            eprintln!("hint: {hint}");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -504,6 +504,66 @@ fn first_three(items: Vec<String>, empty: &str) -> String {
     }
 }
 
+/// Why an Endpoints row shows `<none>`, for each such row of `endpoints`,
+/// from its Service and the pods (kubectl says nothing; a testbed should
+/// say whether the pods are missing, not Ready yet, or the controller is a
+/// moment behind).
+pub fn endpoints_hints(endpoints: &[Value], services: &[Value], pods: &[Value]) -> Vec<String> {
+    let key = |v: &Value| {
+        (
+            s(v, "/metadata/namespace").to_string(),
+            s(v, "/metadata/name").to_string(),
+        )
+    };
+    let mut hints = Vec::new();
+    for ep in endpoints.iter().filter(|e| endpoints_text(e) == "<none>") {
+        let (ns, name) = key(ep);
+        let Some(svc) = services
+            .iter()
+            .find(|svc| key(svc) == (ns.clone(), name.clone()))
+        else {
+            continue;
+        };
+        let Some(selector) = svc
+            .pointer("/spec/selector")
+            .and_then(Value::as_object)
+            .filter(|m| !m.is_empty())
+        else {
+            hints.push(format!(
+                "Service {name} has no selector: its endpoints are the EndpointSlices written for it"
+            ));
+            continue;
+        };
+        let shown = selector_of(svc.pointer("/spec/selector"));
+        let matching: Vec<&Value> = pods
+            .iter()
+            .filter(|p| s(p, "/metadata/namespace") == ns)
+            .filter(|p| {
+                selector
+                    .iter()
+                    .all(|(k, v)| p.pointer("/metadata/labels").and_then(|l| l.get(k)) == Some(v))
+            })
+            .collect();
+        let ready = matching
+            .iter()
+            .filter(|p| podnet_proto::model::condition_is_true(p, "Ready"))
+            .count();
+        hints.push(if matching.is_empty() {
+            format!("no pod matches the selector {shown} of Service {name}")
+        } else if ready == 0 {
+            format!(
+                "{} pods match the selector {shown} of Service {name}, none is Ready yet (podnet get pods -l {shown})",
+                matching.len()
+            )
+        } else {
+            format!(
+                "{ready} Ready pods match Service {name}: the endpoints follow in a moment"
+            )
+        });
+    }
+    hints
+}
+
 /// The ENDPOINTS column of `kubectl get endpoints`: ready addresses with ports.
 pub fn endpoints_text(v: &Value) -> String {
     let mut items = Vec::new();
@@ -744,5 +804,52 @@ mod tests {
             "40080->80, 40443->443"
         );
         assert_eq!(ingress_ports(&ing(true, &[])), "80, 443");
+    }
+
+    #[test]
+    fn empty_endpoints_say_why() {
+        let ep = |name: &str, ip: Option<&str>| {
+            let mut v = json!({"metadata": {"name": name, "namespace": "default"}});
+            if let Some(ip) = ip {
+                v["subsets"] = json!([{"addresses": [{"ip": ip}], "ports": [{"port": 80}]}]);
+            }
+            v
+        };
+        let svc = |name: &str, selector: Value| json!({"metadata": {"name": name, "namespace": "default"}, "spec": {"selector": selector}});
+        let pod = |app: &str, ready: bool| {
+            json!({"metadata": {"namespace": "default", "labels": {"app": app}},
+                   "status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}})
+        };
+        let hints = endpoints_hints(
+            &[
+                ep("full", Some("10.244.0.2")),
+                ep("missing", None),
+                ep("starting", None),
+                ep("behind", None),
+                ep("manual", None),
+            ],
+            &[
+                svc("full", json!({"app": "a"})),
+                svc("missing", json!({"app": "nothing"})),
+                svc("starting", json!({"app": "s"})),
+                svc("behind", json!({"app": "b"})),
+                svc("manual", json!(null)),
+            ],
+            &[
+                pod("a", true),
+                pod("s", false),
+                pod("s", false),
+                pod("b", true),
+            ],
+        );
+        assert_eq!(
+            hints,
+            [
+                "no pod matches the selector app=nothing of Service missing",
+                "2 pods match the selector app=s of Service starting, none is Ready yet (podnet get pods -l app=s)",
+                "1 Ready pods match Service behind: the endpoints follow in a moment",
+                "Service manual has no selector: its endpoints are the EndpointSlices written for it",
+            ]
+        );
     }
 }

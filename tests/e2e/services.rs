@@ -185,6 +185,13 @@ fn services_without_endpoints_refuse_and_show_empty_endpoints() {
         out.status.success().then(|| text(&out.stdout))
     });
     assert!(ep.lines().nth(1).unwrap().contains("<none>"), "{ep}");
+    // And says why, on stderr (stdout stays kubectl's table).
+    let out = c.run(&["get", "endpoints", "web"]);
+    assert!(
+        text(&out.stderr).contains("hint: no pod matches the selector app=nothing of Service web"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = c.exec("client", &["curl", "-sS", "-m", "5", "http://web/"]);
     assert_eq!(
         out.status.code(),
