@@ -99,7 +99,11 @@ pub async fn get(state: &Path, args: GetArgs) -> anyhow::Result<ExitCode> {
         };
         let resp = api.get(req).await.map_err(status_error)?.into_inner();
         let v: Value = serde_json::from_slice(&resp.object)?;
+        let tabular = matches!(format, table::Format::Table | table::Format::Wide);
         write!(stdout, "{}", table::render_one(kind, &v, format, false)?)?;
+        if kind == Kind::Endpoints && tabular {
+            print_endpoints_hints(&mut api, std::slice::from_ref(&v)).await?;
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let namespace = if args.all_namespaces {
@@ -133,17 +137,28 @@ pub async fn get(state: &Path, args: GetArgs) -> anyhow::Result<ExitCode> {
         "{}",
         table::render_list(kind, &items, format, args.all_namespaces, resp.revision)?
     )?;
-    if kind == Kind::Endpoints
-        && tabular
-        && items.iter().any(|e| table::endpoints_text(e) == "<none>")
-    {
-        let services = podnet_lab::api::list_objects(&mut api, "Service", &namespace).await?;
-        let pods = podnet_lab::api::list_objects(&mut api, "Pod", &namespace).await?;
-        for hint in table::endpoints_hints(&items, &services, &pods) {
-            eprintln!("hint: {hint}");
-        }
+    if kind == Kind::Endpoints && tabular {
+        print_endpoints_hints(&mut api, &items).await?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `hint:` lines on stderr for the Endpoints of `items` that have no
+/// addresses (`table::endpoints_hints`).
+async fn print_endpoints_hints(
+    api: &mut podnet_lab::api::Api,
+    items: &[Value],
+) -> anyhow::Result<()> {
+    if !items.iter().any(|e| table::endpoints_text(e) == "<none>") {
+        return Ok(());
+    }
+    // Every namespace's: the hints match each Endpoints to its own.
+    let services = podnet_lab::api::list_objects(api, "Service", "").await?;
+    let pods = podnet_lab::api::list_objects(api, "Pod", "").await?;
+    for hint in table::endpoints_hints(items, &services, &pods) {
+        eprintln!("hint: {hint}");
+    }
+    Ok(())
 }
 
 #[derive(Debug, Args)]
