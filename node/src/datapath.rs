@@ -12,6 +12,17 @@
 //! cannot speak for another node's pods. Bad headers and forged sources are
 //! dropped and counted, never a panic.
 //!
+//! ICMP echo requests carry a TTL and every node on the way is a router
+//! ([`echo_step`]): the source node as its pods' gateway (the podCIDR's
+//! `.1`), the destination node as its IP. Where the TTL runs out the node
+//! answers time exceeded from that address, so `traceroute` in a pod
+//! measures the path the datapath really takes, over the same overlay
+//! connection and emulated link as any datagram, rather than reading a hop
+//! list the node would have to keep in step with its routing. The TTL is
+//! checked before the destination is looked up (a kind node's default
+//! route forwards anything), so toward an address that leads nowhere the
+//! gateway still answers.
+//!
 //! Service proxying and network policy are not decided here.
 
 use std::collections::HashMap;
@@ -27,7 +38,7 @@ use podnet_overlay::wire::BASE_HEADER_LEN;
 use podnet_overlay::{
     EmulatedSocket, FlowHeader, FrameKind, LinkTable, NodeIdentity, OpenStatus, Peers,
 };
-use podnet_pod::netns::{NetNs, PodStream};
+use podnet_pod::netns::{IcmpReply, NetNs, PodStream};
 use podnet_proto::model::network::EDGE_NAME;
 use podnet_proto::trace::{Recorder, SpanTimer, hop};
 use tokio_util::sync::CancellationToken;
@@ -712,16 +723,42 @@ impl Datapath {
         }
     }
 
-    /// Sends one ICMP echo request.
-    pub async fn send_echo(self: &Arc<Self>, src: Ipv4Addr, dst: Ipv4Addr, id: u16, seq: u16) {
-        if let Some(ns) = self.local_pod(dst) {
+    /// The pods' gateway on this node: the podCIDR's first address (the
+    /// bridge address a CNI like kindnet or flannel gives the node).
+    pub fn gateway(&self) -> Ipv4Addr {
+        gateway(self.local_cidr)
+    }
+
+    /// Is `ip` this node itself (its IP, or the pods' gateway)?
+    fn is_this_node(&self, ip: Ipv4Addr) -> bool {
+        ip == self.node_ip || ip == self.gateway()
+    }
+
+    /// Sends one ICMP echo request from a local pod, this node being the
+    /// first router it passes (see [`echo_step`]).
+    pub async fn send_echo(
+        self: &Arc<Self>,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        id: u16,
+        seq: u16,
+        ttl: u8,
+    ) {
+        let answer = |from: Ipv4Addr, reply: IcmpReply| {
             if let Some(origin) = self.local_pod(src) {
-                origin.deliver_echo_reply(id, seq, ns.ip());
+                origin.deliver_icmp(id, seq, from, reply);
             }
-            return;
+        };
+        let ttl = match echo_step(ttl, self.is_this_node(dst)) {
+            EchoStep::Answer => return answer(dst, IcmpReply::EchoReply),
+            EchoStep::Expired => return answer(self.gateway(), IcmpReply::TimeExceeded),
+            EchoStep::Forward { ttl } => ttl,
+        };
+        if let Some(ns) = self.local_pod(dst) {
+            return answer(ns.ip(), IcmpReply::EchoReply);
         }
         let header = FlowHeader {
-            kind: FrameKind::IcmpEchoRequest { id, seq },
+            kind: FrameKind::IcmpEchoRequest { id, seq, ttl },
             src: SocketAddrV4::new(src, 0),
             dst: SocketAddrV4::new(dst, 0),
             trace_id: 0,
@@ -963,22 +1000,35 @@ impl Datapath {
                     let _ = auth.conn.send_datagram(Bytes::from(reply.to_bytes()));
                 }
             }
-            FrameKind::IcmpEchoRequest { id, seq } => {
-                if self.local_pod(*header.dst.ip()).is_some() {
-                    let reply = FlowHeader {
-                        kind: FrameKind::IcmpEchoReply { id, seq },
-                        src: header.dst,
-                        dst: header.src,
-                        trace_id: header.trace_id,
-                    };
-                    let mut buf = BytesMut::from(&reply.to_bytes()[..]);
+            FrameKind::IcmpEchoRequest { id, seq, ttl } => {
+                let dst = *header.dst.ip();
+                // This node is the last router before its pods.
+                let (kind, from) = match echo_step(ttl, self.is_this_node(dst)) {
+                    EchoStep::Answer => (FrameKind::IcmpEchoReply { id, seq }, dst),
+                    _ if self.local_pod(dst).is_none() => return,
+                    EchoStep::Expired => (FrameKind::IcmpTimeExceeded { id, seq }, self.node_ip),
+                    EchoStep::Forward { .. } => (FrameKind::IcmpEchoReply { id, seq }, dst),
+                };
+                let reply = FlowHeader {
+                    kind,
+                    src: SocketAddrV4::new(from, 0),
+                    dst: header.src,
+                    trace_id: header.trace_id,
+                };
+                let mut buf = BytesMut::from(&reply.to_bytes()[..]);
+                if matches!(kind, FrameKind::IcmpEchoReply { .. }) {
                     buf.extend_from_slice(&payload);
-                    let _ = auth.conn.send_datagram(buf.freeze());
                 }
+                let _ = auth.conn.send_datagram(buf.freeze());
             }
             FrameKind::IcmpEchoReply { id, seq } => {
                 if let Some(ns) = self.local_pod(*header.dst.ip()) {
                     ns.deliver_echo_reply(id, seq, *header.src.ip());
+                }
+            }
+            FrameKind::IcmpTimeExceeded { id, seq } => {
+                if let Some(ns) = self.local_pod(*header.dst.ip()) {
+                    ns.deliver_icmp(id, seq, *header.src.ip(), IcmpReply::TimeExceeded);
                 }
             }
             FrameKind::IcmpPortUnreachable => {
@@ -1021,8 +1071,43 @@ impl podnet_pod::netns::Egress for Datapath {
         dst: Ipv4Addr,
         id: u16,
         seq: u16,
+        ttl: u8,
     ) -> BoxFuture<'static, ()> {
-        Box::pin(async move { Datapath::send_echo(&self, src, dst, id, seq).await })
+        Box::pin(async move { Datapath::send_echo(&self, src, dst, id, seq, ttl).await })
+    }
+}
+
+/// The pods' gateway of a podCIDR: its first address.
+pub fn gateway(pod_cidr: Ipv4Net) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(pod_cidr.network()).saturating_add(1))
+}
+
+/// What a node, as a router, does with an echo request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EchoStep {
+    /// Addressed to the node itself: it answers, whatever the TTL.
+    Answer,
+    /// The TTL runs out here: the node answers time exceeded from its own
+    /// address instead of forwarding.
+    Expired,
+    /// Passed on (to a pod of this node or over the overlay) with one hop
+    /// less.
+    Forward { ttl: u8 },
+}
+
+/// The router's step for an echo request that arrived with `ttl` hops
+/// left, as Linux's forwarding path (`ip_forward`) takes it: a packet for
+/// the router itself is delivered, one that would leave with TTL 0 is
+/// dropped with time exceeded. Every node routes anything (as a kind node
+/// with its default route does), so the TTL is checked before the
+/// datapath decides whether the destination leads anywhere.
+fn echo_step(ttl: u8, for_this_node: bool) -> EchoStep {
+    if for_this_node {
+        EchoStep::Answer
+    } else if ttl <= 1 {
+        EchoStep::Expired
+    } else {
+        EchoStep::Forward { ttl: ttl - 1 }
     }
 }
 

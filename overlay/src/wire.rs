@@ -8,27 +8,36 @@
 //! ICMP message is one QUIC datagram: a [`FlowHeader`] followed by the
 //! payload.
 //!
+//! An echo request carries a TTL (the hops it may still take, as IPv4's
+//! field does): every node it passes through on its way is a router that
+//! takes one off, and the one where it runs out answers with
+//! [`FrameKind::IcmpTimeExceeded`] from its own address instead of
+//! forwarding it. That is what `traceroute` measures.
+//!
 //! Layout, all integers big endian (IPv4 only):
 //!
 //! ```text
 //! offset size field
 //!      0    1 version        (WIRE_VERSION = 1)
 //!      1    1 kind           1 TcpOpen, 2 Udp, 3 IcmpEchoRequest,
-//!                            4 IcmpEchoReply, 5 IcmpPortUnreachable
+//!                            4 IcmpEchoReply, 5 IcmpPortUnreachable,
+//!                            6 IcmpTimeExceeded
 //!      2    1 flags          0 (no flags are defined in version 1)
-//!      3    1 reserved       0
+//!      3    1 ttl            IcmpEchoRequest: hops left; 0 (reserved) for
+//!                            every other kind
 //!      4    4 src ip
 //!      8    2 src port       0 for ICMP echo kinds
 //!     10    4 dst ip
 //!     14    2 dst port       0 for ICMP echo kinds
 //!     16    8 trace id
-//!     24    2 icmp id        only for IcmpEchoRequest / IcmpEchoReply
-//!     26    2 icmp seq       only for IcmpEchoRequest / IcmpEchoReply
+//!     24    2 icmp id        only for the echo kinds and IcmpTimeExceeded
+//!     26    2 icmp seq       only for the echo kinds and IcmpTimeExceeded
 //! ```
 //!
 //! The decoder is total: any byte slice gives either a header or a
 //! [`WireError`], never a panic, and it accepts only the canonical encoding
-//! (non-zero flags or reserved bytes are errors), so an accepted header
+//! (non-zero flags, or a non-zero ttl byte on a kind without a TTL, are
+//! errors), so an accepted header
 //! re-encodes to exactly the bytes it was decoded from.
 //!
 //! This module deliberately knows nothing about QUIC, sockets or policy: it
@@ -56,6 +65,7 @@ const KIND_UDP: u8 = 2;
 const KIND_ICMP_ECHO_REQUEST: u8 = 3;
 const KIND_ICMP_ECHO_REPLY: u8 = 4;
 const KIND_ICMP_PORT_UNREACHABLE: u8 = 5;
+const KIND_ICMP_TIME_EXCEEDED: u8 = 6;
 
 /// What a flow carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -66,7 +76,9 @@ pub enum FrameKind {
     /// datagram.
     Udp,
     /// ICMP echo request (ping); ports are 0, the payload is the echo data.
-    IcmpEchoRequest { id: u16, seq: u16 },
+    /// `ttl` is the number of routers it may still pass (see the module
+    /// doc).
+    IcmpEchoRequest { id: u16, seq: u16, ttl: u8 },
     /// ICMP echo reply; ports are 0, the payload is the echo data.
     IcmpEchoReply { id: u16, seq: u16 },
     /// Sent back to the origin node when a UDP datagram reached a pod port
@@ -74,6 +86,10 @@ pub enum FrameKind {
     /// unchanged (not swapped), so the origin finds the sending socket by
     /// `src`.
     IcmpPortUnreachable,
+    /// Sent back to the origin of an echo request whose TTL ran out at a
+    /// node: `src` is the address of the node that dropped it (port 0),
+    /// `dst` the request's source, `id` and `seq` the request's.
+    IcmpTimeExceeded { id: u16, seq: u16 },
 }
 
 impl FrameKind {
@@ -85,6 +101,7 @@ impl FrameKind {
             FrameKind::IcmpEchoRequest { .. } => KIND_ICMP_ECHO_REQUEST,
             FrameKind::IcmpEchoReply { .. } => KIND_ICMP_ECHO_REPLY,
             FrameKind::IcmpPortUnreachable => KIND_ICMP_PORT_UNREACHABLE,
+            FrameKind::IcmpTimeExceeded { .. } => KIND_ICMP_TIME_EXCEEDED,
         }
     }
 
@@ -98,7 +115,9 @@ impl FrameKind {
 fn header_len_for_code(code: u8) -> Option<usize> {
     match code {
         KIND_TCP_OPEN | KIND_UDP | KIND_ICMP_PORT_UNREACHABLE => Some(BASE_HEADER_LEN),
-        KIND_ICMP_ECHO_REQUEST | KIND_ICMP_ECHO_REPLY => Some(MAX_HEADER_LEN),
+        KIND_ICMP_ECHO_REQUEST | KIND_ICMP_ECHO_REPLY | KIND_ICMP_TIME_EXCEEDED => {
+            Some(MAX_HEADER_LEN)
+        }
         _ => None,
     }
 }
@@ -122,11 +141,11 @@ pub enum WireError {
     Truncated { needed: usize, got: usize },
     #[error("unsupported overlay wire version {0} (this node speaks version {WIRE_VERSION})")]
     UnsupportedVersion(u8),
-    #[error("unknown overlay frame kind {0} (valid kinds are 1 to 5)")]
+    #[error("unknown overlay frame kind {0} (valid kinds are 1 to 6)")]
     UnknownKind(u8),
     #[error("overlay header flags must be 0 in version {WIRE_VERSION}, got {0:#04x}")]
     NonZeroFlags(u8),
-    #[error("overlay header reserved byte must be 0, got {0:#04x}")]
+    #[error("overlay header ttl byte must be 0 on a frame kind without a TTL, got {0:#04x}")]
     NonZeroReserved(u8),
     #[error("unknown open status byte {0} (valid are 0 accepted, 1 refused)")]
     UnknownStatus(u8),
@@ -143,14 +162,18 @@ impl FlowHeader {
         out.put_u8(WIRE_VERSION);
         out.put_u8(self.kind.code());
         out.put_u8(0); // flags
-        out.put_u8(0); // reserved
+        out.put_u8(match self.kind {
+            FrameKind::IcmpEchoRequest { ttl, .. } => ttl,
+            _ => 0,
+        });
         out.put_slice(&self.src.ip().octets());
         out.put_u16(self.src.port());
         out.put_slice(&self.dst.ip().octets());
         out.put_u16(self.dst.port());
         out.put_u64(self.trace_id);
-        if let FrameKind::IcmpEchoRequest { id, seq } | FrameKind::IcmpEchoReply { id, seq } =
-            self.kind
+        if let FrameKind::IcmpEchoRequest { id, seq, .. }
+        | FrameKind::IcmpEchoReply { id, seq }
+        | FrameKind::IcmpTimeExceeded { id, seq } = self.kind
         {
             out.put_u16(id);
             out.put_u16(seq);
@@ -192,7 +215,7 @@ impl FlowHeader {
         if base[2] != 0 {
             return Err(WireError::NonZeroFlags(base[2]));
         }
-        if base[3] != 0 {
+        if base[3] != 0 && code != KIND_ICMP_ECHO_REQUEST {
             return Err(WireError::NonZeroReserved(base[3]));
         }
         let src = SocketAddrV4::new(
@@ -222,11 +245,19 @@ impl FlowHeader {
             KIND_ICMP_PORT_UNREACHABLE => FrameKind::IcmpPortUnreachable,
             KIND_ICMP_ECHO_REQUEST => {
                 let (id, seq) = icmp()?;
-                FrameKind::IcmpEchoRequest { id, seq }
+                FrameKind::IcmpEchoRequest {
+                    id,
+                    seq,
+                    ttl: base[3],
+                }
             }
             KIND_ICMP_ECHO_REPLY => {
                 let (id, seq) = icmp()?;
                 FrameKind::IcmpEchoReply { id, seq }
+            }
+            KIND_ICMP_TIME_EXCEEDED => {
+                let (id, seq) = icmp()?;
+                FrameKind::IcmpTimeExceeded { id, seq }
             }
             other => return Err(WireError::UnknownKind(other)),
         };
@@ -296,7 +327,9 @@ mod tests {
     fn header(kind: FrameKind) -> FlowHeader {
         let ports = !matches!(
             kind,
-            FrameKind::IcmpEchoRequest { .. } | FrameKind::IcmpEchoReply { .. }
+            FrameKind::IcmpEchoRequest { .. }
+                | FrameKind::IcmpEchoReply { .. }
+                | FrameKind::IcmpTimeExceeded { .. }
         );
         FlowHeader {
             kind,
@@ -310,12 +343,22 @@ mod tests {
         vec![
             FrameKind::TcpOpen,
             FrameKind::Udp,
-            FrameKind::IcmpEchoRequest { id: 0xbeef, seq: 1 },
+            FrameKind::IcmpEchoRequest {
+                id: 0xbeef,
+                seq: 1,
+                ttl: 64,
+            },
+            FrameKind::IcmpEchoRequest {
+                id: 1,
+                seq: 2,
+                ttl: 0,
+            },
             FrameKind::IcmpEchoReply {
                 id: 0xbeef,
                 seq: 65_535,
             },
             FrameKind::IcmpPortUnreachable,
+            FrameKind::IcmpTimeExceeded { id: 7, seq: 3 },
         ]
     }
 
@@ -356,10 +399,19 @@ mod tests {
         assert_eq!(FrameKind::Udp.header_len(), 24);
         assert_eq!(FrameKind::IcmpPortUnreachable.header_len(), 24);
         assert_eq!(
-            FrameKind::IcmpEchoRequest { id: 1, seq: 2 }.header_len(),
+            FrameKind::IcmpEchoRequest {
+                id: 1,
+                seq: 2,
+                ttl: 1
+            }
+            .header_len(),
             28
         );
         assert_eq!(FrameKind::IcmpEchoReply { id: 1, seq: 2 }.header_len(), 28);
+        assert_eq!(
+            FrameKind::IcmpTimeExceeded { id: 1, seq: 2 }.header_len(),
+            28
+        );
     }
 
     #[test]
@@ -393,11 +445,15 @@ mod tests {
         // A future version is reported as such even if it is one byte long.
         check(&[7], Err(WireError::UnsupportedVersion(7)));
         check(&with(1, 0), Err(WireError::UnknownKind(0)));
-        check(&with(1, 6), Err(WireError::UnknownKind(6)));
+        check(&with(1, 7), Err(WireError::UnknownKind(7)));
         check(&with(1, 255), Err(WireError::UnknownKind(255)));
         check(&[1, 9], Err(WireError::UnknownKind(9)));
         check(&with(2, 0x80), Err(WireError::NonZeroFlags(0x80)));
         check(&with(3, 1), Err(WireError::NonZeroReserved(1)));
+        // The ttl byte is meaningful only on an echo request.
+        let mut reply = header(FrameKind::IcmpEchoReply { id: 1, seq: 1 }).to_bytes();
+        reply[3] = 1;
+        check(&reply, Err(WireError::NonZeroReserved(1)));
     }
 
     #[test]
@@ -434,9 +490,11 @@ mod tests {
             Just(FrameKind::TcpOpen),
             Just(FrameKind::Udp),
             Just(FrameKind::IcmpPortUnreachable),
-            (any::<u16>(), any::<u16>())
-                .prop_map(|(id, seq)| FrameKind::IcmpEchoRequest { id, seq }),
+            (any::<u16>(), any::<u16>(), any::<u8>())
+                .prop_map(|(id, seq, ttl)| FrameKind::IcmpEchoRequest { id, seq, ttl }),
             (any::<u16>(), any::<u16>()).prop_map(|(id, seq)| FrameKind::IcmpEchoReply { id, seq }),
+            (any::<u16>(), any::<u16>())
+                .prop_map(|(id, seq)| FrameKind::IcmpTimeExceeded { id, seq }),
         ]
     }
 

@@ -38,6 +38,9 @@ const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
 const BACKLOG: usize = 1024;
 /// Datagrams a UDP socket holds before new ones are dropped.
 const UDP_QUEUE: usize = 1024;
+/// The TTL a pod's echo requests leave with, as Linux's
+/// `net.ipv4.ip_default_ttl`.
+pub const DEFAULT_TTL: u8 = 64;
 /// Buffer of an in-memory pipe between two pods on one node.
 pub const LOCAL_PIPE_BYTES: usize = 256 * 1024;
 
@@ -68,14 +71,16 @@ pub trait Egress: Send + Sync {
         payload: Bytes,
     ) -> BoxFuture<'static, ()>;
 
-    /// Sends one ICMP echo request; the reply comes back through
-    /// [`NetNs::deliver_echo_reply`].
+    /// Sends one ICMP echo request that may pass `ttl` routers; the reply
+    /// (an echo reply, or time exceeded from the router where the TTL ran
+    /// out) comes back through [`NetNs::deliver_icmp`].
     fn send_echo(
         self: Arc<Self>,
         src: Ipv4Addr,
         dst: Ipv4Addr,
         id: u16,
         seq: u16,
+        ttl: u8,
     ) -> BoxFuture<'static, ()>;
 }
 
@@ -109,6 +114,7 @@ impl Egress for Isolated {
         _dst: Ipv4Addr,
         _id: u16,
         _seq: u16,
+        _ttl: u8,
     ) -> BoxFuture<'static, ()> {
         match *self {}
     }
@@ -217,11 +223,32 @@ pub type Incoming = (PodStream, SocketAddrV4);
 /// error for one it sent (surfaced as ConnectionRefused, as Linux does).
 pub type UdpItem = Result<(Bytes, SocketAddrV4), io::ErrorKind>;
 
+/// What an ICMP echo socket receives about one of its requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IcmpReply {
+    /// The destination answered.
+    EchoReply,
+    /// A router on the way dropped the request: its TTL ran out there.
+    TimeExceeded,
+}
+
+/// An ICMP message for an echo socket: the request's sequence number, who
+/// sent the message, and what it says.
+type IcmpItem = (u16, Ipv4Addr, IcmpReply);
+
+/// The answer to one probe of [`IcmpSocket::probe`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeReply {
+    pub from: Ipv4Addr,
+    pub reply: IcmpReply,
+    pub rtt: Duration,
+}
+
 #[derive(Default)]
 struct Ports {
     tcp: HashMap<u16, mpsc::Sender<Incoming>>,
     udp: HashMap<u16, mpsc::Sender<UdpItem>>,
-    icmp: HashMap<u16, mpsc::Sender<(u16, Ipv4Addr)>>,
+    icmp: HashMap<u16, mpsc::Sender<IcmpItem>>,
 }
 
 /// The state of a socket, as `ss` names it.
@@ -530,8 +557,15 @@ impl NetNs {
 
     /// Delivers an ICMP echo reply to the pinger that owns `id`.
     pub fn deliver_echo_reply(&self, id: u16, seq: u16, from: Ipv4Addr) {
+        self.deliver_icmp(id, seq, from, IcmpReply::EchoReply);
+    }
+
+    /// Delivers an ICMP message about echo request `id`/`seq` to the
+    /// socket that owns `id` (a full queue drops it, as a full socket
+    /// buffer does).
+    pub fn deliver_icmp(&self, id: u16, seq: u16, from: Ipv4Addr, reply: IcmpReply) {
         if let Some(tx) = self.ports().icmp.get(&id) {
-            let _ = tx.try_send((seq, from));
+            let _ = tx.try_send((seq, from, reply));
         }
     }
 
@@ -637,7 +671,7 @@ impl Drop for PodUdpSocket {
 pub struct IcmpSocket {
     ns: Arc<NetNs>,
     id: u16,
-    rx: mpsc::Receiver<(u16, Ipv4Addr)>,
+    rx: mpsc::Receiver<IcmpItem>,
 }
 
 impl IcmpSocket {
@@ -655,14 +689,56 @@ impl IcmpSocket {
         }
         self.ns
             .egress()?
-            .send_echo(self.ns.ip, dst, self.id, seq)
+            .send_echo(self.ns.ip, dst, self.id, seq, DEFAULT_TTL)
             .await;
         let deadline = start + timeout;
         loop {
             match tokio::time::timeout_at(deadline, self.rx.recv()).await {
                 Err(_) => return Ok(None),
                 Ok(None) => return Err(gone()),
-                Ok(Some((s, from))) if s == seq && from == dst => return Ok(Some(start.elapsed())),
+                Ok(Some((s, from, IcmpReply::EchoReply))) if s == seq && from == dst => {
+                    return Ok(Some(start.elapsed()));
+                }
+                Ok(Some(_)) => continue,
+            }
+        }
+    }
+
+    /// Sends one echo request that may pass `ttl` routers and waits up to
+    /// `timeout` for whatever answers it: the destination's echo reply or
+    /// a router's time exceeded. `Ok(None)` on timeout. This socket's own
+    /// addresses answer at once, whatever the TTL (no router is passed).
+    pub async fn probe(
+        &mut self,
+        dst: Ipv4Addr,
+        seq: u16,
+        ttl: u8,
+        timeout: Duration,
+    ) -> io::Result<Option<ProbeReply>> {
+        let start = tokio::time::Instant::now();
+        if self.ns.is_self(dst) {
+            return Ok(Some(ProbeReply {
+                from: dst,
+                reply: IcmpReply::EchoReply,
+                rtt: start.elapsed(),
+            }));
+        }
+        self.ns
+            .egress()?
+            .send_echo(self.ns.ip, dst, self.id, seq, ttl)
+            .await;
+        let deadline = start + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Err(_) => return Ok(None),
+                Ok(None) => return Err(gone()),
+                Ok(Some((s, from, reply))) if s == seq => {
+                    return Ok(Some(ProbeReply {
+                        from,
+                        reply,
+                        rtt: start.elapsed(),
+                    }));
+                }
                 Ok(Some(_)) => continue,
             }
         }

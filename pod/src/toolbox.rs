@@ -1,7 +1,7 @@
 //! The commands `podnet exec POD -- CMD...` runs inside a pod's network
-//! namespace: `curl`, `wget`, `nc`, `ping`, `nslookup`, `dig`, `ss`,
-//! `netstat`, `hostname`, `ip`, `env`, `printenv`, `echo`, `cat`, `sleep`,
-//! `true`, `false`, and `sh -c` to run several of them.
+//! namespace: `curl`, `wget`, `nc`, `ping`, `traceroute`, `nslookup`,
+//! `dig`, `ss`, `netstat`, `hostname`, `ip`, `env`, `printenv`, `echo`,
+//! `cat`, `sleep`, `true`, `false`, and `sh -c` to run several of them.
 //!
 //! Each command is a small reimplementation of the real tool's common
 //! options, written against the pod's socket API (`crate::netns`), with the
@@ -19,8 +19,9 @@
 //! Deliberately not here: a real shell (`sh -c` runs toolbox commands
 //! joined by `;`, `&&` and `||`; pipes, redirections and variables are
 //! refused), a filesystem beyond those files (`curl -o FILE`, `wget` without
-//! `-O -`), TLS, and `traceroute` (the datapath does not yet expose the
-//! path a packet takes). Output is buffered and bounded by [`MAX_OUTPUT`].
+//! `-O -`), and TLS. `traceroute` measures the path with TTL-limited echo
+//! requests that the node datapath routes like any other (see its module).
+//! Output is buffered and bounded by [`MAX_OUTPUT`].
 
 mod basic;
 mod curl;
@@ -32,6 +33,7 @@ mod nslookup;
 mod ping;
 mod sh;
 mod ss;
+mod traceroute;
 mod wget;
 
 use std::io;
@@ -47,8 +49,25 @@ pub const MAX_OUTPUT: usize = 16 * 1024 * 1024;
 
 /// The commands, as the "command not found" message lists them.
 const COMMANDS: &[&str] = &[
-    "curl", "wget", "nc", "ping", "nslookup", "dig", "ss", "netstat", "hostname", "ip", "env",
-    "printenv", "echo", "cat", "sleep", "true", "false", "sh",
+    "curl",
+    "wget",
+    "nc",
+    "ping",
+    "traceroute",
+    "nslookup",
+    "dig",
+    "ss",
+    "netstat",
+    "hostname",
+    "ip",
+    "env",
+    "printenv",
+    "echo",
+    "cat",
+    "sleep",
+    "true",
+    "false",
+    "sh",
 ];
 
 /// Exit code for a command line that does not parse (clap's and the GNU
@@ -134,6 +153,7 @@ async fn dispatch(process: Process<'_>, argv: &[String], out: &mut Output) -> i3
         "wget" => wget::run(ns, argv, out).await,
         "nc" | "netcat" => nc::run(ns, argv, stdin, out).await,
         "ping" => ping::run(ns, argv, out).await,
+        "traceroute" => traceroute::run(ns, argv, out).await,
         "nslookup" => nslookup::run(ns, argv, out).await,
         "dig" => dig::run(ns, argv, out).await,
         "ss" => ss::ss(ns, argv, out),

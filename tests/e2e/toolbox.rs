@@ -1,8 +1,11 @@
 //! The in-pod troubleshooting commands through `podnet exec`: the files the
 //! kubelet writes, the container environment with Service variables,
-//! busybox wget, socket listings and `sh -c`.
+//! busybox wget, socket listings, `sh -c` and traceroute over the emulated
+//! links.
 
-use crate::harness::{Cluster, text};
+use std::time::Duration;
+
+use crate::harness::{Cluster, eventually, text};
 use crate::pods::WEB;
 use crate::services::{CLIENT, WEB_SVC};
 
@@ -124,4 +127,162 @@ fn troubleshooting_commands_read_as_on_a_real_cluster() {
         "{}",
         text(&piped.stderr)
     );
+}
+
+fn pinned(name: &str, node: &str) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}, labels: {{app: {name}}}}}
+spec:
+  nodeSelector: {{kubernetes.io/hostname: {node}}}
+  containers: [{{name: echo, image: podnet/http-echo, ports: [{{containerPort: 8080}}]}}]
+"#
+    )
+}
+
+/// `traceroute -n` output as (hop, address, RTTs in ms) per hop line,
+/// checking the header and that every probe of a hop was answered by the
+/// one address.
+fn hops(out: &str, dst: &str) -> Vec<(u32, String, Vec<f64>)> {
+    let mut lines = out.lines();
+    let header = lines.next().unwrap_or_default();
+    assert!(
+        header.starts_with(&format!("traceroute to {dst} ({dst}), "))
+            && header.ends_with(" hops max, 60 byte packets"),
+        "{out}"
+    );
+    lines
+        .map(|line| {
+            let mut words = line.split_whitespace();
+            let hop = words.next().unwrap().parse().unwrap();
+            let addr = words.next().unwrap().to_string();
+            let rest: Vec<&str> = words.collect();
+            let rtts: Vec<f64> = rest.chunks(2).map(|w| w[0].parse().unwrap()).collect();
+            assert!(
+                rest.chunks(2).all(|w| w.len() == 2 && w[1] == "ms"),
+                "{line} in\n{out}"
+            );
+            (hop, addr, rtts)
+        })
+        .collect()
+}
+
+#[test]
+fn traceroute_follows_the_emulated_links() {
+    let c = Cluster::up(&["--nodes", "2"]);
+    c.apply(&format!(
+        "{}---{}---{}",
+        pinned("a", "node-1"),
+        pinned("b", "node-2"),
+        pinned("near", "node-1")
+    ));
+    c.ready_pods("a", 1);
+    let b_ip = c.ready_pods("b", 1)[0]["status"]["podIP"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let near_ip = c.ready_pods("near", 1)[0]["status"]["podIP"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let node = |name: &str| c.json(&["get", "node", name]);
+    let cidr: ipnet::Ipv4Net = node("node-1")["spec"]["podCIDR"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let gateway = std::net::Ipv4Addr::from(u32::from(cidr.network()) + 1).to_string();
+    let node_2_ip = node("node-2")["status"]["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["type"] == "InternalIP")
+        .unwrap()["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let trace = |dst: &str, extra: &[&str]| {
+        let out = ok(&c, "a", &[&["traceroute", "-n"], extra, &[dst]].concat());
+        hops(&out, dst)
+    };
+    let path = |hops: &[(u32, String, Vec<f64>)]| -> Vec<(u32, String, usize)> {
+        hops.iter()
+            .map(|(n, addr, rtts)| (*n, addr.clone(), rtts.len()))
+            .collect()
+    };
+
+    // Across nodes: the gateway, the other node, the pod, and no further.
+    let across = trace(&b_ip, &[]);
+    assert_eq!(
+        path(&across),
+        [
+            (1, gateway.clone(), 3),
+            (2, node_2_ip.clone(), 3),
+            (3, b_ip.clone(), 3)
+        ],
+        "{across:?}"
+    );
+    assert!(
+        across.iter().flat_map(|h| &h.2).all(|&rtt| rtt < 40.0),
+        "{across:?}"
+    );
+    // On the same node: the gateway, then the pod.
+    assert_eq!(
+        path(&trace(&near_ip, &["-q", "1"])),
+        [(1, gateway.clone(), 1), (2, near_ip.clone(), 1)]
+    );
+
+    // A 20 ms delay each way shows from the hop past the link on.
+    c.ok(&["link", "set", "node-1", "node-2", "--delay", "20ms"]);
+    let delayed = eventually("the 20ms delay to apply", Duration::from_secs(10), || {
+        let hops = trace(&b_ip, &[]);
+        hops[1..]
+            .iter()
+            .flat_map(|h| &h.2)
+            .all(|&rtt| rtt >= 40.0)
+            .then_some(hops)
+    });
+    assert_eq!(path(&delayed).len(), 3, "{delayed:?}");
+    assert!(delayed[0].2.iter().all(|&rtt| rtt < 20.0), "{delayed:?}");
+    assert!(
+        delayed[1..]
+            .iter()
+            .flat_map(|h| &h.2)
+            .all(|&rtt| rtt < 200.0),
+        "{delayed:?}"
+    );
+
+    // Partitioned: only the gateway answers; the trace runs to -m.
+    c.ok(&["link", "partition", "node-1", "node-2"]);
+    let out = eventually(
+        "the partition to cut the path",
+        Duration::from_secs(10),
+        || {
+            let out = ok(
+                &c,
+                "a",
+                &["traceroute", "-n", "-m", "3", "-w", "0.5", &b_ip],
+            );
+            out.lines()
+                .nth(2)
+                .is_some_and(|l| l == " 2  * * *")
+                .then_some(out)
+        },
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert!(lines[1].starts_with(&format!(" 1  {gateway}  ")), "{out}");
+    assert_eq!(lines[3], " 3  * * *", "{out}");
+
+    let unknown = c.exec("a", &["traceroute", "nosuchhost"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert_eq!(
+        text(&unknown.stderr),
+        "traceroute: bad address 'nosuchhost'\n"
+    );
+    assert!(unknown.stdout.is_empty());
+    let usage = c.exec("a", &["traceroute", "-q", "0", &b_ip]);
+    assert_eq!(usage.status.code(), Some(2), "{}", text(&usage.stderr));
 }

@@ -194,3 +194,88 @@ async fn forged_sources_and_bad_headers_are_dropped_and_counted() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+#[test]
+fn a_node_routes_an_echo_request_by_its_ttl() {
+    let check = |ttl: u8, for_this_node: bool, expected: EchoStep| {
+        assert_eq!(echo_step(ttl, for_this_node), expected, "ttl {ttl}")
+    };
+    check(0, false, EchoStep::Expired);
+    check(1, false, EchoStep::Expired);
+    check(2, false, EchoStep::Forward { ttl: 1 });
+    check(64, false, EchoStep::Forward { ttl: 63 });
+    check(255, false, EchoStep::Forward { ttl: 254 });
+    // The node's own addresses answer whatever the TTL.
+    check(1, true, EchoStep::Answer);
+    check(0, true, EchoStep::Answer);
+    assert_eq!(
+        gateway("10.244.3.0/24".parse().unwrap()),
+        Ipv4Addr::new(10, 244, 3, 1)
+    );
+}
+
+/// What answers an echo request from pod a with each TTL: the pods'
+/// gateway on node-a, node-b's IP, then the pod; a pod on node-a right
+/// after the gateway; an address that leads nowhere only the gateway.
+#[tokio::test]
+async fn ttl_limited_echo_is_answered_by_each_router_on_the_way() {
+    let n = net();
+    // As the agent routes them: each node's IP to that node.
+    let mut routes = n._pair.routes();
+    routes.push(Route {
+        cidr: Ipv4Net::from(n.b.node_ip()),
+        node: "node-b".into(),
+        underlay: n._pair.addr_b,
+    });
+    routes.push(Route {
+        cidr: Ipv4Net::from(n.a.node_ip()),
+        node: "node-a".into(),
+        underlay: n.addr_a,
+    });
+    n.a.set_routes(routes.clone());
+    n.b.set_routes(routes);
+    let neighbour = NetNs::new(
+        Ipv4Addr::new(10, 244, 0, 9),
+        Default::default(),
+        Arc::<Datapath>::downgrade(&n.a),
+    );
+    n.a.add_pod(neighbour.clone());
+
+    let hops = |dst: Ipv4Addr, max: u8| {
+        let pod_a = n.pod_a.clone();
+        async move {
+            let mut seen = Vec::new();
+            for ttl in 1..=max {
+                let answer = pod_a
+                    .icmp_socket()
+                    .probe(dst, u16::from(ttl), ttl, Duration::from_millis(500))
+                    .await
+                    .unwrap()
+                    .map(|a| (a.from, a.reply));
+                seen.push(answer);
+            }
+            seen
+        }
+    };
+    let gw = Some((Ipv4Addr::new(10, 244, 0, 1), IcmpReply::TimeExceeded));
+    let node_b = Some((n.b.node_ip(), IcmpReply::TimeExceeded));
+    let echo = |ip| Some((ip, IcmpReply::EchoReply));
+    assert_eq!(
+        hops(n.pod_b.ip(), 4).await,
+        [gw, node_b, echo(n.pod_b.ip()), echo(n.pod_b.ip())]
+    );
+    assert_eq!(
+        hops(neighbour.ip(), 3).await,
+        [gw, echo(neighbour.ip()), echo(neighbour.ip())]
+    );
+    // The other node itself is two hops away, its gateway too.
+    assert_eq!(hops(n.b.node_ip(), 2).await, [gw, echo(n.b.node_ip())]);
+    let gw_b = Ipv4Addr::new(10, 244, 1, 1);
+    assert_eq!(hops(gw_b, 2).await, [gw, echo(gw_b)]);
+    // No pod there, or no route at all: past the gateway, silence.
+    assert_eq!(
+        hops(Ipv4Addr::new(10, 244, 1, 77), 3).await,
+        [gw, None, None]
+    );
+    assert_eq!(hops(Ipv4Addr::new(10, 96, 0, 99), 2).await, [gw, None]);
+}

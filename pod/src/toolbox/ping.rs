@@ -5,7 +5,8 @@
 //! Simplifications: one request is outstanding at a time (the next is sent
 //! after the reply or -W, whichever comes first, and no sooner than -i after
 //! the previous one), the payload size is fixed at 56 bytes, and the TTL
-//! shown is always 64 because the emulated network does not count hops.
+//! shown is always 64: requests leave with TTL 64 and count the routers
+//! they pass (see `traceroute`), but replies do not carry a TTL back.
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
