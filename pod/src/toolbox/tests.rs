@@ -436,6 +436,44 @@ async fn ping_without_a_network_fails() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn traceroute_in_a_standalone_namespace() {
+    let ns = pod();
+    // The pod's own address is reached without passing a router.
+    let out = exec(&ns, &["traceroute", "web-0"]).await;
+    assert_eq!(out.exit_code, 0, "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "traceroute to web-0 (10.244.1.5), 30 hops max, 60 byte packets\n \
+         1  10.244.1.5 (10.244.1.5)  0.000 ms  0.000 ms  0.000 ms\n"
+    );
+    let out = exec(&ns, &["traceroute", "-n", "-q", "1", "127.0.0.1"]).await;
+    assert_eq!(
+        text(&out.stdout),
+        "traceroute to 127.0.0.1 (127.0.0.1), 30 hops max, 60 byte packets\n \
+         1  127.0.0.1  0.000 ms\n"
+    );
+    // Beyond itself there is no way out: the send fails.
+    let out = exec(&ns, &["traceroute", "-n", "10.244.2.9"]).await;
+    assert_eq!(out.exit_code, 1);
+    assert!(
+        text(&out.stderr).starts_with("traceroute: send: "),
+        "{out:?}"
+    );
+    let out = exec(&ns, &["traceroute", "nowhere"]).await;
+    assert_eq!(
+        (out.exit_code, text(&out.stderr), text(&out.stdout)),
+        (1, "traceroute: bad address 'nowhere'\n", "")
+    );
+    let out = exec(&ns, &["traceroute", "-T", "-p", "80", "web-0"]).await;
+    assert_eq!(out.exit_code, 2);
+    let out = exec(&ns, &["traceroute", "-f", "5", "-m", "4", "web-0"]).await;
+    assert_eq!(
+        (out.exit_code, text(&out.stderr)),
+        (2, "first hop out of range\n")
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn small_commands() {
     let ns = pod();
     let check = |out: Output, code: i32, stdout: &str| {
