@@ -288,6 +288,25 @@ fn first_block() -> Vec<Step> {
         step("podnet exec client -- ping -c 3 $WEB", |r, _| {
             r.has(&["3 packets transmitted, 3 received"])
         }),
+        step("podnet exec client -- traceroute -n $WEB", |r, w| {
+            let out = r.ok()?;
+            let hops: Vec<&str> = out.lines().skip(1).collect();
+            let client_node = w.podnet("get pod client -o jsonpath={.spec.nodeName}");
+            let cidr = w.podnet(&format!(
+                "get node {client_node} -o jsonpath={{.spec.podCIDR}}"
+            ));
+            let gateway = cidr.trim_end_matches(".0/24").to_string() + ".1";
+            let web = w.var("WEB");
+            let first = hops.first().copied().unwrap_or("");
+            let last = hops.last().copied().unwrap_or("");
+            (first.starts_with(&format!(" 1  {gateway} "))
+                && last.contains(&format!("  {web}  "))
+                && (2..=3).contains(&hops.len()))
+            .then_some(())
+            .ok_or(format!(
+                "not the gateway {gateway} first and {web} last:\n{out}"
+            ))
+        }),
         step(
             "podnet apply -f scenarios/manifests/services.yaml",
             |r, _| {
