@@ -148,6 +148,29 @@ fn second_up_in_the_same_state_dir_is_refused() {
 }
 
 #[test]
+fn a_new_cluster_in_a_state_dir_starts_new_logs_without_colour() {
+    let c = Cluster::up(&["--nodes", "1"]);
+    c.ok(&["down"]);
+    c.ok(&["up", "--nodes", "1"]);
+    for log in ["controlplane", "node-1", "edge"] {
+        let path = c.state.join("logs").join(format!("{log}.log"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+        assert!(
+            !text.contains('\x1b'),
+            "{path:?} has terminal colour codes:\n{text}"
+        );
+        // A node joins once per cluster: one join in a new log.
+        if log == "node-1" {
+            let joins = text.matches("joined the cluster").count();
+            assert_eq!(
+                joins, 1,
+                "{path:?} holds more than this cluster's log:\n{text}"
+            );
+        }
+    }
+}
+
+#[test]
 fn garbage_on_the_overlay_socket_is_dropped() {
     let c = Cluster::up(&["--nodes", "2"]);
     c.apply(crate::pods::WEB);
