@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use crate::harness::{Cluster, eventually, text};
 
-fn pinned(name: &str, node: &str) -> String {
+/// A http-echo pod named and labelled `name`, on `node`.
+pub fn pinned(name: &str, node: &str) -> String {
     format!(
         r#"
 apiVersion: v1

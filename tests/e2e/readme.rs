@@ -234,6 +234,21 @@ fn echo(ran: &Ran) -> Result<Value, String> {
     serde_json::from_str(ran.ok()?.trim()).map_err(|e| format!("not an echo ({e}): {}", ran.stdout))
 }
 
+/// `podnet down`: it says so, and none of the processes the cluster record
+/// held before it (`PIDS`) is alive.
+fn nothing_left_running(r: &Ran, w: &Walk) -> Result<(), String> {
+    r.has(&["stopped"])?;
+    let alive: Vec<&str> = w
+        .var("PIDS")
+        .split(' ')
+        .filter(|p| p.parse().is_ok_and(podnet_lab::record::alive))
+        .collect();
+    alive
+        .is_empty()
+        .then_some(())
+        .ok_or(format!("processes left running: {alive:?}"))
+}
+
 fn first_block() -> Vec<Step> {
     vec![
         step(BUILD, |_, _| Ok(())),
@@ -446,18 +461,7 @@ fn first_block() -> Vec<Step> {
         step("podnet link heal node-1 node-3", |r, _| {
             r.has(&["link/node-1.node-3 healed", "link/node-3.node-1 healed"])
         }),
-        step("podnet down", |r, w| {
-            r.has(&["stopped"])?;
-            let pids = w.var("PIDS");
-            let alive: Vec<&str> = pids
-                .split(' ')
-                .filter(|p| p.parse().is_ok_and(podnet_lab::record::alive))
-                .collect();
-            alive
-                .is_empty()
-                .then_some(())
-                .ok_or(format!("processes left running: {alive:?}"))
-        }),
+        step("podnet down", nothing_left_running),
     ]
 }
 
@@ -584,17 +588,6 @@ fn second_block() -> Vec<Step> {
         step("podnet describe ingress shop", |r, _| {
             r.has(&["shop.example.com", "shop-tls", "Rules:"])
         }),
-        step("podnet down", |r, w| {
-            r.has(&["stopped"])?;
-            let alive: Vec<&str> = w
-                .var("PIDS")
-                .split(' ')
-                .filter(|p| p.parse().is_ok_and(podnet_lab::record::alive))
-                .collect();
-            alive
-                .is_empty()
-                .then_some(())
-                .ok_or(format!("processes left running: {alive:?}"))
-        }),
+        step("podnet down", nothing_left_running),
     ]
 }

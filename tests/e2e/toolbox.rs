@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use crate::harness::{Cluster, eventually, text};
+use crate::links::pinned;
 use crate::pods::WEB;
 use crate::services::{CLIENT, WEB_SVC};
 
@@ -127,19 +128,6 @@ fn troubleshooting_commands_read_as_on_a_real_cluster() {
         "{}",
         text(&piped.stderr)
     );
-}
-
-fn pinned(name: &str, node: &str) -> String {
-    format!(
-        r#"
-apiVersion: v1
-kind: Pod
-metadata: {{name: {name}, labels: {{app: {name}}}}}
-spec:
-  nodeSelector: {{kubernetes.io/hostname: {node}}}
-  containers: [{{name: echo, image: podnet/http-echo, ports: [{{containerPort: 8080}}]}}]
-"#
-    )
 }
 
 /// `traceroute -n` output as (hop, address, RTTs in ms) per hop line,

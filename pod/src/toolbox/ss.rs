@@ -222,38 +222,45 @@ pub(super) fn format_netstat(rows: &[SocketInfo], listening: bool, connected: bo
     text
 }
 
-pub(super) fn ss(ns: &Arc<NetNs>, argv: &[String], out: &mut Output) -> i32 {
-    let args: Args = match parse(argv, out) {
-        Ok(args) => args,
-        Err(code) => return code,
-    };
+/// The sockets `argv`'s options select, and the selection; `Err` is the
+/// exit code of a command line that does not parse.
+fn selected(
+    ns: &Arc<NetNs>,
+    argv: &[String],
+    out: &mut Output,
+) -> Result<(Selection, Vec<SocketInfo>), i32> {
+    let args: Args = parse(argv, out)?;
     let selection = Selection::of(&args);
-    let rows: Vec<SocketInfo> = ns
+    let rows = ns
         .sockets()
         .into_iter()
         .filter(|r| selection.wants(r))
         .collect();
-    out.print(format_ss(&rows, selection.tcp && selection.udp));
-    0
+    Ok((selection, rows))
+}
+
+pub(super) fn ss(ns: &Arc<NetNs>, argv: &[String], out: &mut Output) -> i32 {
+    match selected(ns, argv, out) {
+        Ok((selection, rows)) => {
+            out.print(format_ss(&rows, selection.tcp && selection.udp));
+            0
+        }
+        Err(code) => code,
+    }
 }
 
 pub(super) fn netstat(ns: &Arc<NetNs>, argv: &[String], out: &mut Output) -> i32 {
-    let args: Args = match parse(argv, out) {
-        Ok(args) => args,
-        Err(code) => return code,
-    };
-    let selection = Selection::of(&args);
-    let rows: Vec<SocketInfo> = ns
-        .sockets()
-        .into_iter()
-        .filter(|r| selection.wants(r))
-        .collect();
-    out.print(format_netstat(
-        &rows,
-        selection.listening,
-        selection.connected,
-    ));
-    0
+    match selected(ns, argv, out) {
+        Ok((selection, rows)) => {
+            out.print(format_netstat(
+                &rows,
+                selection.listening,
+                selection.connected,
+            ));
+            0
+        }
+        Err(code) => code,
+    }
 }
 
 #[cfg(test)]
