@@ -19,7 +19,8 @@ use podnet_proto::v1::{DeleteRequest, ExecRequest, GetRequest, ListRequest};
 use serde_json::{Value, json};
 
 use podnet_lab::api::{
-    apply_objects, connect, default_namespace, from_state, link_objects, status_error,
+    admin_credentials, apply_objects, connect, default_namespace, from_state, link_objects,
+    status_error,
 };
 use podnet_lab::manifest::{self, InputError};
 use podnet_lab::record::{ClusterRecord, alive};
@@ -215,7 +216,7 @@ pub async fn cluster_info(state: &Path, args: ClusterInfoArgs) -> anyhow::Result
         },
     };
     let record = ClusterRecord::read(state)?;
-    let mut api = connect(&record.controlplane).await?;
+    let mut api = connect(&record.controlplane, &admin_credentials(state)?).await?;
     let nodes = api
         .list(ListRequest {
             kind: "Node".into(),

@@ -51,6 +51,10 @@ pub struct NodeArgs {
     /// The control plane's API address.
     #[arg(long, env = "PODNET_CONTROLPLANE")]
     pub controlplane: String,
+    /// The cluster CA certificate (PEM) the control plane's serving
+    /// certificate must chain to (the state dir's controlplane/ca.crt).
+    #[arg(long, env = "PODNET_CA_FILE")]
+    pub ca_file: std::path::PathBuf,
     #[arg(long, env = "PODNET_JOIN_TOKEN", hide_env_values = true)]
     pub join_token: String,
     /// topology.kubernetes.io/zone of this node.
@@ -84,6 +88,10 @@ pub struct EdgeArgs {
     /// The control plane's API address.
     #[arg(long, env = "PODNET_CONTROLPLANE")]
     pub controlplane: String,
+    /// The cluster CA certificate (PEM) the control plane's serving
+    /// certificate must chain to (the state dir's controlplane/ca.crt).
+    #[arg(long, env = "PODNET_CA_FILE")]
+    pub ca_file: std::path::PathBuf,
     #[arg(long, env = "PODNET_JOIN_TOKEN", hide_env_values = true)]
     pub join_token: String,
     /// Addresses handed to LoadBalancer Services (loopback addresses of
@@ -129,6 +137,12 @@ pub async fn controlplane(
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
+    if !args.in_memory {
+        // Nodes and clients read the CA and the admin's credentials as soon
+        // as the address is out: make them first.
+        let ca = podnet_controlplane::ca::ClusterCa::load_or_create(state_dir)?;
+        ca.ensure_admin(state_dir)?;
+    }
     // The launcher reads this line to learn the address.
     println!("podnet controlplane listening on {addr}");
     let config = podnet_controlplane::Config {
@@ -154,6 +168,7 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
     let config = podnet_node::Config {
         name: args.name.clone(),
         controlplane: args.controlplane,
+        ca_pem: podnet_proto::auth::read_ca(&args.ca_file)?,
         join_token: args.join_token,
         zone: args.zone,
         labels: args.labels,
@@ -175,6 +190,7 @@ pub async fn edge(args: EdgeArgs) -> anyhow::Result<ExitCode> {
     let shutdown = podnet_lab::signal::shutdown_on_signals()?;
     let config = podnet_edge::Config {
         controlplane: args.controlplane,
+        ca_pem: podnet_proto::auth::read_ca(&args.ca_file)?,
         join_token: args.join_token,
         pool: args.lb_pool,
         health_interval: args.health_interval,

@@ -1,6 +1,8 @@
 //! End-to-end tests: the real `podnet` binary, a cluster of processes on
 //! loopback per test.
 
+#[path = "e2e/auth.rs"]
+mod auth;
 #[path = "e2e/bad_input.rs"]
 mod bad_input;
 #[path = "e2e/dns.rs"]

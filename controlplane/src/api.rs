@@ -3,13 +3,21 @@
 //!
 //! Exec is forwarded to the NodeAgent service of the node that runs the pod,
 //! the way the API server proxies to the kubelet.
+//!
+//! Every call but Join and JoinEdge is authenticated by the caller's client
+//! certificate (`podnet_proto::auth`; UNAUTHENTICATED without one) and
+//! authorized by `authz` (PERMISSION_DENIED) before anything is read or
+//! written. Node agents and trace sources are called over TLS as the
+//! control plane's `kube-apiserver-kubelet-client`.
 
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::Stream;
+use podnet_proto::auth::{self, Credentials, User};
 use podnet_proto::journeys::TraceStore;
+use podnet_proto::model::network::EDGE_NAME;
 use podnet_proto::model::{ANNOTATION_AGENT, FieldSelector, Kind, LabelSelector, ObjectKey};
 use podnet_proto::v1::api_server::Api;
 use podnet_proto::v1::node_agent_client::NodeAgentClient;
@@ -19,7 +27,10 @@ use podnet_proto::v1::{
     HeartbeatRequest, HeartbeatResponse, JoinEdgeRequest, JoinRequest, JoinResponse, ListRequest,
     ListResponse, ObjectRequest, ObjectResponse, WatchEvent, WatchRequest,
 };
-use podnet_proto::v1::{Journey, SpansRequest, TracesRequest, TracesResponse};
+use podnet_proto::v1::{
+    Credentials as CredentialsMessage, Journey, ServiceAccountCredentialsRequest, SpansRequest,
+    TracesRequest, TracesResponse,
+};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -27,6 +38,7 @@ use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
+use crate::authz::{self, Action, Forbidden, Verb};
 use crate::nodes::{JoinError, Nodes};
 use crate::registry::{ApiError, Registry};
 use crate::store::WatchError;
@@ -62,6 +74,12 @@ impl From<ApiError> for Status {
     }
 }
 
+impl From<Forbidden> for Status {
+    fn from(e: Forbidden) -> Status {
+        Status::permission_denied(e.0)
+    }
+}
+
 impl From<JoinError> for Status {
     fn from(e: JoinError) -> Status {
         match e {
@@ -81,8 +99,11 @@ impl From<JoinError> for Status {
 pub struct ApiService {
     registry: Registry,
     nodes: Arc<Nodes>,
-    /// Connections to node agents and trace sources, by address.
-    channels: Mutex<HashMap<String, Channel>>,
+    /// Who the control plane is toward node agents and trace sources.
+    kubelet_client: Credentials,
+    /// Connections to node agents and trace sources, by address and the
+    /// name their certificate must carry.
+    channels: Mutex<HashMap<(String, String), Channel>>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -106,14 +127,25 @@ fn key(kind: &str, namespace: &str, name: &str) -> Result<ObjectKey, ApiError> {
     Ok(ObjectKey::new(kind, namespace, name))
 }
 
+/// The authenticated user of a call, UNAUTHENTICATED without one.
+fn caller<T>(req: &Request<T>) -> Result<User, Status> {
+    User::of(req).ok_or_else(auth::unauthenticated)
+}
+
 type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchEvent, Status>> + Send>>;
 
 impl ApiService {
-    pub fn new(registry: Registry, nodes: Arc<Nodes>, shutdown: CancellationToken) -> ApiService {
+    pub fn new(
+        registry: Registry,
+        nodes: Arc<Nodes>,
+        kubelet_client: Credentials,
+        shutdown: CancellationToken,
+    ) -> ApiService {
         // Watch streams end on shutdown; the tracker lets `run` wait for them.
         ApiService {
             registry,
             nodes,
+            kubelet_client,
             channels: Mutex::new(HashMap::new()),
             shutdown,
             tasks: TaskTracker::new(),
@@ -136,43 +168,85 @@ impl ApiService {
         Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
     }
 
-    fn channel(&self, address: &str) -> Result<Channel, Status> {
+    /// A TLS channel to the agent or trace source at `address` whose
+    /// certificate names `server_name` (a node's name, or the edge's).
+    fn channel(&self, address: &str, server_name: &str) -> Result<Channel, Status> {
         let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(c) = channels.get(address) {
+        let key = (address.to_string(), server_name.to_string());
+        if let Some(c) = channels.get(&key) {
             return Ok(c.clone());
         }
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        let channel = self
+            .kubelet_client
+            .endpoint(address, server_name)
             .map_err(|e| Status::internal(format!("agent address {address:?} is invalid: {e}")))?
             .connect_lazy();
-        channels.insert(address.to_string(), channel.clone());
+        channels.insert(key, channel.clone());
         Ok(channel)
     }
 
-    fn agent(&self, address: &str) -> Result<NodeAgentClient<Channel>, Status> {
-        Ok(NodeAgentClient::new(self.channel(address)?))
-    }
-
-    /// Every process that keeps spans: the nodes' agents and the edge.
-    fn trace_sources(&self) -> Result<Vec<String>, Status> {
-        let mut sources: Vec<String> = self
+    /// Every process that keeps spans, with the name its certificate
+    /// carries: the nodes' agents and the edge.
+    fn trace_sources(&self) -> Result<Vec<(String, String)>, Status> {
+        let mut sources: Vec<(String, String)> = self
             .registry
             .list_all(Kind::Node, "")?
             .iter()
             .filter_map(|n| {
-                n.pointer("/metadata/annotations")
+                let address = n
+                    .pointer("/metadata/annotations")
                     .and_then(|a| a.get(ANNOTATION_AGENT))
                     .and_then(Value::as_str)
-                    .filter(|a| !a.is_empty())
-                    .map(String::from)
+                    .filter(|a| !a.is_empty())?;
+                Some((address.to_string(), str_at(n, "/metadata/name").to_string()))
             })
             .collect();
-        sources.extend(self.nodes.edge_agent());
+        sources.extend(self.nodes.edge_agent().map(|a| (a, EDGE_NAME.to_string())));
         Ok(sources)
+    }
+
+    /// The node a stored pod is bound to, when the caller is a node and
+    /// NodeRestriction needs it.
+    fn bound_node(&self, user: &User, kind: Kind, namespace: &str, name: &str) -> Option<String> {
+        if user.node().is_none() || kind != Kind::Pod {
+            return None;
+        }
+        let key = key("Pod", namespace, name).ok()?;
+        let pod = self.registry.get(&key).ok()??;
+        Some(str_at(&pod, "/spec/nodeName").to_string()).filter(|n| !n.is_empty())
+    }
+
+    /// Authorizes `verb` on the object `object` for `user`.
+    fn allow_object(
+        &self,
+        user: &User,
+        verb: Verb,
+        subresource: Option<&'static str>,
+        object: &Value,
+    ) -> Result<(), Status> {
+        let kind = Kind::from_type(str_at(object, "/apiVersion"), str_at(object, "/kind"))
+            .map_err(ApiError::from)?;
+        let namespace = str_at(object, "/metadata/namespace");
+        let namespace = if namespace.is_empty() && kind.namespaced() {
+            "default"
+        } else {
+            namespace
+        };
+        let name = str_at(object, "/metadata/name");
+        let bound = self.bound_node(user, kind, namespace, name);
+        let mut action = Action::new(verb, kind, namespace, name);
+        if let Some(sub) = subresource {
+            action = action.subresource(sub);
+        }
+        if let Some(node) = &bound {
+            action = action.bound_to(node);
+        }
+        Ok(authz::authorize(user, &action)?)
     }
 
     /// Then the flows the gathered journeys continue, wherever they were
     /// recorded, up to [`TRACE_ROUNDS`] generations.
-    async fn gather_parents(&self, sources: &[String], gathered: &TraceStore) {
+    async fn gather_parents(&self, sources: &[(String, String)], gathered: &TraceStore) {
         let mut asked = std::collections::HashSet::new();
         for _ in 0..TRACE_ROUNDS {
             let missing: Vec<u64> = gathered
@@ -195,10 +269,11 @@ impl ApiService {
     /// Asks every source for `request`'s spans (concurrently, each bounded
     /// in time; a process that does not answer contributes nothing) into
     /// `into`.
-    async fn gather(&self, sources: &[String], request: SpansRequest, into: &TraceStore) {
+    async fn gather(&self, sources: &[(String, String)], request: SpansRequest, into: &TraceStore) {
         let calls =
             sources.iter().filter_map(|address| {
-                let mut client = TraceSourceClient::new(self.channel(address).ok()?);
+                let (address, name) = address;
+                let mut client = TraceSourceClient::new(self.channel(address, name).ok()?);
                 let request = request.clone();
                 Some(async move {
                     tokio::time::timeout(TRACE_SOURCE_TIMEOUT, client.spans(request)).await
@@ -215,12 +290,16 @@ impl ApiService {
 #[tonic::async_trait]
 impl Api for ApiService {
     async fn apply(&self, req: Request<ApplyRequest>) -> Result<Response<ApplyResponse>, Status> {
+        let user = caller(&req)?;
         let req = req.into_inner();
         let objects = req
             .objects
             .iter()
             .map(|b| parse_object(b))
             .collect::<Result<Vec<_>, _>>()?;
+        for object in &objects {
+            self.allow_object(&user, Verb::Patch, None, object)?;
+        }
         let applied = self.registry.apply(objects, req.dry_run)?;
         let results = applied
             .into_iter()
@@ -237,7 +316,9 @@ impl Api for ApiService {
         &self,
         req: Request<ObjectRequest>,
     ) -> Result<Response<ObjectResponse>, Status> {
+        let user = caller(&req)?;
         let object = parse_object(&req.into_inner().object)?;
+        self.allow_object(&user, Verb::Create, None, &object)?;
         let created = self.registry.create(object)?;
         Ok(Response::new(ObjectResponse {
             object: to_bytes(&created),
@@ -249,7 +330,9 @@ impl Api for ApiService {
         &self,
         req: Request<ObjectRequest>,
     ) -> Result<Response<ObjectResponse>, Status> {
+        let user = caller(&req)?;
         let object = parse_object(&req.into_inner().object)?;
+        self.allow_object(&user, Verb::Update, None, &object)?;
         let updated = self.registry.update(object)?;
         Ok(Response::new(ObjectResponse {
             object: to_bytes(&updated),
@@ -261,7 +344,9 @@ impl Api for ApiService {
         &self,
         req: Request<ObjectRequest>,
     ) -> Result<Response<ObjectResponse>, Status> {
+        let user = caller(&req)?;
         let object = parse_object(&req.into_inner().object)?;
+        self.allow_object(&user, Verb::Update, Some("status"), &object)?;
         let updated = self.registry.update_status(object)?;
         Ok(Response::new(ObjectResponse {
             object: to_bytes(&updated),
@@ -270,8 +355,13 @@ impl Api for ApiService {
     }
 
     async fn get(&self, req: Request<GetRequest>) -> Result<Response<ObjectResponse>, Status> {
+        let user = caller(&req)?;
         let req = req.into_inner();
         let key = key(&req.kind, &req.namespace, &req.name)?;
+        authz::authorize(
+            &user,
+            &Action::new(Verb::Get, key.kind, &req.namespace, &req.name),
+        )?;
         let object = self.registry.must_get(&key)?;
         Ok(Response::new(ObjectResponse {
             object: to_bytes(&object),
@@ -280,8 +370,10 @@ impl Api for ApiService {
     }
 
     async fn list(&self, req: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
+        let user = caller(&req)?;
         let req = req.into_inner();
         let kind: Kind = req.kind.parse().map_err(ApiError::from)?;
+        authz::authorize(&user, &Action::new(Verb::List, kind, &req.namespace, ""))?;
         let labels = LabelSelector::parse(&req.label_selector).map_err(ApiError::from)?;
         let fields = FieldSelector::parse(&req.field_selector).map_err(ApiError::from)?;
         let (items, revision) = self.registry.list(kind, &req.namespace, &labels, &fields)?;
@@ -295,8 +387,15 @@ impl Api for ApiService {
         &self,
         req: Request<DeleteRequest>,
     ) -> Result<Response<ObjectResponse>, Status> {
+        let user = caller(&req)?;
         let req = req.into_inner();
         let key = key(&req.kind, &req.namespace, &req.name)?;
+        let bound = self.bound_node(&user, key.kind, &req.namespace, &req.name);
+        let mut action = Action::new(Verb::Delete, key.kind, &req.namespace, &req.name);
+        if let Some(node) = &bound {
+            action = action.bound_to(node);
+        }
+        authz::authorize(&user, &action)?;
         let object = self
             .registry
             .delete(&key, req.grace_period_seconds, &req.resource_version)?;
@@ -309,8 +408,10 @@ impl Api for ApiService {
     type WatchStream = WatchStream;
 
     async fn watch(&self, req: Request<WatchRequest>) -> Result<Response<WatchStream>, Status> {
+        let user = caller(&req)?;
         let req = req.into_inner();
         let kind: Kind = req.kind.parse().map_err(ApiError::from)?;
+        authz::authorize(&user, &Action::new(Verb::Watch, kind, &req.namespace, ""))?;
         let labels = LabelSelector::parse(&req.label_selector).map_err(ApiError::from)?;
         let fields = FieldSelector::parse(&req.field_selector).map_err(ApiError::from)?;
         let mut watch =
@@ -358,14 +459,61 @@ impl Api for ApiService {
         &self,
         req: Request<HeartbeatRequest>,
     ) -> Result<Response<HeartbeatResponse>, Status> {
+        let user = caller(&req)?;
         let req = req.into_inner();
-        self.nodes.heartbeat(&req.node_name, &req.token)?;
+        if user.node() != Some(req.node_name.as_str()) {
+            return Err(Status::permission_denied(format!(
+                "User {:?} cannot renew the lease of node {:?}: only that node may",
+                user.name, req.node_name
+            )));
+        }
+        self.nodes.heartbeat(&req.node_name)?;
         Ok(Response::new(HeartbeatResponse {}))
     }
 
-    async fn exec(&self, req: Request<ExecRequest>) -> Result<Response<ExecResponse>, Status> {
+    async fn service_account_credentials(
+        &self,
+        req: Request<ServiceAccountCredentialsRequest>,
+    ) -> Result<Response<CredentialsMessage>, Status> {
+        let user = caller(&req)?;
         let req = req.into_inner();
         let pod_key = key("Pod", &req.namespace, &req.pod)?;
+        let namespace = pod_key.namespace.clone();
+        let bound = self.bound_node(&user, Kind::Pod, &namespace, &req.pod);
+        let mut action = Action::new(Verb::Create, Kind::Pod, &namespace, &req.pod)
+            .subresource("serviceaccount");
+        if let Some(node) = &bound {
+            action = action.bound_to(node);
+        }
+        authz::authorize(&user, &action)?;
+        let pod = self.registry.must_get(&pod_key)?;
+        let account = [
+            str_at(&pod, "/spec/serviceAccountName"),
+            str_at(&pod, "/spec/serviceAccount"),
+        ]
+        .into_iter()
+        .find(|a| !a.is_empty())
+        .unwrap_or("default");
+        let ca = self.nodes.ca();
+        let issued = ca
+            .issue_service_account(&namespace, account)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let credentials = ca.credentials(issued);
+        Ok(Response::new(CredentialsMessage {
+            ca_pem: credentials.ca_pem,
+            cert_pem: credentials.cert_pem,
+            key_pem: credentials.key_pem,
+        }))
+    }
+
+    async fn exec(&self, req: Request<ExecRequest>) -> Result<Response<ExecResponse>, Status> {
+        let user = caller(&req)?;
+        let req = req.into_inner();
+        let pod_key = key("Pod", &req.namespace, &req.pod)?;
+        authz::authorize(
+            &user,
+            &Action::new(Verb::Create, Kind::Pod, &pod_key.namespace, &req.pod).subresource("exec"),
+        )?;
         let pod = self.registry.must_get(&pod_key)?;
         let node_name = str_at(&pod, "/spec/nodeName");
         if node_name.is_empty() || str_at(&pod, "/status/podIP").is_empty() {
@@ -388,7 +536,7 @@ impl Api for ApiService {
                 "node {node_name} has no agent address"
             )));
         }
-        let mut client = self.agent(address)?;
+        let mut client = NodeAgentClient::new(self.channel(address, node_name)?);
         let resp = client.exec(req).await.map_err(|s| {
             if s.code() == tonic::Code::Unavailable {
                 Status::unavailable(format!("node {node_name} does not answer: {}", s.message()))
@@ -403,6 +551,7 @@ impl Api for ApiService {
         &self,
         req: Request<TracesRequest>,
     ) -> Result<Response<TracesResponse>, Status> {
+        authz::authorize_traces(&caller(&req)?)?;
         let req = req.into_inner();
         let limit = match req.limit {
             0 => DEFAULT_TRACES,

@@ -5,6 +5,7 @@
 //! `127.0.0.1:0` and own the lifetime.
 
 pub mod api;
+pub mod authz;
 pub mod ca;
 pub mod controllers;
 pub mod nodes;
@@ -59,9 +60,11 @@ pub async fn run(
             let db = dir.join("store.redb");
             let backend = RedbBackend::open(&db)
                 .with_context(|| format!("cannot open the store {}", db.display()))?;
+            let ca = ClusterCa::load_or_create(dir)?;
+            ca.ensure_admin(dir)?;
             (
                 Storage::new(Box::new(backend)).context("cannot read the store")?,
-                ClusterCa::load_or_create(dir)?,
+                ca,
             )
         }
         None => (
@@ -69,6 +72,14 @@ pub async fn run(
             ClusterCa::generate()?,
         ),
     };
+    // The serving and kubelet-client certificates are new each start; the
+    // CA that clients trust stays.
+    let listen_ip = listener
+        .local_addr()
+        .context("listener has no address")?
+        .ip();
+    let serving = ca.credentials(ca.issue_serving(listen_ip)?);
+    let kubelet_client = ca.credentials(ca.issue_kubelet_client()?);
     let registry = Registry::new(storage);
     registry
         .bootstrap(config.dns_replicas, config.ingress_replicas)
@@ -84,7 +95,12 @@ pub async fn run(
         Arc::new(ca),
     )?);
 
-    let service = ApiService::new(registry.clone(), nodes.clone(), shutdown.child_token());
+    let service = ApiService::new(
+        registry.clone(),
+        nodes.clone(),
+        kubelet_client,
+        shutdown.child_token(),
+    );
     let streams = service.tasks();
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(
@@ -99,7 +115,12 @@ pub async fn run(
     );
 
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // Client certificates are optional at the handshake so that Join and
+    // JoinEdge can carry only the join token; every other call refuses a
+    // caller without one.
     let serve = tonic::transport::Server::builder()
+        .tls_config(serving.server_tls(true))
+        .context("cannot set up the API's TLS")?
         .tcp_nodelay(true)
         .add_service(ApiServer::new(service))
         .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned());

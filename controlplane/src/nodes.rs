@@ -120,6 +120,10 @@ impl Nodes {
         self.ca.cert_pem()
     }
 
+    pub fn ca(&self) -> &ClusterCa {
+        &self.ca
+    }
+
     fn check_token(&self, token: &str) -> Result<(), JoinError> {
         // Compare in time independent of where the first difference is.
         let a = token.as_bytes();
@@ -238,7 +242,7 @@ impl Nodes {
     /// edge runs no pods.
     pub fn join_edge(&self, req: &JoinEdgeRequest) -> Result<JoinResponse, JoinError> {
         self.check_token(&req.token)?;
-        let issued = self.ca.issue_node(EDGE_NAME)?;
+        let issued = self.ca.issue_edge()?;
         let host_ip = self.host_ip()?;
         tracing::info!(pid = req.pid, %host_ip, agent = %req.agent_address, "edge joined");
         *self
@@ -298,8 +302,9 @@ impl Nodes {
     }
 
     /// Renews a node's lease; a node that was NotReady becomes Ready again.
-    pub fn heartbeat(&self, node_name: &str, token: &str) -> Result<(), JoinError> {
-        self.check_token(token)?;
+    /// Renews `node_name`'s lease; the caller was authenticated as that
+    /// node.
+    pub fn heartbeat(&self, node_name: &str) -> Result<(), JoinError> {
         let key = ObjectKey::new(Kind::Node, "", node_name);
         let node = self.registry.must_get(&key)?;
         self.leases

@@ -32,6 +32,7 @@ use crate::validate::{self, InvalidObject, Validated};
 
 use alloc::Taken;
 pub use alloc::{API_SERVICE, DNS_SERVICE, ServiceRanges};
+pub use bootstrap::{INGRESS_CONTROLLER, INGRESS_NAMESPACE};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

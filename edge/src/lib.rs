@@ -31,6 +31,7 @@ use std::time::Duration;
 use anyhow::Context;
 use ipnet::Ipv4Net;
 use podnet_overlay::{EmulatedSocket, LinkTable, NodeIdentity};
+use podnet_proto::auth::{self, Credentials};
 use podnet_proto::informer::{Cache, informer};
 use podnet_proto::retry::while_unavailable;
 use podnet_proto::trace::{Recorder, TraceSourceService};
@@ -50,6 +51,9 @@ use crate::overlay::Overlay;
 pub struct Config {
     /// The control plane's API address (`host:port`).
     pub controlplane: String,
+    /// The cluster CA, PEM: how the edge knows it talks to its control
+    /// plane before it has a certificate.
+    pub ca_pem: String,
     pub join_token: String,
     /// Where LoadBalancer addresses come from; must be loopback addresses
     /// of this machine (all of 127.0.0.0/8 is, on Linux).
@@ -60,24 +64,44 @@ pub struct Config {
 
 /// Runs the edge until `shutdown`.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let channel = Channel::from_shared(format!("http://{}", config.controlplane))
+    // Join over TLS with only the token; every later call presents the
+    // edge's certificate, which the join hands out.
+    let join_channel = auth::join_endpoint(&config.controlplane, &config.ca_pem)
         .context("bad control plane address")?
         .connect_lazy();
-    let mut api = ApiClient::new(channel);
+    let mut join_api = ApiClient::new(join_channel);
     // The edge's journey spans are served to the control plane from here.
     let recorder = Recorder::new("edge".into());
     let agent = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
         .await
         .context("cannot listen for the trace source")?;
     let agent_address = agent.local_addr()?.to_string();
+    let joined = join_with_retry(&mut join_api, &config, &agent_address, &shutdown).await?;
+    let credentials = Credentials {
+        ca_pem: joined.ca_pem.clone(),
+        cert_pem: joined.cert_pem.clone(),
+        key_pem: joined.key_pem.clone(),
+    };
+    let channel = credentials
+        .endpoint(&config.controlplane, auth::API_SERVER_NAME)
+        .context("control plane sent an unusable edge certificate")?
+        .connect_lazy();
+    let api = ApiClient::new(channel);
     let tasks = TaskTracker::new();
-    let source = TraceSourceServer::new(TraceSourceService {
-        recorder: recorder.clone(),
-    });
+    // Only the control plane may read the spans.
+    let source = TraceSourceServer::with_interceptor(
+        TraceSourceService {
+            recorder: recorder.clone(),
+        },
+        auth::only_control_plane,
+    );
+    let server = tonic::transport::Server::builder()
+        .tls_config(credentials.server_tls(false))
+        .context("cannot set up the trace source's TLS")?;
     let stop = shutdown.clone();
     tasks.spawn(async move {
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(agent);
-        let served = tonic::transport::Server::builder()
+        let served = { server }
             .add_service(source)
             .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
             .await;
@@ -85,7 +109,6 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             tracing::warn!(error = %e, "trace source stopped");
         }
     });
-    let joined = join_with_retry(&mut api, &config, &agent_address, &shutdown).await?;
     let host_ip: Ipv4Addr = joined
         .host_ip
         .parse()

@@ -1,5 +1,5 @@
 //! The control plane's API as the client, the runner, the launcher and the
-//! benchmarks use it: connect (from an address or a state directory), list,
+//! benchmarks use it: connect (as the admin of a state directory), list,
 //! apply, exec, Link objects, and API errors turned into the errors a user
 //! should see (invalid input exits with 64).
 
@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
+use podnet_proto::auth::{self, Credentials};
 use podnet_proto::model::{Kind, LINK_API_VERSION, LinkSpec};
 use podnet_proto::v1::api_client::ApiClient;
 use podnet_proto::v1::{ApplyRequest, ExecRequest, ListRequest};
@@ -19,8 +20,27 @@ use crate::record::ClusterRecord;
 
 pub type Api = ApiClient<Channel>;
 
-pub async fn connect(addr: &str) -> anyhow::Result<Api> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+/// The admin's credentials of the cluster whose state dir is `state`
+/// (`controlplane/ca.crt` and `controlplane/podnet-admin.{crt,key}`).
+pub fn admin_credentials(state: &Path) -> anyhow::Result<Credentials> {
+    Credentials::read(&controlplane_dir(state), auth::ADMIN_CREDENTIALS).with_context(|| {
+        format!(
+            "no credentials for the cluster in {} (is it a podnet state dir?)",
+            state.display()
+        )
+    })
+}
+
+/// Where the control plane of the cluster in `state` keeps its store and
+/// credentials.
+pub fn controlplane_dir(state: &Path) -> std::path::PathBuf {
+    state.join("controlplane")
+}
+
+/// The API at `addr` over TLS as `credentials`' user.
+pub async fn connect(addr: &str, credentials: &Credentials) -> anyhow::Result<Api> {
+    let channel = credentials
+        .endpoint(addr, auth::API_SERVER_NAME)
         .with_context(|| format!("bad control plane address {addr:?}"))?
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)
@@ -30,8 +50,10 @@ pub async fn connect(addr: &str) -> anyhow::Result<Api> {
     Ok(ApiClient::new(channel))
 }
 
+/// The API of the cluster in `state`, as its admin.
 pub async fn from_state(state: &Path) -> anyhow::Result<Api> {
-    connect(&ClusterRecord::read(state)?.controlplane).await
+    let record = ClusterRecord::read(state)?;
+    connect(&record.controlplane, &admin_credentials(state)?).await
 }
 
 /// Turns an API error into the error a user should see; invalid input

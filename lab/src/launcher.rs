@@ -299,11 +299,18 @@ async fn spawn_controlplane(
     Ok((child, addr))
 }
 
+/// The cluster CA nodes and the edge verify the control plane against.
+fn ca_file(state: &Path) -> std::path::PathBuf {
+    crate::api::controlplane_dir(state).join(podnet_proto::auth::CA_CERT_FILE)
+}
+
 fn spawn_node(state: &Path, spec: &NodeSpec, cp: &str, token: &str) -> anyhow::Result<Child> {
     let mut cmd = role_command(state, &spec.name, token)?;
     // Every node forwards host DNS queries, so DNS from the host survives
     // the loss of any one node; cluster-info shows a Ready one.
     cmd.arg("node")
+        .arg("--ca-file")
+        .arg(ca_file(state))
         .arg("--host-dns")
         .arg("127.0.0.1:0")
         .arg("--name")
@@ -329,6 +336,8 @@ fn spawn_node(state: &Path, spec: &NodeSpec, cp: &str, token: &str) -> anyhow::R
 fn spawn_edge(state: &Path, cp: &str, token: &str, pool: Ipv4Net) -> anyhow::Result<Child> {
     role_command(state, "edge", token)?
         .arg("edge")
+        .arg("--ca-file")
+        .arg(ca_file(state))
         .arg("--controlplane")
         .arg(cp)
         .arg("--lb-pool")
@@ -337,8 +346,8 @@ fn spawn_edge(state: &Path, cp: &str, token: &str, pool: Ipv4Net) -> anyhow::Res
         .context("cannot start the edge")
 }
 
-async fn wait_nodes_ready(cp: &str, names: &[String]) -> anyhow::Result<()> {
-    let mut api = crate::api::connect(cp).await?;
+async fn wait_nodes_ready(state: &Path, cp: &str, names: &[String]) -> anyhow::Result<()> {
+    let mut api = crate::api::connect(cp, &crate::api::admin_credentials(state)?).await?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let ready: Vec<String> = crate::api::list_objects(&mut api, "Node", "")
@@ -418,7 +427,7 @@ async fn supervise_inner(
     }
     let names: Vec<String> = plan.iter().map(|n| n.name.clone()).collect();
     tokio::select! {
-        r = wait_nodes_ready(&cp_addr, &names) => r?,
+        r = wait_nodes_ready(state, &cp_addr, &names) => r?,
         _ = shutdown.cancelled() => return Ok(ExitCode::SUCCESS),
     }
     let record = |cp: &Child, edge: &Child, nodes: &[Supervised]| ClusterRecord {

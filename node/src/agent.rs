@@ -17,6 +17,7 @@ use ipnet::Ipv4Net;
 use podnet_overlay::NodeIdentity;
 use podnet_pod::cluster::ClusterView;
 use podnet_pod::netns::{NetNs, PodInfo};
+use podnet_proto::auth::{self, Credentials};
 use podnet_proto::informer::{Cache, cache_key, informer};
 use podnet_proto::model::view::NodeView;
 use podnet_proto::model::{LinkSpec, str_at};
@@ -47,6 +48,9 @@ pub struct Config {
     pub name: String,
     /// The control plane's API address, `host:port`.
     pub controlplane: String,
+    /// The cluster CA, PEM: how the node knows it talks to its control
+    /// plane before it has a certificate of its own.
+    pub ca_pem: String,
     pub join_token: String,
     pub zone: String,
     pub labels: Vec<(String, String)>,
@@ -85,12 +89,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         None => String::new(),
     };
 
-    let channel =
-        tonic::transport::Endpoint::from_shared(format!("http://{}", config.controlplane))
-            .with_context(|| format!("bad control plane address {:?}", config.controlplane))?
-            .tcp_nodelay(true)
-            .connect_lazy();
-    let mut api = ApiClient::new(channel.clone());
+    // Join over TLS with only the token; every later call presents the
+    // node's certificate, which the join hands out.
+    let join_channel = auth::join_endpoint(&config.controlplane, &config.ca_pem)
+        .with_context(|| format!("bad control plane address {:?}", config.controlplane))?
+        .tcp_nodelay(true)
+        .connect_lazy();
+    let mut join_api = ApiClient::new(join_channel);
 
     let join = JoinRequest {
         token: config.join_token.clone(),
@@ -104,7 +109,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         pid: std::process::id(),
         host_dns_address,
     };
-    let joined = join_with_retry(&mut api, join, &shutdown).await?;
+    let joined = join_with_retry(&mut join_api, join, &shutdown).await?;
     let pod_cidr: Ipv4Net = joined
         .pod_cidr
         .parse()
@@ -115,6 +120,17 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .context("control plane sent a bad node IP")?;
     let identity = NodeIdentity::from_pem(&joined.ca_pem, &joined.cert_pem, &joined.key_pem)
         .context("control plane sent an unusable node certificate")?;
+    let credentials = Credentials {
+        ca_pem: joined.ca_pem.clone(),
+        cert_pem: joined.cert_pem.clone(),
+        key_pem: joined.key_pem.clone(),
+    };
+    let channel = credentials
+        .endpoint(&config.controlplane, auth::API_SERVER_NAME)
+        .context("control plane sent an unusable node certificate")?
+        .tcp_nodelay(true)
+        .connect_lazy();
+    let api = ApiClient::new(channel.clone());
     tracing::info!(%pod_cidr, %node_ip, underlay = %underlay_addr, agent = %agent_addr, "joined the cluster");
 
     let datapath_config = DatapathConfig {
@@ -136,7 +152,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let tasks = TaskTracker::new();
     let recorder = Recorder::new(config.name.clone());
     datapath.set_recorder(recorder.clone());
-    runtime.set_api(api.clone(), recorder.clone());
+    runtime.set_api(api.clone(), config.controlplane.clone(), recorder.clone());
     // The node's own address is a namespace too: NodePort masquerading and
     // host DNS speak from it.
     let host_ns = NetNs::new(
@@ -162,7 +178,6 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         heartbeat(
             api.clone(),
             config.name.clone(),
-            config.join_token.clone(),
             lease / 4,
             shutdown.clone(),
         )
@@ -259,9 +274,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         runtime: runtime.clone(),
     };
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(agent_listener);
+    // Only the control plane may exec or read spans; the handshake takes
+    // certificates from the cluster CA only.
     let served = tonic::transport::Server::builder()
+        .tls_config(credentials.server_tls(false))
+        .context("cannot set up the node agent's TLS")?
         .add_service(NodeAgentServer::new(agent))
-        .add_service(TraceSourceServer::new(TraceSourceService { recorder }))
+        .add_service(TraceSourceServer::with_interceptor(
+            TraceSourceService { recorder },
+            auth::only_control_plane,
+        ))
         .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned())
         .await;
 
@@ -295,7 +317,6 @@ async fn join_with_retry(
 async fn heartbeat(
     mut api: ApiClient<Channel>,
     name: String,
-    token: String,
     every: Duration,
     shutdown: CancellationToken,
 ) {
@@ -308,7 +329,6 @@ async fn heartbeat(
         }
         let req = HeartbeatRequest {
             node_name: name.clone(),
-            token: token.clone(),
         };
         if let Err(s) = api.heartbeat(req).await {
             tracing::warn!(code = ?s.code(), error = %s.message(), "heartbeat failed");
@@ -570,8 +590,9 @@ const EXEC_LIMIT: Duration = Duration::from_secs(120);
 impl NodeAgent for AgentService {
     async fn proxy_status(
         &self,
-        _req: tonic::Request<ProxyStatusRequest>,
+        req: tonic::Request<ProxyStatusRequest>,
     ) -> Result<tonic::Response<ProxyStatusResponse>, tonic::Status> {
+        auth::only_masters(&req)?;
         let table = self.datapath.services();
         let ready = table
             .ready_endpoints()
@@ -588,7 +609,7 @@ impl NodeAgent for AgentService {
         &self,
         req: tonic::Request<ExecRequest>,
     ) -> Result<tonic::Response<ExecResponse>, tonic::Status> {
-        let req = req.into_inner();
+        let req = auth::only_control_plane(req)?.into_inner();
         let namespace = if req.namespace.is_empty() {
             "default"
         } else {

@@ -37,7 +37,10 @@ use tracing::Instrument;
 
 use crate::datapath::Datapath;
 use crate::envvars;
+use podnet_pod::container::ApiAccess;
+use podnet_proto::auth::{self, Credentials};
 use podnet_proto::trace::Recorder;
+use podnet_proto::v1::ServiceAccountCredentialsRequest;
 use podnet_proto::v1::api_client::ApiClient;
 use tonic::transport::Channel;
 
@@ -282,8 +285,9 @@ pub struct Runtime {
     cluster: Mutex<Option<ClusterViewRx>>,
     /// Counters of every DNS pod on this node.
     dns_stats: Arc<podnet_pod::dns::DnsStats>,
-    /// The API and the span recorder handed to workloads.
-    api: Mutex<Option<ApiClient<Channel>>>,
+    /// The node's API client (events, service account credentials) and
+    /// the control plane's address, for the workloads' own clients.
+    api: Mutex<Option<(ApiClient<Channel>, String)>>,
     recorder: Mutex<Recorder>,
     events: EventRecorder,
 }
@@ -323,7 +327,7 @@ impl Runtime {
     /// the kubelet on this node. Without an API yet, or with the queue
     /// full, the event is dropped.
     fn event(&self, reference: &Value, ty: EventType, reason: &'static str, message: String) {
-        let Some(api) = self
+        let Some((api, _)) = self
             .api
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -358,10 +362,11 @@ impl Runtime {
         let _ = tokio::time::timeout(grace, self.events.tasks.wait()).await;
     }
 
-    /// What controller workloads use to follow the cluster and record
-    /// their hops of request journeys.
-    pub fn set_api(&self, api: ApiClient<Channel>, recorder: Recorder) {
-        *self.api.lock().unwrap_or_else(PoisonError::into_inner) = Some(api);
+    /// The node's API client, the control plane's address (controller
+    /// workloads connect there as their pod's service account) and where
+    /// workloads record their hops of request journeys.
+    pub fn set_api(&self, api: ApiClient<Channel>, controlplane: String, recorder: Recorder) {
+        *self.api.lock().unwrap_or_else(PoisonError::into_inner) = Some((api, controlplane));
         *self.recorder.lock().unwrap_or_else(PoisonError::into_inner) = recorder;
     }
 
@@ -369,16 +374,19 @@ impl Runtime {
         *self.cluster.lock().unwrap_or_else(PoisonError::into_inner) = Some(view);
     }
 
-    /// What the built-in workloads get from the node.
-    fn workload_env(&self) -> WorkloadEnv {
+    /// What the built-in workloads of the pod `namespace/pod` get from the
+    /// node: the API as the pod's service account among them.
+    fn workload_env(&self, namespace: &str, pod: &str) -> WorkloadEnv {
+        let api = self
+            .api
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .map(|(api, controlplane)| service_account_api(api, controlplane, namespace, pod));
         WorkloadEnv {
             cluster: self.cluster_view(),
             dns_stats: self.dns_stats.clone(),
-            api: self
-                .api
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone(),
+            api,
             recorder: self
                 .recorder
                 .lock()
@@ -479,7 +487,7 @@ impl Runtime {
         let enable_service_links = envvars::enable_service_links(pod);
         let mut environments = Vec::with_capacity(containers.len());
         for (i, c) in containers.iter().enumerate() {
-            let spec = container_spec(c, self.workload_env());
+            let spec = container_spec(c, self.workload_env(&info.namespace, &info.name));
             let environment = Arc::new(Mutex::new(self.container_env(
                 &info.namespace,
                 &info.name,
@@ -567,6 +575,40 @@ fn go_dial_error(e: &std::io::Error) -> String {
         std::io::ErrorKind::HostUnreachable => "connect: no route to host".into(),
         _ => e.to_string(),
     }
+}
+
+/// The API as the service account of `namespace/pod`: credentials the
+/// control plane issues to this node for a pod bound to it, asked for
+/// each time the workload connects.
+fn service_account_api(
+    api: ApiClient<Channel>,
+    controlplane: String,
+    namespace: &str,
+    pod: &str,
+) -> ApiAccess {
+    let request = ServiceAccountCredentialsRequest {
+        namespace: namespace.to_string(),
+        pod: pod.to_string(),
+    };
+    ApiAccess::new(move || {
+        let mut api = api.clone();
+        let request = request.clone();
+        let controlplane = controlplane.clone();
+        Box::pin(async move {
+            let issued = api.service_account_credentials(request).await?.into_inner();
+            let credentials = Credentials {
+                ca_pem: issued.ca_pem,
+                cert_pem: issued.cert_pem,
+                key_pem: issued.key_pem,
+            };
+            let channel = credentials
+                .endpoint(&controlplane, auth::API_SERVER_NAME)
+                .map_err(|e| tonic::Status::internal(format!("unusable credentials: {e}")))?
+                .tcp_nodelay(true)
+                .connect_lazy();
+            Ok(ApiClient::new(channel))
+        })
+    })
 }
 
 fn container_spec(c: &Value, workload_env: WorkloadEnv) -> ContainerSpec {

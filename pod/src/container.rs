@@ -11,6 +11,7 @@
 use std::io;
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use podnet_proto::trace::Recorder;
 use podnet_proto::v1::api_client::ApiClient;
 use tonic::transport::Channel;
@@ -28,10 +29,43 @@ pub struct WorkloadEnv {
     /// Counters of the node's `podnet/dns` containers, for `/metrics`.
     pub dns_stats: Arc<dns::DnsStats>,
     /// The control plane's API, for workloads that are controllers
-    /// (`podnet/ingress`), as a pod's service account would give them.
-    pub api: Option<ApiClient<Channel>>,
+    /// (`podnet/ingress`), as the pod's service account.
+    pub api: Option<ApiAccess>,
     /// Where the workloads' hops of a request journey go.
     pub recorder: Recorder,
+}
+
+/// How a workload reaches the API as its pod's service account: the node
+/// fetches credentials for it (the kubelet's service account token
+/// request) when the workload asks, so a pod that never calls the API
+/// costs nothing.
+#[derive(Clone)]
+pub struct ApiAccess(Arc<ConnectFn>);
+
+type ConnectFn =
+    dyn Fn() -> BoxFuture<'static, Result<ApiClient<Channel>, tonic::Status>> + Send + Sync;
+
+impl ApiAccess {
+    pub fn new<F>(connect: F) -> ApiAccess
+    where
+        F: Fn() -> BoxFuture<'static, Result<ApiClient<Channel>, tonic::Status>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        ApiAccess(Arc::new(connect))
+    }
+
+    /// A client authenticated as the pod's service account.
+    pub async fn connect(&self) -> Result<ApiClient<Channel>, tonic::Status> {
+        (self.0)().await
+    }
+}
+
+impl std::fmt::Debug for ApiAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiAccess").finish_non_exhaustive()
+    }
 }
 
 impl Default for WorkloadEnv {

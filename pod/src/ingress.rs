@@ -60,7 +60,7 @@ use tracing::Instrument;
 use self::certs::CertStore;
 use self::route::{Outcome, RouteInput, RouteTable};
 use crate::cluster::ClusterViewRx;
-use crate::container::{ContainerSpec, WorkloadError};
+use crate::container::{ApiAccess, ContainerSpec, WorkloadError};
 use crate::netns::{NetNs, PodListener, PodStream};
 use podnet_proto::model::view::Protocol;
 
@@ -238,10 +238,17 @@ impl Controller {
     /// the cluster, level-triggered.
     async fn follow(
         self: Arc<Self>,
-        api: Option<ApiClient<Channel>>,
+        access: Option<ApiAccess>,
         mut cluster: ClusterViewRx,
         stop: CancellationToken,
     ) {
+        let api = match access {
+            Some(access) => match connect_api(&access, &stop).await {
+                Some(api) => Some(api),
+                None => return,
+            },
+            None => None,
+        };
         let tasks = TaskTracker::new();
         let mut watched = Vec::new();
         for kind in ["Ingress", "IngressClass", "Secret"] {
@@ -787,6 +794,26 @@ impl tower_service::Service<Uri> for PodConnector {
             })??;
             Ok(UpstreamIo(TokioIo::new(stream)))
         })
+    }
+}
+
+/// The API as the controller's service account, retried (backing off to
+/// 5 s) until it is granted or `stop`: the node may not have credentials
+/// while the control plane restarts.
+async fn connect_api(access: &ApiAccess, stop: &CancellationToken) -> Option<ApiClient<Channel>> {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match access.connect().await {
+            Ok(api) => return Some(api),
+            Err(s) => {
+                tracing::warn!(code = ?s.code(), error = %s.message(), "no API credentials for the ingress controller yet")
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => return None,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
 

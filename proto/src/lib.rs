@@ -6,6 +6,7 @@
 //! object model beside k8s-openapi's, only what Kubernetes itself has no type
 //! for.
 
+pub mod auth;
 pub mod events;
 pub mod informer;
 pub mod journeys;

@@ -202,6 +202,10 @@ fn traceroute_follows_the_emulated_links() {
     };
 
     // Across nodes: the gateway, the other node, the pod, and no further.
+    // One echo first sets up the node pair's overlay connection, whose
+    // handshake every probe in flight would otherwise wait for (tens of
+    // milliseconds on a loaded machine).
+    ok(&c, "a", &["ping", "-c", "1", &b_ip]);
     let across = trace(&b_ip, &[]);
     assert_eq!(
         path(&across),

@@ -153,6 +153,9 @@ pub(super) fn ingress_objects(replicas: u32) -> Vec<Value> {
                 "template": {
                     "metadata": {"labels": labels},
                     "spec": {
+                        // The identity the controller calls the API as
+                        // (what `authz` grants it).
+                        "serviceAccountName": INGRESS_CONTROLLER,
                         "containers": [{
                             "name": "controller",
                             "image": "podnet/ingress",

@@ -44,6 +44,10 @@ const POD_SPEC: &[&str] = &[
     "schedulerName",
     "hostname",
     "subdomain",
+    // The identity a workload that calls the API (the ingress controller)
+    // gets its credentials for.
+    "serviceAccountName",
+    "serviceAccount",
 ];
 
 const CONTAINER: &[&str] = &[

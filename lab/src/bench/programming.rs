@@ -54,14 +54,20 @@ async fn list(api: &mut Api, kind: &str, selector: &str) -> anyhow::Result<Vec<V
     api::list_objects(api, kind, selector).await
 }
 
-async fn agents(api: &mut Api) -> anyhow::Result<Vec<NodeAgentClient<Channel>>> {
+/// Every node's agent, called as the cluster's admin.
+async fn agents(
+    api: &mut Api,
+    admin: &podnet_proto::auth::Credentials,
+) -> anyhow::Result<Vec<NodeAgentClient<Channel>>> {
     let mut out = Vec::new();
     for n in list(api, "Node", "").await? {
         let addr = n["metadata"]["annotations"][ANNOTATION_AGENT]
             .as_str()
             .unwrap_or("")
             .to_string();
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+        let name = n["metadata"]["name"].as_str().unwrap_or("");
+        let channel = admin
+            .endpoint(&addr, name)?
             .tcp_nodelay(true)
             .connect()
             .await?;
@@ -158,7 +164,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     api::apply_objects(&mut api, &objects, false, &mut std::io::sink())
         .await
         .context("cannot create the Services")?;
-    let mut agents = agents(&mut api).await?;
+    let mut agents = agents(&mut api, &api::admin_credentials(&cluster.dir)?).await?;
     println!(
         "network programming latency: {} nodes, {} Services over {replicas} pods, {} deletions",
         args.nodes, args.services, args.rounds

@@ -86,7 +86,7 @@ pub async fn run(args: RunArgs, state_dir: Option<PathBuf>) -> anyhow::Result<Ex
         println!("  {d}");
     }
     let base = args.file.parent().unwrap_or(Path::new("."));
-    let result = run_in_cluster(&record.controlplane, &scenario, &objects, base).await;
+    let result = run_in_cluster(&state, &record.controlplane, &scenario, &objects, base).await;
     if let Some(pid) = supervisor.id() {
         record::signal(pid, nix::sys::signal::Signal::SIGTERM);
     }
@@ -123,12 +123,13 @@ pub async fn run(args: RunArgs, state_dir: Option<PathBuf>) -> anyhow::Result<Ex
 }
 
 async fn run_in_cluster(
+    state: &Path,
     cp: &str,
     scenario: &Scenario,
     objects: &[Value],
     base: &Path,
 ) -> anyhow::Result<bool> {
-    let mut api = api::connect(cp).await?;
+    let mut api = api::connect(cp, &api::admin_credentials(state)?).await?;
     let links: Vec<Value> = scenario
         .cluster
         .link_specs()
