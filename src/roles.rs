@@ -137,14 +137,6 @@ pub async fn controlplane(
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    if !args.in_memory {
-        // Nodes and clients read the CA and the admin's credentials as soon
-        // as the address is out: make them first.
-        let ca = podnet_controlplane::ca::ClusterCa::load_or_create(state_dir)?;
-        ca.ensure_admin(state_dir)?;
-    }
-    // The launcher reads this line to learn the address.
-    println!("podnet controlplane listening on {addr}");
     let config = podnet_controlplane::Config {
         state_dir: if args.in_memory {
             None
@@ -158,7 +150,12 @@ pub async fn controlplane(
         dns_replicas: args.dns_replicas,
         ingress_replicas: args.ingress_replicas,
     };
-    podnet_controlplane::run(config, listener, shutdown).await?;
+    // Nodes and clients read the CA and the admin's credentials as soon
+    // as the address is out: the state is opened first.
+    let state = podnet_controlplane::open(&config)?;
+    // The launcher reads this line to learn the address.
+    println!("podnet controlplane listening on {addr}");
+    podnet_controlplane::run(config, state, listener, shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }
 

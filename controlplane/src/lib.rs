@@ -7,6 +7,7 @@
 pub mod api;
 pub mod authz;
 pub mod ca;
+pub mod cluster_id;
 pub mod controllers;
 pub mod nodes;
 pub mod registry;
@@ -29,7 +30,7 @@ use crate::api::ApiService;
 use crate::ca::ClusterCa;
 use crate::nodes::{Nodes, NodesConfig};
 use crate::registry::Registry;
-use crate::store::{MemBackend, RedbBackend, Storage};
+use crate::store::{MemBackend, Storage};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -47,31 +48,43 @@ pub struct Config {
     pub ingress_replicas: u32,
 }
 
-/// Serves the API on `listener` and runs the controllers until `shutdown`.
-pub async fn run(
-    config: Config,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+/// The store and the CA, opened (and on first start created) before the
+/// API listens, so that nodes and clients find the CA and the admin's
+/// credentials as soon as the address is out.
+pub struct State {
+    storage: Storage,
+    ca: ClusterCa,
+}
+
+/// Opens the cluster's state from `config.state_dir` (or memory).
+pub fn open(config: &Config) -> anyhow::Result<State> {
     let (storage, ca) = match &config.state_dir {
         Some(dir) => {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create state dir {}", dir.display()))?;
-            let db = dir.join("store.redb");
-            let backend = RedbBackend::open(&db)
-                .with_context(|| format!("cannot open the store {}", db.display()))?;
+            // Before the CA: a CA on disk means the cluster was created.
+            let (storage, cluster) = cluster_id::open_store(dir)?;
+            tracing::info!(cluster.id = %cluster, "store opened");
             let ca = ClusterCa::load_or_create(dir)?;
             ca.ensure_admin(dir)?;
-            (
-                Storage::new(Box::new(backend)).context("cannot read the store")?,
-                ca,
-            )
+            (storage, ca)
         }
         None => (
             Storage::new(Box::new(MemBackend::new()))?,
             ClusterCa::generate()?,
         ),
     };
+    Ok(State { storage, ca })
+}
+
+/// Serves the API on `listener` and runs the controllers until `shutdown`.
+pub async fn run(
+    config: Config,
+    state: State,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let State { storage, ca } = state;
     // The serving and kubelet-client certificates are new each start; the
     // CA that clients trust stays.
     let listen_ip = listener
