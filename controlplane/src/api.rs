@@ -69,7 +69,8 @@ impl From<ApiError> for Status {
             ApiError::Forbidden { .. } => Status::failed_precondition(msg),
             ApiError::Watch(WatchError::TooOld { .. }) => Status::out_of_range(msg),
             ApiError::Watch(_) => Status::resource_exhausted(msg),
-            ApiError::Store(_) => Status::internal(msg),
+            // The cause is what an operator needs (a full disk, a read-only file).
+            ApiError::Store(_) => Status::internal(crate::store::ErrorChain(&e).to_string()),
         }
     }
 }

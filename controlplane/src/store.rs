@@ -22,6 +22,7 @@
 //! (only the latest value of each key is stored), leases/TTLs, and async I/O:
 //! calls block on the backend (a redb commit syncs to disk).
 
+mod failures;
 mod mem;
 mod redb;
 #[cfg(test)]
@@ -36,6 +37,7 @@ use std::task::{Context, Poll};
 use futures::Stream;
 use tokio::sync::mpsc;
 
+use self::failures::FailureLog;
 pub use self::mem::MemBackend;
 pub use self::redb::RedbBackend;
 
@@ -143,6 +145,10 @@ pub enum StoreError {
 pub enum BackendError {
     #[error("redb database error")]
     Redb(#[source] ::redb::Error),
+    /// The database was closed after an I/O failure and could not be
+    /// opened again yet; the next call tries again.
+    #[error("the store {path} is closed after an I/O failure and could not be reopened yet")]
+    Closed { path: String },
 }
 
 /// Durable revisioned storage. Implementations only persist; watches are
@@ -344,6 +350,7 @@ struct Inner {
     backend: Box<dyn Backend>,
     config: StorageConfig,
     hub: Mutex<Hub>,
+    failures: Mutex<FailureLog>,
 }
 
 /// Watch state. Its mutex is also held across every backend write, so the
@@ -391,22 +398,23 @@ impl Storage {
                     subscribers: Vec::new(),
                     next_id: 0,
                 }),
+                failures: Mutex::new(FailureLog::default()),
             }),
         })
     }
 
     pub fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
-        self.inner.backend.get(key)
+        self.inner.observe("read", self.inner.backend.get(key))
     }
 
     /// Entries under `prefix` in key order and the revision they were read
     /// at: pass that revision to [`Storage::watch`] for list-then-watch.
     pub fn list(&self, prefix: &str) -> Result<(Vec<Entry>, u64), StoreError> {
-        self.inner.backend.list(prefix)
+        self.inner.observe("list", self.inner.backend.list(prefix))
     }
 
     pub fn revision(&self) -> Result<u64, StoreError> {
-        self.inner.backend.revision()
+        self.inner.observe("read", self.inner.backend.revision())
     }
 
     /// Runs [`Backend::txn`] and publishes its events to watchers before
@@ -414,7 +422,7 @@ impl Storage {
     /// writes serialized: call it from `spawn_blocking` if that matters.
     pub fn txn(&self, ops: Vec<Op>) -> Result<(u64, Vec<Arc<Event>>), StoreError> {
         let mut hub = self.inner.lock_hub();
-        let (revision, events) = self.inner.backend.txn(ops)?;
+        let (revision, events) = self.inner.observe("write", self.inner.backend.txn(ops))?;
         let events: Vec<Arc<Event>> = events.into_iter().map(Arc::new).collect();
         hub.revision = hub.revision.max(revision);
         hub.publish(&events, self.inner.config.history_capacity);
@@ -507,6 +515,37 @@ impl fmt::Debug for Storage {
 }
 
 impl Inner {
+    /// Logs backend failures (rate-limited by [`FailureLog`], with the
+    /// cause chain) and the recovery after them; passes `result` through.
+    /// Precondition failures are answers, not failures, and are not logged.
+    fn observe<T>(&self, op: &'static str, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        let now = std::time::Instant::now();
+        let mut log = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        match &result {
+            Err(err @ (StoreError::Backend(_) | StoreError::Corrupt { .. })) => {
+                if let Some(say) = log.failed(now) {
+                    tracing::error!(
+                        store.op = op,
+                        suppressed = say.suppressed,
+                        error = %ErrorChain(err),
+                        "store {op} failed"
+                    );
+                }
+            }
+            Err(_) => {}
+            Ok(_) => {
+                if let Some(recovered) = log.succeeded(now) {
+                    tracing::warn!(
+                        failures = recovered.failures,
+                        after = ?recovered.after,
+                        "store works again"
+                    );
+                }
+            }
+        }
+        result
+    }
+
     fn lock_hub(&self) -> MutexGuard<'_, Hub> {
         // A panic while holding the lock cannot leave the hub inconsistent
         // in a way that matters more than losing the process, so continue.
@@ -648,5 +687,20 @@ impl fmt::Debug for Watcher {
             .field("last_revision", &self.last_revision)
             .field("finished", &self.finished)
             .finish_non_exhaustive()
+    }
+}
+
+/// An error and its sources, `: `-separated, as anyhow's `{:#}` prints it.
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(err) = source {
+            write!(f, ": {err}")?;
+            source = err.source();
+        }
+        Ok(())
     }
 }

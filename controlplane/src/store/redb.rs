@@ -13,11 +13,17 @@
 //! decoders. Each transaction is one redb write transaction committed with
 //! redb's default (immediate, fsynced) durability; the revision counter is
 //! written in the same transaction, so it is never reused after a reopen.
+//! After an I/O failure (a full or read-only disk) the next call closes
+//! the file and opens it again, since redb refuses every call on a
+//! database that saw one; the store recovers when the disk does.
 //! Deliberately not here: history of old values (only the latest value of a
 //! key is kept), watches (see [`Storage`](super::Storage)), and sharing the
 //! file between processes.
 
-use std::path::Path;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{PoisonError, RwLock};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
@@ -31,10 +37,36 @@ pub(super) const META_SCHEMA: &[u8] = b"schema_version";
 const SCHEMA_VERSION: u64 = 1;
 const HEADER_LEN: usize = 16;
 
+/// How the file becomes a [`Database`]: `Database::create`, or in tests a
+/// storage backend that can be made to fail.
+pub(super) type Opener =
+    Box<dyn Fn(&Path) -> Result<Database, redb::DatabaseError> + Send + Sync + 'static>;
+
 /// See the [module docs](self).
-#[derive(Debug)]
+///
+/// After an I/O failure redb refuses every later call on that `Database`
+/// (`PreviousIo`) until it is closed and opened again; this backend does
+/// that itself on the next call, so a store whose disk failed for a while
+/// works again once the disk does, without a process restart. Nothing
+/// committed is lost: redb's commit is atomic, and the failed transaction
+/// was never acknowledged.
 pub struct RedbBackend {
-    db: Database,
+    path: PathBuf,
+    open: Opener,
+    /// `None` only between dropping a failed database and opening it again
+    /// (the old one holds the file's lock, so it must go first).
+    db: RwLock<Option<Database>>,
+    /// Set by an I/O failure: the next call reopens the file first.
+    failed: AtomicBool,
+}
+
+impl fmt::Debug for RedbBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedbBackend")
+            .field("path", &self.path)
+            .field("failed", &self.failed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
 }
 
 impl RedbBackend {
@@ -42,30 +74,57 @@ impl RedbBackend {
     /// if the file is already open (in this or another process) or holds
     /// another schema version.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = Database::create(path).map_err(redb_error)?;
-        let txn = db.begin_write().map_err(redb_error)?;
-        {
-            // Creating both tables up front lets readers assume they exist.
-            let mut meta = txn.open_table(META_TABLE).map_err(redb_error)?;
-            txn.open_table(KV_TABLE).map_err(redb_error)?;
-            match read_u64(&meta, META_SCHEMA)? {
-                None => {
-                    meta.insert(META_SCHEMA, SCHEMA_VERSION.to_le_bytes().as_slice())
-                        .map_err(redb_error)?;
-                }
-                Some(SCHEMA_VERSION) => {}
-                Some(other) => {
-                    return Err(StoreError::Corrupt {
-                        key: "(schema version)".to_owned(),
-                        reason: format!(
-                            "file has schema version {other}, this build reads {SCHEMA_VERSION}"
-                        ),
-                    });
-                }
-            }
+        Self::open_with(path, Box::new(|path| Database::create(path)))
+    }
+
+    /// [`RedbBackend::open`] with the file opened by `open` (on every
+    /// reopen too).
+    pub(super) fn open_with(path: &Path, open: Opener) -> Result<Self, StoreError> {
+        let db = open(path).map_err(redb_error)?;
+        init(&db)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            open,
+            db: RwLock::new(Some(db)),
+            failed: AtomicBool::new(false),
+        })
+    }
+
+    /// Runs `f` on the database, reopening it first after an I/O failure,
+    /// and noting an I/O failure of `f` for the next call.
+    fn with_db<T>(&self, f: impl FnOnce(&Database) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        if self.failed.load(Ordering::Acquire) {
+            self.reopen()?;
         }
-        txn.commit().map_err(redb_error)?;
-        Ok(Self { db })
+        let guard = self.db.read().unwrap_or_else(PoisonError::into_inner);
+        let Some(db) = guard.as_ref() else {
+            // Another call dropped it and could not open it again.
+            self.failed.store(true, Ordering::Release);
+            return Err(StoreError::Backend(BackendError::Closed {
+                path: self.path.display().to_string(),
+            }));
+        };
+        let result = f(db);
+        if let Err(StoreError::Backend(BackendError::Redb(err))) = &result
+            && is_io(err)
+        {
+            self.failed.store(true, Ordering::Release);
+        }
+        result
+    }
+
+    fn reopen(&self) -> Result<(), StoreError> {
+        let mut guard = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        if !self.failed.load(Ordering::Acquire) && guard.is_some() {
+            return Ok(()); // another call reopened it meanwhile
+        }
+        *guard = None;
+        let db = (self.open)(&self.path).map_err(redb_error)?;
+        init(&db)?;
+        *guard = Some(db);
+        self.failed.store(false, Ordering::Release);
+        tracing::warn!(store = %self.path.display(), "reopened the store after an I/O failure");
+        Ok(())
     }
 
     /// Plans and writes `ops` into `txn` without committing it. No events
@@ -101,46 +160,88 @@ impl RedbBackend {
 
 impl Backend for RedbBackend {
     fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
-        let txn = self.db.begin_read().map_err(redb_error)?;
-        let kv = txn.open_table(KV_TABLE).map_err(redb_error)?;
-        get_entry(&kv, key)
+        self.with_db(|db| {
+            let txn = db.begin_read().map_err(redb_error)?;
+            let kv = txn.open_table(KV_TABLE).map_err(redb_error)?;
+            get_entry(&kv, key)
+        })
     }
 
     fn list(&self, prefix: &str) -> Result<(Vec<Entry>, u64), StoreError> {
-        // One read transaction is one snapshot: entries and revision agree.
-        let txn = self.db.begin_read().map_err(redb_error)?;
-        let meta = txn.open_table(META_TABLE).map_err(redb_error)?;
-        let kv = txn.open_table(KV_TABLE).map_err(redb_error)?;
-        let revision = read_revision(&meta)?;
-        let mut entries = Vec::new();
-        for item in kv.range(prefix.as_bytes()..).map_err(redb_error)? {
-            let (key, value) = item.map_err(redb_error)?;
-            if !key.value().starts_with(prefix.as_bytes()) {
-                break;
+        self.with_db(|db| {
+            // One read transaction is one snapshot: entries and revision agree.
+            let txn = db.begin_read().map_err(redb_error)?;
+            let meta = txn.open_table(META_TABLE).map_err(redb_error)?;
+            let kv = txn.open_table(KV_TABLE).map_err(redb_error)?;
+            let revision = read_revision(&meta)?;
+            let mut entries = Vec::new();
+            for item in kv.range(prefix.as_bytes()..).map_err(redb_error)? {
+                let (key, value) = item.map_err(redb_error)?;
+                if !key.value().starts_with(prefix.as_bytes()) {
+                    break;
+                }
+                let key = decode_key(key.value())?;
+                entries.push(decode(key, value.value())?);
             }
-            let key = decode_key(key.value())?;
-            entries.push(decode(key, value.value())?);
-        }
-        Ok((entries, revision))
+            Ok((entries, revision))
+        })
     }
 
     fn revision(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read().map_err(redb_error)?;
-        let meta = txn.open_table(META_TABLE).map_err(redb_error)?;
-        read_revision(&meta)
+        self.with_db(|db| {
+            let txn = db.begin_read().map_err(redb_error)?;
+            let meta = txn.open_table(META_TABLE).map_err(redb_error)?;
+            read_revision(&meta)
+        })
     }
 
     fn txn(&self, ops: Vec<Op>) -> Result<(u64, Vec<Event>), StoreError> {
-        let txn = self.db.begin_write().map_err(redb_error)?;
-        // On any error `txn` is dropped uncommitted, which aborts it.
-        let (revision, events) = Self::apply(&txn, ops)?;
-        if events.is_empty() {
-            txn.abort().map_err(redb_error)?;
-        } else {
-            txn.commit().map_err(redb_error)?;
-        }
-        Ok((revision, events))
+        self.with_db(|db| {
+            let txn = db.begin_write().map_err(redb_error)?;
+            // On any error `txn` is dropped uncommitted, which aborts it.
+            let (revision, events) = Self::apply(&txn, ops)?;
+            if events.is_empty() {
+                txn.abort().map_err(redb_error)?;
+            } else {
+                txn.commit().map_err(redb_error)?;
+            }
+            Ok((revision, events))
+        })
     }
+}
+
+/// Creates both tables (so readers can assume they exist) and checks the
+/// schema version, writing it into a new file.
+fn init(db: &Database) -> Result<(), StoreError> {
+    let txn = db.begin_write().map_err(redb_error)?;
+    {
+        let mut meta = txn.open_table(META_TABLE).map_err(redb_error)?;
+        txn.open_table(KV_TABLE).map_err(redb_error)?;
+        match read_u64(&meta, META_SCHEMA)? {
+            None => {
+                meta.insert(META_SCHEMA, SCHEMA_VERSION.to_le_bytes().as_slice())
+                    .map_err(redb_error)?;
+            }
+            Some(SCHEMA_VERSION) => {}
+            Some(other) => {
+                return Err(StoreError::Corrupt {
+                    key: "(schema version)".to_owned(),
+                    reason: format!(
+                        "file has schema version {other}, this build reads {SCHEMA_VERSION}"
+                    ),
+                });
+            }
+        }
+    }
+    txn.commit().map_err(redb_error)
+}
+
+/// Failures of the file rather than of its contents: worth reopening for.
+fn is_io(err: &redb::Error) -> bool {
+    matches!(
+        err,
+        redb::Error::Io(_) | redb::Error::PreviousIo | redb::Error::DatabaseClosed
+    )
 }
 
 fn redb_error(err: impl Into<redb::Error>) -> StoreError {

@@ -634,3 +634,5 @@ fn public_types_cross_threads() {
     fn check_send<T: Send + 'static>() {}
     check_send::<Watcher>();
 }
+
+mod disk;
