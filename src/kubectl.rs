@@ -216,7 +216,9 @@ pub async fn cluster_info(state: &Path, args: ClusterInfoArgs) -> anyhow::Result
         },
     };
     let record = ClusterRecord::read(state)?;
-    let mut api = connect(&record.controlplane, &admin_credentials(state)?).await?;
+    let mut api = connect(&record.controlplane, &admin_credentials(state)?)
+        .await
+        .map_err(|e| podnet_lab::failure::unreachable(state, e))?;
     let nodes = api
         .list(ListRequest {
             kind: "Node".into(),

@@ -27,5 +27,7 @@ mod readme;
 mod scenarios;
 #[path = "e2e/services.rs"]
 mod services;
+#[path = "e2e/store.rs"]
+mod store;
 #[path = "e2e/toolbox.rs"]
 mod toolbox;

@@ -207,10 +207,12 @@ pub fn open_store(dir: &Path) -> Result<(Storage, ClusterId), ClusterIdError> {
     let file_path = dir.join(FILE);
     let store_path = dir.join(STORE_FILE);
     let file = match std::fs::read_to_string(&file_path) {
-        Ok(text) => Some(ClusterId::parse(&text).ok_or_else(|| ClusterIdError::BadFile {
-            path: file_path.clone(),
-            found: text.trim().chars().take(64).collect(),
-        })?),
+        Ok(text) => Some(
+            ClusterId::parse(&text).ok_or_else(|| ClusterIdError::BadFile {
+                path: file_path.clone(),
+                found: text.trim().chars().take(64).collect(),
+            })?,
+        ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(source) => {
             return Err(ClusterIdError::Io {
@@ -429,7 +431,10 @@ mod tests {
         std::fs::copy(b.path().join(STORE_FILE), a.path().join(STORE_FILE)).unwrap();
         let err = open(a.path()).unwrap_err().to_string();
         assert!(err.contains(&format!("belongs to cluster {id_b}")), "{err}");
-        assert!(err.contains(&format!("this state dir is cluster {id_a}")), "{err}");
+        assert!(
+            err.contains(&format!("this state dir is cluster {id_a}")),
+            "{err}"
+        );
     }
 
     #[test]

@@ -53,7 +53,9 @@ pub async fn connect(addr: &str, credentials: &Credentials) -> anyhow::Result<Ap
 /// The API of the cluster in `state`, as its admin.
 pub async fn from_state(state: &Path) -> anyhow::Result<Api> {
     let record = ClusterRecord::read(state)?;
-    connect(&record.controlplane, &admin_credentials(state)?).await
+    connect(&record.controlplane, &admin_credentials(state)?)
+        .await
+        .map_err(|e| crate::failure::unreachable(state, e))
 }
 
 /// Turns an API error into the error a user should see; invalid input

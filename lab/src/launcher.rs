@@ -20,6 +20,7 @@ use podnet_proto::model::view::NodeView;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+use crate::failure::{self, Failure};
 use crate::lbpool::{self, PoolClaim};
 use crate::record::{
     ClusterRecord, NodeRecord, alive, signal, supervisor_pid, supervisor_pid_path, write_atomic,
@@ -200,6 +201,17 @@ fn check_not_running(state: &Path) -> anyhow::Result<()> {
 pub async fn down(state: &Path, wait: Duration) -> anyhow::Result<ExitCode> {
     let pid_path = supervisor_pid_path(state);
     let Some(pid) = supervisor_pid(state) else {
+        if let Some(failure) = Failure::read(state) {
+            // A cluster that stopped itself: clear what it left, as below.
+            Failure::clear(state);
+            let _ = std::fs::remove_dir_all(state.join("controlplane"));
+            println!(
+                "cluster in {} had stopped at {}; cleared",
+                state.display(),
+                failure.at
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
         println!("no cluster is running in {}", state.display());
         return Ok(ExitCode::SUCCESS);
     };
@@ -224,6 +236,7 @@ pub async fn down(state: &Path, wait: Duration) -> anyhow::Result<ExitCode> {
     }
     let _ = std::fs::remove_file(ClusterRecord::path(state));
     let _ = std::fs::remove_file(&pid_path);
+    Failure::clear(state);
     let _ = std::fs::remove_dir_all(state.join("controlplane"));
     println!("cluster in {} stopped", state.display());
     Ok(ExitCode::SUCCESS)
@@ -392,6 +405,7 @@ async fn supervise_in(state: &Path, args: &UpArgs) -> anyhow::Result<ExitCode> {
     let pool = lbpool::claim(&lbpool::claims_dir(), args.lb_pool, state)?;
     let pid_path = supervisor_pid_path(state);
     write_atomic(&pid_path, &std::process::id().to_string())?;
+    Failure::clear(state);
     // A new cluster starts empty; the store persists across control plane
     // restarts within one cluster's life, not across clusters.
     let data = state.join("controlplane");
@@ -401,6 +415,12 @@ async fn supervise_in(state: &Path, args: &UpArgs) -> anyhow::Result<ExitCode> {
     }
     clear_role_logs(&state.join("logs"))?;
     let result = supervise_inner(state, args, &plan, &pool).await;
+    if let Err(e) = &result {
+        // Before the record goes, so a client never sees neither.
+        if let Err(write) = Failure::write(state, &format!("{e:#}")) {
+            tracing::warn!(error = %format!("{write:#}"), "cannot record why the cluster stopped");
+        }
+    }
     let _ = std::fs::remove_file(ClusterRecord::path(state));
     let _ = std::fs::remove_file(&pid_path);
     result
@@ -476,8 +496,9 @@ async fn supervise_inner(
                 // The edge holds no state: a new one takes the addresses back
                 // from the Services' status.
                 let Some(delay) = edge_restarts.exited(std::time::Instant::now()) else {
-                    tracing::error!(?status, "{}", edge_restarts.giving_up("edge", "edge"));
-                    break Err(anyhow::anyhow!(edge_restarts.giving_up("edge", "edge")));
+                    let message = edge_restarts.giving_up(state, "edge", "edge");
+                    tracing::error!(?status, "{message}");
+                    break Err(anyhow::anyhow!(message));
                 };
                 tracing::error!(?status, "edge exited; restarting it in {delay:?}");
                 tokio::time::sleep(delay).await;
@@ -506,7 +527,7 @@ async fn restart_controlplane(
 ) -> anyhow::Result<Child> {
     loop {
         let Some(delay) = restarts.exited(std::time::Instant::now()) else {
-            let message = restarts.giving_up("control plane", "controlplane");
+            let message = restarts.giving_up(state, "control plane", "controlplane");
             tracing::error!("{message}");
             bail!(message);
         };
@@ -564,12 +585,15 @@ impl Restarts {
         self.started = now;
     }
 
-    /// What the supervisor says when it stops restarting `role`.
-    pub fn giving_up(&self, role: &str, log: &str) -> String {
+    /// What the supervisor says when it stops restarting `role`: the count
+    /// and the last lines of the role's log in `state`, which say why.
+    pub fn giving_up(&self, state: &Path, role: &str, log: &str) -> String {
         format!(
-            "the {role} exited {} times in a row within {:?} of starting; not restarting it again, stopping the cluster (see logs/{log}.log)",
+            "the {role} exited {} times in a row within {:?} of starting; not restarting it again, stopping the cluster (see {}){}",
             self.quick_exits,
-            Restarts::STABLE
+            Restarts::STABLE,
+            failure::log_path(state, log).display(),
+            failure::tail_text(state, log),
         )
     }
 }
@@ -611,7 +635,15 @@ mod tests {
             r.started(at);
         }
         assert_eq!(delays, [ms(100), ms(200), ms(400), ms(800), ms(1600)]);
-        assert!(r.giving_up("edge", "edge").contains("6 times"));
+        let state = tempfile::tempdir().unwrap();
+        std::fs::create_dir(state.path().join("logs")).unwrap();
+        std::fs::write(state.path().join("logs/edge.log"), "one\nlast words\n").unwrap();
+        let message = r.giving_up(state.path(), "edge", "edge");
+        assert!(message.contains("6 times"), "{message}");
+        assert!(
+            message.ends_with("edge.log:\n  one\n  last words"),
+            "{message}"
+        );
 
         // A role that ran long enough starts over.
         let mut r = Restarts::new(t0);

@@ -2,6 +2,7 @@
 //! by the `podnet` binary, the end-to-end tests and the fuzzers.
 //!
 //! - `record`: the `cluster.json` record of a running cluster.
+//! - `failure`: why a cluster stopped, and a role's last log lines.
 //! - `api`: the control plane's API as a client uses it.
 //! - `signal`: one shutdown token per process (SIGINT = SIGTERM).
 //! - `launcher`: `up`, `down` and the supervisor of the role processes.
@@ -15,6 +16,7 @@
 
 pub mod api;
 pub mod bench;
+pub mod failure;
 pub mod launcher;
 pub mod lbpool;
 pub mod manifest;

@@ -39,12 +39,16 @@ impl ClusterRecord {
     /// The record of the cluster running in `state`.
     pub fn read(state: &Path) -> anyhow::Result<ClusterRecord> {
         let path = ClusterRecord::path(state);
-        let text = std::fs::read_to_string(&path).map_err(|_| {
-            anyhow::anyhow!(
-                "no cluster is running in {} (start one with `podnet up`)",
-                state.display()
-            )
-        })?;
+        let text =
+            std::fs::read_to_string(&path).map_err(|_| {
+                match crate::failure::Failure::read(state) {
+                    Some(failure) => anyhow::anyhow!("{}", failure.describe(state)),
+                    None => anyhow::anyhow!(
+                        "no cluster is running in {} (start one with `podnet up`)",
+                        state.display()
+                    ),
+                }
+            })?;
         serde_json::from_str(&text)
             .with_context(|| format!("{} is not a cluster record", path.display()))
     }

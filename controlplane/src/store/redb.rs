@@ -92,7 +92,10 @@ impl RedbBackend {
 
     /// Runs `f` on the database, reopening it first after an I/O failure,
     /// and noting an I/O failure of `f` for the next call.
-    fn with_db<T>(&self, f: impl FnOnce(&Database) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    fn with_db<T>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         if self.failed.load(Ordering::Acquire) {
             self.reopen()?;
         }
