@@ -43,10 +43,21 @@ pub async fn apply(state: &Path, args: ApplyArgs) -> anyhow::Result<ExitCode> {
     for f in &args.files {
         objects.extend(manifest::read(f)?);
     }
+    if objects.is_empty() {
+        return Err(InputError("no objects passed to apply".into()).into());
+    }
     default_namespace(&mut objects, args.namespace.as_deref().unwrap_or("default"));
     let mut api = from_state(state).await?;
     apply_objects(&mut api, &objects, args.dry_run, &mut std::io::stdout()).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `-l`: checked here, with the server's own rules, so a selector the
+/// server would refuse (or one too long to send) never leaves the client.
+pub fn parse_selector(s: &str) -> Result<String, String> {
+    podnet_proto::model::LabelSelector::parse(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Clone, Args)]
@@ -59,7 +70,7 @@ pub struct GetArgs {
     #[arg(short = 'A', long)]
     pub all_namespaces: bool,
     /// Label selector, kubectl syntax.
-    #[arg(short = 'l', long)]
+    #[arg(short = 'l', long, value_parser = parse_selector)]
     pub selector: Option<String>,
     /// wide, yaml, json, name or jsonpath=TEMPLATE.
     #[arg(short, long)]
@@ -488,6 +499,12 @@ pub async fn link(state: &Path, action: LinkAction) -> anyhow::Result<ExitCode> 
         ),
     };
     spec.params().map_err(|e| InputError(e.to_string()))?;
+    if !heal {
+        let nodes = podnet_lab::api::list_objects(&mut api, "Node", "").await?;
+        let names: Vec<&str> = nodes.iter().map(|n| NodeView(n).meta().name()).collect();
+        spec.check_nodes(&names)
+            .map_err(|e| InputError(e.to_string()))?;
+    }
     let objects = link_objects(&spec, one_way);
     if heal {
         for o in &objects {

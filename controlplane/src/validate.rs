@@ -222,6 +222,15 @@ fn kind_of(object: &Value) -> Result<Kind, InvalidObject> {
             .collect();
         format!("podnet serves {}", types.join(", "))
     };
+    // Present but not a string (`apiVersion: 1`): say so, not "Required".
+    for (field, like) in [("apiVersion", r#""v1" or "apps/v1""#), ("kind", r#""Pod""#)] {
+        if let Some(v) = object.get(field).filter(|v| !v.is_string() && !v.is_null()) {
+            return Err(invalid(
+                field,
+                format!("Invalid value: {v}: {field} must be a string like {like}"),
+            ));
+        }
+    }
     match (api_version, kind) {
         (_, None) => Err(invalid("kind", format!("Required value: {}", known()))),
         (None, Some(_)) => Err(invalid(

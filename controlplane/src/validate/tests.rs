@@ -409,6 +409,20 @@ fn unknown_kinds_list_what_podnet_serves() {
         Expect::Invalid(&[("apiVersion", "Required value: podnet serves")]),
     );
     check(
+        with(pod(), "/apiVersion", json!(1)),
+        Expect::Invalid(&[(
+            "apiVersion",
+            r#"Invalid value: 1: apiVersion must be a string like "v1" or "apps/v1""#,
+        )]),
+    );
+    check(
+        with(pod(), "/kind", json!(["Pod"])),
+        Expect::Invalid(&[(
+            "kind",
+            r#"Invalid value: ["Pod"]: kind must be a string like "Pod""#,
+        )]),
+    );
+    check(
         json!(["not", "an", "object"]),
         Expect::Invalid(&[("", "Invalid value: an object body must be a JSON object")]),
     );

@@ -722,7 +722,7 @@ expect:
         check("name: t\nready_timeout: 60\n", "s.yaml:2:");
         check("name: t\nready_timeout: 60\n", "has no unit");
         check("name: t\nready_timeout: soon\n", "not a duration");
-        check("name: t\nready_timeout: 90m\n", "out of range");
+        check("name: t\nready_timeout: 90m\n", "too large: at most 1h");
         let probe = |fields: &str| {
             format!(
                 "name: t\nexpect:\n  - reachability: {{from: a, to: b, port: 80, allowed: true, {fields}}}\n"

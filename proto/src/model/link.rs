@@ -58,6 +58,25 @@ impl LinkSpec {
         format!("{}.{}", self.from, self.to)
     }
 
+    /// Whether both ends are among `nodes` (the cluster's node names): a
+    /// Link between nodes that do not exist would do nothing, silently.
+    pub fn check_nodes(&self, nodes: &[&str]) -> Result<(), InvalidLink> {
+        for (field, name) in [("from", &self.from), ("to", &self.to)] {
+            if !nodes.contains(&name.as_str()) {
+                let known = if nodes.is_empty() {
+                    "the cluster has no nodes".to_string()
+                } else {
+                    format!("the cluster's nodes are {}", nodes.join(", "))
+                };
+                return Err(InvalidLink {
+                    field,
+                    reason: format!("node {name:?} not found: {known}"),
+                });
+            }
+        }
+        Ok(())
+    }
+
     pub fn params(&self) -> Result<LinkParams, InvalidLink> {
         let duration = |field: &'static str, v: &Option<String>| -> Result<Duration, InvalidLink> {
             match v {
@@ -101,7 +120,11 @@ impl LinkSpec {
     }
 }
 
-/// "20ms", "1.5ms", "2s", "250us".
+/// The longest duration taken (a link's delay or jitter, a scenario's
+/// timeout), in seconds.
+const MAX_DELAY_SECS: f64 = 3600.0;
+
+/// "20ms", "1.5ms", "2s", "250us", at most an hour.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let idx = s
@@ -117,10 +140,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "ms" => n / 1e3,
         "s" => n,
         "m" => n * 60.0,
-        _ => return Err(format!("{s:?} has no unit: use ns, us, ms, s or m")),
+        "h" => n * 3600.0,
+        "" => return Err(format!("{s:?} has no unit: use ns, us, ms, s, m or h")),
+        other => {
+            return Err(format!(
+                "{s:?} has an unknown unit {other:?}: use ns, us, ms, s, m or h"
+            ));
+        }
     };
-    if !secs.is_finite() || secs > 3600.0 {
-        return Err(format!("{s:?} is out of range (at most 1h)"));
+    if !secs.is_finite() || secs > MAX_DELAY_SECS {
+        return Err(format!("{s:?} is too large: at most 1h"));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -185,6 +214,54 @@ mod tests {
         assert!((p.loss - 0.01).abs() < 1e-12);
         assert_eq!(p.rate_bps, Some(10_000_000));
         assert!(LinkParams::default().is_clear());
+    }
+
+    #[test]
+    fn both_ends_must_be_nodes_of_the_cluster() {
+        let link = |from: &str, to: &str| LinkSpec {
+            from: from.into(),
+            to: to.into(),
+            ..Default::default()
+        };
+        let nodes = ["node-1", "node-2"];
+        assert_eq!(link("node-1", "node-2").check_nodes(&nodes), Ok(()));
+        let err = link("node-1", "nosuch").check_nodes(&nodes).unwrap_err();
+        assert_eq!(err.field, "to");
+        assert!(
+            err.to_string()
+                .contains("node \"nosuch\" not found: the cluster's nodes are node-1, node-2"),
+            "{err}"
+        );
+        assert_eq!(
+            link("x", "node-1").check_nodes(&nodes).unwrap_err().field,
+            "from"
+        );
+        assert!(
+            link("a", "b")
+                .check_nodes(&[])
+                .unwrap_err()
+                .reason
+                .contains("no nodes")
+        );
+    }
+
+    #[test]
+    fn durations_say_why_they_are_refused() {
+        for (s, want) in [
+            ("20ms", Ok(Duration::from_millis(20))),
+            ("2h", Err("too large: at most 1h")),
+            ("1h", Ok(Duration::from_secs(3600))),
+            ("99999h", Err("\"99999h\" is too large: at most 1h")),
+            ("20", Err("has no unit")),
+            ("20x", Err("unknown unit \"x\"")),
+            ("fast", Err("not a duration")),
+        ] {
+            match (parse_duration(s), want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{s}"),
+                (Err(got), Err(want)) => assert!(got.contains(want), "{s}: {got}"),
+                (got, want) => panic!("{s}: got {got:?}, want {want:?}"),
+            }
+        }
     }
 
     #[test]

@@ -11,8 +11,44 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid selector {selector:?}: {reason}")]
 pub struct InvalidSelector {
+    /// The selector as given, cut short when it is too long to repeat.
     pub selector: String,
     pub reason: String,
+}
+
+/// The longest label or field selector accepted, in bytes. Kubernetes has
+/// no limit of its own beyond the request size; a selector is a handful of
+/// terms of keys (at most 316 bytes) and values (at most 63), so 8 KiB
+/// leaves room for any real one and keeps a refusal small enough to send.
+pub const MAX_SELECTOR_LEN: usize = 8192;
+
+/// How much of a refused selector its error repeats.
+const SHOWN_LEN: usize = 200;
+
+/// `s` cut at [`SHOWN_LEN`] bytes (on a character boundary), marked `...`.
+fn shown(s: &str) -> String {
+    if s.len() <= SHOWN_LEN {
+        return s.to_string();
+    }
+    let mut end = SHOWN_LEN;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
+/// Refuses a selector longer than [`MAX_SELECTOR_LEN`] before parsing it.
+fn check_len(s: &str) -> Result<(), InvalidSelector> {
+    if s.len() > MAX_SELECTOR_LEN {
+        return Err(InvalidSelector {
+            selector: shown(s),
+            reason: format!(
+                "it is {} bytes long; a selector may be at most {MAX_SELECTOR_LEN} bytes",
+                s.len()
+            ),
+        });
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,8 +76,9 @@ impl LabelSelector {
 
     /// Parses `kubectl -l` syntax.
     pub fn parse(s: &str) -> Result<LabelSelector, InvalidSelector> {
+        check_len(s)?;
         let err = |reason: &str| InvalidSelector {
-            selector: s.to_string(),
+            selector: shown(s),
             reason: reason.to_string(),
         };
         let mut requirements = Vec::new();
@@ -201,6 +238,7 @@ impl FieldSelector {
     ];
 
     pub fn parse(s: &str) -> Result<FieldSelector, InvalidSelector> {
+        check_len(s)?;
         let mut terms = Vec::new();
         for term in s.split(',').map(str::trim).filter(|t| !t.is_empty()) {
             let (path, equal, value) = if let Some((p, v)) = term.split_once("!=") {
@@ -209,14 +247,14 @@ impl FieldSelector {
                 (p, true, v)
             } else {
                 return Err(InvalidSelector {
-                    selector: s.to_string(),
+                    selector: shown(s),
                     reason: format!("{term:?} is not path=value"),
                 });
             };
             let path = path.trim();
             if !FieldSelector::SUPPORTED.contains(&path) {
                 return Err(InvalidSelector {
-                    selector: s.to_string(),
+                    selector: shown(s),
                     reason: format!(
                         "field {path:?} is not supported: {}",
                         FieldSelector::SUPPORTED.join(", ")
@@ -243,6 +281,28 @@ impl FieldSelector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn selectors_longer_than_the_limit_are_refused_without_being_repeated() {
+        for (len, refused) in [(MAX_SELECTOR_LEN, false), (MAX_SELECTOR_LEN + 1, true)] {
+            let labels = format!("a={}", "x".repeat(len - 2));
+            let fields = format!("metadata.name={}", "x".repeat(len - 14));
+            assert_eq!((labels.len(), fields.len()), (len, len));
+            for result in [
+                LabelSelector::parse(&labels).err(),
+                FieldSelector::parse(&fields).err(),
+            ] {
+                let too_long = result.is_some_and(|e| {
+                    let text = e.to_string();
+                    assert!(text.len() < 600, "the error repeats the selector: {text}");
+                    text.contains("at most 8192 bytes")
+                });
+                assert_eq!(too_long, refused, "{len} bytes");
+            }
+        }
+        let e = LabelSelector::parse(&"é".repeat(MAX_SELECTOR_LEN)).unwrap_err();
+        assert!(e.selector.ends_with("..."), "{e}");
+    }
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
