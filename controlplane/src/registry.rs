@@ -15,6 +15,7 @@
 
 mod alloc;
 mod bootstrap;
+mod lifecycle;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -33,6 +34,7 @@ use crate::validate::{self, InvalidObject, Validated};
 use alloc::Taken;
 pub use alloc::{API_SERVICE, DNS_SERVICE, ServiceRanges};
 pub use bootstrap::{INGRESS_CONTROLLER, INGRESS_NAMESPACE};
+pub use lifecycle::IMMORTAL_NAMESPACES;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -60,6 +62,9 @@ pub enum ApiError {
     Selector(#[from] InvalidSelector),
     #[error("{key}: {reason}")]
     Forbidden { key: ObjectKey, reason: String },
+    /// NamespaceLifecycle refused a delete, with upstream's message.
+    #[error("namespaces {name:?} is forbidden: this namespace may not be deleted")]
+    ImmortalNamespace { name: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -675,6 +680,7 @@ impl Registry {
         grace_period_seconds: Option<i64>,
         precondition_rv: &str,
     ) -> Result<Value, ApiError> {
+        lifecycle::admit_delete(key).map_err(|name| ApiError::ImmortalNamespace { name })?;
         // Without a resourceVersion precondition the caller asked for the
         // object's deletion whatever its version: a concurrent write (a
         // status update racing a node's final delete) is retried, not
