@@ -1,8 +1,9 @@
 //! `podnet`: every role of a podnet cluster in one binary.
 //!
 //! This file only parses flags, sets up tracing and maps errors to exit
-//! codes: 2 for usage (clap), 64 for bad input (a file or manifest), 1 for
-//! anything that failed at run time.
+//! codes: 2 for usage (clap: an unknown flag, a missing argument), 64 for
+//! bad input (a flag's value, a file or manifest), 1 for anything that
+//! failed at run time.
 
 mod cli;
 mod kubectl;
@@ -12,7 +13,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// Exit code for bad input: a malformed file, an invalid manifest.
+/// Exit code for bad input: a flag's value, a malformed file, an invalid
+/// manifest.
 const EXIT_BAD_INPUT: u8 = 64;
 
 fn init_tracing(default: &str) {
@@ -52,9 +54,30 @@ fn quiet_on_broken_pipe() {
     }));
 }
 
+/// A flag clap refused: a value that is not valid is bad input (64, as
+/// sysexits' EX_USAGE), the rest keep clap's own exit (2 for usage, 0 for
+/// `--help` and `--version`).
+fn flag_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let bad_value = matches!(
+        e.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    );
+    // Printing to a closed terminal is no reason to change the exit code.
+    let _ = e.print();
+    if bad_value {
+        ExitCode::from(EXIT_BAD_INPUT)
+    } else {
+        ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+    }
+}
+
 fn main() -> ExitCode {
     quiet_on_broken_pipe();
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return flag_error(e),
+    };
     init_tracing(if cli.command.is_role() {
         "info"
     } else {

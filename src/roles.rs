@@ -24,10 +24,14 @@ pub struct ControlplaneArgs {
     pub listen: SocketAddr,
     #[arg(long, env = "PODNET_JOIN_TOKEN", hide_env_values = true)]
     pub join_token: String,
-    #[arg(long, default_value = "10.244.0.0/16")]
+    /// The network node podCIDRs are cut from.
+    #[arg(long, default_value = podnet_lab::flags::DEFAULT_CLUSTER_CIDR, value_parser = podnet_lab::flags::cluster_cidr)]
     pub cluster_cidr: Ipv4Net,
+    /// The prefix length of each node's podCIDR.
+    #[arg(long, default_value_t = podnet_lab::flags::DEFAULT_NODE_CIDR_MASK_SIZE, value_parser = podnet_lab::flags::node_cidr_mask_size)]
+    pub node_cidr_mask_size: u8,
     /// Emulated node addresses, handed out in join order from .2.
-    #[arg(long, default_value = "172.18.0.0/16")]
+    #[arg(long, default_value = podnet_lab::flags::DEFAULT_NODE_CIDR)]
     pub node_cidr: Ipv4Net,
     /// Replicas of the cluster DNS Deployment (`coredns` in kube-system)
     /// created at first start.
@@ -39,8 +43,8 @@ pub struct ControlplaneArgs {
     #[arg(long, default_value_t = 2)]
     pub ingress_replicas: u32,
     /// How long a node may miss heartbeats before it is NotReady and its
-    /// pods are evicted.
-    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    /// pods are evicted (at least 400ms).
+    #[arg(long, default_value = "3s", value_parser = podnet_lab::flags::node_grace_period)]
     pub node_grace_period: Duration,
 }
 
@@ -99,7 +103,7 @@ pub struct EdgeArgs {
     #[arg(long, default_value = podnet_proto::model::network::DEFAULT_LB_POOL, value_parser = podnet_lab::launcher::parse_lb_pool)]
     pub lb_pool: Ipv4Net,
     /// How often nodes are health-checked.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = podnet_lab::flags::interval)]
     pub health_interval: Duration,
 }
 
@@ -132,6 +136,9 @@ pub async fn controlplane(
     args: ControlplaneArgs,
 ) -> anyhow::Result<ExitCode> {
     die_with_parent();
+    // Before anything is bound or written: the two flags must agree.
+    podnet_lab::flags::node_cidrs(args.cluster_cidr, args.node_cidr_mask_size)
+        .map_err(podnet_lab::InputError)?;
     let shutdown = podnet_lab::signal::shutdown_on_signals()?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -145,6 +152,7 @@ pub async fn controlplane(
         },
         join_token: args.join_token,
         cluster_cidr: args.cluster_cidr,
+        node_cidr_mask_size: args.node_cidr_mask_size,
         node_cidr: args.node_cidr,
         node_grace_period: args.node_grace_period,
         dns_replicas: args.dns_replicas,

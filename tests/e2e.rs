@@ -11,6 +11,8 @@ mod dns;
 mod edge;
 #[path = "e2e/events.rs"]
 mod events;
+#[path = "e2e/guards.rs"]
+mod guards;
 #[path = "e2e/harness.rs"]
 mod harness;
 #[path = "e2e/healing.rs"]

@@ -53,9 +53,27 @@ const TRACE_SOURCE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs
 /// Rounds of asking for the flows a journey continues (parents of parents).
 const TRACE_ROUNDS: usize = 8;
 
+/// The longest error message sent. It travels in an HTTP/2 trailer, which
+/// the client refuses past its header size limit (16 KiB by default) as a
+/// protocol error; a message that long would say nothing more anyway.
+const MAX_MESSAGE_LEN: usize = 4096;
+
+/// `msg` cut at [`MAX_MESSAGE_LEN`] bytes (on a character boundary).
+fn bounded(mut msg: String) -> String {
+    if msg.len() > MAX_MESSAGE_LEN {
+        let mut end = MAX_MESSAGE_LEN;
+        while !msg.is_char_boundary(end) {
+            end -= 1;
+        }
+        msg.truncate(end);
+        msg.push_str("... (cut short)");
+    }
+    msg
+}
+
 impl From<ApiError> for Status {
     fn from(e: ApiError) -> Status {
-        let msg = e.to_string();
+        let msg = bounded(e.to_string());
         match e {
             ApiError::NotFound { .. } | ApiError::NamespaceNotFound { .. } => {
                 Status::not_found(msg)
@@ -67,6 +85,8 @@ impl From<ApiError> for Status {
             | ApiError::Kind(_)
             | ApiError::Selector(_) => Status::invalid_argument(msg),
             ApiError::Forbidden { .. } => Status::failed_precondition(msg),
+            // What kubectl reports as `Error from server (Forbidden)`.
+            ApiError::ImmortalNamespace { .. } => Status::permission_denied(msg),
             ApiError::Watch(WatchError::TooOld { .. }) => Status::out_of_range(msg),
             ApiError::Watch(_) => Status::resource_exhausted(msg),
             // The cause is what an operator needs (a full disk, a read-only file).
@@ -88,7 +108,7 @@ impl From<JoinError> for Status {
             JoinError::BadName(_) | JoinError::BadUnderlay(_) => {
                 Status::invalid_argument(e.to_string())
             }
-            JoinError::NoPodCidr(_) | JoinError::NoNodeIp(_) => {
+            JoinError::NoPodCidr(..) | JoinError::NoNodeIp(_) => {
                 Status::resource_exhausted(e.to_string())
             }
             JoinError::Api(api) => api.into(),

@@ -39,6 +39,8 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
     pub join_token: String,
     pub cluster_cidr: Ipv4Net,
+    /// The prefix length of each node's podCIDR out of `cluster_cidr`.
+    pub node_cidr_mask_size: u8,
     pub node_cidr: Ipv4Net,
     pub node_grace_period: Duration,
     /// Replicas of the `coredns` Deployment created on first start.
@@ -101,6 +103,7 @@ pub async fn run(
         NodesConfig {
             join_token: config.join_token.clone(),
             cluster_cidr: config.cluster_cidr,
+            node_cidr_mask_size: config.node_cidr_mask_size,
             node_cidr: config.node_cidr,
             grace_period: config.node_grace_period,
         },

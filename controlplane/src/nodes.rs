@@ -6,6 +6,18 @@
 //!
 //! Leases live in memory, not in the store: after a control plane restart
 //! every known node gets a fresh lease and one grace period to heartbeat.
+//! A Node object nobody joined with (created through the API) gets a lease
+//! when the lifecycle controller first sees it, and so goes NotReady one
+//! grace period later unless a node heartbeats for it: a Node without a
+//! process behind it is never Ready for long, and gets no pods.
+//!
+//! The lifecycle controller also runs the pod garbage collector's orphan
+//! rule (`podgc`): pods bound to a Node that no longer exists are deleted.
+//! A node whose Node was deleted registers again (its heartbeat answers
+//! NOT_FOUND); it gets back the podCIDR and IP it had, remembered here by
+//! name, while no other node has taken them.
+
+mod podgc;
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
@@ -36,8 +48,8 @@ pub enum JoinError {
     BadName(String),
     #[error("underlay address {0:?} is not an IP:port")]
     BadUnderlay(String),
-    #[error("the cluster CIDR {0} has no free /24 left for another node")]
-    NoPodCidr(Ipv4Net),
+    #[error("the cluster CIDR {0} has no free /{1} left for another node")]
+    NoPodCidr(Ipv4Net, u8),
     #[error("no free node IP left in {0}")]
     NoNodeIp(Ipv4Net),
     #[error(transparent)]
@@ -50,6 +62,8 @@ pub enum JoinError {
 pub struct NodesConfig {
     pub join_token: String,
     pub cluster_cidr: Ipv4Net,
+    /// The prefix length of each node's podCIDR.
+    pub node_cidr_mask_size: u8,
     pub node_cidr: Ipv4Net,
     /// How long a node may go without a heartbeat before it is NotReady.
     pub grace_period: Duration,
@@ -60,6 +74,8 @@ pub struct Nodes {
     registry: Registry,
     ca: Arc<ClusterCa>,
     leases: Mutex<HashMap<String, Instant>>,
+    /// The podCIDR and IP each node name had, kept after its Node is gone.
+    allocations: Mutex<HashMap<String, (String, String)>>,
     /// Joins are serialized: address allocation reads then writes.
     join_lock: Mutex<()>,
     /// The edge's TraceSource address (memory only: a restarted control
@@ -79,6 +95,22 @@ fn ready_condition(status: &str, reason: &str, message: &str) -> Value {
 
 pub fn node_is_ready(node: &Value) -> bool {
     condition_is_true(node, "Ready")
+}
+
+/// The podCIDR and InternalIP a stored Node holds, if it has both.
+fn allocation_of(node: &Value) -> Option<(String, String)> {
+    let view = NodeView(node);
+    let ip = view.internal_ip()?;
+    let cidr = view.pod_cidr();
+    (!cidr.is_empty()).then(|| (cidr.to_string(), ip.to_string()))
+}
+
+/// Whether no Node of `nodes` holds the podCIDR or the IP of `held`.
+fn still_free(held: &(String, String), nodes: &[Value]) -> bool {
+    nodes
+        .iter()
+        .filter_map(allocation_of)
+        .all(|(cidr, ip)| cidr != held.0 && ip != held.1)
 }
 
 fn valid_node_name(name: &str) -> bool {
@@ -104,15 +136,24 @@ impl Nodes {
             registry,
             ca,
             leases: Mutex::new(HashMap::new()),
+            allocations: Mutex::new(HashMap::new()),
             join_lock: Mutex::new(()),
             edge_agent: Mutex::new(None),
         };
         let now = Instant::now();
         let mut leases = nodes.leases.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut allocations = nodes
+            .allocations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         for node in nodes.registry.list_all(Kind::Node, "")? {
-            leases.insert(str_at(&node, "/metadata/name").to_string(), now);
+            let name = str_at(&node, "/metadata/name").to_string();
+            if let Some(held) = allocation_of(&node) {
+                allocations.insert(name.clone(), held);
+            }
+            leases.insert(name, now);
         }
-        drop(leases);
+        drop((leases, allocations));
         Ok(nodes)
     }
 
@@ -160,16 +201,16 @@ impl Nodes {
             .unwrap_or_else(PoisonError::into_inner);
         let existing = self.registry.get(&key)?;
         let all = self.registry.list_all(Kind::Node, "")?;
-        let (pod_cidr, node_ip) = match &existing {
-            Some(n) if !NodeView(n).pod_cidr().is_empty() => {
-                let node = NodeView(n);
-                let ip = node
-                    .internal_ip()
-                    .map(|ip| ip.to_string())
-                    .unwrap_or_default();
-                (node.pod_cidr().to_string(), ip)
-            }
-            _ => (
+        let remembered = self
+            .allocations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&req.node_name)
+            .cloned()
+            .filter(|held| still_free(held, &all));
+        let (pod_cidr, node_ip) = match (existing.as_ref().and_then(allocation_of), remembered) {
+            (Some(held), _) | (None, Some(held)) => held,
+            (None, None) => (
                 self.free_pod_cidr(&all)?.to_string(),
                 self.free_node_ip(&all)?.to_string(),
             ),
@@ -224,6 +265,10 @@ impl Nodes {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(req.node_name.clone(), Instant::now());
+        self.allocations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(req.node_name.clone(), (pod_cidr.clone(), node_ip.clone()));
         tracing::info!(node = %req.node_name, %pod_cidr, %node_ip, "node joined");
         Ok(JoinResponse {
             ca_pem: self.ca.cert_pem().to_string(),
@@ -281,11 +326,11 @@ impl Nodes {
 
     fn free_pod_cidr(&self, nodes: &[Value]) -> Result<Ipv4Net, JoinError> {
         let taken: BTreeSet<&str> = nodes.iter().map(|n| str_at(n, "/spec/podCIDR")).collect();
-        let cidr = self.config.cluster_cidr;
-        cidr.subnets(24)
-            .map_err(|_| JoinError::NoPodCidr(cidr))?
+        let (cidr, mask) = (self.config.cluster_cidr, self.config.node_cidr_mask_size);
+        cidr.subnets(mask)
+            .map_err(|_| JoinError::NoPodCidr(cidr, mask))?
             .find(|s| !taken.contains(s.to_string().as_str()))
-            .ok_or(JoinError::NoPodCidr(cidr))
+            .ok_or(JoinError::NoPodCidr(cidr, mask))
     }
 
     fn free_node_ip(&self, nodes: &[Value]) -> Result<Ipv4Addr, JoinError> {
@@ -344,6 +389,27 @@ impl Nodes {
 
     /// One pass of the node lifecycle controller at `now`.
     pub fn check_leases(&self, now: Instant) -> Result<(), ApiError> {
+        let nodes = self.registry.list_all(Kind::Node, "")?;
+        let names: BTreeSet<&str> = nodes.iter().map(|n| str_at(n, "/metadata/name")).collect();
+        {
+            // A Node first seen here was never joined with: its grace
+            // period starts now, as upstream's starts at its creation.
+            let mut leases = self.leases.lock().unwrap_or_else(PoisonError::into_inner);
+            for name in &names {
+                if !leases.contains_key(*name) {
+                    tracing::info!(node = %name, "a Node no node joined with: NotReady unless it heartbeats within the grace period");
+                    leases.insert(name.to_string(), now);
+                }
+            }
+            leases.retain(|name, _| names.contains(name.as_str()));
+        }
+        for key in podgc::orphaned(&self.registry.list_all(Kind::Pod, "")?, &names) {
+            tracing::warn!(pod = %key, "pod garbage collector: deleting a pod bound to a Node that does not exist");
+            match self.registry.delete(&key, Some(0), "") {
+                Ok(_) | Err(ApiError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
         let expired: Vec<String> = {
             let leases = self.leases.lock().unwrap_or_else(PoisonError::into_inner);
             leases

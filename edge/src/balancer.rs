@@ -30,11 +30,12 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::transport::Channel;
+use tracing::Instrument;
 
 use crate::health::{Check, HealthTable};
 use crate::nodes::NodeInfo;
 use crate::overlay::{OpenError, Overlay};
-use crate::pool::{self, Claim};
+use crate::pool::{self, Claim, PoolError};
 
 /// Where one load balancer port sends its traffic: read on every new
 /// connection, so a changed Service applies without rebinding.
@@ -80,9 +81,15 @@ pub struct Balancer {
     udp_by_client: Mutex<HashMap<(ListenerKey, SocketAddr), u16>>,
     next_udp_port: std::sync::atomic::AtomicU16,
     recorder: Recorder,
+    /// The pool refusal last recorded as an Event, by Service uid: one
+    /// Event per new refusal, not one per pass.
+    refusals: Mutex<HashMap<String, PoolError>>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
 }
+
+/// Who records the edge's Events, as a cloud provider's service controller.
+const EVENT_SOURCE: &str = "service-controller";
 
 impl Balancer {
     pub fn new(
@@ -104,6 +111,7 @@ impl Balancer {
             udp_by_client: Mutex::new(HashMap::new()),
             next_udp_port: std::sync::atomic::AtomicU16::new(0),
             recorder,
+            refusals: Mutex::new(HashMap::new()),
             tasks,
             shutdown,
         });
@@ -140,6 +148,7 @@ impl Balancer {
             .map(|(i, s)| (i, claim_of(s)))
             .collect();
         let assigned = pool::assign(self.pool, &claims);
+        self.report_refusals(&lbs, &assigned);
         let mut wanted: HashSet<ListenerKey> = HashSet::new();
         for (i, svc) in lbs.iter().enumerate() {
             let id = format!(
@@ -242,6 +251,38 @@ impl Balancer {
                 },
             );
         Some(real_port)
+    }
+
+    /// Records a Warning Event on each Service the pool refused for a new
+    /// reason (in the background: an Event never holds up the listeners).
+    fn report_refusals(
+        &self,
+        lbs: &[&Value],
+        assigned: &BTreeMap<usize, Result<Ipv4Addr, PoolError>>,
+    ) {
+        let mut refusals = self.refusals.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut now_refused = HashMap::new();
+        for (i, svc) in lbs.iter().enumerate() {
+            let Some(Err(e)) = assigned.get(&i) else {
+                continue;
+            };
+            let uid = str_at(svc, "/metadata/uid").to_string();
+            if refusals.get(&uid) != Some(e) {
+                let (api, svc, e) = (self.api.clone(), (*svc).clone(), e.clone());
+                self.tasks.spawn(
+                    async move {
+                        let source = podnet_proto::events::Source::component(EVENT_SOURCE);
+                        let ty = podnet_proto::events::EventType::Warning;
+                        if let Err(s) = podnet_proto::events::record(&api, &svc, ty, e.reason(), &e.message(), source).await {
+                            tracing::debug!(error = %s.message(), "load balancer event not recorded");
+                        }
+                    }
+                    .in_current_span(),
+                );
+            }
+            now_refused.insert(uid, e.clone());
+        }
+        *refusals = now_refused;
     }
 
     async fn write_status(&self, svc: &Value, load_balancer: Value) {

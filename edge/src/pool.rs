@@ -28,6 +28,35 @@ pub enum PoolError {
     Exhausted(Ipv4Net),
 }
 
+impl PoolError {
+    /// The reason of the Warning Event a Service gets, as a cloud
+    /// provider's service controller records one.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PoolError::OutsidePool(..) => "LoadBalancerIPNotAllowed",
+            PoolError::Taken(_) => "LoadBalancerIPInUse",
+            PoolError::Exhausted(_) => "LoadBalancerPoolExhausted",
+        }
+    }
+
+    /// What the Event says: what is wrong and what would do.
+    pub fn message(&self) -> String {
+        match self {
+            PoolError::OutsidePool(_, pool) => format!(
+                "{self}: set spec.loadBalancerIP to an address in {pool}, or leave it unset for the lowest free one"
+            ),
+            PoolError::Taken(_) => format!(
+                "{self}: ask for another address in the pool, or leave spec.loadBalancerIP unset"
+            ),
+            PoolError::Exhausted(_) => {
+                format!(
+                    "{self}: delete a LoadBalancer Service or start the cluster with a larger --lb-pool"
+                )
+            }
+        }
+    }
+}
+
 /// Assigns an address to every claim, in key order (callers order keys by
 /// creation, so older Services win conflicts). Addresses already held are
 /// kept first, so a new Service never takes one from an existing Service.
@@ -122,6 +151,30 @@ mod tests {
         assert_eq!(got["a"], Ok(ip(2)));
         assert_eq!(got["b"], Err(PoolError::Taken(ip(2))));
         assert_eq!(got["c"], Err(PoolError::OutsidePool(ip(9), pool())));
+    }
+
+    #[test]
+    fn refusals_have_a_reason_and_say_what_would_do() {
+        for (error, reason, says) in [
+            (
+                PoolError::OutsidePool(Ipv4Addr::new(8, 8, 8, 8), pool()),
+                "LoadBalancerIPNotAllowed",
+                "requested address 8.8.8.8 is outside the pool 127.0.1.0/30: set spec.loadBalancerIP to an address in 127.0.1.0/30",
+            ),
+            (
+                PoolError::Taken(ip(2)),
+                "LoadBalancerIPInUse",
+                "127.0.1.2 is already used",
+            ),
+            (
+                PoolError::Exhausted(pool()),
+                "LoadBalancerPoolExhausted",
+                "larger --lb-pool",
+            ),
+        ] {
+            assert_eq!(error.reason(), reason);
+            assert!(error.message().contains(says), "{}", error.message());
+        }
     }
 
     #[test]

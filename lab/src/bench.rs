@@ -68,7 +68,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Length of each wrk run for `ingress` (whole seconds).
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = crate::flags::run_length)]
     pub duration: Duration,
     /// wrk connections (-c) for `ingress`.
     #[arg(long, default_value_t = 32)]

@@ -21,6 +21,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::failure::{self, Failure};
+use crate::flags;
 use crate::lbpool::{self, PoolClaim};
 use crate::record::{
     ClusterRecord, NodeRecord, alive, signal, supervisor_pid, supervisor_pid_path, write_atomic,
@@ -34,9 +35,18 @@ pub struct UpArgs {
     /// Number of nodes when no file says otherwise.
     #[arg(long, default_value_t = 3)]
     pub nodes: usize,
-    /// How long a node may miss heartbeats before it is NotReady.
-    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    /// How long a node may miss heartbeats before it is NotReady (at
+    /// least 400ms).
+    #[arg(long, default_value = "3s", value_parser = flags::node_grace_period)]
     pub node_grace_period: Duration,
+    /// The network node podCIDRs are cut from (kube-controller-manager's
+    /// --cluster-cidr).
+    #[arg(long, default_value = flags::DEFAULT_CLUSTER_CIDR, value_parser = flags::cluster_cidr)]
+    pub cluster_cidr: Ipv4Net,
+    /// The prefix length of each node's podCIDR (kube-controller-manager's
+    /// --node-cidr-mask-size); with --cluster-cidr it bounds the nodes.
+    #[arg(long, default_value_t = flags::DEFAULT_NODE_CIDR_MASK_SIZE, value_parser = flags::node_cidr_mask_size)]
+    pub node_cidr_mask_size: u8,
     /// Addresses the edge hands to LoadBalancer Services: a range of this
     /// machine's loopback addresses that no other cluster holds. Without
     /// it the cluster takes the first free /24 from 127.0.1.0/24 up.
@@ -66,17 +76,34 @@ pub fn parse_lb_pool(s: &str) -> Result<Ipv4Net, String> {
     Ok(pool)
 }
 
-/// The nodes to start: the scenario's, or `count` default ones.
+/// The nodes to start: the scenario's, or `count` default ones, once they
+/// are known to fit the pod and node networks.
 fn node_plan(args: &UpArgs) -> anyhow::Result<Vec<NodeSpec>> {
-    match &args.file {
-        Some(file) => Ok(schema::load(file)?.cluster.node_specs()),
-        None => Ok((1..=args.nodes)
+    let plan: Vec<NodeSpec> = match &args.file {
+        Some(file) => schema::load(file)?.cluster.node_specs(),
+        None => (1..=args.nodes)
             .map(|i| NodeSpec {
                 name: format!("node-{i}"),
                 ..Default::default()
             })
-            .collect()),
-    }
+            .collect(),
+    };
+    let node_net: Ipv4Net = flags::DEFAULT_NODE_CIDR
+        .parse()
+        .context("the default node network is a CIDR")?;
+    flags::check_capacity(
+        plan.len(),
+        args.cluster_cidr,
+        args.node_cidr_mask_size,
+        node_net,
+    )?;
+    Ok(plan)
+}
+
+/// How long nodes may take to be Ready: a start on two cores takes tens of
+/// milliseconds per node, so a big cluster gets longer.
+fn ready_deadline(nodes: usize) -> Duration {
+    Duration::from_secs(30) + Duration::from_millis(100).saturating_mul(nodes as u32)
 }
 
 /// Starts the supervisor for `state` as a child and waits for its ready
@@ -101,7 +128,11 @@ pub async fn start_supervisor(
     cmd.arg("--nodes")
         .arg(args.nodes.to_string())
         .arg("--node-grace-period")
-        .arg(humantime::format_duration(args.node_grace_period).to_string());
+        .arg(humantime::format_duration(args.node_grace_period).to_string())
+        .arg("--cluster-cidr")
+        .arg(args.cluster_cidr.to_string())
+        .arg("--node-cidr-mask-size")
+        .arg(args.node_cidr_mask_size.to_string());
     if let Some(pool) = args.lb_pool {
         cmd.arg("--lb-pool").arg(pool.to_string());
     }
@@ -120,7 +151,8 @@ pub async fn start_supervisor(
     let mut child = cmd.spawn().context("cannot start the supervisor")?;
     let stdout = child.stdout.take().context("supervisor has no stdout")?;
     let mut lines = BufReader::new(stdout).lines();
-    let outcome = tokio::time::timeout(Duration::from_secs(60), async {
+    let nodes = node_plan(args)?.len();
+    let outcome = tokio::time::timeout(ready_deadline(nodes) + Duration::from_secs(30), async {
         while let Ok(Some(line)) = lines.next_line().await {
             if line == READY_LINE {
                 return Ok(());
@@ -285,7 +317,7 @@ async fn spawn_controlplane(
     state: &Path,
     listen: &str,
     token: &str,
-    grace: Duration,
+    args: &UpArgs,
 ) -> anyhow::Result<(Child, String)> {
     let mut child = role_command(state, "controlplane", token)?
         .arg("--state-dir")
@@ -294,7 +326,11 @@ async fn spawn_controlplane(
         .arg("--listen")
         .arg(listen)
         .arg("--node-grace-period")
-        .arg(humantime::format_duration(grace).to_string())
+        .arg(humantime::format_duration(args.node_grace_period).to_string())
+        .arg("--cluster-cidr")
+        .arg(args.cluster_cidr.to_string())
+        .arg("--node-cidr-mask-size")
+        .arg(args.node_cidr_mask_size.to_string())
         // The address comes back on stdout.
         .stdout(Stdio::piped())
         .spawn()
@@ -319,6 +355,8 @@ fn ca_file(state: &Path) -> std::path::PathBuf {
 
 fn spawn_node(state: &Path, spec: &NodeSpec, cp: &str, token: &str) -> anyhow::Result<Child> {
     let mut cmd = role_command(state, &spec.name, token)?;
+    // The state dir on its command line says whose node it is.
+    cmd.arg("--state-dir").arg(state);
     // Every node forwards host DNS queries, so DNS from the host survives
     // the loss of any one node; cluster-info shows a Ready one.
     cmd.arg("node")
@@ -348,6 +386,8 @@ fn spawn_node(state: &Path, spec: &NodeSpec, cp: &str, token: &str) -> anyhow::R
 
 fn spawn_edge(state: &Path, cp: &str, token: &str, pool: Ipv4Net) -> anyhow::Result<Child> {
     role_command(state, "edge", token)?
+        .arg("--state-dir")
+        .arg(state)
         .arg("edge")
         .arg("--ca-file")
         .arg(ca_file(state))
@@ -361,7 +401,8 @@ fn spawn_edge(state: &Path, cp: &str, token: &str, pool: Ipv4Net) -> anyhow::Res
 
 async fn wait_nodes_ready(state: &Path, cp: &str, names: &[String]) -> anyhow::Result<()> {
     let mut api = crate::api::connect(cp, &crate::api::admin_credentials(state)?).await?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let within = ready_deadline(names.len());
+    let deadline = tokio::time::Instant::now() + within;
     loop {
         let ready: Vec<String> = crate::api::list_objects(&mut api, "Node", "")
             .await
@@ -378,7 +419,11 @@ async fn wait_nodes_ready(state: &Path, cp: &str, names: &[String]) -> anyhow::R
             return Ok(());
         }
         if tokio::time::Instant::now() > deadline {
-            bail!("nodes not Ready after 30s: {:?} of {:?} are", ready, names);
+            bail!(
+                "nodes not Ready after {within:?}: {:?} of {:?} are",
+                ready,
+                names
+            );
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -435,8 +480,7 @@ async fn supervise_inner(
     let lb_pool = pool.pool();
     let shutdown = crate::signal::shutdown_on_signals()?;
     let token = format!("{:032x}", rand::random::<u128>());
-    let (mut cp, cp_addr) =
-        spawn_controlplane(state, "127.0.0.1:0", &token, args.node_grace_period).await?;
+    let (mut cp, cp_addr) = spawn_controlplane(state, "127.0.0.1:0", &token, args).await?;
     let mut edge = spawn_edge(state, &cp_addr, &token, lb_pool)?;
     let mut nodes = Vec::new();
     for spec in plan {
@@ -486,7 +530,7 @@ async fn supervise_inner(
             _ = shutdown.cancelled() => break Ok(ExitCode::SUCCESS),
             status = cp.wait() => {
                 tracing::error!(?status, "control plane exited; restarting it on {cp_addr}");
-                match restart_controlplane(state, &cp_addr, &token, args.node_grace_period, &mut cp_restarts).await {
+                match restart_controlplane(state, &cp_addr, &token, args, &mut cp_restarts).await {
                     Ok(c) => cp = c,
                     Err(e) => break Err(e),
                 }
@@ -522,7 +566,7 @@ async fn restart_controlplane(
     state: &Path,
     addr: &str,
     token: &str,
-    grace: Duration,
+    args: &UpArgs,
     restarts: &mut Restarts,
 ) -> anyhow::Result<Child> {
     loop {
@@ -532,7 +576,7 @@ async fn restart_controlplane(
             bail!(message);
         };
         tokio::time::sleep(delay).await;
-        match spawn_controlplane(state, addr, token, grace).await {
+        match spawn_controlplane(state, addr, token, args).await {
             Ok((child, _)) => {
                 restarts.started(std::time::Instant::now());
                 return Ok(child);

@@ -5,6 +5,7 @@
 //! - `failure`: why a cluster stopped, and a role's last log lines.
 //! - `api`: the control plane's API as a client uses it.
 //! - `signal`: one shutdown token per process (SIGINT = SIGTERM).
+//! - `flags`: flag values checked at parse time, and whether N nodes fit.
 //! - `launcher`: `up`, `down` and the supervisor of the role processes.
 //! - `lbpool`: each cluster's exclusive LoadBalancer pool on the machine.
 //! - `manifest`: Kubernetes YAML into objects, errors with file:line:column.
@@ -17,6 +18,7 @@
 pub mod api;
 pub mod bench;
 pub mod failure;
+pub mod flags;
 pub mod launcher;
 pub mod lbpool;
 pub mod manifest;

@@ -1,4 +1,5 @@
-//! The node agent (kubelet-like): joins the cluster, renews its lease, and
+//! The node agent (kubelet-like): joins the cluster, renews its lease (and
+//! registers again if its Node is deleted, `registration`), and
 //! reconciles level-triggered from list-then-watch informers: the pods bound
 //! to it (run them, report their status, finish their graceful deletion),
 //! the other nodes (overlay routes) and the links that start here (link
@@ -27,8 +28,8 @@ use podnet_proto::v1::api_client::ApiClient;
 use podnet_proto::v1::node_agent_server::{NodeAgent, NodeAgentServer};
 use podnet_proto::v1::trace_source_server::TraceSourceServer;
 use podnet_proto::v1::{
-    DeleteRequest, ExecRequest, ExecResponse, HeartbeatRequest, JoinRequest, ObjectRequest,
-    ProxyStatusRequest, ProxyStatusResponse,
+    DeleteRequest, ExecRequest, ExecResponse, JoinRequest, ObjectRequest, ProxyStatusRequest,
+    ProxyStatusResponse,
 };
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -109,7 +110,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         pid: std::process::id(),
         host_dns_address,
     };
-    let joined = join_with_retry(&mut join_api, join, &shutdown).await?;
+    let joined = join_with_retry(&mut join_api, join.clone(), &shutdown).await?;
     let pod_cidr: Ipv4Net = joined
         .pod_cidr
         .parse()
@@ -174,17 +175,19 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     }
     let lease = Duration::from_millis(joined.lease_duration_ms.max(400));
 
-    tasks.spawn(
-        heartbeat(
-            api.clone(),
-            config.name.clone(),
-            lease / 4,
-            shutdown.clone(),
-        )
-        .instrument(tracing::info_span!("heartbeat")),
-    );
-
     let (pods_tx, pods_rx) = watch::channel(Cache::new());
+    let registration = crate::registration::Registration {
+        api: api.clone(),
+        join,
+        pod_cidr,
+        node_ip,
+        every: lease / 4,
+        pods: pods_rx.clone(),
+    };
+    tasks.spawn(
+        crate::registration::run(registration, shutdown.clone())
+            .instrument(tracing::info_span!("heartbeat")),
+    );
     let (nodes_tx, nodes_rx) = watch::channel(Cache::new());
     let (links_tx, links_rx) = watch::channel(Cache::new());
     let selector = format!("spec.nodeName={}", config.name);
@@ -312,28 +315,6 @@ async fn join_with_retry(
     .await
     .context("joining the cluster failed")?;
     Ok(joined.into_inner())
-}
-
-async fn heartbeat(
-    mut api: ApiClient<Channel>,
-    name: String,
-    every: Duration,
-    shutdown: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let req = HeartbeatRequest {
-            node_name: name.clone(),
-        };
-        if let Err(s) = api.heartbeat(req).await {
-            tracing::warn!(code = ?s.code(), error = %s.message(), "heartbeat failed");
-        }
-    }
 }
 
 /// Runs the pods bound to this node and finishes their deletion.

@@ -8,6 +8,7 @@ pub(crate) mod envvars;
 pub(crate) mod health;
 pub(crate) mod hostdns;
 pub mod proxy;
+pub(crate) mod registration;
 pub(crate) mod runtime;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -36,13 +36,13 @@ pub struct WaitArgs {
     #[arg(short, long, default_value = "default")]
     pub namespace: String,
     /// Label selector, kubectl syntax.
-    #[arg(short = 'l', long)]
+    #[arg(short = 'l', long, value_parser = crate::kubectl::parse_selector)]
     pub selector: Option<String>,
     /// Every object of the kind in the namespace.
     #[arg(long)]
     pub all: bool,
     /// How long to wait.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = podnet_lab::flags::timeout)]
     pub timeout: Duration,
 }
 
@@ -243,7 +243,7 @@ pub enum RolloutAction {
         namespace: String,
         /// How long to wait (kubectl waits forever by default; podnet
         /// bounds it).
-        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        #[arg(long, default_value = "60s", value_parser = podnet_lab::flags::timeout)]
         timeout: Duration,
     },
 }

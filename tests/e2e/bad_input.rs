@@ -117,7 +117,7 @@ fn an_lb_pool_off_loopback_is_refused_before_anything_starts() {
         .env("PODNET_STATE_DIR", &state)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "a bad flag is a usage error");
+    assert_eq!(out.status.code(), Some(64), "a bad flag value is bad input");
     assert!(
         text(&out.stderr).contains("not a loopback range"),
         "{}",

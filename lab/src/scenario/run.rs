@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Args;
 use ipnet::Ipv4Net;
 use serde_json::Value;
@@ -59,6 +60,10 @@ pub async fn run(args: RunArgs, state_dir: Option<PathBuf>) -> anyhow::Result<Ex
         file: Some(args.file.clone()),
         nodes: 0,
         node_grace_period: Duration::from_secs(3),
+        cluster_cidr: crate::flags::DEFAULT_CLUSTER_CIDR
+            .parse()
+            .context("the default cluster CIDR is a CIDR")?,
+        node_cidr_mask_size: crate::flags::DEFAULT_NODE_CIDR_MASK_SIZE,
         lb_pool: args.lb_pool,
         foreground: false,
     };

@@ -1,0 +1,283 @@
+//! Flag values checked at parse time, so a bad one stops the command before
+//! anything starts, with a message that names what is valid: durations in
+//! a range, the pod network (`--cluster-cidr`, `--node-cidr-mask-size`, as
+//! kube-controller-manager has them) and whether a cluster of N nodes fits
+//! in it.
+//!
+//! The parsers are clap `value_parser`s (clap names the flag and the value
+//! in front of the reason); `check_capacity` compares flags with each other
+//! and returns an [`InputError`]. Pure: no I/O.
+
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+
+use crate::InputError;
+
+/// The default cluster CIDR pods get their addresses from.
+pub const DEFAULT_CLUSTER_CIDR: &str = "10.244.0.0/16";
+/// The default size of each node's podCIDR, as kube-controller-manager's.
+pub const DEFAULT_NODE_CIDR_MASK_SIZE: u8 = 24;
+/// The default emulated node network: nodes get .2, .3, …; .1 is the host.
+pub const DEFAULT_NODE_CIDR: &str = "172.18.0.0/16";
+
+/// kube-controller-manager refuses node CIDRs more than 16 bits longer than
+/// the cluster CIDR (its CIDR set would be too big to track).
+const MAX_MASK_DIFFERENCE: u8 = 16;
+/// A node's podCIDR holds its gateway (.1) and at least one pod.
+const LONGEST_NODE_MASK: u8 = 30;
+
+/// A duration flag between `min` and `max`, inclusive.
+pub fn duration_in(s: &str, min: Duration, max: Duration) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim()).map_err(|e| {
+        format!("not a duration ({e}): write a number and a unit, like 3s, 500ms or 2m")
+    })?;
+    if d < min {
+        return Err(if min == Duration::from_nanos(1) {
+            "must be greater than zero, like 3s".to_string()
+        } else {
+            format!("must be at least {}", show(min))
+        });
+    }
+    if d > max {
+        return Err(format!("too large: at most {}", show(max)));
+    }
+    Ok(d)
+}
+
+/// `d` as a flag would be written: whole hours as `24h`, else humantime's.
+fn show(d: Duration) -> String {
+    let secs = d.as_secs();
+    if d.subsec_nanos() == 0 && secs >= 3600 && secs % 3600 == 0 {
+        format!("{}h", secs / 3600)
+    } else {
+        humantime::format_duration(d).to_string()
+    }
+}
+
+/// `--node-grace-period`: nodes renew their lease every quarter of it and
+/// at most every 100 ms, so anything under 400 ms would mark live nodes
+/// NotReady.
+pub fn node_grace_period(s: &str) -> Result<Duration, String> {
+    duration_in(
+        s,
+        Duration::from_millis(400),
+        Duration::from_secs(24 * 3600),
+    )
+}
+
+/// A period something is done every (`--health-interval`): not zero.
+pub fn interval(s: &str) -> Result<Duration, String> {
+    duration_in(s, Duration::from_millis(10), Duration::from_secs(3600))
+}
+
+/// How long to wait for something (`--timeout`): zero checks once.
+pub fn timeout(s: &str) -> Result<Duration, String> {
+    duration_in(s, Duration::ZERO, Duration::from_secs(24 * 3600))
+}
+
+/// A run length in whole seconds (`bench --duration`).
+pub fn run_length(s: &str) -> Result<Duration, String> {
+    duration_in(s, Duration::from_secs(1), Duration::from_secs(24 * 3600))
+}
+
+/// `--cluster-cidr`: an IPv4 network to cut node podCIDRs from.
+pub fn cluster_cidr(s: &str) -> Result<Ipv4Net, String> {
+    let net: Ipv4Net = s
+        .trim()
+        .parse()
+        .map_err(|_| "not an IPv4 CIDR: write it like 10.244.0.0/16".to_string())?;
+    if net.network() != net.addr() {
+        return Err(format!("has host bits set: the network is {}", net.trunc()));
+    }
+    Ok(net)
+}
+
+/// `--node-cidr-mask-size`: the prefix length of each node's podCIDR.
+pub fn node_cidr_mask_size(s: &str) -> Result<u8, String> {
+    let mask: u8 = s.trim().parse().map_err(|_| {
+        format!("not a prefix length: write a number from 1 to {LONGEST_NODE_MASK}")
+    })?;
+    if !(1..=LONGEST_NODE_MASK).contains(&mask) {
+        return Err(format!(
+            "must be from 1 to {LONGEST_NODE_MASK} (a node's podCIDR holds its gateway and at least one pod)"
+        ));
+    }
+    Ok(mask)
+}
+
+/// How many node podCIDRs of `/mask` `cluster` holds, or why none.
+pub fn node_cidrs(cluster: Ipv4Net, mask: u8) -> Result<u64, String> {
+    if mask < cluster.prefix_len() {
+        return Err(format!(
+            "--node-cidr-mask-size {mask} is shorter than --cluster-cidr {cluster}: a node's podCIDR must fit in the cluster CIDR (use {} or more)",
+            cluster.prefix_len()
+        ));
+    }
+    if mask - cluster.prefix_len() > MAX_MASK_DIFFERENCE {
+        return Err(format!(
+            "--node-cidr-mask-size {mask} is more than {MAX_MASK_DIFFERENCE} bits longer than --cluster-cidr {cluster} (use at most {})",
+            cluster.prefix_len() + MAX_MASK_DIFFERENCE
+        ));
+    }
+    Ok(1u64 << (mask - cluster.prefix_len()))
+}
+
+/// Whether `nodes` nodes fit the pod network and the node network, checked
+/// before anything starts: each node needs a podCIDR and an address.
+pub fn check_capacity(
+    nodes: usize,
+    cluster: Ipv4Net,
+    mask: u8,
+    node_net: Ipv4Net,
+) -> Result<(), InputError> {
+    let fit = node_cidrs(cluster, mask).map_err(InputError)?;
+    let wanted = nodes as u64;
+    if wanted > fit {
+        // Bits needed to number `nodes` podCIDRs.
+        let bits = (u64::BITS - (wanted - 1).leading_zeros()) as u8;
+        let mut hints = Vec::new();
+        if let Some(prefix) = mask.checked_sub(bits).filter(|p| *p >= 1) {
+            if let Ok(wider) = Ipv4Net::new(cluster.addr(), prefix) {
+                hints.push(format!("--cluster-cidr {}", wider.trunc()));
+            }
+        }
+        let longer = cluster.prefix_len() + bits;
+        if longer <= LONGEST_NODE_MASK && bits <= MAX_MASK_DIFFERENCE {
+            hints.push(format!("--node-cidr-mask-size {longer}"));
+        }
+        let hint = if hints.is_empty() {
+            "ask for fewer nodes".to_string()
+        } else {
+            format!("ask for fewer nodes or use {}", hints.join(" or "))
+        };
+        return Err(InputError(format!(
+            "{nodes} nodes do not fit: --cluster-cidr {cluster} has room for {fit} node podCIDRs of /{mask} (--node-cidr-mask-size); {hint}"
+        )));
+    }
+    // .0 is the network, .1 the host, the last the broadcast address.
+    let addresses = (1u64 << (32 - node_net.prefix_len())).saturating_sub(3);
+    if wanted > addresses {
+        return Err(InputError(format!(
+            "{nodes} nodes do not fit: the node network {node_net} has {addresses} node addresses"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn durations_are_parsed_and_kept_in_range() {
+        fn check(
+            parser: fn(&str) -> Result<Duration, String>,
+            s: &str,
+            want: Result<Duration, &str>,
+        ) {
+            match (parser(s), want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{s}"),
+                (Err(got), Err(want)) => assert!(got.contains(want), "{s}: {got}"),
+                (got, want) => panic!("{s}: got {got:?}, want {want:?}"),
+            }
+        }
+        check(node_grace_period, "3s", Ok(ms(3000)));
+        check(node_grace_period, "1s", Ok(ms(1000)));
+        check(node_grace_period, "0s", Err("must be at least 400ms"));
+        check(node_grace_period, "banana", Err("not a duration"));
+        check(node_grace_period, "banana", Err("like 3s, 500ms or 2m"));
+        check(node_grace_period, "5", Err("not a duration"));
+        check(node_grace_period, "99999h", Err("too large: at most 24h"));
+        check(interval, "0s", Err("must be at least 10ms"));
+        check(interval, "250ms", Ok(ms(250)));
+        check(timeout, "0s", Ok(Duration::ZERO));
+        check(timeout, "2m", Ok(ms(120_000)));
+        check(run_length, "0s", Err("must be at least 1s"));
+        check(
+            |s| duration_in(s, Duration::from_nanos(1), Duration::MAX),
+            "0s",
+            Err("must be greater than zero"),
+        );
+    }
+
+    #[test]
+    fn pod_network_flags() {
+        assert_eq!(
+            cluster_cidr("10.0.0.0/8").map(|n| n.to_string()),
+            Ok("10.0.0.0/8".into())
+        );
+        assert!(
+            cluster_cidr("garbage")
+                .unwrap_err()
+                .contains("not an IPv4 CIDR")
+        );
+        assert!(
+            cluster_cidr("10.244.1.0/16")
+                .unwrap_err()
+                .contains("10.244.0.0/16")
+        );
+        assert_eq!(node_cidr_mask_size("26"), Ok(26));
+        for bad in ["0", "31", "x", "-1"] {
+            assert!(node_cidr_mask_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn node_counts_are_checked_against_the_pod_and_node_networks() {
+        fn check(nodes: usize, cluster: &str, mask: u8, want: Result<(), &[&str]>) {
+            let node_net: Ipv4Net = DEFAULT_NODE_CIDR.parse().unwrap();
+            let got = check_capacity(nodes, cluster.parse().unwrap(), mask, node_net);
+            match (got, want) {
+                (Ok(()), Ok(())) => {}
+                (Err(e), Err(parts)) => {
+                    for part in parts {
+                        assert!(e.0.contains(part), "{nodes} in {cluster}/{mask}: {e}");
+                    }
+                }
+                (got, want) => panic!("{nodes} in {cluster} /{mask}: got {got:?}, want {want:?}"),
+            }
+        }
+        check(3, "10.244.0.0/16", 24, Ok(()));
+        check(256, "10.244.0.0/16", 24, Ok(()));
+        check(
+            300,
+            "10.244.0.0/16",
+            24,
+            Err(&[
+                "300 nodes do not fit",
+                "room for 256 node podCIDRs of /24",
+                "--cluster-cidr 10.244.0.0/15",
+                "--node-cidr-mask-size 25",
+            ]),
+        );
+        check(300, "10.244.0.0/15", 24, Ok(()));
+        check(1000, "10.244.0.0/16", 26, Ok(()));
+        check(1000, "10.0.0.0/8", 24, Ok(()));
+        check(3, "10.244.0.0/23", 24, Err(&["room for 2 node podCIDRs"]));
+        check(1, "10.244.0.0/24", 24, Ok(()));
+        check(
+            1,
+            "10.244.0.0/24",
+            16,
+            Err(&["shorter than --cluster-cidr"]),
+        );
+        check(
+            1,
+            "10.0.0.0/8",
+            25,
+            Err(&["more than 16 bits longer", "at most 24"]),
+        );
+        // The node network holds 65533 nodes.
+        check(
+            65_534,
+            "10.0.0.0/8",
+            24,
+            Err(&["node network 172.18.0.0/16 has 65533"]),
+        );
+    }
+}
