@@ -48,7 +48,7 @@ pub fn duration_in(s: &str, min: Duration, max: Duration) -> Result<Duration, St
 /// `d` as a flag would be written: whole hours as `24h`, else humantime's.
 fn show(d: Duration) -> String {
     let secs = d.as_secs();
-    if d.subsec_nanos() == 0 && secs >= 3600 && secs % 3600 == 0 {
+    if d.subsec_nanos() == 0 && secs >= 3600 && secs.is_multiple_of(3600) {
         format!("{}h", secs / 3600)
     } else {
         humantime::format_duration(d).to_string()
@@ -137,10 +137,10 @@ pub fn check_capacity(
         // Bits needed to number `nodes` podCIDRs.
         let bits = (u64::BITS - (wanted - 1).leading_zeros()) as u8;
         let mut hints = Vec::new();
-        if let Some(prefix) = mask.checked_sub(bits).filter(|p| *p >= 1) {
-            if let Ok(wider) = Ipv4Net::new(cluster.addr(), prefix) {
-                hints.push(format!("--cluster-cidr {}", wider.trunc()));
-            }
+        if let Some(prefix) = mask.checked_sub(bits).filter(|p| *p >= 1)
+            && let Ok(wider) = Ipv4Net::new(cluster.addr(), prefix)
+        {
+            hints.push(format!("--cluster-cidr {}", wider.trunc()));
         }
         let longer = cluster.prefix_len() + bits;
         if longer <= LONGEST_NODE_MASK && bits <= MAX_MASK_DIFFERENCE {

@@ -224,7 +224,10 @@ fn a_running_cluster_refuses_what_would_break_it_and_says_why() {
     c.apply(
         "apiVersion: v1\nkind: Service\nmetadata: {name: pinned}\nspec:\n  type: LoadBalancer\n  loadBalancerIP: 8.8.8.8\n  selector: {app: none}\n  ports: [{port: 80}]\n",
     );
-    let pool = c.info()["lbPool"].as_str().unwrap_or_default().to_string();
+    let pool = c.info()["edge"]["lbPool"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let e = event(&c, "pinned", "LoadBalancerIPNotAllowed");
     assert_eq!(e["type"], "Warning");
     let message = e["message"].as_str().unwrap_or_default();
@@ -312,7 +315,20 @@ fn a_deleted_node_loses_its_pods_and_registers_again() {
 
 #[test]
 fn a_node_without_a_process_goes_not_ready_and_gets_no_pods() {
-    let c = Cluster::up(&["--nodes", "1"]);
+    // In a pod network of its own, which the node's podCIDR comes from.
+    let c = Cluster::up(&[
+        "--nodes",
+        "1",
+        "--cluster-cidr",
+        "10.250.0.0/24",
+        "--node-cidr-mask-size",
+        "25",
+    ]);
+    let nodes = c.items("nodes");
+    assert_eq!(
+        node(&nodes, "node-1").unwrap()["spec"]["podCIDR"],
+        "10.250.0.0/25"
+    );
     c.apply(
         r#"apiVersion: v1
 kind: Node
@@ -336,8 +352,11 @@ status:
     assert_eq!(condition["reason"], "NodeStatusUnknown", "{condition}");
     c.apply(crate::pods::WEB);
     let pods = c.ready_pods("web", 3);
+    let cidr: ipnet::Ipv4Net = "10.250.0.0/25".parse().unwrap();
     for p in &pods {
         assert_eq!(p["spec"]["nodeName"], "node-1", "{}", p["metadata"]["name"]);
+        let ip: std::net::Ipv4Addr = p["status"]["podIP"].as_str().unwrap().parse().unwrap();
+        assert!(cidr.contains(&ip), "{ip} outside {cidr}");
     }
     assert!(
         !c.items("pods")
