@@ -66,6 +66,8 @@ struct UdpSession {
 /// How long a UDP flow keeps its session idle, as conntrack's UDP timeout.
 const UDP_IDLE: Duration = Duration::from_secs(30);
 const UDP_SESSIONS_MAX: usize = 8192;
+/// The QUIC error code of a flow the edge ends with a reset.
+const FLOW_RESET: quinn::VarInt = quinn::VarInt::from_u32(1);
 /// Client connections one load balancer port carries at once.
 const MAX_CONNECTIONS_PER_PORT: usize = 8192;
 
@@ -424,7 +426,17 @@ impl Balancer {
                         tried.join(" then ")
                     );
                     timer.finish(&self.recorder, decision, "ok");
-                    podnet_overlay::splice(client, flow).await;
+                    let (mut client, mut flow) = (client, flow);
+                    let spliced = podnet_overlay::splice(&mut client, &mut flow).await;
+                    if let Some(why) = spliced.aborted {
+                        // As a TCP RST both ways: the client sees a reset,
+                        // the node a reset stream, not a clean end.
+                        tracing::debug!(service = %target.service, client = %peer, ?why, "flow reset");
+                        let _ = client.set_zero_linger();
+                        let (mut recv, mut send) = flow.into_inner();
+                        let _ = send.reset(FLOW_RESET);
+                        let _ = recv.stop(FLOW_RESET);
+                    }
                     return;
                 }
                 Err(OpenError::Refused) => {

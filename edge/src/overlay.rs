@@ -1,7 +1,15 @@
 //! The edge's side of the overlay: one mutually authenticated QUIC
-//! connection per node (the edge presents the `podnet-edge` certificate and
-//! speaks for the host's address only), a TCP flow per client connection,
-//! a QUIC datagram per UDP datagram, and the replies to those datagrams.
+//! connection per node for client traffic (the edge presents the
+//! `podnet-edge` certificate and speaks for the host's address only), a
+//! TCP flow per client connection, a QUIC datagram per UDP datagram, and
+//! the replies to those datagrams.
+//!
+//! Health checks ride a connection of their own per node, as a cloud load
+//! balancer's checks are connections of their own: nothing the client
+//! flows do to their connection can fail a check, and a check that failed
+//! for want of an answer drops its connection ([`Overlay::reset_health`]),
+//! so the next one starts on a fresh connection rather than on whatever
+//! state made this one fail.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -41,6 +49,8 @@ pub struct Overlay {
     client_config: quinn::ClientConfig,
     host_ip: Ipv4Addr,
     peers: Peers,
+    /// The health checks' own connections.
+    health_peers: Peers,
     replies: Mutex<Option<UdpReplies>>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
@@ -59,6 +69,7 @@ impl Overlay {
             client_config,
             host_ip,
             peers: Peers::default(),
+            health_peers: Peers::default(),
             replies: Mutex::new(None),
             tasks,
             shutdown,
@@ -75,7 +86,15 @@ impl Overlay {
     }
 
     async fn connection(self: &Arc<Self>, node: &NodeInfo) -> io::Result<quinn::Connection> {
-        let connecting = self.peers.connect(
+        self.connection_in(&self.peers, node).await
+    }
+
+    async fn connection_in(
+        self: &Arc<Self>,
+        peers: &Peers,
+        node: &NodeInfo,
+    ) -> io::Result<quinn::Connection> {
+        let connecting = peers.connect(
             &self.endpoint,
             &self.client_config,
             &node.name,
@@ -104,9 +123,43 @@ impl Overlay {
         dst: SocketAddrV4,
         trace_id: u64,
     ) -> Result<FlowStream, OpenError> {
+        self.open_tcp_in(&self.peers, node, src_port, dst, trace_id)
+            .await
+    }
+
+    /// Opens a health check's TCP flow, on the health checks' connection
+    /// to `node`.
+    pub async fn open_health_check(
+        self: &Arc<Self>,
+        node: &NodeInfo,
+        src_port: u16,
+        dst: SocketAddrV4,
+    ) -> Result<FlowStream, OpenError> {
+        self.open_tcp_in(&self.health_peers, node, src_port, dst, 0)
+            .await
+    }
+
+    /// Drops the health checks' connection to `node`: a check on it got
+    /// no answer, so the next check makes a new one.
+    pub fn reset_health(&self, node: &NodeInfo) {
+        self.health_peers
+            .close(&node.name, b"health check got no answer");
+    }
+
+    async fn open_tcp_in(
+        self: &Arc<Self>,
+        peers: &Peers,
+        node: &NodeInfo,
+        src_port: u16,
+        dst: SocketAddrV4,
+        trace_id: u64,
+    ) -> Result<FlowStream, OpenError> {
         let unreachable = |e: &dyn std::fmt::Display| OpenError::Unreachable(e.to_string());
         let opened = tokio::time::timeout(OPEN_TIMEOUT, async {
-            let conn = self.connection(node).await.map_err(|e| unreachable(&e))?;
+            let conn = self
+                .connection_in(peers, node)
+                .await
+                .map_err(|e| unreachable(&e))?;
             let (mut send, mut recv) = conn.open_bi().await.map_err(|e| unreachable(&e))?;
             let header = FlowHeader {
                 kind: FrameKind::TcpOpen,

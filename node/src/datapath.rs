@@ -709,12 +709,18 @@ impl Datapath {
                 {
                     return;
                 }
-                let client = PodStream::Quic {
+                let mut client = PodStream::Quic {
                     send,
                     recv,
                     trace_id: header.trace_id,
                 };
-                podnet_overlay::splice(client, upstream).await;
+                let mut upstream = upstream;
+                let spliced = podnet_overlay::splice(&mut client, &mut upstream).await;
+                if let Some(why) = spliced.aborted {
+                    tracing::debug!(flow.src = %src, flow.dst = %dst, ?why, "node port flow reset");
+                    client.abort();
+                    upstream.abort();
+                }
             }
             Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => refuse(send).await,
             Ok(Err(_)) | Err(_) => {
@@ -861,16 +867,32 @@ impl Datapath {
         };
         let mut verified = auth.verified.lock().unwrap_or_else(PoisonError::into_inner);
         if verified.as_deref() == Some(name.as_str()) {
+            if from_host {
+                self.keep_edge(&auth.conn, false);
+            }
             return true;
         }
         if podnet_overlay::peer_is_node(&auth.conn, &name) {
             if from_host {
-                *self.edge.lock().unwrap_or_else(PoisonError::into_inner) = Some(auth.conn.clone());
+                self.keep_edge(&auth.conn, true);
             }
             *verified = Some(name);
             return true;
         }
         false
+    }
+
+    /// Replies to the host's address go back on the edge's newest
+    /// connection, or, once that has closed (the edge has one for client
+    /// traffic and one for health checks, and drops the latter when a
+    /// check gets no answer), on whichever of its connections is heard
+    /// from next.
+    fn keep_edge(&self, conn: &quinn::Connection, newest: bool) {
+        let mut edge = self.edge.lock().unwrap_or_else(PoisonError::into_inner);
+        let closed = edge.as_ref().is_none_or(|c| c.close_reason().is_some());
+        if newest || closed {
+            *edge = Some(conn.clone());
+        }
     }
 
     async fn serve_stream(

@@ -1,7 +1,7 @@
 //! One QUIC connection per peer, shared by every flow to it: made on first
 //! use, made again once it has closed or the peer moved to another
-//! address. Each peer has its own slot, so a slow handshake with one peer
-//! never holds up flows to the others.
+//! address, or after [`Peers::close`]. Each peer has its own slot, so a
+//! slow handshake with one peer never holds up flows to the others.
 
 use std::collections::HashMap;
 use std::io;
@@ -48,5 +48,24 @@ impl Peers {
         tracing::debug!(peer.node = %name, peer.addr = %addr, "overlay connection up");
         *slot = Some(conn.clone());
         Ok((conn, true))
+    }
+
+    /// Closes the connection to peer `name`, if there is one, so the next
+    /// [`Peers::connect`] makes a new one (a caller that found it wedged).
+    pub fn close(&self, name: &str, reason: &'static [u8]) {
+        let slot = self
+            .slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned();
+        // A slot held by a handshake in progress is left to it: what it
+        // makes is new.
+        if let Some(slot) = slot
+            && let Ok(mut slot) = slot.try_lock()
+            && let Some(conn) = slot.take()
+        {
+            conn.close(1u32.into(), reason);
+        }
     }
 }

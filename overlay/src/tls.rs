@@ -144,11 +144,24 @@ impl NodeIdentity {
     }
 }
 
-/// Flow-control window of one stream: 16 MB keeps one bulk pod TCP flow at
-/// several Gbit/s on loopback (window / RTT).
-const STREAM_WINDOW: u32 = 16 << 20;
-/// Connection-wide windows: room for a couple of bulk flows at once.
-const CONNECTION_WINDOW: u32 = 32 << 20;
+/// Flow-control window of one stream, the overlay's socket buffer of a pod
+/// TCP connection (Linux autotunes one up to 6 MB, `tcp_rmem`): 2 MB keeps
+/// one bulk flow at several Gbit/s on loopback (window / RTT, with RTTs of
+/// 100-200 us under load), and bounds what one stuck flow holds.
+pub const STREAM_WINDOW: u32 = 2 << 20;
+/// Pod TCP connections one overlay connection carries at once.
+pub const MAX_STREAMS: u32 = 10_000;
+/// Connection-wide receive window: every stream's window at once. A kernel
+/// gives each TCP connection its own buffers; podnet multiplexes pod
+/// connections on one QUIC connection, so the shared window must never be
+/// what blocks a stream: however many flows sit unread (each holding at
+/// most [`STREAM_WINDOW`]), every other flow and the health checks on the
+/// same node pair still get through. It bounds memory, it reserves none;
+/// flows that stay unread are cut off by `splice`'s stall rules.
+pub const CONNECTION_WINDOW: u64 = STREAM_WINDOW as u64 * MAX_STREAMS as u64;
+/// Bytes sent and not yet acknowledged, across the connection: unread
+/// bytes are acknowledged (they sit in the peer's stream buffer), so this
+/// bounds only what is in flight.
 const SEND_WINDOW: u64 = 32 << 20;
 /// QUIC datagram buffers (pod UDP and ICMP), per connection.
 const DATAGRAM_BUFFER: usize = 4 << 20;
@@ -158,9 +171,10 @@ const DATAGRAM_BUFFER: usize = 4 << 20;
 pub fn transport_config() -> TransportConfig {
     let mut t = TransportConfig::default();
     // One stream per pod TCP connection: a busy node pair has many at once.
-    t.max_concurrent_bidi_streams(VarInt::from_u32(10_000));
+    t.max_concurrent_bidi_streams(VarInt::from_u32(MAX_STREAMS));
     t.stream_receive_window(VarInt::from_u32(STREAM_WINDOW));
-    t.receive_window(VarInt::from_u32(CONNECTION_WINDOW));
+    // 20 GB is far below the 2^62 a VarInt holds.
+    t.receive_window(VarInt::from_u64(CONNECTION_WINDOW).unwrap_or(VarInt::MAX));
     t.send_window(SEND_WINDOW);
     t.datagram_receive_buffer_size(Some(DATAGRAM_BUFFER));
     t.datagram_send_buffer_size(DATAGRAM_BUFFER);
@@ -315,6 +329,63 @@ mod tests {
         assert!(!is_node3, "node-1's certificate does not name node-3");
         assert!(!bad_name);
         node1.wait_idle().await;
+    }
+
+    /// Streams whose receiver never reads, more of them full than the
+    /// whole connection could once hold, and still a new stream gets an
+    /// answer at once on the same connection.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unread_streams_never_block_a_new_one() {
+        const STUCK: usize = 24;
+        let ca = TestCa::new("podnet test CA");
+        let node1 = endpoint(&ca.identity("node-1"));
+        let node2 = endpoint(&ca.identity("node-2"));
+        let node2_addr = node2.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let conn = node2.accept().await.unwrap().await.unwrap();
+            let mut unread = Vec::new();
+            loop {
+                let Ok((mut send, mut recv)) = conn.accept_bi().await else {
+                    return;
+                };
+                let mut first = [0u8; 1];
+                recv.read_exact(&mut first).await.unwrap();
+                if first == [b'e'] {
+                    // The echo: answered, as a health check is.
+                    let rest = recv.read_to_end(64).await.unwrap();
+                    send.write_all(&rest).await.unwrap();
+                    send.finish().unwrap();
+                } else {
+                    // Held, never read again.
+                    unread.push((send, recv));
+                }
+            }
+        });
+        let conn = node1.connect(node2_addr, "node-2").unwrap().await.unwrap();
+        let mut stuck = Vec::new();
+        for _ in 0..STUCK {
+            let (mut send, recv) = conn.open_bi().await.unwrap();
+            // Exactly what the stream's window lets through unread.
+            let fill = vec![b's'; STREAM_WINDOW as usize];
+            tokio::time::timeout(Duration::from_secs(20), send.write_all(&fill))
+                .await
+                .expect("each stream's own window is all it waits for")
+                .unwrap();
+            stuck.push((send, recv));
+        }
+        assert!(STUCK as u64 * u64::from(STREAM_WINDOW) > 32 << 20);
+        let echo = async {
+            let (mut send, mut recv) = conn.open_bi().await.unwrap();
+            send.write_all(b"eping").await.unwrap();
+            send.finish().unwrap();
+            recv.read_to_end(64).await.unwrap()
+        };
+        let answer = tokio::time::timeout(Duration::from_secs(2), echo)
+            .await
+            .expect("a new stream is answered while the others sit unread");
+        assert_eq!(answer, b"ping");
+        conn.close(0u32.into(), b"done");
+        server.abort();
     }
 
     #[tokio::test]

@@ -120,6 +120,9 @@ impl Egress for Isolated {
     }
 }
 
+/// The QUIC error code of a pod connection ended by a reset.
+const RESET_CODE: quinn::VarInt = quinn::VarInt::from_u32(1);
+
 /// One end of a pod TCP connection, with the trace id of its flow (the
 /// journey it belongs to; 0 when untraced).
 pub enum PodStream {
@@ -166,6 +169,22 @@ impl PodStream {
         match self {
             PodStream::Local { trace_id, .. } | PodStream::Quic { trace_id, .. } => *trace_id,
             PodStream::Tracked { inner, .. } => inner.trace_id(),
+        }
+    }
+
+    /// Ends the connection as a TCP reset does, rather than with a FIN: a
+    /// QUIC stream is reset and stopped (its peer sees an error, not a
+    /// clean end, and the unread bytes stop holding flow-control credit).
+    /// An in-memory connection has no reset; dropping it afterwards closes
+    /// it.
+    pub fn abort(&mut self) {
+        match self {
+            PodStream::Local { .. } => {}
+            PodStream::Quic { send, recv, .. } => {
+                let _ = send.reset(RESET_CODE);
+                let _ = recv.stop(RESET_CODE);
+            }
+            PodStream::Tracked { inner, .. } => inner.abort(),
         }
     }
 }
