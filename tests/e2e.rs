@@ -29,6 +29,8 @@ mod readme;
 mod scenarios;
 #[path = "e2e/services.rs"]
 mod services;
+#[path = "e2e/stalls.rs"]
+mod stalls;
 #[path = "e2e/store.rs"]
 mod store;
 #[path = "e2e/toolbox.rs"]
