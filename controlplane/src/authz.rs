@@ -190,7 +190,7 @@ fn node_may(node: &str, a: &Action) -> Result<(), Option<String>> {
 
 fn edge_may(a: &Action) -> bool {
     match (a.kind, a.verb, a.subresource) {
-        (k, v, None) if v.reads() => EDGE_READS.contains(&k),
+        (k, v, None) if v.reads() && EDGE_READS.contains(&k) => true,
         (Kind::Service, Verb::Update | Verb::Patch, Some("status")) => true,
         (Kind::Event, Verb::Get | Verb::Create | Verb::Update | Verb::Patch, None) => true,
         _ => false,
@@ -199,7 +199,7 @@ fn edge_may(a: &Action) -> bool {
 
 fn ingress_may(a: &Action) -> bool {
     match (a.kind, a.verb, a.subresource) {
-        (k, v, None) if v.reads() => INGRESS_READS.contains(&k),
+        (k, v, None) if v.reads() && INGRESS_READS.contains(&k) => true,
         (Kind::Ingress, Verb::Update | Verb::Patch, Some("status")) => true,
         (Kind::Event, Verb::Get | Verb::Create | Verb::Update | Verb::Patch, None) => true,
         _ => false,
@@ -373,6 +373,12 @@ mod tests {
         );
         check(&edge, Action::new(Verb::Create, Kind::Pod, "a", "p"), false);
         check(&edge, Action::new(Verb::Get, Kind::Secret, "a", "s"), false);
+        check(&edge, Action::new(Verb::Get, Kind::Event, "a", "e"), true);
+        check(
+            &edge,
+            Action::new(Verb::Create, Kind::Event, "a", "e"),
+            true,
+        );
 
         let ingress = sa(INGRESS_NAMESPACE, INGRESS_CONTROLLER);
         check(
