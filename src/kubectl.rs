@@ -127,14 +127,9 @@ pub async fn get(state: &Path, args: GetArgs) -> anyhow::Result<ExitCode> {
         kind: kind.as_str().into(),
         namespace: namespace.clone(),
         label_selector: args.selector.clone().unwrap_or_default(),
-        field_selector: String::new(),
+        ..Default::default()
     };
-    let resp = api.list(req).await.map_err(status_error)?.into_inner();
-    let items: Vec<Value> = resp
-        .items
-        .iter()
-        .map(|b| serde_json::from_slice(b))
-        .collect::<Result<_, _>>()?;
+    let (items, revision) = podnet_lab::api::list_all(&mut api, req).await?;
     if items.is_empty() && matches!(format, table::Format::Table | table::Format::Wide) {
         if kind.namespaced() && !args.all_namespaces {
             eprintln!("No resources found in {} namespace.", args.namespace);
@@ -147,7 +142,7 @@ pub async fn get(state: &Path, args: GetArgs) -> anyhow::Result<ExitCode> {
     write!(
         stdout,
         "{}",
-        table::render_list(kind, &items, format, args.all_namespaces, resp.revision)?
+        table::render_list(kind, &items, format, args.all_namespaces, revision)?
     )?;
     if kind == Kind::Endpoints && tabular {
         print_endpoints_hints(&mut api, &items).await?;
@@ -560,20 +555,7 @@ pub async fn describe(state: &Path, args: DescribeArgs) -> anyhow::Result<ExitCo
             ..Default::default()
         };
         let mut api = lister.clone();
-        async move {
-            let items = api
-                .list(req)
-                .await
-                .map_err(status_error)?
-                .into_inner()
-                .items;
-            Ok::<_, anyhow::Error>(
-                items
-                    .iter()
-                    .filter_map(|b| serde_json::from_slice::<Value>(b).ok())
-                    .collect::<Vec<_>>(),
-            )
-        }
+        async move { Ok::<_, anyhow::Error>(podnet_lab::api::list_all(&mut api, req).await?.0) }
     };
     if !matches!(
         kind,

@@ -71,6 +71,11 @@ pub struct NodeArgs {
     pub cpu: String,
     #[arg(long, default_value = "8Gi")]
     pub memory: String,
+    /// Pods this node runs at most, as the kubelet's --max-pods: the Node's
+    /// capacity and allocatable `pods`, which the scheduler keeps to.
+    #[arg(long, default_value_t = podnet_proto::model::DEFAULT_MAX_PODS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_pods: u32,
     /// Address of the overlay's UDP socket.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub underlay: SocketAddr,
@@ -179,6 +184,7 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         labels: args.labels,
         cpu: args.cpu,
         memory: args.memory,
+        max_pods: args.max_pods,
         underlay_bind: args.underlay,
         agent_bind: args.agent,
         service_cidr: args.service_cidr,

@@ -83,7 +83,8 @@ impl From<ApiError> for Status {
             ApiError::Invalid(_)
             | ApiError::Json(_)
             | ApiError::Kind(_)
-            | ApiError::Selector(_) => Status::invalid_argument(msg),
+            | ApiError::Selector(_)
+            | ApiError::Continue(_) => Status::invalid_argument(msg),
             ApiError::Forbidden { .. } => Status::failed_precondition(msg),
             // What kubectl reports as `Error from server (Forbidden)`.
             ApiError::ImmortalNamespace { .. } => Status::permission_denied(msg),
@@ -405,10 +406,19 @@ impl Api for ApiService {
         authz::authorize(&user, &Action::new(Verb::List, kind, &req.namespace, ""))?;
         let labels = LabelSelector::parse(&req.label_selector).map_err(ApiError::from)?;
         let fields = FieldSelector::parse(&req.field_selector).map_err(ApiError::from)?;
-        let (items, revision) = self.registry.list(kind, &req.namespace, &labels, &fields)?;
+        let page = self.registry.list_page(
+            kind,
+            &req.namespace,
+            &labels,
+            &fields,
+            req.limit as usize,
+            &req.r#continue,
+        )?;
         Ok(Response::new(ListResponse {
-            items: items.iter().map(to_bytes).collect(),
-            revision,
+            items: page.items.iter().map(to_bytes).collect(),
+            revision: page.revision,
+            r#continue: page.continue_token,
+            remaining_item_count: page.remaining,
         }))
     }
 

@@ -3,13 +3,16 @@
 //! over the whole state, and a periodic resync heals whatever a lost event
 //! missed.
 //!
-//! Passes run in order Deployment → ReplicaSet → scheduler → EndpointSlice
-//! (and Endpoints), each reading what the previous wrote. Each is written
+//! Passes run in order Deployment → ReplicaSet → garbage collector →
+//! scheduler, and EndpointSlice (and Endpoints) in a loop of its own, each
+//! reading what the previous wrote. The ReplicaSet pass is bounded (see
+//! `replicaset`): the loop stays responsive whatever `replicas` says. Each is written
 //! to be idempotent: running it twice on the same state writes nothing the
 //! second time.
 
 mod deployment;
 pub mod endpointslice;
+pub mod garbagecollector;
 mod replicaset;
 
 use std::sync::Arc;
@@ -96,6 +99,18 @@ pub fn write_status(registry: &Registry, object: &Value, status: Value) -> Resul
 fn schedule(registry: &Registry) -> Result<(), ApiError> {
     let nodes = registry.list_all(Kind::Node, "")?;
     let pods = registry.list_all(Kind::Pod, "")?;
+    let listed: std::collections::HashMap<(&str, &str), &Value> = pods
+        .iter()
+        .map(|p| {
+            (
+                (
+                    str_at(p, "/metadata/namespace"),
+                    str_at(p, "/metadata/name"),
+                ),
+                p,
+            )
+        })
+        .collect();
     for decision in scheduler::plan(&nodes, &pods) {
         match decision {
             Decision::Bind {
@@ -137,6 +152,14 @@ fn schedule(registry: &Registry) -> Result<(), ApiError> {
                 pod,
                 message,
             } => {
+                // A pod still pending for the same reason as last pass
+                // needs neither a read nor a write: thousands of pods beyond
+                // the nodes' capacity cost the pass only this check.
+                if let Some(p) = listed.get(&(namespace.as_str(), pod.as_str()))
+                    && pending_for(p, &message)
+                {
+                    continue;
+                }
                 let key = ObjectKey::new(Kind::Pod, &namespace, &pod);
                 let Some(p) = registry.get(&key)? else {
                     continue;
@@ -170,6 +193,19 @@ fn schedule(registry: &Registry) -> Result<(), ApiError> {
         }
     }
     Ok(())
+}
+
+/// True when `pod`'s PodScheduled condition already says it cannot be
+/// placed, for `message`.
+fn pending_for(pod: &Value, message: &str) -> bool {
+    pod.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|c| c.iter().find(|c| str_at(c, "/type") == "PodScheduled"))
+        .is_some_and(|c| {
+            str_at(c, "/status") == "False"
+                && str_at(c, "/reason") == "Unschedulable"
+                && str_at(c, "/message") == message
+        })
 }
 
 /// What the scheduler's Events name as their source.
@@ -251,6 +287,7 @@ const SLOW_PASS: std::time::Duration = std::time::Duration::from_millis(100);
 fn reconcile_workloads(registry: &Registry) -> Result<(), ApiError> {
     deployment::reconcile(registry)?;
     replicaset::reconcile(registry)?;
+    garbagecollector::collect(registry)?;
     schedule(registry)
 }
 

@@ -138,7 +138,10 @@ pub async fn run(
         .tls_config(serving.server_tls(true))
         .context("cannot set up the API's TLS")?
         .tcp_nodelay(true)
-        .add_service(ApiServer::new(service))
+        .add_service(
+            ApiServer::new(service)
+                .max_decoding_message_size(podnet_proto::model::MAX_API_MESSAGE_BYTES),
+        )
         .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned());
     let result = serve.await.context("API server failed");
     shutdown.cancel();

@@ -38,7 +38,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ca::{CaError, ClusterCa};
 use crate::registry::{ApiError, Registry};
-use podnet_proto::model::str_at;
+use podnet_proto::model::{DEFAULT_MAX_PODS, str_at};
 
 #[derive(Debug, thiserror::Error)]
 pub enum JoinError {
@@ -232,7 +232,11 @@ impl Nodes {
         } else {
             &req.memory
         };
-        let resources = json!({"cpu": cpu, "memory": memory, "pods": "110"});
+        let max_pods = match req.max_pods {
+            0 => DEFAULT_MAX_PODS,
+            n => n,
+        };
+        let resources = json!({"cpu": cpu, "memory": memory, "pods": max_pods.to_string()});
         let node = json!({
             "apiVersion": "v1", "kind": "Node",
             "metadata": {

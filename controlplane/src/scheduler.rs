@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use podnet_proto::model::{LABEL_ZONE, parse_cpu_millis, parse_memory_bytes};
+use podnet_proto::model::{DEFAULT_MAX_PODS, LABEL_ZONE, parse_cpu_millis, parse_memory_bytes};
 use serde_json::Value;
 
 use crate::nodes::node_is_ready;
@@ -102,7 +102,7 @@ pub fn plan(nodes: &[Value], pods: &[Value]) -> Vec<Decision> {
                 labels: labels_of(n),
                 cpu_millis: parse_cpu_millis(&alloc("cpu")).unwrap_or(u64::MAX),
                 memory: parse_memory_bytes(&alloc("memory")).unwrap_or(u64::MAX),
-                max_pods: alloc("pods").parse().unwrap_or(110),
+                max_pods: alloc("pods").parse().unwrap_or(u64::from(DEFAULT_MAX_PODS)),
                 schedulable: node_is_ready(n)
                     && n.pointer("/spec/unschedulable").and_then(Value::as_bool) != Some(true),
             }

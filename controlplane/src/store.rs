@@ -53,6 +53,16 @@ pub struct Entry {
     pub mod_revision: u64,
 }
 
+/// One page of a list ([`Backend::list_page`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub entries: Vec<Entry>,
+    /// Entries under the prefix after this page (0: this was the last).
+    pub remaining: u64,
+    /// The revision of the snapshot the page was read from.
+    pub revision: u64,
+}
+
 /// What must hold for an [`Op`] to be applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precondition {
@@ -160,6 +170,24 @@ pub trait Backend: Send + Sync + 'static {
     /// Every entry whose key starts with `prefix`, in key (byte) order, and
     /// the revision of the consistent snapshot they were read from.
     fn list(&self, prefix: &str) -> Result<(Vec<Entry>, u64), StoreError>;
+
+    /// Up to `limit` (at least 1) entries whose key starts with `prefix`
+    /// and sorts after `after` (from the first when `after` is empty), in
+    /// key order: one page of [`Backend::list`], read from one snapshot.
+    /// The default reads the whole prefix; backends override it to read
+    /// only the page.
+    fn list_page(&self, prefix: &str, after: &str, limit: usize) -> Result<Page, StoreError> {
+        let (entries, revision) = self.list(prefix)?;
+        let mut rest = entries
+            .into_iter()
+            .filter(|e| after.is_empty() || e.key.as_str() > after);
+        let entries: Vec<Entry> = rest.by_ref().take(limit.max(1)).collect();
+        Ok(Page {
+            entries,
+            remaining: rest.count() as u64,
+            revision,
+        })
+    }
 
     /// The revision of the latest write, 0 for an empty store.
     fn revision(&self) -> Result<u64, StoreError>;
@@ -411,6 +439,11 @@ impl Storage {
     /// at: pass that revision to [`Storage::watch`] for list-then-watch.
     pub fn list(&self, prefix: &str) -> Result<(Vec<Entry>, u64), StoreError> {
         self.inner.observe("list", self.inner.backend.list(prefix))
+    }
+
+    /// One page of [`Storage::list`]: see [`Backend::list_page`].
+    pub fn list_page(&self, prefix: &str, after: &str, limit: usize) -> Result<Page, StoreError> {
+        self.inner.backend.list_page(prefix, after, limit)
     }
 
     pub fn revision(&self) -> Result<u64, StoreError> {

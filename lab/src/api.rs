@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use podnet_proto::auth::{self, Credentials};
-use podnet_proto::model::{Kind, LINK_API_VERSION, LinkSpec};
+use podnet_proto::model::{Kind, LINK_API_VERSION, LinkSpec, MAX_API_MESSAGE_BYTES};
 use podnet_proto::v1::api_client::ApiClient;
 use podnet_proto::v1::{ApplyRequest, ExecRequest, ListRequest};
 use serde_json::{Value, json};
@@ -78,11 +78,33 @@ pub async fn list_objects(
         label_selector: label_selector.into(),
         ..Default::default()
     };
-    let resp = api.list(req).await.map_err(status_error)?.into_inner();
-    resp.items
-        .iter()
-        .map(|b| serde_json::from_slice(b).context("server sent a bad object"))
-        .collect()
+    Ok(list_all(api, req).await?.0)
+}
+
+/// Objects one list request asks for: kubectl's `--chunk-size` default,
+/// so a response stays far below the 4 MiB a gRPC message may have.
+pub const LIST_CHUNK: u32 = 500;
+
+/// Every object `req` selects, asked for [`LIST_CHUNK`] at a time (as
+/// kubectl pages), and the revision of the list (watch from it).
+pub async fn list_all(api: &mut Api, mut req: ListRequest) -> anyhow::Result<(Vec<Value>, u64)> {
+    req.limit = LIST_CHUNK;
+    req.r#continue.clear();
+    let mut items = Vec::new();
+    loop {
+        let page = api
+            .list(req.clone())
+            .await
+            .map_err(status_error)?
+            .into_inner();
+        for b in &page.items {
+            items.push(serde_json::from_slice(b).context("server sent a bad object")?);
+        }
+        if page.r#continue.is_empty() {
+            return Ok((items, page.revision));
+        }
+        req.r#continue = page.r#continue;
+    }
 }
 
 /// Sets `namespace` on namespaced objects that have none.
@@ -117,6 +139,16 @@ pub async fn apply_objects(
             .collect(),
         dry_run,
     };
+    let size = prost::Message::encoded_len(&req);
+    if size > MAX_API_MESSAGE_BYTES {
+        return Err(InputError(format!(
+            "{} objects encode to {size} bytes, more than the {MAX_API_MESSAGE_BYTES} bytes one apply may carry; apply them in several parts",
+            objects.len()
+        ))
+        .into());
+    }
+    // The answer carries every object back.
+    let mut api = api.clone().max_decoding_message_size(MAX_API_MESSAGE_BYTES);
     let resp = api.apply(req).await.map_err(status_error)?.into_inner();
     for r in resp.results {
         let v: Value = serde_json::from_slice(&r.object).context("server sent a bad object")?;

@@ -52,6 +52,10 @@ pub struct UpArgs {
     /// it the cluster takes the first free /24 from 127.0.1.0/24 up.
     #[arg(long, value_parser = parse_lb_pool)]
     pub lb_pool: Option<Ipv4Net>,
+    /// Pods each node runs at most (the kubelet's --max-pods).
+    #[arg(long, default_value_t = podnet_proto::model::DEFAULT_MAX_PODS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_pods: u32,
     /// Run the supervisor in the foreground (what `up` starts in the background).
     #[arg(long, hide = true)]
     pub foreground: bool,
@@ -132,7 +136,9 @@ pub async fn start_supervisor(
         .arg("--cluster-cidr")
         .arg(args.cluster_cidr.to_string())
         .arg("--node-cidr-mask-size")
-        .arg(args.node_cidr_mask_size.to_string());
+        .arg(args.node_cidr_mask_size.to_string())
+        .arg("--max-pods")
+        .arg(args.max_pods.to_string());
     if let Some(pool) = args.lb_pool {
         cmd.arg("--lb-pool").arg(pool.to_string());
     }
@@ -353,7 +359,13 @@ fn ca_file(state: &Path) -> std::path::PathBuf {
     crate::api::controlplane_dir(state).join(podnet_proto::auth::CA_CERT_FILE)
 }
 
-fn spawn_node(state: &Path, spec: &NodeSpec, cp: &str, token: &str) -> anyhow::Result<Child> {
+fn spawn_node(
+    state: &Path,
+    spec: &NodeSpec,
+    cp: &str,
+    token: &str,
+    max_pods: u32,
+) -> anyhow::Result<Child> {
     let mut cmd = role_command(state, &spec.name, token)?;
     // The state dir on its command line says whose node it is.
     cmd.arg("--state-dir").arg(state);
@@ -367,7 +379,9 @@ fn spawn_node(state: &Path, spec: &NodeSpec, cp: &str, token: &str) -> anyhow::R
         .arg("--name")
         .arg(&spec.name)
         .arg("--controlplane")
-        .arg(cp);
+        .arg(cp)
+        .arg("--max-pods")
+        .arg(max_pods.to_string());
     if !spec.zone.is_empty() {
         cmd.arg("--zone").arg(&spec.zone);
     }
@@ -486,7 +500,7 @@ async fn supervise_inner(
     for spec in plan {
         nodes.push(Supervised {
             name: spec.name.clone(),
-            child: spawn_node(state, spec, &cp_addr, &token)?,
+            child: spawn_node(state, spec, &cp_addr, &token, args.max_pods)?,
         });
     }
     let names: Vec<String> = plan.iter().map(|n| n.name.clone()).collect();

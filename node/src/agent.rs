@@ -57,6 +57,8 @@ pub struct Config {
     pub labels: Vec<(String, String)>,
     pub cpu: String,
     pub memory: String,
+    /// Pods this node runs at most (kubelet's `--max-pods`).
+    pub max_pods: u32,
     /// Where the overlay's UDP socket binds.
     pub underlay_bind: SocketAddr,
     /// Where the NodeAgent service listens.
@@ -109,6 +111,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         labels: config.labels.iter().cloned().collect(),
         pid: std::process::id(),
         host_dns_address,
+        max_pods: config.max_pods,
     };
     let joined = join_with_retry(&mut join_api, join.clone(), &shutdown).await?;
     let pod_cidr: Ipv4Net = joined

@@ -26,6 +26,37 @@ pub fn cache_key(v: &Value) -> String {
     )
 }
 
+/// Objects one list request asks for, as client-go's reflector pages.
+const LIST_CHUNK: u32 = 500;
+
+/// The objects of `kind` matching `field_selector`, page by page, and the
+/// list's revision.
+async fn list_pages(
+    api: &mut ApiClient<Channel>,
+    kind: &str,
+    field_selector: &str,
+) -> Result<(Cache, u64), tonic::Status> {
+    let mut req = ListRequest {
+        kind: kind.into(),
+        field_selector: field_selector.into(),
+        limit: LIST_CHUNK,
+        ..Default::default()
+    };
+    let mut cache = Cache::new();
+    loop {
+        let page = api.list(req.clone()).await?.into_inner();
+        for item in &page.items {
+            if let Ok(v) = serde_json::from_slice::<Value>(item) {
+                cache.insert(cache_key(&v), v);
+            }
+        }
+        if page.r#continue.is_empty() {
+            return Ok((cache, page.revision));
+        }
+        req.r#continue = page.r#continue;
+    }
+}
+
 /// Keeps `tx` equal to the objects of `kind` matching `field_selector`:
 /// list, then watch from the list's revision; list again when the watch
 /// breaks (backing off up to a second while the control plane is away).
@@ -39,27 +70,14 @@ pub async fn informer(
 ) {
     let mut backoff = Duration::from_millis(50);
     loop {
-        let listed = api
-            .list(ListRequest {
-                kind: kind.into(),
-                field_selector: field_selector.clone(),
-                ..Default::default()
-            })
-            .await;
+        let listed = list_pages(&mut api, kind, &field_selector).await;
         match listed {
-            Ok(list) => {
-                let list = list.into_inner();
-                let mut cache = Cache::new();
-                for item in &list.items {
-                    if let Ok(v) = serde_json::from_slice::<Value>(item) {
-                        cache.insert(cache_key(&v), v);
-                    }
-                }
+            Ok((cache, revision)) => {
                 tx.send_replace(cache);
                 let req = WatchRequest {
                     kind: kind.into(),
                     field_selector: field_selector.clone(),
-                    from_revision: list.revision,
+                    from_revision: revision,
                     ..Default::default()
                 };
                 match api.watch(req).await {

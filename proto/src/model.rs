@@ -31,3 +31,11 @@ pub const LABEL_ZONE: &str = "topology.kubernetes.io/zone";
 pub const LABEL_HOSTNAME: &str = "kubernetes.io/hostname";
 /// Label the Deployment controller puts on ReplicaSets and their pods.
 pub const LABEL_POD_TEMPLATE_HASH: &str = "pod-template-hash";
+/// Pods a node runs at most unless told otherwise: the kubelet's
+/// `maxPods` default, a Node's capacity and allocatable `pods`.
+pub const DEFAULT_MAX_PODS: u32 = 110;
+/// The largest gRPC message the control plane's API takes or a client
+/// reads: one Apply carries every object of its manifests (and its answer
+/// every object back), so it is well above tonic's 4 MiB default. Lists
+/// are paged instead (`ListRequest.limit`).
+pub const MAX_API_MESSAGE_BYTES: usize = 64 * 1024 * 1024;

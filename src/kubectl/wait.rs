@@ -170,16 +170,10 @@ pub async fn run(state: &Path, args: WaitArgs) -> anyhow::Result<ExitCode> {
             kind: kind.as_str().into(),
             namespace: namespace.clone(),
             label_selector: args.selector.clone().unwrap_or_default(),
-            field_selector: String::new(),
+            ..Default::default()
         };
         let mut api = api.clone();
-        async move {
-            let resp = api.list(req).await.map_err(status_error)?.into_inner();
-            resp.items
-                .iter()
-                .map(|b| serde_json::from_slice::<Value>(b).map_err(anyhow::Error::from))
-                .collect::<anyhow::Result<Vec<Value>>>()
-        }
+        async move { Ok::<_, anyhow::Error>(podnet_lab::api::list_all(&mut api, req).await?.0) }
     };
     if names.is_empty() {
         // As kubectl: the objects that match now are the ones waited for.

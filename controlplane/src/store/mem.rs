@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use super::{Backend, Change, Entry, Event, Op, StoreError, next_revision, plan};
+use super::{Backend, Change, Entry, Event, Op, Page, StoreError, next_revision, plan};
 
 /// See the [module docs](self).
 #[derive(Debug, Default)]
@@ -50,6 +50,29 @@ impl Backend for MemBackend {
             .map(|(_, entry)| entry.clone())
             .collect();
         Ok((entries, state.revision))
+    }
+
+    fn list_page(&self, prefix: &str, after: &str, limit: usize) -> Result<Page, StoreError> {
+        let state = self.lock();
+        let start = if after.is_empty() {
+            Bound::Included(prefix)
+        } else {
+            Bound::Excluded(after.max(prefix))
+        };
+        let mut rest = state
+            .entries
+            .range::<str, _>((start, Bound::Unbounded))
+            .take_while(|(key, _)| key.starts_with(prefix));
+        let entries = rest
+            .by_ref()
+            .take(limit.max(1))
+            .map(|(_, entry)| entry.clone())
+            .collect();
+        Ok(Page {
+            entries,
+            remaining: rest.count() as u64,
+            revision: state.revision,
+        })
     }
 
     fn revision(&self) -> Result<u64, StoreError> {

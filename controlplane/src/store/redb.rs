@@ -27,7 +27,9 @@ use std::sync::{PoisonError, RwLock};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
-use super::{Backend, BackendError, Change, Entry, Event, Op, StoreError, next_revision, plan};
+use super::{
+    Backend, BackendError, Change, Entry, Event, Op, Page, StoreError, next_revision, plan,
+};
 
 /// Entries: key → header (create and mod revision) + value.
 pub(super) const KV_TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
@@ -187,6 +189,42 @@ impl Backend for RedbBackend {
                 entries.push(decode(key, value.value())?);
             }
             Ok((entries, revision))
+        })
+    }
+
+    fn list_page(&self, prefix: &str, after: &str, limit: usize) -> Result<Page, StoreError> {
+        use std::ops::Bound;
+        let txn = self.db.begin_read().map_err(redb_error)?;
+        let meta = txn.open_table(META_TABLE).map_err(redb_error)?;
+        let kv = txn.open_table(KV_TABLE).map_err(redb_error)?;
+        let revision = read_revision(&meta)?;
+        let start = if after.is_empty() {
+            Bound::Included(prefix.as_bytes())
+        } else {
+            Bound::Excluded(after.max(prefix).as_bytes())
+        };
+        let mut entries = Vec::new();
+        let mut remaining = 0;
+        for item in kv
+            .range::<&[u8]>((start, Bound::Unbounded))
+            .map_err(redb_error)?
+        {
+            let (key, value) = item.map_err(redb_error)?;
+            if !key.value().starts_with(prefix.as_bytes()) {
+                break;
+            }
+            if entries.len() < limit.max(1) {
+                let key = decode_key(key.value())?;
+                entries.push(decode(key, value.value())?);
+            } else {
+                // Counted, not read: the rest of the page's values stay on disk.
+                remaining += 1;
+            }
+        }
+        Ok(Page {
+            entries,
+            remaining,
+            revision,
         })
     }
 

@@ -636,3 +636,56 @@ fn public_types_cross_threads() {
 }
 
 mod disk;
+/// A backend with only the required methods: [`Backend::list_page`]'s
+/// default.
+struct DefaultPaging(MemBackend);
+
+impl Backend for DefaultPaging {
+    fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
+        self.0.get(key)
+    }
+    fn list(&self, prefix: &str) -> Result<(Vec<Entry>, u64), StoreError> {
+        self.0.list(prefix)
+    }
+    fn revision(&self) -> Result<u64, StoreError> {
+        self.0.revision()
+    }
+    fn txn(&self, ops: Vec<Op>) -> Result<(u64, Vec<Event>), StoreError> {
+        self.0.txn(ops)
+    }
+}
+
+#[test]
+fn list_page_reads_after_a_key_up_to_a_limit() {
+    let check = |name: &str, b: &dyn Backend| {
+        for key in ["pod", "pods/a", "pods/b", "pods/c/x", "pods/é", "podsx"] {
+            b.txn(vec![put(key, key)]).unwrap();
+        }
+        let cases: &[(&str, &str, usize, &[&str], u64)] = &[
+            ("pods/", "", 2, &["pods/a", "pods/b"], 2),
+            ("pods/", "pods/b", 2, &["pods/c/x", "pods/é"], 0),
+            ("pods/", "pods/a", 10, &["pods/b", "pods/c/x", "pods/é"], 0),
+            // A key between entries: the page starts after it.
+            ("pods/", "pods/bb", 1, &["pods/c/x"], 1),
+            ("pods/", "pods/é", 3, &[], 0),
+            // Limit 0 reads one, never nothing forever.
+            ("pods/", "", 0, &["pods/a"], 3),
+            ("", "pods/é", 5, &["podsx"], 0),
+            ("zzz/", "", 5, &[], 0),
+        ];
+        for (prefix, after, limit, want, remaining) in cases {
+            let page = b.list_page(prefix, after, *limit).unwrap();
+            assert_eq!(
+                (
+                    keys(&page.entries).as_slice(),
+                    page.remaining,
+                    page.revision
+                ),
+                (*want, *remaining, 6),
+                "{name}: list_page({prefix:?}, {after:?}, {limit})"
+            );
+        }
+    };
+    for_each_backend(|name, b| check(name, b.as_ref()));
+    check("default", &DefaultPaging(MemBackend::new()));
+}

@@ -27,6 +27,12 @@ const PROTOCOLS: &[&str] = &["TCP", "UDP", "SCTP"];
 const PULL_POLICIES: &[&str] = &["Always", "IfNotPresent", "Never"];
 const TERMINATION_MESSAGE_POLICIES: &[&str] = &["File", "FallbackToLogsOnError"];
 const HTTP_SCHEMES: &[&str] = &["HTTP", "HTTPS"];
+/// Containers one pod may have at most. Upstream has no such cap (etcd's
+/// object size limit bounds it); podnet runs every container as tasks of
+/// its node process and rebuilds the pod's status on each container's
+/// change, so a pod of thousands of containers would stall its node. Real
+/// pods have a handful.
+pub const MAX_CONTAINERS: usize = 100;
 const PORT_RANGE: &str = "must be between 1 and 65535, inclusive";
 
 /// Sets `field` to `value` when it is unset or empty, which Kubernetes' Go
@@ -195,9 +201,14 @@ pub(super) fn validate_pod_spec(spec: &PodSpec, path: &FieldPath, errs: &mut Err
     if spec.containers.is_empty() {
         errs.required(&containers, "");
     }
-    let mut names = HashSet::new();
-    for (i, c) in spec.containers.iter().enumerate() {
-        validate_container(c, &containers.index(i), &mut names, errs);
+    if spec.containers.len() > MAX_CONTAINERS {
+        // One error, not one per container beyond reason.
+        errs.too_many(&containers, spec.containers.len(), MAX_CONTAINERS);
+    } else {
+        let mut names = HashSet::new();
+        for (i, c) in spec.containers.iter().enumerate() {
+            validate_container(c, &containers.index(i), &mut names, errs);
+        }
     }
 
     one_of(

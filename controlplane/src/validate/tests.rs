@@ -1384,3 +1384,37 @@ fn updates_keep_immutable_fields() {
     .unwrap_err();
     assert_eq!(err.causes[0].path, "metadata.namespace");
 }
+
+fn containers(n: usize) -> Value {
+    Value::Array(
+        (0..n)
+            .map(|i| json!({"name": format!("c{i}"), "image": "podnet/http-echo"}))
+            .collect(),
+    )
+}
+
+#[test]
+fn a_pod_has_at_most_max_containers() {
+    check(
+        with(pod(), "/spec/containers", containers(pod::MAX_CONTAINERS)),
+        ok(&[]),
+    );
+    check(
+        with(pod(), "/spec/containers", containers(10_000)),
+        Expect::Invalid(&[(
+            "spec.containers",
+            "Too many: 10000: must have at most 100 items",
+        )]),
+    );
+    check(
+        with(
+            deployment(),
+            "/spec/template/spec/containers",
+            containers(pod::MAX_CONTAINERS + 1),
+        ),
+        Expect::Invalid(&[(
+            "spec.template.spec.containers",
+            "Too many: 101: must have at most 100 items",
+        )]),
+    );
+}

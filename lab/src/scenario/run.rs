@@ -65,6 +65,7 @@ pub async fn run(args: RunArgs, state_dir: Option<PathBuf>) -> anyhow::Result<Ex
             .context("the default cluster CIDR is a CIDR")?,
         node_cidr_mask_size: crate::flags::DEFAULT_NODE_CIDR_MASK_SIZE,
         lb_pool: args.lb_pool,
+        max_pods: podnet_proto::model::DEFAULT_MAX_PODS,
         foreground: false,
     };
     let started = std::time::Instant::now();
