@@ -5,6 +5,8 @@
 mod auth;
 #[path = "e2e/bad_input.rs"]
 mod bad_input;
+#[path = "e2e/bounded.rs"]
+mod bounded;
 #[path = "e2e/dns.rs"]
 mod dns;
 #[path = "e2e/edge.rs"]

@@ -15,6 +15,10 @@ use crate::nodes::node_is_ready;
 use crate::registry::labels_of;
 use podnet_proto::model::str_at;
 
+/// The `spec.schedulerName` of the pods this scheduler places; a pod
+/// naming another scheduler waits for that one, as with kube-scheduler.
+pub const SCHEDULER_NAME: &str = "default-scheduler";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     Bind {
@@ -127,6 +131,7 @@ pub fn plan(nodes: &[Value], pods: &[Value]) -> Vec<Decision> {
         .filter(|p| {
             str_at(p, "/spec/nodeName").is_empty()
                 && p.pointer("/metadata/deletionTimestamp").is_none()
+                && matches!(str_at(p, "/spec/schedulerName"), "" | SCHEDULER_NAME)
         })
         .collect();
     pending.sort_by(|a, b| {
@@ -294,6 +299,32 @@ mod tests {
             &nodes,
             &pods,
             &["p: 0/2 nodes are available: 1 Insufficient cpu, 1 node(s) were not ready."],
+        );
+    }
+
+    #[test]
+    fn keeps_to_its_own_pods_and_the_nodes_max_pods() {
+        let mut full = node("n1", "a", "4", true);
+        full["status"]["allocatable"]["pods"] = json!("1");
+        let nodes = [full.clone(), {
+            let mut n = full;
+            n["metadata"]["name"] = json!("n2");
+            n
+        }];
+        let mut other = pod("other", "rs", "", "0");
+        other["spec"]["schedulerName"] = json!("my-scheduler");
+        let mut ours = pod("ours", "rs", "", "0");
+        ours["spec"]["schedulerName"] = json!(SCHEDULER_NAME);
+        let pods = [
+            pod("a", "x", "n1", "0"),
+            pod("b", "x", "n2", "0"),
+            other,
+            ours,
+        ];
+        check(
+            &nodes,
+            &pods,
+            &["ours: 0/2 nodes are available: 2 Too many pods."],
         );
     }
 

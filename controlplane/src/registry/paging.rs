@@ -61,7 +61,7 @@ fn encode_token(revision: u64, after: &str) -> String {
 
 /// The token's revision and key, checked to continue a list of `prefix`.
 fn decode_token(token: &str, prefix: &str) -> Result<(u64, String), InvalidContinue> {
-    if token.len() % 2 != 0 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !token.len().is_multiple_of(2) || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(InvalidContinue::new("it is not a token this API issued"));
     }
     let bytes: Vec<u8> = (0..token.len())
