@@ -596,6 +596,26 @@ impl Registry {
     }
 
     pub fn apply(&self, objects: Vec<Value>, dry_run: bool) -> Result<Vec<Applied>, ApiError> {
+        // Objects without a resourceVersion are applied whatever the stored
+        // version: a controller's write landing between the read and the
+        // write (a Deployment's status) is merged again, not an error.
+        let unconditional = objects
+            .iter()
+            .all(|o| str_at(o, "/metadata/resourceVersion").is_empty());
+        let mut attempts = 0;
+        loop {
+            match self.apply_once(&objects, dry_run) {
+                Err(ApiError::Store(StoreError::Conflict { .. }))
+                    if unconditional && attempts < 16 =>
+                {
+                    attempts += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    fn apply_once(&self, objects: &[Value], dry_run: bool) -> Result<Vec<Applied>, ApiError> {
         let services = objects
             .iter()
             .any(|o| str_at(o, "/kind") == Kind::Service.as_str());
@@ -606,7 +626,7 @@ impl Registry {
             Taken::default()
         };
         let mut validated = Vec::with_capacity(objects.len());
-        for object in &objects {
+        for object in objects {
             validated.push(self.validate_applied(object)?);
         }
         let keys: Vec<ObjectKey> = validated.iter().map(|v| v.key.clone()).collect();

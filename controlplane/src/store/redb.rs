@@ -194,37 +194,39 @@ impl Backend for RedbBackend {
 
     fn list_page(&self, prefix: &str, after: &str, limit: usize) -> Result<Page, StoreError> {
         use std::ops::Bound;
-        let txn = self.db.begin_read().map_err(redb_error)?;
-        let meta = txn.open_table(META_TABLE).map_err(redb_error)?;
-        let kv = txn.open_table(KV_TABLE).map_err(redb_error)?;
-        let revision = read_revision(&meta)?;
-        let start = if after.is_empty() {
-            Bound::Included(prefix.as_bytes())
-        } else {
-            Bound::Excluded(after.max(prefix).as_bytes())
-        };
-        let mut entries = Vec::new();
-        let mut remaining = 0;
-        for item in kv
-            .range::<&[u8]>((start, Bound::Unbounded))
-            .map_err(redb_error)?
-        {
-            let (key, value) = item.map_err(redb_error)?;
-            if !key.value().starts_with(prefix.as_bytes()) {
-                break;
-            }
-            if entries.len() < limit.max(1) {
-                let key = decode_key(key.value())?;
-                entries.push(decode(key, value.value())?);
+        self.with_db(|db| {
+            let txn = db.begin_read().map_err(redb_error)?;
+            let meta = txn.open_table(META_TABLE).map_err(redb_error)?;
+            let kv = txn.open_table(KV_TABLE).map_err(redb_error)?;
+            let revision = read_revision(&meta)?;
+            let start = if after.is_empty() {
+                Bound::Included(prefix.as_bytes())
             } else {
-                // Counted, not read: the rest of the page's values stay on disk.
-                remaining += 1;
+                Bound::Excluded(after.max(prefix).as_bytes())
+            };
+            let mut entries = Vec::new();
+            let mut remaining = 0;
+            for item in kv
+                .range::<&[u8]>((start, Bound::Unbounded))
+                .map_err(redb_error)?
+            {
+                let (key, value) = item.map_err(redb_error)?;
+                if !key.value().starts_with(prefix.as_bytes()) {
+                    break;
+                }
+                if entries.len() < limit.max(1) {
+                    let key = decode_key(key.value())?;
+                    entries.push(decode(key, value.value())?);
+                } else {
+                    // Counted, not read: the rest of the page's values stay on disk.
+                    remaining += 1;
+                }
             }
-        }
-        Ok(Page {
-            entries,
-            remaining,
-            revision,
+            Ok(Page {
+                entries,
+                remaining,
+                revision,
+            })
         })
     }
 
