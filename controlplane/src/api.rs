@@ -537,12 +537,9 @@ impl Api for ApiService {
         let issued = ca
             .issue_service_account(&namespace, account)
             .map_err(|e| Status::internal(e.to_string()))?;
-        let credentials = ca.credentials(issued);
-        Ok(Response::new(CredentialsMessage {
-            ca_pem: credentials.ca_pem,
-            cert_pem: credentials.cert_pem,
-            key_pem: credentials.key_pem,
-        }))
+        Ok(Response::new(CredentialsMessage::from(
+            ca.credentials(issued),
+        )))
     }
 
     async fn exec(&self, req: Request<ExecRequest>) -> Result<Response<ExecResponse>, Status> {

@@ -77,11 +77,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .context("cannot listen for the trace source")?;
     let agent_address = agent.local_addr()?.to_string();
     let joined = join_with_retry(&mut join_api, &config, &agent_address, &shutdown).await?;
-    let credentials = Credentials {
-        ca_pem: joined.ca_pem.clone(),
-        cert_pem: joined.cert_pem.clone(),
-        key_pem: joined.key_pem.clone(),
-    };
+    let credentials = Credentials::from(&joined);
     let channel = credentials
         .endpoint(&config.controlplane, auth::API_SERVER_NAME)
         .context("control plane sent an unusable edge certificate")?

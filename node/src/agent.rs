@@ -124,11 +124,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .context("control plane sent a bad node IP")?;
     let identity = NodeIdentity::from_pem(&joined.ca_pem, &joined.cert_pem, &joined.key_pem)
         .context("control plane sent an unusable node certificate")?;
-    let credentials = Credentials {
-        ca_pem: joined.ca_pem.clone(),
-        cert_pem: joined.cert_pem.clone(),
-        key_pem: joined.key_pem.clone(),
-    };
+    let credentials = Credentials::from(&joined);
     let channel = credentials
         .endpoint(&config.controlplane, auth::API_SERVER_NAME)
         .context("control plane sent an unusable node certificate")?

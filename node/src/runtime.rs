@@ -595,12 +595,8 @@ fn service_account_api(
         let request = request.clone();
         let controlplane = controlplane.clone();
         Box::pin(async move {
-            let issued = api.service_account_credentials(request).await?.into_inner();
-            let credentials = Credentials {
-                ca_pem: issued.ca_pem,
-                cert_pem: issued.cert_pem,
-                key_pem: issued.key_pem,
-            };
+            let credentials =
+                Credentials::from(api.service_account_credentials(request).await?.into_inner());
             let channel = credentials
                 .endpoint(&controlplane, auth::API_SERVER_NAME)
                 .map_err(|e| tonic::Status::internal(format!("unusable credentials: {e}")))?

@@ -150,6 +150,37 @@ pub struct Credentials {
     pub key_pem: String,
 }
 
+/// What a join hands out: the node's (or the edge's) credentials.
+impl From<&crate::v1::JoinResponse> for Credentials {
+    fn from(joined: &crate::v1::JoinResponse) -> Credentials {
+        Credentials {
+            ca_pem: joined.ca_pem.clone(),
+            cert_pem: joined.cert_pem.clone(),
+            key_pem: joined.key_pem.clone(),
+        }
+    }
+}
+
+impl From<crate::v1::Credentials> for Credentials {
+    fn from(c: crate::v1::Credentials) -> Credentials {
+        Credentials {
+            ca_pem: c.ca_pem,
+            cert_pem: c.cert_pem,
+            key_pem: c.key_pem,
+        }
+    }
+}
+
+impl From<Credentials> for crate::v1::Credentials {
+    fn from(c: Credentials) -> crate::v1::Credentials {
+        crate::v1::Credentials {
+            ca_pem: c.ca_pem,
+            cert_pem: c.cert_pem,
+            key_pem: c.key_pem,
+        }
+    }
+}
+
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print the key.
