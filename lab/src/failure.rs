@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::record::write_atomic;
+use crate::atomic_file::write_atomic;
 
 /// How many log lines a failure shows.
 pub const TAIL_LINES: usize = 12;

@@ -3,6 +3,7 @@
 //!
 //! - `record`: the `cluster.json` record of a running cluster.
 //! - `failure`: why a cluster stopped, and a role's last log lines.
+//! - `atomic_file`: files written whole or not at all (rename).
 //! - `api`: the control plane's API as a client uses it.
 //! - `signal`: one shutdown token per process (SIGINT = SIGTERM).
 //! - `flags`: flag values checked at parse time, and whether N nodes fit.
@@ -16,6 +17,7 @@
 //! crates) and the kubectl-like output (the binary).
 
 pub mod api;
+pub mod atomic_file;
 pub mod bench;
 pub mod failure;
 pub mod flags;

@@ -101,14 +101,7 @@ pub fn signal(pid: u32, sig: nix::sys::signal::Signal) {
     }
 }
 
-/// Writes `text` to `path` through a temporary file and a rename, so a
-/// reader never sees half a record.
-pub fn write_atomic(path: &Path, text: &str) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
-}
+pub use crate::atomic_file::write_atomic;
 
 #[cfg(test)]
 mod tests {
