@@ -132,9 +132,10 @@ pub fn authorize(user: &User, action: &Action) -> Result<(), Forbidden> {
     if user.is_admin() {
         return Ok(());
     }
-    let allowed = if let Some(node) = user.node() {
+    if let Some(node) = user.node() {
         return node_may(node, action).map_err(|why| forbidden(user, action, why));
-    } else if user.is_edge() {
+    }
+    let allowed = if user.is_edge() {
         edge_may(action)
     } else if user.service_account() == Some((INGRESS_NAMESPACE, INGRESS_CONTROLLER)) {
         ingress_may(action)

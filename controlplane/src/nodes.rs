@@ -157,10 +157,6 @@ impl Nodes {
         Ok(nodes)
     }
 
-    pub fn ca_pem(&self) -> &str {
-        self.ca.cert_pem()
-    }
-
     pub fn ca(&self) -> &ClusterCa {
         &self.ca
     }
