@@ -213,3 +213,52 @@ fn garbage_on_the_overlay_socket_is_dropped() {
         );
     }
 }
+
+#[test]
+fn garbage_request_bodies_get_a_status_and_leave_the_api_serving() {
+    use podnet_lab::raw_grpc::{self, API_METHODS};
+    let c = Cluster::up(&["--nodes", "1"]);
+    let record = podnet_lab::record::ClusterRecord::read(&c.state).expect("cluster record");
+    let admin = podnet_lab::api::admin_credentials(&c.state).expect("admin credentials");
+    let bodies = raw_grpc::garbage_bodies(10);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut refused = 0;
+    runtime.block_on(async {
+        let channel = admin
+            .endpoint(&record.controlplane, podnet_proto::auth::API_SERVER_NAME)
+            .expect("endpoint")
+            .connect_timeout(Duration::from_secs(5))
+            .connect_lazy();
+        for &(method, streaming) in API_METHODS {
+            for body in &bodies {
+                let call = raw_grpc::call(channel.clone(), method, streaming, body.clone());
+                match tokio::time::timeout(Duration::from_secs(10), call).await {
+                    Err(_) => panic!("{method} with {} bytes: no answer in 10 s", body.len()),
+                    Ok(Ok(_)) => {}
+                    Ok(Err(status)) => {
+                        assert!(
+                            raw_grpc::is_an_answer(&status),
+                            "{method} with {:02x?}: {status:?}",
+                            &body[..body.len().min(32)]
+                        );
+                        refused += 1;
+                    }
+                }
+            }
+        }
+    });
+    eprintln!(
+        "{} bodies to each of {} methods: {refused} refused",
+        bodies.len(),
+        API_METHODS.len()
+    );
+    assert!(refused > 0);
+    // The same control plane still serves, and nothing in it panicked.
+    assert!(alive(record.controlplane_pid), "the control plane exited");
+    c.ok(&["get", "pods", "-A"]);
+    let log = std::fs::read_to_string(c.state.join("logs/controlplane.log")).expect("log");
+    assert!(!log.contains("panicked"), "{log}");
+}
