@@ -71,6 +71,23 @@ fn cluster_ip_spreads_requests_and_client_ip_affinity_sticks() {
         1,
         "ClientIP affinity keeps one backend: {seen:?}"
     );
+    let svc = c.json(&["get", "svc", "web"]);
+    assert_eq!(
+        svc["spec"]["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"], 10800,
+        "{svc}"
+    );
+
+    // Switched off by an edit that leaves the old settings in
+    // (`SetDefaults_Service` drops them): accepted, and spreading again.
+    c.apply(&WEB_SVC.replace(
+        "  selector:",
+        "  sessionAffinity: None\n  sessionAffinityConfig: {clientIP: {timeoutSeconds: 10800}}\n  selector:",
+    ));
+    let svc = c.json(&["get", "svc", "web"]);
+    assert_eq!(svc["spec"]["sessionAffinity"], "None", "{svc}");
+    assert!(svc["spec"].get("sessionAffinityConfig").is_none(), "{svc}");
+    let seen = spread(&c, "client", &format!("http://{ip}/"), 60);
+    assert!(seen.len() > 1, "no affinity, more than one backend: {seen:?}");
 }
 
 #[test]

@@ -56,9 +56,27 @@ pub(super) fn default_pod(pod: &mut Pod) {
     let spec = pod.spec.get_or_insert_with(PodSpec::default);
     default_pod_spec(spec);
     // `SetDefaults_Pod` (not `_PodSpec`): templates keep their requests unset.
-    for container in &mut spec.containers {
+    for container in spec
+        .containers
+        .iter_mut()
+        .chain(spec.init_containers.iter_mut().flatten())
+    {
         if let Some(resources) = &mut container.resources {
             requests_from_limits(resources);
+        }
+    }
+    spec.enable_service_links.get_or_insert(true);
+    // Host networking: every container port is a port of the node.
+    if spec.host_network == Some(true) {
+        for port in spec
+            .containers
+            .iter_mut()
+            .chain(spec.init_containers.iter_mut().flatten())
+            .flat_map(|c| c.ports.iter_mut().flatten())
+        {
+            if port.host_port.is_none_or(|p| p == 0) {
+                port.host_port = Some(port.container_port);
+            }
         }
     }
     let qos = qos_class(spec);
@@ -73,6 +91,7 @@ pub(super) fn default_pod_spec(spec: &mut PodSpec) {
     fill(&mut spec.dns_policy, "ClusterFirst");
     spec.termination_grace_period_seconds.get_or_insert(30);
     fill(&mut spec.scheduler_name, "default-scheduler");
+    spec.security_context.get_or_insert_with(Default::default);
     for container in &mut spec.containers {
         default_container(container);
     }

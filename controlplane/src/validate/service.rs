@@ -84,6 +84,11 @@ pub(super) fn default_service(svc: &mut Service) {
     let spec = svc.spec.get_or_insert_with(Default::default);
     fill(&mut spec.type_, "ClusterIP");
     fill(&mut spec.session_affinity, "None");
+    // A Service switched to no affinity loses its old settings, so that
+    // an edit that changes only `sessionAffinity` is valid.
+    if spec.session_affinity.as_deref() == Some("None") {
+        spec.session_affinity_config = None;
+    }
     if spec.session_affinity.as_deref() == Some("ClientIP") {
         spec.session_affinity_config
             .get_or_insert_with(Default::default)
@@ -111,7 +116,8 @@ pub(super) fn default_service(svc: &mut Service) {
     if type_of(spec) != "ExternalName" {
         fill(&mut spec.internal_traffic_policy, "Cluster");
     }
-    if type_of(spec) == "LoadBalancer" {
+    let load_balancer = type_of(spec) == "LoadBalancer";
+    if load_balancer {
         spec.allocate_load_balancer_node_ports.get_or_insert(true);
     }
     // `clusterIP` and `clusterIPs` are one field in two API versions.
@@ -127,10 +133,20 @@ pub(super) fn default_service(svc: &mut Service) {
         _ => {}
     }
     // A Go struct that is always there: every Service shows it.
-    svc.status
+    let status = svc
+        .status
         .get_or_insert_with(Default::default)
         .load_balancer
         .get_or_insert_with(Default::default);
+    // Traffic to a load balancer's IP is delivered to the node with that
+    // IP as its destination, as kube-proxy expects by default.
+    if load_balancer {
+        for ingress in status.ingress.iter_mut().flatten() {
+            if ingress.ip.as_deref().is_some_and(|ip| !ip.is_empty()) {
+                ingress.ip_mode.get_or_insert_with(|| "VIP".to_string());
+            }
+        }
+    }
 }
 
 /// `initIPFamilyFields` on a single-stack IPv4 cluster, for a Service that
@@ -345,14 +361,8 @@ fn validate_affinity(spec: &ServiceSpec, path: &FieldPath, errs: &mut Errors) {
                 Some(_) => {}
             }
         }
-        "None" => {
-            if spec.session_affinity_config.is_some() {
-                errs.forbidden(
-                    &config_path,
-                    "must not be set when session affinity is None",
-                );
-            }
-        }
+        // Its settings were dropped by the defaults.
+        "None" => {}
         other => errs.unsupported(&affinity_path, other, AFFINITIES),
     }
 }

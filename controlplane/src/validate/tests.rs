@@ -158,7 +158,11 @@ fn pod_is_accepted_with_api_server_defaults() {
             ("/spec/dnsPolicy", json!("ClusterFirst")),
             ("/spec/terminationGracePeriodSeconds", json!(30)),
             ("/spec/schedulerName", json!("default-scheduler")),
+            ("/spec/securityContext", json!({})),
+            ("/spec/enableServiceLinks", json!(true)),
             ("/spec/containers/0/ports/0/protocol", json!("TCP")),
+            // Not host networking: the port is the pod's only.
+            ("/spec/containers/0/ports/0/hostPort", Value::Null),
             ("/spec/containers/0/imagePullPolicy", json!("IfNotPresent")),
             (
                 "/spec/containers/0/terminationMessagePath",
@@ -190,6 +194,25 @@ fn pod_is_accepted_with_api_server_defaults() {
     );
     let v = validate(&pod()).unwrap();
     assert_eq!(v.key, ObjectKey::new(Kind::Pod, "default", "web"));
+}
+
+#[test]
+fn pod_defaults_that_templates_do_not_get() {
+    // `SetDefaults_Pod`: a host-network pod's container ports are host
+    // ports, and service links are on; `SetDefaults_PodSpec` (templates
+    // too) gives an empty security context.
+    let host = with(pod(), "/spec/hostNetwork", json!(true));
+    let host = with(host, "/spec/enableServiceLinks", json!(false));
+    let v = validate(&host).unwrap().object;
+    assert_eq!(
+        v.pointer("/spec/containers/0/ports/0/hostPort"),
+        Some(&json!(80))
+    );
+    assert_eq!(v.pointer("/spec/enableServiceLinks"), Some(&json!(false)));
+    let deployment = validate(&deployment()).unwrap().object;
+    let template = deployment.pointer("/spec/template/spec").unwrap();
+    assert_eq!(template.get("securityContext"), Some(&json!({})));
+    assert_eq!(template.get("enableServiceLinks"), None);
 }
 
 #[test]

@@ -80,6 +80,54 @@ fn service_gets_api_server_defaults() {
             json!(10800),
         )]),
     );
+    // No affinity, no affinity settings: `SetDefaults_Service` drops them,
+    // so a Service switched from ClientIP to None by an edit is valid.
+    let switched_off = with(
+        with(service(), "/spec/sessionAffinity", json!("None")),
+        "/spec/sessionAffinityConfig/clientIP/timeoutSeconds",
+        json!(60),
+    );
+    check(
+        switched_off,
+        ok(&[("/spec/sessionAffinityConfig", Value::Null)]),
+    );
+    check(
+        with(
+            service(),
+            "/spec/sessionAffinityConfig/clientIP/timeoutSeconds",
+            json!(60),
+        ),
+        ok(&[
+            ("/spec/sessionAffinity", json!("None")),
+            ("/spec/sessionAffinityConfig", Value::Null),
+        ]),
+    );
+    // ClientIP keeps a timeout that is given.
+    check(
+        with(
+            with(service(), "/spec/sessionAffinity", json!("ClientIP")),
+            "/spec/sessionAffinityConfig/clientIP/timeoutSeconds",
+            json!(60),
+        ),
+        ok(&[(
+            "/spec/sessionAffinityConfig/clientIP/timeoutSeconds",
+            json!(60),
+        )]),
+    );
+    // A load balancer's address is a VIP unless it says otherwise.
+    let lb_status = with(
+        with(service(), "/spec/type", json!("LoadBalancer")),
+        "/status/loadBalancer/ingress",
+        json!([{"ip": "127.0.100.1"}, {"ip": "127.0.100.2", "ipMode": "Proxy"}, {"hostname": "lb.example"}]),
+    );
+    check(
+        lb_status,
+        ok(&[
+            ("/status/loadBalancer/ingress/0/ipMode", json!("VIP")),
+            ("/status/loadBalancer/ingress/1/ipMode", json!("Proxy")),
+            ("/status/loadBalancer/ingress/2/ipMode", Value::Null),
+        ]),
+    );
     // clusterIP and clusterIPs are kept in step, either way.
     check(
         with(service(), "/spec/clusterIP", json!("10.96.0.50")),
@@ -303,17 +351,6 @@ fn service_rules() {
             &[(
                 "spec.sessionAffinityConfig.clientIP.timeoutSeconds",
                 "Invalid value: 86401: must be greater than 0 and less than 86400",
-            )],
-        ),
-        (
-            with(
-                service(),
-                "/spec/sessionAffinityConfig/clientIP/timeoutSeconds",
-                json!(60),
-            ),
-            &[(
-                "spec.sessionAffinityConfig",
-                "Forbidden: must not be set when session affinity is None",
             )],
         ),
         (
