@@ -42,6 +42,10 @@ pub struct ControlplaneArgs {
     /// start; 0 for none.
     #[arg(long, default_value_t = 2)]
     pub ingress_replicas: u32,
+    /// NAMESPACE/NAME of the ingress controller's default backend Service
+    /// (its --default-backend-service), set when the cluster is created.
+    #[arg(long, value_parser = podnet_lab::flags::namespaced_name)]
+    pub ingress_default_backend: Option<String>,
     /// How long a node may miss heartbeats before it is NotReady and its
     /// pods are evicted (at least 400ms).
     #[arg(long, default_value = "3s", value_parser = podnet_lab::flags::node_grace_period)]
@@ -162,6 +166,7 @@ pub async fn controlplane(
         node_grace_period: args.node_grace_period,
         dns_replicas: args.dns_replicas,
         ingress_replicas: args.ingress_replicas,
+        ingress_default_backend: args.ingress_default_backend,
     };
     // Nodes and clients read the CA and the admin's credentials as soon
     // as the address is out: the state is opened first.

@@ -415,7 +415,7 @@ mod tests {
 
     fn registry() -> Registry {
         let r = Registry::new(Storage::new(Box::new(MemBackend::new())).unwrap());
-        r.bootstrap(0, 0).unwrap();
+        r.bootstrap(&crate::registry::Addons::dns(0)).unwrap();
         r
     }
 

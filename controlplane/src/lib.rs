@@ -29,7 +29,7 @@ use tracing::Instrument;
 use crate::api::ApiService;
 use crate::ca::ClusterCa;
 use crate::nodes::{Nodes, NodesConfig};
-use crate::registry::Registry;
+use crate::registry::{Addons, Registry};
 use crate::store::{MemBackend, Storage};
 
 #[derive(Debug, Clone)]
@@ -48,6 +48,9 @@ pub struct Config {
     /// Replicas of the ingress controller created on first start (0: no
     /// ingress controller).
     pub ingress_replicas: u32,
+    /// NAMESPACE/NAME of the ingress controller's default backend Service,
+    /// given to it as `--default-backend-service` on first start.
+    pub ingress_default_backend: Option<String>,
 }
 
 /// The store and the CA, opened (and on first start created) before the
@@ -97,7 +100,11 @@ pub async fn run(
     let kubelet_client = ca.credentials(ca.issue_kubelet_client()?);
     let registry = Registry::new(storage);
     registry
-        .bootstrap(config.dns_replicas, config.ingress_replicas)
+        .bootstrap(&Addons {
+            dns_replicas: config.dns_replicas,
+            ingress_replicas: config.ingress_replicas,
+            ingress_default_backend: config.ingress_default_backend.clone(),
+        })
         .context("cannot create the initial namespaces, Services and cluster DNS")?;
     let nodes = Arc::new(Nodes::new(
         NodesConfig {

@@ -108,6 +108,28 @@ pub struct WatchEvent {
     pub revision: u64,
 }
 
+/// What a new cluster gets besides its namespaces and the `kubernetes`
+/// Service: cluster DNS and the ingress controller.
+#[derive(Debug, Clone, Default)]
+pub struct Addons {
+    /// Replicas of the `coredns` Deployment.
+    pub dns_replicas: u32,
+    /// Replicas of the ingress controller (0: none).
+    pub ingress_replicas: u32,
+    /// NAMESPACE/NAME of the ingress controller's default backend Service.
+    pub ingress_default_backend: Option<String>,
+}
+
+impl Addons {
+    /// Cluster DNS of `replicas`, no ingress controller.
+    pub fn dns(replicas: u32) -> Addons {
+        Addons {
+            dns_replicas: replicas,
+            ..Addons::default()
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Registry {
     storage: Storage,
@@ -252,7 +274,7 @@ impl Registry {
     /// `kube-dns` Service and the `coredns` Deployment of `dns_replicas`
     /// pods), and the ingress controller (`ingress_replicas` pods; none
     /// at all when 0).
-    pub fn bootstrap(&self, dns_replicas: u32, ingress_replicas: u32) -> Result<(), ApiError> {
+    pub fn bootstrap(&self, addons: &Addons) -> Result<(), ApiError> {
         let ranges = self.service_ranges();
         let objects = INITIAL_NAMESPACES
             .into_iter()
@@ -260,11 +282,16 @@ impl Registry {
             .chain([
                 bootstrap::kubernetes_service(ranges.api_service_ip()),
                 bootstrap::dns_service(ranges.dns_service_ip()),
-                bootstrap::dns_deployment(dns_replicas),
+                bootstrap::dns_deployment(addons.dns_replicas),
             ])
             .chain(
-                (ingress_replicas > 0)
-                    .then(|| bootstrap::ingress_objects(ingress_replicas))
+                (addons.ingress_replicas > 0)
+                    .then(|| {
+                        bootstrap::ingress_objects(
+                            addons.ingress_replicas,
+                            addons.ingress_default_backend.as_deref(),
+                        )
+                    })
                     .into_iter()
                     .flatten(),
             );

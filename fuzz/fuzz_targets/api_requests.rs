@@ -37,6 +37,7 @@ fn server() -> &'static Server {
             node_grace_period: Duration::from_secs(40),
             dns_replicas: 1,
             ingress_replicas: 0,
+            ingress_default_backend: None,
         };
         let opened = podnet_controlplane::open(&config).expect("open the control plane's state");
         let admin = podnet_proto::auth::Credentials::read(

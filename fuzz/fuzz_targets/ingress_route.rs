@@ -28,6 +28,7 @@ fuzz_target!(|data: &[u8]| {
         classes: &classes,
         services: &services,
         slices: &slices,
+        default_service: Some(("default", "web")),
     });
     let raw = String::from_utf8_lossy(data);
     let host = parts.get(4).and_then(Value::as_str).unwrap_or(&raw);

@@ -27,6 +27,26 @@ const MAX_MASK_DIFFERENCE: u8 = 16;
 /// A node's podCIDR holds its gateway (.1) and at least one pod.
 const LONGEST_NODE_MASK: u8 = 30;
 
+/// `NAMESPACE/NAME` of an object, both DNS-1123 labels (a Service's name
+/// is one), as ingress-nginx's `--default-backend-service` takes it.
+pub fn namespaced_name(s: &str) -> Result<String, String> {
+    let label = |part: &str| {
+        !part.is_empty()
+            && part.len() <= 63
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !part.starts_with('-')
+            && !part.ends_with('-')
+    };
+    match s.split_once('/') {
+        Some((namespace, name)) if label(namespace) && label(name) => Ok(s.to_string()),
+        _ => Err(format!(
+            "expected NAMESPACE/NAME, each a lowercase RFC 1123 label (a-z, 0-9 and '-', at most 63 characters), got {s:?}"
+        )),
+    }
+}
+
 /// A duration flag between `min` and `max`, inclusive.
 pub fn duration_in(s: &str, min: Duration, max: Duration) -> Result<Duration, String> {
     let d = humantime::parse_duration(s.trim()).map_err(|e| {
@@ -171,6 +191,28 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    #[test]
+    fn namespaced_names_are_two_dns_labels() {
+        assert_eq!(
+            namespaced_name("default/fallback").unwrap(),
+            "default/fallback"
+        );
+        for bad in [
+            "fallback",
+            "/x",
+            "x/",
+            "a/b/c",
+            "Default/x",
+            "a/-x",
+            "a/b_c",
+            "",
+        ] {
+            let err = namespaced_name(bad).unwrap_err();
+            assert!(err.contains("expected NAMESPACE/NAME"), "{bad}: {err}");
+        }
+        assert!(namespaced_name(&format!("a/{}", "x".repeat(64))).is_err());
     }
 
     #[test]

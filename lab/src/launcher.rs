@@ -56,6 +56,12 @@ pub struct UpArgs {
     #[arg(long, default_value_t = podnet_proto::model::DEFAULT_MAX_PODS,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_pods: u32,
+    /// The Service (NAMESPACE/NAME) the ingress controller sends requests
+    /// that match no Ingress rule and no Ingress's default backend to
+    /// (ingress-nginx's --default-backend-service); set when the cluster
+    /// is created. Overrides the scenario's `ingress_default_backend`.
+    #[arg(long, value_parser = flags::namespaced_name)]
+    pub ingress_default_backend: Option<String>,
     /// Run the supervisor in the foreground (what `up` starts in the background).
     #[arg(long, hide = true)]
     pub foreground: bool,
@@ -141,6 +147,9 @@ pub async fn start_supervisor(
         .arg(args.max_pods.to_string());
     if let Some(pool) = args.lb_pool {
         cmd.arg("--lb-pool").arg(pool.to_string());
+    }
+    if let Some(backend) = &args.ingress_default_backend {
+        cmd.arg("--ingress-default-backend").arg(backend);
     }
     if let Some(f) = &args.file {
         cmd.arg(f);
@@ -325,8 +334,8 @@ async fn spawn_controlplane(
     token: &str,
     args: &UpArgs,
 ) -> anyhow::Result<(Child, String)> {
-    let mut child = role_command(state, "controlplane", token)?
-        .arg("--state-dir")
+    let mut cmd = role_command(state, "controlplane", token)?;
+    cmd.arg("--state-dir")
         .arg(state.join("controlplane"))
         .arg("controlplane")
         .arg("--listen")
@@ -336,7 +345,16 @@ async fn spawn_controlplane(
         .arg("--cluster-cidr")
         .arg(args.cluster_cidr.to_string())
         .arg("--node-cidr-mask-size")
-        .arg(args.node_cidr_mask_size.to_string())
+        .arg(args.node_cidr_mask_size.to_string());
+    let default_backend = match (&args.ingress_default_backend, &args.file) {
+        (Some(backend), _) => Some(backend.clone()),
+        (None, Some(file)) => schema::load(file)?.cluster.ingress_default_backend,
+        (None, None) => None,
+    };
+    if let Some(backend) = default_backend {
+        cmd.arg("--ingress-default-backend").arg(backend);
+    }
+    let mut child = cmd
         // The address comes back on stdout.
         .stdout(Stdio::piped())
         .spawn()

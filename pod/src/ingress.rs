@@ -19,7 +19,8 @@
 //!
 //! Arguments (all optional): `--http-port=80`, `--https-port=443`,
 //! `--publish-service=NAMESPACE/NAME` (default: the pod's namespace and
-//! `podnet-ingress-controller`).
+//! `podnet-ingress-controller`), `--default-backend-service=NAMESPACE/NAME`
+//! (where requests no Ingress routes go, instead of the 404).
 
 pub(crate) mod certs;
 pub mod route;
@@ -90,6 +91,8 @@ struct Settings {
     http_port: u16,
     https_port: u16,
     publish_service: (String, String),
+    /// ingress-nginx's `--default-backend-service`, (namespace, name).
+    default_backend: Option<(String, String)>,
 }
 
 fn settings(ns: &NetNs, spec: &ContainerSpec) -> Result<Settings, WorkloadError> {
@@ -100,6 +103,7 @@ fn settings(ns: &NetNs, spec: &ContainerSpec) -> Result<Settings, WorkloadError>
             ns.info().namespace.clone(),
             DEFAULT_PUBLISH_SERVICE.to_string(),
         ),
+        default_backend: None,
     };
     let bad = |value: &str, reason: &str| WorkloadError::BadArgs {
         image: "podnet/ingress".into(),
@@ -122,17 +126,22 @@ fn settings(ns: &NetNs, spec: &ContainerSpec) -> Result<Settings, WorkloadError>
                     s.https_port = port;
                 }
             }
-            "--publish-service" => {
+            "--publish-service" | "--default-backend-service" => {
                 let (namespace, name) = value
                     .split_once('/')
                     .filter(|(a, b)| !a.is_empty() && !b.is_empty())
                     .ok_or_else(|| bad(arg, "expected NAMESPACE/NAME"))?;
-                s.publish_service = (namespace.to_string(), name.to_string());
+                let service = (namespace.to_string(), name.to_string());
+                if flag == "--publish-service" {
+                    s.publish_service = service;
+                } else {
+                    s.default_backend = Some(service);
+                }
             }
             _ => {
                 return Err(bad(
                     arg,
-                    "podnet/ingress takes --http-port, --https-port and --publish-service",
+                    "podnet/ingress takes --http-port, --https-port, --publish-service and --default-backend-service",
                 ));
             }
         }
@@ -261,6 +270,7 @@ impl Controller {
             }
             watched.push(rx);
         }
+        let default_backend = self.settings.default_backend.clone();
         let [mut ingresses, mut classes, mut secrets] =
             <[_; 3]>::try_from(watched).unwrap_or_else(|_| unreachable!("three kinds are watched"));
         // Problems are reported once they have held for a moment: an
@@ -279,6 +289,9 @@ impl Controller {
                 classes: &cls,
                 services: &services,
                 slices: &slices,
+                default_service: default_backend
+                    .as_ref()
+                    .map(|(ns, name)| (ns.as_str(), name.as_str())),
             });
             let secret_map: HashMap<(String, String), Value> = secrets
                 .borrow_and_update()
@@ -494,17 +507,17 @@ impl Controller {
                     StatusCode::SERVICE_UNAVAILABLE,
                     &format!("503 Service Unavailable: {}\n", u.reason),
                 ),
-                format!(
-                    "{summary}: rule {} of ingress {}/{} → {}",
-                    u.rule, u.ingress.0, u.ingress.1, u.reason
-                ),
+                format!("{summary}: {} → {}", rule_of(&u.rule, &u.ingress), u.reason),
             ),
             Outcome::Backend(b) => {
                 let n = self.next_endpoint.fetch_add(1, Ordering::Relaxed);
                 let endpoint = b.endpoints[n % b.endpoints.len()];
                 let decision = format!(
-                    "{summary}: rule {} of ingress {}/{} → service {}/{}:{}, endpoint {endpoint}",
-                    b.rule, b.ingress.0, b.ingress.1, b.service.0, b.service.1, b.port
+                    "{summary}: {} → service {}/{}:{}, endpoint {endpoint}",
+                    rule_of(&b.rule, &b.ingress),
+                    b.service.0,
+                    b.service.1,
+                    b.port
                 );
                 let response = self.forward(request, &host, endpoint, info, trace_id).await;
                 (response, decision)
@@ -666,6 +679,16 @@ tokio::task_local! {
 }
 
 /// The request's host: `:authority` (HTTP/2, absolute-form) or `Host`.
+/// The rule a request took, for its journey: `rule R of ingress NS/NAME`,
+/// or the controller's default backend, which belongs to no Ingress.
+fn rule_of(rule: &str, ingress: &(String, String)) -> String {
+    if ingress.1.is_empty() {
+        rule.to_string()
+    } else {
+        format!("rule {rule} of ingress {}/{}", ingress.0, ingress.1)
+    }
+}
+
 fn request_host(request: &Request<Incoming>) -> String {
     request
         .uri()

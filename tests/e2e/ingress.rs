@@ -973,3 +973,52 @@ fn ingress_answers_an_oversized_request_head_with_431_every_time() {
         controller_pods(&c)
     );
 }
+
+#[test]
+fn the_controller_default_backend_answers_what_no_ingress_routes() {
+    // ingress-nginx's --default-backend-service, given at cluster start:
+    // requests no rule and no Ingress's defaultBackend take go to it,
+    // instead of the controller's own 404.
+    let c = Cluster::up(&[
+        "--nodes",
+        "2",
+        "--ingress-default-backend",
+        "default/fallback",
+    ]);
+    let args = c.json(&[
+        "get",
+        "deployment",
+        "-n",
+        "podnet-ingress",
+        "podnet-ingress-controller",
+    ]);
+    assert_eq!(
+        args["spec"]["template"]["spec"]["containers"][0]["args"][1],
+        "--default-backend-service=default/fallback",
+        "{args}"
+    );
+    let edge = Edge::of(&c);
+    // Before the Service exists the fallback is unavailable, and says so.
+    c.apply(&format!("{}---{ROUTES}", echo_app("shop")));
+    route(
+        &edge,
+        "nowhere.test",
+        "/",
+        Want::Status(503, r#"service "default/fallback" not found"#),
+    );
+    c.apply(&echo_app("fallback"));
+    route(&edge, "nowhere.test", "/x", Want::Pod("fallback"));
+    route(&edge, "example.com", "/", Want::Pod("fallback"));
+    // A rule still wins, and so does an Ingress's own default backend.
+    route(&edge, "shop.example.com", "/", Want::Pod("shop"));
+    c.apply(
+        r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: catch-all}
+spec:
+  defaultBackend: {service: {name: shop, port: {number: 80}}}
+"#,
+    );
+    route(&edge, "nowhere.test", "/", Want::Pod("shop"));
+}

@@ -87,7 +87,10 @@ fn cluster_ip_spreads_requests_and_client_ip_affinity_sticks() {
     assert_eq!(svc["spec"]["sessionAffinity"], "None", "{svc}");
     assert!(svc["spec"].get("sessionAffinityConfig").is_none(), "{svc}");
     let seen = spread(&c, "client", &format!("http://{ip}/"), 60);
-    assert!(seen.len() > 1, "no affinity, more than one backend: {seen:?}");
+    assert!(
+        seen.len() > 1,
+        "no affinity, more than one backend: {seen:?}"
+    );
 }
 
 #[test]

@@ -115,8 +115,14 @@ fn ingress_labels() -> Value {
 /// deploys it: a Deployment behind a LoadBalancer Service with
 /// `externalTrafficPolicy: Local` (so backends see the client's address in
 /// `X-Forwarded-For`), and the default IngressClass.
-pub(super) fn ingress_objects(replicas: u32) -> Vec<Value> {
+pub(super) fn ingress_objects(replicas: u32, default_backend: Option<&str>) -> Vec<Value> {
     let labels = ingress_labels();
+    let mut args = vec![format!(
+        "--publish-service={INGRESS_NAMESPACE}/{INGRESS_CONTROLLER}"
+    )];
+    if let Some(backend) = default_backend {
+        args.push(format!("--default-backend-service={backend}"));
+    }
     vec![
         namespace(INGRESS_NAMESPACE),
         json!({
@@ -159,7 +165,7 @@ pub(super) fn ingress_objects(replicas: u32) -> Vec<Value> {
                         "containers": [{
                             "name": "controller",
                             "image": "podnet/ingress",
-                            "args": [format!("--publish-service={INGRESS_NAMESPACE}/{INGRESS_CONTROLLER}")],
+                            "args": args,
                             "ports": [
                                 {"name": "http", "containerPort": 80, "protocol": "TCP"},
                                 {"name": "https", "containerPort": 443, "protocol": "TCP"},

@@ -9,7 +9,7 @@ mod services;
 
 fn registry() -> Registry {
     let r = Registry::new(Storage::new(Box::new(MemBackend::new())).unwrap());
-    r.bootstrap(2, 0).unwrap();
+    r.bootstrap(&crate::registry::Addons::dns(2)).unwrap();
     r
 }
 

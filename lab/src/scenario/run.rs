@@ -66,6 +66,8 @@ pub async fn run(args: RunArgs, state_dir: Option<PathBuf>) -> anyhow::Result<Ex
         node_cidr_mask_size: crate::flags::DEFAULT_NODE_CIDR_MASK_SIZE,
         lb_pool: args.lb_pool,
         max_pods: podnet_proto::model::DEFAULT_MAX_PODS,
+        // The scenario's own, read with its nodes.
+        ingress_default_backend: None,
         foreground: false,
     };
     let started = std::time::Instant::now();

@@ -59,6 +59,18 @@ pub struct ClusterSpec {
     /// `zone-Z` for every node of zone Z.
     #[serde(default)]
     pub links: BTreeMap<String, LinkSettings>,
+    /// `NAMESPACE/NAME` of the Service the ingress controller sends
+    /// requests to that no Ingress routes (`podnet up
+    /// --ingress-default-backend`).
+    #[serde(default, deserialize_with = "namespaced_name")]
+    pub ingress_default_backend: Option<String>,
+}
+
+fn namespaced_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let value = Option::<String>::deserialize(d)?;
+    value
+        .map(|v| crate::flags::namespaced_name(&v).map_err(serde::de::Error::custom))
+        .transpose()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -618,6 +630,16 @@ expect:
         assert!(find("node-1", "node-2").partition);
         assert!(!find("node-2", "node-1").partition);
         assert_eq!(find("node-2", "node-1").delay.as_deref(), Some("1ms"));
+        assert_eq!(s.cluster.ingress_default_backend, None);
+        let s = parse(
+            "t.yaml",
+            "name: t\ncluster: {ingress_default_backend: default/fallback}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.cluster.ingress_default_backend.as_deref(),
+            Some("default/fallback")
+        );
     }
 
     fn host_expect(http: &str, resolve: Option<&str>, cacert: Option<&str>) -> HttpExpect {
@@ -723,6 +745,14 @@ expect:
         check("name: t\nready_timeout: 60\n", "has no unit");
         check("name: t\nready_timeout: soon\n", "not a duration");
         check("name: t\nready_timeout: 90m\n", "too large: at most 1h");
+        check(
+            "name: t\ncluster: {ingress_default_backend: Fallback}\n",
+            "s.yaml:2:",
+        );
+        check(
+            "name: t\ncluster: {ingress_default_backend: Fallback}\n",
+            "expected NAMESPACE/NAME",
+        );
         let probe = |fields: &str| {
             format!(
                 "name: t\nexpect:\n  - reachability: {{from: a, to: b, port: 80, allowed: true, {fields}}}\n"

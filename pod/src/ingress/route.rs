@@ -19,7 +19,9 @@
 //!   not count), then Exact over Prefix over ImplementationSpecific (a plain
 //!   string prefix, as nginx `location`), then the oldest Ingress.
 //! - No matching path: the chosen host's oldest owning Ingress with a
-//!   `defaultBackend`, else the oldest served Ingress with one, else
+//!   `defaultBackend`, else the oldest served Ingress with one, else the
+//!   controller's own default backend Service (ingress-nginx's
+//!   `--default-backend-service`, on the Service's first port), else
 //!   [`Outcome::NotFound`].
 //! - Backends are resolved once at build: the Service port (by number or
 //!   name, TCP only) and its ready endpoints (pod IP : target port, from the
@@ -56,6 +58,8 @@ pub struct RouteInput<'a> {
     pub classes: &'a [Value],
     pub services: &'a [Value],
     pub slices: &'a [Value],
+    /// The controller's default backend Service, (namespace, name).
+    pub default_service: Option<(&'a str, &'a str)>,
 }
 
 /// Where one request goes.
@@ -74,10 +78,12 @@ pub enum Outcome {
 /// A matched rule whose backend can take traffic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backend {
-    /// The Ingress the rule belongs to, (namespace, name).
+    /// The Ingress the rule belongs to, (namespace, name); empty for the
+    /// controller's default backend.
     pub ingress: (String, String),
     /// The rule, for logs and headers: `shop.example.com /api (Prefix)`,
-    /// `/api (Prefix)` for a rule without host, or `default backend`.
+    /// `/api (Prefix)` for a rule without host, `default backend` (an
+    /// Ingress's) or [`CONTROLLER_DEFAULT`].
     pub rule: String,
     /// The Service, (namespace, name).
     pub service: (String, String),
@@ -88,9 +94,13 @@ pub struct Backend {
     pub endpoints: Vec<SocketAddrV4>,
 }
 
+/// The rule name of the controller's default backend.
+pub const CONTROLLER_DEFAULT: &str = "controller default backend";
+
 /// A matched rule whose backend cannot take traffic, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unavailable {
+    /// As [`Backend::ingress`].
     pub ingress: (String, String),
     pub rule: String,
     /// The Service, (namespace, name); the name is empty when the backend
@@ -114,6 +124,8 @@ pub struct RouteTable {
     any_host: HostRules,
     /// Oldest served Ingress with a default backend.
     default: Option<usize>,
+    /// The controller's default backend, an index into `targets`.
+    controller_default: Option<usize>,
     tls_exact: HashMap<String, TlsPick>,
     tls_wildcard: HashMap<String, TlsPick>,
     tls_all: Vec<(String, String)>,
@@ -420,6 +432,22 @@ impl<'a> Resolver<'a> {
         i
     }
 
+    /// The index in `targets` of the Service `namespace/name` on its first
+    /// port, as ingress-nginx resolves its default backend Service.
+    fn resolve_first_port(&mut self, namespace: &str, name: &str) -> usize {
+        let first_port = self
+            .services
+            .get(&(namespace, name))
+            .and_then(|svc| svc.pointer("/spec/ports/0/port"))
+            .and_then(Value::as_i64);
+        let backend = match first_port {
+            Some(port) => serde_json::json!({"service": {"name": name, "port": {"number": port}}}),
+            // Not there (yet): the resolver says so.
+            None => serde_json::json!({"service": {"name": name, "port": {"number": 0}}}),
+        };
+        self.resolve(namespace, &backend)
+    }
+
     fn target(&self, namespace: &str, name: &str, port_ref: &PortRef) -> Target {
         let service = (namespace.to_string(), name.to_string());
         let id = format!("{namespace}/{name}");
@@ -657,6 +685,9 @@ impl RouteTable {
         table.exact.values_mut().for_each(finish);
         table.wildcard.values_mut().for_each(finish);
         finish(&mut table.any_host);
+        table.controller_default = input
+            .default_service
+            .map(|(namespace, name)| resolver.resolve_first_port(namespace, name));
         table.targets = resolver.targets;
         table
     }
@@ -680,7 +711,12 @@ impl RouteTable {
                 let target = self.served.get(rank).and_then(|s| s.default_backend);
                 self.outcome(rank, "default backend", target)
             }
-            None => Outcome::NotFound,
+            None => match self.controller_default.and_then(|t| self.targets.get(t)) {
+                Some(target) => {
+                    Self::target_outcome(Default::default(), CONTROLLER_DEFAULT, target)
+                }
+                None => Outcome::NotFound,
+            },
         }
     }
 
@@ -694,6 +730,10 @@ impl RouteTable {
             return Outcome::NotFound;
         };
         let ingress = (ing.namespace.clone(), ing.name.clone());
+        Self::target_outcome(ingress, rule, target)
+    }
+
+    fn target_outcome(ingress: (String, String), rule: &str, target: &Target) -> Outcome {
         let rule = rule.to_string();
         match target {
             Target::Ready {

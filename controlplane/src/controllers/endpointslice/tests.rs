@@ -450,7 +450,7 @@ fn reconcile_writes_only_differences_and_cleans_up() {
     use crate::store::{MemBackend, Storage};
 
     let r = Registry::new(Storage::new(Box::new(MemBackend::new())).unwrap());
-    r.bootstrap(1, 0).unwrap();
+    r.bootstrap(&crate::registry::Addons::dns(1)).unwrap();
     let mut svc = service();
     for field in ["uid", "namespace"] {
         svc["metadata"].as_object_mut().unwrap().remove(field);

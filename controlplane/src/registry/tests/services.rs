@@ -355,7 +355,7 @@ fn a_full_range_is_an_error() {
     };
     let r =
         Registry::with_service_ranges(Storage::new(Box::new(MemBackend::new())).unwrap(), ranges);
-    r.bootstrap(1, 0).unwrap();
+    r.bootstrap(&crate::registry::Addons::dns(1)).unwrap();
     let dns = r
         .must_get(&ObjectKey::new(Kind::Service, "kube-system", "kube-dns"))
         .unwrap();
@@ -436,7 +436,7 @@ fn bootstrap_creates_the_api_and_dns_services_once() {
     scaled["spec"]["replicas"] = json!(5);
     r.update(scaled).unwrap();
     let before = r.revision().unwrap();
-    r.bootstrap(2, 0).unwrap();
+    r.bootstrap(&crate::registry::Addons::dns(2)).unwrap();
     assert_eq!(r.revision().unwrap(), before);
     assert_eq!(r.must_get(&coredns_key).unwrap()["spec"]["replicas"], 5);
 

@@ -105,6 +105,8 @@ struct World {
     classes: Vec<Value>,
     services: Vec<Value>,
     slices: Vec<Value>,
+    /// The controller's `--default-backend-service`.
+    default_service: Option<(&'static str, &'static str)>,
 }
 
 impl World {
@@ -118,6 +120,7 @@ impl World {
             classes: vec![our_default_class()],
             services,
             slices,
+            default_service: None,
         }
     }
 
@@ -127,6 +130,7 @@ impl World {
             classes: &self.classes,
             services: &self.services,
             slices: &self.slices,
+            default_service: self.default_service,
         })
     }
 }
@@ -576,6 +580,52 @@ fn unavailable_default_backend_is_reported() {
             "x.com",
             "/",
             "default/d [default backend] unavailable (default/gone): service \"default/gone\" not found",
+        )],
+    );
+}
+
+#[test]
+fn controller_default_backend_comes_after_every_ingress_default() {
+    // ingress-nginx: --default-backend-service serves what no rule and no
+    // Ingress's defaultBackend takes, on the Service's first port.
+    let blog = ("blog", 2, "blog.com", "/", "Exact", "ccc");
+    let mut world = World::new(routes(&[blog]));
+    world.default_service = Some(("default", "web"));
+    check(
+        &world.table(),
+        &[
+            (
+                "blog.com",
+                "/",
+                "default/blog [blog.com / (Exact)] -> default/ccc:80 10.0.3.1:8080",
+            ),
+            (
+                "blog.com",
+                "/x",
+                "/ [controller default backend] -> default/web:80 10.0.3.1:8080",
+            ),
+            (
+                "x.com",
+                "/",
+                "/ [controller default backend] -> default/web:80 10.0.3.1:8080",
+            ),
+        ],
+    );
+    let mut world = World::new(vec![ing(
+        "global",
+        0,
+        json!({"defaultBackend": backend("a", json!(80))}),
+    )]);
+    world.default_service = Some(("default", "web"));
+    check_svc(&world.table(), &[("x.com", "/", "a")]);
+    world.default_service = Some(("other", "gone"));
+    world.ingresses.clear();
+    check(
+        &world.table(),
+        &[(
+            "x.com",
+            "/",
+            "/ [controller default backend] unavailable (other/gone): service \"other/gone\" not found",
         )],
     );
 }
