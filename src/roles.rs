@@ -50,6 +50,10 @@ pub struct ControlplaneArgs {
     /// pods are evicted (at least 400ms).
     #[arg(long, default_value = "3s", value_parser = podnet_lab::flags::node_grace_period)]
     pub node_grace_period: Duration,
+    /// The addresses of one Endpoints subset the EndpointSlice mirroring
+    /// controller copies into slices at most (1 to 1000).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub mirroring_max_endpoints_per_subset: u16,
 }
 
 #[derive(Debug, Args)]
@@ -167,6 +171,11 @@ pub async fn controlplane(
         dns_replicas: args.dns_replicas,
         ingress_replicas: args.ingress_replicas,
         ingress_default_backend: args.ingress_default_backend,
+        controllers: podnet_controlplane::controllers::Config {
+            mirroring_max_endpoints_per_subset: usize::from(
+                args.mirroring_max_endpoints_per_subset,
+            ),
+        },
     };
     // Nodes and clients read the CA and the admin's credentials as soon
     // as the address is out: the state is opened first.

@@ -23,6 +23,8 @@ mod healing;
 mod ingress;
 #[path = "e2e/links.rs"]
 mod links;
+#[path = "e2e/mirroring.rs"]
+mod mirroring;
 #[path = "e2e/pods.rs"]
 mod pods;
 #[path = "e2e/readme.rs"]

@@ -4,14 +4,16 @@
 //! missed.
 //!
 //! Passes run in order Deployment → ReplicaSet → garbage collector →
-//! scheduler, and EndpointSlice (and Endpoints) in a loop of its own, each
-//! reading what the previous wrote. The ReplicaSet pass is bounded (see
+//! scheduler, EndpointSlice (and Endpoints) in a loop of its own, and the
+//! EndpointSlice mirroring controller (Endpoints of Services without a
+//! selector into slices) in a third, each reading what the previous wrote. The ReplicaSet pass is bounded (see
 //! `replicaset`): the loop stays responsive whatever `replicas` says. Each is written
 //! to be idempotent: running it twice on the same state writes nothing the
 //! second time.
 
 mod deployment;
 pub mod endpointslice;
+pub mod endpointslicemirroring;
 pub mod garbagecollector;
 mod replicaset;
 
@@ -335,22 +337,41 @@ async fn watch_kind(
     }
 }
 
-/// Runs the controllers and the scheduler until `shutdown`.
+/// What the controllers are told at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// `--mirroring-max-endpoints-per-subset`: the addresses of one
+    /// Endpoints subset the mirroring controller copies at most.
+    pub mirroring_max_endpoints_per_subset: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            mirroring_max_endpoints_per_subset:
+                endpointslicemirroring::DEFAULT_MAX_ENDPOINTS_PER_SUBSET,
+        }
+    }
+}
+
 /// Runs the controllers and the scheduler until `shutdown`: the workload
-/// controllers and the EndpointSlice controller are separate loops, as
-/// they are separate controllers upstream, so a slow pass of one never
-/// delays the other (endpoint changes are what network programming
-/// latency is made of).
-pub async fn run(registry: Registry, shutdown: CancellationToken) {
+/// controllers, the EndpointSlice controller and the mirroring controller
+/// are separate loops, as they are separate controllers upstream, so a
+/// slow pass of one never delays another (endpoint changes are what
+/// network programming latency is made of). A mirrored slice a user edits
+/// or deletes is put back by the mirroring loop's resync.
+pub async fn run(registry: Registry, config: Config, shutdown: CancellationToken) {
     let workloads = Arc::new(Notify::new());
     let endpoints = Arc::new(Notify::new());
+    let mirroring = Arc::new(Notify::new());
     let mut tasks = JoinSet::new();
     for (kind, wakes) in [
         (Kind::Deployment, vec![workloads.clone()]),
         (Kind::ReplicaSet, vec![workloads.clone()]),
         (Kind::Pod, vec![workloads.clone(), endpoints.clone()]),
         (Kind::Node, vec![workloads.clone(), endpoints.clone()]),
-        (Kind::Service, vec![endpoints.clone()]),
+        (Kind::Service, vec![endpoints.clone(), mirroring.clone()]),
+        (Kind::Endpoints, vec![mirroring.clone()]),
     ] {
         tasks.spawn(
             watch_kind(registry.clone(), kind, wakes, shutdown.clone())
@@ -375,17 +396,29 @@ pub async fn run(registry: Registry, shutdown: CancellationToken) {
         )
         .instrument(tracing::info_span!("endpointslices")),
     );
+    let max = config.mirroring_max_endpoints_per_subset;
+    tasks.spawn(
+        control_loop(
+            registry.clone(),
+            mirroring,
+            move |r: &Registry| endpointslicemirroring::reconcile(r, max),
+            shutdown.clone(),
+        )
+        .instrument(tracing::info_span!("endpointslicemirroring")),
+    );
     shutdown.cancelled().await;
     tasks.shutdown().await;
 }
 
 /// One level-triggered loop: a full pass on every wake-up and on resync.
-async fn control_loop(
+async fn control_loop<F>(
     registry: Registry,
     wake: Arc<Notify>,
-    pass: fn(&Registry) -> Result<(), ApiError>,
+    pass: F,
     shutdown: CancellationToken,
-) {
+) where
+    F: Fn(&Registry) -> Result<(), ApiError> + Clone + Send + 'static,
+{
     let mut resync = tokio::time::interval(RESYNC);
     loop {
         tokio::select! {
@@ -394,6 +427,7 @@ async fn control_loop(
             _ = resync.tick() => {}
         }
         let r = registry.clone();
+        let pass = pass.clone();
         let start = std::time::Instant::now();
         // The passes do blocking store I/O.
         match tokio::task::spawn_blocking(move || pass(&r)).await {

@@ -51,6 +51,8 @@ pub struct Config {
     /// NAMESPACE/NAME of the ingress controller's default backend Service,
     /// given to it as `--default-backend-service` on first start.
     pub ingress_default_backend: Option<String>,
+    /// What the controllers are told (`--mirroring-max-endpoints-per-subset`).
+    pub controllers: controllers::Config,
 }
 
 /// The store and the CA, opened (and on first start created) before the
@@ -127,7 +129,7 @@ pub async fn run(
     let streams = service.tasks();
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(
-        controllers::run(registry.clone(), shutdown.child_token())
+        controllers::run(registry.clone(), config.controllers, shutdown.child_token())
             .instrument(tracing::info_span!("controllers")),
     );
     tasks.spawn(

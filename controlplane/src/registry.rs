@@ -895,6 +895,8 @@ fn dependent_kinds(owner: Kind) -> &'static [Kind] {
         Kind::Deployment => &[Kind::ReplicaSet],
         Kind::ReplicaSet => &[Kind::Pod],
         Kind::Service => &[Kind::EndpointSlice],
+        // The mirroring controller's slices.
+        Kind::Endpoints => &[Kind::EndpointSlice],
         _ => &[],
     }
 }

@@ -38,6 +38,7 @@ fn server() -> &'static Server {
             dns_replicas: 1,
             ingress_replicas: 0,
             ingress_default_backend: None,
+            controllers: Default::default(),
         };
         let opened = podnet_controlplane::open(&config).expect("open the control plane's state");
         let admin = podnet_proto::auth::Credentials::read(

@@ -309,11 +309,11 @@ fn list_at<'a>(object: &'a Value, field: &str) -> &'a [Value] {
         .unwrap_or_default()
 }
 
-/// A name for a new slice: the Service's name and a hash, unique among
-/// `taken` (which it joins).
-fn new_slice_name(service: &Value, seed: &str, taken: &mut BTreeSet<String>) -> String {
-    let name = str_at(service, "/metadata/name");
-    let uid = str_at(service, "/metadata/uid");
+/// A name for a new slice: its owner's name (a Service's, or a mirrored
+/// Endpoints') and a hash, unique among `taken` (which it joins).
+pub(super) fn new_slice_name(owner: &Value, seed: &str, taken: &mut BTreeSet<String>) -> String {
+    let name = str_at(owner, "/metadata/name");
+    let uid = str_at(owner, "/metadata/uid");
     let mut n: u64 = 0;
     loop {
         // Past a thousand hash collisions a counter is unique sooner.
