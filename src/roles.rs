@@ -98,6 +98,12 @@ pub struct NodeArgs {
     /// Serve cluster DNS to the host on this real address (UDP and TCP).
     #[arg(long)]
     pub host_dns: Option<SocketAddr>,
+    /// The node's own resolv.conf, as the kubelet's --resolv-conf: what
+    /// `dnsPolicy: Default` pods get, and whose search domains ClusterFirst
+    /// pods add. Without it the node's resolv.conf names the cluster DNS
+    /// (10.96.0.10) only.
+    #[arg(long, value_parser = podnet_lab::launcher::parse_resolv_conf)]
+    pub resolv_conf: Option<Box<podnet_node::dnsconfig::NodeResolvConf>>,
 }
 
 #[derive(Debug, Args)]
@@ -204,6 +210,9 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         service_cidr: args.service_cidr,
         proxy_mode: args.proxy_mode,
         host_dns: args.host_dns,
+        resolv_conf: args
+            .resolv_conf
+            .map_or_else(podnet_node::dnsconfig::NodeResolvConf::builtin, |c| *c),
     };
     let span = tracing::info_span!("node", name = %args.name);
     tracing::Instrument::instrument(podnet_node::run(config, shutdown), span).await?;

@@ -16,6 +16,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 use ipnet::Ipv4Net;
+use podnet_node::dnsconfig::NodeResolvConf;
 use podnet_proto::model::view::NodeView;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -62,6 +63,12 @@ pub struct UpArgs {
     /// is created. Overrides the scenario's `ingress_default_backend`.
     #[arg(long, value_parser = flags::namespaced_name)]
     pub ingress_default_backend: Option<String>,
+    /// The nodes' own resolv.conf (the kubelet's --resolv-conf): what
+    /// `dnsPolicy: Default` pods get, and whose search domains ClusterFirst
+    /// pods add. Without it a node's resolv.conf names the cluster DNS
+    /// only.
+    #[arg(long, value_parser = parse_resolv_conf_path)]
+    pub resolv_conf: Option<PathBuf>,
     /// Run the supervisor in the foreground (what `up` starts in the background).
     #[arg(long, hide = true)]
     pub foreground: bool,
@@ -84,6 +91,28 @@ pub fn parse_lb_pool(s: &str) -> Result<Ipv4Net, String> {
         ));
     }
     Ok(pool)
+}
+
+/// Reads and checks a node resolv.conf (`--resolv-conf`); the message
+/// names the file and the line.
+pub fn read_resolv_conf(path: &Path) -> Result<NodeResolvConf, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    NodeResolvConf::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// `--resolv-conf` of `podnet node`: the file read and checked at start
+/// (boxed: the node's flags stay small beside the other commands').
+pub fn parse_resolv_conf(s: &str) -> Result<Box<NodeResolvConf>, String> {
+    read_resolv_conf(Path::new(s)).map(Box::new)
+}
+
+/// `--resolv-conf` of `podnet up`: checked before anything starts, and
+/// made absolute for nodes that run elsewhere in the file system.
+pub fn parse_resolv_conf_path(s: &str) -> Result<PathBuf, String> {
+    let path = std::path::absolute(s).map_err(|e| format!("cannot resolve {s:?}: {e}"))?;
+    read_resolv_conf(&path)?;
+    Ok(path)
 }
 
 /// The nodes to start: the scenario's, or `count` default ones, once they
@@ -150,6 +179,9 @@ pub async fn start_supervisor(
     }
     if let Some(backend) = &args.ingress_default_backend {
         cmd.arg("--ingress-default-backend").arg(backend);
+    }
+    if let Some(resolv_conf) = &args.resolv_conf {
+        cmd.arg("--resolv-conf").arg(resolv_conf);
     }
     if let Some(f) = &args.file {
         cmd.arg(f);
@@ -382,7 +414,7 @@ fn spawn_node(
     spec: &NodeSpec,
     cp: &str,
     token: &str,
-    max_pods: u32,
+    args: &UpArgs,
 ) -> anyhow::Result<Child> {
     let mut cmd = role_command(state, &spec.name, token)?;
     // The state dir on its command line says whose node it is.
@@ -399,7 +431,10 @@ fn spawn_node(
         .arg("--controlplane")
         .arg(cp)
         .arg("--max-pods")
-        .arg(max_pods.to_string());
+        .arg(args.max_pods.to_string());
+    if let Some(resolv_conf) = &args.resolv_conf {
+        cmd.arg("--resolv-conf").arg(resolv_conf);
+    }
     if !spec.zone.is_empty() {
         cmd.arg("--zone").arg(&spec.zone);
     }
@@ -518,7 +553,7 @@ async fn supervise_inner(
     for spec in plan {
         nodes.push(Supervised {
             name: spec.name.clone(),
-            child: spawn_node(state, spec, &cp_addr, &token, args.max_pods)?,
+            child: spawn_node(state, spec, &cp_addr, &token, args)?,
         });
     }
     let names: Vec<String> = plan.iter().map(|n| n.name.clone()).collect();

@@ -67,6 +67,10 @@ pub struct Config {
     pub proxy_mode: crate::proxy::Mode,
     /// Where to serve cluster DNS to the host; `None` for nowhere.
     pub host_dns: Option<SocketAddr>,
+    /// The node's own resolv.conf (kubelet's `--resolv-conf`): what
+    /// `dnsPolicy: Default` pods get, and whose search domains
+    /// ClusterFirst pods inherit.
+    pub resolv_conf: crate::dnsconfig::NodeResolvConf,
 }
 
 /// Runs a node until `shutdown`.
@@ -148,6 +152,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         node_ip,
         pod_cidr,
         datapath.clone(),
+        config.resolv_conf.clone(),
     ));
     let tasks = TaskTracker::new();
     let recorder = Recorder::new(config.name.clone());

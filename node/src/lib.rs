@@ -4,6 +4,7 @@
 
 pub(crate) mod agent;
 pub mod datapath;
+pub mod dnsconfig;
 pub(crate) mod envvars;
 pub(crate) mod health;
 pub(crate) mod hostdns;

@@ -13,7 +13,7 @@
 //! event rather than waiting.
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -23,6 +23,7 @@ use hyper_util::rt::TokioIo;
 use ipnet::Ipv4Net;
 use podnet_pod::cluster::ClusterViewRx;
 use podnet_pod::container::{ContainerSpec, WorkloadEnv, WorkloadError};
+use podnet_pod::dns::ResolverConfig;
 use podnet_pod::images;
 use podnet_pod::netns::{NetNs, PodInfo};
 use podnet_pod::toolbox::EnvVar;
@@ -36,6 +37,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::datapath::Datapath;
+use crate::dnsconfig::{self, NodeResolvConf};
 use crate::envvars;
 use podnet_pod::container::ApiAccess;
 use podnet_proto::auth::{self, Credentials};
@@ -290,6 +292,9 @@ pub struct Runtime {
     api: Mutex<Option<(ApiClient<Channel>, String)>>,
     recorder: Mutex<Recorder>,
     events: EventRecorder,
+    /// The node's own resolv.conf, the base of its pods' (kubelet's
+    /// `--resolv-conf`).
+    resolv_conf: NodeResolvConf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -304,6 +309,7 @@ impl Runtime {
         node_ip: Ipv4Addr,
         pod_cidr: Ipv4Net,
         datapath: Arc<Datapath>,
+        resolv_conf: NodeResolvConf,
     ) -> Runtime {
         Runtime {
             node_name: node_name.to_string(),
@@ -320,6 +326,7 @@ impl Runtime {
                 tasks: TaskTracker::new(),
                 queue: Mutex::new(None),
             },
+            resolv_conf,
         }
     }
 
@@ -440,6 +447,26 @@ impl Runtime {
             .cloned()
     }
 
+    /// The resolv.conf of `pod`, from its `dnsPolicy` and `dnsConfig` and
+    /// the node's own resolv.conf, as the kubelet forms it; limits it had
+    /// to cut are Warning Events on the pod, as the kubelet's.
+    fn pod_resolver(&self, pod: &Value, reference: &Value) -> ResolverConfig {
+        let dns = dnsconfig::for_pod(pod, &self.resolv_conf);
+        for warning in dns.warnings {
+            self.event(reference, EventType::Warning, "DNSConfigForming", warning);
+        }
+        // Every address was validated (the API for dnsConfig, the node's
+        // start for its resolv.conf); one that does not parse is skipped
+        // rather than written where glibc would skip it too.
+        let nameservers = dns
+            .nameservers
+            .iter()
+            .filter_map(|ip| ip.parse::<IpAddr>().ok())
+            .map(|ip| SocketAddr::new(ip, 53))
+            .collect();
+        ResolverConfig::new(nameservers, dns.searches, dns.options)
+    }
+
     /// Starts a pod from its Kubernetes object.
     pub fn start(self: &Arc<Self>, pod: &Value) -> Result<Arc<RunningPod>, RuntimeError> {
         let uid = str_at(pod, "/metadata/uid").to_string();
@@ -453,7 +480,14 @@ impl Runtime {
             name: str_at(pod, "/metadata/name").to_string(),
             node: self.node_name.clone(),
         };
-        let ns = NetNs::new(ip, info.clone(), Arc::<Datapath>::downgrade(&self.datapath));
+        let reference = pod_reference(pod);
+        let resolver = self.pod_resolver(pod, &reference);
+        let ns = NetNs::with_resolver(
+            ip,
+            info.clone(),
+            resolver,
+            Arc::<Datapath>::downgrade(&self.datapath),
+        );
         self.datapath.add_pod(ns.clone());
         let containers: Vec<Value> = pod
             .pointer("/spec/containers")
@@ -483,7 +517,6 @@ impl Runtime {
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
         let restart_always = !matches!(str_at(pod, "/spec/restartPolicy"), "Never" | "OnFailure");
-        let reference = pod_reference(pod);
         let enable_service_links = envvars::enable_service_links(pod);
         let mut environments = Vec::with_capacity(containers.len());
         for (i, c) in containers.iter().enumerate() {

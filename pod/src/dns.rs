@@ -9,9 +9,10 @@
 //!   socket API (UDP and TCP on port 53), plus the byte-level entry points
 //!   [`handle_datagram`] and [`handle_stream_message`] that the fuzzers and
 //!   the loops share.
-//! - `resolver`: what a pod's libc does with its resolv.conf under
-//!   `dnsPolicy: ClusterFirst` (search list, `ndots:5`, UDP with retries,
-//!   TCP on truncation), used by the toolbox commands.
+//! - `resolver`: what a pod's libc does with the resolv.conf the node
+//!   generated for it (nameservers in order, search list, `ndots`,
+//!   `timeout`, `attempts`, UDP with retries, TCP on truncation), used by
+//!   the toolbox commands.
 //!
 //! Deliberately not here: recursion or forwarding to an upstream (podnet has
 //! no Internet; names outside the cluster zone and the reverse zones are
@@ -27,7 +28,9 @@ pub(crate) mod server;
 use hickory_proto::op::ResponseCode;
 
 pub use answer::{ClusterDomain, Index, answer};
-pub use resolver::{HostsFile, Lookup, ResolveError, ResolverConfig, lookup, resolve_ipv4};
+pub use resolver::{
+    HostsFile, Lookup, MAX_NAMESERVERS, ResolveError, ResolverConfig, lookup, resolve_ipv4,
+};
 pub use server::{DnsStats, handle_datagram, handle_stream_message};
 
 /// The mnemonic dig and nslookup print for a response code (`NOERROR`,

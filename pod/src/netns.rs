@@ -31,6 +31,8 @@ use podnet_proto::model::view::Protocol;
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 use tokio::sync::mpsc;
 
+use crate::dns::ResolverConfig;
+
 /// Linux's default ephemeral port range.
 const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
 /// Pending connections a listener holds before new ones are dropped (the
@@ -308,6 +310,9 @@ pub struct PodInfo {
 pub struct NetNs {
     ip: Ipv4Addr,
     info: PodInfo,
+    /// The pod's /etc/resolv.conf, which the node wrote when it made the
+    /// pod: every container of the pod shares it.
+    resolver: ResolverConfig,
     egress: Weak<dyn Egress>,
     ports: Mutex<Ports>,
     /// Live TCP connections by id: (local, peer).
@@ -342,11 +347,25 @@ fn gone() -> io::Error {
 
 impl NetNs {
     /// A namespace whose traffic off the pod leaves through `egress`.
+    /// Its resolv.conf is the ClusterFirst one of the pod's namespace; a
+    /// node making a pod passes the one it generated to [`NetNs::with_resolver`].
     pub fn new(ip: Ipv4Addr, info: PodInfo, egress: Weak<dyn Egress>) -> Arc<NetNs> {
+        let resolver = ResolverConfig::cluster_first(&info.namespace);
+        NetNs::with_resolver(ip, info, resolver, egress)
+    }
+
+    /// A namespace with `resolver` as its /etc/resolv.conf.
+    pub fn with_resolver(
+        ip: Ipv4Addr,
+        info: PodInfo,
+        resolver: ResolverConfig,
+        egress: Weak<dyn Egress>,
+    ) -> Arc<NetNs> {
         let seed = u16::from_be_bytes([ip.octets()[2], ip.octets()[3]]);
         Arc::new(NetNs {
             ip,
             info,
+            resolver,
             egress,
             ports: Mutex::new(Ports::default()),
             connections: Mutex::new(HashMap::new()),
@@ -368,6 +387,11 @@ impl NetNs {
 
     pub fn info(&self) -> &PodInfo {
         &self.info
+    }
+
+    /// The pod's resolv.conf.
+    pub fn resolver(&self) -> &ResolverConfig {
+        &self.resolver
     }
 
     fn ports(&self) -> std::sync::MutexGuard<'_, Ports> {

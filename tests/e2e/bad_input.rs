@@ -75,16 +75,58 @@ fn bad_manifests_are_rejected_whole_with_their_location() {
         text(&out.stderr)
     );
 
-    // Valid but not emulated: applied with a warning naming the field.
+    // Emulated in part: applied with a warning naming the field and what
+    // of it podnet does not do.
     let out = c.run_stdin(
         &["apply", "-f", "-"],
         "apiVersion: v1\nkind: Pod\nmetadata: {name: vol}\nspec:\n  hostNetwork: true\n  containers: [{name: c, image: podnet/toolbox}]\n",
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        text(&out.stderr).contains("spec.hostNetwork"),
+        text(&out.stderr).contains("spec.hostNetwork: the pod keeps its own pod IP"),
         "warning must name the field: {}",
         text(&out.stderr)
+    );
+
+    // A dnsConfig the kubelet could not write: rejected with its path.
+    let out = c.run_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: dns}\nspec:\n  dnsConfig: {nameservers: [dns.example]}\n  containers: [{name: c, image: podnet/toolbox}]\n",
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains(
+            "spec.dnsConfig.nameservers[0]: Invalid value: \"dns.example\": must be a valid IP address"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_bad_node_resolv_conf_is_refused_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let resolv_conf = dir.path().join("resolv.conf");
+    std::fs::write(&resolv_conf, "search example.com\nnameserver dns.example\n").unwrap();
+    let out = std::process::Command::new(harness::BIN)
+        .args(["up", "--nodes", "1", "--resolv-conf"])
+        .arg(&resolv_conf)
+        .env("PODNET_STATE_DIR", &state)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64), "a bad flag value is bad input");
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "{}: line 2: nameserver \"dns.example\" is not an IP address",
+            resolv_conf.display()
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        !state.join("supervisor.pid").exists() && !state.join("logs").exists(),
+        "nothing may have started"
     );
 }
 

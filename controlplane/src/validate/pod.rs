@@ -34,6 +34,10 @@ const HTTP_SCHEMES: &[&str] = &["HTTP", "HTTPS"];
 /// pods have a handful.
 pub const MAX_CONTAINERS: usize = 100;
 const PORT_RANGE: &str = "must be between 1 and 65535, inclusive";
+/// `MaxDNSNameservers`, `MaxDNSSearchPaths`, `MaxDNSSearchListChars`.
+const MAX_DNS_NAMESERVERS: usize = 3;
+const MAX_DNS_SEARCH_PATHS: usize = 32;
+const MAX_DNS_SEARCH_LIST_CHARS: usize = 2048;
 
 /// Sets `field` to `value` when it is unset or empty, which Kubernetes' Go
 /// types cannot tell apart.
@@ -242,10 +246,11 @@ pub(super) fn validate_pod_spec(spec: &PodSpec, path: &FieldPath, errs: &mut Err
         spec.dns_policy.as_deref(),
         DNS_POLICIES,
     );
-    if spec.dns_policy.as_deref() == Some("None") && spec.dns_config.is_none() {
-        errs.required(
-            &path.child("dnsConfig"),
-            "must provide `dnsConfig` when `dnsPolicy` is None",
+    validate_dns_config(spec, &path.child("dnsConfig"), errs);
+    if spec.host_network == Some(true) {
+        errs.warn(
+            &path.child("hostNetwork"),
+            "the pod keeps its own pod IP (podnet does not emulate the node's network namespace); only its DNS follows hostNetwork",
         );
     }
     errs.non_negative(
@@ -476,6 +481,72 @@ fn validate_port_ref(port: &IntOrString, path: &FieldPath, port_names: &[&str], 
                     &format!("must be the name of one of this container's ports ({known})"),
                 );
             }
+        }
+    }
+}
+
+/// `validatePodDNSConfig`: a `None` policy needs a `dnsConfig` with a
+/// nameserver; at most 3 nameservers, each an IP address; at most 32
+/// search domains in at most 2048 characters, each a DNS subdomain (a
+/// trailing dot allowed); options named.
+fn validate_dns_config(spec: &PodSpec, path: &FieldPath, errs: &mut Errors) {
+    let config = spec.dns_config.as_ref();
+    if spec.dns_policy.as_deref() == Some("None") {
+        let Some(config) = config else {
+            errs.required(path, "must provide `dnsConfig` when `dnsPolicy` is None");
+            return;
+        };
+        if config.nameservers.as_ref().is_none_or(Vec::is_empty) {
+            errs.required(
+                &path.child("nameservers"),
+                "must provide at least one DNS nameserver when `dnsPolicy` is None",
+            );
+            return;
+        }
+    }
+    let Some(config) = config else {
+        return;
+    };
+    let nameservers = config.nameservers.as_deref().unwrap_or_default();
+    let nameservers_path = path.child("nameservers");
+    if nameservers.len() > MAX_DNS_NAMESERVERS {
+        errs.invalid(
+            &nameservers_path,
+            nameservers,
+            &format!("must not have more than {MAX_DNS_NAMESERVERS} nameservers"),
+        );
+    }
+    for (i, ns) in nameservers.iter().enumerate() {
+        if ns.parse::<std::net::IpAddr>().is_err() {
+            errs.invalid(&nameservers_path.index(i), ns, super::ip::IP_MSG);
+        }
+    }
+    let searches = config.searches.as_deref().unwrap_or_default();
+    let searches_path = path.child("searches");
+    if searches.len() > MAX_DNS_SEARCH_PATHS {
+        errs.invalid(
+            &searches_path,
+            searches,
+            &format!("must not have more than {MAX_DNS_SEARCH_PATHS} search paths"),
+        );
+    }
+    if searches.join(" ").len() > MAX_DNS_SEARCH_LIST_CHARS {
+        errs.invalid(
+            &searches_path,
+            searches,
+            &format!(
+                "must not have more than {MAX_DNS_SEARCH_LIST_CHARS} characters (including spaces) in the search list"
+            ),
+        );
+    }
+    for (i, search) in searches.iter().enumerate() {
+        // It is fine to have a trailing dot.
+        let name = search.strip_suffix('.').unwrap_or(search);
+        errs.invalid_each(&searches_path.index(i), name, dns1123_subdomain(name));
+    }
+    for (i, option) in config.options.iter().flatten().enumerate() {
+        if option.name.as_deref().is_none_or(str::is_empty) {
+            errs.required(&path.child("options").index(i), "must not be empty");
         }
     }
 }

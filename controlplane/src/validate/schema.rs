@@ -41,6 +41,10 @@ const POD_SPEC: &[&str] = &[
     "restartPolicy",
     "terminationGracePeriodSeconds",
     "dnsPolicy",
+    "dnsConfig",
+    // Its DNS part (the kubelet's policy rules); the pod-side network is
+    // warned about by the pod rules.
+    "hostNetwork",
     "schedulerName",
     "hostname",
     "subdomain",

@@ -680,6 +680,46 @@ fn pod_spec_rules() {
             )],
         ),
         (
+            with(
+                with(pod(), "/spec/dnsPolicy", json!("None")),
+                "/spec/dnsConfig",
+                json!({"searches": ["svc.cluster.local"]}),
+            ),
+            vec![(
+                "spec.dnsConfig.nameservers",
+                "Required value: must provide at least one DNS nameserver when `dnsPolicy` is None",
+            )],
+        ),
+        (
+            with(
+                pod(),
+                "/spec/dnsConfig",
+                json!({
+                    "nameservers": ["10.0.0.1", "dns.example", "10.0.0.3", "10.0.0.4"],
+                    "searches": ["Bad_Domain", "ok.example."],
+                    "options": [{"name": "ndots", "value": "2"}, {"value": "1"}],
+                }),
+            ),
+            vec![
+                (
+                    "spec.dnsConfig.nameservers",
+                    "Invalid value: [\"10.0.0.1\",\"dns.example\",\"10.0.0.3\",\"10.0.0.4\"]: must not have more than 3 nameservers",
+                ),
+                (
+                    "spec.dnsConfig.nameservers[1]",
+                    "Invalid value: \"dns.example\": must be a valid IP address",
+                ),
+                (
+                    "spec.dnsConfig.searches[0]",
+                    "Invalid value: \"Bad_Domain\": a lowercase RFC 1123 subdomain",
+                ),
+                (
+                    "spec.dnsConfig.options[1]",
+                    "Required value: must not be empty",
+                ),
+            ],
+        ),
+        (
             with(pod(), "/spec/nodeSelector", json!({"bad key": "x"})),
             vec![(
                 "spec.nodeSelector",
@@ -1277,7 +1317,7 @@ fn fields_podnet_does_not_emulate_are_warned_with_their_path() {
                 "spec.containers[0].readinessProbe.httpGet.host: not emulated by podnet, ignored",
                 "spec.containers[0].resources.requests[ephemeral-storage]: not emulated by podnet, ignored",
                 "spec.containers[0].volumeMounts: not emulated by podnet, ignored",
-                "spec.hostNetwork: not emulated by podnet, ignored",
+                "spec.hostNetwork: the pod keeps its own pod IP (podnet does not emulate the node's network namespace); only its DNS follows hostNetwork",
                 "spec.volumes: not emulated by podnet, ignored",
             ],
         },
@@ -1439,5 +1479,53 @@ fn a_pod_has_at_most_max_containers() {
             "spec.template.spec.containers",
             "Too many: 101: must have at most 100 items",
         )]),
+    );
+}
+
+/// `validatePodDNSConfig`'s search-list limits: 32 domains, 2048
+/// characters with the spaces; exactly at the limits is valid.
+#[test]
+fn dns_search_list_limits() {
+    // `width` characters: the index, then labels of at most 62 characters.
+    let domain = |i: usize, width: usize| -> String {
+        format!("{i:02}{}", "x".repeat(width - 2))
+            .char_indices()
+            .map(|(k, c)| if (k + 1) % 63 == 0 { '.' } else { c })
+            .collect()
+    };
+    let domains = |widths: &[usize]| -> Value {
+        json!(
+            widths
+                .iter()
+                .enumerate()
+                .map(|(i, w)| domain(i, *w))
+                .collect::<Vec<_>>()
+        )
+    };
+    let message = |searches: Value| -> Option<String> {
+        let p = with(pod(), "/spec/dnsConfig/searches", searches);
+        validate(&p).err().map(|e| {
+            assert_eq!(e.causes.len(), 1, "{e}");
+            assert_eq!(e.causes[0].path, "spec.dnsConfig.searches");
+            e.causes[0].message.clone()
+        })
+    };
+    assert_eq!(message(domains(&[10; 32])), None);
+    let too_many = message(domains(&[10; 33])).unwrap();
+    assert!(
+        too_many.ends_with(": must not have more than 32 search paths"),
+        "{too_many}"
+    );
+    // Eight of 226 characters, one of 232 and eight spaces: 2048.
+    let mut widths = vec![226; 8];
+    widths.push(232);
+    assert_eq!(message(domains(&widths)), None);
+    widths[8] = 233;
+    let too_long = message(domains(&widths)).unwrap();
+    assert!(
+        too_long.ends_with(
+            ": must not have more than 2048 characters (including spaces) in the search list"
+        ),
+        "{too_long}"
     );
 }

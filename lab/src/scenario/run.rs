@@ -68,6 +68,7 @@ pub async fn run(args: RunArgs, state_dir: Option<PathBuf>) -> anyhow::Result<Ex
         max_pods: podnet_proto::model::DEFAULT_MAX_PODS,
         // The scenario's own, read with its nodes.
         ingress_default_backend: None,
+        resolv_conf: None,
         foreground: false,
     };
     let started = std::time::Instant::now();

@@ -1,9 +1,10 @@
 //! A pod's stub resolver: what glibc does with the resolv.conf the kubelet
-//! writes for `dnsPolicy: ClusterFirst`.
+//! writes for the pod (its `dnsPolicy` and `dnsConfig`, merged by the node:
+//! `podnet_node::dnsconfig`). For `dnsPolicy: ClusterFirst`:
 //!
 //! ```text
-//! nameserver 10.96.0.10
 //! search <ns>.svc.cluster.local svc.cluster.local cluster.local
+//! nameserver 10.96.0.10
 //! options ndots:5
 //! ```
 //!
@@ -20,11 +21,20 @@
 //! Each query goes over UDP from an ephemeral pod port; a response counts
 //! only if its id and question match the query (the source address is not
 //! checked, so answers relayed through the service proxy count whatever
-//! address they come from). No answer within [`TIMEOUT`] is retried, up to
-//! [`ATTEMPTS`] tries; a truncated (TC) answer is asked again over TCP.
-//! The defaults are glibc's attempts (2) with a shorter timeout (2 s
-//! instead of 5 s) so that a broken cluster DNS fails an `exec` within
-//! seconds rather than half a minute.
+//! address they come from). No answer within the timeout is retried, up to
+//! the attempts; a truncated (TC) answer is asked again over TCP. With
+//! several nameservers each try goes to them in file order, as glibc's
+//! `res_send`: one that times out, cannot be reached, or answers SERVFAIL,
+//! NOTIMP or REFUSED passes the query on to the next. No nameserver at all
+//! means 127.0.0.1 (glibc's rule); IPv6 nameservers are written in the file
+//! but never asked, since pods are IPv4.
+//!
+//! `options` are read as glibc reads them: `ndots:N` (at most 15, default
+//! 1), `timeout:N` (seconds, 1 to 30), `attempts:N` (at most 5, default 2);
+//! others are kept in the file and change nothing. Without `timeout:` the
+//! timeout is [`TIMEOUT`], 2 s instead of glibc's 5 s so that a broken
+//! cluster DNS fails an `exec` within seconds rather than half a minute;
+//! the file then says `timeout:2`, so it states what lookups use.
 //!
 //! The hosts file comes first, as the kubelet writes it ([`HostsFile`]):
 //! `localhost` and the pod's own name resolve without a query, and so do IP
@@ -33,10 +43,11 @@
 //! values the lookups use.
 //!
 //! Deliberately not here: a cache (glibc has none), IPv6 lookups for
-//! connecting (pods are IPv4), several nameservers and `options rotate`.
+//! connecting (pods are IPv4), `options rotate` and the other options that
+//! change how glibc sends (`edns0`, `single-request`, ...).
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,36 +64,77 @@ use crate::netns::NetNs;
 pub const NAMESERVER: SocketAddrV4 = SocketAddrV4::new(KUBE_DNS_IP, 53);
 /// `options ndots:5`, the kubelet's value.
 pub const NDOTS: usize = 5;
-/// Time to wait for each try.
+/// Time to wait for each try when resolv.conf sets no `timeout:`.
 pub const TIMEOUT: Duration = Duration::from_secs(2);
 /// Tries per name over UDP (glibc's default).
 pub const ATTEMPTS: u32 = 2;
+/// glibc's `MAXNS`: nameservers past the third are ignored.
+pub const MAX_NAMESERVERS: usize = 3;
 /// CNAME records followed inside one answer.
 const MAX_CNAME_HOPS: usize = 8;
 /// The UDP payload dig advertises with EDNS.
 const EDNS_PAYLOAD: u16 = 1232;
-/// glibc's defaults for `options timeout:` and `attempts:`; a resolv.conf
-/// states the options only where they differ.
+/// glibc's defaults for `options ndots:`, `timeout:` and `attempts:`; a
+/// resolv.conf states the options only where they differ.
+const GLIBC_NDOTS: usize = 1;
 const GLIBC_TIMEOUT: Duration = Duration::from_secs(5);
 const GLIBC_ATTEMPTS: u32 = 2;
+/// glibc's caps: `RES_MAXNDOTS`, `RES_MAXRETRANS`, `RES_MAXRETRY`.
+const MAX_NDOTS: usize = 15;
+const MAX_TIMEOUT_SECS: u64 = 30;
+const MAX_ATTEMPTS: u32 = 5;
 /// The first line of the hosts file the kubelet manages.
 const MANAGED_HOSTS_HEADER: &str = "# Kubernetes-managed hosts file.";
 
 /// The resolv.conf of a pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolverConfig {
-    pub nameserver: SocketAddrV4,
-    /// Search suffixes, without leading or trailing dots.
+    /// In file order (port 53 but in tests, which resolv.conf cannot say).
+    pub nameservers: Vec<SocketAddr>,
+    /// Search suffixes, as written (a trailing dot is allowed).
     pub search: Vec<String>,
+    /// The `options` line as the kubelet gave it; `ndots`, `timeout` and
+    /// `attempts` are written with the values below.
+    pub options: Vec<String>,
     pub ndots: usize,
     pub timeout: Duration,
     pub attempts: u32,
 }
 
 impl ResolverConfig {
+    /// The resolver of a resolv.conf with these lines, its options read
+    /// as glibc reads them (the last of a name wins).
+    pub fn new(nameservers: Vec<SocketAddr>, search: Vec<String>, options: Vec<String>) -> Self {
+        let mut config = ResolverConfig {
+            nameservers,
+            search,
+            options: Vec::new(),
+            ndots: GLIBC_NDOTS,
+            timeout: TIMEOUT,
+            attempts: GLIBC_ATTEMPTS,
+        };
+        for option in &options {
+            let (name, value) = option.split_once(':').unwrap_or((option, ""));
+            match name {
+                "ndots" => config.ndots = leading_number(value).min(MAX_NDOTS as u64) as usize,
+                "timeout" => {
+                    config.timeout =
+                        Duration::from_secs(leading_number(value).clamp(1, MAX_TIMEOUT_SECS));
+                }
+                "attempts" => {
+                    config.attempts = leading_number(value).min(u64::from(MAX_ATTEMPTS)) as u32;
+                }
+                _ => {}
+            }
+        }
+        config.options = options;
+        config
+    }
+
     /// The resolv.conf the kubelet writes for a pod in `namespace` with
-    /// `dnsPolicy: ClusterFirst`. An empty namespace (a standalone
-    /// namespace in tests) has no `<ns>.svc` suffix.
+    /// `dnsPolicy: ClusterFirst` on a node whose own resolv.conf has no
+    /// search line. An empty namespace (a standalone namespace in tests)
+    /// has no `<ns>.svc` suffix.
     pub fn cluster_first(namespace: &str) -> ResolverConfig {
         let mut search = Vec::with_capacity(3);
         if !namespace.is_empty() {
@@ -90,44 +142,93 @@ impl ResolverConfig {
         }
         search.push(format!("svc.{CLUSTER_DOMAIN}"));
         search.push(CLUSTER_DOMAIN.to_owned());
-        ResolverConfig {
-            nameserver: NAMESERVER,
+        ResolverConfig::new(
+            vec![SocketAddr::V4(NAMESERVER)],
             search,
-            ndots: NDOTS,
-            timeout: TIMEOUT,
-            attempts: ATTEMPTS,
-        }
+            vec![format!("ndots:{NDOTS}")],
+        )
     }
 
     /// The configuration of the pod owning `ns`.
     pub fn for_pod(ns: &NetNs) -> ResolverConfig {
-        ResolverConfig::cluster_first(&ns.info().namespace)
+        ns.resolver().clone()
+    }
+
+    /// The servers a query goes to, in order: the IPv4 nameservers (at
+    /// most [`MAX_NAMESERVERS`] lines count), or 127.0.0.1 when the file
+    /// lists none.
+    pub fn servers(&self) -> Vec<SocketAddrV4> {
+        if self.nameservers.is_empty() {
+            return vec![SocketAddrV4::new(Ipv4Addr::LOCALHOST, 53)];
+        }
+        self.nameservers
+            .iter()
+            .take(MAX_NAMESERVERS)
+            .filter_map(|server| match server {
+                SocketAddr::V4(v4) => Some(*v4),
+                SocketAddr::V6(_) => None,
+            })
+            .collect()
     }
 
     /// The text of /etc/resolv.conf with this configuration, in the order
     /// the container runtime writes the kubelet's DNS config: `search`,
-    /// `nameserver`, `options`. `timeout` and `attempts` are written only
-    /// where they differ from glibc's defaults, which is what the resolver
-    /// would read back from the file.
+    /// `nameserver`, `options`. `ndots`, `timeout` and `attempts` are
+    /// written where an option names them or where they differ from
+    /// glibc's defaults, which is what the resolver would read back from
+    /// the file.
     pub fn resolv_conf(&self) -> String {
         let mut text = String::new();
         if !self.search.is_empty() {
             text.push_str(&format!("search {}\n", self.search.join(" ")));
         }
-        text.push_str(&format!("nameserver {}\n", self.nameserver.ip()));
-        let mut options = vec![format!("ndots:{}", self.ndots)];
-        if self.timeout != GLIBC_TIMEOUT {
-            // resolv.conf takes whole seconds.
-            options.push(format!("timeout:{}", self.timeout.as_secs().max(1)));
+        for server in &self.nameservers {
+            text.push_str(&format!("nameserver {}\n", server.ip()));
         }
-        if self.attempts != GLIBC_ATTEMPTS {
-            options.push(format!("attempts:{}", self.attempts));
+        let ndots = format!("ndots:{}", self.ndots);
+        // resolv.conf takes whole seconds.
+        let timeout = format!("timeout:{}", self.timeout.as_secs().max(1));
+        let attempts = format!("attempts:{}", self.attempts);
+        let mut stated = [false; 3];
+        let mut options: Vec<String> = self
+            .options
+            .iter()
+            .map(|option| {
+                let name = option.split_once(':').map_or(option.as_str(), |(n, _)| n);
+                match name {
+                    "ndots" => {
+                        stated[0] = true;
+                        ndots.clone()
+                    }
+                    "timeout" => {
+                        stated[1] = true;
+                        timeout.clone()
+                    }
+                    "attempts" => {
+                        stated[2] = true;
+                        attempts.clone()
+                    }
+                    _ => option.clone(),
+                }
+            })
+            .collect();
+        if !stated[0] && self.ndots != GLIBC_NDOTS {
+            options.push(ndots);
         }
-        text.push_str(&format!("options {}\n", options.join(" ")));
+        if !stated[1] && self.timeout != GLIBC_TIMEOUT {
+            options.push(timeout);
+        }
+        if !stated[2] && self.attempts != GLIBC_ATTEMPTS {
+            options.push(attempts);
+        }
+        if !options.is_empty() {
+            text.push_str(&format!("options {}\n", options.join(" ")));
+        }
         text
     }
 
-    /// The absolute names tried for `name`, in order.
+    /// The absolute names tried for `name`, in order. A search suffix of
+    /// `.` (the root) adds nothing to the name as is.
     pub fn candidates(&self, name: &str) -> Vec<String> {
         if name.ends_with('.') {
             return vec![name.to_owned()];
@@ -136,13 +237,29 @@ impl ResolverConfig {
         let searched = self
             .search
             .iter()
-            .map(|suffix| format!("{name}.{}.", suffix.trim_matches('.')));
-        if name.matches('.').count() >= self.ndots {
+            .map(|suffix| suffix.trim_matches('.'))
+            .filter(|suffix| !suffix.is_empty())
+            .map(|suffix| format!("{name}.{suffix}."));
+        let mut names: Vec<String> = if name.matches('.').count() >= self.ndots {
             std::iter::once(as_is).chain(searched).collect()
         } else {
             searched.chain(std::iter::once(as_is)).collect()
-        }
+        };
+        // A search suffix listed twice (or as `a.` and `a`) is asked once.
+        let mut seen = std::collections::HashSet::new();
+        names.retain(|n| seen.insert(n.to_ascii_lowercase()));
+        names
     }
+}
+
+/// glibc reads option values with `atoi`: the leading digits, 0 without.
+fn leading_number(value: &str) -> u64 {
+    let digits: String = value.chars().take_while(char::is_ascii_digit).collect();
+    if digits.is_empty() {
+        return 0;
+    }
+    // Every digit: only an overflow fails, and glibc caps what it reads.
+    digits.parse().unwrap_or(u64::MAX)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -182,6 +299,8 @@ pub enum ResolveError {
     },
     #[error("the DNS server {server} sent a malformed response")]
     Malformed { server: SocketAddrV4 },
+    #[error("no IPv4 nameserver in /etc/resolv.conf (pods are IPv4)")]
+    NoNameserver,
 }
 
 impl ResolveError {
@@ -196,7 +315,8 @@ impl ResolveError {
             | ResolveError::Refused { .. }
             | ResolveError::ServFail { .. }
             | ResolveError::Network { .. }
-            | ResolveError::Malformed { .. } => "Temporary failure in name resolution",
+            | ResolveError::Malformed { .. }
+            | ResolveError::NoNameserver => "Temporary failure in name resolution",
         }
     }
 }
@@ -265,7 +385,11 @@ pub async fn lookup_with(
     if name.is_empty() || name.starts_with('.') || name.contains("..") {
         return Err(invalid(name, "empty label".into()));
     }
-    let server = config.nameserver;
+    let servers = config.servers();
+    if servers.is_empty() {
+        return Err(ResolveError::NoNameserver);
+    }
+    let mut server = servers[0];
     let mut no_data = false;
     let mut nx_domain = false;
     let mut refused = false;
@@ -276,7 +400,8 @@ pub async fn lookup_with(
             source,
         })?;
         let query = new_query(qname.clone(), rtype, false);
-        let exchange = exchange(ns, server, &query, config.into()).await?;
+        let (answered_by, exchange) = exchange_servers(ns, &servers, &query, config.into()).await?;
+        server = answered_by;
         let response = exchange.response;
         match response.response_code {
             ResponseCode::NoError => {
@@ -437,6 +562,68 @@ pub fn new_query(name: Name, rtype: RecordType, edns: bool) -> Message {
         query.set_edns(opt);
     }
     query
+}
+
+/// Sends `query` to the resolv.conf's `servers` in order, as glibc's
+/// `res_send`, and returns the response that ends the search with the
+/// server that sent it. A single server gets every attempt at once (one
+/// socket, so a late answer to an earlier try still counts). With several,
+/// each attempt asks them in turn, one try each; a server that times out,
+/// cannot be reached, or answers SERVFAIL, NOTIMP or REFUSED passes the
+/// query on. When a whole round got only such answers (no timeout), the
+/// next round would get the same, so the last of them is returned.
+pub async fn exchange_servers(
+    ns: &Arc<NetNs>,
+    servers: &[SocketAddrV4],
+    query: &Message,
+    options: ExchangeOptions,
+) -> Result<(SocketAddrV4, Exchange), ResolveError> {
+    let Some(first) = servers.first() else {
+        return Err(ResolveError::NoNameserver);
+    };
+    if servers.len() == 1 {
+        return Ok((*first, exchange(ns, *first, query, options).await?));
+    }
+    let one_try = ExchangeOptions {
+        attempts: 1,
+        ..options
+    };
+    let mut error_answer: Option<(SocketAddrV4, Exchange)> = None;
+    let mut failure: Option<ResolveError> = None;
+    for _ in 0..options.attempts.max(1) {
+        let mut all_answered = true;
+        for server in servers {
+            match exchange(ns, *server, query, one_try).await {
+                Ok(answer) => match answer.response.response_code {
+                    ResponseCode::ServFail | ResponseCode::NotImp | ResponseCode::Refused => {
+                        error_answer = Some((*server, answer));
+                    }
+                    _ => return Ok((*server, answer)),
+                },
+                Err(error) => {
+                    all_answered = false;
+                    failure = Some(error);
+                }
+            }
+        }
+        if all_answered {
+            break;
+        }
+    }
+    if let Some(answer) = error_answer {
+        return Ok(answer);
+    }
+    Err(match failure {
+        Some(ResolveError::Timeout {
+            server, timeout, ..
+        }) => ResolveError::Timeout {
+            server,
+            attempts: options.attempts.max(1),
+            timeout,
+        },
+        Some(other) => other,
+        None => ResolveError::NoNameserver,
+    })
 }
 
 /// Sends `query` to `server` from `ns` and returns the matching response,

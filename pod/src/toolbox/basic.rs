@@ -177,7 +177,7 @@ struct CatArgs {
 }
 
 /// The files of a container that podnet has: the ones the kubelet writes
-/// (resolv.conf for `dnsPolicy: ClusterFirst`, the managed hosts file, the
+/// (the resolv.conf the node generated for the pod, the managed hosts file, the
 /// host name), from the values the pod's resolver and `hostname` use. A
 /// relative path is taken from `/`, a container's usual working directory.
 pub(super) fn pod_file(ns: &NetNs, path: &str) -> Option<String> {

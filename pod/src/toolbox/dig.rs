@@ -4,9 +4,9 @@
 //!
 //! Like the real dig, it asks the name as given (absolute) unless `+search`
 //! is set, in which case the pod's search list and `ndots` apply; it asks
-//! the pod's nameserver (10.96.0.10) unless `@SERVER` is given, sends EDNS
-//! with a 1232-byte payload, and retries over TCP when the UDP answer is
-//! truncated. It exits 0 whenever a server answered (whatever the status),
+//! the first nameserver of the pod's resolv.conf unless `@SERVER` is
+//! given, sends EDNS with a 1232-byte payload, and retries over TCP when
+//! the UDP answer is truncated. It exits 0 whenever a server answered (whatever the status),
 //! 9 when none did, and 1 on a bad command line.
 //!
 //! Supported: `@SERVER`, `-p PORT`, `-t TYPE`, `-x ADDR`, `-q NAME`,
@@ -289,7 +289,11 @@ async fn server_address(
     config: &ResolverConfig,
 ) -> Result<SocketAddrV4, String> {
     let Some(server) = &args.server else {
-        return Ok(SocketAddrV4::new(*config.nameserver.ip(), args.port));
+        // BIND's dig asks the first nameserver of resolv.conf.
+        return match config.servers().first() {
+            Some(server) => Ok(SocketAddrV4::new(*server.ip(), args.port)),
+            None => Err(";; no IPv4 nameserver in /etc/resolv.conf\n".to_owned()),
+        };
     };
     if let Ok(ip) = server.parse::<Ipv4Addr>() {
         return Ok(SocketAddrV4::new(ip, args.port));

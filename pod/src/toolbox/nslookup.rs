@@ -96,7 +96,13 @@ pub(super) async fn run(ns: &Arc<NetNs>, argv: &[String], out: &mut Output) -> i
     };
     let config = ResolverConfig::for_pod(ns);
     let server = match &args.server {
-        None => SocketAddrV4::new(*config.nameserver.ip(), args.port),
+        // BIND's nslookup asks the first nameserver of resolv.conf.
+        None => match config.servers().first() {
+            Some(server) => SocketAddrV4::new(*server.ip(), args.port),
+            None => {
+                return out.fail(1, ";; no IPv4 nameserver in /etc/resolv.conf\n");
+            }
+        },
         Some(text) => match text.parse::<Ipv4Addr>() {
             Ok(ip) => SocketAddrV4::new(ip, args.port),
             Err(_) => match resolve(ns, text).await {

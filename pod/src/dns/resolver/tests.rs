@@ -27,7 +27,7 @@ fn pod() -> Arc<NetNs> {
 /// The pod's resolv.conf, pointed at the pod itself on `port`.
 fn config(port: u16) -> ResolverConfig {
     ResolverConfig {
-        nameserver: SocketAddrV4::new(POD_IP, port),
+        nameservers: vec![SocketAddr::V4(SocketAddrV4::new(POD_IP, port))],
         ..ResolverConfig::cluster_first("default")
     }
 }
@@ -105,8 +105,8 @@ fn search_list_and_ndots_order() {
         ]
     );
     assert_eq!(
-        pod.nameserver,
-        SocketAddrV4::new(Ipv4Addr::new(10, 96, 0, 10), 53)
+        pod.servers(),
+        [SocketAddrV4::new(Ipv4Addr::new(10, 96, 0, 10), 53)]
     );
     assert_eq!(
         (pod.ndots, pod.timeout, pod.attempts),
@@ -396,4 +396,176 @@ async fn the_hosts_file_comes_first() {
     // Without a datapath the kube-dns address is unreachable.
     let error = resolve_ipv4(&ns, "web").await.unwrap_err();
     assert!(matches!(error, ResolveError::Network { .. }), "{error:?}");
+}
+
+/// `ResolverConfig::new(nameservers, search, options)` read as glibc
+/// reads resolv.conf, and the file written back from it.
+#[test]
+fn options_are_read_as_glibc_reads_them_and_written_back() {
+    let ns = |ip: &str| SocketAddr::new(ip.parse().unwrap(), 53);
+    let strings = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let check = |nameservers: &[&str],
+                 search: &[&str],
+                 options: &[&str],
+                 effective: (usize, u64, u32),
+                 file: &str| {
+        let config = ResolverConfig::new(
+            nameservers.iter().map(|ip| ns(ip)).collect(),
+            strings(search),
+            strings(options),
+        );
+        assert_eq!(
+            (config.ndots, config.timeout.as_secs(), config.attempts),
+            effective,
+            "{options:?}"
+        );
+        assert_eq!(config.resolv_conf(), file, "{options:?}");
+    };
+    // No options: glibc's ndots and attempts, podnet's 2 s timeout (stated).
+    check(
+        &["10.96.0.10"],
+        &[],
+        &[],
+        (1, 2, 2),
+        "nameserver 10.96.0.10\noptions timeout:2\n",
+    );
+    // Stated options keep their place; unknown ones are kept as written.
+    check(
+        &["1.1.1.1", "8.8.8.8"],
+        &["example.com"],
+        &["edns0", "ndots:2", "timeout:3", "attempts:4"],
+        (2, 3, 4),
+        "search example.com\nnameserver 1.1.1.1\nnameserver 8.8.8.8\noptions edns0 ndots:2 timeout:3 attempts:4\n",
+    );
+    // glibc's caps (ndots 15, timeout 30, attempts 5) and atoi: the file
+    // says what the resolver uses.
+    check(
+        &["10.0.0.1"],
+        &[],
+        &["ndots:99", "timeout:120", "attempts:9"],
+        (15, 30, 5),
+        "nameserver 10.0.0.1\noptions ndots:15 timeout:30 attempts:5\n",
+    );
+    check(
+        &["10.0.0.1"],
+        &[],
+        &["ndots:x", "timeout:0", "attempts:3x"],
+        (0, 1, 3),
+        "nameserver 10.0.0.1\noptions ndots:0 timeout:1 attempts:3\n",
+    );
+    // glibc's 5 s timeout stated explicitly stays stated.
+    check(
+        &["10.0.0.1"],
+        &[],
+        &["timeout:5"],
+        (1, 5, 2),
+        "nameserver 10.0.0.1\noptions timeout:5\n",
+    );
+    // The last of a name wins, and each is written with that value.
+    check(
+        &["10.0.0.1"],
+        &[],
+        &["ndots:3", "ndots:4"],
+        (4, 2, 2),
+        "nameserver 10.0.0.1\noptions ndots:4 ndots:4 timeout:2\n",
+    );
+}
+
+#[test]
+fn servers_are_the_first_three_ipv4_nameservers_or_localhost() {
+    let config = |servers: &[&str]| {
+        ResolverConfig::new(
+            servers
+                .iter()
+                .map(|ip| SocketAddr::new(ip.parse().unwrap(), 53))
+                .collect(),
+            Vec::new(),
+            Vec::new(),
+        )
+    };
+    let v4 = |ip: &str| SocketAddrV4::new(ip.parse().unwrap(), 53);
+    assert_eq!(config(&[]).servers(), [v4("127.0.0.1")]);
+    assert_eq!(
+        config(&["10.0.0.1", "2001:db8::1", "10.0.0.2", "10.0.0.3"]).servers(),
+        [v4("10.0.0.1"), v4("10.0.0.2")]
+    );
+    assert_eq!(config(&["2001:db8::1"]).servers(), []);
+    // The file still lists every nameserver it was given.
+    assert_eq!(
+        config(&["10.0.0.1", "2001:db8::1"]).resolv_conf(),
+        "nameserver 10.0.0.1\nnameserver 2001:db8::1\noptions timeout:2\n"
+    );
+}
+
+#[test]
+fn repeated_and_root_search_suffixes_add_no_names() {
+    let config = ResolverConfig::new(
+        vec![SocketAddr::V4(NAMESERVER)],
+        vec!["a.example".into(), ".".into(), "a.example.".into()],
+        vec!["ndots:1".into()],
+    );
+    assert_eq!(config.candidates("web"), ["web.a.example.", "web."]);
+}
+
+/// Nameservers in file order: a silent one and a refusing one pass the
+/// query on to the next, as glibc's `res_send`.
+#[tokio::test(start_paused = true)]
+async fn the_next_nameserver_answers_when_one_is_silent_or_refuses() {
+    let ns = pod();
+    let index = Index::build(
+        &fixture::cluster_view(),
+        &ClusterDomain::cluster_local().unwrap(),
+        1,
+    );
+    let _silent = ns.bind_udp(5301).unwrap();
+    let _refusing = fake_server(&ns, 5302, |query, _| {
+        let mut refused = Message::error_msg(query.id, query.op_code, ResponseCode::Refused);
+        refused.add_queries(query.queries.iter().cloned());
+        vec![refused.to_vec().unwrap()]
+    });
+    let _real = fake_server(&ns, 5303, move |_, bytes| {
+        vec![handle_datagram(&index, bytes).unwrap_or_default()]
+    });
+    let at = |port| SocketAddr::V4(SocketAddrV4::new(POD_IP, port));
+    let config = ResolverConfig {
+        nameservers: vec![at(5301), at(5302), at(5303)],
+        ..ResolverConfig::cluster_first("default")
+    };
+    let started = Instant::now();
+    let lookup = lookup_with(&ns, &config, "web", A).await.unwrap();
+    assert_eq!(addresses(&lookup), ["10.96.0.12"]);
+    // One timeout of the silent server, then the other two at once.
+    assert_eq!(started.elapsed(), Duration::from_secs(2));
+
+    // Only refusals: every search name is REFUSED by each server, and the
+    // search reports it without waiting for more rounds.
+    let config = ResolverConfig {
+        nameservers: vec![at(5302), at(5302)],
+        ..ResolverConfig::cluster_first("default")
+    };
+    let started = Instant::now();
+    let error = lookup_with(&ns, &config, "web", A).await.unwrap_err();
+    assert!(matches!(error, ResolveError::Refused { .. }), "{error:?}");
+    assert_eq!(started.elapsed(), Duration::ZERO);
+
+    // Only silence: every server, every attempt, then a timeout.
+    let config = ResolverConfig {
+        nameservers: vec![at(5301), at(5301)],
+        ..ResolverConfig::cluster_first("default")
+    };
+    let started = Instant::now();
+    let error = lookup_with(&ns, &config, "web", A).await.unwrap_err();
+    assert!(
+        matches!(error, ResolveError::Timeout { attempts: 2, .. }),
+        "{error:?}"
+    );
+    assert_eq!(started.elapsed(), Duration::from_secs(8));
+
+    // Only IPv6 nameservers: nothing to ask.
+    let config = ResolverConfig {
+        nameservers: vec!["[2001:db8::1]:53".parse().unwrap()],
+        ..ResolverConfig::cluster_first("default")
+    };
+    let error = lookup_with(&ns, &config, "web", A).await.unwrap_err();
+    assert!(matches!(error, ResolveError::NoNameserver), "{error:?}");
 }
