@@ -430,7 +430,7 @@ fn updates_touch_only_what_the_controller_owns() {
 
 fn registry() -> Registry {
     let r = Registry::new(Storage::new(Box::new(MemBackend::new())).unwrap());
-    r.bootstrap(0, 0).unwrap();
+    r.bootstrap(&crate::registry::Addons::dns(0)).unwrap();
     r
 }
 
