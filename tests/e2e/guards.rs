@@ -58,6 +58,10 @@ fn every_bad_flag_is_refused_with_its_reason_before_anything_starts() {
             &["--lb-pool", "not a loopback range"],
         ),
         (
+            &["up", "--ingress-default-backend", "Fallback"],
+            &["--ingress-default-backend", "expected NAMESPACE/NAME"],
+        ),
+        (
             &["up", "--nodes", "300"],
             &[
                 "300 nodes do not fit",
