@@ -72,10 +72,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let (method, streaming) = API_METHODS[usize::from(which) % API_METHODS.len()];
     let server = server();
-    let answer = server.runtime.block_on(tokio::time::timeout(
-        Duration::from_secs(10),
-        raw_grpc::call(server.channel.clone(), method, streaming, body.to_vec()),
-    ));
+    let call = raw_grpc::call(server.channel.clone(), method, streaming, body.to_vec());
+    let answer = server
+        .runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(10), call).await });
     match answer {
         Err(_) => panic!("{method}: no answer in 10 s"),
         Ok(Ok(_)) => {}
