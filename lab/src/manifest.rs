@@ -14,9 +14,21 @@ use serde_json::Value;
 #[error("{0}")]
 pub struct InputError(pub String);
 
+/// Documents one manifest may hold: kubectl has no limit, and the YAML
+/// parser's default (1,024) is below what a generated manifest of many
+/// pods holds. The parser's other limits (events, nesting, aliases, input
+/// size) still stop YAML bombs.
+const MAX_DOCUMENTS: usize = 100_000;
+
 /// Parses every document of `text`; `origin` names it in errors.
 pub fn parse(origin: &str, text: &str) -> Result<Vec<Value>, InputError> {
-    let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| yaml_error(origin, &e))?;
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_documents: MAX_DOCUMENTS,
+        },
+    };
+    let docs: Vec<Value> = serde_saphyr::from_multiple_with_options(text, options)
+        .map_err(|e| yaml_error(origin, &e))?;
     let mut out = Vec::new();
     for (i, doc) in docs.into_iter().enumerate() {
         match doc {
@@ -103,6 +115,10 @@ mod tests {
             parts[1].parse::<u32>().is_ok() && parts[2].parse::<u32>().is_ok(),
             "{err}"
         );
+        let many: String = (0..2000)
+            .map(|i| format!("---\nkind: Namespace\nmetadata: {{name: n{i}}}\n"))
+            .collect();
+        assert_eq!(parse("many.yaml", &many).unwrap().len(), 2000);
         let err = parse("s.yaml", "just a string\n").unwrap_err().to_string();
         assert!(err.contains("not a Kubernetes object"), "{err}");
     }
