@@ -174,9 +174,34 @@ pub struct DeleteArgs {
     pub names: Vec<String>,
     #[arg(short, long, default_value = "default")]
     pub namespace: String,
-    /// Seconds a pod gets to stop; 0 deletes it at once.
-    #[arg(long)]
+    /// Seconds a pod gets to stop (negative: the pod's own
+    /// terminationGracePeriodSeconds); 0 is taken as 1 unless --force.
+    #[arg(long, allow_negative_numbers = true)]
     pub grace_period: Option<i64>,
+    /// Remove the object at once, without waiting for its node to confirm
+    /// the pod stopped (the grace period defaults to 0).
+    #[arg(long)]
+    pub force: bool,
+    /// Delete with a grace period of 1 (the object is gone as soon as
+    /// possible).
+    #[arg(long, conflicts_with = "grace_period")]
+    pub now: bool,
+}
+
+/// The grace period kubectl sends: `--now` is 1; `--grace-period 0` is 1
+/// unless `--force` ("to prevent accidental data loss"); `--force` alone
+/// is 0; a negative period is none (the pod's own).
+fn delete_grace_period(grace_period: Option<i64>, force: bool, now: bool) -> Option<i64> {
+    let grace = if now {
+        Some(1)
+    } else {
+        grace_period.filter(|g| *g >= 0)
+    };
+    match grace {
+        Some(0) if !force => Some(1),
+        None if force => Some(0),
+        other => other,
+    }
 }
 
 pub async fn delete(state: &Path, args: DeleteArgs) -> anyhow::Result<ExitCode> {
@@ -186,17 +211,25 @@ pub async fn delete(state: &Path, args: DeleteArgs) -> anyhow::Result<ExitCode> 
             InputError("resource(s) were provided, but no name was specified".into()).into(),
         );
     }
+    let grace_period_seconds = delete_grace_period(args.grace_period, args.force, args.now);
+    let forced = args.force && grace_period_seconds == Some(0);
+    if forced {
+        eprintln!(
+            "Warning: Immediate deletion does not wait for confirmation that the running resource has been terminated. The resource may continue to run on the cluster indefinitely."
+        );
+    }
     let mut api = from_state(state).await?;
     for name in &args.names {
         let req = DeleteRequest {
             kind: kind.as_str().into(),
             namespace: args.namespace.clone(),
             name: name.clone(),
-            grace_period_seconds: args.grace_period,
+            grace_period_seconds,
             resource_version: String::new(),
         };
         api.delete(req).await.map_err(status_error)?;
-        println!("{} \"{name}\" deleted", kind.as_str().to_ascii_lowercase());
+        let how = if forced { "force deleted" } else { "deleted" };
+        println!("{} \"{name}\" {how}", kind.as_str().to_ascii_lowercase());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -660,4 +693,29 @@ pub async fn scale(state: &Path, args: ScaleArgs) -> anyhow::Result<ExitCode> {
         kind.as_str().to_ascii_lowercase(),
         args.name
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delete_grace_period_as_kubectl() {
+        let check = |grace: Option<i64>, force: bool, now: bool, expected: Option<i64>| {
+            assert_eq!(
+                delete_grace_period(grace, force, now),
+                expected,
+                "--grace-period {grace:?} --force {force} --now {now}"
+            );
+        };
+        check(None, false, false, None);
+        check(Some(10), false, false, Some(10));
+        check(Some(0), false, false, Some(1));
+        check(Some(0), true, false, Some(0));
+        check(None, true, false, Some(0));
+        check(Some(5), true, false, Some(5));
+        check(Some(-1), false, false, None);
+        check(Some(-1), true, false, Some(0));
+        check(None, false, true, Some(1));
+    }
 }

@@ -39,5 +39,7 @@ mod services;
 mod stalls;
 #[path = "e2e/store.rs"]
 mod store;
+#[path = "e2e/termination.rs"]
+mod termination;
 #[path = "e2e/toolbox.rs"]
 mod toolbox;

@@ -779,10 +779,28 @@ impl Registry {
                 .unwrap_or(30)
                 .max(0);
             if grace > 0 {
-                if object.pointer("/metadata/deletionTimestamp").is_some() {
-                    return Ok(object);
-                }
-                let at = chrono::Utc::now() + chrono::Duration::seconds(grace);
+                let current = object
+                    .pointer("/metadata/deletionGracePeriodSeconds")
+                    .and_then(Value::as_i64);
+                // Deleting a terminating pod again may only shorten its
+                // grace period, as the API server's BeforeDelete: the
+                // deletionTimestamp moves by the difference.
+                // Deleting a terminating pod again without a period leaves
+                // its deletion pending.
+                let asked = grace_period_seconds.unwrap_or(i64::MAX);
+                let at = match (object.pointer("/metadata/deletionTimestamp"), current) {
+                    (Some(_), Some(current)) if asked >= current => return Ok(object),
+                    (Some(at), Some(current)) => at
+                        .as_str()
+                        .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+                        .map(|at| {
+                            at.with_timezone(&chrono::Utc)
+                                - chrono::Duration::seconds(current - grace)
+                        })
+                        .unwrap_or_else(|| chrono::Utc::now() + chrono::Duration::seconds(grace)),
+                    (Some(_), None) => return Ok(object),
+                    (None, _) => chrono::Utc::now() + chrono::Duration::seconds(grace),
+                };
                 object["metadata"]["deletionTimestamp"] =
                     json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
                 object["metadata"]["deletionGracePeriodSeconds"] = json!(grace);

@@ -43,6 +43,7 @@ use crate::datapath::{Datapath, DatapathConfig, Route};
 use crate::health::Health;
 use crate::proxy::ServiceTable;
 use crate::runtime::Runtime;
+use crate::termination;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -333,8 +334,10 @@ async fn sync_pods(
     loop {
         let desired = pods.borrow_and_update().clone();
         let mut wanted = std::collections::HashSet::new();
+        let mut present = std::collections::HashSet::new();
         for pod in desired.values() {
             let uid = str_at(pod, "/metadata/uid").to_string();
+            present.insert(uid.clone());
             let terminating = pod.pointer("/metadata/deletionTimestamp").is_some();
             if !terminating {
                 wanted.insert(uid.clone());
@@ -358,24 +361,20 @@ async fn sync_pods(
                 }
                 continue;
             }
+            let grace = termination::grace_period(pod);
             if !stopping
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .insert(uid.clone())
             {
+                runtime.shorten(&uid, grace);
                 continue;
             }
-            let grace = pod
-                .pointer("/metadata/deletionGracePeriodSeconds")
-                .and_then(Value::as_u64)
-                .unwrap_or(30);
             let (runtime, mut api, pod, stopping) =
                 (runtime.clone(), api.clone(), pod.clone(), stopping.clone());
             tasks.spawn(
                 async move {
-                    // The workloads stop at once when cancelled; the grace
-                    // period only bounds the wait.
-                    runtime.stop(&uid, Duration::from_secs(grace.min(5))).await;
+                    runtime.terminate(&uid, grace).await;
                     let req = DeleteRequest {
                         kind: "Pod".into(),
                         namespace: str_at(&pod, "/metadata/namespace").into(),
@@ -403,13 +402,19 @@ async fn sync_pods(
             );
         }
         for running in runtime.running() {
-            if !wanted.contains(&running.uid)
-                && !stopping
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .contains(&running.uid)
-            {
+            if wanted.contains(&running.uid) {
+                continue;
+            }
+            let terminating = stopping
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains(&running.uid);
+            if !terminating {
                 runtime.stop(&running.uid, Duration::from_millis(500)).await;
+            } else if !present.contains(&running.uid) {
+                // Removed while terminating (a forced delete): no one waits
+                // for the grace period any more.
+                runtime.kill(&running.uid);
             }
         }
         tokio::select! {

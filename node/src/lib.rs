@@ -11,6 +11,7 @@ pub(crate) mod hostdns;
 pub mod proxy;
 pub(crate) mod registration;
 pub(crate) mod runtime;
+pub(crate) mod termination;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 

@@ -272,6 +272,33 @@ fn endpoints_for(slices: &[&Value], port_name: &str, proto: Protocol) -> Vec<End
     out
 }
 
+/// The endpoints a new flow may go to, as kube-proxy's
+/// `CategorizeEndpoints`: the ready ones in scope (this node's alone when
+/// `local_only`); when there is none, the ones in scope that are serving
+/// and terminating (KEP-1669), so a Service whose pods are all being
+/// deleted keeps answering until they exit. A local policy never falls
+/// back to another node's endpoints.
+pub fn usable_endpoints<'a>(
+    endpoints: &'a [Endpoint],
+    local_only: bool,
+    local_node: &str,
+) -> Vec<&'a Endpoint> {
+    let in_scope = |e: &&Endpoint| !local_only || e.node == local_node;
+    let ready: Vec<&Endpoint> = endpoints
+        .iter()
+        .filter(in_scope)
+        .filter(|e| e.ready)
+        .collect();
+    if !ready.is_empty() {
+        return ready;
+    }
+    endpoints
+        .iter()
+        .filter(in_scope)
+        .filter(|e| e.serving && e.terminating)
+        .collect()
+}
+
 /// The proxy's memory between flows: affinity and round-robin positions.
 #[derive(Debug, Default)]
 pub struct ProxyState {
@@ -305,23 +332,7 @@ impl ProxyState {
             Origin::ClusterIp => port.internal_local,
             Origin::NodePort => port.external_local,
         };
-        let in_scope = |e: &&Endpoint| !local_only || e.node == local_node;
-        let mut usable: Vec<&Endpoint> = port
-            .endpoints
-            .iter()
-            .filter(in_scope)
-            .filter(|e| e.ready)
-            .collect();
-        if usable.is_empty() {
-            // Terminating endpoints still serving carry traffic when nothing
-            // else can (KEP-1669).
-            usable = port
-                .endpoints
-                .iter()
-                .filter(in_scope)
-                .filter(|e| e.serving && e.terminating)
-                .collect();
-        }
+        let usable = usable_endpoints(&port.endpoints, local_only, local_node);
         if usable.is_empty() {
             return if local_only { Pick::Drop } else { Pick::Refuse };
         }

@@ -7,6 +7,14 @@
 //! restartPolicy; a failed liveness probe restarts it too. Startup probes,
 //! init containers and exec probes are not emulated.
 //!
+//! A deleted pod is terminated as the kubelet's `killContainer` does, each
+//! container at once: its `lifecycle.preStop` hook (`exec` in the toolbox,
+//! `httpGet` from the node, `sleep`) runs within the grace period, then the
+//! container gets SIGTERM and what is left of the grace period (at least
+//! 2 s, `crate::termination`) to exit before it is killed. Until then it
+//! keeps serving and its readiness probe keeps deciding `ready`. Nothing is
+//! restarted while the pod terminates.
+//!
 //! It records the kubelet's Events about pods (Pulled, Created, Started,
 //! Killing, Unhealthy, Failed, BackOff) in the background: a slow or
 //! unreachable API never delays a container, and a full queue drops the
@@ -39,6 +47,7 @@ use tracing::Instrument;
 use crate::datapath::Datapath;
 use crate::dnsconfig::{self, NodeResolvConf};
 use crate::envvars;
+use crate::termination;
 use podnet_pod::container::ApiAccess;
 use podnet_proto::auth::{self, Credentials};
 use podnet_proto::trace::Recorder;
@@ -100,6 +109,9 @@ struct ContainerState {
     started_at: String,
     waiting: Option<(String, String)>,
     last_terminated: Option<(String, String)>,
+    /// Exited while the pod terminates: reason and exit code. Such a
+    /// container is not restarted.
+    exited: Option<(String, i32)>,
 }
 
 struct PodState {
@@ -114,6 +126,23 @@ impl PodState {
     fn status(&self) -> Value {
         let all_ready = self.containers.iter().all(|c| c.ready);
         let all_running = self.containers.iter().all(|c| !c.started_at.is_empty());
+        let all_exited = self.containers.iter().all(|c| c.exited.is_some());
+        let phase = if all_exited && !self.containers.is_empty() {
+            // A terminated pod's phase says how its containers ended.
+            if self
+                .containers
+                .iter()
+                .all(|c| c.exited.as_ref().is_some_and(|e| e.1 == 0))
+            {
+                "Succeeded"
+            } else {
+                "Failed"
+            }
+        } else if all_running {
+            "Running"
+        } else {
+            "Pending"
+        };
         let cond = |b: bool| if b { "True" } else { "False" };
         let not_ready: Vec<&str> = self
             .containers
@@ -142,6 +171,10 @@ impl PodState {
             .map(|c| {
                 let state = match &c.waiting {
                     Some((reason, message)) => json!({"waiting": {"reason": reason, "message": message}}),
+                    None if c.exited.is_some() => {
+                        let (reason, code) = c.exited.clone().unwrap_or_default();
+                        json!({"terminated": {"reason": reason, "exitCode": code}})
+                    }
                     None if !c.started_at.is_empty() => json!({"running": {"startedAt": c.started_at}}),
                     None => json!({"waiting": {"reason": "ContainerCreating"}}),
                 };
@@ -158,7 +191,7 @@ impl PodState {
             })
             .collect();
         json!({
-            "phase": if all_running { "Running" } else { "Pending" },
+            "phase": phase,
             "conditions": conditions,
             "hostIP": self.node_ip.to_string(),
             "hostIPs": [{"ip": self.node_ip.to_string()}],
@@ -255,6 +288,9 @@ pub struct RunningPod {
     environments: Vec<Arc<Mutex<Vec<EnvVar>>>>,
     cancel: CancellationToken,
     tasks: TaskTracker,
+    /// Set to the grace period when the pod starts terminating; its
+    /// containers watch it.
+    terminating: watch::Sender<Option<Duration>>,
     /// The pod's status as the kubelet would post it.
     pub status: watch::Receiver<Value>,
 }
@@ -516,6 +552,7 @@ impl Runtime {
         let status_tx = Arc::new(status_tx);
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
+        let (terminating, _) = watch::channel(None);
         let restart_always = !matches!(str_at(pod, "/spec/restartPolicy"), "Never" | "OnFailure");
         let enable_service_links = envvars::enable_service_links(pod);
         let mut environments = Vec::with_capacity(containers.len());
@@ -535,6 +572,8 @@ impl Runtime {
                 enable_service_links,
                 readiness: c.get("readinessProbe").cloned(),
                 liveness: c.get("livenessProbe").cloned(),
+                pre_stop: c.pointer("/lifecycle/preStop").cloned(),
+                terminating: terminating.subscribe(),
                 ports: named_ports(c),
                 reference: reference.clone(),
                 ns: ns.clone(),
@@ -561,11 +600,52 @@ impl Runtime {
             environments,
             cancel,
             tasks,
+            terminating,
             status: status_rx,
         });
         self.pods().insert(uid, running.clone());
         tracing::info!(pod = %info.name, namespace = %info.namespace, %ip, "pod started");
         Ok(running)
+    }
+
+    /// Terminates a pod gracefully (see the module docs): every container
+    /// runs its preStop hook, gets SIGTERM and has the rest of `grace` to
+    /// exit; then what is left is killed and the pod stopped.
+    pub async fn terminate(&self, uid: &str, grace: Duration) {
+        let Some(pod) = self.get(uid) else {
+            return;
+        };
+        pod.terminating.send_replace(Some(grace));
+        pod.tasks.close();
+        // Each container bounds its own shutdown; this bounds one that
+        // does not, with room for the kill window after a long hook.
+        let bound = grace + termination::MIN_KILL_WINDOW + Duration::from_secs(1);
+        if tokio::time::timeout(bound, pod.tasks.wait()).await.is_err() {
+            tracing::warn!(pod = %pod.ns.info().name, "containers outlived the grace period, killing them");
+        }
+        self.stop(uid, Duration::from_millis(500)).await;
+    }
+
+    /// Shortens the grace period of a terminating pod (a second delete
+    /// with a shorter one); a longer one changes nothing, as in the API.
+    pub fn shorten(&self, uid: &str, grace: Duration) {
+        if let Some(pod) = self.get(uid) {
+            pod.terminating.send_if_modified(|current| match current {
+                Some(g) if grace < *g => {
+                    *current = Some(grace);
+                    true
+                }
+                _ => false,
+            });
+        }
+    }
+
+    /// Kills a terminating pod's containers at once: its object was
+    /// removed (a forced delete), so there is nothing left to wait for.
+    pub fn kill(&self, uid: &str) {
+        if let Some(pod) = self.get(uid) {
+            pod.cancel.cancel();
+        }
     }
 
     /// Stops a pod: cancels its containers, waits up to `grace` for them,
@@ -574,7 +654,10 @@ impl Runtime {
         let Some(pod) = self.pods().remove(uid) else {
             return;
         };
-        for name in &pod.containers {
+        // A terminated pod's containers said Killing when they were asked
+        // to stop.
+        let terminated = pod.terminating.borrow().is_some();
+        for name in pod.containers.iter().filter(|_| !terminated) {
             self.event(
                 &pod.reference,
                 EventType::Normal,
@@ -702,6 +785,10 @@ struct ContainerCtx {
     enable_service_links: bool,
     readiness: Option<Value>,
     liveness: Option<Value>,
+    /// `lifecycle.preStop`: run before the termination signal.
+    pre_stop: Option<Value>,
+    /// The pod's grace period once it is terminating.
+    terminating: watch::Receiver<Option<Duration>>,
     ports: HashMap<String, u16>,
     /// The pod's reference, for Events.
     reference: Value,
@@ -778,9 +865,18 @@ impl ContainerCtx {
     async fn run(self) {
         let this = Arc::new(self);
         loop {
+            if this.terminating.borrow().is_some() {
+                return;
+            }
             let token = this.cancel.child_token();
+            let term = CancellationToken::new();
             let spec = this.starting_spec();
-            let workload = match images::start(this.ns.clone(), &spec, token.clone()) {
+            let workload = match images::start_signalled(
+                this.ns.clone(),
+                &spec,
+                term.clone(),
+                token.clone(),
+            ) {
                 Ok(w) => w,
                 Err(e @ WorkloadError::UnknownImage { .. }) => {
                     tracing::warn!(error = %e, "cannot start container");
@@ -809,12 +905,14 @@ impl ContainerCtx {
                     });
                     tokio::select! {
                         _ = this.cancel.cancelled() => return,
+                        _ = this.terminating_grace() => return,
                         _ = tokio::time::sleep(RESTART_BACKOFF) => {}
                     }
                     this.update(|c| c.restart_count += 1);
                     continue;
                 }
             };
+            let mut workload = std::pin::pin!(workload);
             // Built-in images are always present: kubelet's words for an
             // image it did not need to pull.
             this.event(
@@ -859,7 +957,18 @@ impl ContainerCtx {
             }
             let reason = tokio::select! {
                 _ = this.cancel.cancelled() => { probes.cancel(); return }
-                r = workload => match r {
+                grace = this.terminating_grace() => {
+                    let exited = this.shut_down(workload.as_mut(), &term, grace).await;
+                    token.cancel();
+                    probes.cancel();
+                    this.update(|c| {
+                        c.started_at.clear();
+                        c.ready = false;
+                        c.exited = exited;
+                    });
+                    return;
+                }
+                r = workload.as_mut() => match r {
                     Ok(()) => ("Completed".to_string(), String::new()),
                     Err(e) => ("Error".to_string(), e.to_string()),
                 },
@@ -875,13 +984,158 @@ impl ContainerCtx {
             if !this.restart_always && reason.0 == "Completed" {
                 return;
             }
+            if this.terminating.borrow().is_some() {
+                // Exited on its own while the pod terminates: not restarted.
+                let code = if reason.0 == "Completed" { 0 } else { 1 };
+                this.update(|c| c.exited = Some((reason.0.clone(), code)));
+                return;
+            }
             this.back_off();
             tokio::select! {
                 _ = this.cancel.cancelled() => return,
+                _ = this.terminating_grace() => return,
                 _ = tokio::time::sleep(RESTART_BACKOFF) => {}
             }
             this.update(|c| c.restart_count += 1);
         }
+    }
+
+    /// Resolves with the grace period once the pod is terminating.
+    async fn terminating_grace(&self) -> Duration {
+        let mut terminating = self.terminating.clone();
+        let grace = terminating
+            .wait_for(Option::is_some)
+            .await
+            .map(|grace| grace.unwrap_or_default());
+        match grace {
+            Ok(grace) => grace,
+            // The pod is gone; its cancellation ends the container.
+            Err(_) => std::future::pending().await,
+        }
+    }
+
+    /// Stops the running container of a terminating pod as the kubelet's
+    /// `killContainer`: the preStop hook (bounded by `grace`), then SIGTERM
+    /// (`term`) and the kill window; the workload keeps running and being
+    /// probed throughout. Returns how it exited (reason, exit code), or
+    /// `None` when the whole pod was killed meanwhile.
+    async fn shut_down<F>(
+        &self,
+        mut workload: std::pin::Pin<&mut F>,
+        term: &CancellationToken,
+        grace: Duration,
+    ) -> Option<(String, i32)>
+    where
+        F: std::future::Future<Output = Result<(), WorkloadError>>,
+    {
+        let exit = |r: Result<(), WorkloadError>| match r {
+            Ok(()) => ("Completed".to_string(), 0),
+            Err(_) => ("Error".to_string(), 1),
+        };
+        self.event(
+            EventType::Normal,
+            "Killing",
+            format!("Stopping container {}", self.spec.name),
+        );
+        // The grace period may shrink meanwhile (a second, shorter
+        // delete); every deadline is recomputed from the current one.
+        let mut terminating = self.terminating.clone();
+        let current = |t: &watch::Receiver<Option<Duration>>| t.borrow().unwrap_or(grace);
+        let started = tokio::time::Instant::now();
+        if let Some(hook) = &self.pre_stop {
+            let mut hook_run = std::pin::pin!(self.pre_stop_hook(hook));
+            loop {
+                let grace = current(&terminating);
+                tokio::select! {
+                    _ = self.cancel.cancelled() => return None,
+                    r = workload.as_mut() => return Some(exit(r)),
+                    r = hook_run.as_mut() => {
+                        if let Err(why) = r {
+                            tracing::warn!(%why, "preStop hook failed");
+                            self.event(EventType::Warning, "FailedPreStopHook", why);
+                        }
+                        break;
+                    }
+                    _ = tokio::time::sleep_until(started + grace) => {
+                        tracing::warn!("preStop hook did not complete in {}s", grace.as_secs());
+                        break;
+                    }
+                    Ok(()) = terminating.changed() => {}
+                }
+            }
+        }
+        let signalled = tokio::time::Instant::now();
+        term.cancel();
+        loop {
+            let window = termination::kill_window(current(&terminating), signalled - started);
+            tokio::select! {
+                _ = self.cancel.cancelled() => return None,
+                r = workload.as_mut() => return Some(exit(r)),
+                _ = tokio::time::sleep_until(signalled + window) => {
+                    tracing::info!(?window, "container did not stop after SIGTERM, killing it");
+                    // Killed by SIGKILL: 128 + 9.
+                    return Some(("Error".to_string(), 137));
+                }
+                Ok(()) = terminating.changed() => {}
+            }
+        }
+    }
+
+    /// Runs a `lifecycle.preStop` handler: `exec` in the container (the
+    /// toolbox), `httpGet` from the node, or `sleep`. Err is the message of
+    /// the kubelet's FailedPreStopHook event.
+    async fn pre_stop_hook(&self, hook: &Value) -> Result<(), String> {
+        let info = self.ns.info();
+        let pod = format!(
+            "{}_{}({})",
+            info.name,
+            info.namespace,
+            str_at(&self.reference, "/metadata/uid")
+        );
+        if let Some(exec) = hook.get("exec") {
+            let command: Vec<String> = strs_at(exec, "/command")
+                .into_iter()
+                .map(String::from)
+                .collect();
+            let env = self
+                .environment
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            let out = podnet_pod::toolbox::run(self.ns.clone(), &env, &command, &[]).await;
+            if out.exit_code == 0 {
+                return Ok(());
+            }
+            return Err(format!(
+                "Exec lifecycle hook ({command:?}) for Container {:?} in Pod {pod:?} failed - error: command '{}' exited with {}: {}",
+                self.spec.name,
+                command.join(" "),
+                out.exit_code,
+                String::from_utf8_lossy(&out.stderr).trim_end(),
+            ));
+        }
+        if hook.get("httpGet").is_some() {
+            // Bounded by the grace period around the hook, not by a
+            // probe's timeout.
+            return self
+                .handler_once(hook, "httpGet", Duration::from_secs(3600))
+                .await
+                .map_err(|why| {
+                    format!(
+                        "HTTP lifecycle hook ({}) for Container {:?} in Pod {pod:?} failed - error: {why}",
+                        str_at(hook, "/httpGet/path"),
+                        self.spec.name
+                    )
+                });
+        }
+        if let Some(seconds) = hook.pointer("/sleep/seconds").and_then(Value::as_u64) {
+            tokio::time::sleep(Duration::from_secs(seconds)).await;
+            return Ok(());
+        }
+        Err(format!(
+            "preStop hook for Container {:?} in Pod {pod:?} has no exec, httpGet or sleep handler",
+            self.spec.name
+        ))
     }
 
     fn probe_port(&self, probe: &Value, handler: &str) -> Option<u16> {
@@ -907,6 +1161,17 @@ impl ContainerCtx {
         } else {
             "tcpSocket"
         };
+        self.handler_once(probe, handler, timeout).await
+    }
+
+    /// One `httpGet` or `tcpSocket` attempt from the node to the pod, as a
+    /// probe or a lifecycle hook sends it.
+    async fn handler_once(
+        &self,
+        probe: &Value,
+        handler: &str,
+        timeout: Duration,
+    ) -> Result<(), String> {
         let port = self
             .probe_port(probe, handler)
             .ok_or_else(|| format!("{handler} probe has no usable port"))?;

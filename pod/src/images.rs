@@ -25,9 +25,16 @@
 //! What a container is to the node (its spec, its environment, its errors)
 //! is `crate::container`; this module is how each image serves it.
 //!
+//! [`start_signalled`] adds the termination signal: SIGTERM (`term`) makes
+//! a server with a drain time (`podnet/http-echo` and `podnet/tcp-echo`:
+//! `--drain=5s` or the environment variable `DRAIN_SECONDS`, default 0)
+//! keep serving existing and new connections for that long and then exit,
+//! as a real server's graceful shutdown does; every other image exits at
+//! once. SIGKILL (`kill`) always ends the container at once.
+//!
 //! Deliberately not here: process semantics (restarts, exit codes, logs) and
 //! probes belong to the pod runtime; these images never exit on their own
-//! unless their sockets fail. Images are matched by repository name only:
+//! unless their sockets fail or they are signalled. Images are matched by repository name only:
 //! tags and digests are ignored, and no registry is ever contacted.
 
 mod echo;
@@ -36,6 +43,7 @@ mod http_echo;
 use std::future::Future;
 use std::net::SocketAddrV4;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -163,6 +171,128 @@ pub fn start(
         Image::Ingress => ingress::start(ns, spec, cancel)?.boxed(),
     };
     Ok(running)
+}
+
+/// Starts the container described by `spec` in `ns`, with the two signals
+/// of a real process: `term` asks it to stop (the image's drain time, see
+/// the module docs, then it exits), `kill` stops it at once.
+pub fn start_signalled(
+    ns: Arc<NetNs>,
+    spec: &ContainerSpec,
+    term: CancellationToken,
+    kill: CancellationToken,
+) -> Result<impl Future<Output = Result<(), WorkloadError>> + Send + 'static, WorkloadError> {
+    let image = Image::parse(&spec.image)?;
+    let drain = match image {
+        Image::HttpEcho | Image::TcpEcho => drain_time(image, spec)?,
+        _ => Duration::ZERO,
+    };
+    let stop = kill.child_token();
+    let running = start(ns, spec, stop.clone())?;
+    Ok(async move {
+        tokio::pin!(running);
+        tokio::select! {
+            result = &mut running => return result,
+            () = term.cancelled() => {}
+        }
+        if !drain.is_zero() {
+            tracing::info!(?drain, "terminating: serving for the drain time");
+            tokio::select! {
+                result = &mut running => return result,
+                () = tokio::time::sleep(drain) => {}
+            }
+        }
+        stop.cancel();
+        running.await
+    })
+}
+
+/// The longest drain time an image accepts: a pod's grace period ends it
+/// long before in any real setup.
+const MAX_DRAIN: Duration = Duration::from_secs(3600);
+
+/// How long a server image keeps serving after SIGTERM: a `--drain`/`-drain`
+/// argument (`5s`, `500ms`, `1m`, or bare seconds) wins, then the
+/// environment variable `DRAIN_SECONDS`, else 0.
+fn drain_time(image: Image, spec: &ContainerSpec) -> Result<Duration, WorkloadError> {
+    let bad = |origin: &'static str, value: &str, reason: String| WorkloadError::BadArgs {
+        image: image.name().to_owned(),
+        origin,
+        value: value.to_owned(),
+        reason,
+    };
+    let mut found = None;
+    let mut args = spec.args.iter();
+    while let Some(arg) = args.next() {
+        let Some(flag) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
+            continue;
+        };
+        let (name, inline) = match flag.split_once('=') {
+            Some((name, value)) => (name, Some(value)),
+            None => (flag, None),
+        };
+        if name != "drain" {
+            continue;
+        }
+        let value = match inline {
+            Some(value) => value,
+            None => args
+                .next()
+                .map(String::as_str)
+                .ok_or_else(|| bad("argument", arg, "the flag needs a value".to_owned()))?,
+        };
+        // The last occurrence wins, as with Go's flag package.
+        found = Some(parse_drain(value).map_err(|reason| bad("argument", value, reason))?);
+    }
+    if let Some(drain) = found {
+        return Ok(drain);
+    }
+    match spec
+        .env
+        .iter()
+        .rev()
+        .find(|(name, _)| name == "DRAIN_SECONDS")
+    {
+        Some((_, value)) => {
+            let seconds: f64 = value.trim().parse().map_err(|_| {
+                bad(
+                    "environment variable DRAIN_SECONDS",
+                    value,
+                    "expected a number of seconds".to_owned(),
+                )
+            })?;
+            seconds_to_drain(seconds)
+                .map_err(|reason| bad("environment variable DRAIN_SECONDS", value, reason))
+        }
+        None => Ok(Duration::ZERO),
+    }
+}
+
+/// `5s`, `500ms`, `1m`, `1.5s` or bare seconds (`5`).
+fn parse_drain(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (text, 1.0)
+    };
+    let seconds: f64 = number
+        .parse()
+        .map_err(|_| "expected a duration like 5s, 500ms or 1m".to_owned())?;
+    seconds_to_drain(seconds * unit)
+}
+
+fn seconds_to_drain(seconds: f64) -> Result<Duration, String> {
+    let too_long = || format!("expected a duration from 0 to {}s", MAX_DRAIN.as_secs());
+    let drain = Duration::try_from_secs_f64(seconds).map_err(|_| too_long())?;
+    if drain > MAX_DRAIN {
+        return Err(too_long());
+    }
+    Ok(drain)
 }
 
 /// Binds UDP and TCP on the DNS port (53 unless overridden like any image's

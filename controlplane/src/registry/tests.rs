@@ -123,6 +123,36 @@ fn bound_pods_are_deleted_gracefully_and_reapply_keeps_the_binding() {
 }
 
 #[test]
+fn deleting_a_terminating_pod_again_only_shortens_its_grace_period() {
+    let r = registry();
+    r.create(pod("a")).unwrap();
+    let mut bound = r.must_get(&key(Kind::Pod, "a")).unwrap();
+    bound["spec"]["nodeName"] = json!("node-1");
+    r.update(bound).unwrap();
+    let at = |p: &Value| {
+        chrono::DateTime::parse_from_rfc3339(str_at(p, "/metadata/deletionTimestamp")).unwrap()
+    };
+
+    let first = r.delete(&key(Kind::Pod, "a"), Some(60), "").unwrap();
+    assert_eq!(first["metadata"]["deletionGracePeriodSeconds"], 60);
+    // A longer or equal period changes nothing.
+    for longer in [None, Some(60), Some(120)] {
+        let again = r.delete(&key(Kind::Pod, "a"), longer, "").unwrap();
+        assert_eq!(again["metadata"]["deletionGracePeriodSeconds"], 60);
+        assert_eq!(at(&again), at(&first));
+    }
+    // A shorter one moves the deletionTimestamp earlier by the difference.
+    let shorter = r.delete(&key(Kind::Pod, "a"), Some(10), "").unwrap();
+    assert_eq!(shorter["metadata"]["deletionGracePeriodSeconds"], 10);
+    assert_eq!(at(&first) - at(&shorter), chrono::Duration::seconds(50));
+    let stored = r.must_get(&key(Kind::Pod, "a")).unwrap();
+    assert_eq!(stored["metadata"]["deletionGracePeriodSeconds"], 10);
+    // Zero (a forced delete) removes it.
+    r.delete(&key(Kind::Pod, "a"), Some(0), "").unwrap();
+    assert!(r.get(&key(Kind::Pod, "a")).unwrap().is_none());
+}
+
+#[test]
 fn deleting_an_owner_deletes_its_dependents() {
     let r = registry();
     let owner = r.create(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "rs"},

@@ -222,3 +222,117 @@ fn headless_external_name_and_other_protocols_are_not_proxied() {
     assert!(t.by_cluster_ip(VIP, Protocol::Udp).is_none());
     assert!(t.by_node_port(30081, Protocol::Tcp).is_none());
 }
+
+/// kube-proxy's endpoint categorization (topology.go `CategorizeEndpoints`
+/// and the KEP-1669 cases): which endpoints a new flow may use.
+#[test]
+fn endpoint_categorization_follows_kep_1669() {
+    // (ip, node, ready, serving, terminating), as slices carry them.
+    let ep = |(ip, node, ready, serving, terminating): Ep| Endpoint {
+        addr: SocketAddrV4::new(ip.parse().unwrap(), 8080),
+        node: node.to_string(),
+        ready,
+        serving,
+        terminating,
+    };
+    let check = |eps: &[Ep], local_only: bool, expected: &[&str]| {
+        let endpoints: Vec<Endpoint> = eps.iter().copied().map(ep).collect();
+        let got: Vec<String> = usable_endpoints(&endpoints, local_only, "node-1")
+            .iter()
+            .map(|e| e.addr.ip().to_string())
+            .collect();
+        assert_eq!(got, expected, "{eps:?} local_only={local_only}");
+    };
+    const READY: (bool, bool, bool) = (true, true, false);
+    const SERVING_TERMINATING: (bool, bool, bool) = (false, true, true);
+    const TERMINATING: (bool, bool, bool) = (false, false, true);
+    const NOT_READY: (bool, bool, bool) = (false, false, false);
+    let e = |ip: &'static str, node: &'static str, (r, s, t): (bool, bool, bool)| -> Ep {
+        (ip, node, r, s, t)
+    };
+
+    // Ready endpoints only, whatever else there is.
+    check(
+        &[
+            e("10.0.0.1", "node-1", READY),
+            e("10.0.0.2", "node-2", SERVING_TERMINATING),
+            e("10.0.0.3", "node-2", NOT_READY),
+        ],
+        false,
+        &["10.0.0.1"],
+    );
+    // No ready endpoint: the serving terminating ones, not the
+    // terminating ones that stopped serving.
+    check(
+        &[
+            e("10.0.0.1", "node-1", SERVING_TERMINATING),
+            e("10.0.0.2", "node-2", SERVING_TERMINATING),
+            e("10.0.0.3", "node-2", TERMINATING),
+        ],
+        false,
+        &["10.0.0.1", "10.0.0.2"],
+    );
+    // Not ready and not terminating never serves, even as a fallback.
+    check(&[e("10.0.0.1", "node-1", NOT_READY)], false, &[]);
+    // All terminating and none serving: nothing.
+    check(&[e("10.0.0.1", "node-1", TERMINATING)], false, &[]);
+    check(&[], false, &[]);
+
+    // Local policy: a ready local endpoint wins.
+    check(
+        &[
+            e("10.0.0.1", "node-1", READY),
+            e("10.0.0.2", "node-2", READY),
+        ],
+        true,
+        &["10.0.0.1"],
+    );
+    // Only terminating local endpoints: they are used, not the other
+    // node's ready one.
+    check(
+        &[
+            e("10.0.0.1", "node-1", SERVING_TERMINATING),
+            e("10.0.0.2", "node-2", READY),
+        ],
+        true,
+        &["10.0.0.1"],
+    );
+    // Ready local and serving terminating local: the ready one.
+    check(
+        &[
+            e("10.0.0.1", "node-1", SERVING_TERMINATING),
+            e("10.0.0.4", "node-1", READY),
+        ],
+        true,
+        &["10.0.0.4"],
+    );
+    // Local terminating that stopped serving: nothing (the flow drops).
+    check(
+        &[
+            e("10.0.0.1", "node-1", TERMINATING),
+            e("10.0.0.2", "node-2", READY),
+        ],
+        true,
+        &[],
+    );
+    // No local endpoint at all: nothing, never the remote ones.
+    check(&[e("10.0.0.2", "node-2", READY)], true, &[]);
+}
+
+#[test]
+fn external_local_uses_local_terminating_endpoints_through_the_node_port() {
+    let eps: &[Ep] = &[
+        ("10.244.0.2", "node-1", false, true, true),
+        ("10.244.1.2", "node-2", true, true, false),
+    ];
+    let local = web(json!({"externalTrafficPolicy": "Local"}), eps);
+    for r in 0..3 {
+        check(&local, Origin::NodePort, r, to("10.244.0.2"));
+    }
+    // ClusterIP traffic of the same Service is not local: the ready one.
+    check(&local, Origin::ClusterIp, 0, to("10.244.1.2"));
+    // The health check counts ready local endpoints only, so a load
+    // balancer stops choosing a node whose endpoints are all terminating.
+    assert_eq!(local.local_ready_endpoints("default", "web", "node-1"), 0);
+    assert_eq!(local.local_ready_endpoints("default", "web", "node-2"), 1);
+}

@@ -371,3 +371,109 @@ async fn dns_serves_udp_and_tcp_on_53_from_the_env_view() {
     assert!(ns.has_tcp_listener(5353) && !ns.has_tcp_listener(53));
     drop(running);
 }
+
+#[test]
+fn drain_time_precedence_and_errors() {
+    let check = |spec: ContainerSpec, expected: Result<Duration, &str>| {
+        let got = drain_time(Image::HttpEcho, &spec).map_err(|e| e.to_string());
+        match (&got, &expected) {
+            (Ok(got), Ok(want)) => assert_eq!(got, want, "{spec:?}"),
+            (Err(got), Err(want)) => assert!(got.contains(want), "{got} lacks {want}"),
+            _ => panic!("{spec:?}: got {got:?}, expected {expected:?}"),
+        }
+    };
+    let secs = Duration::from_secs;
+    let echo = |args: &[&str], env: &[(&str, &str)]| spec("podnet/http-echo", args, env, &[]);
+    check(echo(&[], &[]), Ok(Duration::ZERO));
+    check(echo(&["--drain=5s"], &[]), Ok(secs(5)));
+    check(
+        echo(&["-drain", "500ms"], &[]),
+        Ok(Duration::from_millis(500)),
+    );
+    check(echo(&["--drain", "1m"], &[]), Ok(secs(60)));
+    check(echo(&["--drain=3"], &[]), Ok(secs(3)));
+    check(echo(&["--drain=1s", "--drain=2s"], &[]), Ok(secs(2)));
+    check(echo(&[], &[("DRAIN_SECONDS", "4")]), Ok(secs(4)));
+    check(
+        echo(&[], &[("DRAIN_SECONDS", "0.5")]),
+        Ok(Duration::from_millis(500)),
+    );
+    check(
+        echo(&["--drain=1s"], &[("DRAIN_SECONDS", "9")]),
+        Ok(secs(1)),
+    );
+    // Other flags are not the drain time; the port flag is not either.
+    check(echo(&["-text=hi", "--port=8080"], &[]), Ok(Duration::ZERO));
+    check(
+        echo(&["--drain=soon"], &[]),
+        Err("invalid argument \"soon\" for image podnet/http-echo: expected a duration like 5s"),
+    );
+    check(echo(&["--drain"], &[]), Err("the flag needs a value"));
+    check(
+        echo(&["--drain=-1s"], &[]),
+        Err("expected a duration from 0 to 3600s"),
+    );
+    check(
+        echo(&["--drain=90m"], &[]),
+        Err("expected a duration from 0 to 3600s"),
+    );
+    check(
+        echo(&[], &[("DRAIN_SECONDS", "x")]),
+        Err("invalid environment variable DRAIN_SECONDS \"x\""),
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn term_drains_then_exits_and_kill_ends_at_once() {
+    let ns = pod();
+    let (term, kill) = (CancellationToken::new(), CancellationToken::new());
+    let running = start_signalled(
+        ns.clone(),
+        &spec("podnet/tcp-echo", &["--drain=5s"], &[], &[]),
+        term.clone(),
+        kill.clone(),
+    )
+    .expect("starts");
+    let task = tokio::spawn(running);
+    let started = tokio::time::Instant::now();
+    term.cancel();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Still draining: new connections are accepted and served.
+    let mut stream = ns
+        .connect_tcp(SocketAddrV4::new(ns.ip(), 9000))
+        .await
+        .expect("connects while draining");
+    stream.write_all(b"late").await.expect("write");
+    let mut buf = [0; 4];
+    stream
+        .read_exact(&mut buf)
+        .await
+        .expect("echo while draining");
+    assert_eq!(&buf, b"late");
+    assert!(!task.is_finished());
+    assert!(task.await.expect("no panic").is_ok());
+    assert_eq!(started.elapsed(), Duration::from_secs(5));
+    assert!(!ns.has_tcp_listener(ECHO_DEFAULT_PORT));
+
+    // Without a drain time SIGTERM ends it at once; SIGKILL always does.
+    for (args, signal_term) in [(&[][..], true), (&["--drain=30s"][..], false)] {
+        let (term, kill) = (CancellationToken::new(), CancellationToken::new());
+        let task = tokio::spawn(
+            start_signalled(
+                ns.clone(),
+                &spec("podnet/http-echo", args, &[], &[]),
+                term.clone(),
+                kill.clone(),
+            )
+            .expect("starts"),
+        );
+        let started = tokio::time::Instant::now();
+        if signal_term {
+            term.cancel();
+        } else {
+            kill.cancel();
+        }
+        assert!(task.await.expect("no panic").is_ok());
+        assert_eq!(started.elapsed(), Duration::ZERO, "{args:?}");
+    }
+}
