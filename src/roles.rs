@@ -104,6 +104,11 @@ pub struct NodeArgs {
     /// (10.96.0.10) only.
     #[arg(long, value_parser = podnet_lab::launcher::parse_resolv_conf)]
     pub resolv_conf: Option<Box<podnet_node::dnsconfig::NodeResolvConf>>,
+    /// A name of the emulated outside world, NAME=IP (repeatable): the
+    /// node's outside resolver, where its resolv.conf points, answers A
+    /// for it, and NXDOMAIN for any name not given.
+    #[arg(long = "external", value_parser = podnet_lab::flags::external_host)]
+    pub external: Vec<(String, std::net::Ipv4Addr)>,
 }
 
 #[derive(Debug, Args)]
@@ -213,6 +218,9 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         resolv_conf: args
             .resolv_conf
             .map_or_else(podnet_node::dnsconfig::NodeResolvConf::builtin, |c| *c),
+        external: podnet_node::OutsideZone::new(
+            args.external.iter().map(|(name, ip)| (name.as_str(), *ip)),
+        )?,
     };
     let span = tracing::info_span!("node", name = %args.name);
     tracing::Instrument::instrument(podnet_node::run(config, shutdown), span).await?;

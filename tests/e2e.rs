@@ -9,6 +9,8 @@ mod bad_input;
 mod bounded;
 #[path = "e2e/dns.rs"]
 mod dns;
+#[path = "e2e/dnsforward.rs"]
+mod dnsforward;
 #[path = "e2e/dnspolicy.rs"]
 mod dnspolicy;
 #[path = "e2e/edge.rs"]

@@ -47,6 +47,29 @@ pub fn namespaced_name(s: &str) -> Result<String, String> {
     }
 }
 
+/// `NAME=IP` of an outside host (`podnet up --external`): a DNS name of at
+/// least two labels and an IPv4 address that is not in a range the cluster
+/// or the host uses (loopback, unspecified, multicast, broadcast).
+pub fn external_host(s: &str) -> Result<(String, std::net::Ipv4Addr), String> {
+    let Some((name, ip)) = s.split_once('=') else {
+        return Err(format!(
+            "expected NAME=IP, such as api.example.com=203.0.113.10, got {s:?}"
+        ));
+    };
+    let name = podnet_pod::dns::outside::outside_name(name)
+        .map_err(|e| e.to_string())?
+        .to_ascii();
+    let ip: std::net::Ipv4Addr = ip
+        .parse()
+        .map_err(|e| format!("{ip:?} in {s:?} is not an IPv4 address: {e}"))?;
+    if ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() {
+        return Err(format!(
+            "{ip} in {s:?} cannot be an outside host's address (loopback, unspecified, multicast and broadcast addresses are not)"
+        ));
+    }
+    Ok((name.trim_end_matches('.').to_owned(), ip))
+}
+
 /// A duration flag between `min` and `max`, inclusive.
 pub fn duration_in(s: &str, min: Duration, max: Duration) -> Result<Duration, String> {
     let d = humantime::parse_duration(s.trim()).map_err(|e| {
@@ -213,6 +236,30 @@ mod tests {
             assert!(err.contains("expected NAMESPACE/NAME"), "{bad}: {err}");
         }
         assert!(namespaced_name(&format!("a/{}", "x".repeat(64))).is_err());
+    }
+
+    #[test]
+    fn external_hosts_are_a_name_and_an_address() {
+        assert_eq!(
+            external_host("API.example.com.=203.0.113.10"),
+            Ok((
+                "api.example.com".to_owned(),
+                "203.0.113.10".parse().unwrap()
+            ))
+        );
+        for (bad, why) in [
+            ("api.example.com", "expected NAME=IP"),
+            ("api.example.com=", "not an IPv4 address"),
+            ("api.example.com=::1", "not an IPv4 address"),
+            ("api.example.com=127.0.0.1", "loopback"),
+            ("api.example.com=0.0.0.0", "unspecified"),
+            ("=203.0.113.10", "empty"),
+            ("localhost=203.0.113.10", "at least two labels"),
+            ("a_b.example=203.0.113.10", "label"),
+        ] {
+            let got = external_host(bad).unwrap_err();
+            assert!(got.contains(why), "{bad}: {got}");
+        }
     }
 
     #[test]

@@ -69,6 +69,12 @@ pub struct UpArgs {
     /// only.
     #[arg(long, value_parser = parse_resolv_conf_path)]
     pub resolv_conf: Option<PathBuf>,
+    /// A name of the emulated outside world, NAME=IP (repeatable; added to
+    /// the scenario's `external`): the nodes' resolv.conf points at an
+    /// outside resolver that answers A for these names and NXDOMAIN for
+    /// any other, and cluster DNS forwards there what is not in its zones.
+    #[arg(long = "external", value_parser = flags::external_host)]
+    pub external: Vec<(String, std::net::Ipv4Addr)>,
     /// Run the supervisor in the foreground (what `up` starts in the background).
     #[arg(long, hide = true)]
     pub foreground: bool,
@@ -113,6 +119,21 @@ pub fn parse_resolv_conf_path(s: &str) -> Result<PathBuf, String> {
     let path = std::path::absolute(s).map_err(|e| format!("cannot resolve {s:?}: {e}"))?;
     read_resolv_conf(&path)?;
     Ok(path)
+}
+
+/// The outside names: the scenario's, then the flags'.
+fn external_hosts(args: &UpArgs) -> anyhow::Result<Vec<(String, std::net::Ipv4Addr)>> {
+    let mut hosts: Vec<(String, std::net::Ipv4Addr)> = match &args.file {
+        Some(file) => schema::load(file)?
+            .cluster
+            .external
+            .into_iter()
+            .map(|h| (h.name, h.address))
+            .collect(),
+        None => Vec::new(),
+    };
+    hosts.extend(args.external.iter().cloned());
+    Ok(hosts)
 }
 
 /// The nodes to start: the scenario's, or `count` default ones, once they
@@ -182,6 +203,9 @@ pub async fn start_supervisor(
     }
     if let Some(resolv_conf) = &args.resolv_conf {
         cmd.arg("--resolv-conf").arg(resolv_conf);
+    }
+    for (name, ip) in &args.external {
+        cmd.arg("--external").arg(format!("{name}={ip}"));
     }
     if let Some(f) = &args.file {
         cmd.arg(f);
@@ -434,6 +458,9 @@ fn spawn_node(
         .arg(args.max_pods.to_string());
     if let Some(resolv_conf) = &args.resolv_conf {
         cmd.arg("--resolv-conf").arg(resolv_conf);
+    }
+    for (name, ip) in external_hosts(args)? {
+        cmd.arg("--external").arg(format!("{name}={ip}"));
     }
     if !spec.zone.is_empty() {
         cmd.arg("--zone").arg(&spec.zone);

@@ -72,6 +72,9 @@ pub struct Config {
     /// `dnsPolicy: Default` pods get, and whose search domains
     /// ClusterFirst pods inherit.
     pub resolv_conf: crate::dnsconfig::NodeResolvConf,
+    /// The outside world's names (`--external NAME=IP`), which the node's
+    /// outside resolver at `OUTSIDE_DNS_IP` answers.
+    pub external: podnet_pod::dns::OutsideZone,
 }
 
 /// Runs a node until `shutdown`.
@@ -171,6 +174,31 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         Arc::<Datapath>::downgrade(&datapath),
     );
     datapath.add_pod(host_ns.clone());
+    // The outside world's resolver is a namespace of its own, reached
+    // through the datapath like any address: what the node's resolv.conf
+    // names, so the DNS pods forward there.
+    let outside_ns = NetNs::new(
+        podnet_proto::model::network::OUTSIDE_DNS_IP,
+        PodInfo {
+            namespace: String::new(),
+            name: "outside-resolver".to_owned(),
+            node: config.name.clone(),
+        },
+        Arc::<Datapath>::downgrade(&datapath),
+    );
+    datapath.add_pod(outside_ns.clone());
+    {
+        let (zone, shutdown) = (config.external.clone(), shutdown.clone());
+        tasks.spawn(
+            async move {
+                if let Err(error) = podnet_pod::dns::serve_outside(outside_ns, zone, shutdown).await
+                {
+                    tracing::error!(%error, "the outside resolver stopped");
+                }
+            }
+            .instrument(tracing::info_span!("outside")),
+        );
+    }
     if let Some(h) = host_dns {
         let dns = SocketAddrV4::new(podnet_proto::model::network::KUBE_DNS_IP, 53);
         tasks.spawn(

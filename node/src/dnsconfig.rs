@@ -32,7 +32,7 @@
 
 use std::net::IpAddr;
 
-use podnet_proto::model::network::{CLUSTER_DOMAIN, KUBE_DNS_IP};
+use podnet_proto::model::network::{CLUSTER_DOMAIN, KUBE_DNS_IP, OUTSIDE_DNS_IP};
 use serde_json::Value;
 
 /// `validation.MaxDNSNameservers` (and glibc's `MAXNS`).
@@ -66,12 +66,12 @@ pub enum ResolvConfError {
 
 impl NodeResolvConf {
     /// The resolv.conf of an emulated node without `--resolv-conf`: the
-    /// cluster DNS as its only nameserver, no search domains, no options.
-    /// podnet's nodes have no upstream resolver of their own; the node's
-    /// resolver is the cluster DNS, as for the host through `--host-dns`.
+    /// outside world's resolver (`OUTSIDE_DNS_IP`, which the node serves)
+    /// as its only nameserver, no search domains, no options. The cluster
+    /// DNS forwards there what is not in its zones.
     pub fn builtin() -> NodeResolvConf {
         NodeResolvConf {
-            nameservers: vec![KUBE_DNS_IP.to_string()],
+            nameservers: vec![OUTSIDE_DNS_IP.to_string()],
             searches: Vec::new(),
             options: Vec::new(),
         }

@@ -321,8 +321,6 @@ pub struct Runtime {
     /// The node's view of Services and EndpointSlices, for workloads that
     /// serve from it (cluster DNS).
     cluster: Mutex<Option<ClusterViewRx>>,
-    /// Counters of every DNS pod on this node.
-    dns_stats: Arc<podnet_pod::dns::DnsStats>,
     /// The node's API client (events, service account credentials) and
     /// the control plane's address, for the workloads' own clients.
     api: Mutex<Option<(ApiClient<Channel>, String)>>,
@@ -355,7 +353,6 @@ impl Runtime {
             pods: Mutex::new(HashMap::new()),
             next_probe_port: AtomicU16::new(40000),
             cluster: Mutex::new(None),
-            dns_stats: Arc::default(),
             api: Mutex::new(None),
             recorder: Mutex::new(Recorder::disabled()),
             events: EventRecorder {
@@ -428,7 +425,6 @@ impl Runtime {
             .map(|(api, controlplane)| service_account_api(api, controlplane, namespace, pod));
         WorkloadEnv {
             cluster: self.cluster_view(),
-            dns_stats: self.dns_stats.clone(),
             api,
             recorder: self
                 .recorder

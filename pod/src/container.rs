@@ -17,7 +17,6 @@ use podnet_proto::v1::api_client::ApiClient;
 use tonic::transport::Channel;
 
 use crate::cluster::{self, ClusterView, ClusterViewRx};
-use crate::dns;
 use podnet_proto::model::view::Protocol;
 
 /// What the node hands its workloads besides their own spec: shared views
@@ -26,8 +25,6 @@ use podnet_proto::model::view::Protocol;
 pub struct WorkloadEnv {
     /// The node's view of Services and EndpointSlices (`podnet/dns`).
     pub cluster: ClusterViewRx,
-    /// Counters of the node's `podnet/dns` containers, for `/metrics`.
-    pub dns_stats: Arc<dns::DnsStats>,
     /// The control plane's API, for workloads that are controllers
     /// (`podnet/ingress`), as the pod's service account.
     pub api: Option<ApiAccess>,
@@ -74,7 +71,6 @@ impl Default for WorkloadEnv {
     fn default() -> WorkloadEnv {
         WorkloadEnv {
             cluster: cluster::fixed(ClusterView::default()),
-            dns_stats: Arc::default(),
             api: None,
             recorder: Recorder::disabled(),
         }

@@ -9,25 +9,36 @@
 //!   socket API (UDP and TCP on port 53), plus the byte-level entry points
 //!   [`handle_datagram`] and [`handle_stream_message`] that the fuzzers and
 //!   the loops share.
+//! - `forward`: names outside the cluster zones go to the DNS pod's own
+//!   resolv.conf nameservers, as CoreDNS's `forward . /etc/resolv.conf`.
+//! - `outside`: the emulated outside world's recursive resolver, which a
+//!   node's resolv.conf points at (it answers the `--external` names).
+//! - `metrics`: the server's counters in Prometheus text on port 9153, as
+//!   CoreDNS's `prometheus :9153`.
 //! - `resolver`: what a pod's libc does with the resolv.conf the node
 //!   generated for it (nameservers in order, search list, `ndots`,
 //!   `timeout`, `attempts`, UDP with retries, TCP on truncation), used by
 //!   the toolbox commands.
 //!
-//! Deliberately not here: recursion or forwarding to an upstream (podnet has
-//! no Internet; names outside the cluster zone and the reverse zones are
-//! REFUSED), DNSSEC, zone transfers, dynamic update, and caching in the
-//! resolver (glibc does not cache either). Wire format is hickory-proto's.
+//! Deliberately not here: recursion of its own (what is not in the zones is
+//! the upstream's), DNSSEC, zone transfers, dynamic update, and caching in
+//! the server or the resolver (glibc does not cache either). Wire format is
+//! hickory-proto's.
 
 pub(crate) mod answer;
 #[cfg(test)]
 pub(crate) mod fixture;
+pub mod forward;
+pub mod metrics;
+pub mod outside;
 pub(crate) mod resolver;
 pub(crate) mod server;
 
 use hickory_proto::op::ResponseCode;
 
-pub use answer::{ClusterDomain, Index, answer};
+pub use answer::{ClusterDomain, Index, Resolution, answer, resolve};
+pub use forward::{ForwardStats, Forwarder};
+pub use outside::{OutsideZone, serve_outside};
 pub use resolver::{
     HostsFile, Lookup, MAX_NAMESERVERS, ResolveError, ResolverConfig, lookup, resolve_ipv4,
 };

@@ -297,7 +297,9 @@ fn seconds_to_drain(seconds: f64) -> Result<Duration, String> {
 
 /// Binds UDP and TCP on the DNS port (53 unless overridden like any image's
 /// port; the containerPorts of a CoreDNS manifest, 53/UDP, 53/TCP and
-/// 9153/TCP for metrics, leave it at 53) and serves cluster DNS.
+/// 9153/TCP for metrics, leave it at 53) and serves cluster DNS, forwarding
+/// what is outside the zones to the pod's resolv.conf nameservers, with
+/// its counters on 9153/TCP `/metrics`.
 fn start_dns(
     ns: &Arc<NetNs>,
     spec: &ContainerSpec,
@@ -324,22 +326,57 @@ fn start_dns(
         protocol: Protocol::Tcp,
         source,
     })?;
+    let metrics = ns
+        .listen_tcp(dns::metrics::METRICS_PORT)
+        .map_err(|source| WorkloadError::Bind {
+            port: dns::metrics::METRICS_PORT,
+            protocol: Protocol::Tcp,
+            source,
+        })?;
     let env = spec.workload_env.clone();
+    // Each server counts its own queries: `/metrics` is per pod, as a
+    // CoreDNS pod's.
+    let stats = Arc::new(dns::DnsStats::default());
+    let forwarder = dns::Forwarder::new(ns.clone(), stats.forward().clone());
     Ok(async move {
-        dns::server::serve(udp, tcp, domain, env.cluster, env.dns_stats, cancel)
-            .await
-            .map_err(|error| match error {
-                dns::server::ServeError::Udp { port, source } => WorkloadError::Serve {
-                    port,
-                    protocol: Protocol::Udp,
-                    source,
-                },
-                dns::server::ServeError::Tcp { port, source } => WorkloadError::Serve {
-                    port,
-                    protocol: Protocol::Tcp,
-                    source,
-                },
-            })
+        let metrics_cancel = cancel.child_token();
+        let metrics_loop = {
+            let (stats, metrics_cancel) = (stats.clone(), metrics_cancel.clone());
+            async move {
+                if let Err(error) =
+                    dns::metrics::serve_metrics(metrics, stats, metrics_cancel).await
+                {
+                    tracing::warn!(%error, "the DNS metrics listener failed");
+                }
+            }
+        };
+        let dns_loop = async move {
+            let served = dns::server::serve(
+                udp,
+                tcp,
+                domain,
+                env.cluster,
+                Some(forwarder),
+                stats,
+                cancel,
+            )
+            .await;
+            metrics_cancel.cancel();
+            served
+        };
+        let ((), served) = tokio::join!(metrics_loop, dns_loop);
+        served.map_err(|error| match error {
+            dns::server::ServeError::Udp { port, source } => WorkloadError::Serve {
+                port,
+                protocol: Protocol::Udp,
+                source,
+            },
+            dns::server::ServeError::Tcp { port, source } => WorkloadError::Serve {
+                port,
+                protocol: Protocol::Tcp,
+                source,
+            },
+        })
     }
     .instrument(tracing::info_span!("dns", port)))
 }

@@ -69,6 +69,8 @@ pub async fn run(args: RunArgs, state_dir: Option<PathBuf>) -> anyhow::Result<Ex
         // The scenario's own, read with its nodes.
         ingress_default_backend: None,
         resolv_conf: None,
+        // The scenario's own, read with its nodes.
+        external: Vec::new(),
         foreground: false,
     };
     let started = std::time::Instant::now();

@@ -64,6 +64,32 @@ pub struct ClusterSpec {
     /// --ingress-default-backend`).
     #[serde(default, deserialize_with = "namespaced_name")]
     pub ingress_default_backend: Option<String>,
+    /// Names of the emulated outside world (`podnet up --external
+    /// NAME=IP`): the nodes' outside resolver answers A for them, and
+    /// NXDOMAIN for any other name.
+    #[serde(default, deserialize_with = "external_hosts")]
+    pub external: Vec<ExternalHost>,
+}
+
+/// One outside name and its address.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalHost {
+    pub name: String,
+    pub address: std::net::Ipv4Addr,
+}
+
+fn external_hosts<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ExternalHost>, D::Error> {
+    let hosts = Vec::<ExternalHost>::deserialize(d)?;
+    hosts
+        .into_iter()
+        .map(|host| {
+            let (name, address) =
+                crate::flags::external_host(&format!("{}={}", host.name, host.address))
+                    .map_err(serde::de::Error::custom)?;
+            Ok(ExternalHost { name, address })
+        })
+        .collect()
 }
 
 fn namespaced_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -640,6 +666,19 @@ expect:
             s.cluster.ingress_default_backend.as_deref(),
             Some("default/fallback")
         );
+        assert!(s.cluster.external.is_empty());
+        let s = parse(
+            "t.yaml",
+            "name: t\ncluster:\n  external:\n    - {name: API.example.com., address: 203.0.113.10}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.cluster.external,
+            [ExternalHost {
+                name: "api.example.com".into(),
+                address: "203.0.113.10".parse().unwrap()
+            }]
+        );
     }
 
     fn host_expect(http: &str, resolve: Option<&str>, cacert: Option<&str>) -> HttpExpect {
@@ -752,6 +791,27 @@ expect:
         check(
             "name: t\ncluster: {ingress_default_backend: Fallback}\n",
             "expected NAMESPACE/NAME",
+        );
+        let external = |host: &str| format!("name: t\ncluster:\n  external: [{host}]\n");
+        check(
+            &external("{name: api.example.com, address: 127.0.0.1}"),
+            "s.yaml:3:",
+        );
+        check(
+            &external("{name: api.example.com, address: 127.0.0.1}"),
+            "loopback",
+        );
+        check(
+            &external("{name: localhost, address: 203.0.113.10}"),
+            "at least two labels",
+        );
+        check(
+            &external("{name: api.example.com, address: nowhere}"),
+            "s.yaml:3:",
+        );
+        check(
+            &external("{name: api.example.com, ip: 203.0.113.10}"),
+            "unknown field",
         );
         let probe = |fields: &str| {
             format!(

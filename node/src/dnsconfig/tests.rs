@@ -123,10 +123,10 @@ fn every_policy_and_merge_rule() {
         (&["192.168.0.2"], &["corp.example"], &["ndots:2", "edns0"]),
     );
     check(
-        "Default on podnet's built-in node resolv.conf",
+        "Default on podnet's built-in node resolv.conf: the outside resolver",
         spec("Default", false, None),
         &NodeResolvConf::builtin(),
-        (&[CLUSTER_DNS], &[], &[]),
+        (&["192.0.2.53"], &[], &[]),
     );
     check(
         "None: only dnsConfig",

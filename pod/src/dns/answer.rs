@@ -23,9 +23,16 @@
 //! reverse zones. It distinguishes NXDOMAIN (the name does not exist) from
 //! NODATA (NOERROR, empty answer, the zone's SOA in the authority section:
 //! the name exists, possibly as an empty non-terminal such as
-//! `default.svc.cluster.local`, but has no record of the asked type), follows
-//! CNAMEs that stay inside its zones and never ones that leave them, and
-//! REFUSES everything else: podnet has no upstream to forward to.
+//! `default.svc.cluster.local`, but has no record of the asked type) and
+//! follows CNAMEs that stay inside its zones. [`resolve`] says what needs
+//! an upstream: a name outside the zones is forwarded whole
+//! ([`Resolution::Forward`]), and an A or AAAA query whose CNAME chain
+//! leaves the zones (an ExternalName Service pointing outside) is answered
+//! with the CNAME and the upstream's records for its target
+//! ([`Resolution::Chase`]), as CoreDNS's kubernetes plugin looks the target
+//! up through the server's own forwarding. [`answer`] is the same without
+//! an upstream: REFUSED outside the zones, the CNAME alone for a chain that
+//! leaves them.
 //!
 //! Every record has a TTL of [`TTL`] (5 s, the CoreDNS kubernetes plugin's
 //! default), the SOA's negative-caching minimum included. A multi-record
@@ -198,6 +205,25 @@ impl Index {
 
     pub fn serial(&self) -> u32 {
         self.serial
+    }
+
+    /// The IPv4 addresses of the zone's nameserver, `ns.dns.<zone>` (the
+    /// ClusterIPs of `kube-system/kube-dns`): forwarding to them would
+    /// loop back here.
+    pub fn nameserver_ips(&self) -> Vec<Ipv4Addr> {
+        let zone = self.domain.name();
+        let Ok(host) = child(zone, "dns").and_then(|dns| child(&dns, "ns")) else {
+            return Vec::new();
+        };
+        self.nodes.get(&host).map_or_else(Vec::new, |node| {
+            node.records
+                .iter()
+                .filter_map(|r| match r {
+                    RData::A(A(ip)) => Some(*ip),
+                    _ => None,
+                })
+                .collect()
+        })
     }
 
     /// Objects of the view that could not be turned into records, with why.
@@ -496,52 +522,121 @@ impl Builder {
     }
 }
 
-/// The answer to `query`. Never fails: every problem is a response code.
-///
-/// The response echoes the id, opcode, RD and CD bits and the question, has
-/// RA clear (no recursion here) and AA set whenever the name is in one of
-/// the index's zones. A query with EDNS gets an OPT record advertising
-/// `SERVER_UDP_PAYLOAD`; one with an EDNS version above 0 gets BADVERS.
+/// What the server does with one query.
+#[derive(Debug, Clone)]
+pub enum Resolution {
+    /// Answered from the zones.
+    Answer(Message),
+    /// Outside every zone: the query goes upstream as it is.
+    Forward,
+    /// The CNAME chain in `response` left the zones at `target`: the
+    /// upstream's records for it complete the answer.
+    Chase { response: Message, target: Name },
+}
+
+impl Resolution {
+    /// The answer when there is no upstream to ask.
+    pub fn without_upstream(self, query: &Message) -> Message {
+        match self {
+            Resolution::Answer(response) | Resolution::Chase { response, .. } => response,
+            Resolution::Forward => {
+                let mut response = prepared(query);
+                response.metadata.response_code = ResponseCode::Refused;
+                response
+            }
+        }
+    }
+}
+
+/// The answer to `query` with nothing to forward to: REFUSED outside the
+/// zones. Never fails: every problem is a response code.
 pub fn answer(index: &Index, query: &Message) -> Message {
+    resolve(index, query).without_upstream(query)
+}
+
+/// The response skeleton: id, opcode, RD and CD echoed, the question, and
+/// an OPT when the query had one.
+fn prepared(query: &Message) -> Message {
     let mut response = Message::response(query.id, query.op_code);
     response.metadata.recursion_desired = query.recursion_desired;
     response.metadata.checking_disabled = query.checking_disabled;
     response.add_queries(query.queries.iter().cloned());
-    if let Some(edns) = &query.edns {
+    if query.edns.is_some() {
         let mut ours = Edns::new();
         ours.set_max_payload(SERVER_UDP_PAYLOAD);
         response.set_edns(ours);
-        if edns.version() > 0 {
-            response.metadata.response_code = ResponseCode::BADVERS;
-            return response;
-        }
     }
-    response.metadata.response_code = respond(index, query, &mut response);
     response
 }
 
-fn respond(index: &Index, query: &Message, response: &mut Message) -> ResponseCode {
+/// What to do with `query`: its answer from the zones, or what to ask
+/// upstream. Never fails: every problem is a response code.
+///
+/// The response echoes the id, opcode, RD and CD bits and the question, has
+/// RA clear (recursion is the upstream's) and AA set whenever the name is in one of
+/// the index's zones. A query with EDNS gets an OPT record advertising
+/// `SERVER_UDP_PAYLOAD`; one with an EDNS version above 0 gets BADVERS.
+pub fn resolve(index: &Index, query: &Message) -> Resolution {
+    let mut response = prepared(query);
+    if query.edns.as_ref().is_some_and(|edns| edns.version() > 0) {
+        response.metadata.response_code = ResponseCode::BADVERS;
+        return Resolution::Answer(response);
+    }
+    match respond(index, query, &mut response) {
+        Outcome::Code(rcode) => {
+            response.metadata.response_code = rcode;
+            Resolution::Answer(response)
+        }
+        Outcome::Forward => Resolution::Forward,
+        Outcome::LeftZones(target) => {
+            response.metadata.response_code = ResponseCode::NoError;
+            let qtype = query.queries.first().map(|q| q.query_type());
+            if qtype.is_some_and(super::forward::chased) {
+                Resolution::Chase { response, target }
+            } else {
+                Resolution::Answer(response)
+            }
+        }
+    }
+}
+
+/// How [`respond`] ended.
+enum Outcome {
+    Code(ResponseCode),
+    /// The name is outside the zones.
+    Forward,
+    /// The CNAME chain left the zones at this target.
+    LeftZones(Name),
+}
+
+impl From<ResponseCode> for Outcome {
+    fn from(rcode: ResponseCode) -> Outcome {
+        Outcome::Code(rcode)
+    }
+}
+
+fn respond(index: &Index, query: &Message, response: &mut Message) -> Outcome {
     if query.op_code != OpCode::Query {
-        return ResponseCode::NotImp;
+        return ResponseCode::NotImp.into();
     }
     // RFC 9619: a query has exactly one question.
     let [question] = query.queries.as_slice() else {
-        return ResponseCode::FormErr;
+        return ResponseCode::FormErr.into();
     };
     let qtype = question.query_type();
     if qtype == RecordType::OPT {
-        return ResponseCode::FormErr;
+        return ResponseCode::FormErr.into();
     }
     if question.query_class() != DNSClass::IN
         || matches!(qtype, RecordType::AXFR | RecordType::IXFR)
     {
-        return ResponseCode::Refused;
+        return ResponseCode::Refused.into();
     }
     let mut name = question.name().clone();
     name.set_fqdn(true);
     if index.apex_of(&name).is_none() {
-        // Not ours, and there is no upstream to ask.
-        return ResponseCode::Refused;
+        // Not ours: the upstream's to answer.
+        return Outcome::Forward;
     }
     response.metadata.authoritative = true;
     // The first owner keeps the asker's spelling (0x20-randomising
@@ -549,12 +644,12 @@ fn respond(index: &Index, query: &Message, response: &mut Message) -> ResponseCo
     let mut owner = question.name().clone();
     for _ in 0..=MAX_CNAME_CHAIN {
         let Some(apex) = index.apex_of(&name).cloned() else {
-            // A CNAME leaving our zones: the asker's resolver goes on.
-            return ResponseCode::NoError;
+            // A CNAME leaving our zones: the upstream knows the rest.
+            return Outcome::LeftZones(name);
         };
         let Some(node) = index.node(&name) else {
             response.add_authority(index.soa(&apex));
-            return ResponseCode::NXDomain;
+            return ResponseCode::NXDomain.into();
         };
         let mut matching: Vec<&RData> = node
             .records
@@ -568,11 +663,11 @@ fn respond(index: &Index, query: &Message, response: &mut Message) -> ResponseCo
                 response.add_answer(Record::from_rdata(owner.clone(), TTL, (*rdata).clone()));
             }
             add_targets(index, &matching, response);
-            return ResponseCode::NoError;
+            return ResponseCode::NoError.into();
         }
         let Some(target) = node.cname().cloned() else {
             response.add_authority(index.soa(&apex));
-            return ResponseCode::NoError;
+            return ResponseCode::NoError.into();
         };
         response.add_answer(Record::from_rdata(
             owner,
@@ -582,7 +677,7 @@ fn respond(index: &Index, query: &Message, response: &mut Message) -> ResponseCo
         owner = target.clone();
         name = target;
     }
-    ResponseCode::ServFail
+    ResponseCode::ServFail.into()
 }
 
 /// The addresses of SRV and NS targets, for the additional section.

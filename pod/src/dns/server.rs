@@ -19,6 +19,12 @@
 //! The index is rebuilt when the view has changed (`watch::Receiver::
 //! has_changed`), by whichever query notices first, never per query.
 //!
+//! A query the zones do not answer alone ([`Resolution::Forward`] and
+//! [`Resolution::Chase`]) goes to the [`Forwarder`]: over UDP in a tracked
+//! task of its own (so a slow upstream never holds up the zone's answers),
+//! over TCP in the connection's turn. The pure entry points answer it as if
+//! there were no upstream.
+//!
 //! Deliberately not here: a cache (answers are built from memory in
 //! microseconds), rate limiting, and the host-side listener (the node binds
 //! real sockets and feeds [`handle_datagram`]).
@@ -30,13 +36,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hickory_proto::op::{Header, Message, MessageType, ResponseCode};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+use podnet_proto::model::network::KUBE_DNS_IP;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::answer::{ClusterDomain, Index, SERVER_UDP_PAYLOAD, answer};
+use super::answer::{ClusterDomain, Index, Resolution, SERVER_UDP_PAYLOAD, resolve};
+use super::forward::{self, ForwardStats, Forwarder};
 use crate::cluster::ClusterViewRx;
 use crate::netns::{PodListener, PodUdpSocket};
 
@@ -61,16 +69,28 @@ const MAX_QUESTIONS: u16 = 16;
 #[derive(Debug, Default)]
 pub struct DnsStats {
     queries: AtomicU64,
+    tcp_queries: AtomicU64,
     dropped: AtomicU64,
     truncated: AtomicU64,
     tcp_rejected: AtomicU64,
     responses: [AtomicU64; 16],
+    forward: Arc<ForwardStats>,
 }
 
 impl DnsStats {
     /// Messages received, answered or not.
     pub fn queries(&self) -> u64 {
         self.queries.load(Ordering::Relaxed)
+    }
+
+    /// Messages received over TCP.
+    pub fn tcp_queries(&self) -> u64 {
+        self.tcp_queries.load(Ordering::Relaxed)
+    }
+
+    /// The forwarding's counters.
+    pub fn forward(&self) -> &Arc<ForwardStats> {
+        &self.forward
     }
 
     /// Messages not answered: unreadable headers and responses.
@@ -129,8 +149,9 @@ enum Transport {
     Tcp,
 }
 
-/// The response to one UDP datagram, or `None` when nothing must be sent.
-/// Pure and total: any byte string is fine.
+/// The response to one UDP datagram, or `None` when nothing must be sent,
+/// as a server without an upstream answers. Pure and total: any byte
+/// string is fine.
 pub fn handle_datagram(index: &Index, bytes: &[u8]) -> Option<Vec<u8>> {
     handle(index, bytes, Transport::Udp)
 }
@@ -142,16 +163,45 @@ pub fn handle_stream_message(index: &Index, bytes: &[u8]) -> Option<Vec<u8>> {
 }
 
 fn handle(index: &Index, bytes: &[u8], transport: Transport) -> Option<Vec<u8>> {
-    let header = Header::read(&mut BinDecoder::new(bytes)).ok()?;
-    if header.message_type != MessageType::Query {
-        return None;
+    match step(index, bytes, transport) {
+        Step::Reply(reply) => Some(reply),
+        Step::Drop => None,
+        Step::Upstream {
+            query,
+            resolution,
+            limit,
+        } => encode(&(*resolution).without_upstream(&query), limit),
     }
+}
+
+/// What one message asks of the server.
+enum Step {
+    Reply(Vec<u8>),
+    /// Nothing to send.
+    Drop,
+    /// The zones answer only with an upstream's help; the response must
+    /// fit in `limit` bytes.
+    Upstream {
+        query: Box<Message>,
+        resolution: Box<Resolution>,
+        limit: usize,
+    },
+}
+
+fn step(index: &Index, bytes: &[u8], transport: Transport) -> Step {
+    let Ok(header) = Header::read(&mut BinDecoder::new(bytes)) else {
+        return Step::Drop;
+    };
+    if header.message_type != MessageType::Query {
+        return Step::Drop;
+    }
+    let reply = |reply: Option<Vec<u8>>| reply.map_or(Step::Drop, Step::Reply);
     if header.counts.queries > MAX_QUESTIONS {
-        return format_error(&header);
+        return reply(format_error(&header));
     }
     let query = match Message::from_vec(bytes) {
         Ok(query) => query,
-        Err(_) => return format_error(&header),
+        Err(_) => return reply(format_error(&header)),
     };
     let limit = match transport {
         Transport::Tcp => usize::from(u16::MAX),
@@ -159,7 +209,56 @@ fn handle(index: &Index, bytes: &[u8], transport: Transport) -> Option<Vec<u8>> 
             usize::from(edns.max_payload().clamp(512, SERVER_UDP_PAYLOAD))
         }),
     };
-    encode(&answer(index, &query), limit)
+    match resolve(index, &query) {
+        Resolution::Answer(response) => reply(encode(&response, limit)),
+        resolution => Step::Upstream {
+            query: Box::new(query),
+            resolution: Box::new(resolution),
+            limit,
+        },
+    }
+}
+
+/// The answer to a query that needs the upstream: forwarded (SERVFAIL when
+/// no upstream answers), or the CNAME completed with the target's records
+/// (the CNAME alone when no upstream answers).
+async fn complete(
+    forwarder: &Forwarder,
+    index: &Index,
+    query: Message,
+    resolution: Resolution,
+    transport: Transport,
+) -> Message {
+    let mut cluster_dns = index.nameserver_ips();
+    cluster_dns.push(KUBE_DNS_IP);
+    let upstreams = forwarder.upstreams(&cluster_dns);
+    let tcp = transport == Transport::Tcp;
+    let id = rand::random::<u16>();
+    match resolution {
+        Resolution::Answer(response) => response,
+        Resolution::Forward => {
+            let upstream_query = forward::upstream_query(&query, id);
+            match forwarder.exchange(&upstream_query, &upstreams, tcp).await {
+                Ok(response) => forward::relay(&query, response),
+                Err(error) => {
+                    tracing::debug!(%error, "query not forwarded; SERVFAIL");
+                    forward::failure(&query, ResponseCode::ServFail)
+                }
+            }
+        }
+        Resolution::Chase { response, target } => {
+            let Some(target_query) = forward::target_query(&query, &target, id) else {
+                return response;
+            };
+            match forwarder.exchange(&target_query, &upstreams, tcp).await {
+                Ok(upstream) => forward::chase(response, &upstream),
+                Err(error) => {
+                    tracing::debug!(%error, %target, "CNAME target not resolved");
+                    response
+                }
+            }
+        }
+    }
 }
 
 /// FORMERR for a query whose header decodes but whose body does not (or
@@ -256,16 +355,19 @@ fn build(view: &crate::cluster::ClusterView, domain: &ClusterDomain, previous: u
 /// Serves DNS on `udp` and `tcp` until `cancel` fires (then it stops
 /// accepting, ends every TCP connection and returns `Ok`) or a socket fails
 /// (then it stops the other transport too and returns the error). Returns
-/// only after every connection task has ended.
+/// only after every connection task has ended. Without a `forwarder` the
+/// server is a Corefile without `forward`: REFUSED outside the zones.
 pub async fn serve(
     udp: PodUdpSocket,
     tcp: PodListener,
     domain: ClusterDomain,
     cluster: ClusterViewRx,
+    forwarder: Option<Forwarder>,
     stats: Arc<DnsStats>,
     cancel: CancellationToken,
 ) -> Result<(), ServeError> {
     let zone = Arc::new(Zone::new(domain, cluster));
+    let udp = Arc::new(udp);
     let udp_port = udp.local_port();
     let tcp_port = tcp.port();
     // Either loop failing stops the other: a DNS server with half its
@@ -273,7 +375,7 @@ pub async fn serve(
     let stop = cancel.child_token();
     let udp_loop = async {
         let result = tokio::select! {
-            result = serve_udp(&udp, &zone, &stats) => {
+            result = serve_udp(&udp, &zone, &forwarder, &stats, &stop) => {
                 result.map_err(|source| ServeError::Udp { port: udp_port, source })
             }
             () = stop.cancelled() => Ok(()),
@@ -284,12 +386,18 @@ pub async fn serve(
     .instrument(tracing::debug_span!("dns.udp", port = udp_port));
     let tcp_loop = async {
         // Returns only once every connection has ended.
-        let result = serve_tcp(tcp, zone.clone(), stats.clone(), stop.clone())
-            .await
-            .map_err(|source| ServeError::Tcp {
-                port: tcp_port,
-                source,
-            });
+        let result = serve_tcp(
+            tcp,
+            zone.clone(),
+            forwarder.clone(),
+            stats.clone(),
+            stop.clone(),
+        )
+        .await
+        .map_err(|source| ServeError::Tcp {
+            port: tcp_port,
+            source,
+        });
         stop.cancel();
         result
     };
@@ -299,8 +407,32 @@ pub async fn serve(
 
 /// Answers datagrams one at a time: answering is pure computation, so a
 /// queue of one is the concurrency bound, and the socket's own bounded
-/// queue drops what arrives faster, as a full socket buffer does.
-async fn serve_udp(socket: &PodUdpSocket, zone: &Zone, stats: &DnsStats) -> io::Result<()> {
+/// queue drops what arrives faster, as a full socket buffer does. A query
+/// for the upstream gets a task of its own (at most
+/// `forward::MAX_CONCURRENT`; beyond that REFUSED), which ends with
+/// `cancel` at the latest; the loop returns once they all have.
+async fn serve_udp(
+    socket: &Arc<PodUdpSocket>,
+    zone: &Zone,
+    forwarder: &Option<Forwarder>,
+    stats: &Arc<DnsStats>,
+    cancel: &CancellationToken,
+) -> io::Result<()> {
+    let tracker = TaskTracker::new();
+    let result = receive_udp(socket, zone, forwarder, stats, cancel, &tracker).await;
+    tracker.close();
+    tracker.wait().await;
+    result
+}
+
+async fn receive_udp(
+    socket: &Arc<PodUdpSocket>,
+    zone: &Zone,
+    forwarder: &Option<Forwarder>,
+    stats: &Arc<DnsStats>,
+    cancel: &CancellationToken,
+    tracker: &TaskTracker,
+) -> io::Result<()> {
     loop {
         let (bytes, peer) = match socket.recv_from().await {
             Ok(datagram) => datagram,
@@ -311,10 +443,69 @@ async fn serve_udp(socket: &PodUdpSocket, zone: &Zone, stats: &DnsStats) -> io::
         };
         stats.queries.fetch_add(1, Ordering::Relaxed);
         let index = zone.current();
-        let Some(reply) = handle_datagram(&index, &bytes) else {
-            stats.dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::trace!(%peer, len = bytes.len(), "datagram dropped");
-            continue;
+        let reply = match step(&index, &bytes, Transport::Udp) {
+            Step::Reply(reply) => reply,
+            Step::Drop => {
+                stats.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::trace!(%peer, len = bytes.len(), "datagram dropped");
+                continue;
+            }
+            Step::Upstream {
+                query,
+                resolution,
+                limit,
+            } => {
+                let Some(forwarder) = forwarder else {
+                    // No `forward` configured: the zones' answer alone.
+                    match encode(&(*resolution).without_upstream(&query), limit) {
+                        Some(reply) => {
+                            stats.count_response(&reply);
+                            if let Err(error) = socket.send_to(&reply, peer).await {
+                                tracing::debug!(%error, %peer, "response not sent");
+                            }
+                        }
+                        None => {
+                            stats.dropped.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    continue;
+                };
+                let Some(slot) = forwarder.slot() else {
+                    let refused = encode(&forward::failure(&query, ResponseCode::Refused), limit);
+                    if let Some(reply) = refused {
+                        stats.count_response(&reply);
+                        if let Err(error) = socket.send_to(&reply, peer).await {
+                            tracing::debug!(%error, %peer, "response not sent");
+                        }
+                    }
+                    continue;
+                };
+                let (socket, forwarder, stats, cancel) = (
+                    socket.clone(),
+                    forwarder.clone(),
+                    stats.clone(),
+                    cancel.clone(),
+                );
+                let span = tracing::debug_span!("dns.forward", conn.peer = %peer);
+                tracker.spawn(
+                    async move {
+                        let _slot = slot;
+                        let response = tokio::select! {
+                            response = complete(&forwarder, &index, *query, *resolution, Transport::Udp) => response,
+                            () = cancel.cancelled() => return,
+                        };
+                        let Some(reply) = encode(&response, limit) else {
+                            return;
+                        };
+                        stats.count_response(&reply);
+                        if let Err(error) = socket.send_to(&reply, peer).await {
+                            tracing::debug!(%error, %peer, "response not sent");
+                        }
+                    }
+                    .instrument(span),
+                );
+                continue;
+            }
         };
         stats.count_response(&reply);
         if let Err(error) = socket.send_to(&reply, peer).await {
@@ -326,6 +517,7 @@ async fn serve_udp(socket: &PodUdpSocket, zone: &Zone, stats: &DnsStats) -> io::
 async fn serve_tcp(
     mut listener: PodListener,
     zone: Arc<Zone>,
+    forwarder: Option<Forwarder>,
     stats: Arc<DnsStats>,
     cancel: CancellationToken,
 ) -> io::Result<()> {
@@ -348,13 +540,18 @@ async fn serve_tcp(
             tracing::debug!(%peer, "too many DNS connections; closed");
             continue;
         };
-        let (zone, stats, connections) = (zone.clone(), stats.clone(), connections.clone());
+        let (zone, forwarder, stats, connections) = (
+            zone.clone(),
+            forwarder.clone(),
+            stats.clone(),
+            connections.clone(),
+        );
         let span = tracing::debug_span!("dns.tcp", port, conn.peer = %peer);
         tracker.spawn(
             async move {
                 let _slot = slot;
                 tokio::select! {
-                    result = serve_connection(stream, &zone, &stats) => {
+                    result = serve_connection(stream, &zone, &forwarder, &stats) => {
                         if let Err(error) = result {
                             tracing::debug!(%error, "DNS connection ended with an error");
                         }
@@ -373,8 +570,14 @@ async fn serve_tcp(
 }
 
 /// Serves length-prefixed messages on one connection until the client
-/// closes it, sends garbage framing, or idles out.
-async fn serve_connection<S>(mut stream: S, zone: &Zone, stats: &DnsStats) -> io::Result<()>
+/// closes it, sends garbage framing, or idles out. A forwarded query is
+/// answered in its turn, as the messages before and after it are.
+async fn serve_connection<S>(
+    mut stream: S,
+    zone: &Zone,
+    forwarder: &Option<Forwarder>,
+    stats: &DnsStats,
+) -> io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -400,10 +603,33 @@ where
             Ok(Ok(_)) => {}
         }
         stats.queries.fetch_add(1, Ordering::Relaxed);
+        stats.tcp_queries.fetch_add(1, Ordering::Relaxed);
         let index = zone.current();
-        let Some(reply) = handle_stream_message(&index, &message) else {
-            stats.dropped.fetch_add(1, Ordering::Relaxed);
-            continue;
+        let reply = match step(&index, &message, Transport::Tcp) {
+            Step::Reply(reply) => reply,
+            Step::Drop => {
+                stats.dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            Step::Upstream {
+                query,
+                resolution,
+                limit,
+            } => {
+                let response = match forwarder {
+                    None => (*resolution).without_upstream(&query),
+                    Some(forwarder) => match forwarder.slot() {
+                        Some(_slot) => {
+                            complete(forwarder, &index, *query, *resolution, Transport::Tcp).await
+                        }
+                        None => forward::failure(&query, ResponseCode::Refused),
+                    },
+                };
+                match encode(&response, limit) {
+                    Some(reply) => reply,
+                    None => continue,
+                }
+            }
         };
         // `encode` keeps TCP responses within 65535 bytes.
         let Ok(reply_length) = u16::try_from(reply.len()) else {

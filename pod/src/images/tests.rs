@@ -334,7 +334,10 @@ async fn dns_serves_udp_and_tcp_on_53_from_the_env_view() {
     coredns.workload_env.cluster = cluster::fixed(crate::dns::fixture::cluster_view());
     let running = start(ns.clone(), &coredns, cancel.clone()).expect("starts");
     assert!(ns.has_tcp_listener(53), "bound before the future is polled");
-    assert!(!ns.has_tcp_listener(9153), "the metrics port is not DNS");
+    assert!(
+        ns.has_tcp_listener(9153),
+        "metrics on 9153, as CoreDNS's prometheus plugin"
+    );
     let task = tokio::spawn(running);
 
     let mut query = Message::query();

@@ -11,6 +11,12 @@ pub const DEFAULT_SERVICE_CIDR: &str = "10.96.0.0/12";
 pub const API_SERVICE_IP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 1);
 /// The `kube-dns` Service in `kube-system`, where pods' resolv.conf points.
 pub const KUBE_DNS_IP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
+/// The outside world's recursive resolver, where an emulated node's
+/// resolv.conf points (as a kind node's points at its Docker network's
+/// resolver): each node serves it in its own process, from the names of
+/// `podnet up --external`. An address of TEST-NET-1 (RFC 5737), outside
+/// every cluster range.
+pub const OUTSIDE_DNS_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 53);
 /// The cluster's DNS domain.
 pub const CLUSTER_DOMAIN: &str = "cluster.local";
 /// NodePort range, inclusive.

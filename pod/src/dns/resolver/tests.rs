@@ -56,6 +56,8 @@ fn start_server(ns: &Arc<NetNs>, view: ClusterView) -> Server {
         tcp,
         ClusterDomain::cluster_local().unwrap(),
         cluster::fixed(view),
+        // No `forward` in this server: outside the zones is REFUSED.
+        None,
         stats.clone(),
         cancel.clone(),
     ));

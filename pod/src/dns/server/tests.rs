@@ -54,6 +54,7 @@ fn start(ns: &Arc<NetNs>, cluster: ClusterViewRx) -> Running {
         tcp,
         domain(),
         cluster,
+        None,
         stats.clone(),
         cancel.clone(),
     ));
