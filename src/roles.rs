@@ -109,6 +109,10 @@ pub struct NodeArgs {
     /// for it, and NXDOMAIN for any name not given.
     #[arg(long = "external", value_parser = podnet_lab::flags::external_host)]
     pub external: Vec<(String, std::net::Ipv4Addr)>,
+    /// A real resolver on the host, IP:PORT, that the outside resolver
+    /// relays every name --external does not list to.
+    #[arg(long, value_parser = podnet_lab::flags::dns_upstream)]
+    pub dns_upstream: Option<SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -218,9 +222,12 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         resolv_conf: args
             .resolv_conf
             .map_or_else(podnet_node::dnsconfig::NodeResolvConf::builtin, |c| *c),
-        external: podnet_node::OutsideZone::new(
-            args.external.iter().map(|(name, ip)| (name.as_str(), *ip)),
-        )?,
+        external: podnet_node::Outside {
+            zone: podnet_node::OutsideZone::new(
+                args.external.iter().map(|(name, ip)| (name.as_str(), *ip)),
+            )?,
+            host: args.dns_upstream,
+        },
     };
     let span = tracing::info_span!("node", name = %args.name);
     tracing::Instrument::instrument(podnet_node::run(config, shutdown), span).await?;

@@ -70,6 +70,21 @@ pub fn external_host(s: &str) -> Result<(String, std::net::Ipv4Addr), String> {
     Ok((name.trim_end_matches('.').to_owned(), ip))
 }
 
+/// `IP:PORT` of a real resolver on this machine (`podnet up
+/// --dns-upstream`), which the nodes' outside resolver relays to. An
+/// address, not a host name: nothing resolves it first.
+pub fn dns_upstream(s: &str) -> Result<std::net::SocketAddr, String> {
+    let addr: std::net::SocketAddr = s.parse().map_err(|e| {
+        format!("expected IP:PORT of a resolver, such as 127.0.0.53:53 or [::1]:53, got {s:?}: {e}")
+    })?;
+    if addr.port() == 0 || addr.ip().is_unspecified() || addr.ip().is_multicast() {
+        return Err(format!(
+            "{addr} is no resolver's address (port 0, unspecified and multicast addresses are not)"
+        ));
+    }
+    Ok(addr)
+}
+
 /// A duration flag between `min` and `max`, inclusive.
 pub fn duration_in(s: &str, min: Duration, max: Duration) -> Result<Duration, String> {
     let d = humantime::parse_duration(s.trim()).map_err(|e| {
@@ -258,6 +273,27 @@ mod tests {
             ("a_b.example=203.0.113.10", "label"),
         ] {
             let got = external_host(bad).unwrap_err();
+            assert!(got.contains(why), "{bad}: {got}");
+        }
+    }
+
+    #[test]
+    fn dns_upstreams_are_an_address_and_a_port() {
+        assert_eq!(
+            dns_upstream("127.0.0.53:53"),
+            Ok("127.0.0.53:53".parse().unwrap())
+        );
+        assert_eq!(
+            dns_upstream("[::1]:5353"),
+            Ok("[::1]:5353".parse().unwrap())
+        );
+        for (bad, why) in [
+            ("localhost:53", "expected IP:PORT"),
+            ("127.0.0.1", "expected IP:PORT"),
+            ("127.0.0.1:0", "port 0"),
+            ("0.0.0.0:53", "unspecified"),
+        ] {
+            let got = dns_upstream(bad).unwrap_err();
             assert!(got.contains(why), "{bad}: {got}");
         }
     }

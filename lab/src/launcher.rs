@@ -75,6 +75,11 @@ pub struct UpArgs {
     /// any other, and cluster DNS forwards there what is not in its zones.
     #[arg(long = "external", value_parser = flags::external_host)]
     pub external: Vec<(String, std::net::Ipv4Addr)>,
+    /// A real resolver on this machine, IP:PORT: the nodes' outside
+    /// resolver relays to it every query for a name --external does not
+    /// list, instead of answering NXDOMAIN.
+    #[arg(long, value_parser = flags::dns_upstream)]
+    pub dns_upstream: Option<std::net::SocketAddr>,
     /// Run the supervisor in the foreground (what `up` starts in the background).
     #[arg(long, hide = true)]
     pub foreground: bool,
@@ -206,6 +211,9 @@ pub async fn start_supervisor(
     }
     for (name, ip) in &args.external {
         cmd.arg("--external").arg(format!("{name}={ip}"));
+    }
+    if let Some(upstream) = args.dns_upstream {
+        cmd.arg("--dns-upstream").arg(upstream.to_string());
     }
     if let Some(f) = &args.file {
         cmd.arg(f);
@@ -461,6 +469,9 @@ fn spawn_node(
     }
     for (name, ip) in external_hosts(args)? {
         cmd.arg("--external").arg(format!("{name}={ip}"));
+    }
+    if let Some(upstream) = args.dns_upstream {
+        cmd.arg("--dns-upstream").arg(upstream.to_string());
     }
     if !spec.zone.is_empty() {
         cmd.arg("--zone").arg(&spec.zone);

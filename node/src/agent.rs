@@ -73,8 +73,9 @@ pub struct Config {
     /// ClusterFirst pods inherit.
     pub resolv_conf: crate::dnsconfig::NodeResolvConf,
     /// The outside world's names (`--external NAME=IP`), which the node's
-    /// outside resolver at `OUTSIDE_DNS_IP` answers.
-    pub external: podnet_pod::dns::OutsideZone,
+    /// outside resolver at `OUTSIDE_DNS_IP` answers, and the host's real
+    /// resolver it relays other names to (`--dns-upstream`), if any.
+    pub external: podnet_pod::dns::Outside,
 }
 
 /// Runs a node until `shutdown`.

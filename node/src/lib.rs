@@ -16,4 +16,4 @@ pub(crate) mod termination;
 pub mod testing;
 
 pub use agent::{Config, run};
-pub use podnet_pod::dns::OutsideZone;
+pub use podnet_pod::dns::{Outside, OutsideZone};

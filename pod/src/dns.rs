@@ -38,7 +38,7 @@ use hickory_proto::op::ResponseCode;
 
 pub use answer::{ClusterDomain, Index, Resolution, answer, resolve};
 pub use forward::{ForwardStats, Forwarder};
-pub use outside::{OutsideZone, serve_outside};
+pub use outside::{Outside, OutsideZone, serve_outside};
 pub use resolver::{
     HostsFile, Lookup, MAX_NAMESERVERS, ResolveError, ResolverConfig, lookup, resolve_ipv4,
 };

@@ -304,3 +304,28 @@ fn garbage_request_bodies_get_a_status_and_leave_the_api_serving() {
     let log = std::fs::read_to_string(c.state.join("logs/controlplane.log")).expect("log");
     assert!(!log.contains("panicked"), "{log}");
 }
+
+#[test]
+fn bad_outside_names_and_upstreams_are_refused_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    for (flags, says) in [
+        (["--external", "api.example.com"], "expected NAME=IP"),
+        (
+            ["--external", "localhost=203.0.113.10"],
+            "at least two labels",
+        ),
+        (["--external", "api.example.com=127.0.0.1"], "loopback"),
+        (["--dns-upstream", "localhost:53"], "expected IP:PORT"),
+    ] {
+        let out = std::process::Command::new(harness::BIN)
+            .args(["up", "--nodes", "1"])
+            .args(flags)
+            .env("PODNET_STATE_DIR", &state)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(64), "{flags:?}: bad input");
+        assert!(text(&out.stderr).contains(says), "{}", text(&out.stderr));
+        assert!(!state.join("cluster.json").exists(), "nothing started");
+    }
+}

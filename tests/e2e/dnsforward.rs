@@ -174,3 +174,122 @@ fn names_outside_the_cluster_are_forwarded_to_the_outside_world() {
     assert_eq!(delta("coredns_dns_requests_total{"), 1);
     assert_eq!(delta("coredns_forward_requests_total{"), 1);
 }
+
+/// A real resolver on loopback, as the host's would be: it answers from
+/// its own names and counts what it was asked.
+struct HostResolver {
+    addr: std::net::SocketAddr,
+    asked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HostResolver {
+    fn start(names: &[(&str, std::net::Ipv4Addr)]) -> HostResolver {
+        use podnet_pod::dns::outside::{OutsideZone, handle_outside};
+        let zone = OutsideZone::new(names.iter().copied()).expect("valid names");
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind loopback");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("read timeout");
+        let addr = socket.local_addr().expect("local addr");
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (asked2, stop2) = (asked.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 1500];
+            while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok((n, peer)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                // The question's name, for the test to see.
+                asked2.lock().unwrap().push(question_name(&buf[..n]));
+                if let Some(reply) = handle_outside(&zone, &buf[..n], true) {
+                    let _ = socket.send_to(&reply, peer);
+                }
+            }
+        });
+        HostResolver {
+            addr,
+            asked,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn asked(&self) -> Vec<String> {
+        self.asked.lock().unwrap().clone()
+    }
+}
+
+impl Drop for HostResolver {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The first question's name of a DNS message, lowercase with dots.
+fn question_name(message: &[u8]) -> String {
+    let mut labels = Vec::new();
+    let mut at = 12;
+    while let Some(&len) = message.get(at) {
+        if len == 0 || len & 0xc0 != 0 {
+            break;
+        }
+        let label = message
+            .get(at + 1..at + 1 + usize::from(len))
+            .unwrap_or_default();
+        labels.push(String::from_utf8_lossy(label).to_ascii_lowercase());
+        at += 1 + usize::from(len);
+    }
+    labels.join(".")
+}
+
+#[test]
+fn a_real_resolver_on_the_host_answers_what_external_does_not_list() {
+    let host = HostResolver::start(&[("www.example.org", "198.51.100.7".parse().unwrap())]);
+    let upstream = host.addr.to_string();
+    let c = Cluster::up(&[
+        "--nodes",
+        "1",
+        "--external",
+        "api.example.com=203.0.113.10",
+        "--dns-upstream",
+        &upstream,
+    ]);
+    c.apply(CLIENT);
+    c.ready_pods("client", 1);
+    let dig = |args: &[&str]| c.exec("client", &[&["dig"], args].concat());
+    // Not listed: relayed to the host's resolver, which knows it.
+    eventually(
+        "www.example.org to resolve",
+        Duration::from_secs(20),
+        || (lines(&dig(&["+short", "www.example.org"]).stdout) == ["198.51.100.7"]).then_some(()),
+    );
+    assert!(
+        host.asked().contains(&"www.example.org".to_string()),
+        "{:?}",
+        host.asked()
+    );
+    // Listed: the emulated outside answers, the host is not asked.
+    assert_eq!(
+        lines(&dig(&["+short", "api.example.com"]).stdout),
+        ["203.0.113.10"]
+    );
+    assert!(
+        !host.asked().contains(&"api.example.com".to_string()),
+        "{:?}",
+        host.asked()
+    );
+    // The host's NXDOMAIN is relayed as it is.
+    let out = dig(&["nosuch.example.org"]);
+    assert!(
+        text(&out.stdout).contains("status: NXDOMAIN"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(host.asked().contains(&"nosuch.example.org".to_string()));
+}

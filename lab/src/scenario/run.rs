@@ -71,6 +71,7 @@ pub async fn run(args: RunArgs, state_dir: Option<PathBuf>) -> anyhow::Result<Ex
         resolv_conf: None,
         // The scenario's own, read with its nodes.
         external: Vec::new(),
+        dns_upstream: None,
         foreground: false,
     };
     let started = std::time::Instant::now();

@@ -14,7 +14,10 @@
 //! [`serve_outside`] serves it on UDP and TCP port 53 of a namespace the
 //! node gives it (its own address on the node network, outside every
 //! cluster range); the node's datapath carries the queries there like any
-//! other flow.
+//! other flow. Given a real resolver on the host (`podnet up
+//! --dns-upstream HOST:PORT`), it relays every query for a name it does
+//! not list there, over real sockets and the query's own transport, and
+//! relays the answer back unchanged ([`relayed`] decides, purely).
 //!
 //! Deliberately not here: records other than `A`, reverse lookups of the
 //! outside addresses, DNSSEC, and EDNS beyond echoing an OPT.
@@ -45,6 +48,11 @@ pub const OUTSIDE_TTL: u32 = 300;
 const NEGATIVE_TTL: u32 = 86400;
 /// TCP connections served at once.
 const MAX_CONNECTIONS: usize = 64;
+/// UDP queries relayed to the host's resolver at once; more are dropped,
+/// as an overloaded resolver drops them.
+const MAX_RELAYED: usize = 256;
+/// How long the host's resolver gets to answer one relayed query.
+const RELAY_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a TCP connection may sit idle.
 const IDLE: Duration = Duration::from_secs(10);
 
@@ -208,17 +216,39 @@ pub fn handle_outside(zone: &OutsideZone, bytes: &[u8], udp: bool) -> Option<Vec
     Some(bytes)
 }
 
-/// Serves `zone` on UDP and TCP port 53 of `ns` until `cancel`. A socket
-/// that cannot be bound is an error; after that nothing stops the loops
-/// but `cancel`.
+/// Does a message go to the host's resolver? A query whose name the zone
+/// does not list does; what does not decode (answered FORMERR here, or
+/// dropped) and the listed names do not.
+pub fn relayed(zone: &OutsideZone, bytes: &[u8]) -> bool {
+    let Ok(query) = Message::from_vec(bytes) else {
+        return false;
+    };
+    query.message_type == MessageType::Query
+        && matches!(query.queries.as_slice(), [q] if zone.lookup(q.name()).is_none())
+}
+
+/// The outside world's resolver: the listed names, and, if given, the
+/// host's real resolver for every other name.
+#[derive(Debug, Clone, Default)]
+pub struct Outside {
+    pub zone: OutsideZone,
+    pub host: Option<std::net::SocketAddr>,
+}
+
+/// Serves `outside` on UDP and TCP port 53 of `ns` until `cancel`. A
+/// socket that cannot be bound is an error; after that nothing stops the
+/// loops but `cancel`.
 pub async fn serve_outside(
     ns: Arc<NetNs>,
-    zone: OutsideZone,
+    outside: Outside,
     cancel: CancellationToken,
 ) -> io::Result<()> {
-    let udp = ns.bind_udp(DNS_PORT)?;
+    let udp = Arc::new(ns.bind_udp(DNS_PORT)?);
     let mut tcp = ns.listen_tcp(DNS_PORT)?;
-    let zone = Arc::new(zone);
+    let host = outside.host;
+    let zone = Arc::new(outside.zone);
+    let tracker = TaskTracker::new();
+    let relays = Arc::new(Semaphore::new(MAX_RELAYED));
     let udp_loop = async {
         loop {
             let (bytes, peer) = match udp.recv_from().await {
@@ -226,6 +256,33 @@ pub async fn serve_outside(
                 Err(error) if error.kind() == io::ErrorKind::ConnectionRefused => continue,
                 Err(error) => return error,
             };
+            if let Some(host) = host.filter(|_| relayed(&zone, &bytes)) {
+                let Ok(slot) = relays.clone().try_acquire_owned() else {
+                    continue;
+                };
+                let (udp, cancel) = (udp.clone(), cancel.clone());
+                tracker.spawn(
+                    async move {
+                        let _slot = slot;
+                        let reply = tokio::select! {
+                            reply = relay_udp(host, &bytes) => reply,
+                            () = cancel.cancelled() => return,
+                        };
+                        match reply {
+                            Ok(reply) => {
+                                if let Err(error) = udp.send_to(&reply, peer).await {
+                                    tracing::debug!(%error, %peer, "outside answer not sent");
+                                }
+                            }
+                            Err(error) => {
+                                tracing::debug!(%error, %host, "host resolver did not answer")
+                            }
+                        }
+                    }
+                    .instrument(tracing::debug_span!("outside.relay", conn.peer = %peer)),
+                );
+                continue;
+            }
             if let Some(reply) = handle_outside(&zone, &bytes, true)
                 && let Err(error) = udp.send_to(&reply, peer).await
             {
@@ -233,7 +290,6 @@ pub async fn serve_outside(
             }
         }
     };
-    let tracker = TaskTracker::new();
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let tcp_loop = async {
         loop {
@@ -249,7 +305,7 @@ pub async fn serve_outside(
                 async move {
                     let _slot = slot;
                     tokio::select! {
-                        () = serve_stream(stream, &zone) => {}
+                        () = serve_stream(stream, &zone, host) => {}
                         () = cancel.cancelled() => {}
                     }
                 }
@@ -267,7 +323,54 @@ pub async fn serve_outside(
     result
 }
 
-async fn serve_stream(mut stream: PodStream, zone: &OutsideZone) {
+/// One query to the host's resolver over UDP, from an ephemeral port;
+/// the first datagram with the query's id is the answer.
+async fn relay_udp(host: std::net::SocketAddr, query: &[u8]) -> io::Result<Vec<u8>> {
+    let bind: std::net::SocketAddr = if host.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = tokio::net::UdpSocket::bind(bind).await?;
+    socket.connect(host).await?;
+    socket.send(query).await?;
+    let mut buf = vec![0u8; usize::from(u16::MAX)];
+    tokio::time::timeout(RELAY_TIMEOUT, async {
+        loop {
+            let n = socket.recv(&mut buf).await?;
+            if n >= 12 && buf.get(..2) == query.get(..2) {
+                return Ok(buf[..n].to_vec());
+            }
+        }
+    })
+    .await
+    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no answer in time"))?
+}
+
+/// One query to the host's resolver over TCP, on a connection of its own.
+async fn relay_tcp(host: std::net::SocketAddr, query: &[u8]) -> io::Result<Vec<u8>> {
+    let length = u16::try_from(query.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "query too long"))?;
+    tokio::time::timeout(RELAY_TIMEOUT, async {
+        let mut stream = tokio::net::TcpStream::connect(host).await?;
+        let mut framed = length.to_be_bytes().to_vec();
+        framed.extend_from_slice(query);
+        stream.write_all(&framed).await?;
+        let mut prefix = [0u8; 2];
+        stream.read_exact(&mut prefix).await?;
+        let mut reply = vec![0u8; usize::from(u16::from_be_bytes(prefix))];
+        stream.read_exact(&mut reply).await?;
+        Ok(reply)
+    })
+    .await
+    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no answer in time"))?
+}
+
+async fn serve_stream(
+    mut stream: PodStream,
+    zone: &OutsideZone,
+    host: Option<std::net::SocketAddr>,
+) {
     loop {
         let mut prefix = [0u8; 2];
         let Ok(Ok(_)) = tokio::time::timeout(IDLE, stream.read_exact(&mut prefix)).await else {
@@ -277,8 +380,18 @@ async fn serve_stream(mut stream: PodStream, zone: &OutsideZone) {
         let Ok(Ok(_)) = tokio::time::timeout(IDLE, stream.read_exact(&mut message)).await else {
             return;
         };
-        let Some(reply) = handle_outside(zone, &message, false) else {
-            continue;
+        let reply = match host.filter(|_| relayed(zone, &message)) {
+            Some(host) => match relay_tcp(host, &message).await {
+                Ok(reply) => reply,
+                Err(error) => {
+                    tracing::debug!(%error, %host, "host resolver did not answer");
+                    continue;
+                }
+            },
+            None => match handle_outside(zone, &message, false) {
+                Some(reply) => reply,
+                None => continue,
+            },
         };
         let Ok(length) = u16::try_from(reply.len()) else {
             continue;
@@ -374,6 +487,66 @@ mod tests {
             &[],
             true,
         );
+    }
+
+    #[test]
+    fn only_unlisted_names_go_to_the_host() {
+        let zone = zone();
+        let bytes = |name: &str| {
+            new_query(Name::from_ascii(name).unwrap(), RecordType::A, false)
+                .to_vec()
+                .unwrap()
+        };
+        assert!(!relayed(&zone, &bytes("api.example.com.")));
+        assert!(!relayed(&zone, &bytes("API.example.com.")));
+        assert!(relayed(&zone, &bytes("www.example.org.")));
+        assert!(!relayed(&zone, &[0; 3]));
+        let mut response = new_query(Name::from_ascii("a.b.").unwrap(), RecordType::A, false);
+        response.metadata.message_type = MessageType::Response;
+        assert!(!relayed(&zone, &response.to_vec().unwrap()));
+    }
+
+    #[tokio::test]
+    async fn unlisted_names_are_relayed_to_a_real_resolver() {
+        // A real UDP and TCP resolver on loopback, answering from its own
+        // zone: what the host's resolver would be.
+        let theirs =
+            OutsideZone::new([("www.example.org", Ipv4Addr::new(198, 51, 100, 7))]).unwrap();
+        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = udp.local_addr().unwrap();
+        let tcp = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let udp_zone = theirs.clone();
+        let udp_task = tokio::spawn(async move {
+            let mut buf = [0u8; 1500];
+            let (n, peer) = udp.recv_from(&mut buf).await.unwrap();
+            let reply = handle_outside(&udp_zone, &buf[..n], true).unwrap();
+            udp.send_to(&reply, peer).await.unwrap();
+        });
+        let tcp_task = tokio::spawn(async move {
+            let (mut stream, _) = tcp.accept().await.unwrap();
+            let mut prefix = [0u8; 2];
+            stream.read_exact(&mut prefix).await.unwrap();
+            let mut message = vec![0u8; usize::from(u16::from_be_bytes(prefix))];
+            stream.read_exact(&mut message).await.unwrap();
+            let reply = handle_outside(&theirs, &message, false).unwrap();
+            let mut framed = u16::try_from(reply.len()).unwrap().to_be_bytes().to_vec();
+            framed.extend_from_slice(&reply);
+            stream.write_all(&framed).await.unwrap();
+        });
+        let query = new_query(
+            Name::from_ascii("www.example.org.").unwrap(),
+            RecordType::A,
+            false,
+        );
+        let bytes = query.to_vec().unwrap();
+        for reply in [relay_udp(addr, &bytes).await, relay_tcp(addr, &bytes).await] {
+            let reply = Message::from_vec(&reply.unwrap()).unwrap();
+            assert_eq!(reply.id, query.id);
+            assert_eq!(reply.answers.len(), 1);
+            assert_eq!(reply.answers[0].data, RData::A(A::new(198, 51, 100, 7)));
+        }
+        udp_task.await.unwrap();
+        tcp_task.await.unwrap();
     }
 
     #[test]

@@ -17,7 +17,7 @@ use super::*;
 use crate::cluster;
 use crate::dns::answer::ClusterDomain;
 use crate::dns::fixture;
-use crate::dns::outside::{OutsideZone, serve_outside};
+use crate::dns::outside::{Outside, OutsideZone, serve_outside};
 use crate::dns::resolver::{ResolverConfig, new_query};
 use crate::dns::server::{DNS_PORT, DnsStats, serve};
 use crate::netns::{Egress, PodInfo, PodStream};
@@ -236,6 +236,10 @@ fn net(nameservers: &[Ipv4Addr], outside: OutsideZone, limit: usize) -> Net {
     });
     let token = cancel.clone();
     let outside = tokio::spawn(async move {
+        let outside = Outside {
+            zone: outside,
+            host: None,
+        };
         serve_outside(outside_ns, outside, token).await.unwrap();
     });
     Net {
