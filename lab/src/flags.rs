@@ -148,6 +148,12 @@ pub fn cluster_cidr(s: &str) -> Result<Ipv4Net, String> {
     if net.network() != net.addr() {
         return Err(format!("has host bits set: the network is {}", net.trunc()));
     }
+    let outside = podnet_proto::model::network::OUTSIDE_DNS_IP;
+    if net.contains(&outside) {
+        return Err(format!(
+            "holds {outside}, the outside world's resolver each node serves: choose a range without it"
+        ));
+    }
     Ok(net)
 }
 
@@ -345,6 +351,11 @@ mod tests {
             cluster_cidr("10.244.1.0/16")
                 .unwrap_err()
                 .contains("10.244.0.0/16")
+        );
+        assert!(
+            cluster_cidr("192.0.0.0/16")
+                .unwrap_err()
+                .contains("192.0.2.53, the outside world's resolver")
         );
         assert_eq!(node_cidr_mask_size("26"), Ok(26));
         for bad in ["0", "31", "x", "-1"] {

@@ -374,12 +374,13 @@ pub async fn serve(
     // transports is a confusing thing to debug.
     let stop = cancel.child_token();
     let udp_loop = async {
-        let result = tokio::select! {
-            result = serve_udp(&udp, &zone, &forwarder, &stats, &stop) => {
-                result.map_err(|source| ServeError::Udp { port: udp_port, source })
-            }
-            () = stop.cancelled() => Ok(()),
-        };
+        // Returns on `stop` too, once every forwarded query has ended.
+        let result = serve_udp(&udp, &zone, &forwarder, &stats, &stop)
+            .await
+            .map_err(|source| ServeError::Udp {
+                port: udp_port,
+                source,
+            });
         stop.cancel();
         result
     }
@@ -434,7 +435,11 @@ async fn receive_udp(
     tracker: &TaskTracker,
 ) -> io::Result<()> {
     loop {
-        let (bytes, peer) = match socket.recv_from().await {
+        let received = tokio::select! {
+            received = socket.recv_from() => received,
+            () = cancel.cancelled() => return Ok(()),
+        };
+        let (bytes, peer) = match received {
             Ok(datagram) => datagram,
             // An earlier response came back port-unreachable: that client
             // has gone, which is no reason to stop serving.
