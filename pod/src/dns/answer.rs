@@ -69,6 +69,12 @@ pub const SCHEMA_VERSION: &str = "1.1.0";
 /// enough never to fragment.
 pub const SERVER_UDP_PAYLOAD: u16 = 1232;
 /// The reverse zones answered besides the cluster zone.
+/// Does the kubernetes plugin chase a CNAME that leaves the zones for this
+/// type? Only for address queries (its `A` and `AAAA` lookups do).
+pub fn chased(qtype: RecordType) -> bool {
+    matches!(qtype, RecordType::A | RecordType::AAAA)
+}
+
 const REVERSE_ZONES: [&str; 2] = ["in-addr.arpa.", "ip6.arpa."];
 /// CNAMEs followed inside the zones before giving up with SERVFAIL (a loop
 /// of ExternalName Services pointing at each other).
@@ -591,7 +597,7 @@ pub fn resolve(index: &Index, query: &Message) -> Resolution {
         Outcome::LeftZones(target) => {
             response.metadata.response_code = ResponseCode::NoError;
             let qtype = query.queries.first().map(|q| q.query_type());
-            if qtype.is_some_and(super::forward::chased) {
+            if qtype.is_some_and(chased) {
                 Resolution::Chase { response, target }
             } else {
                 Resolution::Answer(response)

@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use hickory_proto::op::{Message, Query, ResponseCode};
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::Name;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
@@ -121,12 +121,6 @@ pub fn chase(mut response: Message, upstream: &Message) -> Message {
         }
     }
     response
-}
-
-/// Does the kubernetes plugin chase a CNAME that leaves the zones for this
-/// type? Only for address queries (its `A` and `AAAA` lookups do).
-pub fn chased(qtype: RecordType) -> bool {
-    matches!(qtype, RecordType::A | RecordType::AAAA)
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -10,12 +10,12 @@ use std::sync::Weak;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use hickory_proto::rr::rdata::{A, CNAME};
-use hickory_proto::rr::{RData, Record};
+use hickory_proto::rr::{RData, Record, RecordType};
 use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::cluster;
-use crate::dns::answer::ClusterDomain;
+use crate::dns::answer::{ClusterDomain, chased};
 use crate::dns::fixture;
 use crate::dns::outside::{Outside, OutsideZone, serve_outside};
 use crate::dns::resolver::{ResolverConfig, new_query};
