@@ -113,16 +113,8 @@ fn the_host_reaches_cluster_dns_on_a_real_port() {
         .as_str()
         .expect("cluster-info shows the DNS address")
         .to_string();
-    let (ip, port) = addr.rsplit_once(':').unwrap();
     assert!(c.ok(&["cluster-info"]).contains(&addr));
-    let dig = |args: &[&str]| {
-        let out = std::process::Command::new("dig")
-            .args([&format!("@{ip}"), "-p", port, "+time=2", "+tries=2"])
-            .args(args)
-            .output()
-            .expect("dig is installed (bind9-dnsutils)");
-        text(&out.stdout)
-    };
+    let dig = |args: &[&str]| c.host_dig(2, args);
     let answer = eventually(
         "the DNS pods to answer the host",
         Duration::from_secs(20),

@@ -109,20 +109,7 @@ fn names_outside_the_cluster_are_forwarded_to_the_outside_world() {
     );
 
     // From the host, through a node's host DNS port: the same.
-    let info = c.info();
-    let addr = info["dns"]["address"]
-        .as_str()
-        .expect("cluster-info shows the DNS address")
-        .to_string();
-    let (ip, port) = addr.rsplit_once(':').unwrap();
-    let host_dig = |args: &[&str]| {
-        let out = std::process::Command::new("dig")
-            .args([&format!("@{ip}"), "-p", port, "+time=3", "+tries=2"])
-            .args(args)
-            .output()
-            .expect("dig is installed (bind9-dnsutils)");
-        text(&out.stdout)
-    };
+    let host_dig = |args: &[&str]| c.host_dig(3, args);
     assert_eq!(
         host_dig(&["+short", "api.example.com"]).trim(),
         "203.0.113.10"

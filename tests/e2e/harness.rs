@@ -155,6 +155,34 @@ impl Cluster {
         serde_json::from_str(&self.ok(&["cluster-info", "-o", "json"])).expect("cluster-info json")
     }
 
+    /// The cluster DNS address on the host, `IP:PORT`, as cluster-info
+    /// shows it.
+    pub fn host_dns(&self) -> String {
+        self.info()["dns"]["address"]
+            .as_str()
+            .expect("cluster-info shows the DNS address")
+            .to_string()
+    }
+
+    /// Real `dig` on the host against the cluster DNS port (two tries of
+    /// `timeout_s` seconds); its stdout.
+    pub fn host_dig(&self, timeout_s: u32, args: &[&str]) -> String {
+        let addr = self.host_dns();
+        let (ip, port) = addr.rsplit_once(':').expect("IP:PORT");
+        let out = Command::new("dig")
+            .args([
+                &format!("@{ip}"),
+                "-p",
+                port,
+                &format!("+time={timeout_s}"),
+                "+tries=2",
+            ])
+            .args(args)
+            .output()
+            .expect("dig is installed (bind9-dnsutils)");
+        text(&out.stdout)
+    }
+
     pub fn node_pid(&self, name: &str) -> u32 {
         let info = self.info();
         let node = info["nodes"]
