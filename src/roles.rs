@@ -24,6 +24,11 @@ pub struct ControlplaneArgs {
     pub listen: SocketAddr,
     #[arg(long, env = "PODNET_JOIN_TOKEN", hide_env_values = true)]
     pub join_token: String,
+    /// The cluster's IP families: ipv4, ipv6, or dual (IPv4 primary). The
+    /// IPv6 ranges are kind's: pods from fd00:10:244::/56 (a /64 per
+    /// node), Services from fd00:10:96::/112.
+    #[arg(long, default_value = "ipv4")]
+    pub ip_family: podnet_proto::model::network::ClusterFamilies,
     /// The network node podCIDRs are cut from.
     #[arg(long, default_value = podnet_lab::flags::DEFAULT_CLUSTER_CIDR, value_parser = podnet_lab::flags::cluster_cidr)]
     pub cluster_cidr: Ipv4Net,
@@ -179,8 +184,13 @@ pub async fn controlplane(
             Some(state_dir.to_path_buf())
         },
         join_token: args.join_token,
+        ip_families: args.ip_family,
         cluster_cidr: args.cluster_cidr,
         node_cidr_mask_size: args.node_cidr_mask_size,
+        cluster_cidr_v6: podnet_proto::model::network::DEFAULT_CLUSTER_CIDR_V6
+            .parse()
+            .context("the default IPv6 cluster CIDR is a CIDR")?,
+        node_cidr_mask_size_v6: podnet_proto::model::network::DEFAULT_NODE_CIDR_MASK_SIZE_V6,
         node_cidr: args.node_cidr,
         node_grace_period: args.node_grace_period,
         dns_replicas: args.dns_replicas,

@@ -13,6 +13,8 @@ mod dns;
 mod dnsforward;
 #[path = "e2e/dnspolicy.rs"]
 mod dnspolicy;
+#[path = "e2e/dualstack.rs"]
+mod dualstack;
 #[path = "e2e/edge.rs"]
 mod edge;
 #[path = "e2e/events.rs"]

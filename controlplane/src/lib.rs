@@ -20,7 +20,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
+use podnet_proto::model::network::ClusterFamilies;
 use podnet_proto::v1::api_server::ApiServer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -38,9 +39,16 @@ pub struct Config {
     /// memory (tests).
     pub state_dir: Option<PathBuf>,
     pub join_token: String,
+    /// The cluster's IP families (`--ip-family`): where Services get
+    /// ClusterIPs and nodes podCIDRs from.
+    pub ip_families: ClusterFamilies,
     pub cluster_cidr: Ipv4Net,
     /// The prefix length of each node's podCIDR out of `cluster_cidr`.
     pub node_cidr_mask_size: u8,
+    /// The IPv6 pod network and each node's share of it, for clusters
+    /// with IPv6.
+    pub cluster_cidr_v6: Ipv6Net,
+    pub node_cidr_mask_size_v6: u8,
     pub node_cidr: Ipv4Net,
     pub node_grace_period: Duration,
     /// Replicas of the `coredns` Deployment created on first start.
@@ -100,7 +108,10 @@ pub async fn run(
         .ip();
     let serving = ca.credentials(ca.issue_serving(listen_ip)?);
     let kubelet_client = ca.credentials(ca.issue_kubelet_client()?);
-    let registry = Registry::new(storage);
+    let registry = Registry::with_service_ranges(
+        storage,
+        registry::ServiceRanges::for_families(config.ip_families),
+    );
     registry
         .bootstrap(&Addons {
             dns_replicas: config.dns_replicas,
@@ -111,8 +122,11 @@ pub async fn run(
     let nodes = Arc::new(Nodes::new(
         NodesConfig {
             join_token: config.join_token.clone(),
+            ip_families: config.ip_families,
             cluster_cidr: config.cluster_cidr,
             node_cidr_mask_size: config.node_cidr_mask_size,
+            cluster_cidr_v6: config.cluster_cidr_v6,
+            node_cidr_mask_size_v6: config.node_cidr_mask_size_v6,
             node_cidr: config.node_cidr,
             grace_period: config.node_grace_period,
         },

@@ -24,8 +24,9 @@ use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use podnet_proto::model::network::EDGE_NAME;
+use podnet_proto::model::network::{ClusterFamilies, IpFamily};
 use podnet_proto::model::view::NodeView;
 use podnet_proto::model::{
     ANNOTATION_AGENT, ANNOTATION_HOST_DNS, ANNOTATION_PID, ANNOTATION_UNDERLAY, Kind,
@@ -49,7 +50,7 @@ pub enum JoinError {
     #[error("underlay address {0:?} is not an IP:port")]
     BadUnderlay(String),
     #[error("the cluster CIDR {0} has no free /{1} left for another node")]
-    NoPodCidr(Ipv4Net, u8),
+    NoPodCidr(IpNet, u8),
     #[error("no free node IP left in {0}")]
     NoNodeIp(Ipv4Net),
     #[error(transparent)]
@@ -61,9 +62,17 @@ pub enum JoinError {
 #[derive(Debug, Clone)]
 pub struct NodesConfig {
     pub join_token: String,
+    /// The cluster's IP families: a node gets one podCIDR of each, the
+    /// primary family's first.
+    pub ip_families: ClusterFamilies,
     pub cluster_cidr: Ipv4Net,
     /// The prefix length of each node's podCIDR.
     pub node_cidr_mask_size: u8,
+    /// The IPv6 pod network and the prefix length of each node's IPv6
+    /// podCIDR (`--node-cidr-mask-size-ipv6`), used when the cluster has
+    /// IPv6.
+    pub cluster_cidr_v6: Ipv6Net,
+    pub node_cidr_mask_size_v6: u8,
     pub node_cidr: Ipv4Net,
     /// How long a node may go without a heartbeat before it is NotReady.
     pub grace_period: Duration,
@@ -74,8 +83,8 @@ pub struct Nodes {
     registry: Registry,
     ca: Arc<ClusterCa>,
     leases: Mutex<HashMap<String, Instant>>,
-    /// The podCIDR and IP each node name had, kept after its Node is gone.
-    allocations: Mutex<HashMap<String, (String, String)>>,
+    /// The podCIDRs and IP each node name had, kept after its Node is gone.
+    allocations: Mutex<HashMap<String, Held>>,
     /// Joins are serialized: address allocation reads then writes.
     join_lock: Mutex<()>,
     /// The edge's TraceSource address (memory only: a restarted control
@@ -97,20 +106,40 @@ pub fn node_is_ready(node: &Value) -> bool {
     condition_is_true(node, "Ready")
 }
 
-/// The podCIDR and InternalIP a stored Node holds, if it has both.
-fn allocation_of(node: &Value) -> Option<(String, String)> {
-    let view = NodeView(node);
-    let ip = view.internal_ip()?;
-    let cidr = view.pod_cidr();
-    (!cidr.is_empty()).then(|| (cidr.to_string(), ip.to_string()))
+/// A node's podCIDRs (primary family first) and its InternalIP.
+type Held = (Vec<String>, String);
+
+/// Every podCIDR of a stored Node: `spec.podCIDRs`, else `spec.podCIDR`.
+fn pod_cidrs_of(node: &Value) -> Vec<&str> {
+    match podnet_proto::model::strs_at(node, "/spec/podCIDRs") {
+        cidrs if !cidrs.is_empty() => cidrs,
+        _ => Some(NodeView(node).pod_cidr())
+            .filter(|c| !c.is_empty())
+            .into_iter()
+            .collect(),
+    }
 }
 
-/// Whether no Node of `nodes` holds the podCIDR or the IP of `held`.
-fn still_free(held: &(String, String), nodes: &[Value]) -> bool {
+/// The podCIDRs and InternalIP a stored Node holds, if it has both.
+fn allocation_of(node: &Value) -> Option<Held> {
+    let ip = NodeView(node).internal_ip()?;
+    let cidrs: Vec<String> = pod_cidrs_of(node).into_iter().map(str::to_string).collect();
+    (!cidrs.is_empty()).then(|| (cidrs, ip.to_string()))
+}
+
+/// Whether no Node of `nodes` holds a podCIDR or the IP of `held`.
+fn still_free(held: &Held, nodes: &[Value]) -> bool {
     nodes
         .iter()
         .filter_map(allocation_of)
-        .all(|(cidr, ip)| cidr != held.0 && ip != held.1)
+        .all(|(cidrs, ip)| ip != held.1 && cidrs.iter().all(|cidr| !held.0.contains(cidr)))
+}
+
+/// The family of a podCIDR as written.
+fn family_of(cidr: &str) -> Option<IpFamily> {
+    cidr.parse::<IpNet>()
+        .ok()
+        .map(|net| IpFamily::of(net.addr()))
 }
 
 fn valid_node_name(name: &str) -> bool {
@@ -204,13 +233,25 @@ impl Nodes {
             .get(&req.node_name)
             .cloned()
             .filter(|held| still_free(held, &all));
-        let (pod_cidr, node_ip) = match (existing.as_ref().and_then(allocation_of), remembered) {
+        let (held_cidrs, node_ip) = match (existing.as_ref().and_then(allocation_of), remembered) {
             (Some(held), _) | (None, Some(held)) => held,
-            (None, None) => (
-                self.free_pod_cidr(&all)?.to_string(),
-                self.free_node_ip(&all)?.to_string(),
-            ),
+            (None, None) => (Vec::new(), self.free_node_ip(&all)?.to_string()),
         };
+        // One podCIDR per family of the cluster, in its order: the held
+        // ones where they are of a family the cluster still has, new ones
+        // for the rest (a cluster that gained a family).
+        let mut pod_cidrs = Vec::new();
+        for family in self.config.ip_families.families() {
+            let held = held_cidrs
+                .iter()
+                .find(|c| family_of(c) == Some(*family))
+                .cloned();
+            pod_cidrs.push(match held {
+                Some(cidr) => cidr,
+                None => self.free_pod_cidr(*family, &all)?.to_string(),
+            });
+        }
+        let pod_cidr = pod_cidrs.first().cloned().unwrap_or_default();
         let issued = self.ca.issue_node(&req.node_name)?;
         let mut labels = serde_json::Map::new();
         for (k, v) in &req.labels {
@@ -245,7 +286,7 @@ impl Nodes {
                     ANNOTATION_HOST_DNS: req.host_dns_address,
                 },
             },
-            "spec": {"podCIDR": pod_cidr, "podCIDRs": [pod_cidr]},
+            "spec": {"podCIDR": pod_cidr, "podCIDRs": pod_cidrs},
         });
         let status = json!({
             "addresses": [{"type": "InternalIP", "address": node_ip}, {"type": "Hostname", "address": req.node_name}],
@@ -268,13 +309,14 @@ impl Nodes {
         self.allocations
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(req.node_name.clone(), (pod_cidr.clone(), node_ip.clone()));
-        tracing::info!(node = %req.node_name, %pod_cidr, %node_ip, "node joined");
+            .insert(req.node_name.clone(), (pod_cidrs.clone(), node_ip.clone()));
+        tracing::info!(node = %req.node_name, pod_cidrs = ?pod_cidrs, %node_ip, "node joined");
         Ok(JoinResponse {
             ca_pem: self.ca.cert_pem().to_string(),
             cert_pem: issued.cert_pem,
             key_pem: issued.key_pem,
             pod_cidr,
+            pod_cidrs,
             node_ip,
             lease_duration_ms: self.config.grace_period.as_millis() as u64,
             host_ip: self.host_ip()?.to_string(),
@@ -300,6 +342,7 @@ impl Nodes {
             cert_pem: issued.cert_pem,
             key_pem: issued.key_pem,
             pod_cidr: String::new(),
+            pod_cidrs: Vec::new(),
             node_ip: host_ip.to_string(),
             lease_duration_ms: self.config.grace_period.as_millis() as u64,
             host_ip: host_ip.to_string(),
@@ -324,9 +367,19 @@ impl Nodes {
             .clone()
     }
 
-    fn free_pod_cidr(&self, nodes: &[Value]) -> Result<Ipv4Net, JoinError> {
-        let taken: BTreeSet<&str> = nodes.iter().map(|n| str_at(n, "/spec/podCIDR")).collect();
-        let (cidr, mask) = (self.config.cluster_cidr, self.config.node_cidr_mask_size);
+    /// The lowest podCIDR of `family` that no Node holds.
+    fn free_pod_cidr(&self, family: IpFamily, nodes: &[Value]) -> Result<IpNet, JoinError> {
+        let taken: BTreeSet<&str> = nodes.iter().flat_map(pod_cidrs_of).collect();
+        let (cidr, mask) = match family {
+            IpFamily::V4 => (
+                IpNet::V4(self.config.cluster_cidr),
+                self.config.node_cidr_mask_size,
+            ),
+            IpFamily::V6 => (
+                IpNet::V6(self.config.cluster_cidr_v6),
+                self.config.node_cidr_mask_size_v6,
+            ),
+        };
         cidr.subnets(mask)
             .map_err(|_| JoinError::NoPodCidr(cidr, mask))?
             .find(|s| !taken.contains(s.to_string().as_str()))

@@ -326,6 +326,7 @@ impl Registry {
         if str_at(object, "/kind") == Kind::Service.as_str() {
             let mut object = object.clone();
             alloc::drop_type_dependent_fields(old, &mut object);
+            alloc::release_secondary(old, &mut object);
             Ok(validate::validate(&object)?)
         } else {
             Ok(validate::validate(object)?)

@@ -14,8 +14,8 @@
 //! the rules that compare an update with the stored object.
 //!
 //! Podnet runs httpGet and tcpSocket probes only: `exec` and `grpc` probes
-//! are rejected (see `pod`). It emulates IPv4 only: a Service asking for
-//! IPv6 is refused as on a single-stack IPv4 cluster (see `service`).
+//! are rejected (see `pod`). What a Service's IP families may be depends
+//! on the cluster's, so the registry decides it (`registry::alloc`).
 
 mod apps;
 mod cluster;
@@ -131,9 +131,6 @@ pub fn validate(object: &Value) -> Result<Validated, InvalidObject> {
             meta::admit(&mut svc.metadata, kind, errs);
             service::default_service(svc);
             service::validate_service(svc, errs);
-            if errs.is_empty() {
-                service::default_ip_families(svc);
-            }
         }),
         Kind::EndpointSlice => admit(kind, object, |slice: &mut EndpointSlice, errs| {
             meta::admit(&mut slice.metadata, kind, errs);

@@ -31,8 +31,12 @@ fn server() -> &'static Server {
         let config = podnet_controlplane::Config {
             state_dir: Some(state.path().to_path_buf()),
             join_token: "fuzz".into(),
+            // Both families: every allocation path is reachable.
+            ip_families: podnet_proto::model::network::ClusterFamilies::Dual,
             cluster_cidr: "10.244.0.0/16".parse().expect("cidr"),
             node_cidr_mask_size: 24,
+            cluster_cidr_v6: "fd00:10:244::/56".parse().expect("cidr"),
+            node_cidr_mask_size_v6: 64,
             node_cidr: "10.10.0.0/16".parse().expect("cidr"),
             node_grace_period: Duration::from_secs(40),
             dns_replicas: 1,

@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
+use podnet_proto::model::network::ClusterFamilies;
 
 use crate::InputError;
 
@@ -26,6 +27,19 @@ pub const DEFAULT_NODE_CIDR: &str = "172.18.0.0/16";
 const MAX_MASK_DIFFERENCE: u8 = 16;
 /// A node's podCIDR holds its gateway (.1) and at least one pod.
 const LONGEST_NODE_MASK: u8 = 30;
+
+/// `--ip-family` of a cluster `podnet up` starts: `ipv4` or `dual`
+/// (IPv4 primary, as kind's `dual`). IPv6 single-stack is refused: its
+/// pods would have IPv6 addresses only, and the nodes' datapath carries
+/// IPv4 flows only.
+pub fn ip_family(s: &str) -> Result<ClusterFamilies, String> {
+    match s.parse::<ClusterFamilies>()? {
+        ClusterFamilies::Ipv6 => Err(
+            "ipv6 (single-stack) is not supported: the node datapath carries IPv4 flows only; use dual for IPv6 Service addresses, pod addresses and DNS records beside IPv4".to_string(),
+        ),
+        families => Ok(families),
+    }
+}
 
 /// `NAMESPACE/NAME` of an object, both DNS-1123 labels (a Service's name
 /// is one), as ingress-nginx's `--default-backend-service` takes it.

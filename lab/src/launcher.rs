@@ -80,6 +80,12 @@ pub struct UpArgs {
     /// list, instead of answering NXDOMAIN.
     #[arg(long, value_parser = flags::dns_upstream)]
     pub dns_upstream: Option<std::net::SocketAddr>,
+    /// The cluster's IP families: ipv4, or dual (IPv4 primary, plus IPv6
+    /// Service ClusterIPs, pod addresses, EndpointSlices and DNS records),
+    /// as kind's networking.ipFamily. Overrides the scenario's
+    /// `ip_family`; set when the cluster is created.
+    #[arg(long, value_parser = flags::ip_family)]
+    pub ip_family: Option<podnet_proto::model::network::ClusterFamilies>,
     /// Run the supervisor in the foreground (what `up` starts in the background).
     #[arg(long, hide = true)]
     pub foreground: bool,
@@ -214,6 +220,9 @@ pub async fn start_supervisor(
     }
     if let Some(upstream) = args.dns_upstream {
         cmd.arg("--dns-upstream").arg(upstream.to_string());
+    }
+    if let Some(families) = args.ip_family {
+        cmd.arg("--ip-family").arg(families.to_string());
     }
     if let Some(f) = &args.file {
         cmd.arg(f);
@@ -418,6 +427,12 @@ async fn spawn_controlplane(
     if let Some(backend) = default_backend {
         cmd.arg("--ingress-default-backend").arg(backend);
     }
+    let families = match (args.ip_family, &args.file) {
+        (Some(families), _) => families,
+        (None, Some(file)) => schema::load(file)?.cluster.ip_family.unwrap_or_default(),
+        (None, None) => Default::default(),
+    };
+    cmd.arg("--ip-family").arg(families.to_string());
     let mut child = cmd
         // The address comes back on stdout.
         .stdout(Stdio::piped())

@@ -123,10 +123,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         max_pods: config.max_pods,
     };
     let joined = join_with_retry(&mut join_api, join.clone(), &shutdown).await?;
-    let pod_cidr: Ipv4Net = joined
-        .pod_cidr
-        .parse()
-        .context("control plane sent a bad podCIDR")?;
+    let (pod_cidr, pod_cidr_v6) = pod_cidrs(&joined)?;
     let node_ip: Ipv4Addr = joined
         .node_ip
         .parse()
@@ -156,6 +153,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         &config.name,
         node_ip,
         pod_cidr,
+        pod_cidr_v6,
         datapath.clone(),
         config.resolv_conf.clone(),
     ));
@@ -661,4 +659,32 @@ impl NodeAgent for AgentService {
             exit_code: out.exit_code,
         }))
     }
+}
+
+/// The node's IPv4 podCIDR (what its datapath routes) and, on a
+/// dual-stack cluster, its IPv6 one (`JoinResponse.pod_cidrs`; an older
+/// control plane sends `pod_cidr` alone).
+fn pod_cidrs(
+    joined: &podnet_proto::v1::JoinResponse,
+) -> anyhow::Result<(Ipv4Net, Option<ipnet::Ipv6Net>)> {
+    let given: Vec<&str> = if joined.pod_cidrs.is_empty() {
+        vec![joined.pod_cidr.as_str()]
+    } else {
+        joined.pod_cidrs.iter().map(String::as_str).collect()
+    };
+    let mut v4 = None;
+    let mut v6 = None;
+    for cidr in given {
+        match cidr
+            .parse::<ipnet::IpNet>()
+            .with_context(|| format!("control plane sent a bad podCIDR {cidr:?}"))?
+        {
+            ipnet::IpNet::V4(net) => v4 = v4.or(Some(net)),
+            ipnet::IpNet::V6(net) => v6 = v6.or(Some(net)),
+        }
+    }
+    let v4 = v4.context(
+        "the cluster gave this node no IPv4 podCIDR (an IPv6 single-stack cluster): the node datapath carries IPv4 flows only",
+    )?;
+    Ok((v4, v6))
 }

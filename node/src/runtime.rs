@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use podnet_pod::cluster::ClusterViewRx;
 use podnet_pod::container::{ContainerSpec, WorkloadEnv, WorkloadError};
 use podnet_pod::dns::ResolverConfig;
@@ -59,43 +59,89 @@ fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// Host-local IPAM: addresses of the node's podCIDR, .1 kept for the
-/// node's bridge as on a real node. Like the CNI host-local plugin it hands
-/// out the next free address after the last one it gave, so a deleted
-/// pod's address is not reused at once (a stale endpoint would then point
-/// at the wrong pod).
+/// Host-local IPAM: addresses of one of the node's podCIDRs, the first
+/// host address (.1, `::1`) kept for the node's bridge as on a real node.
+/// Like the CNI host-local plugin it hands out the next free address after
+/// the last one it gave, so a deleted pod's address is not reused at once
+/// (a stale endpoint would then point at the wrong pod). Addresses are
+/// offsets into the network, so an IPv6 /64 costs no more than an IPv4 /24.
 struct Ipam {
-    cidr: Ipv4Net,
-    used: BTreeSet<Ipv4Addr>,
-    last: Option<Ipv4Addr>,
+    cidr: IpNet,
+    used: BTreeSet<IpAddr>,
+    /// The offset of the last address given.
+    last: Option<u128>,
 }
 
 impl Ipam {
-    fn new(cidr: Ipv4Net) -> Ipam {
+    fn new(cidr: impl Into<IpNet>) -> Ipam {
         Ipam {
-            cidr,
+            cidr: cidr.into(),
             used: BTreeSet::new(),
             last: None,
         }
     }
 
-    fn allocate(&mut self) -> Option<Ipv4Addr> {
-        let hosts: Vec<Ipv4Addr> = self.cidr.hosts().skip(1).collect();
-        let start = self
-            .last
-            .and_then(|l| hosts.iter().position(|h| *h == l))
-            .map_or(0, |i| i + 1);
-        let ip = (0..hosts.len())
-            .map(|k| hosts[(start + k) % hosts.len()])
-            .find(|ip| !self.used.contains(ip))?;
+    /// The offsets pods may get: after the network address and the
+    /// bridge, up to the last before the broadcast address (IPv4) or the
+    /// network's end (IPv6).
+    fn offsets(&self) -> Option<(u128, u128)> {
+        let bits = u32::from(self.cidr.max_prefix_len() - self.cidr.prefix_len());
+        let top = 1u128.checked_shl(bits).map_or(u128::MAX, |size| size - 1);
+        let last = match self.cidr {
+            IpNet::V4(_) => top.checked_sub(1)?,
+            IpNet::V6(_) => top,
+        };
+        (last >= 2).then_some((2, last))
+    }
+
+    fn at(&self, offset: u128) -> IpAddr {
+        match self.cidr {
+            IpNet::V4(net) => IpAddr::V4(Ipv4Addr::from(
+                u32::from(net.network()).wrapping_add(offset as u32),
+            )),
+            IpNet::V6(net) => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(net.network()).wrapping_add(offset),
+            )),
+        }
+    }
+
+    fn allocate(&mut self) -> Option<IpAddr> {
+        let (first, last) = self.offsets()?;
+        let count = last - first + 1;
+        let start = match self.last {
+            Some(l) if l < last => l + 1,
+            _ => first,
+        };
+        // At most one more candidate than addresses in use is free.
+        let tries = count.min(self.used.len() as u128 + 1);
+        let (offset, ip) = (0..tries)
+            .map(|k| first + (start - first + k) % count)
+            .map(|offset| (offset, self.at(offset)))
+            .find(|(_, ip)| !self.used.contains(ip))?;
         self.used.insert(ip);
-        self.last = Some(ip);
+        self.last = Some(offset);
         Some(ip)
     }
 
-    fn release(&mut self, ip: Ipv4Addr) {
+    fn release(&mut self, ip: IpAddr) {
         self.used.remove(&ip);
     }
+}
+
+fn allocate(pool: &Mutex<Ipam>) -> Result<IpAddr, RuntimeError> {
+    let mut ipam = pool.lock().unwrap_or_else(PoisonError::into_inner);
+    let cidr = ipam.cidr;
+    ipam.allocate().ok_or(RuntimeError::NoIp(cidr))
+}
+
+fn release(pool: &Mutex<Ipam>, ip: IpAddr) {
+    pool.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .release(ip);
+}
+
+fn pool_cidr(pool: &Mutex<Ipam>) -> IpNet {
+    pool.lock().unwrap_or_else(PoisonError::into_inner).cidr
 }
 
 /// What the runtime knows of one container, turned into containerStatuses.
@@ -117,6 +163,8 @@ struct ContainerState {
 struct PodState {
     uid: String,
     ip: Ipv4Addr,
+    /// The pod's IPv6 address on a dual-stack node.
+    ip6: Option<std::net::Ipv6Addr>,
     node_ip: Ipv4Addr,
     start_time: String,
     containers: Vec<ContainerState>,
@@ -196,7 +244,10 @@ impl PodState {
             "hostIP": self.node_ip.to_string(),
             "hostIPs": [{"ip": self.node_ip.to_string()}],
             "podIP": self.ip.to_string(),
-            "podIPs": [{"ip": self.ip.to_string()}],
+            "podIPs": std::iter::once(IpAddr::V4(self.ip))
+                .chain(self.ip6.map(IpAddr::V6))
+                .map(|ip| json!({"ip": ip.to_string()}))
+                .collect::<Vec<_>>(),
             "startTime": self.start_time,
             "containerStatuses": statuses,
             "qosClass": "BestEffort",
@@ -281,6 +332,9 @@ pub struct RunningPod {
     /// The pod's reference, for the Events about it.
     reference: Value,
     pub ns: Arc<NetNs>,
+    /// The pod's IPv6 address, on a dual-stack node (the datapath does not
+    /// carry it: it is published in `status.podIPs` only).
+    ip6: Option<std::net::Ipv6Addr>,
     /// Container names, as the pod spec lists them.
     pub containers: Vec<String>,
     /// Each container's environment, as it last started (in `containers`
@@ -316,6 +370,8 @@ pub struct Runtime {
     node_ip: Ipv4Addr,
     datapath: Arc<Datapath>,
     ipam: Mutex<Ipam>,
+    /// The IPv6 podCIDR's, on a dual-stack node.
+    ipam_v6: Option<Mutex<Ipam>>,
     pods: Mutex<HashMap<String, Arc<RunningPod>>>,
     next_probe_port: AtomicU16,
     /// The node's view of Services and EndpointSlices, for workloads that
@@ -334,7 +390,7 @@ pub struct Runtime {
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     #[error("no free pod IP left in {0}")]
-    NoIp(Ipv4Net),
+    NoIp(IpNet),
 }
 
 impl Runtime {
@@ -342,6 +398,7 @@ impl Runtime {
         node_name: &str,
         node_ip: Ipv4Addr,
         pod_cidr: Ipv4Net,
+        pod_cidr_v6: Option<Ipv6Net>,
         datapath: Arc<Datapath>,
         resolv_conf: NodeResolvConf,
     ) -> Runtime {
@@ -350,6 +407,7 @@ impl Runtime {
             node_ip,
             datapath,
             ipam: Mutex::new(Ipam::new(pod_cidr)),
+            ipam_v6: pod_cidr_v6.map(|cidr| Mutex::new(Ipam::new(cidr))),
             pods: Mutex::new(HashMap::new()),
             next_probe_port: AtomicU16::new(40000),
             cluster: Mutex::new(None),
@@ -502,10 +560,20 @@ impl Runtime {
     /// Starts a pod from its Kubernetes object.
     pub fn start(self: &Arc<Self>, pod: &Value) -> Result<Arc<RunningPod>, RuntimeError> {
         let uid = str_at(pod, "/metadata/uid").to_string();
-        let ip = {
-            let mut ipam = self.ipam.lock().unwrap_or_else(PoisonError::into_inner);
-            let cidr = ipam.cidr;
-            ipam.allocate().ok_or(RuntimeError::NoIp(cidr))?
+        let ip = match allocate(&self.ipam)? {
+            IpAddr::V4(ip) => ip,
+            // The IPv4 pool hands out IPv4 addresses only.
+            IpAddr::V6(_) => return Err(RuntimeError::NoIp(self.ipam_cidr())),
+        };
+        let ip6 = match &self.ipam_v6 {
+            None => None,
+            Some(pool) => match allocate(pool) {
+                Ok(IpAddr::V6(ip6)) => Some(ip6),
+                Ok(IpAddr::V4(_)) | Err(_) => {
+                    release(&self.ipam, IpAddr::V4(ip));
+                    return Err(RuntimeError::NoIp(pool_cidr(pool)));
+                }
+            },
         };
         let info = PodInfo {
             namespace: str_at(pod, "/metadata/namespace").to_string(),
@@ -529,6 +597,7 @@ impl Runtime {
         let state = Arc::new(Mutex::new(PodState {
             uid: uid.clone(),
             ip,
+            ip6,
             node_ip: self.node_ip,
             start_time: now_rfc3339(),
             containers: containers
@@ -592,6 +661,7 @@ impl Runtime {
             uid: uid.clone(),
             reference,
             ns,
+            ip6,
             containers: names,
             environments,
             cancel,
@@ -665,11 +735,15 @@ impl Runtime {
         pod.tasks.close();
         let _ = tokio::time::timeout(grace, pod.tasks.wait()).await;
         self.datapath.remove_pod(pod.ns.ip());
-        self.ipam
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .release(pod.ns.ip());
+        release(&self.ipam, IpAddr::V4(pod.ns.ip()));
+        if let (Some(pool), Some(ip6)) = (&self.ipam_v6, pod.ip6) {
+            release(pool, IpAddr::V6(ip6));
+        }
         tracing::info!(pod = %pod.ns.info().name, "pod stopped");
+    }
+
+    fn ipam_cidr(&self) -> IpNet {
+        pool_cidr(&self.ipam)
     }
 
     fn probe_source(&self) -> SocketAddrV4 {
@@ -1298,7 +1372,7 @@ mod tests {
 
     #[test]
     fn ipam_does_not_reuse_a_released_address_at_once() {
-        let mut ipam = Ipam::new("10.244.1.0/29".parse().unwrap());
+        let mut ipam = Ipam::new("10.244.1.0/29".parse::<Ipv4Net>().unwrap());
         let a = ipam.allocate().unwrap();
         let b = ipam.allocate().unwrap();
         assert_eq!(
@@ -1313,5 +1387,27 @@ mod tests {
         // Wrapped around: .2 is free again and is the next after .6.
         assert_eq!(ipam.used.len(), 5);
         assert_eq!(ipam.allocate(), None, ".1 is the bridge, .7 the broadcast");
+    }
+
+    #[test]
+    fn ipam_hands_out_ipv6_from_a_slash_64_without_walking_it() {
+        let mut ipam = Ipam::new("fd00:10:244:1::/64".parse::<Ipv6Net>().unwrap());
+        let a = ipam.allocate().unwrap();
+        let b = ipam.allocate().unwrap();
+        assert_eq!(
+            (a.to_string(), b.to_string()),
+            (
+                "fd00:10:244:1::2".to_string(),
+                "fd00:10:244:1::3".to_string()
+            )
+        );
+        ipam.release(a);
+        assert_eq!(ipam.allocate().unwrap().to_string(), "fd00:10:244:1::4");
+        // The network's last address is a host address in IPv6.
+        let mut tiny = Ipam::new("fd00::/126".parse::<Ipv6Net>().unwrap());
+        let got: Vec<String> = std::iter::from_fn(|| tiny.allocate())
+            .map(|ip| ip.to_string())
+            .collect();
+        assert_eq!(got, ["fd00::2", "fd00::3"]);
     }
 }

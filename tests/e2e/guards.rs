@@ -62,6 +62,14 @@ fn every_bad_flag_is_refused_with_its_reason_before_anything_starts() {
             &["--ingress-default-backend", "expected NAMESPACE/NAME"],
         ),
         (
+            &["up", "--ip-family", "ipv5"],
+            &["--ip-family", "expected ipv4, ipv6 or dual"],
+        ),
+        (
+            &["up", "--ip-family", "ipv6"],
+            &["--ip-family", "carries IPv4 flows only", "use dual"],
+        ),
+        (
             &["up", "--nodes", "300"],
             &[
                 "300 nodes do not fit",

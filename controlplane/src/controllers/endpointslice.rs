@@ -27,7 +27,9 @@
 //! truncation and its last-change-trigger-time annotation.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
+
+use podnet_proto::model::network::IpFamily;
 
 use podnet_proto::model::{Kind, LABEL_ZONE, ObjectKey};
 use serde_json::{Map, Value, json};
@@ -61,7 +63,8 @@ pub struct Desired {
 /// One selected pod, as both controllers see it.
 struct Member<'a> {
     pod: &'a Value,
-    ip: Ipv4Addr,
+    /// Its address of the slice's family.
+    ip: IpAddr,
     /// The Service ports this pod resolves, with the port number.
     ports: Vec<(&'a Value, i64)>,
 }
@@ -105,17 +108,23 @@ pub fn desired(
         })
         .collect();
     selected.sort_by_key(|p| str_at(p, "/metadata/name"));
-    let members: Vec<Member<'_>> = selected
+    let active: Vec<&Value> = selected
         .into_iter()
         .filter(|p| !matches!(str_at(p, "/status/phase"), "Succeeded" | "Failed"))
-        .filter_map(|pod| {
-            Some(Member {
-                pod,
-                ip: pod_ipv4(pod)?,
-                ports: resolve_ports(service_ports, pod),
-            })
-        })
         .collect();
+    let members_of = |family: IpFamily| -> Vec<Member<'_>> {
+        active
+            .iter()
+            .filter_map(|pod| {
+                Some(Member {
+                    pod,
+                    ip: pod_ip(pod, family)?,
+                    ports: resolve_ports(service_ports, pod),
+                })
+            })
+            .collect()
+    };
+    let families = address_types(service);
 
     let zones: HashMap<&str, &str> = nodes
         .iter()
@@ -128,29 +137,71 @@ pub fn desired(
         })
         .filter(|(_, zone)| !zone.is_empty())
         .collect();
-    let owned: Vec<&Value> = {
-        let uid = str_at(service, "/metadata/uid");
-        let mut owned: Vec<&Value> = slices
-            .iter()
-            .filter(|s| {
-                str_at(s, "/metadata/namespace") == namespace
-                    && managed_slice(s)
-                    && controller_uid(s) == Some(uid)
-            })
-            .collect();
-        owned.sort_by_key(|s| str_at(s, "/metadata/name"));
-        owned
-    };
-    let names: BTreeSet<String> = slices
+    let uid = str_at(service, "/metadata/uid");
+    let mut owned: Vec<&Value> = slices
+        .iter()
+        .filter(|s| {
+            str_at(s, "/metadata/namespace") == namespace
+                && managed_slice(s)
+                && controller_uid(s) == Some(uid)
+        })
+        .collect();
+    owned.sort_by_key(|s| str_at(s, "/metadata/name"));
+    let mut names: BTreeSet<String> = slices
         .iter()
         .filter(|s| str_at(s, "/metadata/namespace") == namespace)
         .map(|s| str_at(s, "/metadata/name").to_string())
         .collect();
 
+    // One set of slices per address type the Service has; owned slices of
+    // another type are not desired, so they go.
+    let mut desired = Vec::new();
+    for family in &families {
+        let own: Vec<&Value> = owned
+            .iter()
+            .copied()
+            .filter(|s| address_type(s) == family.as_str())
+            .collect();
+        desired.extend(desired_slices(
+            service,
+            *family,
+            &members_of(*family),
+            &zones,
+            &own,
+            &mut names,
+        ));
+    }
+    // The v1 Endpoints carry the primary family only.
+    let primary = families.first().copied().unwrap_or(IpFamily::V4);
     Some(Desired {
-        slices: desired_slices(service, &members, &zones, &owned, names),
-        endpoints: desired_endpoints(service, &members),
+        slices: desired,
+        endpoints: desired_endpoints(service, &members_of(primary)),
     })
+}
+
+/// A slice's `addressType` (IPv4 when it has none).
+fn address_type(slice: &Value) -> &str {
+    match str_at(slice, "/addressType") {
+        "" => "IPv4",
+        t => t,
+    }
+}
+
+/// `getAddressTypesForService`: the Service's `ipFamilies`, else the
+/// family of its ClusterIP, else (headless, from before families) both.
+fn address_types(service: &Value) -> Vec<IpFamily> {
+    let mut families: Vec<IpFamily> = podnet_proto::model::strs_at(service, "/spec/ipFamilies")
+        .into_iter()
+        .filter_map(IpFamily::parse)
+        .collect();
+    families.dedup();
+    if !families.is_empty() {
+        return families;
+    }
+    match str_at(service, "/spec/clusterIP").parse::<IpAddr>() {
+        Ok(ip) => vec![IpFamily::of(ip)],
+        Err(_) => vec![IpFamily::V4, IpFamily::V6],
+    }
 }
 
 fn managed_slice(slice: &Value) -> bool {
@@ -172,7 +223,9 @@ fn controller_uid(object: &Value) -> Option<&str> {
         .map(|r| str_at(r, "/uid"))
 }
 
-fn pod_ipv4(pod: &Value) -> Option<Ipv4Addr> {
+/// The pod's address of `family`, from `podIP` and `podIPs`
+/// (`getEndpointAddresses`).
+fn pod_ip(pod: &Value, family: IpFamily) -> Option<IpAddr> {
     let listed = pod
         .pointer("/status/podIPs")
         .and_then(Value::as_array)
@@ -181,7 +234,8 @@ fn pod_ipv4(pod: &Value) -> Option<Ipv4Addr> {
         .map(|ip| str_at(ip, "/ip"));
     std::iter::once(str_at(pod, "/status/podIP"))
         .chain(listed)
-        .find_map(|ip| ip.parse().ok())
+        .filter_map(|ip| ip.parse::<IpAddr>().ok())
+        .find(|ip| IpFamily::of(*ip) == family)
 }
 
 /// `FindPort` for each Service port: a number is itself, a name is the
@@ -332,6 +386,7 @@ pub(super) fn new_slice_name(owner: &Value, seed: &str, taken: &mut BTreeSet<Str
 
 fn slice_object(
     service: &Value,
+    family: IpFamily,
     name: &str,
     ports: &[Value],
     mut endpoints: Vec<(&str, Value)>,
@@ -352,7 +407,7 @@ fn slice_object(
             "labels": labels,
             "ownerReferences": [owner_reference(service)],
         },
-        "addressType": "IPv4",
+        "addressType": family.as_str(),
         "endpoints": endpoints.into_iter().map(|(_, e)| e).collect::<Vec<_>>(),
     });
     if !ports.is_empty() {
@@ -365,11 +420,18 @@ fn slice_object(
 /// endpoint in the existing slice that has it where possible.
 fn desired_slices(
     service: &Value,
+    family: IpFamily,
     members: &[Member<'_>],
     zones: &HashMap<&str, &str>,
     owned: &[&Value],
-    mut names: BTreeSet<String>,
+    names: &mut BTreeSet<String>,
 ) -> Vec<Value> {
+    // IPv4 slices keep the names they had before families; IPv6 ones
+    // hash their family too.
+    let seed = |key: &str| match family {
+        IpFamily::V4 => key.to_string(),
+        IpFamily::V6 => format!("{family}{key}"),
+    };
     // Port mapping (as JSON text, for a stable order) → ports, endpoints.
     type Group<'a> = (Vec<Value>, Vec<(&'a str, Value)>);
     let mut groups: BTreeMap<String, Group<'_>> = BTreeMap::new();
@@ -395,9 +457,9 @@ fn desired_slices(
         // The placeholder: a Service with no endpoints still has a slice.
         let name = match owned.first() {
             Some(slice) => str_at(slice, "/metadata/name").to_string(),
-            None => new_slice_name(service, "[]", &mut names),
+            None => new_slice_name(service, &seed("[]"), names),
         };
-        out.push(slice_object(service, &name, &[], Vec::new()));
+        out.push(slice_object(service, family, &name, &[], Vec::new()));
         return out;
     }
     for (key, (ports, endpoints)) in groups {
@@ -432,13 +494,13 @@ fn desired_slices(
         }
         while rest.peek().is_some() {
             let chunk: Vec<(&str, Value)> = rest.by_ref().take(MAX_ENDPOINTS_PER_SLICE).collect();
-            filled.push((new_slice_name(service, &key, &mut names), chunk));
+            filled.push((new_slice_name(service, &seed(&key), names), chunk));
         }
         filled.sort_by(|a, b| a.0.cmp(&b.0));
         for (name, endpoints) in filled {
             // An existing slice left empty is deleted, not kept.
             if !endpoints.is_empty() {
-                out.push(slice_object(service, &name, &ports, endpoints));
+                out.push(slice_object(service, family, &name, &ports, endpoints));
             }
         }
     }
@@ -453,7 +515,7 @@ fn desired_endpoints(service: &Value, members: &[Member<'_>]) -> Value {
         .pointer("/spec/ports")
         .and_then(Value::as_array)
         .is_some_and(|p| !p.is_empty());
-    type Subset = (Vec<Value>, Vec<(Ipv4Addr, Value)>, Vec<(Ipv4Addr, Value)>);
+    type Subset = (Vec<Value>, Vec<(IpAddr, Value)>, Vec<(IpAddr, Value)>);
     let mut subsets: BTreeMap<String, Subset> = BTreeMap::new();
     for member in members {
         let pod = member.pod;

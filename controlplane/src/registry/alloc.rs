@@ -3,6 +3,15 @@
 //! REST storage does: no Service is ever stored without its addresses, and
 //! a failed allocation writes nothing.
 //!
+//! The IP families come first ([`init_ip_families`], upstream's
+//! `initIPFamilyFields`): `ipFamilyPolicy` defaults to SingleStack (the
+//! stored one on update; RequireDualStack for a headless Service without
+//! selector), `ipFamilies` is inferred from the given `clusterIPs` and
+//! filled with the cluster's primary family, plus the other one when the
+//! policy asks for dual-stack and the cluster has both; a family the
+//! cluster does not have is refused as "not configured on this cluster".
+//! Then one ClusterIP per family, from that family's range.
+//!
 //! What is taken is derived from the stored Services themselves: there is
 //! no separate bitmap to keep consistent, and deleting a Service frees its
 //! addresses. The registry holds one lock from reading the Services until
@@ -10,23 +19,28 @@
 //!
 //! Picks are deterministic: the lowest free address of the range and the
 //! lowest free port (upstream picks at random), so the same stored state
-//! always gives the same answer. The first address of the range belongs to
-//! the `kubernetes` Service and the tenth to `kube-dns`: nothing else gets
-//! them.
+//! always gives the same answer. The first address of the primary range
+//! belongs to the `kubernetes` Service and the tenth to `kube-dns`:
+//! nothing else gets them.
 //!
 //! On update, what the new body leaves out is carried over from the stored
 //! Service first (`patchAllocatedValues`), and fields the new type no
 //! longer uses are dropped when the body did not change them
 //! (`dropTypeDependentFields`), so a re-applied manifest keeps its
-//! addresses and a type change does not trip over stale ones.
+//! addresses and a type change does not trip over stale ones. A
+//! PreferDualStack Service is neither upgraded nor downgraded by a cluster
+//! that gained or lost a family; releasing a secondary address takes
+//! `ipFamilyPolicy: SingleStack` (`validateUpgradeDowngradeClusterIPs`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::RangeInclusive;
 
-use ipnet::Ipv4Net;
-use podnet_proto::model::network::{DEFAULT_SERVICE_CIDR, NODE_PORT_RANGE};
-use podnet_proto::model::{Kind, ObjectKey, str_at};
+use ipnet::IpNet;
+use podnet_proto::model::network::{
+    ClusterFamilies, DEFAULT_SERVICE_CIDR, DEFAULT_SERVICE_CIDR_V6, IpFamily, NODE_PORT_RANGE,
+};
+use podnet_proto::model::{Kind, ObjectKey, str_at, strs_at};
 use serde_json::{Value, json};
 
 use super::ApiError;
@@ -41,50 +55,107 @@ pub const DNS_SERVICE: (&str, &str) = ("kube-system", "kube-dns");
 /// Where Service addresses come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceRanges {
-    /// `--service-cluster-ip-range`.
-    pub cluster_ips: Ipv4Net,
+    /// `--service-cluster-ip-range`: one network per family, the primary
+    /// family's first.
+    pub cluster_ips: Vec<IpNet>,
     /// `--service-node-port-range`, inclusive.
     pub node_ports: RangeInclusive<u16>,
 }
 
 impl Default for ServiceRanges {
     fn default() -> ServiceRanges {
-        // The constant is a valid CIDR (a test checks it); the fallback is
-        // the same range, only to stay total.
-        let cluster_ips = DEFAULT_SERVICE_CIDR
-            .parse()
-            .unwrap_or(Ipv4Net::new_assert(Ipv4Addr::new(10, 96, 0, 0), 12));
-        ServiceRanges {
-            cluster_ips,
-            node_ports: NODE_PORT_RANGE,
+        ServiceRanges::for_families(ClusterFamilies::Ipv4)
+    }
+}
+
+/// The default range of `family` (the constants are valid CIDRs, a test
+/// checks it; the fallbacks are the same ranges, only to stay total).
+fn default_range(family: IpFamily) -> IpNet {
+    match family {
+        IpFamily::V4 => {
+            DEFAULT_SERVICE_CIDR
+                .parse()
+                .unwrap_or(IpNet::V4(ipnet::Ipv4Net::new_assert(
+                    Ipv4Addr::new(10, 96, 0, 0),
+                    12,
+                )))
+        }
+        IpFamily::V6 => {
+            DEFAULT_SERVICE_CIDR_V6
+                .parse()
+                .unwrap_or(IpNet::V6(ipnet::Ipv6Net::new_assert(
+                    Ipv6Addr::new(0xfd00, 0x10, 0x96, 0, 0, 0, 0, 0),
+                    112,
+                )))
         }
     }
 }
 
 impl ServiceRanges {
-    /// The `kubernetes` Service's ClusterIP: the first address of the range.
-    pub fn api_service_ip(&self) -> Ipv4Addr {
+    /// The default ranges of a cluster of `families`.
+    pub fn for_families(families: ClusterFamilies) -> ServiceRanges {
+        ServiceRanges {
+            cluster_ips: families
+                .families()
+                .iter()
+                .map(|f| default_range(*f))
+                .collect(),
+            node_ports: NODE_PORT_RANGE,
+        }
+    }
+
+    /// The families the ranges cover, the primary first.
+    pub fn families(&self) -> Vec<IpFamily> {
+        self.cluster_ips
+            .iter()
+            .map(|net| IpFamily::of(net.addr()))
+            .collect()
+    }
+
+    fn primary(&self) -> IpFamily {
+        self.families().first().copied().unwrap_or(IpFamily::V4)
+    }
+
+    fn range(&self, family: IpFamily) -> Option<&IpNet> {
+        self.cluster_ips
+            .iter()
+            .find(|net| IpFamily::of(net.addr()) == family)
+    }
+
+    fn dual(&self) -> bool {
+        self.range(IpFamily::V4).is_some() && self.range(IpFamily::V6).is_some()
+    }
+
+    /// The `kubernetes` Service's ClusterIP: the first address of the
+    /// primary range.
+    pub fn api_service_ip(&self) -> IpAddr {
         self.nth(1)
     }
 
-    /// The `kube-dns` Service's ClusterIP: the tenth address of the range.
-    pub fn dns_service_ip(&self) -> Ipv4Addr {
+    /// The `kube-dns` Service's ClusterIP: the tenth address of the
+    /// primary range.
+    pub fn dns_service_ip(&self) -> IpAddr {
         self.nth(10)
     }
 
-    fn nth(&self, n: u32) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.cluster_ips.network()).saturating_add(n))
+    fn nth(&self, n: u32) -> IpAddr {
+        let primary = self
+            .range(self.primary())
+            .copied()
+            .unwrap_or_else(|| default_range(IpFamily::V4));
+        offset(primary.network(), u128::from(n)).unwrap_or(primary.network())
     }
 
-    /// The usable addresses: not the network or broadcast address.
-    fn contains(&self, ip: Ipv4Addr) -> bool {
-        self.cluster_ips.contains(&ip)
-            && ip != self.cluster_ips.network()
-            && ip != self.cluster_ips.broadcast()
+    /// The usable addresses: not the network address (nor, in IPv4, the
+    /// broadcast address), as the API server's allocator hands them out.
+    fn contains(&self, ip: IpAddr) -> bool {
+        self.range(IpFamily::of(ip)).is_some_and(|net| {
+            net.contains(&ip) && ip != net.network() && (ip.is_ipv6() || ip != net.broadcast())
+        })
     }
 
     /// Who may have `ip`, when it is set aside for one Service.
-    fn reserved_for(&self, ip: Ipv4Addr) -> Option<(&'static str, &'static str)> {
+    fn reserved_for(&self, ip: IpAddr) -> Option<(&'static str, &'static str)> {
         if ip == self.api_service_ip() {
             Some(API_SERVICE)
         } else if ip == self.dns_service_ip() {
@@ -95,11 +166,22 @@ impl ServiceRanges {
     }
 }
 
+/// `ip + n`, if it stays in the family.
+fn offset(ip: IpAddr, n: u128) -> Option<IpAddr> {
+    match ip {
+        IpAddr::V4(ip) => {
+            let n = u32::try_from(n).ok()?;
+            Some(IpAddr::V4(Ipv4Addr::from(u32::from(ip).checked_add(n)?)))
+        }
+        IpAddr::V6(ip) => Some(IpAddr::V6(Ipv6Addr::from(u128::from(ip).checked_add(n)?))),
+    }
+}
+
 /// The addresses stored Services (and Services earlier in the same apply)
 /// hold.
 #[derive(Debug, Default, Clone)]
 pub(super) struct Taken {
-    ips: BTreeSet<Ipv4Addr>,
+    ips: BTreeSet<IpAddr>,
     ports: BTreeSet<u16>,
 }
 
@@ -164,8 +246,8 @@ fn int_at(v: &Value, pointer: &str) -> i64 {
     v.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
 }
 
-fn cluster_ips(v: &Value) -> Vec<Ipv4Addr> {
-    let mut out: Vec<Ipv4Addr> = v
+fn cluster_ips(v: &Value) -> Vec<IpAddr> {
+    let mut out: Vec<IpAddr> = v
         .pointer("/spec/clusterIPs")
         .and_then(Value::as_array)
         .into_iter()
@@ -260,6 +342,24 @@ pub(super) fn drop_type_dependent_fields(old: &Value, new: &mut Value) {
     }
 }
 
+/// The update half of `initIPFamilyFields` that runs before validation:
+/// a body that sets `ipFamilyPolicy: SingleStack` and carries the stored
+/// `clusterIPs` or `ipFamilies` unchanged releases the secondary ones
+/// (the primary is immutable, so keeping it is safe).
+pub(super) fn release_secondary(old: &Value, new: &mut Value) {
+    if !needs_cluster_ip(old) || !needs_cluster_ip(new) || policy_of(new) != "SingleStack" {
+        return;
+    }
+    for field in ["clusterIPs", "ipFamilies"] {
+        let pointer = format!("/spec/{field}");
+        if same_list(old, new, field)
+            && let Some(list) = new.pointer_mut(&pointer).and_then(Value::as_array_mut)
+        {
+            list.truncate(1);
+        }
+    }
+}
+
 /// `patchAllocatedValues`, on the validated update: what the body left out
 /// and the stored Service has (its ClusterIP, a port's NodePort, the health
 /// check NodePort) is carried over. A port finds its stored counterpart by
@@ -344,6 +444,260 @@ pub(super) fn clear_stale_status(old: &Value, new: &mut Value) {
     }
 }
 
+/// The families of `service.spec.ipFamilies` that are families.
+fn families_of(service: &Value) -> Vec<IpFamily> {
+    strs_at(service, "/spec/ipFamilies")
+        .into_iter()
+        .filter_map(IpFamily::parse)
+        .collect()
+}
+
+fn headless(v: &Value) -> bool {
+    str_at(v, "/spec/clusterIP") == CLUSTER_IP_NONE
+}
+
+fn headless_selectorless(v: &Value) -> bool {
+    headless(v)
+        && v.pointer("/spec/selector")
+            .and_then(Value::as_object)
+            .is_none_or(|s| s.is_empty())
+}
+
+fn policy_of(v: &Value) -> &str {
+    str_at(v, "/spec/ipFamilyPolicy")
+}
+
+fn same_list(old: &Value, new: &Value, field: &str) -> bool {
+    let pointer = format!("/spec/{field}");
+    strs_at(old, &pointer) == strs_at(new, &pointer)
+}
+
+/// The new body gives `field` with fewer entries than the stored Service.
+fn reduced(old: &Value, new: &Value, field: &str) -> bool {
+    let pointer = format!("/spec/{field}");
+    let given = strs_at(new, &pointer).len();
+    given != 0 && given < strs_at(old, &pointer).len()
+}
+
+/// `initIPFamilyFields`: defaults `ipFamilyPolicy` and `ipFamilies` of a
+/// validated Service from the cluster's families and the stored Service,
+/// and refuses the families the cluster does not have.
+pub(super) fn init_ip_families(
+    ranges: &ServiceRanges,
+    key: &ObjectKey,
+    service: &mut Value,
+    old: Option<&Value>,
+) -> Result<(), ApiError> {
+    if !needs_cluster_ip(service) {
+        return Ok(());
+    }
+    // A PreferDualStack Service is not upgraded or downgraded because the
+    // cluster changed: only an edit of its policy and addresses does that.
+    if let Some(old) = old
+        && spec_type(old) == spec_type(service)
+        && policy_of(old) == "PreferDualStack"
+        && policy_of(service) == "PreferDualStack"
+        && same_list(old, service, "clusterIPs")
+        && same_list(old, service, "ipFamilies")
+    {
+        return Ok(());
+    }
+    if policy_of(service).is_empty() {
+        let policy = match old.map(policy_of).filter(|p| !p.is_empty()) {
+            Some(stored) => stored.to_string(),
+            None if headless_selectorless(service) => "RequireDualStack".to_string(),
+            None => "SingleStack".to_string(),
+        };
+        set_spec(service, "ipFamilyPolicy", json!(policy));
+    }
+    let single_stack = policy_of(service) == "SingleStack";
+    let mut causes = Vec::new();
+    let policy = json!(policy_of(service));
+    if let Some(old) = old {
+        if single_stack {
+            // What the body carried over from the stored Service (after
+            // validation) is released the same way.
+            release_secondary(old, service);
+        } else {
+            if reduced(old, service, "clusterIPs") {
+                invalid(
+                    &mut causes,
+                    "spec.ipFamilyPolicy",
+                    policy.clone(),
+                    "must be 'SingleStack' to release the secondary cluster IP",
+                );
+            }
+            if reduced(old, service, "ipFamilies") {
+                invalid(
+                    &mut causes,
+                    "spec.ipFamilyPolicy",
+                    policy.clone(),
+                    "must be 'SingleStack' to release the secondary IP family",
+                );
+            }
+        }
+    }
+    let ips: Vec<String> = strs_at(service, "/spec/clusterIPs")
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    let mut families = families_of(service);
+    if single_stack {
+        if ips.len() == 2 {
+            invalid(
+                &mut causes,
+                "spec.ipFamilyPolicy",
+                policy.clone(),
+                "must be 'RequireDualStack' or 'PreferDualStack' when multiple cluster IPs are specified",
+            );
+        }
+        if families.len() == 2 {
+            invalid(
+                &mut causes,
+                "spec.ipFamilyPolicy",
+                policy.clone(),
+                "must be 'RequireDualStack' or 'PreferDualStack' when multiple IP families are specified",
+            );
+        }
+    }
+    // The families of the given addresses, where not given themselves.
+    for (i, ip) in ips.iter().enumerate() {
+        if ip == CLUSTER_IP_NONE {
+            break;
+        }
+        let Ok(ip) = ip.parse::<IpAddr>() else {
+            continue;
+        };
+        let family = IpFamily::of(ip);
+        if i >= families.len() {
+            if ranges.range(family).is_none() {
+                invalid(
+                    &mut causes,
+                    &format!("spec.clusterIPs[{i}]"),
+                    json!(ips),
+                    &format!("{family} is not configured on this cluster"),
+                );
+            } else {
+                families.push(family);
+            }
+        }
+    }
+    if !causes.is_empty() {
+        return Err(invalid_service(key, causes));
+    }
+    let primary = ranges.primary();
+    if headless_selectorless(service) {
+        // Allocates nothing: any family will do, even on a single-stack
+        // cluster.
+        if families.is_empty() {
+            families.push(primary);
+        }
+        if families.len() < 2 && !single_stack {
+            families.push(families[0].other());
+        }
+        set_families(service, &families);
+        return Ok(());
+    }
+    if policy_of(service) == "RequireDualStack" && !ranges.dual() {
+        invalid(
+            &mut causes,
+            "spec.ipFamilyPolicy",
+            policy.clone(),
+            "this cluster is not configured for dual-stack services",
+        );
+    }
+    for (i, family) in families.iter().enumerate() {
+        if ranges.range(*family).is_none() {
+            invalid(
+                &mut causes,
+                &format!("spec.ipFamilies[{i}]"),
+                json!(family.as_str()),
+                "not configured on this cluster",
+            );
+        }
+    }
+    if !causes.is_empty() {
+        return Err(invalid_service(key, causes));
+    }
+    if families.is_empty() {
+        families.push(primary);
+    }
+    if !single_stack && families.len() == 1 && ranges.dual() {
+        families.push(families[0].other());
+    }
+    set_families(service, &families);
+    Ok(())
+}
+
+fn invalid(causes: &mut Vec<FieldError>, path: &str, value: Value, detail: &str) {
+    causes.push(FieldError {
+        path: path.to_string(),
+        message: format!("Invalid value: {value}: {detail}"),
+    });
+}
+
+fn set_families(service: &mut Value, families: &[IpFamily]) {
+    let names: Vec<&str> = families.iter().map(|f| f.as_str()).collect();
+    set_spec(service, "ipFamilies", json!(names));
+}
+
+fn invalid_service(key: &ObjectKey, causes: Vec<FieldError>) -> ApiError {
+    ApiError::Invalid(InvalidObject {
+        kind: Kind::Service.as_str().to_string(),
+        name: key.name.clone(),
+        causes,
+    })
+}
+
+/// `validateUpgradeDowngradeClusterIPs` and `...IPFamilies`, on the
+/// allocated update: the primary address and family never change, and a
+/// secondary one is released only with `ipFamilyPolicy: SingleStack`.
+fn upgrade_downgrade(old: &Value, new: &Value) -> Vec<FieldError> {
+    let mut causes = Vec::new();
+    if !needs_cluster_ip(old) || !needs_cluster_ip(new) {
+        return causes;
+    }
+    for field in ["clusterIPs", "ipFamilies"] {
+        if field == "clusterIPs" && headless(old) && headless(new) {
+            continue;
+        }
+        let pointer = format!("/spec/{field}");
+        let (was, now) = (strs_at(old, &pointer), strs_at(new, &pointer));
+        let path = format!("spec.{field}[0]");
+        let mut invalid = |detail: &str| {
+            causes.push(FieldError {
+                path: path.clone(),
+                message: format!("Invalid value: {}: {detail}", json!(now)),
+            });
+        };
+        let changed = was.iter().zip(&now).any(|(a, b)| a != b);
+        if was.len() == now.len() || was.len() < now.len() {
+            if changed && !was.is_empty() {
+                invalid("may not change once set");
+            }
+        } else {
+            if now.is_empty() {
+                invalid(if field == "clusterIPs" {
+                    "primary clusterIP can not be unset"
+                } else {
+                    "primary ipFamily can not be unset"
+                });
+            }
+            if changed {
+                invalid("may not change once set");
+            }
+            if now.len() == 1 && policy_of(new) != "SingleStack" {
+                invalid(if field == "clusterIPs" {
+                    "`ipFamilyPolicy` must be set to 'SingleStack' when releasing the secondary clusterIP"
+                } else {
+                    "`ipFamilyPolicy` must be set to 'SingleStack' when releasing the secondary ipFamily"
+                });
+            }
+        }
+    }
+    causes
+}
+
 /// Fills in the ClusterIP, the NodePorts and the health check NodePort of
 /// `service` (validated, stored as `key`), honouring the ones it gives.
 /// `old` is the stored Service on update: what it holds stays its own.
@@ -355,7 +709,8 @@ pub(super) fn allocate(
     service: &mut Value,
     old: Option<&Value>,
 ) -> Result<(), ApiError> {
-    let own_ips: Vec<Ipv4Addr> = old.map(cluster_ips).unwrap_or_default();
+    init_ip_families(ranges, key, service, old)?;
+    let own_ips: Vec<IpAddr> = old.map(cluster_ips).unwrap_or_default();
     let own_ports: Vec<u16> = old.map(node_ports).unwrap_or_default();
     let mut causes = Vec::new();
     let mut invalid = |path: String, value: Value, detail: String| {
@@ -369,48 +724,71 @@ pub(super) fn allocate(
         reason: format!("failed to allocate a {what}: range is full"),
     };
 
-    // ClusterIP: not for ExternalName (none) or headless Services.
-    let given_ip = str_at(service, "/spec/clusterIP").to_string();
-    if needs_cluster_ip(service) && given_ip != CLUSTER_IP_NONE {
-        if given_ip.is_empty() {
-            let ip = next_free_ip(ranges, taken).ok_or_else(|| full("serviceIP"))?;
-            set_spec(service, "clusterIP", json!(ip.to_string()));
-            set_spec(service, "clusterIPs", json!([ip.to_string()]));
-        } else {
-            // Validation rejected anything but an IPv4 address here.
-            let ip: Option<Ipv4Addr> = given_ip.parse().ok();
-            let path = "spec.clusterIP".to_string();
-            match ip {
+    // ClusterIPs, one per family: not for ExternalName (none) or headless
+    // Services.
+    if needs_cluster_ip(service) && str_at(service, "/spec/clusterIP") != CLUSTER_IP_NONE {
+        let families = families_of(service);
+        let mut ips: Vec<String> = strs_at(service, "/spec/clusterIPs")
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let mut picked: BTreeSet<IpAddr> = BTreeSet::new();
+        for (i, family) in families.iter().enumerate() {
+            let given = ips.get(i).filter(|ip| !ip.is_empty()).cloned();
+            let Some(given) = given else {
+                let ip = next_free_ip(ranges, taken, *family).ok_or_else(|| full("serviceIP"))?;
+                picked.insert(ip);
+                match ips.get_mut(i) {
+                    Some(slot) => *slot = ip.to_string(),
+                    None => ips.push(ip.to_string()),
+                }
+                continue;
+            };
+            // The primary address keeps the field it is known by.
+            let path = if i == 0 {
+                "spec.clusterIP".to_string()
+            } else {
+                format!("spec.clusterIPs[{i}]")
+            };
+            // Validation and the family checks leave only addresses of
+            // the family configured at this index.
+            match given.parse::<IpAddr>().ok() {
                 Some(ip) if own_ips.contains(&ip) => {}
                 Some(ip) if !ranges.contains(ip) => invalid(
                     path,
-                    json!(given_ip),
+                    json!(given),
                     format!(
                         "provided IP is not in the valid range. The range of valid IPs is {}",
-                        ranges.cluster_ips
+                        ranges
+                            .range(IpFamily::of(ip))
+                            .map_or_else(String::new, ToString::to_string)
                     ),
                 ),
                 Some(ip)
                     if taken.ips.contains(&ip)
+                        || picked.contains(&ip)
                         || ranges
                             .reserved_for(ip)
                             .is_some_and(|(ns, name)| key.namespace != ns || key.name != name) =>
                 {
                     invalid(
                         path,
-                        json!(given_ip),
+                        json!(given),
                         "provided IP is already allocated".to_string(),
                     )
                 }
                 Some(_) => {}
-                None => invalid(
-                    path,
-                    json!(given_ip),
-                    "must be a valid IPv4 address".to_string(),
-                ),
+                None => invalid(path, json!(given), "must be a valid IP address".to_string()),
             }
         }
+        if let Some(first) = ips.first().cloned() {
+            set_spec(service, "clusterIP", json!(first));
+            set_spec(service, "clusterIPs", json!(ips));
+        }
     }
+    let downgrade = old
+        .map(|old| upgrade_downgrade(old, service))
+        .unwrap_or_default();
 
     // NodePorts: explicit ones first (each checked where it was given),
     // then the missing ones; the same port number on two protocols shares
@@ -484,22 +862,20 @@ pub(super) fn allocate(
         }
     }
 
+    causes.extend(downgrade);
     if causes.is_empty() {
         Ok(())
     } else {
-        Err(ApiError::Invalid(InvalidObject {
-            kind: Kind::Service.as_str().to_string(),
-            name: key.name.clone(),
-            causes,
-        }))
+        Err(invalid_service(key, causes))
     }
 }
 
-fn next_free_ip(ranges: &ServiceRanges, taken: &Taken) -> Option<Ipv4Addr> {
-    let first = u32::from(ranges.cluster_ips.network()).checked_add(1)?;
-    let last = u32::from(ranges.cluster_ips.broadcast()).checked_sub(1)?;
-    (first..=last)
-        .map(Ipv4Addr::from)
+/// The lowest free address of `family`'s range. The hosts of a range are
+/// walked in order, so at most the taken addresses plus two are looked at.
+fn next_free_ip(ranges: &ServiceRanges, taken: &Taken, family: IpFamily) -> Option<IpAddr> {
+    let net = ranges.range(family)?;
+    net.hosts()
+        .filter(|ip| ranges.contains(*ip))
         .find(|ip| !taken.ips.contains(ip) && ranges.reserved_for(*ip).is_none())
 }
 

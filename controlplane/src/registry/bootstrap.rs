@@ -7,7 +7,7 @@
 //! Only created when missing: a restarted control plane keeps whatever the
 //! user changed (scaled coredns, edited Services).
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use podnet_proto::model::network::DNS_APP_LABEL;
 use serde_json::{Value, json};
@@ -21,7 +21,7 @@ pub(super) fn namespace(name: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
 }
 
-pub(super) fn kubernetes_service(ip: Ipv4Addr) -> Value {
+pub(super) fn kubernetes_service(ip: IpAddr) -> Value {
     let (namespace, name) = API_SERVICE;
     json!({
         "apiVersion": "v1",
@@ -40,7 +40,7 @@ pub(super) fn kubernetes_service(ip: Ipv4Addr) -> Value {
     })
 }
 
-pub(super) fn dns_service(ip: Ipv4Addr) -> Value {
+pub(super) fn dns_service(ip: IpAddr) -> Value {
     let (namespace, name) = DNS_SERVICE;
     let (key, value) = DNS_APP_LABEL;
     json!({

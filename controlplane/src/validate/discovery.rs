@@ -4,9 +4,9 @@
 //! EndpointSlice port's empty name).
 //!
 //! Both are normally written by podnet's endpoint controllers; users write
-//! them for Services without a selector. Podnet emulates IPv4 only: slices
-//! of addressType IPv6 or FQDN are accepted (they are valid Kubernetes) and
-//! warned about, since no node routes to them.
+//! them for Services without a selector. Slices of addressType IPv6 or
+//! FQDN are accepted (they are valid Kubernetes) and warned about: no node
+//! routes IPv6 yet (cluster DNS answers with it), and FQDN is deprecated.
 
 use std::collections::HashSet;
 
@@ -42,11 +42,13 @@ pub(super) fn validate_endpoint_slice(slice: &EndpointSlice, errs: &mut Errors) 
     match address_type {
         "" => errs.required(&type_path, ""),
         "IPv4" => {}
-        "IPv6" | "FQDN" => errs.warn(
+        "IPv6" => errs.warn(
             &type_path,
-            &format!(
-                "podnet emulates IPv4 only: {address_type:?} endpoints are stored but never used"
-            ),
+            "podnet's datapath carries IPv4 only: \"IPv6\" endpoints are answered by cluster DNS but no node routes to them",
+        ),
+        "FQDN" => errs.warn(
+            &type_path,
+            "\"FQDN\" endpoints are deprecated: they are stored but never used",
         ),
         other => errs.unsupported(&type_path, other, ADDRESS_TYPES),
     }

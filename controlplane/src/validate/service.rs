@@ -1,19 +1,15 @@
 //! v1 Service: the defaults of `SetDefaults_Service` and of the API
-//! server's Service strategy on a single-stack IPv4 cluster (`clusterIPs`
-//! kept in step with `clusterIP`, `ipFamilies` and `ipFamilyPolicy` filled
-//! in as `initIPFamilyFields` does), and the checks of `ValidateService`.
+//! server's Service strategy (`clusterIPs` kept in step with `clusterIP`),
+//! and the checks of `ValidateService`.
 //!
 //! Deliberately not here: anything that needs the other Services or the
-//! cluster's configured ranges. Allocating a ClusterIP or NodePort, and
-//! checking that an explicit one is inside its range and free, is the
-//! registry's job (`registry::alloc`), inside the write that stores the
-//! Service, as in the API server's REST storage.
-//!
-//! Podnet emulates IPv4 only: IPv6 families and addresses are rejected as
-//! "not configured on this cluster", the answer of a single-stack IPv4
-//! cluster.
+//! cluster's configuration. Defaulting `ipFamilies` and `ipFamilyPolicy`
+//! and refusing a family the cluster does not have, allocating a
+//! ClusterIP or NodePort, and checking that an explicit one is inside its
+//! range and free, are the registry's job (`registry::alloc`), inside the
+//! write that stores the Service, as in the API server's REST storage.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -72,14 +68,9 @@ fn needs_health_check(spec: &ServiceSpec) -> bool {
     type_of(spec) == "LoadBalancer" && spec.external_traffic_policy.as_deref() == Some("Local")
 }
 
-/// Headless and without a selector: upstream gives it every IP family.
-fn headless_selectorless(spec: &ServiceSpec) -> bool {
-    is_headless(spec) && spec.selector.as_ref().is_none_or(BTreeMap::is_empty)
-}
-
 /// `SetDefaults_Service` and the strategy's `clusterIP`/`clusterIPs`
-/// normalization. IP families are filled in by [`default_ip_families`]
-/// once the Service is known to be valid.
+/// normalization. IP families are filled in by the registry, which knows
+/// the cluster's families (`registry::alloc::init_ip_families`).
 pub(super) fn default_service(svc: &mut Service) {
     let spec = svc.spec.get_or_insert_with(Default::default);
     fill(&mut spec.type_, "ClusterIP");
@@ -146,38 +137,6 @@ pub(super) fn default_service(svc: &mut Service) {
                 ingress.ip_mode.get_or_insert_with(|| "VIP".to_string());
             }
         }
-    }
-}
-
-/// `initIPFamilyFields` on a single-stack IPv4 cluster, for a Service that
-/// passed validation.
-pub(super) fn default_ip_families(svc: &mut Service) {
-    let Some(spec) = &mut svc.spec else { return };
-    if type_of(spec) == "ExternalName" {
-        return;
-    }
-    let special = headless_selectorless(spec);
-    let policy = spec.ip_family_policy.get_or_insert_with(|| {
-        if special {
-            "RequireDualStack".to_string()
-        } else {
-            "SingleStack".to_string()
-        }
-    });
-    let single_stack = policy == "SingleStack";
-    let families = spec.ip_families.get_or_insert_with(Vec::new);
-    if families.is_empty() {
-        families.push("IPv4".to_string());
-    }
-    // The one case where a single-stack cluster hands out both families:
-    // a headless Service without selector allocates nothing.
-    if special && !single_stack && families.len() == 1 {
-        let other = if families[0] == "IPv4" {
-            "IPv6"
-        } else {
-            "IPv4"
-        };
-        families.push(other.to_string());
     }
 }
 
@@ -367,8 +326,9 @@ fn validate_affinity(spec: &ServiceSpec, path: &FieldPath, errs: &mut Errors) {
     }
 }
 
-/// `ValidateServiceClusterIPsRelatedFields`, then what `initIPFamilyFields`
-/// rejects on a single-stack IPv4 cluster.
+/// `ValidateServiceClusterIPsRelatedFields`: the checks that need no
+/// cluster configuration. What the cluster's families allow is
+/// `initIPFamilyFields`' (`registry::alloc`).
 fn validate_cluster_ips(spec: &ServiceSpec, path: &FieldPath, errs: &mut Errors) {
     if type_of(spec) == "ExternalName" {
         return;
@@ -443,11 +403,6 @@ fn validate_cluster_ips(spec: &ServiceSpec, path: &FieldPath, errs: &mut Errors)
                 &ips[i],
                 &format!("expected an IPv6 value as indicated by `ipFamilies[{i}]`"),
             ),
-            None if ip.is_ipv6() => errs.invalid(
-                &ips_path.index(i),
-                ips,
-                "IPv6 is not configured on this cluster",
-            ),
             _ => {}
         }
     }
@@ -466,26 +421,6 @@ fn validate_cluster_ips(spec: &ServiceSpec, path: &FieldPath, errs: &mut Errors)
                 &policy_path,
                 policy,
                 "must be 'RequireDualStack' or 'PreferDualStack' when multiple IP families are specified",
-            );
-        }
-    }
-    // Allocates nothing, so any family will do.
-    if headless_selectorless(spec) {
-        return;
-    }
-    if policy == "RequireDualStack" {
-        errs.invalid(
-            &policy_path,
-            policy,
-            "this cluster is not configured for dual-stack services",
-        );
-    }
-    for (i, family) in families.iter().enumerate() {
-        if family == "IPv6" {
-            errs.invalid(
-                &families_path.index(i),
-                family,
-                "not configured on this cluster",
             );
         }
     }

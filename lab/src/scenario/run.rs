@@ -72,6 +72,8 @@ pub async fn run(args: RunArgs, state_dir: Option<PathBuf>) -> anyhow::Result<Ex
         // The scenario's own, read with its nodes.
         external: Vec::new(),
         dns_upstream: None,
+        // The scenario's own.
+        ip_family: None,
         foreground: false,
     };
     let started = std::time::Instant::now();

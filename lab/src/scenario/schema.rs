@@ -69,6 +69,10 @@ pub struct ClusterSpec {
     /// NXDOMAIN for any other name.
     #[serde(default, deserialize_with = "external_hosts")]
     pub external: Vec<ExternalHost>,
+    /// `ipv4` or `dual` (`podnet up --ip-family`; kind's
+    /// `networking.ipFamily`, whose spelling `ipFamily` is taken too).
+    #[serde(default, alias = "ipFamily", deserialize_with = "ip_family")]
+    pub ip_family: Option<podnet_proto::model::network::ClusterFamilies>,
 }
 
 /// One outside name and its address.
@@ -90,6 +94,15 @@ fn external_hosts<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<External
             Ok(ExternalHost { name, address })
         })
         .collect()
+}
+
+fn ip_family<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<podnet_proto::model::network::ClusterFamilies>, D::Error> {
+    let value = Option::<String>::deserialize(d)?;
+    value
+        .map(|v| crate::flags::ip_family(&v).map_err(serde::de::Error::custom))
+        .transpose()
 }
 
 fn namespaced_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -679,6 +692,28 @@ expect:
                 address: "203.0.113.10".parse().unwrap()
             }]
         );
+    }
+
+    #[test]
+    fn ip_family_is_ipv4_or_dual_in_either_spelling() {
+        use podnet_proto::model::network::ClusterFamilies;
+        let family = |yaml: &str| parse("t.yaml", &format!("name: t\ncluster: {{{yaml}}}\n"));
+        assert_eq!(family("").unwrap().cluster.ip_family, None);
+        assert_eq!(
+            family("ip_family: dual").unwrap().cluster.ip_family,
+            Some(ClusterFamilies::Dual)
+        );
+        assert_eq!(
+            family("ipFamily: ipv4").unwrap().cluster.ip_family,
+            Some(ClusterFamilies::Ipv4)
+        );
+        let err = family("ip_family: ipv6").unwrap_err().to_string();
+        assert!(
+            err.contains("t.yaml:2") && err.contains("carries IPv4 flows only"),
+            "{err}"
+        );
+        let err = family("ip_family: IPv4").unwrap_err().to_string();
+        assert!(err.contains("expected ipv4, ipv6 or dual"), "{err}");
     }
 
     fn host_expect(http: &str, resolve: Option<&str>, cacert: Option<&str>) -> HttpExpect {

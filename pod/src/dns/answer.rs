@@ -264,9 +264,9 @@ impl Index {
             1 => Some(Node::default()),
             2 => {
                 let label = name.iter().next()?;
-                let ip = parse_dashed_ipv4(label)?;
+                let ip = parse_dashed(label)?;
                 Some(Node {
-                    records: vec![RData::A(A(ip))],
+                    records: vec![address(ip)],
                 })
             }
             _ => None,
@@ -745,6 +745,22 @@ fn dashed(ip: IpAddr) -> String {
         IpAddr::V4(ip) => ip.to_string().replace('.', "-"),
         IpAddr::V6(ip) => ip.to_string().replace(':', "-"),
     }
+}
+
+/// A pod name's address, as CoreDNS reads it: four dashed decimals are
+/// IPv4 (`10-244-1-5`), anything else with dashes for colons IPv6
+/// (`fd00-10-244-1--5`).
+fn parse_dashed(label: &[u8]) -> Option<IpAddr> {
+    let text = std::str::from_utf8(label).ok()?;
+    if text.matches('-').count() == 3 && !text.contains("--") {
+        return parse_dashed_ipv4(label).map(IpAddr::V4);
+    }
+    text.replace('-', ":")
+        .parse::<std::net::Ipv6Addr>()
+        .ok()
+        // Only the canonical spelling names the address, as for IPv4.
+        .filter(|ip| dashed(IpAddr::V6(*ip)) == text.to_ascii_lowercase())
+        .map(IpAddr::V6)
 }
 
 fn parse_dashed_ipv4(label: &[u8]) -> Option<Ipv4Addr> {

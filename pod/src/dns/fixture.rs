@@ -182,3 +182,52 @@ pub(crate) fn big_headless(view: &mut ClusterView, count: usize) {
     let (key, value) = slice("default", "big-1", "big", json!({"endpoints": endpoints}));
     view.endpoint_slices.insert(key, value);
 }
+
+/// Dual-stack Services (`default/dual`, ClusterIPs 10.96.0.30 and
+/// fd00:10:96::30) and a headless one (`default/dual-db`) with an IPv4 and
+/// an IPv6 slice: `db-0` at 10.244.1.5 and fd00:10:244:1::5, and
+/// fd00:10:244:2::7 without hostname.
+pub(crate) fn dual_stack(view: &mut ClusterView) {
+    for (key, value) in [
+        service(
+            "default",
+            "dual",
+            json!({
+                "clusterIP": "10.96.0.30",
+                "clusterIPs": ["10.96.0.30", "fd00:10:96::30"],
+                "ipFamilies": ["IPv4", "IPv6"],
+                "ipFamilyPolicy": "PreferDualStack",
+                "ports": [{"name": "http", "port": 80}],
+            }),
+        ),
+        service(
+            "default",
+            "dual-db",
+            json!({"clusterIP": "None", "ipFamilies": ["IPv4", "IPv6"], "ipFamilyPolicy": "PreferDualStack"}),
+        ),
+    ] {
+        view.services.insert(key, value);
+    }
+    for (key, value) in [
+        slice(
+            "default",
+            "dual-db-v4",
+            "dual-db",
+            json!({"endpoints": [endpoint("10.244.1.5", Some("db-0"), true)]}),
+        ),
+        slice(
+            "default",
+            "dual-db-v6",
+            "dual-db",
+            json!({
+                "addressType": "IPv6",
+                "endpoints": [
+                    endpoint("fd00:10:244:1::5", Some("db-0"), true),
+                    endpoint("fd00:10:244:2::7", None, true),
+                ],
+            }),
+        ),
+    ] {
+        view.endpoint_slices.insert(key, value);
+    }
+}

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::validate::validate;
+use podnet_proto::model::strs_at;
 
 fn service() -> Value {
     json!({
@@ -526,5 +527,112 @@ fn reconcile_writes_only_differences_and_cleans_up() {
         r.get(&ObjectKey::new(Kind::Endpoints, "default", "web"))
             .unwrap()
             .is_none()
+    );
+}
+
+/// `addressType: addresses...` per slice, then the Endpoints' addresses.
+fn families_summary(d: &Desired) -> Vec<String> {
+    let mut lines: Vec<String> = d
+        .slices
+        .iter()
+        .map(|slice| {
+            let addresses: Vec<String> = list_at(slice, "endpoints")
+                .iter()
+                .flat_map(|e| strs_at(e, "/addresses"))
+                .map(str::to_string)
+                .collect();
+            format!("{}: {}", str_at(slice, "/addressType"), addresses.join(" "))
+        })
+        .collect();
+    let endpoints: Vec<&str> = list_at(&d.endpoints, "subsets")
+        .iter()
+        .flat_map(|s| list_at(s, "addresses"))
+        .map(|a| str_at(a, "/ip"))
+        .collect();
+    lines.push(format!("endpoints: {}", endpoints.join(" ")));
+    lines
+}
+
+#[test]
+fn slices_are_per_address_type_of_the_service_and_endpoints_take_the_primary() {
+    let dual_pod = |name: &str, v4: &str, v6: &str| {
+        set(
+            pod(name, v4),
+            "/status/podIPs",
+            json!([{"ip": v4}, {"ip": v6}]),
+        )
+    };
+    let pods = vec![
+        dual_pod("a", "10.244.1.2", "fd00:10:244:1::2"),
+        dual_pod("b", "10.244.1.3", "fd00:10:244:1::3"),
+        // An IPv4-only pod is no IPv6 endpoint.
+        pod("c", "10.244.1.4"),
+    ];
+    let with_families = |families: Value| set(service(), "/spec/ipFamilies", families);
+    for (service, expected) in [
+        (
+            with_families(json!(["IPv4"])),
+            vec![
+                "IPv4: 10.244.1.2 10.244.1.3 10.244.1.4",
+                "endpoints: 10.244.1.2 10.244.1.3 10.244.1.4",
+            ],
+        ),
+        (
+            with_families(json!(["IPv4", "IPv6"])),
+            vec![
+                "IPv4: 10.244.1.2 10.244.1.3 10.244.1.4",
+                "IPv6: fd00:10:244:1::2 fd00:10:244:1::3",
+                "endpoints: 10.244.1.2 10.244.1.3 10.244.1.4",
+            ],
+        ),
+        (
+            with_families(json!(["IPv6", "IPv4"])),
+            vec![
+                "IPv6: fd00:10:244:1::2 fd00:10:244:1::3",
+                "IPv4: 10.244.1.2 10.244.1.3 10.244.1.4",
+                "endpoints: fd00:10:244:1::2 fd00:10:244:1::3",
+            ],
+        ),
+        // A headless Service from before families: both address types.
+        (
+            set(service(), "/spec/clusterIP", json!("None")),
+            vec![
+                "IPv4: 10.244.1.2 10.244.1.3 10.244.1.4",
+                "IPv6: fd00:10:244:1::2 fd00:10:244:1::3",
+                "endpoints: 10.244.1.2 10.244.1.3 10.244.1.4",
+            ],
+        ),
+    ] {
+        let d = desired(&service, &pods, &nodes(), &[]).unwrap();
+        assert_eq!(families_summary(&d), expected, "{}", service["spec"]);
+    }
+
+    // Without pods of a family, that family still has its placeholder.
+    let d = desired(
+        &with_families(json!(["IPv4", "IPv6"])),
+        &[pod("c", "10.244.1.4")],
+        &nodes(),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        families_summary(&d),
+        ["IPv4: 10.244.1.4", "IPv6: ", "endpoints: 10.244.1.4"]
+    );
+
+    // Back to IPv4 only: the IPv6 slice is no longer desired (reconcile
+    // deletes it), the IPv4 one keeps its name.
+    let dual = with_families(json!(["IPv4", "IPv6"]));
+    let before = desired(&dual, &pods, &nodes(), &[]).unwrap();
+    let stored: Vec<Value> = before.slices.iter().map(stored).collect();
+    let after = desired(&with_families(json!(["IPv4"])), &pods, &nodes(), &stored).unwrap();
+    assert_eq!(after.slices.len(), 1);
+    assert_eq!(
+        str_at(&after.slices[0], "/metadata/name"),
+        str_at(&before.slices[0], "/metadata/name")
+    );
+    assert_ne!(
+        str_at(&before.slices[0], "/metadata/name"),
+        str_at(&before.slices[1], "/metadata/name")
     );
 }

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 
+use podnet_proto::model::strs_at;
 use serde_json::{Value, json};
 
 use super::registry;
@@ -56,20 +57,24 @@ fn invalid(result: Result<impl std::fmt::Debug, ApiError>) -> String {
 
 #[test]
 fn default_ranges_are_the_address_plan() {
+    use podnet_proto::model::network::{
+        API_SERVICE_IP, ClusterFamilies, DEFAULT_SERVICE_CIDR, DEFAULT_SERVICE_CIDR_V6, KUBE_DNS_IP,
+    };
     let ranges = ServiceRanges::default();
-    assert_eq!(
-        ranges.cluster_ips.to_string(),
-        podnet_proto::model::network::DEFAULT_SERVICE_CIDR
-    );
-    assert_eq!(
-        ranges.api_service_ip(),
-        podnet_proto::model::network::API_SERVICE_IP
-    );
-    assert_eq!(
-        ranges.dns_service_ip(),
-        podnet_proto::model::network::KUBE_DNS_IP
-    );
+    assert_eq!(ranges, ServiceRanges::for_families(ClusterFamilies::Ipv4));
+    assert_eq!(ranges.cluster_ips, [DEFAULT_SERVICE_CIDR.parse().unwrap()]);
+    assert_eq!(ranges.api_service_ip(), API_SERVICE_IP);
+    assert_eq!(ranges.dns_service_ip(), KUBE_DNS_IP);
     assert_eq!(ranges.node_ports, 30000..=32767);
+    // kind's: IPv6 from fd00:10:96::/112, its DNS at the tenth address.
+    let v6 = ServiceRanges::for_families(ClusterFamilies::Ipv6);
+    assert_eq!(v6.cluster_ips, [DEFAULT_SERVICE_CIDR_V6.parse().unwrap()]);
+    assert_eq!(v6.api_service_ip().to_string(), "fd00:10:96::1");
+    assert_eq!(v6.dns_service_ip().to_string(), "fd00:10:96::a");
+    // Dual-stack: IPv4 primary, so the well-known addresses stay.
+    let dual = ServiceRanges::for_families(ClusterFamilies::Dual);
+    assert_eq!(dual.cluster_ips.len(), 2);
+    assert_eq!(dual.dns_service_ip(), KUBE_DNS_IP);
 }
 
 #[test]
@@ -350,7 +355,7 @@ fn concurrent_creates_never_share_an_address() {
 #[test]
 fn a_full_range_is_an_error() {
     let ranges = ServiceRanges {
-        cluster_ips: "10.0.0.0/28".parse().unwrap(),
+        cluster_ips: vec!["10.0.0.0/28".parse().unwrap()],
         node_ports: 30000..=30001,
     };
     let r =
@@ -461,4 +466,213 @@ fn deleting_a_service_deletes_its_endpoint_slices() {
             .unwrap()
             .is_empty()
     );
+}
+
+/// A bootstrapped registry allocating from the default ranges of
+/// `families`.
+fn cluster(families: &str) -> Registry {
+    let families = families.parse().unwrap();
+    let r = Registry::with_service_ranges(
+        Storage::new(Box::new(MemBackend::new())).unwrap(),
+        ServiceRanges::for_families(families),
+    );
+    r.bootstrap(&crate::registry::Addons::dns(1)).unwrap();
+    r
+}
+
+/// What a Service created with `fields` set is stored with: its policy,
+/// families and addresses, or the one cause of its refusal.
+#[track_caller]
+fn families_check(cluster_families: &str, fields: &[(&str, Value)], expected: &str) {
+    let r = cluster(cluster_families);
+    let mut svc = service("web");
+    for (pointer, value) in fields {
+        let (parent, field) = pointer.rsplit_once('/').unwrap();
+        let parent = svc.pointer_mut(parent).unwrap().as_object_mut().unwrap();
+        if value.is_null() {
+            parent.remove(field);
+        } else {
+            parent.insert(field.to_string(), value.clone());
+        }
+    }
+    let got = match r.create(svc) {
+        Ok(stored) => format!(
+            "{} {} {}",
+            str_at(&stored, "/spec/ipFamilyPolicy"),
+            strs_at(&stored, "/spec/ipFamilies").join(","),
+            strs_at(&stored, "/spec/clusterIPs").join(","),
+        ),
+        Err(e) => invalid(Err::<(), _>(e)),
+    };
+    assert_eq!(got, expected, "{cluster_families} {fields:?}");
+}
+
+#[test]
+fn ip_families_are_defaulted_and_allocated_as_init_ip_family_fields_does() {
+    let none = || Value::Null;
+    let policy = |p: &str| ("/spec/ipFamilyPolicy", json!(p));
+    let families = |f: &[&str]| ("/spec/ipFamilies", json!(f));
+    let ip = |ip: &str| ("/spec/clusterIP", json!(ip));
+    let ips = |ips: &[&str]| ("/spec/clusterIPs", json!(ips));
+    let headless = ("/spec/clusterIP", json!("None"));
+    let selectorless = ("/spec/selector", none());
+    for (cluster, fields, expected) in [
+        // Single-stack IPv4: SingleStack of the one family.
+        ("ipv4", vec![], "SingleStack IPv4 10.96.0.2"),
+        (
+            "ipv4",
+            vec![policy("PreferDualStack")],
+            "PreferDualStack IPv4 10.96.0.2",
+        ),
+        ("ipv4", vec![headless.clone()], "SingleStack IPv4 None"),
+        // Headless without selector allocates nothing: both families, even
+        // on a single-stack cluster.
+        (
+            "ipv4",
+            vec![headless.clone(), selectorless.clone()],
+            "RequireDualStack IPv4,IPv6 None",
+        ),
+        (
+            "ipv4",
+            vec![ip("fd00::10")],
+            "spec.clusterIPs[0]: Invalid value: [\"fd00::10\"]: IPv6 is not configured on this cluster",
+        ),
+        (
+            "ipv4",
+            vec![families(&["IPv6"])],
+            "spec.ipFamilies[0]: Invalid value: \"IPv6\": not configured on this cluster",
+        ),
+        (
+            "ipv4",
+            vec![policy("RequireDualStack")],
+            "spec.ipFamilyPolicy: Invalid value: \"RequireDualStack\": this cluster is not configured for dual-stack services",
+        ),
+        // Single-stack IPv6: kind's range, the tenth address is kube-dns'.
+        ("ipv6", vec![], "SingleStack IPv6 fd00:10:96::2"),
+        (
+            "ipv6",
+            vec![families(&["IPv4"])],
+            "spec.ipFamilies[0]: Invalid value: \"IPv4\": not configured on this cluster",
+        ),
+        (
+            "ipv6",
+            vec![ip("fd00:10:96::a")],
+            "spec.clusterIP: Invalid value: \"fd00:10:96::a\": provided IP is already allocated",
+        ),
+        // Dual-stack: IPv4 primary unless the Service names its families.
+        ("dual", vec![], "SingleStack IPv4 10.96.0.2"),
+        (
+            "dual",
+            vec![policy("PreferDualStack")],
+            "PreferDualStack IPv4,IPv6 10.96.0.2,fd00:10:96::1",
+        ),
+        (
+            "dual",
+            vec![policy("RequireDualStack"), families(&["IPv6"])],
+            "RequireDualStack IPv6,IPv4 fd00:10:96::1,10.96.0.2",
+        ),
+        (
+            "dual",
+            vec![families(&["IPv6"])],
+            "SingleStack IPv6 fd00:10:96::1",
+        ),
+        // The families of given addresses are inferred.
+        (
+            "dual",
+            vec![
+                policy("RequireDualStack"),
+                ip("fd00:10:96::50"),
+                ips(&["fd00:10:96::50", "10.96.0.50"]),
+            ],
+            "RequireDualStack IPv6,IPv4 fd00:10:96::50,10.96.0.50",
+        ),
+        (
+            "dual",
+            vec![ip("10.96.0.50"), ips(&["10.96.0.50", "fd00:10:96::50"])],
+            "spec.ipFamilyPolicy: Invalid value: \"SingleStack\": must be 'RequireDualStack' or 'PreferDualStack' when multiple cluster IPs are specified",
+        ),
+        (
+            "dual",
+            vec![families(&["IPv4", "IPv6"])],
+            "spec.ipFamilyPolicy: Invalid value: \"SingleStack\": must be 'RequireDualStack' or 'PreferDualStack' when multiple IP families are specified",
+        ),
+        (
+            "dual",
+            vec![
+                policy("PreferDualStack"),
+                ip("10.96.0.50"),
+                ips(&["10.96.0.50", "fd00::50"]),
+            ],
+            "spec.clusterIPs[1]: Invalid value: \"fd00::50\": provided IP is not in the valid range. The range of valid IPs is fd00:10:96::/112",
+        ),
+        (
+            "dual",
+            vec![headless.clone(), policy("PreferDualStack")],
+            "PreferDualStack IPv4,IPv6 None",
+        ),
+    ] {
+        families_check(cluster, &fields, expected);
+    }
+}
+
+#[test]
+fn dual_stack_upgrades_and_downgrades_follow_the_policy() {
+    let r = cluster("dual");
+    let created = r.create(service("web")).unwrap();
+    assert_eq!(strs_at(&created, "/spec/clusterIPs"), ["10.96.0.2"]);
+
+    // Asking for dual-stack adds the secondary address, keeping the first.
+    let mut upgrade = namespaced(service("web"));
+    upgrade["spec"]["ipFamilyPolicy"] = json!("PreferDualStack");
+    let upgraded = r.update(upgrade).unwrap();
+    assert_eq!(
+        strs_at(&upgraded, "/spec/clusterIPs"),
+        ["10.96.0.2", "fd00:10:96::1"]
+    );
+    assert_eq!(strs_at(&upgraded, "/spec/ipFamilies"), ["IPv4", "IPv6"]);
+    // The same manifest again (no policy): the stored policy is kept.
+    let again = r.apply(vec![service("web")], false).unwrap();
+    assert_eq!(again[0].action, ApplyAction::Unchanged);
+
+    // Dropping the secondary address needs SingleStack.
+    let mut reduced = r.must_get(&key("web")).unwrap();
+    reduced["spec"]["clusterIPs"] = json!(["10.96.0.2"]);
+    assert_eq!(
+        invalid(r.update(reduced.clone())),
+        "spec.ipFamilyPolicy: Invalid value: \"PreferDualStack\": must be 'SingleStack' to release the secondary cluster IP"
+    );
+    // The primary family is fixed.
+    let mut flipped = r.must_get(&key("web")).unwrap();
+    flipped["spec"]["ipFamilies"] = json!(["IPv6", "IPv4"]);
+    let err = r.update(flipped).unwrap_err().to_string();
+    assert!(err.contains("expected an IPv6 value"), "{err}");
+
+    // SingleStack with everything else as stored releases the secondary.
+    let mut single = r.must_get(&key("web")).unwrap();
+    single["spec"]["ipFamilyPolicy"] = json!("SingleStack");
+    let downgraded = r.update(single).unwrap();
+    assert_eq!(strs_at(&downgraded, "/spec/clusterIPs"), ["10.96.0.2"]);
+    assert_eq!(strs_at(&downgraded, "/spec/ipFamilies"), ["IPv4"]);
+    // ...and the address is free again.
+    let mut other = service("other");
+    other["spec"]["ipFamilies"] = json!(["IPv6"]);
+    assert_eq!(ip_of(&r.create(other).unwrap()), "fd00:10:96::1");
+}
+
+#[test]
+fn a_dual_stack_cluster_boots_single_stack_well_known_services() {
+    let r = cluster("dual");
+    r.bootstrap(&crate::registry::Addons::dns(1)).unwrap();
+    let dns = r
+        .must_get(&ObjectKey::new(Kind::Service, "kube-system", "kube-dns"))
+        .unwrap();
+    assert_eq!(strs_at(&dns, "/spec/clusterIPs"), ["10.96.0.10"]);
+    assert_eq!(str_at(&dns, "/spec/ipFamilyPolicy"), "SingleStack");
+    let r = cluster("ipv6");
+    r.bootstrap(&crate::registry::Addons::dns(1)).unwrap();
+    let api = r
+        .must_get(&ObjectKey::new(Kind::Service, "default", "kubernetes"))
+        .unwrap();
+    assert_eq!(strs_at(&api, "/spec/clusterIPs"), ["fd00:10:96::1"]);
+    assert_eq!(strs_at(&api, "/spec/ipFamilies"), ["IPv6"]);
 }

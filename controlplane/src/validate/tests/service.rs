@@ -46,8 +46,9 @@ fn service_gets_api_server_defaults() {
             ("/spec/ports/0/protocol", json!("TCP")),
             ("/spec/ports/0/targetPort", json!(80)),
             ("/spec/internalTrafficPolicy", json!("Cluster")),
-            ("/spec/ipFamilies", json!(["IPv4"])),
-            ("/spec/ipFamilyPolicy", json!("SingleStack")),
+            // The registry defaults them from the cluster's families.
+            ("/spec/ipFamilies", Value::Null),
+            ("/spec/ipFamilyPolicy", Value::Null),
             ("/status/loadBalancer", json!({})),
             // Only for externally reachable Services.
             ("/spec/externalTrafficPolicy", Value::Null),
@@ -155,19 +156,7 @@ fn headless_and_external_name_services_get_their_own_defaults() {
     );
     check(
         headless.clone(),
-        ok(&[
-            ("/spec/clusterIPs", json!(["None"])),
-            ("/spec/ipFamilies", json!(["IPv4"])),
-            ("/spec/ipFamilyPolicy", json!("SingleStack")),
-        ]),
-    );
-    // Headless without selector: every family, as upstream.
-    check(
-        without(headless, "/spec/selector"),
-        ok(&[
-            ("/spec/ipFamilies", json!(["IPv4", "IPv6"])),
-            ("/spec/ipFamilyPolicy", json!("RequireDualStack")),
-        ]),
+        ok(&[("/spec/clusterIPs", json!(["None"]))]),
     );
     let external = json!({
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": "db"},
@@ -297,13 +286,6 @@ fn service_rules() {
             )],
         ),
         (
-            with(service(), "/spec/clusterIP", json!("fd00::10")),
-            &[(
-                "spec.clusterIPs[0]",
-                "Invalid value: [\"fd00::10\"]: IPv6 is not configured on this cluster",
-            )],
-        ),
-        (
             with(
                 with(service(), "/spec/clusterIP", json!("10.96.0.5")),
                 "/spec/clusterIPs",
@@ -312,20 +294,6 @@ fn service_rules() {
             &[(
                 "spec.clusterIPs",
                 "Invalid value: [\"10.96.0.6\"]: first value must match `clusterIP`",
-            )],
-        ),
-        (
-            with(service(), "/spec/ipFamilies", json!(["IPv6"])),
-            &[(
-                "spec.ipFamilies[0]",
-                "Invalid value: \"IPv6\": not configured on this cluster",
-            )],
-        ),
-        (
-            with(service(), "/spec/ipFamilyPolicy", json!("RequireDualStack")),
-            &[(
-                "spec.ipFamilyPolicy",
-                "Invalid value: \"RequireDualStack\": this cluster is not configured for dual-stack services",
             )],
         ),
         (
@@ -600,7 +568,7 @@ fn endpoint_slice_rules() {
         Expect::Valid {
             at: &[],
             warnings: &[
-                "addressType: podnet emulates IPv4 only: \"IPv6\" endpoints are stored but never used",
+                "addressType: podnet's datapath carries IPv4 only: \"IPv6\" endpoints are answered by cluster DNS but no node routes to them",
             ],
         },
     );

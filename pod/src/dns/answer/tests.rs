@@ -455,3 +455,116 @@ fn an_empty_cluster_still_has_its_apex_and_version() {
     let response = answer(&index, &query("web.default.svc.cluster.local.", A));
     assert_eq!(response.response_code, ResponseCode::NXDomain);
 }
+
+fn dual_index() -> Index {
+    let domain = ClusterDomain::cluster_local().expect("cluster.local is valid");
+    let mut view = fixture::cluster_view();
+    fixture::dual_stack(&mut view);
+    Index::build(&view, &domain, SERIAL)
+}
+
+fn check_dual(name: &str, rtype: RecordType, expected: &str) {
+    check_message(&dual_index(), &query(name, rtype), expected);
+}
+
+const REVERSE6_NXDOMAIN: &str = "NXDOMAIN aa\nns: SOA ip6.arpa.";
+
+#[test]
+fn dual_stack_services_answer_a_and_aaaa_and_both_reverse_zones() {
+    check_dual(
+        "dual.default.svc.cluster.local.",
+        A,
+        "NOERROR aa
+         an: dual.default.svc.cluster.local. 5 IN A 10.96.0.30",
+    );
+    check_dual(
+        "dual.default.svc.cluster.local.",
+        AAAA,
+        "NOERROR aa
+         an: dual.default.svc.cluster.local. 5 IN AAAA fd00:10:96::30",
+    );
+    // Each address points back at the Service, in its own reverse zone.
+    check_dual(
+        "30.0.96.10.in-addr.arpa.",
+        PTR,
+        "NOERROR aa
+         an: 30.0.96.10.in-addr.arpa. 5 IN PTR dual.default.svc.cluster.local.",
+    );
+    let v6_reverse = "0.3.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.6.9.0.0.0.1.0.0.0.0.d.f.ip6.arpa.";
+    check_dual(
+        v6_reverse,
+        PTR,
+        &format!("NOERROR aa\nan: {v6_reverse} 5 IN PTR dual.default.svc.cluster.local."),
+    );
+    check_dual(
+        "1.3.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.6.9.0.0.0.1.0.0.0.0.d.f.ip6.arpa.",
+        PTR,
+        REVERSE6_NXDOMAIN,
+    );
+    // SRV targets are the one name whatever the families.
+    check_dual(
+        "_http._tcp.dual.default.svc.cluster.local.",
+        SRV,
+        "NOERROR aa
+         an: _http._tcp.dual.default.svc.cluster.local. 5 IN SRV 0 100 80 dual.default.svc.cluster.local.
+         ar: dual.default.svc.cluster.local. 5 IN A 10.96.0.30
+         ar: dual.default.svc.cluster.local. 5 IN AAAA fd00:10:96::30",
+    );
+}
+
+#[test]
+fn dual_stack_headless_services_answer_per_family_slice() {
+    check_dual(
+        "dual-db.default.svc.cluster.local.",
+        A,
+        "NOERROR aa
+         an: dual-db.default.svc.cluster.local. 5 IN A 10.244.1.5",
+    );
+    check_dual(
+        "dual-db.default.svc.cluster.local.",
+        AAAA,
+        "NOERROR aa
+         an: dual-db.default.svc.cluster.local. 5 IN AAAA fd00:10:244:1::5
+         an: dual-db.default.svc.cluster.local. 5 IN AAAA fd00:10:244:2::7",
+    );
+    // A hostname names the endpoint in both families.
+    check_dual(
+        "db-0.dual-db.default.svc.cluster.local.",
+        AAAA,
+        "NOERROR aa
+         an: db-0.dual-db.default.svc.cluster.local. 5 IN AAAA fd00:10:244:1::5",
+    );
+    check_dual(
+        "db-0.dual-db.default.svc.cluster.local.",
+        A,
+        "NOERROR aa
+         an: db-0.dual-db.default.svc.cluster.local. 5 IN A 10.244.1.5",
+    );
+    // Without one, its address with dashes for colons.
+    check_dual(
+        "fd00-10-244-2--7.dual-db.default.svc.cluster.local.",
+        AAAA,
+        "NOERROR aa
+         an: fd00-10-244-2--7.dual-db.default.svc.cluster.local. 5 IN AAAA fd00:10:244:2::7",
+    );
+}
+
+#[test]
+fn ipv6_pod_records() {
+    check(
+        "fd00-10-244-1--5.default.pod.cluster.local.",
+        AAAA,
+        "NOERROR aa
+         an: fd00-10-244-1--5.default.pod.cluster.local. 5 IN AAAA fd00:10:244:1::5",
+    );
+    check("fd00-10-244-1--5.default.pod.cluster.local.", A, NODATA);
+    for bad in [
+        // Not the canonical spelling of the address.
+        "fd00-0010-244-1--5.default.pod.cluster.local.",
+        "fd00-10-244-1-0-0-0-5.default.pod.cluster.local.",
+        "fd00---5.default.pod.cluster.local.",
+        "fd00-10-244-1--5-.default.pod.cluster.local.",
+    ] {
+        check(bad, AAAA, NXDOMAIN);
+    }
+}

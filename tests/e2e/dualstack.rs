@@ -1,0 +1,228 @@
+//! Dual-stack clusters (`podnet up --ip-family dual`, IPv4 primary as
+//! kind's `dual`): nodes get a podCIDR of each family, pods an address of
+//! each, Services the families their `ipFamilyPolicy` asks for (allocated
+//! as the API server's `initIPFamilyFields` does), EndpointSlices one set
+//! per address type, and cluster DNS answers AAAA and `ip6.arpa` PTR, as
+//! `dig` on the host shows. IPv4 traffic crosses the cluster as before.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde_json::Value;
+
+use crate::harness::{Cluster, eventually, text};
+use crate::pods::WEB;
+use crate::services::CLIENT;
+
+const SERVICES: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web-dual}
+spec:
+  ipFamilyPolicy: PreferDualStack
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-v6}
+spec:
+  ipFamilies: [IPv6]
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-v4}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-hl}
+spec:
+  clusterIP: None
+  ipFamilyPolicy: RequireDualStack
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+"#;
+
+fn strs(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(String::from))
+        .collect()
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+fn short(out: &str) -> Vec<String> {
+    sorted(
+        out.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect(),
+    )
+}
+
+#[test]
+fn dual_stack_pods_services_slices_and_dns_have_both_families() {
+    let c = Cluster::up(&["--nodes", "2", "--ip-family", "dual"]);
+
+    // Every node: an IPv4 /24 of 10.244.0.0/16, then an IPv6 /64 of
+    // fd00:10:244::/56.
+    let v4_pods: IpNet = "10.244.0.0/16".parse().unwrap();
+    let v6_pods: IpNet = "fd00:10:244::/56".parse().unwrap();
+    let nodes = c.items("nodes");
+    let mut cidrs = std::collections::BTreeMap::new();
+    for node in &nodes {
+        let name = node["metadata"]["name"].as_str().unwrap().to_string();
+        let node_cidrs: Vec<IpNet> = strs(&node["spec"]["podCIDRs"])
+            .iter()
+            .map(|c| c.parse().unwrap())
+            .collect();
+        assert_eq!(node_cidrs.len(), 2, "{name}: {}", node["spec"]);
+        assert!(v4_pods.contains(&node_cidrs[0]) && node_cidrs[0].prefix_len() == 24);
+        assert!(v6_pods.contains(&node_cidrs[1]) && node_cidrs[1].prefix_len() == 64);
+        assert_eq!(node["spec"]["podCIDR"], node_cidrs[0].to_string());
+        cidrs.insert(name, node_cidrs);
+    }
+
+    c.apply(&format!("{WEB}---{SERVICES}---{CLIENT}"));
+    let pods = c.ready_pods("web", 3);
+    let mut pod_v4 = Vec::new();
+    let mut pod_v6 = Vec::new();
+    for pod in &pods {
+        let ips: Vec<IpAddr> = pod["status"]["podIPs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|ip| ip["ip"].as_str().unwrap().parse().unwrap())
+            .collect();
+        let node = pod["spec"]["nodeName"].as_str().unwrap();
+        assert_eq!(ips.len(), 2, "{}", pod["status"]);
+        assert!(ips[0].is_ipv4() && cidrs[node][0].contains(&ips[0]));
+        assert!(ips[1].is_ipv6() && cidrs[node][1].contains(&ips[1]));
+        // podIP is the primary family's.
+        assert_eq!(pod["status"]["podIP"], ips[0].to_string());
+        pod_v4.push(ips[0].to_string());
+        pod_v6.push(ips[1].to_string());
+    }
+    let (pod_v4, pod_v6) = (sorted(pod_v4), sorted(pod_v6));
+
+    // Families and addresses as initIPFamilyFields gives them.
+    let service = |name: &str| c.json(&["get", "service", name]);
+    let dual = service("web-dual");
+    assert_eq!(strs(&dual["spec"]["ipFamilies"]), ["IPv4", "IPv6"]);
+    let dual_ips = strs(&dual["spec"]["clusterIPs"]);
+    assert_eq!(dual_ips.len(), 2, "{}", dual["spec"]);
+    let v4_services: IpNet = "10.96.0.0/12".parse().unwrap();
+    let v6_services: IpNet = "fd00:10:96::/112".parse().unwrap();
+    assert!(v4_services.contains(&dual_ips[0].parse::<IpAddr>().unwrap()));
+    assert!(v6_services.contains(&dual_ips[1].parse::<IpAddr>().unwrap()));
+    let v6 = service("web-v6");
+    assert_eq!(strs(&v6["spec"]["ipFamilies"]), ["IPv6"]);
+    assert_eq!(v6["spec"]["ipFamilyPolicy"], "SingleStack");
+    let v6_ip = v6["spec"]["clusterIP"].as_str().unwrap().to_string();
+    assert!(v6_services.contains(&v6_ip.parse::<IpAddr>().unwrap()));
+    let v4 = service("web-v4");
+    assert_eq!(strs(&v4["spec"]["ipFamilies"]), ["IPv4"]);
+    assert_eq!(
+        strs(&service("web-hl")["spec"]["ipFamilies"]),
+        ["IPv4", "IPv6"]
+    );
+
+    // One slice per address type, each with the pods' address of its type.
+    let slices_of = |svc: &str| -> Vec<(String, Vec<String>)> {
+        let list = c.json(&[
+            "get",
+            "endpointslices",
+            "-l",
+            &format!("kubernetes.io/service-name={svc}"),
+        ]);
+        let mut out: Vec<(String, Vec<String>)> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let addresses = s["endpoints"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|e| strs(&e["addresses"]))
+                    .collect();
+                (
+                    s["addressType"].as_str().unwrap().to_string(),
+                    sorted(addresses),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    let want_dual = vec![
+        ("IPv4".to_string(), pod_v4.clone()),
+        ("IPv6".to_string(), pod_v6.clone()),
+    ];
+    eventually(
+        "dual-stack slices",
+        std::time::Duration::from_secs(20),
+        || (slices_of("web-dual") == want_dual).then_some(()),
+    );
+    assert_eq!(slices_of("web-v6"), [("IPv6".to_string(), pod_v6.clone())]);
+    assert_eq!(slices_of("web-v4"), [("IPv4".to_string(), pod_v4.clone())]);
+
+    // Real dig on the host: A and AAAA, and both reverse zones.
+    let dig = |args: &[&str]| c.host_dig(2, args);
+    let fqdn = |svc: &str| format!("{svc}.default.svc.cluster.local");
+    assert_eq!(
+        short(&dig(&["+short", "A", &fqdn("web-dual")])),
+        [dual_ips[0].clone()]
+    );
+    assert_eq!(
+        short(&dig(&["+short", "AAAA", &fqdn("web-dual")])),
+        [dual_ips[1].clone()]
+    );
+    assert_eq!(short(&dig(&["+short", "AAAA", &fqdn("web-v6")])), [v6_ip]);
+    for ip in [&dual_ips[0], &dual_ips[1]] {
+        assert_eq!(
+            short(&dig(&["+short", "-x", ip])),
+            [format!("{}.", fqdn("web-dual"))],
+            "PTR of {ip}"
+        );
+    }
+    // A single-stack IPv4 Service has no AAAA: NOERROR without answers.
+    let nodata = dig(&["AAAA", &fqdn("web-v4")]);
+    assert!(
+        nodata.contains("status: NOERROR") && nodata.contains("ANSWER: 0"),
+        "{nodata}"
+    );
+    // Headless: each family's ready endpoints.
+    eventually("headless AAAA", std::time::Duration::from_secs(20), || {
+        (short(&dig(&["+short", "AAAA", &fqdn("web-hl")])) == pod_v6).then_some(())
+    });
+    assert_eq!(short(&dig(&["+short", "A", &fqdn("web-hl")])), pod_v4);
+    // Pod names of IPv6 addresses, dashes for colons.
+    let dashed = pod_v6[0].replace(':', "-");
+    assert_eq!(
+        short(&dig(&[
+            "+short",
+            "AAAA",
+            &format!("{dashed}.default.pod.cluster.local")
+        ])),
+        [pod_v6[0].clone()]
+    );
+
+    // IPv4 traffic crosses the dual-stack Service as it always did.
+    let out = c.exec("client", &["curl", "-s", "-m", "5", "http://web-dual/"]);
+    assert!(out.status.success(), "curl: {}", text(&out.stderr));
+    let echo: Value = serde_json::from_slice(&out.stdout).expect("echo json");
+    let answered = echo["podIP"].as_str().unwrap_or_default().to_string();
+    assert!(pod_v4.contains(&answered), "{echo}");
+}
