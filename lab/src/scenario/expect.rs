@@ -169,8 +169,45 @@ fn connect_verdict(exit_code: i32, stderr: &str) -> &'static str {
     }
 }
 
-/// Expands `service:` and `pods:` references in expected DNS answers.
-async fn expected_answers(api: &mut Api, answers: &[String]) -> anyhow::Result<Vec<String>> {
+/// The address family an answer of `rtype` holds, if it holds one.
+fn answer_family(rtype: &str) -> Option<bool> {
+    match rtype {
+        "A" => Some(false),
+        "AAAA" => Some(true),
+        _ => None,
+    }
+}
+
+/// Of `primary` and `listed`, the first address of the family `v6` names
+/// (or `primary` itself when the answer type holds no address).
+fn of_family(primary: &str, listed: Vec<String>, v6: Option<bool>) -> Option<String> {
+    let Some(v6) = v6 else {
+        return Some(primary.to_string()).filter(|ip| !ip.is_empty());
+    };
+    std::iter::once(primary.to_string())
+        .chain(listed)
+        .find(|ip| {
+            ip.parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_ipv6() == v6)
+        })
+}
+
+/// Expands `service:` and `pods:` references in expected DNS answers: the
+/// ClusterIP and pod IPs of the family the query type holds (A: IPv4,
+/// AAAA: IPv6).
+async fn expected_answers(
+    api: &mut Api,
+    answers: &[String],
+    rtype: &str,
+) -> anyhow::Result<Vec<String>> {
+    let v6 = answer_family(rtype);
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().or_else(|| s["ip"].as_str()).map(String::from))
+            .collect()
+    };
     let mut out = Vec::new();
     for a in answers {
         if let Some(r) = a.strip_prefix("service:") {
@@ -179,20 +216,26 @@ async fn expected_answers(api: &mut Api, answers: &[String]) -> anyhow::Result<V
                 .await?
                 .into_iter()
                 .find(|s| s["metadata"]["namespace"] == ns && s["metadata"]["name"] == name);
-            let ip = svc
-                .as_ref()
-                .and_then(|s| s["spec"]["clusterIP"].as_str())
-                .unwrap_or("")
-                .to_string();
-            anyhow::ensure!(
-                !ip.is_empty(),
-                "expected answer {a:?}: no such Service with a ClusterIP"
-            );
+            let ip = svc.as_ref().and_then(|s| {
+                of_family(
+                    s["spec"]["clusterIP"].as_str().unwrap_or(""),
+                    strings(&s["spec"]["clusterIPs"]),
+                    v6,
+                )
+            });
+            let Some(ip) = ip.filter(|ip| ip != "None") else {
+                anyhow::bail!(
+                    "expected answer {a:?}: no such Service with a ClusterIP of the {rtype} query's family"
+                );
+            };
             out.push(ip);
         } else if let Some(r) = a.strip_prefix("pods:") {
             for p in resolve_pods(api, r).await? {
                 if ready(&p) {
-                    out.push(p["status"]["podIP"].as_str().unwrap_or("").to_string());
+                    let primary = p["status"]["podIP"].as_str().unwrap_or("");
+                    if let Some(ip) = of_family(primary, strings(&p["status"]["podIPs"]), v6) {
+                        out.push(ip);
+                    }
                 }
             }
         } else {
@@ -242,7 +285,7 @@ pub(super) async fn check_dns(api: &mut Api, d: &DnsExpect) -> anyhow::Result<(S
         want.push(format!("status {rcode}"));
     }
     if let Some(answers) = &d.answers {
-        let expected = expected_answers(api, answers).await?;
+        let expected = expected_answers(api, answers, &d.rtype).await?;
         ok &= short == expected;
         want.push(format!("answers {expected:?}"));
     }
@@ -302,7 +345,7 @@ pub(super) async fn check_http(api: &mut Api, h: &HttpExpect) -> anyhow::Result<
 
 #[cfg(test)]
 mod tests {
-    use super::connect_verdict;
+    use super::{answer_family, connect_verdict, of_family};
 
     #[test]
     fn refused_and_dropped_are_told_apart() {
@@ -333,5 +376,38 @@ mod tests {
             "unreachable",
         );
         check(1, "", "not reachable");
+    }
+
+    #[test]
+    fn expected_addresses_are_of_the_query_types_family() {
+        let dual = || vec!["10.96.0.3".to_string(), "fd00:10:96::1".to_string()];
+        assert_eq!(
+            of_family("10.96.0.3", dual(), Some(false)).as_deref(),
+            Some("10.96.0.3")
+        );
+        assert_eq!(
+            of_family("10.96.0.3", dual(), Some(true)).as_deref(),
+            Some("fd00:10:96::1")
+        );
+        // A single-stack Service has no address for AAAA.
+        assert_eq!(
+            of_family("10.96.0.3", vec!["10.96.0.3".into()], Some(true)),
+            None
+        );
+        // IPv6 primary: A takes the secondary.
+        assert_eq!(
+            of_family(
+                "fd00:10:96::1",
+                vec!["fd00:10:96::1".into(), "10.96.0.3".into()],
+                Some(false)
+            )
+            .as_deref(),
+            Some("10.96.0.3")
+        );
+        assert_eq!(
+            of_family("10.96.0.3", dual(), None).as_deref(),
+            Some("10.96.0.3")
+        );
+        assert_eq!(answer_family("SRV"), None);
     }
 }
