@@ -55,6 +55,9 @@ pub enum Command {
     Rollout(wait::RolloutArgs),
     /// Delete an object.
     Delete(kubectl::DeleteArgs),
+    /// Evict pods: the Eviction API, or the node's own eviction under
+    /// resource pressure (--node-pressure).
+    Evict(kubectl::EvictArgs),
     /// Show where the cluster's parts listen and run.
     ClusterInfo(kubectl::ClusterInfoArgs),
     /// Run a toolbox command in a pod's network namespace.
@@ -99,6 +102,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Apply(args) => kubectl::apply(&state, args).await,
         Command::Get(args) => kubectl::get(&state, args).await,
         Command::Delete(args) => kubectl::delete(&state, args).await,
+        Command::Evict(args) => kubectl::evict(&state, args).await,
         Command::Wait(args) => wait::run(&state, args).await,
         Command::Rollout(args) => wait::rollout(&state, args).await,
         Command::Describe(args) => kubectl::describe(&state, args).await,

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use podnet_proto::model::view::{NodeView, ServiceView};
 use podnet_proto::model::{Kind, LinkSpec};
-use podnet_proto::v1::{DeleteRequest, ExecRequest, GetRequest, ListRequest};
+use podnet_proto::v1::{DeleteRequest, EvictRequest, ExecRequest, GetRequest, ListRequest};
 use serde_json::{Value, json};
 
 use podnet_lab::api::{
@@ -230,6 +230,54 @@ pub async fn delete(state: &Path, args: DeleteArgs) -> anyhow::Result<ExitCode> 
         api.delete(req).await.map_err(status_error)?;
         let how = if forced { "force deleted" } else { "deleted" };
         println!("{} \"{name}\" {how}", kind.as_str().to_ascii_lowercase());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct EvictArgs {
+    /// The pods to evict.
+    #[arg(required = true)]
+    pub pods: Vec<String>,
+    #[arg(short, long, default_value = "default")]
+    pub namespace: String,
+    /// Seconds each pod gets to stop (negative: the pod's own
+    /// terminationGracePeriodSeconds), as `kubectl drain --grace-period`.
+    #[arg(long, allow_negative_numbers = true, conflicts_with = "node_pressure")]
+    pub grace_period: Option<i64>,
+    /// Have the pod's node evict it as its kubelet does when the node runs
+    /// low on RESOURCE (memory when not given): the pod is killed and kept
+    /// as Failed with reason Evicted, and its controller replaces it.
+    #[arg(
+        long,
+        value_name = "RESOURCE",
+        num_args = 0..=1,
+        default_missing_value = "memory",
+        value_parser = ["memory", "ephemeral-storage", "pids"]
+    )]
+    pub node_pressure: Option<String>,
+}
+
+/// `podnet evict`: the Eviction API (no PodDisruptionBudgets in podnet, so
+/// the pod is deleted gracefully), or with `--node-pressure` the node's
+/// own eviction.
+pub async fn evict(state: &Path, args: EvictArgs) -> anyhow::Result<ExitCode> {
+    let mut api = from_state(state).await?;
+    for name in &args.pods {
+        let req = EvictRequest {
+            namespace: args.namespace.clone(),
+            name: name.clone(),
+            grace_period_seconds: args.grace_period.filter(|g| *g >= 0),
+            node_pressure: args.node_pressure.clone().unwrap_or_default(),
+        };
+        let answer = api.evict(req).await.map_err(status_error)?.into_inner();
+        match &args.node_pressure {
+            None => println!("pod/{name} evicted"),
+            Some(_) => println!(
+                "pod/{name} evicted by its node: {}",
+                answer.message.trim_end()
+            ),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -27,6 +27,8 @@ mod harness;
 mod healing;
 #[path = "e2e/ingress.rs"]
 mod ingress;
+#[path = "e2e/lifecycle.rs"]
+mod lifecycle;
 #[path = "e2e/links.rs"]
 mod links;
 #[path = "e2e/mirroring.rs"]

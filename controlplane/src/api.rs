@@ -23,9 +23,10 @@ use podnet_proto::v1::api_server::Api;
 use podnet_proto::v1::node_agent_client::NodeAgentClient;
 use podnet_proto::v1::trace_source_client::TraceSourceClient;
 use podnet_proto::v1::{
-    ApplyRequest, ApplyResponse, ApplyResult, DeleteRequest, ExecRequest, ExecResponse, GetRequest,
-    HeartbeatRequest, HeartbeatResponse, JoinEdgeRequest, JoinRequest, JoinResponse, ListRequest,
-    ListResponse, ObjectRequest, ObjectResponse, WatchEvent, WatchRequest,
+    ApplyRequest, ApplyResponse, ApplyResult, DeleteRequest, EvictRequest, EvictResponse,
+    ExecRequest, ExecResponse, GetRequest, HeartbeatRequest, HeartbeatResponse, JoinEdgeRequest,
+    JoinRequest, JoinResponse, ListRequest, ListResponse, ObjectRequest, ObjectResponse,
+    WatchEvent, WatchRequest,
 };
 use podnet_proto::v1::{
     Credentials as CredentialsMessage, Journey, ServiceAccountCredentialsRequest, SpansRequest,
@@ -551,6 +552,13 @@ impl Api for ApiService {
             &Action::new(Verb::Create, Kind::Pod, &pod_key.namespace, &req.pod).subresource("exec"),
         )?;
         let pod = self.registry.must_get(&pod_key)?;
+        let phase = str_at(&pod, "/status/phase");
+        if matches!(phase, "Succeeded" | "Failed") {
+            // The API server's words for a pod whose sandbox is gone.
+            return Err(Status::failed_precondition(format!(
+                "cannot exec into a container in a completed pod; current phase is {phase}"
+            )));
+        }
         let node_name = str_at(&pod, "/spec/nodeName");
         if node_name.is_empty() || str_at(&pod, "/status/podIP").is_empty() {
             return Err(Status::failed_precondition(format!(
@@ -581,6 +589,83 @@ impl Api for ApiService {
             }
         })?;
         Ok(resp)
+    }
+
+    async fn evict(&self, req: Request<EvictRequest>) -> Result<Response<EvictResponse>, Status> {
+        let user = caller(&req)?;
+        let req = req.into_inner();
+        let pod_key = key("Pod", &req.namespace, &req.name)?;
+        let bound = self.bound_node(&user, Kind::Pod, &pod_key.namespace, &req.name);
+        let mut action = Action::new(Verb::Create, Kind::Pod, &pod_key.namespace, &req.name)
+            .subresource("eviction");
+        if let Some(node) = &bound {
+            action = action.bound_to(node);
+        }
+        authz::authorize(&user, &action)?;
+        let pod = self.registry.must_get(&pod_key)?;
+        if req.node_pressure.is_empty() {
+            // The Eviction API without PodDisruptionBudgets: every
+            // eviction is allowed and is the pod's graceful deletion.
+            let object = self
+                .registry
+                .delete(&pod_key, req.grace_period_seconds, "")?;
+            return Ok(Response::new(EvictResponse {
+                message: String::new(),
+                object: to_bytes(&object),
+            }));
+        }
+        if !matches!(
+            req.node_pressure.as_str(),
+            "memory" | "ephemeral-storage" | "pids"
+        ) {
+            return Err(Status::invalid_argument(format!(
+                "node pressure {:?} is not a resource the kubelet evicts for: expected memory, ephemeral-storage or pids",
+                req.node_pressure
+            )));
+        }
+        let node_name = str_at(&pod, "/spec/nodeName");
+        if node_name.is_empty() {
+            return Err(Status::failed_precondition(format!(
+                "pod {:?} is not bound to a node: no kubelet to evict it",
+                req.name
+            )));
+        }
+        let node = self
+            .registry
+            .must_get(&ObjectKey::new(Kind::Node, "", node_name))?;
+        let address = node
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(ANNOTATION_AGENT))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if address.is_empty() {
+            return Err(Status::unavailable(format!(
+                "node {node_name} has no agent address"
+            )));
+        }
+        let mut client = NodeAgentClient::new(self.channel(address, node_name)?);
+        let evicted = client
+            .evict(EvictRequest {
+                namespace: pod_key.namespace.clone(),
+                ..req
+            })
+            .await
+            .map_err(|s| {
+                if s.code() == tonic::Code::Unavailable {
+                    Status::unavailable(format!(
+                        "node {node_name} does not answer: {}",
+                        s.message()
+                    ))
+                } else {
+                    s
+                }
+            })?
+            .into_inner();
+        let object = self.registry.must_get(&pod_key)?;
+        Ok(Response::new(EvictResponse {
+            message: evicted.message,
+            object: to_bytes(&object),
+        }))
     }
 
     async fn traces(

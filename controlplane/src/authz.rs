@@ -176,6 +176,8 @@ fn node_may(node: &str, a: &Action) -> Result<(), Option<String>> {
         }
         (Kind::Pod, Verb::Update | Verb::Patch, Some("status"))
         | (Kind::Pod, Verb::Delete, None)
+        // NodeRestriction's eviction rule: its own pods only.
+        | (Kind::Pod, Verb::Create, Some("eviction"))
         | (Kind::Pod, Verb::Create, Some("serviceaccount")) => {
             if bound_here {
                 Ok(())
@@ -325,6 +327,16 @@ mod tests {
         );
         check(&n1, pod(Verb::Update).subresource("status"), false);
         check(&n1, pod(Verb::Delete).bound_to("node-1"), true);
+        check(
+            &n1,
+            pod(Verb::Create).subresource("eviction").bound_to("node-1"),
+            true,
+        );
+        check(
+            &n1,
+            pod(Verb::Create).subresource("eviction").bound_to("node-2"),
+            false,
+        );
         check(&n1, pod(Verb::Delete).bound_to("node-2"), false);
         check(&n1, pod(Verb::Update).bound_to("node-1"), false);
         check(&n1, pod(Verb::Create), false);

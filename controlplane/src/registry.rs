@@ -770,7 +770,11 @@ impl Registry {
             });
         }
         let mut object = decode(&entry)?;
-        if key.kind == Kind::Pod && !str_at(&object, "/spec/nodeName").is_empty() {
+        // A pod that never ran or has ended (Succeeded, Failed) has no
+        // containers to stop: deleted at once, as the API server's
+        // CheckGracefulDelete.
+        let ended = matches!(str_at(&object, "/status/phase"), "Succeeded" | "Failed");
+        if key.kind == Kind::Pod && !str_at(&object, "/spec/nodeName").is_empty() && !ended {
             let grace = grace_period_seconds
                 .or_else(|| {
                     object

@@ -25,6 +25,7 @@ pub const API_METHODS: &[(&str, bool)] = &[
     ("/podnet.v1.Api/ServiceAccountCredentials", false),
     ("/podnet.v1.Api/JoinEdge", false),
     ("/podnet.v1.Api/Exec", false),
+    ("/podnet.v1.Api/Evict", false),
     ("/podnet.v1.Api/Traces", false),
 ];
 

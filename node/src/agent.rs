@@ -28,8 +28,8 @@ use podnet_proto::v1::api_client::ApiClient;
 use podnet_proto::v1::node_agent_server::{NodeAgent, NodeAgentServer};
 use podnet_proto::v1::trace_source_server::TraceSourceServer;
 use podnet_proto::v1::{
-    DeleteRequest, ExecRequest, ExecResponse, JoinRequest, ObjectRequest, ProxyStatusRequest,
-    ProxyStatusResponse,
+    DeleteRequest, EvictRequest, EvictResponse, ExecRequest, ExecResponse, JoinRequest,
+    ObjectRequest, ProxyStatusRequest, ProxyStatusResponse,
 };
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -368,7 +368,10 @@ async fn sync_pods(
             let terminating = pod.pointer("/metadata/deletionTimestamp").is_some();
             if !terminating {
                 wanted.insert(uid.clone());
-                if runtime.get(&uid).is_none() {
+                // A pod that has ended (Succeeded, Failed: evicted, or
+                // every container done) is never started again.
+                let ended = matches!(str_at(pod, "/status/phase"), "Succeeded" | "Failed");
+                if runtime.get(&uid).is_none() && !ended {
                     match runtime.start(pod) {
                         Ok(running) => {
                             tasks.spawn(
@@ -619,6 +622,34 @@ impl NodeAgent for AgentService {
         Ok(tonic::Response::new(ProxyStatusResponse {
             service_ports: u32::try_from(table.ports().len()).unwrap_or(u32::MAX),
             ready_endpoints: ready,
+        }))
+    }
+
+    async fn evict(
+        &self,
+        req: tonic::Request<EvictRequest>,
+    ) -> Result<tonic::Response<EvictResponse>, tonic::Status> {
+        let req = auth::only_control_plane(req)?.into_inner();
+        let namespace = if req.namespace.is_empty() {
+            "default"
+        } else {
+            &req.namespace
+        };
+        let pod = self.runtime.find(namespace, &req.name).ok_or_else(|| {
+            tonic::Status::not_found(format!("pod {:?} is not running on this node", req.name))
+        })?;
+        let message = self
+            .runtime
+            .evict(&pod.uid, &req.node_pressure)
+            .map_err(|why| {
+                tonic::Status::failed_precondition(format!(
+                    "pod {:?} cannot be evicted: {why}",
+                    req.name
+                ))
+            })?;
+        Ok(tonic::Response::new(EvictResponse {
+            message,
+            object: Vec::new(),
         }))
     }
 

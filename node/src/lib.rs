@@ -8,6 +8,7 @@ pub mod dnsconfig;
 pub(crate) mod envvars;
 pub(crate) mod health;
 pub(crate) mod hostdns;
+pub(crate) mod lifecycle;
 pub mod proxy;
 pub(crate) mod registration;
 pub(crate) mod runtime;

@@ -3,9 +3,15 @@
 //! as built-in workloads, runs their readiness and liveness probes from the
 //! node's address, and publishes the pod status the kubelet would.
 //!
-//! A container whose workload exits is restarted per the pod's
-//! restartPolicy; a failed liveness probe restarts it too. Startup probes,
-//! init containers and exec probes are not emulated.
+//! A container whose workload exits (or is killed for its liveness probe)
+//! is started again per the pod's restartPolicy after the kubelet's
+//! crash-loop back-off (`crate::lifecycle`), reported as CrashLoopBackOff
+//! meanwhile; one that is not started again stays terminated with its exit
+//! code, and once none runs or will run the pod is Succeeded or Failed and
+//! its sandbox (address, namespace) is given back. A pod the node evicts
+//! under pressure ([`Runtime::evict`]) is Failed/Evicted at once and its
+//! containers stopped. Startup probes, init containers, container-level
+//! restart policies and exec probes are not emulated.
 //!
 //! A deleted pod is terminated as the kubelet's `killContainer` does, each
 //! container at once: its `lifecycle.preStop` hook (`exec` in the toolbox,
@@ -16,7 +22,7 @@
 //! restarted while the pod terminates.
 //!
 //! It records the kubelet's Events about pods (Pulled, Created, Started,
-//! Killing, Unhealthy, Failed, BackOff) in the background: a slow or
+//! Killing, Unhealthy, Failed, BackOff, Evicted) in the background: a slow or
 //! unreachable API never delays a container, and a full queue drops the
 //! event rather than waiting.
 
@@ -47,6 +53,7 @@ use tracing::Instrument;
 use crate::datapath::Datapath;
 use crate::dnsconfig::{self, NodeResolvConf};
 use crate::envvars;
+use crate::lifecycle::{self, ContainerPhase, CrashBackoff, RestartPolicy};
 use crate::termination;
 use podnet_pod::container::ApiAccess;
 use podnet_proto::auth::{self, Credentials};
@@ -144,6 +151,59 @@ fn pool_cidr(pool: &Mutex<Ipam>) -> IpNet {
     pool.lock().unwrap_or_else(PoisonError::into_inner).cidr
 }
 
+/// How a container ended: `state.terminated` or `lastState.terminated`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Terminated {
+    exit_code: i32,
+    /// `Completed` for 0, `Error` otherwise (what a container runtime
+    /// reports), `StartError` when it never started.
+    reason: String,
+    message: String,
+    started_at: String,
+    finished_at: String,
+}
+
+impl Terminated {
+    /// How a workload ended on its own: its exit status, or a failure
+    /// while serving (exit status 1, the failure as the message).
+    fn of(exit: &images::Exit, started_at: &str) -> Terminated {
+        let (exit_code, message) = match exit {
+            Ok(code) => (*code, String::new()),
+            Err(e) => (1, e.to_string()),
+        };
+        Terminated::new(exit_code, message, started_at)
+    }
+
+    fn new(exit_code: i32, message: String, started_at: &str) -> Terminated {
+        let reason = if exit_code == 0 { "Completed" } else { "Error" };
+        Terminated {
+            exit_code,
+            reason: reason.to_string(),
+            message,
+            started_at: started_at.to_string(),
+            finished_at: now_rfc3339(),
+        }
+    }
+
+    fn to_json(&self, container_id: &str) -> Value {
+        let mut t = json!({
+            "exitCode": self.exit_code,
+            "reason": self.reason,
+            "startedAt": self.started_at,
+            "finishedAt": self.finished_at,
+            "containerID": container_id,
+        });
+        if !self.message.is_empty() {
+            t["message"] = json!(self.message);
+        }
+        if self.started_at.is_empty() {
+            // Never started: the API's zero time.
+            t["startedAt"] = Value::Null;
+        }
+        t
+    }
+}
+
 /// What the runtime knows of one container, turned into containerStatuses.
 #[derive(Debug, Clone, Default)]
 struct ContainerState {
@@ -154,10 +214,21 @@ struct ContainerState {
     /// `running.startedAt`, or empty when not running.
     started_at: String,
     waiting: Option<(String, String)>,
-    last_terminated: Option<(String, String)>,
-    /// Exited while the pod terminates: reason and exit code. Such a
-    /// container is not restarted.
-    exited: Option<(String, i32)>,
+    last_terminated: Option<Terminated>,
+    /// Ended and not to be started again (its restart policy says so, or
+    /// the pod is terminating or was evicted).
+    terminated: Option<Terminated>,
+}
+
+impl ContainerState {
+    fn phase(&self) -> ContainerPhase {
+        match (&self.terminated, &self.waiting, self.started_at.is_empty()) {
+            (Some(t), _, _) => ContainerPhase::Terminated(t.exit_code),
+            (None, None, false) => ContainerPhase::Running,
+            _ if self.last_terminated.is_some() => ContainerPhase::Restarting,
+            _ => ContainerPhase::Waiting,
+        }
+    }
 }
 
 struct PodState {
@@ -167,30 +238,26 @@ struct PodState {
     ip6: Option<std::net::Ipv6Addr>,
     node_ip: Ipv4Addr,
     start_time: String,
+    restart_policy: RestartPolicy,
+    /// Set when the kubelet evicted the pod: the eviction message.
+    evicted: Option<String>,
     containers: Vec<ContainerState>,
 }
 
 impl PodState {
+    fn phase(&self) -> &'static str {
+        if self.evicted.is_some() {
+            return "Failed";
+        }
+        let phases: Vec<ContainerPhase> =
+            self.containers.iter().map(ContainerState::phase).collect();
+        lifecycle::pod_phase(self.restart_policy, &phases)
+    }
+
     fn status(&self) -> Value {
-        let all_ready = self.containers.iter().all(|c| c.ready);
-        let all_running = self.containers.iter().all(|c| !c.started_at.is_empty());
-        let all_exited = self.containers.iter().all(|c| c.exited.is_some());
-        let phase = if all_exited && !self.containers.is_empty() {
-            // A terminated pod's phase says how its containers ended.
-            if self
-                .containers
-                .iter()
-                .all(|c| c.exited.as_ref().is_some_and(|e| e.1 == 0))
-            {
-                "Succeeded"
-            } else {
-                "Failed"
-            }
-        } else if all_running {
-            "Running"
-        } else {
-            "Pending"
-        };
+        let phase = self.phase();
+        let terminal = matches!(phase, "Succeeded" | "Failed");
+        let all_ready = !terminal && self.containers.iter().all(|c| c.ready);
         let cond = |b: bool| if b { "True" } else { "False" };
         let not_ready: Vec<&str> = self
             .containers
@@ -198,13 +265,31 @@ impl PodState {
             .filter(|c| !c.ready)
             .map(|c| c.name.as_str())
             .collect();
+        let mut initialized = json!({"type": "Initialized", "status": "True"});
+        if phase == "Succeeded" {
+            initialized["reason"] = json!("PodCompleted");
+        }
         let mut conditions = vec![
             json!({"type": "PodScheduled", "status": "True"}),
-            json!({"type": "Initialized", "status": "True"}),
+            initialized,
         ];
+        if let Some(message) = &self.evicted {
+            // The kubelet says why it ended the pod (DisruptionTarget).
+            conditions.push(json!({
+                "type": "DisruptionTarget", "status": "True",
+                "reason": "TerminationByKubelet", "message": message,
+            }));
+        }
         for ty in ["ContainersReady", "Ready"] {
             let mut c = json!({"type": ty, "status": cond(all_ready)});
-            if !all_ready {
+            if terminal {
+                // The kubelet's words for a pod that has ended.
+                c["reason"] = json!(if phase == "Succeeded" {
+                    "PodCompleted"
+                } else {
+                    "PodFailed"
+                });
+            } else if !all_ready {
                 c["reason"] = json!("ContainersNotReady");
                 c["message"] = json!(format!(
                     "containers with unready status: [{}]",
@@ -217,28 +302,31 @@ impl PodState {
             .containers
             .iter()
             .map(|c| {
-                let state = match &c.waiting {
-                    Some((reason, message)) => json!({"waiting": {"reason": reason, "message": message}}),
-                    None if c.exited.is_some() => {
-                        let (reason, code) = c.exited.clone().unwrap_or_default();
-                        json!({"terminated": {"reason": reason, "exitCode": code}})
+                let id = format!("podnet://{}/{}", self.uid, c.name);
+                let state = match (&c.terminated, &c.waiting) {
+                    (Some(t), _) => json!({"terminated": t.to_json(&id)}),
+                    (None, Some((reason, message))) => {
+                        json!({"waiting": {"reason": reason, "message": message}})
                     }
-                    None if !c.started_at.is_empty() => json!({"running": {"startedAt": c.started_at}}),
-                    None => json!({"waiting": {"reason": "ContainerCreating"}}),
+                    (None, None) if !c.started_at.is_empty() => {
+                        json!({"running": {"startedAt": c.started_at}})
+                    }
+                    (None, None) => json!({"waiting": {"reason": "ContainerCreating"}}),
                 };
                 let mut s = json!({
                     "name": c.name, "image": c.image, "imageID": format!("podnet://{}", c.image),
-                    "containerID": format!("podnet://{}/{}", self.uid, c.name),
-                    "ready": c.ready, "started": !c.started_at.is_empty(), "restartCount": c.restart_count,
+                    "containerID": id,
+                    "ready": c.ready && !terminal, "started": !c.started_at.is_empty(), "restartCount": c.restart_count,
                     "state": state,
+                    "lastState": {},
                 });
-                if let Some((reason, message)) = &c.last_terminated {
-                    s["lastState"] = json!({"terminated": {"reason": reason, "message": message, "exitCode": 1}});
+                if let Some(t) = &c.last_terminated {
+                    s["lastState"] = json!({"terminated": t.to_json(&id)});
                 }
                 s
             })
             .collect();
-        json!({
+        let mut status = json!({
             "phase": phase,
             "conditions": conditions,
             "hostIP": self.node_ip.to_string(),
@@ -251,7 +339,12 @@ impl PodState {
             "startTime": self.start_time,
             "containerStatuses": statuses,
             "qosClass": "BestEffort",
-        })
+        });
+        if let Some(message) = &self.evicted {
+            status["reason"] = json!("Evicted");
+            status["message"] = json!(message);
+        }
+        status
     }
 }
 
@@ -347,6 +440,12 @@ pub struct RunningPod {
     terminating: watch::Sender<Option<Duration>>,
     /// The pod's status as the kubelet would post it.
     pub status: watch::Receiver<Value>,
+    /// What its containers' statuses are made from (eviction marks it).
+    state: Arc<Mutex<PodState>>,
+    status_tx: Arc<watch::Sender<Value>>,
+    /// The pod's address and namespace were given back: once it ended
+    /// (terminal pods keep their object, not their sandbox) or stopped.
+    released: std::sync::atomic::AtomicBool,
 }
 
 impl RunningPod {
@@ -382,6 +481,8 @@ pub struct Runtime {
     api: Mutex<Option<(ApiClient<Channel>, String)>>,
     recorder: Mutex<Recorder>,
     events: EventRecorder,
+    /// One task per pod that tears its sandbox down once it has ended.
+    watchers: TaskTracker,
     /// The node's own resolv.conf, the base of its pods' (kubelet's
     /// `--resolv-conf`).
     resolv_conf: NodeResolvConf,
@@ -417,6 +518,7 @@ impl Runtime {
                 tasks: TaskTracker::new(),
                 queue: Mutex::new(None),
             },
+            watchers: TaskTracker::new(),
             resolv_conf,
         }
     }
@@ -600,6 +702,8 @@ impl Runtime {
             ip6,
             node_ip: self.node_ip,
             start_time: now_rfc3339(),
+            restart_policy: RestartPolicy::of(str_at(pod, "/spec/restartPolicy")),
+            evicted: None,
             containers: containers
                 .iter()
                 .map(|c| ContainerState {
@@ -618,7 +722,6 @@ impl Runtime {
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
         let (terminating, _) = watch::channel(None);
-        let restart_always = !matches!(str_at(pod, "/spec/restartPolicy"), "Never" | "OnFailure");
         let enable_service_links = envvars::enable_service_links(pod);
         let mut environments = Vec::with_capacity(containers.len());
         for (i, c) in containers.iter().enumerate() {
@@ -647,7 +750,6 @@ impl Runtime {
                 runtime: self.clone(),
                 cancel: cancel.clone(),
                 tasks: tasks.clone(),
-                restart_always,
             };
             tasks.spawn(ctx.run().instrument(
                 tracing::info_span!("container", pod = %info.name, container = %str_at(c, "/name")),
@@ -668,8 +770,16 @@ impl Runtime {
             tasks,
             terminating,
             status: status_rx,
+            state: state.clone(),
+            status_tx: status_tx.clone(),
+            released: std::sync::atomic::AtomicBool::new(false),
         });
-        self.pods().insert(uid, running.clone());
+        self.pods().insert(uid.clone(), running.clone());
+        self.watchers.spawn(
+            self.clone()
+                .finish_terminal(uid)
+                .instrument(tracing::debug_span!("ended", pod = %info.name)),
+        );
         tracing::info!(pod = %info.name, namespace = %info.namespace, %ip, "pod started");
         Ok(running)
     }
@@ -734,12 +844,85 @@ impl Runtime {
         pod.cancel.cancel();
         pod.tasks.close();
         let _ = tokio::time::timeout(grace, pod.tasks.wait()).await;
+        self.release(&pod);
+        tracing::info!(pod = %pod.ns.info().name, "pod stopped");
+    }
+
+    /// Gives the pod's address back and takes its namespace off the
+    /// datapath, once.
+    fn release(&self, pod: &RunningPod) {
+        if pod.released.swap(true, Ordering::AcqRel) {
+            return;
+        }
         self.datapath.remove_pod(pod.ns.ip());
         release(&self.ipam, IpAddr::V4(pod.ns.ip()));
         if let (Some(pool), Some(ip6)) = (&self.ipam_v6, pod.ip6) {
             release(pool, IpAddr::V6(ip6));
         }
-        tracing::info!(pod = %pod.ns.info().name, "pod stopped");
+    }
+
+    /// Tears down the sandbox of a pod whose every container has ended for
+    /// good (phase Succeeded or Failed), as the kubelet does for a
+    /// terminal pod: its address is free again, its object and status
+    /// stay until the pod is deleted.
+    async fn finish_terminal(self: Arc<Self>, uid: String) {
+        let Some(pod) = self.get(&uid) else {
+            return;
+        };
+        let mut status = pod.status.clone();
+        let cancel = pod.cancel.clone();
+        drop(pod);
+        let ended = tokio::select! {
+            // Stopped first (deleted, or the node shuts down).
+            _ = cancel.cancelled() => return,
+            ended = status.wait_for(|s| matches!(str_at(s, "/phase"), "Succeeded" | "Failed")) => ended.is_ok(),
+        };
+        let Some(pod) = self.get(&uid).filter(|_| ended) else {
+            return;
+        };
+        // Containers still stopping (an eviction) get their kill window.
+        pod.tasks.close();
+        let bound = termination::MIN_KILL_WINDOW + Duration::from_secs(1);
+        let _ = tokio::time::timeout(bound, pod.tasks.wait()).await;
+        self.release(&pod);
+        tracing::info!(pod = %pod.ns.info().name, phase = %str_at(&pod.status.borrow(), "/phase"), "pod ended");
+    }
+
+    /// Node-pressure eviction as the kubelet's eviction manager does it
+    /// for a hard threshold on `resource` (`memory`, `ephemeral-storage`,
+    /// `pids`): the pod is Failed at once with reason `Evicted` and the
+    /// kubelet's message, an `Evicted` Warning Event says so, and its
+    /// containers are killed with a grace period of 0 (each still gets the
+    /// kubelet's 2 s minimum after SIGTERM). The pod object stays.
+    /// Returns the message, or why the pod cannot be evicted.
+    pub fn evict(&self, uid: &str, resource: &str) -> Result<String, String> {
+        let pod = self
+            .get(uid)
+            .ok_or_else(|| "the pod is not running on this node".to_string())?;
+        let message = format!("The node was low on resource: {resource}. ");
+        let status = {
+            let mut state = pod.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let phase = state.phase();
+            if matches!(phase, "Succeeded" | "Failed") {
+                return Err(format!("the pod has already ended (phase {phase})"));
+            }
+            if pod.terminating.borrow().is_some() {
+                return Err("the pod is terminating".to_string());
+            }
+            state.evicted = Some(message.clone());
+            state.status()
+        };
+        pod.status_tx.send_replace(status);
+        tracing::warn!(pod = %pod.ns.info().name, %resource, "evicting pod: node pressure");
+        self.event(
+            &pod.reference,
+            EventType::Warning,
+            "Evicted",
+            message.clone(),
+        );
+        // The containers stop as for a deletion with grace period 0.
+        pod.terminating.send_replace(Some(Duration::ZERO));
+        Ok(message)
     }
 
     fn ipam_cidr(&self) -> IpNet {
@@ -868,11 +1051,7 @@ struct ContainerCtx {
     runtime: Arc<Runtime>,
     cancel: CancellationToken,
     tasks: TaskTracker,
-    restart_always: bool,
 }
-
-/// Back-off before restarting a container, as the kubelet's (shortened).
-const RESTART_BACKOFF: Duration = Duration::from_secs(1);
 
 impl ContainerCtx {
     fn event(&self, ty: EventType, reason: &'static str, message: String) {
@@ -932,21 +1111,91 @@ impl ContainerCtx {
         }
     }
 
+    /// The kubelet's pod reference in its messages: `name_namespace(uid)`.
+    fn pod_ref(&self) -> String {
+        format!(
+            "{}_{}({})",
+            str_at(&self.reference, "/metadata/name"),
+            str_at(&self.reference, "/metadata/namespace"),
+            str_at(&self.reference, "/metadata/uid"),
+        )
+    }
+
+    /// Runs the container: starts it, and each time it exits starts it
+    /// again as its pod's restartPolicy says, after the crash-loop
+    /// back-off (`crate::lifecycle`); ends it when the pod terminates.
     async fn run(self) {
         let this = Arc::new(self);
+        let policy = this
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .restart_policy;
+        let mut backoff = CrashBackoff::default();
         loop {
             if this.terminating.borrow().is_some() {
                 return;
             }
-            let token = this.cancel.child_token();
-            let term = CancellationToken::new();
-            let spec = this.starting_spec();
-            let workload = match images::start_signalled(
-                this.ns.clone(),
-                &spec,
-                term.clone(),
-                token.clone(),
-            ) {
+            let Some(exit) = this.clone().run_once().await else {
+                // Stopped with its pod, or it cannot start at all.
+                return;
+            };
+            let finished = tokio::time::Instant::now();
+            let restart = policy.restarts(exit.exit_code);
+            if !restart || this.terminating.borrow().is_some() {
+                // Exited for good: its restart policy, or its pod is
+                // terminating (nothing restarts then).
+                this.update(|c| {
+                    c.terminated = Some(exit);
+                    c.waiting = None;
+                    c.started_at.clear();
+                    c.ready = false;
+                });
+                return;
+            }
+            this.update(|c| {
+                c.last_terminated = Some(exit);
+                c.started_at.clear();
+                c.ready = false;
+            });
+            while let Some((period, left)) = backoff.waiting(finished, tokio::time::Instant::now())
+            {
+                let message = format!(
+                    "back-off {} restarting failed container={} pod={}",
+                    lifecycle::go_duration(period),
+                    this.spec.name,
+                    this.pod_ref()
+                );
+                this.update(|c| c.waiting = Some(("CrashLoopBackOff".into(), message)));
+                this.back_off();
+                tokio::select! {
+                    _ = this.cancel.cancelled() => return,
+                    _ = this.terminating_grace() => {
+                        // Never started again: it ended as it last exited.
+                        this.update(|c| {
+                            c.waiting = None;
+                            c.terminated = c.last_terminated.clone();
+                        });
+                        return;
+                    }
+                    _ = tokio::time::sleep(left) => {}
+                }
+            }
+            backoff.next(finished, tokio::time::Instant::now());
+            this.update(|c| c.restart_count += 1);
+        }
+    }
+
+    /// Starts the container once and runs it until it exits: how it
+    /// ended, or `None` when it will not run again (its pod stopped or
+    /// terminated it, or its image does not exist).
+    async fn run_once(self: Arc<Self>) -> Option<Terminated> {
+        let this = self;
+        let token = this.cancel.child_token();
+        let term = CancellationToken::new();
+        let spec = this.starting_spec();
+        let workload =
+            match images::start_signalled(this.ns.clone(), &spec, term.clone(), token.clone()) {
                 Ok(w) => w,
                 Err(e @ WorkloadError::UnknownImage { .. }) => {
                     tracing::warn!(error = %e, "cannot start container");
@@ -961,113 +1210,83 @@ impl ContainerCtx {
                         "Error: ErrImagePull".to_string(),
                     );
                     this.update(|c| c.waiting = Some(("ErrImagePull".into(), e.to_string())));
-                    return;
+                    return None;
                 }
                 Err(e) => {
+                    // The process could not start (a runtime's StartError,
+                    // exit status 128): restarted like any failure.
                     tracing::warn!(error = %e, "container failed to start");
                     this.event(EventType::Warning, "Failed", format!("Error: {e}"));
-                    this.back_off();
-                    this.update(|c| {
-                        c.waiting = Some(("CrashLoopBackOff".into(), e.to_string()));
-                        c.last_terminated = Some(("Error".into(), e.to_string()));
-                        c.started_at.clear();
-                        c.ready = false;
-                    });
-                    tokio::select! {
-                        _ = this.cancel.cancelled() => return,
-                        _ = this.terminating_grace() => return,
-                        _ = tokio::time::sleep(RESTART_BACKOFF) => {}
-                    }
-                    this.update(|c| c.restart_count += 1);
-                    continue;
+                    let mut t = Terminated::new(128, e.to_string(), "");
+                    t.reason = "StartError".into();
+                    return Some(t);
                 }
             };
-            let mut workload = std::pin::pin!(workload);
-            // Built-in images are always present: kubelet's words for an
-            // image it did not need to pull.
-            this.event(
-                EventType::Normal,
-                "Pulled",
-                format!(
-                    "Container image \"{}\" already present on machine",
-                    this.spec.image
-                ),
+        let mut workload = std::pin::pin!(workload);
+        // Built-in images are always present: kubelet's words for an
+        // image it did not need to pull.
+        this.event(
+            EventType::Normal,
+            "Pulled",
+            format!(
+                "Container image \"{}\" already present on machine",
+                this.spec.image
+            ),
+        );
+        this.event(
+            EventType::Normal,
+            "Created",
+            format!("Created container: {}", this.spec.name),
+        );
+        this.event(
+            EventType::Normal,
+            "Started",
+            format!("Started container {}", this.spec.name),
+        );
+        let has_readiness = this.readiness.is_some();
+        let started_at = now_rfc3339();
+        this.update(|c| {
+            c.waiting = None;
+            c.started_at = started_at.clone();
+            c.ready = !has_readiness;
+        });
+        let (restart_tx, mut restart_rx) = tokio::sync::mpsc::channel::<String>(1);
+        let probes = token.child_token();
+        if let Some(p) = this.readiness.clone() {
+            this.tasks.spawn(
+                this.clone()
+                    .probe_loop(p, false, probes.clone(), restart_tx.clone())
+                    .in_current_span(),
             );
-            this.event(
-                EventType::Normal,
-                "Created",
-                format!("Created container: {}", this.spec.name),
-            );
-            this.event(
-                EventType::Normal,
-                "Started",
-                format!("Started container {}", this.spec.name),
-            );
-            let has_readiness = this.readiness.is_some();
-            this.update(|c| {
-                c.waiting = None;
-                c.started_at = now_rfc3339();
-                c.ready = !has_readiness;
-            });
-            let (restart_tx, mut restart_rx) = tokio::sync::mpsc::channel::<String>(1);
-            let probes = token.child_token();
-            if let Some(p) = this.readiness.clone() {
-                this.tasks.spawn(
-                    this.clone()
-                        .probe_loop(p, false, probes.clone(), restart_tx.clone())
-                        .in_current_span(),
-                );
-            }
-            if let Some(p) = this.liveness.clone() {
-                this.tasks.spawn(
-                    this.clone()
-                        .probe_loop(p, true, probes.clone(), restart_tx)
-                        .in_current_span(),
-                );
-            }
-            let reason = tokio::select! {
-                _ = this.cancel.cancelled() => { probes.cancel(); return }
-                grace = this.terminating_grace() => {
-                    let exited = this.shut_down(workload.as_mut(), &term, grace).await;
-                    token.cancel();
-                    probes.cancel();
-                    this.update(|c| {
-                        c.started_at.clear();
-                        c.ready = false;
-                        c.exited = exited;
-                    });
-                    return;
-                }
-                r = workload.as_mut() => match r {
-                    Ok(()) => ("Completed".to_string(), String::new()),
-                    Err(e) => ("Error".to_string(), e.to_string()),
-                },
-                Some(why) = restart_rx.recv() => ("Error".to_string(), why),
-            };
-            token.cancel();
-            probes.cancel();
-            this.update(|c| {
-                c.last_terminated = Some(reason.clone());
-                c.started_at.clear();
-                c.ready = false;
-            });
-            if !this.restart_always && reason.0 == "Completed" {
-                return;
-            }
-            if this.terminating.borrow().is_some() {
-                // Exited on its own while the pod terminates: not restarted.
-                let code = if reason.0 == "Completed" { 0 } else { 1 };
-                this.update(|c| c.exited = Some((reason.0.clone(), code)));
-                return;
-            }
-            this.back_off();
-            tokio::select! {
-                _ = this.cancel.cancelled() => return,
-                _ = this.terminating_grace() => return,
-                _ = tokio::time::sleep(RESTART_BACKOFF) => {}
-            }
-            this.update(|c| c.restart_count += 1);
         }
+        if let Some(p) = this.liveness.clone() {
+            this.tasks.spawn(
+                this.clone()
+                    .probe_loop(p, true, probes.clone(), restart_tx)
+                    .in_current_span(),
+            );
+        }
+        let exit = tokio::select! {
+            _ = this.cancel.cancelled() => { probes.cancel(); return None }
+            grace = this.terminating_grace() => {
+                let exited = this.shut_down(workload.as_mut(), &term, grace, &started_at).await;
+                token.cancel();
+                probes.cancel();
+                this.update(|c| {
+                    c.started_at.clear();
+                    c.ready = false;
+                    c.waiting = None;
+                    c.terminated = exited;
+                });
+                return None;
+            }
+            r = workload.as_mut() => Terminated::of(&r, &started_at),
+            // Killed for its failed liveness probe: SIGKILL's 128 + 9.
+            Some(why) = restart_rx.recv() => Terminated::new(137, why, &started_at),
+        };
+        token.cancel();
+        probes.cancel();
+        Some(exit)
     }
 
     /// Resolves with the grace period once the pod is terminating.
@@ -1087,21 +1306,19 @@ impl ContainerCtx {
     /// Stops the running container of a terminating pod as the kubelet's
     /// `killContainer`: the preStop hook (bounded by `grace`), then SIGTERM
     /// (`term`) and the kill window; the workload keeps running and being
-    /// probed throughout. Returns how it exited (reason, exit code), or
-    /// `None` when the whole pod was killed meanwhile.
+    /// probed throughout. Returns how it exited, or `None` when the whole
+    /// pod was killed meanwhile.
     async fn shut_down<F>(
         &self,
         mut workload: std::pin::Pin<&mut F>,
         term: &CancellationToken,
         grace: Duration,
-    ) -> Option<(String, i32)>
+        started_at: &str,
+    ) -> Option<Terminated>
     where
-        F: std::future::Future<Output = Result<(), WorkloadError>>,
+        F: std::future::Future<Output = images::Exit>,
     {
-        let exit = |r: Result<(), WorkloadError>| match r {
-            Ok(()) => ("Completed".to_string(), 0),
-            Err(_) => ("Error".to_string(), 1),
-        };
+        let exit = |r: images::Exit| Terminated::of(&r, started_at);
         self.event(
             EventType::Normal,
             "Killing",
@@ -1144,7 +1361,7 @@ impl ContainerCtx {
                 _ = tokio::time::sleep_until(signalled + window) => {
                     tracing::info!(?window, "container did not stop after SIGTERM, killing it");
                     // Killed by SIGKILL: 128 + 9.
-                    return Some(("Error".to_string(), 137));
+                    return Some(Terminated::new(137, String::new(), started_at));
                 }
                 Ok(()) = terminating.changed() => {}
             }

@@ -9,8 +9,15 @@
 //!   of who answered (pod, namespace, IP, node) and what it received, so load
 //!   balancing is visible from the client.
 //! - `podnet/tcp-echo` and `podnet/udp-echo`: echo bytes and datagrams.
-//! - `podnet/toolbox`: idles; it is where `podnet exec` commands are usually
-//!   run (see `crate::toolbox`), although exec works in any pod.
+//! - `podnet/toolbox`: where `podnet exec` commands are usually run (see
+//!   `crate::toolbox`), although exec works in any pod. Without `command`
+//!   and `args` it idles until stopped. With them (the container's
+//!   `command` followed by its `args`, as a container runtime joins them
+//!   for an image without an entrypoint) it runs that toolbox command as
+//!   its main process and exits with the command's status when it ends:
+//!   `["sh", "-c", "exit 3"]` exits 3, `["false"]` 1, `["true"]` 0,
+//!   `["sleep", "5"]` 0 after 5 s, `["sleep", "infinity"]` never. SIGTERM
+//!   ends the command: the container exits 143 (128 + SIGTERM).
 //! - `podnet/dns`: cluster DNS (`crate::dns::server`) on UDP and TCP port
 //!   53, answering from the node's view of Services and EndpointSlices,
 //!   which it gets from the container's
@@ -20,7 +27,9 @@
 //!
 //! [`start`] binds every listener before it returns, so a readiness probe
 //! right after start already finds the ports open, and returns the running
-//! container as a future that serves until its cancellation token fires.
+//! container as a future that serves until its cancellation token fires
+//! and resolves to the container's exit status (0 for a server that was
+//! stopped).
 //!
 //! What a container is to the node (its spec, its environment, its errors)
 //! is `crate::container`; this module is how each image serves it.
@@ -32,9 +41,10 @@
 //! as a real server's graceful shutdown does; every other image exits at
 //! once. SIGKILL (`kill`) always ends the container at once.
 //!
-//! Deliberately not here: process semantics (restarts, exit codes, logs) and
-//! probes belong to the pod runtime; these images never exit on their own
-//! unless their sockets fail or they are signalled. Images are matched by repository name only:
+//! Deliberately not here: process semantics (restarts, back-off, logs) and
+//! probes belong to the pod runtime; the server images never exit on their
+//! own unless their sockets fail or they are signalled (a toolbox command
+//! is what exits on purpose). Images are matched by repository name only:
 //! tags and digests are ignored, and no registry is ever contacted.
 
 mod echo;
@@ -55,6 +65,7 @@ use crate::container::{ContainerSpec, WorkloadError};
 use crate::dns;
 use crate::ingress;
 use crate::netns::{NetNs, PodListener, PodStream};
+use crate::toolbox;
 use podnet_proto::model::view::Protocol;
 
 /// The images [`start`] knows, in the order error messages list them.
@@ -66,6 +77,13 @@ pub const KNOWN_IMAGES: &[&str] = &[
     "podnet/dns",
     "podnet/ingress",
 ];
+
+/// The exit status of a process ended by SIGTERM (128 + 15).
+pub const SIGTERM_EXIT: i32 = 143;
+
+/// What a running container resolves to: its exit status, or how it
+/// failed while serving (the runtime reports that as exit status 1).
+pub type Exit = Result<i32, WorkloadError>;
 
 /// The port `podnet/http-echo` listens on when the container declares none
 /// (what most http-echo images default to).
@@ -128,25 +146,29 @@ fn repository(image: &str) -> &str {
 ///
 /// Every listener is bound before this returns; the returned future serves
 /// until `cancel` fires (then it stops accepting, ends every connection and
-/// returns `Ok`) or until a socket fails. Dropping the future also ends every
+/// returns `Ok(0)`) or until a socket fails; a toolbox command resolves to
+/// its exit status when it ends. Dropping the future also ends every
 /// connection it spawned.
 pub fn start(
     ns: Arc<NetNs>,
     spec: &ContainerSpec,
     cancel: CancellationToken,
-) -> Result<impl Future<Output = Result<(), WorkloadError>> + Send + 'static, WorkloadError> {
+) -> Result<impl Future<Output = Exit> + Send + 'static, WorkloadError> {
     let image = Image::parse(&spec.image)?;
-    let running: BoxFuture<'static, Result<(), WorkloadError>> = match image {
+    let exit_zero = |r: Result<(), WorkloadError>| r.map(|()| 0);
+    let running: BoxFuture<'static, Exit> = match image {
         Image::HttpEcho => {
             let ports = listen_ports(image, spec, Protocol::Tcp, HTTP_ECHO_DEFAULT_PORT)?;
             let listeners = bind_tcp(&ns, &ports)?;
             let recorder = spec.workload_env.recorder.clone();
-            http_echo::serve(ns, listeners, recorder, cancel).boxed()
+            http_echo::serve(ns, listeners, recorder, cancel)
+                .map(exit_zero)
+                .boxed()
         }
         Image::TcpEcho => {
             let ports = listen_ports(image, spec, Protocol::Tcp, ECHO_DEFAULT_PORT)?;
             let listeners = bind_tcp(&ns, &ports)?;
-            echo::serve_tcp(listeners, cancel).boxed()
+            echo::serve_tcp(listeners, cancel).map(exit_zero).boxed()
         }
         Image::UdpEcho => {
             let ports = listen_ports(image, spec, Protocol::Udp, ECHO_DEFAULT_PORT)?;
@@ -160,15 +182,28 @@ pub fn start(
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            echo::serve_udp(sockets, cancel).boxed()
+            echo::serve_udp(sockets, cancel).map(exit_zero).boxed()
         }
-        Image::Toolbox => async move {
+        Image::Toolbox if spec.args.is_empty() => async move {
             cancel.cancelled().await;
-            Ok(())
+            Ok(0)
         }
         .boxed(),
-        Image::Dns => start_dns(&ns, spec, cancel)?.boxed(),
-        Image::Ingress => ingress::start(ns, spec, cancel)?.boxed(),
+        Image::Toolbox => {
+            let (argv, env) = (spec.args.clone(), spec.env.clone());
+            async move {
+                tokio::select! {
+                    out = toolbox::run_main(ns, &env, &argv) => {
+                        tracing::info!(exit_code = out.exit_code, "toolbox command exited");
+                        Ok(out.exit_code)
+                    }
+                    () = cancel.cancelled() => Ok(SIGTERM_EXIT),
+                }
+            }
+            .boxed()
+        }
+        Image::Dns => start_dns(&ns, spec, cancel)?.map(exit_zero).boxed(),
+        Image::Ingress => ingress::start(ns, spec, cancel)?.map(exit_zero).boxed(),
     };
     Ok(running)
 }
@@ -181,7 +216,7 @@ pub fn start_signalled(
     spec: &ContainerSpec,
     term: CancellationToken,
     kill: CancellationToken,
-) -> Result<impl Future<Output = Result<(), WorkloadError>> + Send + 'static, WorkloadError> {
+) -> Result<impl Future<Output = Exit> + Send + 'static, WorkloadError> {
     let image = Image::parse(&spec.image)?;
     let drain = match image {
         Image::HttpEcho | Image::TcpEcho => drain_time(image, spec)?,

@@ -118,6 +118,9 @@ struct Process<'a> {
     ns: &'a Arc<NetNs>,
     env: &'a [EnvVar],
     stdin: &'a [u8],
+    /// The container's main process rather than an exec: commands meant
+    /// to finish (`sleep`) may then run as long as the container does.
+    main: bool,
 }
 
 /// Runs `argv` in `ns`, as a process of the container whose environment is
@@ -129,13 +132,35 @@ pub async fn run(ns: Arc<NetNs>, env: &[EnvVar], argv: &[String], stdin: &[u8]) 
         ns: &ns,
         env,
         stdin,
+        main: false,
+    };
+    out.exit_code = dispatch(process, argv, &mut out).await;
+    out
+}
+
+/// Runs `argv` as the main process of a `podnet/toolbox` container (its
+/// `command` and `args`), with no stdin: the same commands as [`run`],
+/// except that `sleep` takes any duration, `infinity` included, as a
+/// container's `sleep 3600` would. The container exits with its status.
+pub async fn run_main(ns: Arc<NetNs>, env: &[EnvVar], argv: &[String]) -> Output {
+    let mut out = Output::default();
+    let process = Process {
+        ns: &ns,
+        env,
+        stdin: &[],
+        main: true,
     };
     out.exit_code = dispatch(process, argv, &mut out).await;
     out
 }
 
 async fn dispatch(process: Process<'_>, argv: &[String], out: &mut Output) -> i32 {
-    let Process { ns, env, stdin } = process;
+    let Process {
+        ns,
+        env,
+        stdin,
+        main,
+    } = process;
     let Some(command) = argv.first() else {
         return out.fail(
             USAGE,
@@ -164,7 +189,7 @@ async fn dispatch(process: Process<'_>, argv: &[String], out: &mut Output) -> i3
         "printenv" => env::printenv(env, argv, out),
         "echo" => basic::echo(argv, out),
         "cat" => basic::cat(ns, argv, stdin, out),
-        "sleep" => basic::sleep(argv, out).await,
+        "sleep" => basic::sleep(argv, main, out).await,
         "sh" | "bash" | "ash" | "dash" => sh::run(process, argv, out).await,
         "true" => 0,
         "false" => 1,

@@ -480,3 +480,50 @@ async fn term_drains_then_exits_and_kill_ends_at_once() {
         assert_eq!(started.elapsed(), Duration::ZERO, "{args:?}");
     }
 }
+
+/// A toolbox container with a command runs it as its main process and
+/// exits with its status; without one it idles until stopped.
+#[tokio::test(start_paused = true)]
+async fn toolbox_command_is_the_main_process_and_its_status_the_exit_code() {
+    let ns = pod();
+    let exit = |args: &[&str]| {
+        let running = start(
+            ns.clone(),
+            &spec("podnet/toolbox", args, &[], &[]),
+            CancellationToken::new(),
+        )
+        .expect("starts");
+        tokio::spawn(running)
+    };
+    let code = |task: tokio::task::JoinHandle<Exit>| async move {
+        task.await.expect("no panic").expect("exits")
+    };
+    assert_eq!(code(exit(&["true"])).await, 0);
+    assert_eq!(code(exit(&["false"])).await, 1);
+    assert_eq!(code(exit(&["sh", "-c", "exit 3"])).await, 3);
+    assert_eq!(code(exit(&["no-such-command"])).await, 127);
+    // A main process may sleep longer than an exec may.
+    let started = tokio::time::Instant::now();
+    assert_eq!(code(exit(&["sleep", "90"])).await, 0);
+    assert_eq!(started.elapsed(), Duration::from_secs(90));
+
+    // `sleep infinity` and the idle toolbox end only when signalled:
+    // SIGTERM ends a command with 143.
+    for args in [&["sleep", "infinity"][..], &[][..]] {
+        let (term, kill) = (CancellationToken::new(), CancellationToken::new());
+        let task = tokio::spawn(
+            start_signalled(
+                ns.clone(),
+                &spec("podnet/toolbox", args, &[], &[]),
+                term.clone(),
+                kill,
+            )
+            .expect("starts"),
+        );
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        assert!(!task.is_finished(), "{args:?}");
+        term.cancel();
+        let expected = if args.is_empty() { 0 } else { SIGTERM_EXIT };
+        assert_eq!(code(task).await, expected, "{args:?}");
+    }
+}

@@ -223,7 +223,8 @@ pub(super) fn cat(ns: &Arc<NetNs>, argv: &[String], stdin: &[u8], out: &mut Outp
     disable_version_flag = true
 )]
 struct SleepArgs {
-    /// Seconds, or a number with a suffix: s, m, h (`0.5`, `2s`, `1m`).
+    /// Seconds, or a number with a suffix: s, m, h (`0.5`, `2s`, `1m`),
+    /// or `infinity`.
     #[arg(value_parser = parse_sleep)]
     duration: Duration,
 }
@@ -240,16 +241,23 @@ fn parse_sleep(text: &str) -> Result<Duration, String> {
     let seconds: f64 = number
         .parse()
         .map_err(|_| format!("invalid time interval {text:?}"))?;
+    if seconds == f64::INFINITY {
+        // GNU sleep's `infinity` (and `inf`): tokio's timer takes
+        // Duration::MAX as "never".
+        return Ok(Duration::MAX);
+    }
     Duration::try_from_secs_f64(seconds * unit)
         .map_err(|_| format!("invalid time interval {text:?}"))
 }
 
-pub(super) async fn sleep(argv: &[String], out: &mut Output) -> i32 {
+/// `sleep DURATION`; an exec's is at most [`MAX_SLEEP`], a container's
+/// main process (`main`) may sleep for ever.
+pub(super) async fn sleep(argv: &[String], main: bool, out: &mut Output) -> i32 {
     let args: SleepArgs = match parse(argv, out) {
         Ok(args) => args,
         Err(code) => return code,
     };
-    if args.duration > MAX_SLEEP {
+    if !main && args.duration > MAX_SLEEP {
         return out.fail(
             1,
             format!(

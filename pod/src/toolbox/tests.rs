@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::container::{ContainerSpec, WorkloadEnv, WorkloadError};
+use crate::container::{ContainerSpec, WorkloadEnv};
 use crate::images;
 use crate::netns::PodInfo;
 use podnet_proto::model::view::Protocol;
@@ -30,7 +30,7 @@ fn pod() -> Arc<NetNs> {
 /// the test via [`Running::stop`].
 struct Running {
     cancel: CancellationToken,
-    task: JoinHandle<Result<(), WorkloadError>>,
+    task: JoinHandle<images::Exit>,
 }
 
 impl Running {

@@ -382,21 +382,53 @@ impl<'a> PodView<'a> {
         items(self.0, "/status/containerStatuses").collect()
     }
 
-    /// The one word kubectl's STATUS column shows: Terminating, a
-    /// container's waiting reason (ErrImagePull, CrashLoopBackOff, ...), or
-    /// the phase (Pending when unset).
-    pub fn status(self) -> &'a str {
-        if self.meta().deleting() {
-            return "Terminating";
+    /// The one word kubectl's STATUS column shows, as its `printPod`
+    /// finds it: `status.reason` (Evicted) else the phase; then, from the
+    /// last container to the first, a waiting reason (CrashLoopBackOff,
+    /// ErrImagePull, ...) or a terminated one (Completed, Error), so the
+    /// first container's wins; Completed beside a ready running container
+    /// is Running (NotReady without the Ready condition); a pod being
+    /// deleted that has not ended is Terminating.
+    pub fn status(self) -> String {
+        let mut reason = match (str_at(self.0, "/status/reason"), self.phase()) {
+            ("", "") => "Pending".to_string(),
+            ("", phase) => phase.to_string(),
+            (reason, _) => reason.to_string(),
+        };
+        let mut has_running = false;
+        let statuses: Vec<&Value> = items(self.0, "/status/containerStatuses").collect();
+        for c in statuses.iter().rev() {
+            let waiting = str_at(c, "/state/waiting/reason");
+            let terminated = c.pointer("/state/terminated");
+            if !waiting.is_empty() {
+                reason = waiting.to_string();
+            } else if let Some(t) = terminated {
+                reason = match str_at(t, "/reason") {
+                    "" => match t.get("signal").and_then(Value::as_i64).unwrap_or(0) {
+                        0 => format!(
+                            "ExitCode:{}",
+                            t.get("exitCode").and_then(Value::as_i64).unwrap_or(0)
+                        ),
+                        signal => format!("Signal:{signal}"),
+                    },
+                    r => r.to_string(),
+                };
+            } else if c.get("ready").and_then(Value::as_bool) == Some(true)
+                && c.pointer("/state/running").is_some()
+            {
+                has_running = true;
+            }
         }
-        let waiting = items(self.0, "/status/containerStatuses")
-            .map(|c| str_at(c, "/state/waiting/reason"))
-            .find(|r| !r.is_empty());
-        match (waiting, self.phase()) {
-            (Some(reason), _) => reason,
-            (None, "") => "Pending",
-            (None, phase) => phase,
+        if reason == "Completed" && has_running {
+            reason = if self.ready() { "Running" } else { "NotReady" }.to_string();
         }
+        let ended = matches!(self.phase(), "Succeeded" | "Failed");
+        if self.meta().deleting() && str_at(self.0, "/status/reason") == "NodeLost" {
+            reason = "Unknown".to_string();
+        } else if self.meta().deleting() && !ended {
+            reason = "Terminating".to_string();
+        }
+        reason
     }
 }
 
@@ -405,6 +437,69 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    /// kubectl's STATUS column (`printPod`).
+    #[test]
+    fn pod_status_word_as_kubectl_prints_it() {
+        let check = |pod: Value, expected: &str| {
+            assert_eq!(PodView(&pod).status(), expected, "{pod}");
+        };
+        let running = json!({"ready": true, "state": {"running": {}}});
+        let completed = json!({"state": {"terminated": {"reason": "Completed", "exitCode": 0}}});
+        let error = json!({"state": {"terminated": {"reason": "Error", "exitCode": 3}}});
+        let crash = json!({"state": {"waiting": {"reason": "CrashLoopBackOff"}}});
+        check(json!({}), "Pending");
+        check(
+            json!({"status": {"phase": "Running", "containerStatuses": [running]}}),
+            "Running",
+        );
+        check(
+            json!({"status": {"phase": "Running", "containerStatuses": [crash]}}),
+            "CrashLoopBackOff",
+        );
+        check(
+            json!({"status": {"phase": "Succeeded", "containerStatuses": [completed]}}),
+            "Completed",
+        );
+        check(
+            json!({"status": {"phase": "Failed", "containerStatuses": [error]}}),
+            "Error",
+        );
+        // The first container's reason wins.
+        check(
+            json!({"status": {"phase": "Failed", "containerStatuses": [error, completed]}}),
+            "Error",
+        );
+        // Completed beside a running container is Running (or NotReady).
+        let ready = json!([{"type": "Ready", "status": "True"}]);
+        check(
+            json!({"status": {"phase": "Running", "conditions": ready, "containerStatuses": [completed, running]}}),
+            "Running",
+        );
+        check(
+            json!({"status": {"phase": "Running", "containerStatuses": [completed, running]}}),
+            "NotReady",
+        );
+        check(
+            json!({"status": {"phase": "Failed", "containerStatuses": [{"state": {"terminated": {"exitCode": 2}}}]}}),
+            "ExitCode:2",
+        );
+        // Evicted before any container reported: the pod's own reason.
+        check(
+            json!({"status": {"phase": "Failed", "reason": "Evicted"}}),
+            "Evicted",
+        );
+        // Deleted: Terminating unless it has ended.
+        let deleting = json!({"deletionTimestamp": "2024-01-01T00:00:00Z"});
+        check(
+            json!({"metadata": deleting, "status": {"phase": "Running", "containerStatuses": [running]}}),
+            "Terminating",
+        );
+        check(
+            json!({"metadata": deleting, "status": {"phase": "Failed", "containerStatuses": [error]}}),
+            "Error",
+        );
+    }
 
     #[test]
     fn endpoint_conditions_default_as_upstream() {
