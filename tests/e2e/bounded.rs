@@ -61,6 +61,11 @@ fn watch_count(
     highest
 }
 
+/// How long a step of the runaway may take on a loaded machine: the test
+/// is about bounds, not speed (hundreds of pods are created, then
+/// deleted by the ReplicaSet controller and the garbage collector).
+const SETTLE: Duration = Duration::from_secs(90);
+
 /// The burst one ReplicaSet pass may create beyond any count it saw
 /// (upstream's burstReplicas).
 const BURST: usize = 500;
@@ -75,7 +80,7 @@ fn runaway_replicas_stop_at_scale_down_and_leave_no_orphans_on_delete() {
     c.apply(RUNAWAY);
     let before = watch_count(
         "the runaway Deployment to make pods",
-        Duration::from_secs(30),
+        SETTLE,
         100_000,
         || runaway_pods(&c),
         |n| n >= 200,
@@ -115,7 +120,7 @@ fn runaway_replicas_stop_at_scale_down_and_leave_no_orphans_on_delete() {
     let seen_at_scale = runaway_pods(&c);
     let highest = watch_count(
         "the scaled-down Deployment's pods to be gone",
-        Duration::from_secs(30),
+        SETTLE,
         before.max(seen_at_scale) + BURST,
         || runaway_pods(&c),
         |n| n == 0,
@@ -126,7 +131,7 @@ fn runaway_replicas_stop_at_scale_down_and_leave_no_orphans_on_delete() {
     c.ok(&["scale", "deployment", "runaway", "--replicas", "100000"]);
     let before = watch_count(
         "the runaway Deployment to make pods again",
-        Duration::from_secs(30),
+        SETTLE,
         100_000,
         || runaway_pods(&c),
         |n| n >= 200,
@@ -137,7 +142,7 @@ fn runaway_replicas_stop_at_scale_down_and_leave_no_orphans_on_delete() {
     let seen_at_delete = runaway_pods(&c);
     watch_count(
         "the deleted Deployment's pods to be gone",
-        Duration::from_secs(30),
+        SETTLE,
         before.max(seen_at_delete) + BURST,
         || runaway_pods(&c),
         |n| n == 0,

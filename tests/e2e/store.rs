@@ -39,12 +39,34 @@ fn pids(c: &Cluster) -> (u32, u32) {
     (pid("controlplane"), pid("supervisor"))
 }
 
+/// Whether every thread of `pid` has stopped. `kill -STOP` returns once
+/// the signal is queued; a thread inside a write finishes that write
+/// first, so damage done before then could be overwritten.
+fn stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+            // The state follows the parenthesised command name.
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .is_some_and(|state| state == "T" || state == "t")
+        })
+    })
+}
+
 /// Stops the control plane, lets `damage` change its state dir while
 /// nothing writes, then kills it so the supervisor restarts it on the
 /// damaged store. Returns the supervisor's pid.
 fn restart_on(c: &Cluster, damage: impl FnOnce()) -> u32 {
     let (cp, supervisor) = pids(c);
     kill("-STOP", cp);
+    eventually(
+        "every thread of the control plane to stop",
+        Duration::from_secs(10),
+        || stopped(cp).then_some(()),
+    );
     damage();
     kill("-9", cp);
     supervisor
