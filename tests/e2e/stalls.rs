@@ -63,7 +63,7 @@ const PAD: usize = 16 * 1024;
 /// (a write waits until then), before they just sit there.
 const PUSH: Duration = Duration::from_secs(20);
 /// How soon the load balancer must serve again once the clients are gone.
-const RECOVERY: Duration = Duration::from_secs(15);
+const RECOVERY: Duration = Duration::from_secs(30);
 
 /// The ingress controller's load balancer address (HTTP port).
 fn ingress_address(c: &Cluster) -> SocketAddr {
@@ -82,10 +82,12 @@ fn ingress_address(c: &Cluster) -> SocketAddr {
     })
 }
 
-/// One `curl` through the load balancer: the HTTP status, 0 when none came.
+/// One `curl` through the load balancer: the HTTP status, 0 when none came
+/// within 10 s (a wedged path never answers; a loaded machine may take a
+/// few seconds while the stuck clients' flows are torn down).
 fn status_through(lb: SocketAddr) -> u16 {
     let out = Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "3"])
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "10"])
         .args(["-H", &format!("Host: {HOST}")])
         .arg(format!("http://{lb}/"))
         .output()
