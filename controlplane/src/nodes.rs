@@ -74,6 +74,9 @@ pub struct NodesConfig {
     pub cluster_cidr_v6: Ipv6Net,
     pub node_cidr_mask_size_v6: u8,
     pub node_cidr: Ipv4Net,
+    /// The Service ranges (`--service-cluster-ip-range`), one per family,
+    /// which joining nodes are told.
+    pub service_cidrs: Vec<ipnet::IpNet>,
     /// How long a node may go without a heartbeat before it is NotReady.
     pub grace_period: Duration,
 }
@@ -317,6 +320,12 @@ impl Nodes {
             key_pem: issued.key_pem,
             pod_cidr,
             pod_cidrs,
+            service_cidrs: self
+                .config
+                .service_cidrs
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
             node_ip,
             lease_duration_ms: self.config.grace_period.as_millis() as u64,
             host_ip: self.host_ip()?.to_string(),
@@ -343,6 +352,7 @@ impl Nodes {
             key_pem: issued.key_pem,
             pod_cidr: String::new(),
             pod_cidrs: Vec::new(),
+            service_cidrs: Vec::new(),
             node_ip: host_ip.to_string(),
             lease_duration_ms: self.config.grace_period.as_millis() as u64,
             host_ip: host_ip.to_string(),

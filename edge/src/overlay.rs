@@ -163,8 +163,8 @@ impl Overlay {
             let (mut send, mut recv) = conn.open_bi().await.map_err(|e| unreachable(&e))?;
             let header = FlowHeader {
                 kind: FrameKind::TcpOpen,
-                src: SocketAddrV4::new(self.host_ip, src_port),
-                dst,
+                src: SocketAddrV4::new(self.host_ip, src_port).into(),
+                dst: dst.into(),
                 trace_id,
             };
             send.write_all(&header.to_bytes())
@@ -196,8 +196,8 @@ impl Overlay {
         let conn = self.connection(node).await?;
         let header = FlowHeader {
             kind: FrameKind::Udp,
-            src: SocketAddrV4::new(self.host_ip, src_port),
-            dst,
+            src: SocketAddrV4::new(self.host_ip, src_port).into(),
+            dst: dst.into(),
             trace_id,
         };
         let mut buf = BytesMut::with_capacity(header.encoded_len() + payload.len());
@@ -218,7 +218,14 @@ impl Overlay {
             let Ok((header, len)) = FlowHeader::decode(&bytes) else {
                 continue;
             };
-            if header.kind != FrameKind::Udp || *header.dst.ip() != self.host_ip {
+            // The edge speaks IPv4 only: the host's address and the
+            // nodes' InternalIPs.
+            let (std::net::SocketAddr::V4(src), std::net::IpAddr::V4(dst_ip)) =
+                (header.src, header.dst.ip())
+            else {
+                continue;
+            };
+            if header.kind != FrameKind::Udp || dst_ip != self.host_ip {
                 continue;
             }
             let replies = self
@@ -227,7 +234,7 @@ impl Overlay {
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone();
             if let Some(replies) = replies {
-                replies(header.dst.port(), header.src, bytes.slice(len..));
+                replies(header.dst.port(), src, bytes.slice(len..));
             }
         }
     }

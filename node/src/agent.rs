@@ -139,11 +139,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let api = ApiClient::new(channel.clone());
     tracing::info!(%pod_cidr, %node_ip, underlay = %underlay_addr, agent = %agent_addr, "joined the cluster");
 
+    let (service_cidr, service_cidr_v6) = service_cidrs(&joined, config.service_cidr)?;
     let datapath_config = DatapathConfig {
         node_name: config.name.clone(),
         node_ip,
         pod_cidr,
-        service_cidr: config.service_cidr,
+        pod_cidr_v6,
+        service_cidr,
+        service_cidr_v6,
         proxy_mode: config.proxy_mode,
         host_ip: joined.host_ip.parse().ok(),
     };
@@ -545,7 +548,8 @@ async fn sync_network(
                 continue;
             };
             underlay_of.insert(name.clone(), underlay);
-            if let Ok(cidr) = n.pod_cidr().parse::<Ipv4Net>() {
+            // Every podCIDR of the node, of either family.
+            for cidr in n.pod_cidrs() {
                 routes.push(Route {
                     cidr,
                     node: name.clone(),
@@ -554,7 +558,7 @@ async fn sync_network(
             }
             for ip in n.internal_ips() {
                 routes.push(Route {
-                    cidr: Ipv4Net::from(ip),
+                    cidr: ipnet::IpNet::V4(Ipv4Net::from(ip)),
                     node: name.clone(),
                     underlay,
                 });
@@ -695,6 +699,26 @@ impl NodeAgent for AgentService {
 /// The node's IPv4 podCIDR (what its datapath routes) and, on a
 /// dual-stack cluster, its IPv6 one (`JoinResponse.pod_cidrs`; an older
 /// control plane sends `pod_cidr` alone).
+/// The Service ranges the control plane told the node (one per family),
+/// else `flag`'s IPv4 one (a control plane that says nothing).
+fn service_cidrs(
+    joined: &podnet_proto::v1::JoinResponse,
+    flag: Ipv4Net,
+) -> anyhow::Result<(Ipv4Net, Option<ipnet::Ipv6Net>)> {
+    let mut v4 = None;
+    let mut v6 = None;
+    for cidr in &joined.service_cidrs {
+        match cidr
+            .parse::<ipnet::IpNet>()
+            .with_context(|| format!("control plane sent a bad Service range {cidr:?}"))?
+        {
+            ipnet::IpNet::V4(net) => v4 = v4.or(Some(net)),
+            ipnet::IpNet::V6(net) => v6 = v6.or(Some(net)),
+        }
+    }
+    Ok((v4.unwrap_or(flag), v6))
+}
+
 fn pod_cidrs(
     joined: &podnet_proto::v1::JoinResponse,
 ) -> anyhow::Result<(Ipv4Net, Option<ipnet::Ipv6Net>)> {
@@ -715,7 +739,7 @@ fn pod_cidrs(
         }
     }
     let v4 = v4.context(
-        "the cluster gave this node no IPv4 podCIDR (an IPv6 single-stack cluster): the node datapath carries IPv4 flows only",
+        "the cluster gave this node no IPv4 podCIDR (an IPv6 single-stack cluster): podnet's pods always have an IPv4 address",
     )?;
     Ok((v4, v6))
 }

@@ -23,18 +23,22 @@
 //! route forwards anything), so toward an address that leads nowhere the
 //! gateway still answers.
 //!
+//! Both families are carried alike: a dual-stack node reaches its pods at
+//! their IPv6 addresses too, routes every node's IPv6 podCIDR, and its
+//! IPv6 gateway (the IPv6 podCIDR's `::1`) is a router as the IPv4 one is.
+//!
 //! Service proxying and network policy are not decided here.
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
-use ipnet::Ipv4Net;
-use podnet_overlay::wire::BASE_HEADER_LEN;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use podnet_overlay::wire::{MAX_HEADER_LEN, PREFIX_LEN};
 use podnet_overlay::{
     EmulatedSocket, FlowHeader, FrameKind, LinkTable, NodeIdentity, OpenStatus, Peers,
 };
@@ -51,8 +55,8 @@ use podnet_proto::model::view::Protocol;
 /// Where a prefix of addresses lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
-    /// A podCIDR, or a node IP as a /32.
-    pub cidr: Ipv4Net,
+    /// A podCIDR (of either family), or a node IP as a /32.
+    pub cidr: IpNet,
     pub node: String,
     pub underlay: SocketAddr,
 }
@@ -109,7 +113,11 @@ pub struct DatapathConfig {
     /// The node's own (emulated) IP: NodePorts answer here.
     pub node_ip: Ipv4Addr,
     pub pod_cidr: Ipv4Net,
+    /// The node's IPv6 podCIDR, on a dual-stack cluster.
+    pub pod_cidr_v6: Option<Ipv6Net>,
     pub service_cidr: Ipv4Net,
+    /// The IPv6 Service range, on a dual-stack cluster.
+    pub service_cidr_v6: Option<Ipv6Net>,
     pub proxy_mode: Mode,
     /// The host's address on the node network: the only source the edge
     /// may send from.
@@ -123,7 +131,7 @@ const UDP_CONNTRACK_IDLE: std::time::Duration = std::time::Duration::from_secs(3
 const CONNTRACK_LIMIT: usize = 65_536;
 
 /// A masqueraded UDP NodePort flow: (client, NodePort asked, last use).
-type Masqueraded = (SocketAddrV4, SocketAddrV4, std::time::Instant);
+type Masqueraded = (SocketAddr, SocketAddr, std::time::Instant);
 
 /// A flow after the service proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,8 +140,8 @@ enum Proxied {
     Direct,
     /// Rewritten: new source (SNAT) and destination (DNAT).
     To {
-        src: SocketAddrV4,
-        dst: SocketAddrV4,
+        src: SocketAddr,
+        dst: SocketAddr,
     },
     Refuse,
     Drop,
@@ -143,18 +151,21 @@ pub struct Datapath {
     node_name: String,
     node_ip: Ipv4Addr,
     local_cidr: Ipv4Net,
+    local_cidr_v6: Option<Ipv6Net>,
     service_cidr: Ipv4Net,
+    service_cidr_v6: Option<Ipv6Net>,
     proxy_mode: Mode,
     services: RwLock<Arc<ServiceTable>>,
     proxy_state: Mutex<ProxyState>,
     /// (client, backend) → the ClusterIP:port the client sent to, so UDP
     /// replies come back from the address that was asked.
-    conntrack: Mutex<HashMap<(SocketAddrV4, SocketAddrV4), (SocketAddrV4, std::time::Instant)>>,
+    conntrack: Mutex<HashMap<(SocketAddr, SocketAddr), (SocketAddr, std::time::Instant)>>,
     /// (this node's masquerade address, backend) → (client, NodePort) of a
     /// UDP NodePort flow with the Cluster policy.
-    masquerade: Mutex<HashMap<(SocketAddrV4, SocketAddrV4), Masqueraded>>,
+    masquerade: Mutex<HashMap<(SocketAddr, SocketAddr), Masqueraded>>,
     next_snat_port: std::sync::atomic::AtomicU16,
-    pods: RwLock<HashMap<Ipv4Addr, Arc<NetNs>>>,
+    /// Local namespaces by each of their addresses.
+    pods: RwLock<HashMap<IpAddr, Arc<NetNs>>>,
     routes: RwLock<Vec<Route>>,
     endpoint: quinn::Endpoint,
     client_config: quinn::ClientConfig,
@@ -192,7 +203,9 @@ impl Datapath {
             node_name: config.node_name,
             node_ip: config.node_ip,
             local_cidr: config.pod_cidr,
+            local_cidr_v6: config.pod_cidr_v6,
             service_cidr: config.service_cidr,
+            service_cidr_v6: config.service_cidr_v6,
             proxy_mode: config.proxy_mode,
             services: RwLock::new(Arc::new(ServiceTable::default())),
             proxy_state: Mutex::new(ProxyState::default()),
@@ -244,35 +257,58 @@ impl Datapath {
         .await;
     }
 
+    /// Makes `ns` reachable at each of its addresses.
     pub fn add_pod(&self, ns: Arc<NetNs>) {
-        self.pods
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(ns.ip(), ns);
+        let mut pods = self.pods.write().unwrap_or_else(PoisonError::into_inner);
+        for ip in ns.addresses() {
+            pods.insert(ip, ns.clone());
+        }
     }
 
-    pub fn remove_pod(&self, ip: Ipv4Addr) {
-        self.pods
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&ip);
+    /// Forgets `ns` at each of its addresses.
+    pub fn remove_pod(&self, ns: &NetNs) {
+        let mut pods = self.pods.write().unwrap_or_else(PoisonError::into_inner);
+        for ip in ns.addresses() {
+            pods.remove(&ip);
+        }
     }
 
-    pub fn local_pod(&self, ip: Ipv4Addr) -> Option<Arc<NetNs>> {
+    pub fn local_pod(&self, ip: impl Into<IpAddr>) -> Option<Arc<NetNs>> {
         self.pods
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(&ip)
+            .get(&ip.into())
             .cloned()
+    }
+
+    /// Is `ip` this node's own (emulated) IP?
+    fn is_node_ip(&self, ip: IpAddr) -> bool {
+        ip == IpAddr::V4(self.node_ip)
+    }
+
+    /// Is `ip` in a Service range of the cluster?
+    fn is_service_ip(&self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(ip) => self.service_cidr.contains(&ip),
+            IpAddr::V6(ip) => self.service_cidr_v6.is_some_and(|c| c.contains(&ip)),
+        }
+    }
+
+    /// Is `ip` in this node's own podCIDRs?
+    fn is_local_cidr(&self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(ip) => self.local_cidr.contains(&ip),
+            IpAddr::V6(ip) => self.local_cidr_v6.is_some_and(|c| c.contains(&ip)),
+        }
     }
 
     pub fn set_routes(&self, routes: Vec<Route>) {
         *self.routes.write().unwrap_or_else(PoisonError::into_inner) = routes;
     }
 
-    fn route(&self, ip: Ipv4Addr) -> Option<Route> {
-        // This node's own podCIDR never leaves the node, whatever the table says.
-        if self.local_cidr.contains(&ip) {
+    fn route(&self, ip: IpAddr) -> Option<Route> {
+        // This node's own podCIDRs never leave the node, whatever the table says.
+        if self.is_local_cidr(ip) {
             return None;
         }
         let routes = self.routes.read().unwrap_or_else(PoisonError::into_inner);
@@ -344,25 +380,19 @@ impl Datapath {
             .clone()
     }
 
-    fn snat_source(&self) -> SocketAddrV4 {
+    fn snat_source(&self) -> SocketAddr {
         let n = self
             .next_snat_port
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // Clear of the NodePort range and of the pods' ephemeral range.
-        SocketAddrV4::new(self.node_ip, 20000 + n % 10000)
+        SocketAddr::from((self.node_ip, 20000 + n % 10000))
     }
 
     /// The service proxy: a flow to a ClusterIP:port, or to this node's
     /// IP:nodePort, gets an endpoint (DNAT); NodePort flows with the Cluster
     /// policy also get this node's IP as source (SNAT), as kube-proxy
     /// masquerades them.
-    fn proxy(
-        &self,
-        src: SocketAddrV4,
-        dst: SocketAddrV4,
-        proto: Protocol,
-        trace_id: u64,
-    ) -> Proxied {
+    fn proxy(&self, src: SocketAddr, dst: SocketAddr, proto: Protocol, trace_id: u64) -> Proxied {
         if trace_id == 0 {
             // Untraced (UDP datagrams): no clock reads on the per-packet path.
             return self.proxy_untraced(src, dst, proto);
@@ -392,15 +422,15 @@ impl Datapath {
         proxied
     }
 
-    fn proxy_untraced(&self, src: SocketAddrV4, dst: SocketAddrV4, proto: Protocol) -> Proxied {
+    fn proxy_untraced(&self, src: SocketAddr, dst: SocketAddr, proto: Protocol) -> Proxied {
         let table = self.services();
-        let (port, origin) = if self.service_cidr.contains(dst.ip()) {
+        let (port, origin) = if self.is_service_ip(dst.ip()) {
             match table.by_cluster_ip(dst, proto) {
                 Some(p) => (p, Origin::ClusterIp),
                 // No rule for this address: it leads nowhere.
                 None => return Proxied::Drop,
             }
-        } else if *dst.ip() == self.node_ip {
+        } else if self.is_node_ip(dst.ip()) {
             match table.by_node_port(dst.port(), proto) {
                 Some(p) => (p, Origin::NodePort),
                 None => return Proxied::Direct,
@@ -415,16 +445,11 @@ impl Datapath {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
             match self.proxy_mode {
-                Mode::Random => state.pick(
-                    port,
-                    origin,
-                    *src.ip(),
-                    &self.node_name,
-                    now,
-                    rand::random(),
-                ),
+                Mode::Random => {
+                    state.pick(port, origin, src.ip(), &self.node_name, now, rand::random())
+                }
                 Mode::RoundRobin => {
-                    state.pick_round_robin(port, origin, *src.ip(), &self.node_name, now)
+                    state.pick_round_robin(port, origin, src.ip(), &self.node_name, now)
                 }
             }
         };
@@ -444,8 +469,8 @@ impl Datapath {
     /// through the service proxy.
     pub async fn connect_tcp(
         self: &Arc<Self>,
-        src: SocketAddrV4,
-        dst: SocketAddrV4,
+        src: SocketAddr,
+        dst: SocketAddr,
         trace_id: u64,
     ) -> io::Result<PodStream> {
         bump(&self.stats.flows_out);
@@ -468,8 +493,8 @@ impl Datapath {
     /// through the connection tasks needs a named future type.
     fn connect_direct(
         self: &Arc<Self>,
-        src: SocketAddrV4,
-        dst: SocketAddrV4,
+        src: SocketAddr,
+        dst: SocketAddr,
         trace_id: u64,
     ) -> BoxFuture<'_, io::Result<PodStream>> {
         Box::pin(self.connect_direct_inner(src, dst, trace_id))
@@ -477,13 +502,13 @@ impl Datapath {
 
     async fn connect_direct_inner(
         self: &Arc<Self>,
-        src: SocketAddrV4,
-        dst: SocketAddrV4,
+        src: SocketAddr,
+        dst: SocketAddr,
         trace_id: u64,
     ) -> io::Result<PodStream> {
         // The node's own IP is its host namespace, registered as a pod:
         // health checks listen there.
-        if let Some(ns) = self.local_pod(*dst.ip()) {
+        if let Some(ns) = self.local_pod(dst.ip()) {
             let (a, b) = PodStream::local_pair(trace_id);
             return match ns.deliver_tcp(dst.port(), (b, src)) {
                 Ok(()) => Ok(a),
@@ -491,7 +516,7 @@ impl Datapath {
                 Err(None) => std::future::pending().await,
             };
         }
-        let Some(route) = self.route(*dst.ip()).filter(|r| r.node != self.node_name) else {
+        let Some(route) = self.route(dst.ip()).filter(|r| r.node != self.node_name) else {
             bump(&self.stats.unroutable);
             return std::future::pending().await;
         };
@@ -531,13 +556,13 @@ impl Datapath {
     /// confirmed, as with UDP.
     pub async fn send_udp(
         self: &Arc<Self>,
-        src: SocketAddrV4,
-        dst: SocketAddrV4,
+        src: SocketAddr,
+        dst: SocketAddr,
         payload: Bytes,
         trace_id: u64,
     ) {
         bump(&self.stats.datagrams_out);
-        if *dst.ip() == self.node_ip
+        if self.is_node_ip(dst.ip())
             && let Some((client, node_port)) = self.unmasquerade(dst, src)
         {
             // A reply on a masqueraded NodePort flow goes back to the
@@ -561,7 +586,7 @@ impl Datapath {
             }
             Proxied::Refuse => {
                 // kube-proxy rejects with ICMP port unreachable.
-                if let Some(origin) = self.local_pod(*src.ip()) {
+                if let Some(origin) = self.local_pod(src.ip()) {
                     origin.deliver_udp(src.port(), Err(io::ErrorKind::ConnectionRefused));
                 }
                 return;
@@ -574,14 +599,14 @@ impl Datapath {
     /// Sends a datagram to an address the proxy has already resolved.
     async fn send_udp_direct(
         self: &Arc<Self>,
-        src: SocketAddrV4,
-        dst: SocketAddrV4,
+        src: SocketAddr,
+        dst: SocketAddr,
         payload: Bytes,
         trace_id: u64,
     ) {
-        if let Some(ns) = self.local_pod(*dst.ip()) {
+        if let Some(ns) = self.local_pod(dst.ip()) {
             if !self.deliver_udp_local(&ns, src, dst, payload)
-                && let Some(origin) = self.local_pod(*src.ip())
+                && let Some(origin) = self.local_pod(src.ip())
             {
                 origin.deliver_udp(src.port(), Err(io::ErrorKind::ConnectionRefused));
             }
@@ -593,17 +618,17 @@ impl Datapath {
             dst,
             trace_id,
         };
-        self.send_datagram(*dst.ip(), header, &payload).await;
+        self.send_datagram(dst.ip(), header, &payload).await;
     }
 
     /// Remembers a masqueraded NodePort flow: this node sent from `masq`
     /// to `backend` on behalf of `client`, who asked `node_port`.
     fn track_masquerade(
         &self,
-        masq: SocketAddrV4,
-        backend: SocketAddrV4,
-        client: SocketAddrV4,
-        node_port: SocketAddrV4,
+        masq: SocketAddr,
+        backend: SocketAddr,
+        client: SocketAddr,
+        node_port: SocketAddr,
     ) {
         let now = std::time::Instant::now();
         let mut m = self
@@ -619,9 +644,9 @@ impl Datapath {
     /// The client and NodePort of a reply from `backend` to `masq`.
     fn unmasquerade(
         &self,
-        masq: SocketAddrV4,
-        backend: SocketAddrV4,
-    ) -> Option<(SocketAddrV4, SocketAddrV4)> {
+        masq: SocketAddr,
+        backend: SocketAddr,
+    ) -> Option<(SocketAddr, SocketAddr)> {
         let mut m = self
             .masquerade
             .lock()
@@ -635,7 +660,7 @@ impl Datapath {
     }
 
     /// Remembers that `client` sent to `service` and reached `backend`.
-    fn track(&self, client: SocketAddrV4, backend: SocketAddrV4, service: SocketAddrV4) {
+    fn track(&self, client: SocketAddr, backend: SocketAddr, service: SocketAddr) {
         let now = std::time::Instant::now();
         let mut ct = self
             .conntrack
@@ -652,8 +677,8 @@ impl Datapath {
     fn deliver_udp_local(
         &self,
         ns: &NetNs,
-        src: SocketAddrV4,
-        dst: SocketAddrV4,
+        src: SocketAddr,
+        dst: SocketAddr,
         payload: Bytes,
     ) -> bool {
         let src = {
@@ -735,45 +760,64 @@ impl Datapath {
         gateway(self.local_cidr)
     }
 
+    /// The pods' IPv6 gateway on a dual-stack node: the IPv6 podCIDR's
+    /// first address.
+    pub fn gateway_v6(&self) -> Option<Ipv6Addr> {
+        self.local_cidr_v6.map(gateway_v6)
+    }
+
+    /// The gateway a pod at `ip` sends through: the one of its family.
+    fn gateway_for(&self, ip: IpAddr) -> IpAddr {
+        match (ip, self.gateway_v6()) {
+            (IpAddr::V6(_), Some(gw)) => IpAddr::V6(gw),
+            _ => IpAddr::V4(self.gateway()),
+        }
+    }
+
+    /// The address this node answers time exceeded from for a request
+    /// toward `dst` that came over the overlay: its IP, or for IPv6 (the
+    /// node has no IPv6 InternalIP) its pods' IPv6 gateway.
+    fn router_address(&self, dst: IpAddr) -> IpAddr {
+        match (dst, self.gateway_v6()) {
+            (IpAddr::V6(_), Some(gw)) => IpAddr::V6(gw),
+            _ => IpAddr::V4(self.node_ip),
+        }
+    }
+
     /// Is `ip` this node itself (its IP, or the pods' gateway)?
-    fn is_this_node(&self, ip: Ipv4Addr) -> bool {
-        ip == self.node_ip || ip == self.gateway()
+    fn is_this_node(&self, ip: IpAddr) -> bool {
+        self.is_node_ip(ip)
+            || ip == IpAddr::V4(self.gateway())
+            || self.gateway_v6().is_some_and(|gw| ip == IpAddr::V6(gw))
     }
 
     /// Sends one ICMP echo request from a local pod, this node being the
     /// first router it passes (see [`echo_step`]).
-    pub async fn send_echo(
-        self: &Arc<Self>,
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
-        id: u16,
-        seq: u16,
-        ttl: u8,
-    ) {
-        let answer = |from: Ipv4Addr, reply: IcmpReply| {
+    pub async fn send_echo(self: &Arc<Self>, src: IpAddr, dst: IpAddr, id: u16, seq: u16, ttl: u8) {
+        let answer = |from: IpAddr, reply: IcmpReply| {
             if let Some(origin) = self.local_pod(src) {
                 origin.deliver_icmp(id, seq, from, reply);
             }
         };
         let ttl = match echo_step(ttl, self.is_this_node(dst)) {
             EchoStep::Answer => return answer(dst, IcmpReply::EchoReply),
-            EchoStep::Expired => return answer(self.gateway(), IcmpReply::TimeExceeded),
+            EchoStep::Expired => return answer(self.gateway_for(src), IcmpReply::TimeExceeded),
             EchoStep::Forward { ttl } => ttl,
         };
-        if let Some(ns) = self.local_pod(dst) {
-            return answer(ns.ip(), IcmpReply::EchoReply);
+        if self.local_pod(dst).is_some() {
+            return answer(dst, IcmpReply::EchoReply);
         }
         let header = FlowHeader {
             kind: FrameKind::IcmpEchoRequest { id, seq, ttl },
-            src: SocketAddrV4::new(src, 0),
-            dst: SocketAddrV4::new(dst, 0),
+            src: SocketAddr::new(src, 0),
+            dst: SocketAddr::new(dst, 0),
             trace_id: 0,
         };
         self.send_datagram(dst, header, b"podnet-ping").await;
     }
 
-    async fn send_datagram(self: &Arc<Self>, dst: Ipv4Addr, header: FlowHeader, payload: &[u8]) {
-        let conn = if Some(dst) == self.host_ip {
+    async fn send_datagram(self: &Arc<Self>, dst: IpAddr, header: FlowHeader, payload: &[u8]) {
+        let conn = if self.is_host_ip(dst) {
             let edge = self
                 .edge
                 .lock()
@@ -855,8 +899,8 @@ impl Datapath {
 
     /// Is `ip` an address the peer of `auth` may speak for? A node speaks
     /// for its podCIDR and IP, the edge for the host's address.
-    fn authorized(&self, auth: &PeerAuth, ip: Ipv4Addr) -> bool {
-        let from_host = Some(ip) == self.host_ip;
+    fn authorized(&self, auth: &PeerAuth, ip: IpAddr) -> bool {
+        let from_host = self.is_host_ip(ip);
         let name = if from_host {
             EDGE_NAME.to_string()
         } else {
@@ -882,6 +926,11 @@ impl Datapath {
         false
     }
 
+    /// Is `ip` the host's address on the node network (the edge's)?
+    fn is_host_ip(&self, ip: IpAddr) -> bool {
+        self.host_ip.is_some_and(|h| ip == IpAddr::V4(h))
+    }
+
     /// Replies to the host's address go back on the edge's newest
     /// connection, or, once that has closed (the edge has one for client
     /// traffic and one for health checks, and drops the latter when a
@@ -901,12 +950,31 @@ impl Datapath {
         mut send: quinn::SendStream,
         mut recv: quinn::RecvStream,
     ) {
-        let mut buf = [0u8; BASE_HEADER_LEN];
-        if recv.read_exact(&mut buf).await.is_err() {
+        // The first bytes say how long the header is (it depends on the
+        // family); then the rest of it.
+        let mut buf = [0u8; MAX_HEADER_LEN];
+        let (prefix, _) = buf.split_at_mut(PREFIX_LEN);
+        if recv.read_exact(prefix).await.is_err() {
             bump(&self.stats.bad_headers);
             return;
         }
-        let header = match FlowHeader::decode(&buf) {
+        let len = match podnet_overlay::wire::header_len(prefix) {
+            Ok(len) => len.min(MAX_HEADER_LEN),
+            Err(_) => {
+                bump(&self.stats.bad_headers);
+                let _ = send.reset(1u32.into());
+                return;
+            }
+        };
+        let Some(rest) = buf.get_mut(PREFIX_LEN..len) else {
+            bump(&self.stats.bad_headers);
+            return;
+        };
+        if recv.read_exact(rest).await.is_err() {
+            bump(&self.stats.bad_headers);
+            return;
+        }
+        let header = match FlowHeader::decode(buf.get(..len).unwrap_or_default()) {
             Ok((h, _)) if h.kind == FrameKind::TcpOpen => h,
             Ok(_) | Err(_) => {
                 bump(&self.stats.bad_headers);
@@ -914,7 +982,7 @@ impl Datapath {
                 return;
             }
         };
-        if !self.authorized(auth, *header.src.ip()) {
+        if !self.authorized(auth, header.src.ip()) {
             bump(&self.stats.forged_sources);
             tracing::warn!(flow.src = %header.src, "flow dropped: source outside the sending node's addresses");
             let _ = send.reset(1u32.into());
@@ -935,11 +1003,11 @@ impl Datapath {
             );
             timer.clone().finish(&self.recorder(), decision, status);
         };
-        if *header.dst.ip() == self.node_ip {
+        if self.is_node_ip(header.dst.ip()) {
             hop("to this node's address", "ok");
             return self.serve_node_port(header, send, recv).await;
         }
-        let Some(ns) = self.local_pod(*header.dst.ip()) else {
+        let Some(ns) = self.local_pod(header.dst.ip()) else {
             // No such pod here: silence, the client times out.
             hop("no such pod, dropped", "dropped");
             let _ = send.finish();
@@ -990,15 +1058,15 @@ impl Datapath {
         // The address the peer speaks for: the origin, except for an error
         // about our own datagram, which vouches for its destination.
         let remote = match header.kind {
-            FrameKind::IcmpPortUnreachable => *header.dst.ip(),
-            _ => *header.src.ip(),
+            FrameKind::IcmpPortUnreachable => header.dst.ip(),
+            _ => header.src.ip(),
         };
         if !self.authorized(auth, remote) {
             bump(&self.stats.forged_sources);
             return;
         }
         match header.kind {
-            FrameKind::Udp if *header.dst.ip() == self.node_ip => {
+            FrameKind::Udp if self.is_node_ip(header.dst.ip()) => {
                 // To this node's own address: a NodePort or a reply to a
                 // masqueraded flow; the proxy path decides.
                 let dp = self.clone();
@@ -1011,7 +1079,7 @@ impl Datapath {
                 );
             }
             FrameKind::Udp => {
-                let Some(ns) = self.local_pod(*header.dst.ip()) else {
+                let Some(ns) = self.local_pod(header.dst.ip()) else {
                     return;
                 };
                 if !self.deliver_udp_local(&ns, header.src, header.dst, payload) {
@@ -1023,17 +1091,20 @@ impl Datapath {
                 }
             }
             FrameKind::IcmpEchoRequest { id, seq, ttl } => {
-                let dst = *header.dst.ip();
+                let dst = header.dst.ip();
                 // This node is the last router before its pods.
                 let (kind, from) = match echo_step(ttl, self.is_this_node(dst)) {
                     EchoStep::Answer => (FrameKind::IcmpEchoReply { id, seq }, dst),
                     _ if self.local_pod(dst).is_none() => return,
-                    EchoStep::Expired => (FrameKind::IcmpTimeExceeded { id, seq }, self.node_ip),
+                    EchoStep::Expired => (
+                        FrameKind::IcmpTimeExceeded { id, seq },
+                        self.router_address(dst),
+                    ),
                     EchoStep::Forward { .. } => (FrameKind::IcmpEchoReply { id, seq }, dst),
                 };
                 let reply = FlowHeader {
                     kind,
-                    src: SocketAddrV4::new(from, 0),
+                    src: SocketAddr::new(from, 0),
                     dst: header.src,
                     trace_id: header.trace_id,
                 };
@@ -1044,17 +1115,17 @@ impl Datapath {
                 let _ = auth.conn.send_datagram(buf.freeze());
             }
             FrameKind::IcmpEchoReply { id, seq } => {
-                if let Some(ns) = self.local_pod(*header.dst.ip()) {
-                    ns.deliver_echo_reply(id, seq, *header.src.ip());
+                if let Some(ns) = self.local_pod(header.dst.ip()) {
+                    ns.deliver_echo_reply(id, seq, header.src.ip());
                 }
             }
             FrameKind::IcmpTimeExceeded { id, seq } => {
-                if let Some(ns) = self.local_pod(*header.dst.ip()) {
-                    ns.deliver_icmp(id, seq, *header.src.ip(), IcmpReply::TimeExceeded);
+                if let Some(ns) = self.local_pod(header.dst.ip()) {
+                    ns.deliver_icmp(id, seq, header.src.ip(), IcmpReply::TimeExceeded);
                 }
             }
             FrameKind::IcmpPortUnreachable => {
-                if let Some(ns) = self.local_pod(*header.src.ip()) {
+                if let Some(ns) = self.local_pod(header.src.ip()) {
                     ns.deliver_udp(header.src.port(), Err(io::ErrorKind::ConnectionRefused));
                 }
             }
@@ -1070,8 +1141,8 @@ impl Datapath {
 impl podnet_pod::netns::Egress for Datapath {
     fn connect_tcp(
         self: Arc<Self>,
-        src: SocketAddrV4,
-        dst: SocketAddrV4,
+        src: SocketAddr,
+        dst: SocketAddr,
         trace_id: u64,
     ) -> BoxFuture<'static, io::Result<PodStream>> {
         Box::pin(async move { Datapath::connect_tcp(&self, src, dst, trace_id).await })
@@ -1079,8 +1150,8 @@ impl podnet_pod::netns::Egress for Datapath {
 
     fn send_udp(
         self: Arc<Self>,
-        src: SocketAddrV4,
-        dst: SocketAddrV4,
+        src: SocketAddr,
+        dst: SocketAddr,
         payload: Bytes,
     ) -> BoxFuture<'static, ()> {
         // Pods' datagrams are untraced.
@@ -1089,8 +1160,8 @@ impl podnet_pod::netns::Egress for Datapath {
 
     fn send_echo(
         self: Arc<Self>,
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
+        src: IpAddr,
+        dst: IpAddr,
         id: u16,
         seq: u16,
         ttl: u8,
@@ -1102,6 +1173,11 @@ impl podnet_pod::netns::Egress for Datapath {
 /// The pods' gateway of a podCIDR: its first address.
 pub fn gateway(pod_cidr: Ipv4Net) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(pod_cidr.network()).saturating_add(1))
+}
+
+/// The pods' gateway of an IPv6 podCIDR: its first address (`::1`).
+pub fn gateway_v6(pod_cidr: Ipv6Net) -> Ipv6Addr {
+    Ipv6Addr::from(u128::from(pod_cidr.network()).saturating_add(1))
 }
 
 /// What a node, as a router, does with an echo request.

@@ -10,15 +10,21 @@
 //! ClientIP` keeps a client on one endpoint until the timeout passes idle;
 //! otherwise random (kube-proxy's default) or round robin.
 //!
+//! As kube-proxy runs one proxier per family, a dual-stack Service port
+//! gets a rule per ClusterIP, each with the endpoints of the
+//! EndpointSlices of that address type (an IPv6 ClusterIP never picks an
+//! IPv4 endpoint). NodePorts answer on the node's IPv4 address (podnet's
+//! nodes have no IPv6 InternalIP), so only the IPv4 rule has one, unless
+//! the Service is IPv6 alone.
+//!
 //! No sockets, no clock reads: `now` and the random source come in. The
 //! datapath applies the decision (DNAT, and SNAT for NodePort with the
 //! Cluster policy, as kube-proxy masquerades it).
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use ipnet::Ipv4Net;
 use podnet_proto::model::str_at;
 use podnet_proto::model::view::{EndpointSliceView, Protocol, ServiceView};
 use serde_json::Value;
@@ -27,7 +33,7 @@ use podnet_pod::cluster::ClusterView;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
-    pub addr: SocketAddrV4,
+    pub addr: SocketAddr,
     pub node: String,
     pub ready: bool,
     pub serving: bool,
@@ -39,7 +45,7 @@ pub struct Endpoint {
 pub struct ServicePort {
     /// `namespace/name:port-name`, the key of affinity and counters.
     pub id: String,
-    pub cluster_ip: Option<SocketAddrV4>,
+    pub cluster_ip: Option<SocketAddr>,
     pub node_port: Option<u16>,
     pub proto: Protocol,
     /// `sessionAffinity: ClientIP` timeout.
@@ -52,7 +58,7 @@ pub struct ServicePort {
 /// Where a new flow goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pick {
-    To(SocketAddrV4),
+    To(SocketAddr),
     /// No endpoints: the client gets connection refused.
     Refuse,
     /// Local traffic policy without a local endpoint: silence.
@@ -81,11 +87,11 @@ impl std::str::FromStr for Mode {
 /// The proxy table for one node.
 #[derive(Debug, Default, Clone)]
 pub struct ServiceTable {
-    by_cluster_ip: HashMap<(SocketAddrV4, Protocol), usize>,
+    by_cluster_ip: HashMap<(SocketAddr, Protocol), usize>,
     by_node_port: HashMap<(u16, Protocol), usize>,
     ports: Vec<ServicePort>,
     /// Distinct ready endpoint addresses, for status reports.
-    ready: Vec<SocketAddrV4>,
+    ready: Vec<SocketAddr>,
     health_checks: Vec<HealthCheck>,
 }
 
@@ -111,19 +117,25 @@ impl ServiceTable {
     /// control plane validated them, a stale or foreign object must not
     /// break the node.
     pub fn build(view: &ClusterView) -> ServiceTable {
-        let mut slices_by_service: HashMap<(String, String), Vec<&Value>> = HashMap::new();
+        let mut slices_by_service: HashMap<(String, String, Family), Vec<&Value>> = HashMap::new();
         for slice in view.endpoint_slices.values() {
             let svc = slice
                 .pointer("/metadata/labels")
                 .and_then(|l| l.get("kubernetes.io/service-name"))
                 .and_then(Value::as_str)
                 .unwrap_or("");
-            if svc.is_empty() || !matches!(str_at(slice, "/addressType"), "IPv4" | "") {
+            let family = match str_at(slice, "/addressType") {
+                "IPv4" | "" => Family::V4,
+                "IPv6" => Family::V6,
+                // FQDN slices are for no proxy rule.
+                _ => continue,
+            };
+            if svc.is_empty() {
                 continue;
             }
             let ns = str_at(slice, "/metadata/namespace").to_string();
             slices_by_service
-                .entry((ns, svc.to_string()))
+                .entry((ns, svc.to_string(), family))
                 .or_default()
                 .push(slice);
         }
@@ -135,7 +147,21 @@ impl ServiceTable {
             if ty == "ExternalName" {
                 continue;
             }
-            let cluster_ip = ServiceView(svc).cluster_ipv4();
+            // One rule per ClusterIP, in the Service's family order; a
+            // headless Service or one without a ClusterIP yet has a
+            // NodePort-only (or no) rule of its primary family.
+            let mut cluster_ips: Vec<Option<IpAddr>> = ServiceView(svc)
+                .cluster_ips()
+                .into_iter()
+                .filter_map(|ip| ip.parse::<IpAddr>().ok())
+                .map(Some)
+                .collect();
+            if cluster_ips.is_empty() {
+                cluster_ips.push(None);
+            }
+            let ipv6_only = cluster_ips
+                .iter()
+                .all(|ip| ip.is_some_and(|ip| ip.is_ipv6()));
             let affinity = (str_at(svc, "/spec/sessionAffinity") == "ClientIP").then(|| {
                 let secs = svc
                     .pointer("/spec/sessionAffinityConfig/clientIP/timeoutSeconds")
@@ -157,7 +183,6 @@ impl ServiceTable {
             }
             let internal_local = str_at(svc, "/spec/internalTrafficPolicy") == "Local";
             let external_local = str_at(svc, "/spec/externalTrafficPolicy") == "Local";
-            let slices = slices_by_service.get(&(ns.to_string(), name.to_string()));
             for port in svc
                 .pointer("/spec/ports")
                 .and_then(Value::as_array)
@@ -171,32 +196,46 @@ impl ServiceTable {
                     continue;
                 };
                 let port_name = str_at(port, "/name");
-                let endpoints = slices
-                    .map(|s| endpoints_for(s, port_name, proto))
-                    .unwrap_or_default();
-                let node_port =
-                    u16_at(port, "nodePort").filter(|_| matches!(ty, "NodePort" | "LoadBalancer"));
-                let entry = ServicePort {
-                    id: format!("{ns}/{name}:{port_name}"),
-                    cluster_ip: cluster_ip.map(|ip| SocketAddrV4::new(ip, number)),
-                    node_port,
-                    proto,
-                    affinity,
-                    internal_local,
-                    external_local,
-                    endpoints,
-                };
-                let i = table.ports.len();
-                if let Some(vip) = entry.cluster_ip {
-                    table.by_cluster_ip.insert((vip, proto), i);
+                for cluster_ip in &cluster_ips {
+                    let family = match cluster_ip {
+                        Some(IpAddr::V6(_)) => Family::V6,
+                        _ => Family::V4,
+                    };
+                    let endpoints = slices_by_service
+                        .get(&(ns.to_string(), name.to_string(), family))
+                        .map(|s| endpoints_for(s, port_name, proto))
+                        .unwrap_or_default();
+                    let node_port = u16_at(port, "nodePort")
+                        .filter(|_| matches!(ty, "NodePort" | "LoadBalancer"))
+                        .filter(|_| family == Family::V4 || ipv6_only);
+                    // kube-proxy's per-family proxiers keep their own state:
+                    // the IPv6 rule has an id of its own.
+                    let id = match family {
+                        Family::V6 if !ipv6_only => format!("{ns}/{name}:{port_name} (IPv6)"),
+                        _ => format!("{ns}/{name}:{port_name}"),
+                    };
+                    let entry = ServicePort {
+                        id,
+                        cluster_ip: cluster_ip.map(|ip| SocketAddr::new(ip, number)),
+                        node_port,
+                        proto,
+                        affinity,
+                        internal_local,
+                        external_local,
+                        endpoints,
+                    };
+                    let i = table.ports.len();
+                    if let Some(vip) = entry.cluster_ip {
+                        table.by_cluster_ip.insert((vip, proto), i);
+                    }
+                    if let Some(np) = node_port {
+                        table.by_node_port.insert((np, proto), i);
+                    }
+                    table.ports.push(entry);
                 }
-                if let Some(np) = node_port {
-                    table.by_node_port.insert((np, proto), i);
-                }
-                table.ports.push(entry);
             }
         }
-        let mut ready: Vec<SocketAddrV4> = table
+        let mut ready: Vec<SocketAddr> = table
             .ports
             .iter()
             .flat_map(|p| p.endpoints.iter().filter(|e| e.ready).map(|e| e.addr))
@@ -208,11 +247,11 @@ impl ServiceTable {
     }
 
     /// Every endpoint address some service port may pick for new flows.
-    pub fn ready_endpoints(&self) -> &[SocketAddrV4] {
+    pub fn ready_endpoints(&self) -> &[SocketAddr] {
         &self.ready
     }
 
-    pub fn by_cluster_ip(&self, dst: SocketAddrV4, proto: Protocol) -> Option<&ServicePort> {
+    pub fn by_cluster_ip(&self, dst: SocketAddr, proto: Protocol) -> Option<&ServicePort> {
         self.by_cluster_ip
             .get(&(dst, proto))
             .map(|i| &self.ports[*i])
@@ -236,14 +275,18 @@ impl ServiceTable {
     /// its health check reports.
     pub fn local_ready_endpoints(&self, namespace: &str, name: &str, node: &str) -> usize {
         let prefix = format!("{namespace}/{name}:");
-        let mut addrs: Vec<Ipv4Addr> = self
+        let mut addrs: Vec<IpAddr> = self
             .ports
             .iter()
             .filter(|p| p.id.starts_with(&prefix))
             .flat_map(|p| p.endpoints.iter())
             .filter(|e| e.ready && e.node == node)
-            .map(|e| *e.addr.ip())
+            .map(|e| e.addr.ip())
             .collect();
+        // A dual-stack pod is one endpoint of both families: count it once.
+        if addrs.iter().any(IpAddr::is_ipv4) {
+            addrs.retain(IpAddr::is_ipv4);
+        }
         addrs.sort();
         addrs.dedup();
         addrs.len()
@@ -258,8 +301,9 @@ fn endpoints_for(slices: &[&Value], port_name: &str, proto: Protocol) -> Vec<End
             continue;
         };
         for ep in slice.endpoints() {
-            out.extend(ep.ipv4s().map(|ip| Endpoint {
-                addr: SocketAddrV4::new(ip, number),
+            let ips = ep.addresses().filter_map(|a| a.parse::<IpAddr>().ok());
+            out.extend(ips.map(|ip| Endpoint {
+                addr: SocketAddr::new(ip, number),
                 node: ep.node_name().to_string(),
                 ready: ep.ready(),
                 serving: ep.serving(),
@@ -299,10 +343,17 @@ pub fn usable_endpoints<'a>(
         .collect()
 }
 
+/// The address family of a proxy rule and of the slices it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Family {
+    V4,
+    V6,
+}
+
 /// The proxy's memory between flows: affinity and round-robin positions.
 #[derive(Debug, Default)]
 pub struct ProxyState {
-    affinity: HashMap<(String, Ipv4Addr), (SocketAddrV4, std::time::Instant)>,
+    affinity: HashMap<(String, IpAddr), (SocketAddr, std::time::Instant)>,
     next: HashMap<String, usize>,
 }
 
@@ -323,7 +374,7 @@ impl ProxyState {
         &mut self,
         port: &ServicePort,
         origin: Origin,
-        client: Ipv4Addr,
+        client: IpAddr,
         local_node: &str,
         now: std::time::Instant,
         random: u64,
@@ -358,7 +409,7 @@ impl ProxyState {
         &mut self,
         port: &ServicePort,
         origin: Origin,
-        client: Ipv4Addr,
+        client: IpAddr,
         local_node: &str,
         now: std::time::Instant,
     ) -> Pick {
@@ -373,11 +424,6 @@ impl ProxyState {
         self.affinity
             .retain(|_, (_, last)| now.saturating_duration_since(*last) < longest);
     }
-}
-
-/// True if `ip` is a Service ClusterIP address.
-pub fn is_service_ip(service_cidr: &Ipv4Net, ip: Ipv4Addr) -> bool {
-    service_cidr.contains(&ip)
 }
 
 #[cfg(test)]

@@ -684,8 +684,9 @@ impl Runtime {
         };
         let reference = pod_reference(pod);
         let resolver = self.pod_resolver(pod, &reference);
-        let ns = NetNs::with_resolver(
+        let ns = NetNs::with_addresses(
             ip,
+            ip6,
             info.clone(),
             resolver,
             Arc::<Datapath>::downgrade(&self.datapath),
@@ -854,7 +855,7 @@ impl Runtime {
         if pod.released.swap(true, Ordering::AcqRel) {
             return;
         }
-        self.datapath.remove_pod(pod.ns.ip());
+        self.datapath.remove_pod(&pod.ns);
         release(&self.ipam, IpAddr::V4(pod.ns.ip()));
         if let (Some(pool), Some(ip6)) = (&self.ipam_v6, pod.ip6) {
             release(pool, IpAddr::V6(ip6));
@@ -1470,14 +1471,17 @@ impl ContainerCtx {
                 .pointer("/httpGet/path")
                 .and_then(Value::as_str)
                 .unwrap_or("/");
-            let stream = datapath.connect_tcp(src, dst, 0).await.map_err(|e| {
-                let dial = format!("dial tcp {dst}: {}", go_dial_error(&e));
-                if handler == "tcpSocket" {
-                    dial
-                } else {
-                    format!("Get \"http://{dst}{path}\": {dial}")
-                }
-            })?;
+            let stream = datapath
+                .connect_tcp(src.into(), dst.into(), 0)
+                .await
+                .map_err(|e| {
+                    let dial = format!("dial tcp {dst}: {}", go_dial_error(&e));
+                    if handler == "tcpSocket" {
+                        dial
+                    } else {
+                        format!("Get \"http://{dst}{path}\": {dial}")
+                    }
+                })?;
             if handler == "tcpSocket" {
                 return Ok(());
             }

@@ -14,51 +14,69 @@
 //! [`FrameKind::IcmpTimeExceeded`] from its own address instead of
 //! forwarding it. That is what `traceroute` measures.
 //!
-//! Layout, all integers big endian (IPv4 only):
+//! Layout, all integers big endian; `A` is the address length of the
+//! family (4 for IPv4, 16 for IPv6):
 //!
 //! ```text
-//! offset size field
-//!      0    1 version        (WIRE_VERSION = 1)
-//!      1    1 kind           1 TcpOpen, 2 Udp, 3 IcmpEchoRequest,
-//!                            4 IcmpEchoReply, 5 IcmpPortUnreachable,
-//!                            6 IcmpTimeExceeded
-//!      2    1 flags          0 (no flags are defined in version 1)
-//!      3    1 ttl            IcmpEchoRequest: hops left; 0 (reserved) for
-//!                            every other kind
-//!      4    4 src ip
-//!      8    2 src port       0 for ICMP echo kinds
-//!     10    4 dst ip
-//!     14    2 dst port       0 for ICMP echo kinds
-//!     16    8 trace id
-//!     24    2 icmp id        only for the echo kinds and IcmpTimeExceeded
-//!     26    2 icmp seq       only for the echo kinds and IcmpTimeExceeded
+//! offset   size field
+//!      0      1 version        (WIRE_VERSION = 2)
+//!      1      1 kind           1 TcpOpen, 2 Udp, 3 IcmpEchoRequest,
+//!                              4 IcmpEchoReply, 5 IcmpPortUnreachable,
+//!                              6 IcmpTimeExceeded
+//!      2      1 family         4 IPv4, 6 IPv6: both addresses are of it
+//!      3      1 ttl            IcmpEchoRequest: hops left; 0 (reserved) for
+//!                              every other kind
+//!      4      A src ip
+//!    4+A      2 src port       0 for ICMP echo kinds
+//!    6+A      A dst ip
+//!   6+2A      2 dst port       0 for ICMP echo kinds
+//!   8+2A      8 trace id
+//!  16+2A      2 icmp id        only for the echo kinds and IcmpTimeExceeded
+//!  18+2A      2 icmp seq       only for the echo kinds and IcmpTimeExceeded
 //! ```
+//!
+//! An IPv4 header is 24 bytes (28 for the echo kinds), an IPv6 one 48
+//! (52). Version 1 had no family (byte 2 was flags, always 0, and both
+//! addresses IPv4); it is refused as an unsupported version.
 //!
 //! The decoder is total: any byte slice gives either a header or a
 //! [`WireError`], never a panic, and it accepts only the canonical encoding
-//! (non-zero flags, or a non-zero ttl byte on a kind without a TTL, are
-//! errors), so an accepted header
-//! re-encodes to exactly the bytes it was decoded from.
+//! (a family other than 4 or 6, or a non-zero ttl byte on a kind without a
+//! TTL, are errors), so an accepted header re-encodes to exactly the bytes
+//! it was decoded from. A header whose source and destination are of
+//! different families (which no flow has) is encoded as IPv6, its IPv4
+//! address mapped (`::ffff:a.b.c.d`).
 //!
 //! This module deliberately knows nothing about QUIC, sockets or policy: it
 //! only turns headers into bytes and back.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use bytes::BufMut;
 
 /// The version byte every header starts with. A receiver rejects any other.
-pub const WIRE_VERSION: u8 = 1;
+pub const WIRE_VERSION: u8 = 2;
 
-/// Length of the header common to all kinds.
+/// The bytes every header starts with (version, kind, family, ttl): enough
+/// to know the header's length ([`header_len`]).
+pub const PREFIX_LEN: usize = 4;
+
+/// Length of the header common to all kinds, for IPv4.
 pub const BASE_HEADER_LEN: usize = 24;
+
+/// Length of the header common to all kinds, for IPv6.
+pub const BASE_HEADER_LEN_V6: usize = BASE_HEADER_LEN + 2 * 12;
 
 /// Extra bytes (ICMP id and sequence) that follow the base header for the
 /// ICMP echo kinds.
 pub const ICMP_ECHO_EXTRA_LEN: usize = 4;
 
-/// The longest header of any kind; a buffer of this size always suffices.
-pub const MAX_HEADER_LEN: usize = BASE_HEADER_LEN + ICMP_ECHO_EXTRA_LEN;
+/// The longest header of any kind and family; a buffer of this size always
+/// suffices.
+pub const MAX_HEADER_LEN: usize = BASE_HEADER_LEN_V6 + ICMP_ECHO_EXTRA_LEN;
+
+const FAMILY_V4: u8 = 4;
+const FAMILY_V6: u8 = 6;
 
 const KIND_TCP_OPEN: u8 = 1;
 const KIND_UDP: u8 = 2;
@@ -105,21 +123,54 @@ impl FrameKind {
         }
     }
 
-    /// Encoded header length for this kind.
+    /// Encoded length of an IPv4 header of this kind.
     pub fn header_len(&self) -> usize {
-        header_len_for_code(self.code()).unwrap_or(BASE_HEADER_LEN)
+        self.extra_len() + BASE_HEADER_LEN
+    }
+
+    /// Bytes this kind adds to the base header.
+    fn extra_len(&self) -> usize {
+        extra_len_for_code(self.code()).unwrap_or(0)
     }
 }
 
-/// Header length for a kind byte, or `None` for an unknown kind.
-fn header_len_for_code(code: u8) -> Option<usize> {
+/// Bytes a kind adds to the base header, or `None` for an unknown kind.
+fn extra_len_for_code(code: u8) -> Option<usize> {
     match code {
-        KIND_TCP_OPEN | KIND_UDP | KIND_ICMP_PORT_UNREACHABLE => Some(BASE_HEADER_LEN),
+        KIND_TCP_OPEN | KIND_UDP | KIND_ICMP_PORT_UNREACHABLE => Some(0),
         KIND_ICMP_ECHO_REQUEST | KIND_ICMP_ECHO_REPLY | KIND_ICMP_TIME_EXCEEDED => {
-            Some(MAX_HEADER_LEN)
+            Some(ICMP_ECHO_EXTRA_LEN)
         }
         _ => None,
     }
+}
+
+/// The base header length of a family byte, or `None` for an unknown one.
+fn base_len_for_family(family: u8) -> Option<usize> {
+    match family {
+        FAMILY_V4 => Some(BASE_HEADER_LEN),
+        FAMILY_V6 => Some(BASE_HEADER_LEN_V6),
+        _ => None,
+    }
+}
+
+/// The whole header's length from its first bytes (at least
+/// [`PREFIX_LEN`]): what a reader of a stream reads next. Checks the
+/// version, kind and family as [`FlowHeader::decode`] does.
+pub fn header_len(prefix: &[u8]) -> Result<usize, WireError> {
+    let truncated = WireError::Truncated {
+        needed: PREFIX_LEN,
+        got: prefix.len(),
+    };
+    let version = *prefix.first().ok_or(truncated.clone())?;
+    if version != WIRE_VERSION {
+        return Err(WireError::UnsupportedVersion(version));
+    }
+    let code = *prefix.get(1).ok_or(truncated.clone())?;
+    let extra = extra_len_for_code(code).ok_or(WireError::UnknownKind(code))?;
+    let family = *prefix.get(2).ok_or(truncated)?;
+    let base = base_len_for_family(family).ok_or(WireError::UnknownFamily(family))?;
+    Ok(base + extra)
 }
 
 /// The header that starts every overlay flow.
@@ -127,9 +178,10 @@ fn header_len_for_code(code: u8) -> Option<usize> {
 pub struct FlowHeader {
     pub kind: FrameKind,
     /// Source pod address (for ICMP echo kinds the port is 0).
-    pub src: SocketAddrV4,
-    /// Destination pod address (for ICMP echo kinds the port is 0).
-    pub dst: SocketAddrV4,
+    pub src: SocketAddr,
+    /// Destination pod address (for ICMP echo kinds the port is 0), of the
+    /// source's family.
+    pub dst: SocketAddr,
     /// Trace id given to the flow at its first hop.
     pub trace_id: u64,
 }
@@ -143,8 +195,8 @@ pub enum WireError {
     UnsupportedVersion(u8),
     #[error("unknown overlay frame kind {0} (valid kinds are 1 to 6)")]
     UnknownKind(u8),
-    #[error("overlay header flags must be 0 in version {WIRE_VERSION}, got {0:#04x}")]
-    NonZeroFlags(u8),
+    #[error("unknown overlay address family {0} (valid are 4 IPv4 and 6 IPv6)")]
+    UnknownFamily(u8),
     #[error("overlay header ttl byte must be 0 on a frame kind without a TTL, got {0:#04x}")]
     NonZeroReserved(u8),
     #[error("unknown open status byte {0} (valid are 0 accepted, 1 refused)")]
@@ -152,24 +204,51 @@ pub enum WireError {
 }
 
 impl FlowHeader {
+    /// A header between two addresses of the same family.
+    pub fn new(kind: FrameKind, src: SocketAddr, dst: SocketAddr, trace_id: u64) -> FlowHeader {
+        FlowHeader {
+            kind,
+            src,
+            dst,
+            trace_id,
+        }
+    }
+
+    /// Whether the header is encoded as IPv4: both addresses are.
+    fn is_v4(&self) -> bool {
+        self.src.is_ipv4() && self.dst.is_ipv4()
+    }
+
     /// Number of bytes [`FlowHeader::encode`] writes.
     pub fn encoded_len(&self) -> usize {
-        self.kind.header_len()
+        let base = if self.is_v4() {
+            BASE_HEADER_LEN
+        } else {
+            BASE_HEADER_LEN_V6
+        };
+        base + self.kind.extra_len()
     }
 
     /// Appends the encoded header to `out` (a `Vec<u8>` or `BytesMut`).
     pub fn encode(&self, out: &mut impl BufMut) {
+        let v4 = self.is_v4();
         out.put_u8(WIRE_VERSION);
         out.put_u8(self.kind.code());
-        out.put_u8(0); // flags
+        out.put_u8(if v4 { FAMILY_V4 } else { FAMILY_V6 });
         out.put_u8(match self.kind {
             FrameKind::IcmpEchoRequest { ttl, .. } => ttl,
             _ => 0,
         });
-        out.put_slice(&self.src.ip().octets());
-        out.put_u16(self.src.port());
-        out.put_slice(&self.dst.ip().octets());
-        out.put_u16(self.dst.port());
+        let mut put = |addr: SocketAddr| {
+            match (v4, addr.ip()) {
+                (true, IpAddr::V4(ip)) => out.put_slice(&ip.octets()),
+                (_, IpAddr::V4(ip)) => out.put_slice(&ip.to_ipv6_mapped().octets()),
+                (_, IpAddr::V6(ip)) => out.put_slice(&ip.octets()),
+            }
+            out.put_u16(addr.port());
+        };
+        put(self.src);
+        put(self.dst);
         out.put_u64(self.trace_id);
         if let FrameKind::IcmpEchoRequest { id, seq, .. }
         | FrameKind::IcmpEchoReply { id, seq }
@@ -197,43 +276,60 @@ impl FlowHeader {
             needed,
             got: buf.len(),
         };
-        let version = *buf.first().ok_or(truncated(BASE_HEADER_LEN))?;
-        if version != WIRE_VERSION {
-            return Err(WireError::UnsupportedVersion(version));
-        }
-        let code = *buf.get(1).ok_or(truncated(BASE_HEADER_LEN))?;
-        let len = header_len_for_code(code).ok_or(WireError::UnknownKind(code))?;
-        // From here on the fixed-size arrays make every index a compile-time
-        // checked constant, so nothing below can panic.
-        let base: &[u8; BASE_HEADER_LEN] = buf
-            .get(..BASE_HEADER_LEN)
-            .and_then(|b| b.try_into().ok())
+        let len = header_len(buf).map_err(|e| match e {
+            WireError::Truncated { .. } => truncated(BASE_HEADER_LEN),
+            other => other,
+        })?;
+        let &[_, code, family, ttl] = buf
+            .get(..PREFIX_LEN)
+            .and_then(|b| <&[u8; PREFIX_LEN]>::try_from(b).ok())
             .ok_or(truncated(len))?;
         if buf.len() < len {
             return Err(truncated(len));
         }
-        if base[2] != 0 {
-            return Err(WireError::NonZeroFlags(base[2]));
+        if ttl != 0 && code != KIND_ICMP_ECHO_REQUEST {
+            return Err(WireError::NonZeroReserved(ttl));
         }
-        if base[3] != 0 && code != KIND_ICMP_ECHO_REQUEST {
-            return Err(WireError::NonZeroReserved(base[3]));
-        }
-        let src = SocketAddrV4::new(
-            Ipv4Addr::new(base[4], base[5], base[6], base[7]),
-            u16::from_be_bytes([base[8], base[9]]),
-        );
-        let dst = SocketAddrV4::new(
-            Ipv4Addr::new(base[10], base[11], base[12], base[13]),
-            u16::from_be_bytes([base[14], base[15]]),
-        );
-        let trace_id = u64::from_be_bytes([
-            base[16], base[17], base[18], base[19], base[20], base[21], base[22], base[23],
-        ]);
+        // From here on the fixed-size arrays make every index a compile-time
+        // checked constant, so nothing below can panic.
+        let (src, dst, rest) = if family == FAMILY_V4 {
+            let base: &[u8; BASE_HEADER_LEN] = buf
+                .get(..BASE_HEADER_LEN)
+                .and_then(|b| b.try_into().ok())
+                .ok_or(truncated(len))?;
+            let src = SocketAddrV4::new(
+                Ipv4Addr::new(base[4], base[5], base[6], base[7]),
+                u16::from_be_bytes([base[8], base[9]]),
+            );
+            let dst = SocketAddrV4::new(
+                Ipv4Addr::new(base[10], base[11], base[12], base[13]),
+                u16::from_be_bytes([base[14], base[15]]),
+            );
+            (SocketAddr::V4(src), SocketAddr::V4(dst), BASE_HEADER_LEN)
+        } else {
+            let base: &[u8; BASE_HEADER_LEN_V6] = buf
+                .get(..BASE_HEADER_LEN_V6)
+                .and_then(|b| b.try_into().ok())
+                .ok_or(truncated(len))?;
+            let ip = |at: usize| -> Ipv6Addr {
+                let mut octets = [0u8; 16];
+                octets.copy_from_slice(base.get(at..at + 16).unwrap_or(&[0; 16]));
+                Ipv6Addr::from(octets)
+            };
+            let src = SocketAddrV6::new(ip(4), u16::from_be_bytes([base[20], base[21]]), 0, 0);
+            let dst = SocketAddrV6::new(ip(22), u16::from_be_bytes([base[38], base[39]]), 0, 0);
+            (SocketAddr::V6(src), SocketAddr::V6(dst), BASE_HEADER_LEN_V6)
+        };
+        let trace: &[u8; 8] = buf
+            .get(rest - 8..rest)
+            .and_then(|b| b.try_into().ok())
+            .ok_or(truncated(len))?;
+        let trace_id = u64::from_be_bytes(*trace);
         let icmp = || -> Result<(u16, u16), WireError> {
             let extra: &[u8; ICMP_ECHO_EXTRA_LEN] = buf
-                .get(BASE_HEADER_LEN..MAX_HEADER_LEN)
+                .get(rest..rest + ICMP_ECHO_EXTRA_LEN)
                 .and_then(|b| b.try_into().ok())
-                .ok_or(truncated(MAX_HEADER_LEN))?;
+                .ok_or(truncated(len))?;
             Ok((
                 u16::from_be_bytes([extra[0], extra[1]]),
                 u16::from_be_bytes([extra[2], extra[3]]),
@@ -245,11 +341,7 @@ impl FlowHeader {
             KIND_ICMP_PORT_UNREACHABLE => FrameKind::IcmpPortUnreachable,
             KIND_ICMP_ECHO_REQUEST => {
                 let (id, seq) = icmp()?;
-                FrameKind::IcmpEchoRequest {
-                    id,
-                    seq,
-                    ttl: base[3],
-                }
+                FrameKind::IcmpEchoRequest { id, seq, ttl }
             }
             KIND_ICMP_ECHO_REPLY => {
                 let (id, seq) = icmp()?;
@@ -324,17 +416,32 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn header(kind: FrameKind) -> FlowHeader {
-        let ports = !matches!(
+    fn has_ports(kind: FrameKind) -> bool {
+        !matches!(
             kind,
             FrameKind::IcmpEchoRequest { .. }
                 | FrameKind::IcmpEchoReply { .. }
                 | FrameKind::IcmpTimeExceeded { .. }
-        );
+        )
+    }
+
+    fn header(kind: FrameKind) -> FlowHeader {
+        let ports = has_ports(kind);
         FlowHeader {
             kind,
-            src: SocketAddrV4::new(Ipv4Addr::new(10, 244, 1, 7), if ports { 40_000 } else { 0 }),
-            dst: SocketAddrV4::new(Ipv4Addr::new(10, 244, 2, 9), if ports { 8080 } else { 0 }),
+            src: SocketAddr::from((Ipv4Addr::new(10, 244, 1, 7), if ports { 40_000 } else { 0 })),
+            dst: SocketAddr::from((Ipv4Addr::new(10, 244, 2, 9), if ports { 8080 } else { 0 })),
+            trace_id: 0x0102_0304_0506_0708,
+        }
+    }
+
+    fn header_v6(kind: FrameKind) -> FlowHeader {
+        let ports = has_ports(kind);
+        let ip = |last| Ipv6Addr::new(0xfd00, 0x10, 0x244, 1, 0, 0, 0, last);
+        FlowHeader {
+            kind,
+            src: SocketAddr::from((ip(7), if ports { 40_000 } else { 0 })),
+            dst: SocketAddr::from((ip(0x109), if ports { 8080 } else { 0 })),
             trace_id: 0x0102_0304_0506_0708,
         }
     }
@@ -372,7 +479,7 @@ mod tests {
         let bytes = header(FrameKind::Udp).to_bytes();
         #[rustfmt::skip]
         let expected = [
-            1, 2, 0, 0,
+            2, 2, 4, 0,
             10, 244, 1, 7, 0x9c, 0x40,
             10, 244, 2, 9, 0x1f, 0x90,
             1, 2, 3, 4, 5, 6, 7, 8,
@@ -381,9 +488,45 @@ mod tests {
     }
 
     #[test]
+    fn exact_bytes_of_an_ipv6_echo_request() {
+        let bytes = header_v6(FrameKind::IcmpEchoRequest {
+            id: 0xbeef,
+            seq: 3,
+            ttl: 64,
+        })
+        .to_bytes();
+        #[rustfmt::skip]
+        let expected = [
+            2, 3, 6, 64,
+            0xfd, 0, 0, 0x10, 0x02, 0x44, 0, 1, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0,
+            0xfd, 0, 0, 0x10, 0x02, 0x44, 0, 1, 0, 0, 0, 0, 0, 0, 0x01, 0x09, 0, 0,
+            1, 2, 3, 4, 5, 6, 7, 8,
+            0xbe, 0xef, 0, 3,
+        ];
+        assert_eq!(bytes, expected);
+        assert_eq!(bytes.len(), 52);
+        assert_eq!(header_len(&bytes[..PREFIX_LEN]), Ok(52));
+    }
+
+    #[test]
+    fn mixed_families_are_encoded_as_ipv6_with_the_ipv4_address_mapped() {
+        let mut h = header_v6(FrameKind::Udp);
+        h.src = SocketAddr::from((Ipv4Addr::new(10, 244, 1, 7), 53));
+        let (decoded, len) = FlowHeader::decode(&h.to_bytes()).expect("decodes");
+        assert_eq!(len, BASE_HEADER_LEN_V6);
+        assert_eq!(
+            decoded.src,
+            SocketAddr::from((Ipv4Addr::new(10, 244, 1, 7).to_ipv6_mapped(), 53))
+        );
+        assert_eq!(decoded.dst, h.dst);
+    }
+
+    #[test]
     fn round_trip_of_every_kind_with_payload() {
-        for kind in all_kinds() {
-            let h = header(kind);
+        for h in all_kinds()
+            .into_iter()
+            .flat_map(|kind| [header(kind), header_v6(kind)])
+        {
             let mut buf = Vec::new();
             h.encode(&mut buf);
             assert_eq!(buf.len(), h.encoded_len());
@@ -416,13 +559,17 @@ mod tests {
 
     #[test]
     fn every_truncation_is_truncated() {
-        for kind in all_kinds() {
-            let bytes = header(kind).to_bytes();
+        for h in all_kinds()
+            .into_iter()
+            .flat_map(|kind| [header(kind), header_v6(kind)])
+        {
+            let bytes = h.to_bytes();
             for cut in 0..bytes.len() {
-                let needed = if cut < 2 {
+                // Until the family byte is read only the IPv4 length is known.
+                let needed = if cut < 3 {
                     BASE_HEADER_LEN
                 } else {
-                    kind.header_len()
+                    h.encoded_len()
                 };
                 check(
                     &bytes[..cut],
@@ -441,14 +588,17 @@ mod tests {
             b
         };
         check(&with(0, 0), Err(WireError::UnsupportedVersion(0)));
-        check(&with(0, 2), Err(WireError::UnsupportedVersion(2)));
+        check(&with(0, 1), Err(WireError::UnsupportedVersion(1)));
+        check(&with(0, 3), Err(WireError::UnsupportedVersion(3)));
         // A future version is reported as such even if it is one byte long.
         check(&[7], Err(WireError::UnsupportedVersion(7)));
         check(&with(1, 0), Err(WireError::UnknownKind(0)));
         check(&with(1, 7), Err(WireError::UnknownKind(7)));
         check(&with(1, 255), Err(WireError::UnknownKind(255)));
-        check(&[1, 9], Err(WireError::UnknownKind(9)));
-        check(&with(2, 0x80), Err(WireError::NonZeroFlags(0x80)));
+        check(&[2, 9], Err(WireError::UnknownKind(9)));
+        check(&with(2, 0), Err(WireError::UnknownFamily(0)));
+        check(&with(2, 0x80), Err(WireError::UnknownFamily(0x80)));
+        check(&[2, 1, 5], Err(WireError::UnknownFamily(5)));
         check(&with(3, 1), Err(WireError::NonZeroReserved(1)));
         // The ttl byte is meaningful only on an echo request.
         let mut reply = header(FrameKind::IcmpEchoReply { id: 1, seq: 1 }).to_bytes();
@@ -480,8 +630,8 @@ mod tests {
             "overlay header truncated: needed 24 bytes, got 3"
         );
         assert_eq!(
-            WireError::UnsupportedVersion(2).to_string(),
-            "unsupported overlay wire version 2 (this node speaks version 1)"
+            WireError::UnsupportedVersion(1).to_string(),
+            "unsupported overlay wire version 1 (this node speaks version 2)"
         );
     }
 
@@ -498,19 +648,32 @@ mod tests {
         ]
     }
 
+    /// A pair of addresses of one family.
+    fn any_addrs() -> impl Strategy<Value = (IpAddr, IpAddr)> {
+        prop_oneof![
+            (any::<[u8; 4]>(), any::<[u8; 4]>()).prop_map(|(s, d)| (
+                IpAddr::from(Ipv4Addr::from(s)),
+                IpAddr::from(Ipv4Addr::from(d))
+            )),
+            (any::<[u8; 16]>(), any::<[u8; 16]>()).prop_map(|(s, d)| (
+                IpAddr::from(Ipv6Addr::from(s)),
+                IpAddr::from(Ipv6Addr::from(d))
+            )),
+        ]
+    }
+
     fn any_header() -> impl Strategy<Value = FlowHeader> {
         (
             any_kind(),
-            any::<[u8; 4]>(),
+            any_addrs(),
             any::<u16>(),
-            any::<[u8; 4]>(),
             any::<u16>(),
             any::<u64>(),
         )
-            .prop_map(|(kind, sip, sport, dip, dport, trace_id)| FlowHeader {
+            .prop_map(|(kind, (sip, dip), sport, dport, trace_id)| FlowHeader {
                 kind,
-                src: SocketAddrV4::new(sip.into(), sport),
-                dst: SocketAddrV4::new(dip.into(), dport),
+                src: SocketAddr::new(sip, sport),
+                dst: SocketAddr::new(dip, dport),
                 trace_id,
             })
     }

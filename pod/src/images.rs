@@ -51,7 +51,7 @@ mod echo;
 mod http_echo;
 
 use std::future::Future;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -428,7 +428,7 @@ async fn accept_loops<H, F>(
     handle: H,
 ) -> Result<(), WorkloadError>
 where
-    H: Fn(PodStream, SocketAddrV4, CancellationToken) -> F,
+    H: Fn(PodStream, SocketAddr, CancellationToken) -> F,
     F: Future<Output = ()> + Send + 'static,
 {
     let connections = cancel.child_token();

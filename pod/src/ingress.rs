@@ -28,7 +28,7 @@ pub mod route;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -228,7 +228,7 @@ struct Controller {
 /// What a request knows of the connection it came on.
 #[derive(Debug, Clone, Copy)]
 struct ConnInfo {
-    client: SocketAddrV4,
+    client: SocketAddr,
     tls: bool,
     port: u16,
     /// The journey of the connection (edge, node proxy, overlay).
@@ -519,7 +519,9 @@ impl Controller {
                     b.service.1,
                     b.port
                 );
-                let response = self.forward(request, &host, endpoint, info, trace_id).await;
+                let response = self
+                    .forward(request, &host, endpoint.into(), info, trace_id)
+                    .await;
                 (response, decision)
             }
         };
@@ -535,7 +537,7 @@ impl Controller {
         &self,
         request: Request<Incoming>,
         host: &str,
-        endpoint: SocketAddrV4,
+        endpoint: SocketAddr,
         info: ConnInfo,
         trace_id: u64,
     ) -> Response<Body> {
@@ -803,7 +805,7 @@ impl tower_service::Service<Uri> for PodConnector {
         let ns = self.ns.clone();
         let trace_id = TRACE.try_with(|t| *t).unwrap_or(0);
         Box::pin(async move {
-            let addr: SocketAddrV4 = uri
+            let addr: SocketAddr = uri
                 .authority()
                 .and_then(|a| a.as_str().parse().ok())
                 .ok_or_else(|| std::io::Error::other(format!("upstream {uri} is not IPv4:port")))?;

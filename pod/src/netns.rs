@@ -1,8 +1,12 @@
 //! A pod's emulated network namespace and its socket API.
 //!
-//! Every pod has one `NetNs`: one IP, one TCP and one UDP port table shared
-//! by all its containers, and `localhost` (127.0.0.0/8) that reaches those
-//! same tables. Workloads use `listen_tcp`, `connect_tcp`, `bind_udp` and
+//! Every pod has one `NetNs`: an IPv4 address and, on a dual-stack node, an
+//! IPv6 one, one TCP and one UDP port table shared by all its containers
+//! (a listener takes its port on both addresses, as a Linux socket bound
+//! to `[::]` does), and `localhost` (127.0.0.0/8 and `::1`) that reaches
+//! those same tables. A flow leaves from the pod's address of the
+//! destination's family; toward IPv6 from a pod without an IPv6 address
+//! it fails as Linux does without a route (ENETUNREACH). Workloads use `listen_tcp`, `connect_tcp`, `bind_udp` and
 //! `ping`; the streams are `AsyncRead + AsyncWrite`, so hyper and friends run
 //! over them unchanged. Anything that leaves the namespace is handed to the
 //! [`Egress`] the namespace was created with (the node's datapath), which
@@ -18,7 +22,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -58,8 +62,8 @@ pub trait Egress: Send + Sync {
     /// fails with ConnectionRefused; one into the void never completes.
     fn connect_tcp(
         self: Arc<Self>,
-        src: SocketAddrV4,
-        dst: SocketAddrV4,
+        src: SocketAddr,
+        dst: SocketAddr,
         trace_id: u64,
     ) -> BoxFuture<'static, io::Result<PodStream>>;
 
@@ -68,8 +72,8 @@ pub trait Egress: Send + Sync {
     /// [`NetNs::deliver_udp`].
     fn send_udp(
         self: Arc<Self>,
-        src: SocketAddrV4,
-        dst: SocketAddrV4,
+        src: SocketAddr,
+        dst: SocketAddr,
         payload: Bytes,
     ) -> BoxFuture<'static, ()>;
 
@@ -78,8 +82,8 @@ pub trait Egress: Send + Sync {
     /// out) comes back through [`NetNs::deliver_icmp`].
     fn send_echo(
         self: Arc<Self>,
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
+        src: IpAddr,
+        dst: IpAddr,
         id: u16,
         seq: u16,
         ttl: u8,
@@ -94,8 +98,8 @@ enum Isolated {}
 impl Egress for Isolated {
     fn connect_tcp(
         self: Arc<Self>,
-        _src: SocketAddrV4,
-        _dst: SocketAddrV4,
+        _src: SocketAddr,
+        _dst: SocketAddr,
         _trace_id: u64,
     ) -> BoxFuture<'static, io::Result<PodStream>> {
         match *self {}
@@ -103,8 +107,8 @@ impl Egress for Isolated {
 
     fn send_udp(
         self: Arc<Self>,
-        _src: SocketAddrV4,
-        _dst: SocketAddrV4,
+        _src: SocketAddr,
+        _dst: SocketAddr,
         _payload: Bytes,
     ) -> BoxFuture<'static, ()> {
         match *self {}
@@ -112,8 +116,8 @@ impl Egress for Isolated {
 
     fn send_echo(
         self: Arc<Self>,
-        _src: Ipv4Addr,
-        _dst: Ipv4Addr,
+        _src: IpAddr,
+        _dst: IpAddr,
         _id: u16,
         _seq: u16,
         _ttl: u8,
@@ -238,11 +242,11 @@ impl AsyncWrite for PodStream {
 }
 
 /// A new inbound connection: the stream and the peer's address.
-pub type Incoming = (PodStream, SocketAddrV4);
+pub type Incoming = (PodStream, SocketAddr);
 
 /// What a UDP socket receives: a datagram, or an ICMP port-unreachable
 /// error for one it sent (surfaced as ConnectionRefused, as Linux does).
-pub type UdpItem = Result<(Bytes, SocketAddrV4), io::ErrorKind>;
+pub type UdpItem = Result<(Bytes, SocketAddr), io::ErrorKind>;
 
 /// What an ICMP echo socket receives about one of its requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,12 +259,12 @@ pub enum IcmpReply {
 
 /// An ICMP message for an echo socket: the request's sequence number, who
 /// sent the message, and what it says.
-type IcmpItem = (u16, Ipv4Addr, IcmpReply);
+type IcmpItem = (u16, IpAddr, IcmpReply);
 
 /// The answer to one probe of [`IcmpSocket::probe`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProbeReply {
-    pub from: Ipv4Addr,
+    pub from: IpAddr,
     pub reply: IcmpReply,
     pub rtt: Duration,
 }
@@ -288,10 +292,11 @@ pub enum SocketState {
 pub struct SocketInfo {
     pub protocol: Protocol,
     pub state: SocketState,
-    /// `0.0.0.0:port` for listeners and UDP sockets (all addresses).
-    pub local: SocketAddrV4,
+    /// `0.0.0.0:port` for listeners and UDP sockets (all addresses), or
+    /// `[::]:port` in a dual-stack pod (both families).
+    pub local: SocketAddr,
     /// `None` for listeners and UDP sockets (`*`).
-    pub peer: Option<SocketAddrV4>,
+    pub peer: Option<SocketAddr>,
     /// Listeners: connections waiting to be accepted; UDP: datagrams
     /// queued. 0 for connections (their buffers are not counted).
     pub recv_q: usize,
@@ -309,6 +314,7 @@ pub struct PodInfo {
 
 pub struct NetNs {
     ip: Ipv4Addr,
+    ip6: Option<Ipv6Addr>,
     info: PodInfo,
     /// The pod's /etc/resolv.conf, which the node wrote when it made the
     /// pod: every container of the pod shares it.
@@ -316,7 +322,7 @@ pub struct NetNs {
     egress: Weak<dyn Egress>,
     ports: Mutex<Ports>,
     /// Live TCP connections by id: (local, peer).
-    connections: Mutex<HashMap<u64, (SocketAddrV4, SocketAddrV4)>>,
+    connections: Mutex<HashMap<u64, (SocketAddr, SocketAddr)>>,
     next_connection: AtomicU64,
     next_port: AtomicU16,
     next_icmp_id: AtomicU16,
@@ -326,6 +332,7 @@ impl std::fmt::Debug for NetNs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NetNs")
             .field("ip", &self.ip)
+            .field("ip6", &self.ip6)
             .field("pod", &self.info.name)
             .finish()
     }
@@ -335,6 +342,13 @@ fn addr_in_use(port: u16) -> io::Error {
     io::Error::new(
         io::ErrorKind::AddrInUse,
         format!("port {port} is already in use in this pod"),
+    )
+}
+
+fn unreachable(dst: IpAddr) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NetworkUnreachable,
+        format!("Network is unreachable: this pod has no address of {dst}'s family"),
     )
 }
 
@@ -361,9 +375,21 @@ impl NetNs {
         resolver: ResolverConfig,
         egress: Weak<dyn Egress>,
     ) -> Arc<NetNs> {
+        NetNs::with_addresses(ip, None, info, resolver, egress)
+    }
+
+    /// A namespace at `ip` and, on a dual-stack node, also at `ip6`.
+    pub fn with_addresses(
+        ip: Ipv4Addr,
+        ip6: Option<Ipv6Addr>,
+        info: PodInfo,
+        resolver: ResolverConfig,
+        egress: Weak<dyn Egress>,
+    ) -> Arc<NetNs> {
         let seed = u16::from_be_bytes([ip.octets()[2], ip.octets()[3]]);
         Arc::new(NetNs {
             ip,
+            ip6,
             info,
             resolver,
             egress,
@@ -385,6 +411,25 @@ impl NetNs {
         self.ip
     }
 
+    /// The pod's IPv6 address, on a dual-stack node.
+    pub fn ip6(&self) -> Option<Ipv6Addr> {
+        self.ip6
+    }
+
+    /// Every address of the pod: IPv4 first.
+    pub fn addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        std::iter::once(IpAddr::V4(self.ip)).chain(self.ip6.map(IpAddr::V6))
+    }
+
+    /// The pod's address a packet to `dst` leaves from: the one of its
+    /// family (ENETUNREACH when the pod has none).
+    pub fn source_for(&self, dst: IpAddr) -> io::Result<IpAddr> {
+        match dst {
+            IpAddr::V4(_) => Ok(IpAddr::V4(self.ip)),
+            IpAddr::V6(_) => self.ip6.map(IpAddr::V6).ok_or_else(|| unreachable(dst)),
+        }
+    }
+
     pub fn info(&self) -> &PodInfo {
         &self.info
     }
@@ -398,7 +443,7 @@ impl NetNs {
         self.ports.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn connections(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (SocketAddrV4, SocketAddrV4)>> {
+    fn connections(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (SocketAddr, SocketAddr)>> {
         self.connections
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -408,8 +453,8 @@ impl NetNs {
     fn track(
         self: &Arc<Self>,
         stream: PodStream,
-        local: SocketAddrV4,
-        peer: SocketAddrV4,
+        local: SocketAddr,
+        peer: SocketAddr,
     ) -> PodStream {
         let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
         self.connections().insert(id, (local, peer));
@@ -425,7 +470,12 @@ impl NetNs {
     /// The namespace's sockets: TCP listeners, bound UDP ports and live
     /// TCP connections, sorted by protocol, state and address.
     pub fn sockets(&self) -> Vec<SocketInfo> {
-        let any = |port| SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port);
+        // A dual-stack pod's sockets take both families, as `[::]` does.
+        let unspecified = match self.ip6 {
+            Some(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        };
+        let any = |port| SocketAddr::new(unspecified, port);
         let mut rows = Vec::new();
         {
             let ports = self.ports();
@@ -466,7 +516,7 @@ impl NetNs {
                 send_q: 0,
             });
         }
-        rows.sort_by_key(|r| (r.protocol, r.state, *r.local.ip(), r.local.port(), r.peer));
+        rows.sort_by_key(|r| (r.protocol, r.state, r.local.ip(), r.local.port(), r.peer));
         rows
     }
 
@@ -474,9 +524,10 @@ impl NetNs {
         self.egress.upgrade().ok_or_else(gone)
     }
 
-    /// Is `ip` this namespace (its IP or loopback)?
-    pub fn is_self(&self, ip: Ipv4Addr) -> bool {
-        ip == self.ip || ip.is_loopback()
+    /// Is `ip` this namespace (one of its addresses or loopback)?
+    pub fn is_self(&self, ip: impl Into<IpAddr>) -> bool {
+        let ip = ip.into();
+        ip.is_loopback() || self.addresses().any(|a| a == ip)
     }
 
     fn ephemeral_port<T>(&self, table: &HashMap<u16, T>) -> io::Result<u16> {
@@ -539,22 +590,25 @@ impl NetNs {
     /// Connects to `dst` from an ephemeral port of this pod. A refused
     /// connection fails with ConnectionRefused; a destination that does not
     /// answer never completes (callers bound it with a timeout).
-    pub async fn connect_tcp(self: &Arc<Self>, dst: SocketAddrV4) -> io::Result<PodStream> {
-        self.connect_tcp_traced(dst, 0).await
+    pub async fn connect_tcp(
+        self: &Arc<Self>,
+        dst: impl Into<SocketAddr>,
+    ) -> io::Result<PodStream> {
+        self.connect_tcp_traced(dst.into(), 0).await
     }
 
     /// [`NetNs::connect_tcp`] as part of journey `trace_id` (0: a new one).
     pub async fn connect_tcp_traced(
         self: &Arc<Self>,
-        dst: SocketAddrV4,
+        dst: SocketAddr,
         trace_id: u64,
     ) -> io::Result<PodStream> {
         let src_port = {
             let ports = self.ports();
             self.ephemeral_port(&ports.tcp)?
         };
-        if self.is_self(*dst.ip()) {
-            let src = SocketAddrV4::new(*dst.ip(), src_port);
+        if self.is_self(dst.ip()) {
+            let src = SocketAddr::new(dst.ip(), src_port);
             let (a, b) = PodStream::local_pair(trace_id);
             return match self.deliver_tcp(dst.port(), (b, src)) {
                 Ok(()) => Ok(self.track(a, src, dst)),
@@ -562,7 +616,7 @@ impl NetNs {
                 Err(None) => std::future::pending().await,
             };
         }
-        let src = SocketAddrV4::new(self.ip, src_port);
+        let src = SocketAddr::new(self.source_for(dst.ip())?, src_port);
         let stream = self.egress()?.connect_tcp(src, dst, trace_id).await?;
         Ok(self.track(stream, src, dst))
     }
@@ -599,14 +653,14 @@ impl NetNs {
     }
 
     /// Delivers an ICMP echo reply to the pinger that owns `id`.
-    pub fn deliver_echo_reply(&self, id: u16, seq: u16, from: Ipv4Addr) {
+    pub fn deliver_echo_reply(&self, id: u16, seq: u16, from: IpAddr) {
         self.deliver_icmp(id, seq, from, IcmpReply::EchoReply);
     }
 
     /// Delivers an ICMP message about echo request `id`/`seq` to the
     /// socket that owns `id` (a full queue drops it, as a full socket
     /// buffer does).
-    pub fn deliver_icmp(&self, id: u16, seq: u16, from: Ipv4Addr, reply: IcmpReply) {
+    pub fn deliver_icmp(&self, id: u16, seq: u16, from: IpAddr, reply: IcmpReply) {
         if let Some(tx) = self.ports().icmp.get(&id) {
             let _ = tx.try_send((seq, from, reply));
         }
@@ -631,17 +685,17 @@ impl NetNs {
     async fn send_udp_from(
         &self,
         src_port: u16,
-        dst: SocketAddrV4,
+        dst: SocketAddr,
         payload: Bytes,
     ) -> io::Result<()> {
-        if self.is_self(*dst.ip()) {
-            let src = SocketAddrV4::new(*dst.ip(), src_port);
+        if self.is_self(dst.ip()) {
+            let src = SocketAddr::new(dst.ip(), src_port);
             if !self.deliver_udp(dst.port(), Ok((payload, src))) {
                 self.deliver_udp(src_port, Err(io::ErrorKind::ConnectionRefused));
             }
             return Ok(());
         }
-        let src = SocketAddrV4::new(self.ip, src_port);
+        let src = SocketAddr::new(self.source_for(dst.ip())?, src_port);
         self.egress()?.send_udp(src, dst, payload).await;
         Ok(())
     }
@@ -660,13 +714,16 @@ impl PodListener {
 
     pub async fn accept(&mut self) -> io::Result<Incoming> {
         let (stream, peer) = self.rx.recv().await.ok_or_else(gone)?;
-        // A connection over loopback arrives at the address it was made to.
-        let local_ip = if self.ns.is_self(*peer.ip()) {
-            *peer.ip()
+        // A connection over loopback arrives at the address it was made
+        // to, any other at the pod's address of the peer's family.
+        let local_ip = if self.ns.is_self(peer.ip()) {
+            peer.ip()
         } else {
-            self.ns.ip
+            self.ns
+                .source_for(peer.ip())
+                .unwrap_or(IpAddr::V4(self.ns.ip))
         };
-        let local = SocketAddrV4::new(local_ip, self.port);
+        let local = SocketAddr::new(local_ip, self.port);
         Ok((self.ns.track(stream, local, peer), peer))
     }
 }
@@ -688,15 +745,15 @@ impl PodUdpSocket {
         self.port
     }
 
-    pub async fn send_to(&self, payload: &[u8], dst: SocketAddrV4) -> io::Result<()> {
+    pub async fn send_to(&self, payload: &[u8], dst: impl Into<SocketAddr>) -> io::Result<()> {
         self.ns
-            .send_udp_from(self.port, dst, Bytes::copy_from_slice(payload))
+            .send_udp_from(self.port, dst.into(), Bytes::copy_from_slice(payload))
             .await
     }
 
     /// The next datagram and its sender; ConnectionRefused if an earlier
     /// datagram came back port-unreachable.
-    pub async fn recv_from(&self) -> io::Result<(Bytes, SocketAddrV4)> {
+    pub async fn recv_from(&self) -> io::Result<(Bytes, SocketAddr)> {
         match self.rx.lock().await.recv().await {
             Some(Ok(d)) => Ok(d),
             Some(Err(kind)) => Err(io::Error::new(kind, "port unreachable")),
@@ -722,17 +779,19 @@ impl IcmpSocket {
     /// `Ok(None)` on timeout.
     pub async fn echo(
         &mut self,
-        dst: Ipv4Addr,
+        dst: impl Into<IpAddr>,
         seq: u16,
         timeout: Duration,
     ) -> io::Result<Option<Duration>> {
+        let dst = dst.into();
         let start = tokio::time::Instant::now();
         if self.ns.is_self(dst) {
             return Ok(Some(start.elapsed()));
         }
+        let src = self.ns.source_for(dst)?;
         self.ns
             .egress()?
-            .send_echo(self.ns.ip, dst, self.id, seq, DEFAULT_TTL)
+            .send_echo(src, dst, self.id, seq, DEFAULT_TTL)
             .await;
         let deadline = start + timeout;
         loop {
@@ -753,11 +812,12 @@ impl IcmpSocket {
     /// addresses answer at once, whatever the TTL (no router is passed).
     pub async fn probe(
         &mut self,
-        dst: Ipv4Addr,
+        dst: impl Into<IpAddr>,
         seq: u16,
         ttl: u8,
         timeout: Duration,
     ) -> io::Result<Option<ProbeReply>> {
+        let dst = dst.into();
         let start = tokio::time::Instant::now();
         if self.ns.is_self(dst) {
             return Ok(Some(ProbeReply {
@@ -766,9 +826,10 @@ impl IcmpSocket {
                 rtt: start.elapsed(),
             }));
         }
+        let src = self.ns.source_for(dst)?;
         self.ns
             .egress()?
-            .send_echo(self.ns.ip, dst, self.id, seq, ttl)
+            .send_echo(src, dst, self.id, seq, ttl)
             .await;
         let deadline = start + timeout;
         loop {

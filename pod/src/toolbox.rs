@@ -37,7 +37,7 @@ mod traceroute;
 mod wget;
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::dns::resolver::{self, ResolveError};
@@ -228,15 +228,26 @@ fn parse<P: clap::Parser>(argv: &[String], out: &mut Output) -> Result<P, i32> {
     })
 }
 
-/// Resolves `host` the way `getaddrinfo` in the pod would: an IPv4
-/// literal, `localhost` or the pod's own name (the kubelet's /etc/hosts),
-/// else cluster DNS through the pod's search list. Returns the first
-/// address, which is the one the tools connect to.
-pub async fn resolve(ns: &Arc<NetNs>, host: &str) -> Result<Ipv4Addr, ResolveError> {
+/// Resolves `host` the way `getaddrinfo` in the pod would: an IPv4 or
+/// IPv6 literal (bracketed as in a URL, or bare), `localhost` or the pod's
+/// own name (the kubelet's /etc/hosts), else cluster DNS through the pod's
+/// search list. Returns the first address, which is the one the tools
+/// connect to. A name is looked up as A: glibc's RFC 6724 sorting puts
+/// IPv4 before unique-local IPv6 (`fd00::/8`, podnet's ranges), so on a
+/// dual-stack cluster the first address it returns is the IPv4 one too.
+pub async fn resolve(ns: &Arc<NetNs>, host: &str) -> Result<IpAddr, ResolveError> {
+    let literal = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if let Ok(ip) = literal.parse::<std::net::Ipv6Addr>() {
+        return Ok(IpAddr::V6(ip));
+    }
     let addresses = resolver::resolve_ipv4(ns, host).await?;
     addresses
         .first()
         .copied()
+        .map(IpAddr::V4)
         .ok_or_else(|| ResolveError::NoData {
             name: host.to_owned(),
             rtype: hickory_proto::rr::RecordType::A,

@@ -3,7 +3,10 @@
 //! each, Services the families their `ipFamilyPolicy` asks for (allocated
 //! as the API server's `initIPFamilyFields` does), EndpointSlices one set
 //! per address type, and cluster DNS answers AAAA and `ip6.arpa` PTR, as
-//! `dig` on the host shows. IPv4 traffic crosses the cluster as before.
+//! `dig` on the host shows. Traffic crosses the cluster in both families:
+//! a pod reaches Services at their IPv6 ClusterIPs and pods at their IPv6
+//! addresses, across nodes, from its own IPv6 address (no NAT), and sees
+//! both families in its interfaces and sockets.
 
 use std::net::IpAddr;
 
@@ -189,7 +192,10 @@ fn dual_stack_pods_services_slices_and_dns_have_both_families() {
         short(&dig(&["+short", "AAAA", &fqdn("web-dual")])),
         [dual_ips[1].clone()]
     );
-    assert_eq!(short(&dig(&["+short", "AAAA", &fqdn("web-v6")])), [v6_ip]);
+    assert_eq!(
+        short(&dig(&["+short", "AAAA", &fqdn("web-v6")])),
+        std::slice::from_ref(&v6_ip)
+    );
     for ip in [&dual_ips[0], &dual_ips[1]] {
         assert_eq!(
             short(&dig(&["+short", "-x", ip])),
@@ -225,4 +231,50 @@ fn dual_stack_pods_services_slices_and_dns_have_both_families() {
     let echo: Value = serde_json::from_slice(&out.stdout).expect("echo json");
     let answered = echo["podIP"].as_str().unwrap_or_default().to_string();
     assert!(pod_v4.contains(&answered), "{echo}");
+
+    // And IPv6: the dual-stack Service's IPv6 ClusterIP, the IPv6-only
+    // Service, and each web pod's IPv6 address (on both nodes), every one
+    // answered from the client's IPv6 address, as kube-proxy's IPv6
+    // proxier leaves the source alone.
+    let client = c.json(&["get", "pod", "client"]);
+    let client_v6: IpAddr = client["status"]["podIPs"][1]["ip"]
+        .as_str()
+        .and_then(|ip| ip.parse().ok())
+        .expect("the client's IPv6 address");
+    let mut urls = vec![
+        format!("http://[{}]/", dual_ips[1]),
+        format!("http://[{v6_ip}]/"),
+    ];
+    urls.extend(pod_v6.iter().map(|ip| format!("http://[{ip}]:8080/")));
+    for url in &urls {
+        let out = c.exec("client", &["curl", "-s", "-m", "5", url]);
+        assert!(out.status.success(), "curl {url}: {}", text(&out.stderr));
+        let echo: Value = serde_json::from_slice(&out.stdout).expect("echo json");
+        let seen: std::net::SocketAddr = echo["client"]
+            .as_str()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("client address in {echo}"));
+        assert_eq!(seen.ip(), client_v6, "{url}: {echo}");
+        assert!(pod_v4.contains(&echo["podIP"].as_str().unwrap_or_default().to_string()));
+    }
+    // A port nothing listens on refuses over IPv6 as over IPv4.
+    let refused = c.exec(
+        "client",
+        &[
+            "curl",
+            "-s",
+            "-m",
+            "5",
+            &format!("http://[{}]:9/", pod_v6[0]),
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(7), "{}", text(&refused.stderr));
+    // ping and the pod's own view of its addresses.
+    let ping = c.exec("client", &["ping", "-c", "1", "-W", "2", &pod_v6[0]]);
+    assert!(ping.status.success(), "ping: {}", text(&ping.stdout));
+    let addr = text(&c.exec("client", &["ip", "addr"]).stdout);
+    assert!(
+        addr.contains(&format!("inet6 {client_v6}/64 scope global")),
+        "{addr}"
+    );
 }

@@ -67,7 +67,7 @@ fn every_bad_flag_is_refused_with_its_reason_before_anything_starts() {
         ),
         (
             &["up", "--ip-family", "ipv6"],
-            &["--ip-family", "carries IPv4 flows only", "use dual"],
+            &["--ip-family", "always have an IPv4 address", "use dual"],
         ),
         (
             &["up", "--nodes", "300"],

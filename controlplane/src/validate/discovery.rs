@@ -41,11 +41,7 @@ pub(super) fn validate_endpoint_slice(slice: &EndpointSlice, errs: &mut Errors) 
     let type_path = FieldPath::new("addressType");
     match address_type {
         "" => errs.required(&type_path, ""),
-        "IPv4" => {}
-        "IPv6" => errs.warn(
-            &type_path,
-            "podnet's datapath carries IPv4 only: \"IPv6\" endpoints are answered by cluster DNS but no node routes to them",
-        ),
+        "IPv4" | "IPv6" => {}
         "FQDN" => errs.warn(
             &type_path,
             "\"FQDN\" endpoints are deprecated: they are stored but never used",

@@ -709,7 +709,7 @@ expect:
         );
         let err = family("ip_family: ipv6").unwrap_err().to_string();
         assert!(
-            err.contains("t.yaml:2") && err.contains("carries IPv4 flows only"),
+            err.contains("t.yaml:2") && err.contains("always have an IPv4 address"),
             "{err}"
         );
         let err = family("ip_family: IPv4").unwrap_err().to_string();

@@ -1,6 +1,6 @@
 //! The datapath between two real overlay endpoints on loopback.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,7 +44,7 @@ fn net() -> Net {
     }
 }
 
-async fn echo_once(listener: &mut podnet_pod::netns::PodListener) -> SocketAddrV4 {
+async fn echo_once(listener: &mut podnet_pod::netns::PodListener) -> SocketAddr {
     let (mut s, peer) = listener.accept().await.unwrap();
     let mut buf = [0u8; 5];
     s.read_exact(&mut buf).await.unwrap();
@@ -69,11 +69,52 @@ async fn tcp_across_nodes_keeps_the_source_address() {
     assert_eq!(&back, b"hello");
     let peer = server.await.unwrap();
     assert_eq!(
-        *peer.ip(),
+        peer.ip(),
         n.pod_a.ip(),
         "no NAT: the server sees the client pod's IP"
     );
     assert_eq!(n.b.stats.snapshot().flows_in, 1);
+}
+
+/// A dual-stack pod reached at its IPv6 address over the overlay: the
+/// flow leaves from the client's IPv6 address, and both ends see IPv6.
+#[tokio::test]
+async fn tcp_across_nodes_over_ipv6_keeps_the_ipv6_source() {
+    let n = net();
+    let (a6, b6) = (n.pod_a.ip6().unwrap(), n.pod_b.ip6().unwrap());
+    let mut listener = n.pod_b.listen_tcp(80).unwrap();
+    let server = tokio::spawn(async move { echo_once(&mut listener).await });
+    let mut s = n.pod_a.connect_tcp((b6, 80)).await.unwrap();
+    s.write_all(b"hello").await.unwrap();
+    let mut back = [0u8; 5];
+    s.read_exact(&mut back).await.unwrap();
+    assert_eq!(&back, b"hello");
+    assert_eq!(server.await.unwrap().ip(), IpAddr::V6(a6));
+    // The connection is listed with IPv6 ends on both sides.
+    let rows = n.pod_a.sockets();
+    assert!(
+        rows.iter()
+            .any(|r| r.peer == Some(SocketAddr::from((b6, 80)))),
+        "{rows:?}"
+    );
+}
+
+/// A pod without an IPv6 address has no route to one, as Linux says.
+#[tokio::test]
+async fn ipv6_from_a_pod_without_an_ipv6_address_is_unreachable() {
+    let n = net();
+    let v4_only = NetNs::new(
+        Ipv4Addr::new(10, 244, 0, 7),
+        Default::default(),
+        Arc::<Datapath>::downgrade(&n.a),
+    );
+    n.a.add_pod(v4_only.clone());
+    let b6 = n.pod_b.ip6().unwrap();
+    let err = v4_only.connect_tcp((b6, 80)).await.err().unwrap();
+    assert_eq!(err.kind(), std::io::ErrorKind::NetworkUnreachable);
+    let udp = v4_only.bind_udp(0).unwrap();
+    let err = udp.send_to(b"q", (b6, 53)).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NetworkUnreachable);
 }
 
 #[tokio::test]
@@ -87,15 +128,14 @@ async fn closed_port_refuses_and_missing_pod_is_silent() {
         .unwrap();
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
     for ip in [
-        Ipv4Addr::new(10, 244, 1, 99),
-        Ipv4Addr::new(10, 9, 9, 9),
-        Ipv4Addr::new(10, 244, 0, 99),
+        IpAddr::from(Ipv4Addr::new(10, 244, 1, 99)),
+        IpAddr::from(Ipv4Addr::new(10, 9, 9, 9)),
+        IpAddr::from(Ipv4Addr::new(10, 244, 0, 99)),
+        IpAddr::from(Ipv6Addr::new(0xfd00, 0x10, 0x244, 1, 0, 0, 0, 0x99)),
+        IpAddr::from(Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 1)),
     ] {
-        let silent = tokio::time::timeout(
-            Duration::from_millis(300),
-            n.pod_a.connect_tcp(SocketAddrV4::new(ip, 80)),
-        )
-        .await;
+        let silent =
+            tokio::time::timeout(Duration::from_millis(300), n.pod_a.connect_tcp((ip, 80))).await;
         assert!(silent.is_err(), "{ip} must be silent");
     }
 }
@@ -110,7 +150,10 @@ async fn udp_and_ping_across_nodes() {
         .await
         .unwrap();
     let (data, from) = server.recv_from().await.unwrap();
-    assert_eq!((&data[..], *from.ip()), (&b"q"[..], n.pod_a.ip()));
+    assert_eq!(
+        (&data[..], from.ip()),
+        (&b"q"[..], IpAddr::V4(n.pod_a.ip()))
+    );
     // No socket on the port: the sender learns it (ICMP port unreachable).
     client
         .send_to(b"q", SocketAddrV4::new(n.pod_b.ip(), 54))
@@ -131,6 +174,18 @@ async fn udp_and_ping_across_nodes() {
             .unwrap(),
         None
     );
+
+    // The same over IPv6, with the IPv6 source and the answer from the
+    // IPv6 address that was asked.
+    let (a6, b6) = (n.pod_a.ip6().unwrap(), n.pod_b.ip6().unwrap());
+    client.send_to(b"6", (b6, 53)).await.unwrap();
+    let (data, from) = server.recv_from().await.unwrap();
+    assert_eq!((&data[..], from.ip()), (&b"6"[..], IpAddr::V6(a6)));
+    server.send_to(b"r", from).await.unwrap();
+    let (data, from) = client.recv_from().await.unwrap();
+    assert_eq!((&data[..], from), (&b"r"[..], SocketAddr::from((b6, 53))));
+    let rtt = icmp.echo(b6, 3, Duration::from_secs(2)).await.unwrap();
+    assert!(rtt.is_some());
 }
 
 /// A node may only send from its own addresses: node-b's certificate
@@ -156,7 +211,7 @@ async fn forged_sources_and_bad_headers_are_dropped_and_counted() {
     let forged = FlowHeader {
         kind: FrameKind::TcpOpen,
         src: "10.244.2.5:1234".parse().unwrap(),
-        dst: SocketAddrV4::new(n.pod_a.ip(), 80),
+        dst: SocketAddr::from((n.pod_a.ip(), 80)),
         trace_id: 1,
     };
     let (mut send, mut recv) = conn.open_bi().await.unwrap();
@@ -169,15 +224,27 @@ async fn forged_sources_and_bad_headers_are_dropped_and_counted() {
     assert_eq!(n.a.stats.snapshot().forged_sources, 1);
 
     let (mut send, mut recv) = conn.open_bi().await.unwrap();
-    send.write_all(&[0xff; BASE_HEADER_LEN]).await.unwrap();
+    send.write_all(&[0xff; 24]).await.unwrap();
     assert!(recv.read_exact(&mut status).await.is_err());
     assert_eq!(n.a.stats.snapshot().bad_headers, 1);
     conn.send_datagram(bytes::Bytes::from_static(b"\x01\x09garbage"))
         .unwrap();
 
     // The honest flow from node-b's own range still works afterwards.
+    // Nor may it speak for another node's IPv6 podCIDR.
+    let forged6 = FlowHeader {
+        src: SocketAddr::from((n.pod_a.ip6().unwrap(), 999)),
+        dst: SocketAddr::from((n.pod_a.ip6().unwrap(), 80)),
+        ..forged
+    };
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    send.write_all(&forged6.to_bytes()).await.unwrap();
+    assert!(recv.read_exact(&mut status).await.is_err());
+    assert_eq!(n.a.stats.snapshot().forged_sources, 2);
+
     let honest = FlowHeader {
-        src: SocketAddrV4::new(n.pod_b.ip(), 999),
+        src: SocketAddr::from((n.pod_b.ip6().unwrap(), 999)),
+        dst: SocketAddr::from((n.pod_a.ip6().unwrap(), 80)),
         ..forged
     };
     let (mut send, mut recv) = conn.open_bi().await.unwrap();
@@ -212,6 +279,10 @@ fn a_node_routes_an_echo_request_by_its_ttl() {
         gateway("10.244.3.0/24".parse().unwrap()),
         Ipv4Addr::new(10, 244, 3, 1)
     );
+    assert_eq!(
+        gateway_v6("fd00:10:244:3::/64".parse().unwrap()),
+        Ipv6Addr::new(0xfd00, 0x10, 0x244, 3, 0, 0, 0, 1)
+    );
 }
 
 /// What answers an echo request from pod a with each TTL: the pods'
@@ -223,12 +294,12 @@ async fn ttl_limited_echo_is_answered_by_each_router_on_the_way() {
     // As the agent routes them: each node's IP to that node.
     let mut routes = n._pair.routes();
     routes.push(Route {
-        cidr: Ipv4Net::from(n.b.node_ip()),
+        cidr: Ipv4Net::from(n.b.node_ip()).into(),
         node: "node-b".into(),
         underlay: n._pair.addr_b,
     });
     routes.push(Route {
-        cidr: Ipv4Net::from(n.a.node_ip()),
+        cidr: Ipv4Net::from(n.a.node_ip()).into(),
         node: "node-a".into(),
         underlay: n.addr_a,
     });
@@ -241,7 +312,7 @@ async fn ttl_limited_echo_is_answered_by_each_router_on_the_way() {
     );
     n.a.add_pod(neighbour.clone());
 
-    let hops = |dst: Ipv4Addr, max: u8| {
+    let hops = |dst: IpAddr, max: u8| {
         let pod_a = n.pod_a.clone();
         async move {
             let mut seen = Vec::new();
@@ -257,25 +328,40 @@ async fn ttl_limited_echo_is_answered_by_each_router_on_the_way() {
             seen
         }
     };
-    let gw = Some((Ipv4Addr::new(10, 244, 0, 1), IcmpReply::TimeExceeded));
-    let node_b = Some((n.b.node_ip(), IcmpReply::TimeExceeded));
+    let v4 = |ip: Ipv4Addr| IpAddr::V4(ip);
+    let gw = Some((v4(Ipv4Addr::new(10, 244, 0, 1)), IcmpReply::TimeExceeded));
+    let node_b = Some((v4(n.b.node_ip()), IcmpReply::TimeExceeded));
     let echo = |ip| Some((ip, IcmpReply::EchoReply));
+    let pod_b = v4(n.pod_b.ip());
+    assert_eq!(hops(pod_b, 4).await, [gw, node_b, echo(pod_b), echo(pod_b)]);
+    let neighbour_ip = v4(neighbour.ip());
     assert_eq!(
-        hops(n.pod_b.ip(), 4).await,
-        [gw, node_b, echo(n.pod_b.ip()), echo(n.pod_b.ip())]
-    );
-    assert_eq!(
-        hops(neighbour.ip(), 3).await,
-        [gw, echo(neighbour.ip()), echo(neighbour.ip())]
+        hops(neighbour_ip, 3).await,
+        [gw, echo(neighbour_ip), echo(neighbour_ip)]
     );
     // The other node itself is two hops away, its gateway too.
-    assert_eq!(hops(n.b.node_ip(), 2).await, [gw, echo(n.b.node_ip())]);
-    let gw_b = Ipv4Addr::new(10, 244, 1, 1);
+    let node_b_ip = v4(n.b.node_ip());
+    assert_eq!(hops(node_b_ip, 2).await, [gw, echo(node_b_ip)]);
+    let gw_b = v4(Ipv4Addr::new(10, 244, 1, 1));
     assert_eq!(hops(gw_b, 2).await, [gw, echo(gw_b)]);
     // No pod there, or no route at all: past the gateway, silence.
     assert_eq!(
-        hops(Ipv4Addr::new(10, 244, 1, 77), 3).await,
+        hops(v4(Ipv4Addr::new(10, 244, 1, 77)), 3).await,
         [gw, None, None]
     );
-    assert_eq!(hops(Ipv4Addr::new(10, 96, 0, 99), 2).await, [gw, None]);
+    assert_eq!(hops(v4(Ipv4Addr::new(10, 96, 0, 99)), 2).await, [gw, None]);
+
+    // Over IPv6 the routers are the IPv6 gateways: node-a's for its pod,
+    // and node-b's (its IPv6 podCIDR's ::1, the node having no IPv6
+    // InternalIP) where the TTL runs out there.
+    let gw6 = Some((
+        IpAddr::V6(Ipv6Addr::new(0xfd00, 0x10, 0x244, 0, 0, 0, 0, 1)),
+        IcmpReply::TimeExceeded,
+    ));
+    let gw6_b = Some((
+        IpAddr::V6(Ipv6Addr::new(0xfd00, 0x10, 0x244, 1, 0, 0, 0, 1)),
+        IcmpReply::TimeExceeded,
+    ));
+    let pod_b6 = IpAddr::V6(n.pod_b.ip6().unwrap());
+    assert_eq!(hops(pod_b6, 3).await, [gw6, gw6_b, echo(pod_b6)]);
 }

@@ -1,5 +1,6 @@
 //! Service table building and endpoint choice, table-driven.
 
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::time::Instant;
 
 use serde_json::json;
@@ -48,8 +49,8 @@ fn web(extra: Value, eps: &[Ep]) -> ServiceTable {
     ServiceTable::build(&view(vec![svc(spec)], vec![slice("web-1", 8080, eps)]))
 }
 
-const VIP: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 96, 0, 20), 80);
-const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 244, 0, 9);
+const VIP: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 96, 0, 20), 80));
+const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 244, 0, 9));
 
 fn check(table: &ServiceTable, origin: Origin, random: u64, expected: Pick) {
     let port = match origin {
@@ -62,7 +63,7 @@ fn check(table: &ServiceTable, origin: Origin, random: u64, expected: Pick) {
 }
 
 fn to(ip: &str) -> Pick {
-    Pick::To(SocketAddrV4::new(ip.parse().unwrap(), 8080))
+    Pick::To(SocketAddr::new(ip.parse().unwrap(), 8080))
 }
 
 #[test]
@@ -176,7 +177,7 @@ fn client_ip_affinity_sticks_until_idle_timeout() {
     let other = state.pick(
         port,
         Origin::ClusterIp,
-        Ipv4Addr::new(10, 244, 2, 2),
+        IpAddr::V4(Ipv4Addr::new(10, 244, 2, 2)),
         "n",
         t0,
         0,
@@ -229,7 +230,7 @@ fn headless_external_name_and_other_protocols_are_not_proxied() {
 fn endpoint_categorization_follows_kep_1669() {
     // (ip, node, ready, serving, terminating), as slices carry them.
     let ep = |(ip, node, ready, serving, terminating): Ep| Endpoint {
-        addr: SocketAddrV4::new(ip.parse().unwrap(), 8080),
+        addr: SocketAddr::new(ip.parse().unwrap(), 8080),
         node: node.to_string(),
         ready,
         serving,
@@ -335,4 +336,67 @@ fn external_local_uses_local_terminating_endpoints_through_the_node_port() {
     // balancer stops choosing a node whose endpoints are all terminating.
     assert_eq!(local.local_ready_endpoints("default", "web", "node-1"), 0);
     assert_eq!(local.local_ready_endpoints("default", "web", "node-2"), 1);
+}
+
+/// kube-proxy's per-family proxiers: a dual-stack Service has a rule per
+/// ClusterIP, each picking only endpoints of its own address type, and
+/// the NodePort is on the IPv4 rule (the node's InternalIP is IPv4).
+#[test]
+fn a_dual_stack_service_has_a_rule_per_family_with_that_familys_endpoints() {
+    let spec = json!({"type": "NodePort", "clusterIP": "10.96.0.20",
+                      "clusterIPs": ["10.96.0.20", "fd00:10:96::20"],
+                      "ipFamilies": ["IPv4", "IPv6"], "ipFamilyPolicy": "PreferDualStack",
+                      "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080, "nodePort": 30080}]});
+    let mut v6 = slice(
+        "web-2",
+        8080,
+        &[("fd00:10:244:1::2", "node-2", true, true, false)],
+    );
+    v6["addressType"] = json!("IPv6");
+    let v4 = slice(
+        "web-1",
+        8080,
+        &[("10.244.1.2", "node-2", true, true, false)],
+    );
+    let t = ServiceTable::build(&view(vec![svc(spec)], vec![v4, v6]));
+    let vip6 = SocketAddr::from((Ipv6Addr::new(0xfd00, 0x10, 0x96, 0, 0, 0, 0, 0x20), 80));
+    let client6 = IpAddr::V6(Ipv6Addr::new(0xfd00, 0x10, 0x244, 0, 0, 0, 0, 9));
+    let pick = |vip: SocketAddr, client: IpAddr, random: u64| {
+        let port = t.by_cluster_ip(vip, Protocol::Tcp).expect("a rule");
+        ProxyState::default().pick(
+            port,
+            Origin::ClusterIp,
+            client,
+            "node-1",
+            Instant::now(),
+            random,
+        )
+    };
+    for random in 0..3 {
+        assert_eq!(pick(VIP, CLIENT, random), to("10.244.1.2"));
+        assert_eq!(pick(vip6, client6, random), to("fd00:10:244:1::2"));
+    }
+    let node_port = t.by_node_port(30080, Protocol::Tcp).expect("NodePort rule");
+    assert_eq!(node_port.cluster_ip, Some(VIP));
+    assert_eq!(t.ports().len(), 2);
+    assert_ne!(
+        t.ports()[0].id,
+        t.ports()[1].id,
+        "each family keeps its own state"
+    );
+
+    // An IPv6 single-stack Service: its only rule has the NodePort.
+    let spec = json!({"type": "NodePort", "clusterIP": "fd00:10:96::20",
+                      "clusterIPs": ["fd00:10:96::20"], "ipFamilies": ["IPv6"],
+                      "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080, "nodePort": 30080}]});
+    let mut v6 = slice(
+        "web-2",
+        8080,
+        &[("fd00:10:244:1::2", "node-2", true, true, false)],
+    );
+    v6["addressType"] = json!("IPv6");
+    let t = ServiceTable::build(&view(vec![svc(spec)], vec![v6]));
+    let port = t.by_node_port(30080, Protocol::Tcp).expect("NodePort rule");
+    assert_eq!(port.cluster_ip, Some(vip6));
+    assert_eq!(port.id, "default/web:http");
 }

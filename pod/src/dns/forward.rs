@@ -27,7 +27,7 @@
 //! in file order, as `policy sequential`), DNS over TLS.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -52,14 +52,15 @@ pub const MAX_CONCURRENT: usize = 1000;
 /// server's own address, loopback (the server's namespace), and the
 /// cluster DNS's addresses, each of which would send the query back here.
 pub fn upstreams(
-    servers: &[SocketAddrV4],
-    own: Ipv4Addr,
+    servers: &[SocketAddr],
+    own: &[IpAddr],
     cluster_dns: &[Ipv4Addr],
-) -> Vec<SocketAddrV4> {
-    let mut out: Vec<SocketAddrV4> = Vec::new();
+) -> Vec<SocketAddr> {
+    let mut out: Vec<SocketAddr> = Vec::new();
     for server in servers {
-        let ip = *server.ip();
-        if ip == own || ip.is_loopback() || ip.is_unspecified() || cluster_dns.contains(&ip) {
+        let ip = server.ip();
+        let is_cluster_dns = matches!(ip, IpAddr::V4(v4) if cluster_dns.contains(&v4));
+        if own.contains(&ip) || ip.is_loopback() || ip.is_unspecified() || is_cluster_dns {
             continue;
         }
         if !out.contains(server) {
@@ -135,13 +136,13 @@ pub enum ForwardError {
 #[derive(Debug, Default)]
 pub struct ForwardStats {
     /// (upstream, rcode or `None` for no answer) → count.
-    responses: Mutex<BTreeMap<(SocketAddrV4, Option<u16>), u64>>,
-    requests: Mutex<BTreeMap<SocketAddrV4, u64>>,
+    responses: Mutex<BTreeMap<(SocketAddr, Option<u16>), u64>>,
+    requests: Mutex<BTreeMap<SocketAddr, u64>>,
     rejected: std::sync::atomic::AtomicU64,
 }
 
 impl ForwardStats {
-    fn request(&self, to: SocketAddrV4) {
+    fn request(&self, to: SocketAddr) {
         *self
             .requests
             .lock()
@@ -150,7 +151,7 @@ impl ForwardStats {
             .or_default() += 1;
     }
 
-    fn response(&self, to: SocketAddrV4, rcode: Option<ResponseCode>) {
+    fn response(&self, to: SocketAddr, rcode: Option<ResponseCode>) {
         *self
             .responses
             .lock()
@@ -160,7 +161,7 @@ impl ForwardStats {
     }
 
     /// Queries sent to each upstream.
-    pub fn requests(&self) -> BTreeMap<SocketAddrV4, u64> {
+    pub fn requests(&self) -> BTreeMap<SocketAddr, u64> {
         self.requests
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -168,7 +169,7 @@ impl ForwardStats {
     }
 
     /// Answers from each upstream by rcode (`None`: none in time).
-    pub fn responses(&self) -> BTreeMap<(SocketAddrV4, Option<u16>), u64> {
+    pub fn responses(&self) -> BTreeMap<(SocketAddr, Option<u16>), u64> {
         self.responses
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -216,8 +217,9 @@ impl Forwarder {
 
     /// The upstreams now: the namespace's resolv.conf without the cluster
     /// DNS at `cluster_dns`.
-    pub fn upstreams(&self, cluster_dns: &[Ipv4Addr]) -> Vec<SocketAddrV4> {
-        upstreams(&self.ns.resolver().servers(), self.ns.ip(), cluster_dns)
+    pub fn upstreams(&self, cluster_dns: &[Ipv4Addr]) -> Vec<SocketAddr> {
+        let own: Vec<IpAddr> = self.ns.addresses().collect();
+        upstreams(&self.ns.resolver().servers(), &own, cluster_dns)
     }
 
     /// Asks `upstreams` in order for `query` (already under its upstream
@@ -225,7 +227,7 @@ impl Forwarder {
     pub async fn exchange(
         &self,
         query: &Message,
-        upstreams: &[SocketAddrV4],
+        upstreams: &[SocketAddr],
         tcp: bool,
     ) -> Result<Message, ForwardError> {
         if upstreams.is_empty() {

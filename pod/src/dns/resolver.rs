@@ -154,20 +154,18 @@ impl ResolverConfig {
         ns.resolver().clone()
     }
 
-    /// The servers a query goes to, in order: the IPv4 nameservers (at
-    /// most [`MAX_NAMESERVERS`] lines count), or 127.0.0.1 when the file
-    /// lists none.
-    pub fn servers(&self) -> Vec<SocketAddrV4> {
+    /// The servers a query goes to, in order: the nameservers (at most
+    /// [`MAX_NAMESERVERS`] lines count; an IPv6 one is asked from the
+    /// pod's IPv6 address, and a pod without one cannot reach it), or
+    /// 127.0.0.1 when the file lists none.
+    pub fn servers(&self) -> Vec<SocketAddr> {
         if self.nameservers.is_empty() {
-            return vec![SocketAddrV4::new(Ipv4Addr::LOCALHOST, 53)];
+            return vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 53))];
         }
         self.nameservers
             .iter()
             .take(MAX_NAMESERVERS)
-            .filter_map(|server| match server {
-                SocketAddr::V4(v4) => Some(*v4),
-                SocketAddr::V6(_) => None,
-            })
+            .copied()
             .collect()
     }
 
@@ -279,26 +277,26 @@ pub enum ResolveError {
         timeout.as_secs_f64()
     )]
     Timeout {
-        server: SocketAddrV4,
+        server: SocketAddr,
         attempts: u32,
         timeout: Duration,
     },
     #[error("the DNS server {server} refused the query for {name}")]
-    Refused { name: String, server: SocketAddrV4 },
+    Refused { name: String, server: SocketAddr },
     #[error("the DNS server {server} could not answer for {name} ({rcode})")]
     ServFail {
         name: String,
-        server: SocketAddrV4,
+        server: SocketAddr,
         rcode: ResponseCode,
     },
     #[error("cannot reach the DNS server {server}")]
     Network {
-        server: SocketAddrV4,
+        server: SocketAddr,
         #[source]
         source: io::Error,
     },
     #[error("the DNS server {server} sent a malformed response")]
-    Malformed { server: SocketAddrV4 },
+    Malformed { server: SocketAddr },
     #[error("no IPv4 nameserver in /etc/resolv.conf (pods are IPv4)")]
     NoNameserver,
 }
@@ -574,10 +572,10 @@ pub fn new_query(name: Name, rtype: RecordType, edns: bool) -> Message {
 /// next round would get the same, so the last of them is returned.
 pub async fn exchange_servers(
     ns: &Arc<NetNs>,
-    servers: &[SocketAddrV4],
+    servers: &[SocketAddr],
     query: &Message,
     options: ExchangeOptions,
-) -> Result<(SocketAddrV4, Exchange), ResolveError> {
+) -> Result<(SocketAddr, Exchange), ResolveError> {
     let Some(first) = servers.first() else {
         return Err(ResolveError::NoNameserver);
     };
@@ -588,7 +586,7 @@ pub async fn exchange_servers(
         attempts: 1,
         ..options
     };
-    let mut error_answer: Option<(SocketAddrV4, Exchange)> = None;
+    let mut error_answer: Option<(SocketAddr, Exchange)> = None;
     let mut failure: Option<ResolveError> = None;
     for _ in 0..options.attempts.max(1) {
         let mut all_answered = true;
@@ -631,7 +629,7 @@ pub async fn exchange_servers(
 /// UDP answer was truncated (or straight over TCP if asked).
 pub async fn exchange(
     ns: &Arc<NetNs>,
-    server: SocketAddrV4,
+    server: SocketAddr,
     query: &Message,
     options: ExchangeOptions,
 ) -> Result<Exchange, ResolveError> {
@@ -667,7 +665,7 @@ pub async fn exchange(
 
 async fn exchange_udp(
     ns: &Arc<NetNs>,
-    server: SocketAddrV4,
+    server: SocketAddr,
     query: &Message,
     bytes: &[u8],
     options: ExchangeOptions,
@@ -701,7 +699,7 @@ async fn exchange_udp(
 
 async fn exchange_tcp(
     ns: &Arc<NetNs>,
-    server: SocketAddrV4,
+    server: SocketAddr,
     query: &Message,
     bytes: &[u8],
     options: ExchangeOptions,

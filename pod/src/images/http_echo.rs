@@ -8,7 +8,7 @@
 //! bodies are read and thrown away, up to a bound.
 
 use std::convert::Infallible;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,7 +56,7 @@ pub(super) async fn serve(
 async fn serve_connection(
     ns: Arc<NetNs>,
     stream: PodStream,
-    client: SocketAddrV4,
+    client: SocketAddr,
     recorder: Recorder,
     cancel: CancellationToken,
 ) {
@@ -114,7 +114,7 @@ fn trace_parent(headers: &http::HeaderMap) -> Option<u64> {
 
 async fn answer(
     ns: &NetNs,
-    client: SocketAddrV4,
+    client: SocketAddr,
     request: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
     let (parts, mut body) = request.into_parts();
@@ -169,7 +169,7 @@ fn json_response(status: StatusCode, value: &Value) -> Response<Full<Bytes>> {
 fn describe(
     pod: &PodInfo,
     ip: Ipv4Addr,
-    client: SocketAddrV4,
+    client: SocketAddr,
     request: &http::request::Parts,
 ) -> Value {
     let lossy = |value: &HeaderValue| String::from_utf8_lossy(value.as_bytes()).into_owned();

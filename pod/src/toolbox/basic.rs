@@ -6,7 +6,7 @@
 //! same. There is no filesystem: `cat` reads stdin and the files the kubelet
 //! manages in every container ([`pod_file`]), nothing else.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +21,9 @@ use crate::netns::NetNs;
 const MAX_SLEEP: Duration = Duration::from_secs(60);
 /// The prefix length the pod's interface shows: a node's podCIDR is a /24.
 const POD_PREFIX: u8 = 24;
+/// The prefix of a dual-stack pod's IPv6 address: the IPv6 node mask
+/// (`--node-cidr-mask-size-ipv6`, 64 by default).
+const POD_PREFIX_V6: u8 = 64;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -54,9 +57,12 @@ pub(super) fn hostname(ns: &Arc<NetNs>, argv: &[String], out: &mut Output) -> i3
     disable_version_flag = true
 )]
 struct IpArgs {
-    /// Accepted for compatibility: the pod has IPv4 only.
-    #[arg(short = '4')]
-    _ipv4: bool,
+    /// IPv4 only.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    ipv4: bool,
+    /// IPv6 only.
+    #[arg(short = '6')]
+    ipv6: bool,
     #[command(subcommand)]
     object: IpObject,
 }
@@ -90,11 +96,25 @@ pub(super) fn ip(ns: &Arc<NetNs>, argv: &[String], out: &mut Output) -> i32 {
             let device = filter.iter().map(String::as_str).find(|w| !is_keyword(w));
             match device {
                 None | Some("lo") | Some("eth0") => {
-                    out.print(format_addr(ns.ip(), device));
+                    let ip6 = ns.ip6().filter(|_| !args.ipv4);
+                    let mut text = format_addr(ns.ip(), ip6, device);
+                    if args.ipv6 {
+                        // `ip -6 addr`: the interfaces without their inet lines.
+                        text = text
+                            .lines()
+                            .filter(|l| !l.trim_start().starts_with("inet "))
+                            .map(|l| format!("{l}\n"))
+                            .collect();
+                    }
+                    out.print(text);
                     0
                 }
                 Some(other) => out.fail(1, format!("Device \"{other}\" does not exist.\n")),
             }
+        }
+        IpObject::Route { .. } if args.ipv6 => {
+            out.print(ns.ip6().map(format_route_v6).unwrap_or_default());
+            0
         }
         IpObject::Route { .. } => {
             out.print(format_route(ns.ip()));
@@ -110,20 +130,32 @@ fn pod_network(ip: Ipv4Addr) -> Ipv4Addr {
 
 /// `ip addr` as iproute2 prints it in a pod: loopback and eth0. The MAC is
 /// derived from the IP the way many CNIs do (`0a:58:` + the IP's bytes).
-fn format_addr(ip: Ipv4Addr, device: Option<&str>) -> String {
+/// A dual-stack pod's eth0 also has its IPv6 address (`/64`, the
+/// default IPv6 node mask) and lo `::1`.
+fn format_addr(ip: Ipv4Addr, ip6: Option<Ipv6Addr>, device: Option<&str>) -> String {
     let [a, b, c, d] = ip.octets();
     let broadcast = Ipv4Addr::from(u32::from(ip) | !(u32::MAX << (32 - POD_PREFIX)));
-    let lo = "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN group default qlen 1000\n    \
+    let mut lo = "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN group default qlen 1000\n    \
               link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00\n    \
               inet 127.0.0.1/8 scope host lo\n       \
               valid_lft forever preferred_lft forever\n"
         .to_owned();
-    let eth0 = format!(
+    let mut eth0 = format!(
         "2: eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP group default\n    \
          link/ether 0a:58:{a:02x}:{b:02x}:{c:02x}:{d:02x} brd ff:ff:ff:ff:ff:ff\n    \
          inet {ip}/{POD_PREFIX} brd {broadcast} scope global eth0\n       \
          valid_lft forever preferred_lft forever\n"
     );
+    if let Some(ip6) = ip6 {
+        lo.push_str(
+            "    inet6 ::1/128 scope host\n       \
+             valid_lft forever preferred_lft forever\n",
+        );
+        eth0.push_str(&format!(
+            "    inet6 {ip6}/{POD_PREFIX_V6} scope global\n       \
+             valid_lft forever preferred_lft forever\n"
+        ));
+    }
     match device {
         Some("lo") => lo,
         Some(_) => eth0,
@@ -139,6 +171,17 @@ fn format_route(ip: Ipv4Addr) -> String {
     format!(
         "default via {gateway} dev eth0\n\
          {network}/{POD_PREFIX} dev eth0 proto kernel scope link src {ip}\n"
+    )
+}
+
+/// `ip -6 route` in a dual-stack pod: its IPv6 subnet and the default
+/// route via the subnet's first address.
+fn format_route_v6(ip: Ipv6Addr) -> String {
+    let network = Ipv6Addr::from(u128::from(ip) & (u128::MAX << (128 - POD_PREFIX_V6)));
+    let gateway = Ipv6Addr::from(u128::from(network) + 1);
+    format!(
+        "{network}/{POD_PREFIX_V6} dev eth0 proto kernel metric 256 pref medium\n\
+         default via {gateway} dev eth0 metric 1024 pref medium\n"
     )
 }
 
@@ -277,7 +320,7 @@ mod tests {
 
     #[test]
     fn addr_in_iproute2_format() {
-        let text = format_addr(Ipv4Addr::new(10, 244, 1, 5), None);
+        let text = format_addr(Ipv4Addr::new(10, 244, 1, 5), None, None);
         assert!(
             text.starts_with("1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536"),
             "{text}"
@@ -298,7 +341,7 @@ mod tests {
             text.contains("\n    inet 10.244.1.5/24 brd 10.244.1.255 scope global eth0\n"),
             "{text}"
         );
-        assert!(!format_addr(Ipv4Addr::new(10, 244, 1, 5), Some("eth0")).contains("lo:"));
+        assert!(!format_addr(Ipv4Addr::new(10, 244, 1, 5), None, Some("eth0")).contains("lo:"));
     }
 
     #[test]
@@ -321,5 +364,21 @@ mod tests {
         check("-1", None);
         check("soon", None);
         check("", None);
+    }
+
+    #[test]
+    fn a_dual_stack_pod_shows_its_ipv6_address_and_route() {
+        let ip6: Ipv6Addr = "fd00:10:244:1::5".parse().unwrap();
+        let text = format_addr(Ipv4Addr::new(10, 244, 1, 5), Some(ip6), None);
+        assert!(text.contains("inet6 ::1/128 scope host"), "{text}");
+        assert!(
+            text.contains("inet6 fd00:10:244:1::5/64 scope global"),
+            "{text}"
+        );
+        assert_eq!(
+            format_route_v6(ip6),
+            "fd00:10:244:1::/64 dev eth0 proto kernel metric 256 pref medium\n\
+             default via fd00:10:244:1::1 dev eth0 metric 1024 pref medium\n"
+        );
     }
 }

@@ -9,7 +9,7 @@
 //! only `/dev/null`, `-d @-` reads stdin). Connections are not reused
 //! across redirects.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -128,7 +128,7 @@ fn parse_url(text: &str) -> Result<Url, Failure> {
 struct TransferInfo {
     /// 0 until a response arrives (curl prints it as `000`).
     http_code: u16,
-    remote_ip: Option<Ipv4Addr>,
+    remote_ip: Option<IpAddr>,
     remote_port: u16,
     time_connect: Duration,
     time_total: Duration,
@@ -449,7 +449,7 @@ async fn exchange(
     }
     let stream = match tokio::time::timeout_at(
         connect_deadline,
-        ns.connect_tcp(SocketAddrV4::new(ip, url.port)),
+        ns.connect_tcp(SocketAddr::new(ip, url.port)),
     )
     .await
     {
@@ -647,6 +647,7 @@ async fn receive(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     fn url(host: &str, port: u16, target: &str) -> Url {
         Url {
@@ -675,7 +676,17 @@ mod tests {
         check("http://h:99999/", Err(3));
         check("http://h:0/", Err(3));
         check("http://u:p@h/", Err(3));
-        check("http://[::1]/", Err(3));
+        // IPv6 literals in brackets (RFC 3986), the Host header with them.
+        check("http://[::1]/", Ok(url("[::1]", 80, "/")));
+        check(
+            "http://[fd00:10:244:1::5]:8080/x",
+            Ok(url("[fd00:10:244:1::5]", 8080, "/x")),
+        );
+        check("http://[fd00::1]:/", Ok(url("[fd00::1]", 80, "/")));
+        check("http://[fd00::1/", Err(3));
+        check("http://[not-v6]/", Err(3));
+        check("http://[fd00::1]x/", Err(3));
+        check("http://[10.0.0.1]/", Err(3));
         check("http://h/a b", Err(3));
     }
 
@@ -699,7 +710,7 @@ mod tests {
     fn write_out_expands_variables() {
         let info = TransferInfo {
             http_code: 200,
-            remote_ip: Some(Ipv4Addr::new(10, 244, 1, 5)),
+            remote_ip: Some(Ipv4Addr::new(10, 244, 1, 5).into()),
             remote_port: 8080,
             time_total: Duration::from_micros(12_345),
             ..TransferInfo::default()

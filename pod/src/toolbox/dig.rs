@@ -15,7 +15,7 @@
 //! display toggles `+[no]all`, `cmd`, `comments`, `question`, `answer`,
 //! `authority`, `additional`, `stats`.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -287,19 +287,19 @@ async fn server_address(
     ns: &Arc<NetNs>,
     args: &Args,
     config: &ResolverConfig,
-) -> Result<SocketAddrV4, String> {
+) -> Result<SocketAddr, String> {
     let Some(server) = &args.server else {
         // BIND's dig asks the first nameserver of resolv.conf.
         return match config.servers().first() {
-            Some(server) => Ok(SocketAddrV4::new(*server.ip(), args.port)),
+            Some(server) => Ok(SocketAddr::new(server.ip(), args.port)),
             None => Err(";; no IPv4 nameserver in /etc/resolv.conf\n".to_owned()),
         };
     };
-    if let Ok(ip) = server.parse::<Ipv4Addr>() {
-        return Ok(SocketAddrV4::new(ip, args.port));
+    if let Ok(ip) = server.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, args.port));
     }
     match resolve(ns, server).await {
-        Ok(ip) => Ok(SocketAddrV4::new(ip, args.port)),
+        Ok(ip) => Ok(SocketAddr::new(ip, args.port)),
         Err(_) => Err(format!(
             "dig: couldn't get address for '{server}': not found\n"
         )),
@@ -317,7 +317,7 @@ fn absolute(name: &str) -> String {
 fn print_no_reply(
     args: &Args,
     command_line: &str,
-    server: SocketAddrV4,
+    server: SocketAddr,
     error: &ResolveError,
     out: &mut Output,
 ) {
@@ -348,7 +348,7 @@ fn print_no_reply(
 fn print_exchange(
     args: &Args,
     command_line: &str,
-    server: SocketAddrV4,
+    server: SocketAddr,
     exchange: &Exchange,
     elapsed: Duration,
     out: &mut Output,
@@ -552,6 +552,7 @@ pub(super) fn rdata_text(rdata: &RData) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     fn argv(words: &[&str]) -> Vec<String> {
         words.iter().map(|w| w.to_string()).collect()

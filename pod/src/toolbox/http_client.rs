@@ -67,22 +67,38 @@ pub(super) fn parse_url(text: &str) -> Result<Url, UrlError> {
     if authority.contains('@') {
         return Err(bad_url("credentials in the URL are not supported"));
     }
-    if authority.starts_with('[') {
-        return Err(bad_url(
-            "IPv6 addresses are not supported (podnet pods have IPv4 only)",
-        ));
-    }
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((host, "")) => (host, 80),
-        Some((host, port)) => match port.parse::<u16>() {
-            Ok(port) if port != 0 => (host, port),
+    // An IPv6 literal is bracketed (RFC 3986), the port after the bracket;
+    // the host keeps its brackets, as the Host header carries them.
+    let (host, port_text) = match authority.strip_prefix('[') {
+        Some(inner) => {
+            let Some((literal, after)) = inner.split_once(']') else {
+                return Err(bad_url("Malformed IPv6 address"));
+            };
+            if literal.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(bad_url("Malformed IPv6 address"));
+            }
+            let port = match after.strip_prefix(':') {
+                Some(port) => Some(port),
+                None if after.is_empty() => None,
+                None => return Err(bad_url("Malformed IPv6 address")),
+            };
+            (&authority[..literal.len() + 2], port)
+        }
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    let port = match port_text {
+        None | Some("") => 80,
+        Some(port) => match port.parse::<u16>() {
+            Ok(port) if port != 0 => port,
             _ => {
                 return Err(bad_url(
                     "Port number was not a decimal number between 1 and 65535",
                 ));
             }
         },
-        None => (authority, 80),
     };
     if host.is_empty() {
         return Err(bad_url("No host part in the URL"));

@@ -6,7 +6,7 @@
 //! since exec hands over a finished stdin.
 
 use std::io;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,7 +78,7 @@ pub(super) async fn run(ns: &Arc<NetNs>, argv: &[String], stdin: &[u8], out: &mu
     let target = Target {
         host: &args.host,
         port,
-        addr: SocketAddrV4::new(ip, port),
+        addr: SocketAddr::new(ip, port),
         verbose: args.verbose > 0,
     };
     match (args.udp, args.zero_io) {
@@ -92,7 +92,7 @@ pub(super) async fn run(ns: &Arc<NetNs>, argv: &[String], stdin: &[u8], out: &mu
 struct Target<'a> {
     host: &'a str,
     port: u16,
-    addr: SocketAddrV4,
+    addr: SocketAddr,
     verbose: bool,
 }
 

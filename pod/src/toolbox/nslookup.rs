@@ -13,7 +13,7 @@
 //! mode.
 
 use std::fmt::Write as _;
-use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -98,15 +98,15 @@ pub(super) async fn run(ns: &Arc<NetNs>, argv: &[String], out: &mut Output) -> i
     let server = match &args.server {
         // BIND's nslookup asks the first nameserver of resolv.conf.
         None => match config.servers().first() {
-            Some(server) => SocketAddrV4::new(*server.ip(), args.port),
+            Some(server) => SocketAddr::new(server.ip(), args.port),
             None => {
                 return out.fail(1, ";; no IPv4 nameserver in /etc/resolv.conf\n");
             }
         },
-        Some(text) => match text.parse::<Ipv4Addr>() {
-            Ok(ip) => SocketAddrV4::new(ip, args.port),
+        Some(text) => match text.parse::<IpAddr>() {
+            Ok(ip) => SocketAddr::new(ip, args.port),
             Err(_) => match resolve(ns, text).await {
-                Ok(ip) => SocketAddrV4::new(ip, args.port),
+                Ok(ip) => SocketAddr::new(ip, args.port),
                 Err(_) => {
                     return out.fail(
                         1,
@@ -167,7 +167,7 @@ pub(super) async fn run(ns: &Arc<NetNs>, argv: &[String], out: &mut Output) -> i
 /// asks that name for the remaining types, printing into `text`.
 async fn lookup(
     ns: &Arc<NetNs>,
-    server: SocketAddrV4,
+    server: SocketAddr,
     options: ExchangeOptions,
     candidates: &[String],
     shown: &str,
@@ -234,7 +234,7 @@ async fn lookup(
 
 async fn ask(
     ns: &Arc<NetNs>,
-    server: SocketAddrV4,
+    server: SocketAddr,
     options: ExchangeOptions,
     name: &Name,
     rtype: RecordType,
@@ -324,7 +324,7 @@ fn relative(name: &Name) -> String {
     }
 }
 
-fn no_reply(server: SocketAddrV4, error: &ResolveError, text: &mut String) -> i32 {
+fn no_reply(server: SocketAddr, error: &ResolveError, text: &mut String) -> i32 {
     match error {
         ResolveError::Network { source, .. } => {
             let _ = write!(

@@ -8,7 +8,7 @@
 //! shown is always 64: requests leave with TTL 64 and count the routers
 //! they pass (see `traceroute`), but replies do not carry a TTL back.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -125,7 +125,7 @@ fn format_rtt(rtt: Duration) -> String {
     }
 }
 
-fn format_reply(ip: Ipv4Addr, seq: u16, rtt: Duration) -> String {
+fn format_reply(ip: IpAddr, seq: u16, rtt: Duration) -> String {
     format!(
         "64 bytes from {ip}: icmp_seq={seq} ttl=64 time={} ms\n",
         format_rtt(rtt)
@@ -193,6 +193,7 @@ fn format_stats(host: &str, stats: &Stats) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     fn ms(values: &[u64]) -> Vec<Duration> {
         values.iter().map(|&us| Duration::from_micros(us)).collect()
@@ -288,7 +289,11 @@ mod tests {
     #[test]
     fn reply_line() {
         assert_eq!(
-            format_reply(Ipv4Addr::new(10, 244, 1, 5), 3, Duration::from_micros(45)),
+            format_reply(
+                Ipv4Addr::new(10, 244, 1, 5).into(),
+                3,
+                Duration::from_micros(45)
+            ),
             "64 bytes from 10.244.1.5: icmp_seq=3 ttl=64 time=0.045 ms\n"
         );
     }

@@ -9,7 +9,7 @@
 //! queues are shown as 0 (its buffers are not counted). Deliberately not
 //! here: `ss -s`, filters (`sport = :80`), `-e`, `-m`, `-i`, UNIX sockets.
 
-use std::net::SocketAddrV4;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use clap::Parser;
@@ -98,11 +98,31 @@ fn ss_state(state: SocketState) -> &'static str {
     }
 }
 
-/// The peer as `(address, port)`: `0.0.0.0` and `*` when there is none.
-fn peer_parts(peer: Option<SocketAddrV4>) -> (String, String) {
+/// An address as iproute2's `ss` prints it: IPv4 as is, IPv6 in
+/// brackets, and the IPv6 wildcard of a socket that takes both families
+/// (a dual-stack pod's, like a Linux socket on `[::]` without
+/// `IPV6_V6ONLY`) as `*`.
+fn ss_address(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(ip) => ip.to_string(),
+        IpAddr::V6(ip) if ip.is_unspecified() => "*".to_owned(),
+        IpAddr::V6(ip) => format!("[{ip}]"),
+    }
+}
+
+/// The peer as `(address, port)`; without one (a listener or an
+/// unconnected UDP socket) the wildcard of the local address's family
+/// and `*`.
+fn peer_parts(local: SocketAddr, peer: Option<SocketAddr>) -> (String, String) {
     match peer {
-        Some(peer) => (peer.ip().to_string(), peer.port().to_string()),
-        None => ("0.0.0.0".to_owned(), "*".to_owned()),
+        Some(peer) => (ss_address(peer.ip()), peer.port().to_string()),
+        None => {
+            let any = match local {
+                SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            };
+            (ss_address(any), "*".to_owned())
+        }
     }
 }
 
@@ -132,8 +152,8 @@ pub(super) fn format_ss(rows: &[SocketInfo], with_netid: bool) -> String {
             state: ss_state(row.state).into(),
             recv_q: row.recv_q.to_string(),
             send_q: row.send_q.to_string(),
-            local: (row.local.ip().to_string(), row.local.port().to_string()),
-            peer: peer_parts(row.peer),
+            local: (ss_address(row.local.ip()), row.local.port().to_string()),
+            peer: peer_parts(row.local, row.peer),
         }))
         .collect();
     let width = |f: &dyn Fn(&Line) -> usize| lines.iter().map(f).max().unwrap_or(0);
@@ -201,8 +221,19 @@ pub(super) fn format_netstat(rows: &[SocketInfo], listening: bool, connected: bo
         "Foreign Address",
         "State",
     ));
+    // net-tools prints IPv6 addresses bare (`:::8080`) and names their
+    // protocol `tcp6`/`udp6`.
+    let address = |ip: IpAddr, port: &str| format!("{ip}:{port}");
     for row in rows {
-        let (peer_ip, peer_port) = peer_parts(row.peer);
+        let peer = match row.peer {
+            Some(peer) => address(peer.ip(), &peer.port().to_string()),
+            None if row.local.is_ipv6() => address(Ipv6Addr::UNSPECIFIED.into(), "*"),
+            None => address(Ipv4Addr::UNSPECIFIED.into(), "*"),
+        };
+        let proto = match (row.protocol, row.local.is_ipv6()) {
+            (protocol, false) => netid(protocol).to_owned(),
+            (protocol, true) => format!("{}6", netid(protocol)),
+        };
         // netstat reads /proc/net/tcp, whose tx_queue of a listener is 0;
         // only ss (inet_diag) shows the backlog there.
         let send_q = if row.state == SocketState::Listen {
@@ -211,11 +242,11 @@ pub(super) fn format_netstat(rows: &[SocketInfo], listening: bool, connected: bo
             row.send_q
         };
         text.push_str(&line(
-            netid(row.protocol),
+            &proto,
             &row.recv_q.to_string(),
             &send_q.to_string(),
-            &row.local.to_string(),
-            &format!("{peer_ip}:{peer_port}"),
+            &address(row.local.ip(), &row.local.port().to_string()),
+            &peer,
             netstat_state(row),
         ));
     }
@@ -266,14 +297,13 @@ pub(super) fn netstat(ns: &Arc<NetNs>, argv: &[String], out: &mut Output) -> i32
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
 
     fn rows() -> Vec<SocketInfo> {
         vec![
             SocketInfo {
                 protocol: Protocol::Tcp,
                 state: SocketState::Listen,
-                local: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 8080),
+                local: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 8080)),
                 peer: None,
                 recv_q: 0,
                 send_q: 1024,
@@ -281,15 +311,15 @@ mod tests {
             SocketInfo {
                 protocol: Protocol::Tcp,
                 state: SocketState::Established,
-                local: SocketAddrV4::new(Ipv4Addr::new(10, 244, 1, 5), 8080),
-                peer: Some(SocketAddrV4::new(Ipv4Addr::new(10, 244, 2, 7), 40001)),
+                local: SocketAddr::from((Ipv4Addr::new(10, 244, 1, 5), 8080)),
+                peer: Some(SocketAddr::from((Ipv4Addr::new(10, 244, 2, 7), 40001))),
                 recv_q: 0,
                 send_q: 0,
             },
             SocketInfo {
                 protocol: Protocol::Udp,
                 state: SocketState::Unconn,
-                local: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 53),
+                local: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 53)),
                 peer: None,
                 recv_q: 0,
                 send_q: 0,
@@ -331,6 +361,45 @@ mod tests {
         assert!(
             format_netstat(&[], true, false)
                 .starts_with("Active Internet connections (only servers)\n")
+        );
+    }
+
+    /// A dual-stack pod: its sockets take both families (`*` in ss,
+    /// `tcp6 :::8080` in netstat), its IPv6 connections are bracketed.
+    #[test]
+    fn dual_stack_sockets_as_iproute2_and_net_tools_print_them() {
+        let pod = Ipv6Addr::new(0xfd00, 0x10, 0x244, 1, 0, 0, 0, 5);
+        let peer = Ipv6Addr::new(0xfd00, 0x10, 0x244, 2, 0, 0, 0, 7);
+        let rows = [
+            SocketInfo {
+                protocol: Protocol::Tcp,
+                state: SocketState::Listen,
+                local: SocketAddr::from((Ipv6Addr::UNSPECIFIED, 8080)),
+                peer: None,
+                recv_q: 0,
+                send_q: 1024,
+            },
+            SocketInfo {
+                protocol: Protocol::Tcp,
+                state: SocketState::Established,
+                local: SocketAddr::from((pod, 8080)),
+                peer: Some(SocketAddr::from((peer, 40001))),
+                recv_q: 0,
+                send_q: 0,
+            },
+        ];
+        assert_eq!(
+            format_ss(&rows, false),
+            "State  Recv-Q Send-Q      Local Address:Port       Peer Address:Port  Process\n\
+             LISTEN 0      1024                    *:8080                  *:*\n\
+             ESTAB  0      0      [fd00:10:244:1::5]:8080 [fd00:10:244:2::7]:40001\n"
+        );
+        assert_eq!(
+            format_netstat(&rows, true, true),
+            "Active Internet connections (servers and established)\n\
+             Proto Recv-Q Send-Q Local Address           Foreign Address         State\n\
+             tcp6       0      0 :::8080                 :::*                    LISTEN\n\
+             tcp6       0      0 fd00:10:244:1::5:8080   fd00:10:244:2::7:40001  ESTABLISHED\n"
         );
     }
 

@@ -809,13 +809,17 @@ async fn resolve_accepts_literals_localhost_and_the_pod_name() {
     let ns = pod();
     assert_eq!(
         resolve(&ns, "10.0.0.1").await.ok(),
-        Some(Ipv4Addr::new(10, 0, 0, 1))
+        Some(Ipv4Addr::new(10, 0, 0, 1).into())
     );
     assert_eq!(
         resolve(&ns, "LOCALHOST.").await.ok(),
-        Some(Ipv4Addr::LOCALHOST)
+        Some(Ipv4Addr::LOCALHOST.into())
     );
-    assert_eq!(resolve(&ns, "web-0").await.ok(), Some(POD_IP));
+    assert_eq!(resolve(&ns, "web-0").await.ok(), Some(POD_IP.into()));
+    // IPv6 literals, bare or bracketed as in a URL.
+    let v6: std::net::IpAddr = "fd00:10:244:1::5".parse().unwrap();
+    assert_eq!(resolve(&ns, "fd00:10:244:1::5").await.ok(), Some(v6));
+    assert_eq!(resolve(&ns, "[fd00:10:244:1::5]").await.ok(), Some(v6));
     // Anything else asks kube-dns, which a namespace without a node
     // cannot reach.
     let error = resolve(&ns, "web.default.svc.cluster.local")

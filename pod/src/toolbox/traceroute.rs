@@ -33,7 +33,7 @@
 //! default) and each waits the whole `-w`; traceroute's shorter waits
 //! once a later hop has answered are not emulated.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -149,7 +149,7 @@ pub(super) async fn run(ns: &Arc<NetNs>, argv: &[String], out: &mut Output) -> i
 /// never see each other's answers.
 async fn probe(
     ns: &Arc<NetNs>,
-    dst: Ipv4Addr,
+    dst: IpAddr,
     seq: u16,
     ttl: u8,
     wait: Duration,
@@ -159,14 +159,14 @@ async fn probe(
 
 /// Did a probe of this hop get the destination's own answer? Then the
 /// trace ends at this hop.
-fn reached(dst: Ipv4Addr, answers: &[Probe]) -> bool {
+fn reached(dst: IpAddr, answers: &[Probe]) -> bool {
     answers
         .iter()
         .flatten()
         .any(|a| a.reply == IcmpReply::EchoReply && a.from == dst)
 }
 
-fn format_header(host: &str, ip: Ipv4Addr, max_ttl: u8, packet_len: u16) -> String {
+fn format_header(host: &str, ip: IpAddr, max_ttl: u8, packet_len: u16) -> String {
     format!("traceroute to {host} ({ip}), {max_ttl} hops max, {packet_len} byte packets\n")
 }
 
@@ -175,7 +175,7 @@ fn format_header(host: &str, ip: Ipv4Addr, max_ttl: u8, packet_len: u16) -> Stri
 /// address before the first answer and again whenever it changes.
 fn format_hop(ttl: u8, answers: &[Probe], numeric: bool) -> String {
     let mut line = format!("{ttl:2} ");
-    let mut previous: Option<Ipv4Addr> = None;
+    let mut previous: Option<IpAddr> = None;
     for answer in answers {
         let Some(answer) = answer else {
             line.push_str(" *");
@@ -200,11 +200,12 @@ fn format_hop(ttl: u8, answers: &[Probe], numeric: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
-    const GW: Ipv4Addr = Ipv4Addr::new(10, 244, 1, 1);
-    const NODE: Ipv4Addr = Ipv4Addr::new(172, 18, 0, 3);
+    const GW: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 244, 1, 1));
+    const NODE: IpAddr = IpAddr::V4(Ipv4Addr::new(172, 18, 0, 3));
 
-    fn answer(from: Ipv4Addr, us: u64) -> Probe {
+    fn answer(from: IpAddr, us: u64) -> Probe {
         Some(ProbeReply {
             from,
             reply: IcmpReply::TimeExceeded,
@@ -260,14 +261,14 @@ mod tests {
     #[test]
     fn header_line() {
         assert_eq!(
-            format_header("web", Ipv4Addr::new(10, 96, 0, 12), 30, 60),
+            format_header("web", Ipv4Addr::new(10, 96, 0, 12).into(), 30, 60),
             "traceroute to web (10.96.0.12), 30 hops max, 60 byte packets\n"
         );
     }
 
     #[test]
     fn the_trace_ends_at_the_destination_s_own_answer() {
-        let dst = Ipv4Addr::new(10, 244, 2, 5);
+        let dst = IpAddr::V4(Ipv4Addr::new(10, 244, 2, 5));
         let echo = |from| {
             Some(ProbeReply {
                 from,

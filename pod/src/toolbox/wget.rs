@@ -15,7 +15,7 @@
 //! would wait for the kernel. Deliberately not here: TLS, FTP, `-c`,
 //! `--post-data`, proxies, the progress bar.
 
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -186,7 +186,7 @@ async fn exchange(
     };
     let stream = tokio::time::timeout_at(
         connect_deadline,
-        ns.connect_tcp(SocketAddrV4::new(ip, url.port)),
+        ns.connect_tcp(SocketAddr::new(ip, url.port)),
     )
     .await
     .map_err(|_| "download timed out".to_owned())?

@@ -152,6 +152,18 @@ impl<'a> NodeView<'a> {
     pub fn pod_cidr(self) -> &'a str {
         str_at(self.0, "/spec/podCIDR")
     }
+
+    /// `spec.podCIDRs` (one per family), or `spec.podCIDR` alone when the
+    /// list is absent; entries that are not CIDRs are skipped.
+    pub fn pod_cidrs(self) -> Vec<ipnet::IpNet> {
+        let listed: Vec<ipnet::IpNet> = items(self.0, "/spec/podCIDRs")
+            .filter_map(|c| c.as_str()?.parse().ok())
+            .collect();
+        if !listed.is_empty() {
+            return listed;
+        }
+        self.pod_cidr().parse().into_iter().collect()
+    }
 }
 
 /// A Service.

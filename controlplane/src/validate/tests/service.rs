@@ -567,9 +567,7 @@ fn endpoint_slice_rules() {
         v6,
         Expect::Valid {
             at: &[],
-            warnings: &[
-                "addressType: podnet's datapath carries IPv4 only: \"IPv6\" endpoints are answered by cluster DNS but no node routes to them",
-            ],
+            warnings: &[],
         },
     );
     let unlabelled = without(slice(), "/metadata/labels");

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::sync::Weak;
 
 use bytes::Bytes;
@@ -34,9 +34,13 @@ fn name(text: &str) -> Name {
 
 #[test]
 fn upstreams_leave_out_the_cluster_dns_itself() {
-    let s = |ip: [u8; 4]| SocketAddrV4::new(Ipv4Addr::from(ip), 53);
-    let check = |servers: &[SocketAddrV4], want: &[SocketAddrV4]| {
-        let got = upstreams(servers, DNS_IP, &[Ipv4Addr::new(10, 96, 0, 10)]);
+    let s = |ip: [u8; 4]| SocketAddr::from((Ipv4Addr::from(ip), 53));
+    let check = |servers: &[SocketAddr], want: &[SocketAddr]| {
+        let got = upstreams(
+            servers,
+            &[IpAddr::V4(DNS_IP)],
+            &[Ipv4Addr::new(10, 96, 0, 10)],
+        );
         assert_eq!(got, want, "{servers:?}");
     };
     check(&[s([192, 0, 2, 53])], &[s([192, 0, 2, 53])]);
@@ -108,11 +112,11 @@ fn a_chased_cname_gets_the_targets_records_after_it() {
 /// Delivers between the namespaces it knows, in memory; drops the rest.
 #[derive(Default)]
 struct Wire {
-    hosts: std::sync::Mutex<HashMap<Ipv4Addr, Weak<NetNs>>>,
+    hosts: std::sync::Mutex<HashMap<IpAddr, Weak<NetNs>>>,
 }
 
 impl Wire {
-    fn host(&self, ip: Ipv4Addr) -> Option<Arc<NetNs>> {
+    fn host(&self, ip: IpAddr) -> Option<Arc<NetNs>> {
         self.hosts.lock().unwrap().get(&ip)?.upgrade()
     }
 }
@@ -120,12 +124,12 @@ impl Wire {
 impl Egress for Wire {
     fn connect_tcp(
         self: Arc<Self>,
-        src: SocketAddrV4,
-        dst: SocketAddrV4,
+        src: SocketAddr,
+        dst: SocketAddr,
         trace_id: u64,
     ) -> BoxFuture<'static, io::Result<PodStream>> {
         Box::pin(async move {
-            let Some(ns) = self.host(*dst.ip()) else {
+            let Some(ns) = self.host(dst.ip()) else {
                 return std::future::pending().await;
             };
             let (a, b) = PodStream::local_pair(trace_id);
@@ -138,12 +142,12 @@ impl Egress for Wire {
 
     fn send_udp(
         self: Arc<Self>,
-        src: SocketAddrV4,
-        dst: SocketAddrV4,
+        src: SocketAddr,
+        dst: SocketAddr,
         payload: Bytes,
     ) -> BoxFuture<'static, ()> {
         Box::pin(async move {
-            if let Some(ns) = self.host(*dst.ip()) {
+            if let Some(ns) = self.host(dst.ip()) {
                 ns.deliver_udp(dst.port(), Ok((payload, src)));
             }
         })
@@ -151,8 +155,8 @@ impl Egress for Wire {
 
     fn send_echo(
         self: Arc<Self>,
-        _src: Ipv4Addr,
-        _dst: Ipv4Addr,
+        _src: IpAddr,
+        _dst: IpAddr,
         _id: u16,
         _seq: u16,
         _ttl: u8,
@@ -178,7 +182,10 @@ fn add(wire: &Arc<Wire>, ip: Ipv4Addr, resolver: ResolverConfig) -> Arc<NetNs> {
     };
     let egress: Weak<dyn Egress> = Arc::downgrade(&(wire.clone() as Arc<dyn Egress>));
     let ns = NetNs::with_resolver(ip, info, resolver, egress);
-    wire.hosts.lock().unwrap().insert(ip, Arc::downgrade(&ns));
+    wire.hosts
+        .lock()
+        .unwrap()
+        .insert(IpAddr::V4(ip), Arc::downgrade(&ns));
     ns
 }
 
@@ -190,7 +197,7 @@ impl Net {
             attempts: 1,
             tcp,
         };
-        let server = SocketAddrV4::new(DNS_IP, DNS_PORT);
+        let server = SocketAddr::from((DNS_IP, DNS_PORT));
         let exchanged = exchange(&self.client, server, &query, options)
             .await
             .expect("the cluster DNS answers");
@@ -387,7 +394,7 @@ async fn a_truncated_upstream_answer_is_asked_again_over_tcp() {
     };
     let exchanged = exchange(
         &net.client,
-        SocketAddrV4::new(DNS_IP, DNS_PORT),
+        SocketAddr::from((DNS_IP, DNS_PORT)),
         &query,
         options,
     )

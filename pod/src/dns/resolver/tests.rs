@@ -108,7 +108,7 @@ fn search_list_and_ndots_order() {
     );
     assert_eq!(
         pod.servers(),
-        [SocketAddrV4::new(Ipv4Addr::new(10, 96, 0, 10), 53)]
+        [SocketAddr::from((Ipv4Addr::new(10, 96, 0, 10), 53))]
     );
     assert_eq!(
         (pod.ndots, pod.timeout, pod.attempts),
@@ -485,13 +485,19 @@ fn servers_are_the_first_three_ipv4_nameservers_or_localhost() {
             Vec::new(),
         )
     };
-    let v4 = |ip: &str| SocketAddrV4::new(ip.parse().unwrap(), 53);
-    assert_eq!(config(&[]).servers(), [v4("127.0.0.1")]);
+    let server = |ip: &str| SocketAddr::new(ip.parse().unwrap(), 53);
+    assert_eq!(config(&[]).servers(), [server("127.0.0.1")]);
+    // The first three lines count, IPv6 ones too (asked from the pod's
+    // IPv6 address).
     assert_eq!(
         config(&["10.0.0.1", "2001:db8::1", "10.0.0.2", "10.0.0.3"]).servers(),
-        [v4("10.0.0.1"), v4("10.0.0.2")]
+        [
+            server("10.0.0.1"),
+            server("2001:db8::1"),
+            server("10.0.0.2")
+        ]
     );
-    assert_eq!(config(&["2001:db8::1"]).servers(), []);
+    assert_eq!(config(&["2001:db8::1"]).servers(), [server("2001:db8::1")]);
     // The file still lists every nameserver it was given.
     assert_eq!(
         config(&["10.0.0.1", "2001:db8::1"]).resolv_conf(),
@@ -563,11 +569,24 @@ async fn the_next_nameserver_answers_when_one_is_silent_or_refuses() {
     );
     assert_eq!(started.elapsed(), Duration::from_secs(8));
 
-    // Only IPv6 nameservers: nothing to ask.
+    // An IPv6 nameserver from a pod without an IPv6 address: unreachable
+    // at once, as glibc finds it (ENETUNREACH), and the next one answers.
+    let config = ResolverConfig {
+        nameservers: vec!["[2001:db8::1]:53".parse().unwrap(), at(5303)],
+        ..ResolverConfig::cluster_first("default")
+    };
+    let started = Instant::now();
+    let lookup = lookup_with(&ns, &config, "web", A).await.unwrap();
+    assert_eq!(addresses(&lookup), ["10.96.0.12"]);
+    assert_eq!(started.elapsed(), Duration::ZERO);
     let config = ResolverConfig {
         nameservers: vec!["[2001:db8::1]:53".parse().unwrap()],
         ..ResolverConfig::cluster_first("default")
     };
     let error = lookup_with(&ns, &config, "web", A).await.unwrap_err();
-    assert!(matches!(error, ResolveError::NoNameserver), "{error:?}");
+    assert!(
+        matches!(&error, ResolveError::Network { source, .. }
+            if source.kind() == std::io::ErrorKind::NetworkUnreachable),
+        "{error:?}"
+    );
 }
