@@ -338,6 +338,17 @@ fn external_local_uses_local_terminating_endpoints_through_the_node_port() {
     assert_eq!(local.local_ready_endpoints("default", "web", "node-2"), 1);
 }
 
+/// An IPv6 slice of web with one ready endpoint on node-2.
+fn slice_v6() -> Value {
+    let mut v6 = slice(
+        "web-2",
+        8080,
+        &[("fd00:10:244:1::2", "node-2", true, true, false)],
+    );
+    v6["addressType"] = json!("IPv6");
+    v6
+}
+
 /// kube-proxy's per-family proxiers: a dual-stack Service has a rule per
 /// ClusterIP, each picking only endpoints of its own address type, and
 /// the NodePort is on the IPv4 rule (the node's InternalIP is IPv4).
@@ -347,12 +358,7 @@ fn a_dual_stack_service_has_a_rule_per_family_with_that_familys_endpoints() {
                       "clusterIPs": ["10.96.0.20", "fd00:10:96::20"],
                       "ipFamilies": ["IPv4", "IPv6"], "ipFamilyPolicy": "PreferDualStack",
                       "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080, "nodePort": 30080}]});
-    let mut v6 = slice(
-        "web-2",
-        8080,
-        &[("fd00:10:244:1::2", "node-2", true, true, false)],
-    );
-    v6["addressType"] = json!("IPv6");
+    let v6 = slice_v6();
     let v4 = slice(
         "web-1",
         8080,
@@ -389,12 +395,7 @@ fn a_dual_stack_service_has_a_rule_per_family_with_that_familys_endpoints() {
     let spec = json!({"type": "NodePort", "clusterIP": "fd00:10:96::20",
                       "clusterIPs": ["fd00:10:96::20"], "ipFamilies": ["IPv6"],
                       "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080, "nodePort": 30080}]});
-    let mut v6 = slice(
-        "web-2",
-        8080,
-        &[("fd00:10:244:1::2", "node-2", true, true, false)],
-    );
-    v6["addressType"] = json!("IPv6");
+    let v6 = slice_v6();
     let t = ServiceTable::build(&view(vec![svc(spec)], vec![v6]));
     let port = t.by_node_port(30080, Protocol::Tcp).expect("NodePort rule");
     assert_eq!(port.cluster_ip, Some(vip6));

@@ -298,24 +298,37 @@ pub(super) fn netstat(ns: &Arc<NetNs>, argv: &[String], out: &mut Output) -> i32
 mod tests {
     use super::*;
 
+    /// A TCP listener on `local` with the default backlog.
+    fn listener(local: SocketAddr) -> SocketInfo {
+        SocketInfo {
+            protocol: Protocol::Tcp,
+            state: SocketState::Listen,
+            local,
+            peer: None,
+            recv_q: 0,
+            send_q: 1024,
+        }
+    }
+
+    /// An established TCP connection.
+    fn connection(local: SocketAddr, peer: SocketAddr) -> SocketInfo {
+        SocketInfo {
+            protocol: Protocol::Tcp,
+            state: SocketState::Established,
+            local,
+            peer: Some(peer),
+            recv_q: 0,
+            send_q: 0,
+        }
+    }
+
     fn rows() -> Vec<SocketInfo> {
         vec![
-            SocketInfo {
-                protocol: Protocol::Tcp,
-                state: SocketState::Listen,
-                local: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 8080)),
-                peer: None,
-                recv_q: 0,
-                send_q: 1024,
-            },
-            SocketInfo {
-                protocol: Protocol::Tcp,
-                state: SocketState::Established,
-                local: SocketAddr::from((Ipv4Addr::new(10, 244, 1, 5), 8080)),
-                peer: Some(SocketAddr::from((Ipv4Addr::new(10, 244, 2, 7), 40001))),
-                recv_q: 0,
-                send_q: 0,
-            },
+            listener(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 8080))),
+            connection(
+                SocketAddr::from((Ipv4Addr::new(10, 244, 1, 5), 8080)),
+                SocketAddr::from((Ipv4Addr::new(10, 244, 2, 7), 40001)),
+            ),
             SocketInfo {
                 protocol: Protocol::Udp,
                 state: SocketState::Unconn,
@@ -371,22 +384,11 @@ mod tests {
         let pod = Ipv6Addr::new(0xfd00, 0x10, 0x244, 1, 0, 0, 0, 5);
         let peer = Ipv6Addr::new(0xfd00, 0x10, 0x244, 2, 0, 0, 0, 7);
         let rows = [
-            SocketInfo {
-                protocol: Protocol::Tcp,
-                state: SocketState::Listen,
-                local: SocketAddr::from((Ipv6Addr::UNSPECIFIED, 8080)),
-                peer: None,
-                recv_q: 0,
-                send_q: 1024,
-            },
-            SocketInfo {
-                protocol: Protocol::Tcp,
-                state: SocketState::Established,
-                local: SocketAddr::from((pod, 8080)),
-                peer: Some(SocketAddr::from((peer, 40001))),
-                recv_q: 0,
-                send_q: 0,
-            },
+            listener(SocketAddr::from((Ipv6Addr::UNSPECIFIED, 8080))),
+            connection(
+                SocketAddr::from((pod, 8080)),
+                SocketAddr::from((peer, 40001)),
+            ),
         ];
         assert_eq!(
             format_ss(&rows, false),
