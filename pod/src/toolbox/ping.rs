@@ -66,7 +66,7 @@ pub(super) async fn run(ns: &Arc<NetNs>, argv: &[String], out: &mut Output) -> i
             return out.fail(2, format!("ping: {}: {}\n", args.host, error.gai_message()));
         }
     };
-    out.print(format!("PING {} ({ip}) 56(84) bytes of data.\n", args.host));
+    out.print(format_header(&args.host, ip));
     let mut socket = ns.icmp_socket();
     let mut stats = Stats::default();
     let started = Instant::now();
@@ -122,6 +122,15 @@ fn format_rtt(rtt: Duration) -> String {
         format!("{}.{:02}", t / 1000, (t % 1000) / 10)
     } else {
         format!("{}.{:03}", us / 1000, us % 1000)
+    }
+}
+
+/// iputils' first line: the IPv4 packet size counts the 20-byte IP and
+/// 8-byte ICMP headers, the IPv6 one only the data.
+fn format_header(host: &str, ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(_) => format!("PING {host} ({ip}) 56(84) bytes of data.\n"),
+        IpAddr::V6(_) => format!("PING {host} ({ip}) 56 data bytes\n"),
     }
 }
 
@@ -312,5 +321,17 @@ mod tests {
             (4, Duration::from_secs(1), Duration::from_secs(1))
         );
         assert!(Args::try_parse_from(["ping", "-c", "0", "h"]).is_err());
+    }
+
+    #[test]
+    fn the_first_line_as_iputils_prints_it_per_family() {
+        assert_eq!(
+            format_header("web", Ipv4Addr::new(10, 96, 0, 12).into()),
+            "PING web (10.96.0.12) 56(84) bytes of data.\n"
+        );
+        assert_eq!(
+            format_header("fd00::5", "fd00::5".parse().unwrap()),
+            "PING fd00::5 (fd00::5) 56 data bytes\n"
+        );
     }
 }
