@@ -196,6 +196,24 @@ impl ApiService {
 
     /// A TLS channel to the agent or trace source at `address` whose
     /// certificate names `server_name` (a node's name, or the edge's).
+    /// The agent of node `node_name`, at the address its Node records.
+    fn node_agent(&self, node_name: &str) -> Result<NodeAgentClient<Channel>, Status> {
+        let node = self
+            .registry
+            .must_get(&ObjectKey::new(Kind::Node, "", node_name))?;
+        let address = node
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(ANNOTATION_AGENT))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if address.is_empty() {
+            return Err(Status::unavailable(format!(
+                "node {node_name} has no agent address"
+            )));
+        }
+        Ok(NodeAgentClient::new(self.channel(address, node_name)?))
+    }
+
     fn channel(&self, address: &str, server_name: &str) -> Result<Channel, Status> {
         let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
         let key = (address.to_string(), server_name.to_string());
@@ -567,28 +585,8 @@ impl Api for ApiService {
                 str_at(&pod, "/status/phase")
             )));
         }
-        let node = self
-            .registry
-            .must_get(&ObjectKey::new(Kind::Node, "", node_name))?;
-        let address = node
-            .pointer("/metadata/annotations")
-            .and_then(|a| a.get(ANNOTATION_AGENT))
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        if address.is_empty() {
-            return Err(Status::unavailable(format!(
-                "node {node_name} has no agent address"
-            )));
-        }
-        let mut client = NodeAgentClient::new(self.channel(address, node_name)?);
-        let resp = client.exec(req).await.map_err(|s| {
-            if s.code() == tonic::Code::Unavailable {
-                Status::unavailable(format!("node {node_name} does not answer: {}", s.message()))
-            } else {
-                s
-            }
-        })?;
-        Ok(resp)
+        let mut client = self.node_agent(node_name)?;
+        client.exec(req).await.map_err(not_answering(node_name))
     }
 
     async fn evict(&self, req: Request<EvictRequest>) -> Result<Response<EvictResponse>, Status> {
@@ -630,36 +628,14 @@ impl Api for ApiService {
                 req.name
             )));
         }
-        let node = self
-            .registry
-            .must_get(&ObjectKey::new(Kind::Node, "", node_name))?;
-        let address = node
-            .pointer("/metadata/annotations")
-            .and_then(|a| a.get(ANNOTATION_AGENT))
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        if address.is_empty() {
-            return Err(Status::unavailable(format!(
-                "node {node_name} has no agent address"
-            )));
-        }
-        let mut client = NodeAgentClient::new(self.channel(address, node_name)?);
+        let mut client = self.node_agent(node_name)?;
         let evicted = client
             .evict(EvictRequest {
                 namespace: pod_key.namespace.clone(),
                 ..req
             })
             .await
-            .map_err(|s| {
-                if s.code() == tonic::Code::Unavailable {
-                    Status::unavailable(format!(
-                        "node {node_name} does not answer: {}",
-                        s.message()
-                    ))
-                } else {
-                    s
-                }
-            })?
+            .map_err(not_answering(node_name))?
             .into_inner();
         let object = self.registry.must_get(&pod_key)?;
         Ok(Response::new(EvictResponse {
@@ -729,5 +705,16 @@ impl Api for ApiService {
             gathered.latest(limit as usize)
         };
         Ok(Response::new(TracesResponse { journeys }))
+    }
+}
+
+/// A node agent's UNAVAILABLE, said as the node not answering.
+fn not_answering(node_name: &str) -> impl FnOnce(Status) -> Status + '_ {
+    move |s| {
+        if s.code() == tonic::Code::Unavailable {
+            Status::unavailable(format!("node {node_name} does not answer: {}", s.message()))
+        } else {
+            s
+        }
     }
 }
