@@ -109,11 +109,12 @@ pub struct NodeArgs {
     /// (10.96.0.10) only.
     #[arg(long, value_parser = podnet_lab::launcher::parse_resolv_conf)]
     pub resolv_conf: Option<Box<podnet_node::dnsconfig::NodeResolvConf>>,
-    /// A name of the emulated outside world, NAME=IP (repeatable): the
-    /// node's outside resolver, where its resolv.conf points, answers A
-    /// for it, and NXDOMAIN for any name not given.
+    /// A host of the emulated outside world, NAME=IP or
+    /// NAME=IP,serve=IMAGE (repeatable): the node's outside resolver, where
+    /// its resolv.conf points, answers A for it, and NXDOMAIN for any name
+    /// not given; with serve= the node runs that image at IP.
     #[arg(long = "external", value_parser = podnet_lab::flags::external_host)]
-    pub external: Vec<(String, std::net::Ipv4Addr)>,
+    pub external: Vec<podnet_lab::flags::ExternalHost>,
     /// A real resolver on the host, IP:PORT, that the outside resolver
     /// relays every name --external does not list to.
     #[arg(long, value_parser = podnet_lab::flags::dns_upstream)]
@@ -234,10 +235,19 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
             .map_or_else(podnet_node::dnsconfig::NodeResolvConf::builtin, |c| *c),
         external: podnet_node::Outside {
             zone: podnet_node::OutsideZone::new(
-                args.external.iter().map(|(name, ip)| (name.as_str(), *ip)),
+                args.external.iter().map(|h| (h.name.as_str(), h.address)),
             )?,
             host: args.dns_upstream,
         },
+        served: podnet_lab::flags::served_addresses(&args.external)
+            .map_err(|why| podnet_lab::InputError(format!("--external: {why}")))?
+            .into_iter()
+            .map(|(address, (name, image))| podnet_node::ServedHost {
+                address,
+                name,
+                image,
+            })
+            .collect(),
     };
     let span = tracing::info_span!("node", name = %args.name);
     tracing::Instrument::instrument(podnet_node::run(config, shutdown), span).await?;

@@ -62,27 +62,155 @@ pub fn namespaced_name(s: &str) -> Result<String, String> {
     }
 }
 
-/// `NAME=IP` of an outside host (`podnet up --external`): a DNS name of at
-/// least two labels and an IPv4 address that is not in a range the cluster
-/// or the host uses (loopback, unspecified, multicast, broadcast).
-pub fn external_host(s: &str) -> Result<(String, std::net::Ipv4Addr), String> {
-    let Some((name, ip)) = s.split_once('=') else {
-        return Err(format!(
-            "expected NAME=IP, such as api.example.com=203.0.113.10, got {s:?}"
-        ));
+/// The built-in images an outside host may serve (`serve=IMAGE`): the
+/// servers that need nothing from the cluster.
+pub const SERVABLE_IMAGES: &[&str] = &["podnet/http-echo", "podnet/tcp-echo", "podnet/udp-echo"];
+
+/// One host of the emulated outside world: its name, its address and the
+/// built-in image it serves there, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalHost {
+    pub name: String,
+    pub address: std::net::Ipv4Addr,
+    /// One of [`SERVABLE_IMAGES`]; `None` for a name that only resolves.
+    pub serve: Option<String>,
+}
+
+impl ExternalHost {
+    /// Checks a name, an address and a served image, as `--external` and
+    /// the scenario's `cluster.external` give them: a DNS name of at least
+    /// two labels, an IPv4 address that is not in a range the cluster or
+    /// the host uses (loopback, unspecified, multicast, broadcast), and one
+    /// of [`SERVABLE_IMAGES`].
+    pub fn new(
+        name: &str,
+        address: std::net::Ipv4Addr,
+        serve: Option<&str>,
+    ) -> Result<ExternalHost, String> {
+        let name = podnet_pod::dns::outside::outside_name(name)
+            .map_err(|e| e.to_string())?
+            .to_ascii();
+        let name = name.trim_end_matches('.').to_owned();
+        if address.is_loopback()
+            || address.is_unspecified()
+            || address.is_multicast()
+            || address.is_broadcast()
+        {
+            return Err(format!(
+                "{address} of outside host {name} cannot be an outside host's address (loopback, unspecified, multicast and broadcast addresses are not)"
+            ));
+        }
+        let serve = match serve {
+            None => None,
+            Some(image) if SERVABLE_IMAGES.contains(&image) => Some(image.to_owned()),
+            Some(image) => {
+                return Err(format!(
+                    "outside host {name} cannot serve {image:?}: an outside host serves one of {}",
+                    SERVABLE_IMAGES.join(", ")
+                ));
+            }
+        };
+        Ok(ExternalHost {
+            name,
+            address,
+            serve,
+        })
+    }
+}
+
+/// As `--external` takes it: `NAME=IP` or `NAME=IP,serve=IMAGE`.
+impl std::fmt::Display for ExternalHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={}", self.name, self.address)?;
+        if let Some(image) = &self.serve {
+            write!(f, ",serve={image}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `NAME=IP[,serve=IMAGE]` of an outside host (`podnet up --external`):
+/// see [`ExternalHost::new`].
+pub fn external_host(s: &str) -> Result<ExternalHost, String> {
+    let expected = || {
+        format!(
+            "expected NAME=IP or NAME=IP,serve=IMAGE, such as api.example.com=203.0.113.10,serve=podnet/http-echo, got {s:?}"
+        )
     };
-    let name = podnet_pod::dns::outside::outside_name(name)
-        .map_err(|e| e.to_string())?
-        .to_ascii();
+    let mut parts = s.split(',');
+    let Some((name, ip)) = parts.next().and_then(|p| p.split_once('=')) else {
+        return Err(expected());
+    };
     let ip: std::net::Ipv4Addr = ip
         .parse()
         .map_err(|e| format!("{ip:?} in {s:?} is not an IPv4 address: {e}"))?;
-    if ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() {
+    let mut serve = None;
+    for option in parts {
+        match option.split_once('=') {
+            Some(("serve", image)) if serve.is_none() => serve = Some(image),
+            Some(("serve", _)) => return Err(format!("serve= is given twice in {s:?}")),
+            _ => {
+                return Err(format!(
+                    "unknown option {option:?} in {s:?}: the only option is serve=IMAGE"
+                ));
+            }
+        }
+    }
+    ExternalHost::new(name, ip, serve)
+}
+
+/// The served outside addresses and their images. Several names may share
+/// an address (one host, several names), but an address serves one image:
+/// two hosts that give it different ones are refused.
+pub fn served_addresses(
+    hosts: &[ExternalHost],
+) -> Result<std::collections::BTreeMap<std::net::Ipv4Addr, (String, String)>, String> {
+    let mut served: std::collections::BTreeMap<std::net::Ipv4Addr, (String, String)> =
+        std::collections::BTreeMap::new();
+    for host in hosts {
+        let Some(image) = &host.serve else { continue };
+        match served.get(&host.address) {
+            Some((first, other)) if other != image => {
+                return Err(format!(
+                    "outside address {} is served twice: by {first} with {other} and by {} with {image}",
+                    host.address, host.name
+                ));
+            }
+            Some(_) => {}
+            None => {
+                served.insert(host.address, (host.name.clone(), image.clone()));
+            }
+        }
+    }
+    Ok(served)
+}
+
+/// A served outside address must lead outside: not into the pod network,
+/// the node network, the Service range or onto the outside resolver, where
+/// the cluster's own addresses (or the resolver) would answer instead.
+pub fn check_served_outside(
+    served: &std::collections::BTreeMap<std::net::Ipv4Addr, (String, String)>,
+    cluster_cidr: Ipv4Net,
+    node_net: Ipv4Net,
+    service_cidr: Ipv4Net,
+) -> Result<(), String> {
+    for (address, (name, _)) in served {
+        let taken = if cluster_cidr.contains(address) {
+            format!("the pod network {cluster_cidr}")
+        } else if node_net.contains(address) {
+            format!("the node network {node_net}")
+        } else if service_cidr.contains(address) {
+            format!("the Service range {service_cidr}")
+        } else if *address == podnet_proto::model::network::OUTSIDE_DNS_IP {
+            "the outside resolver's address".to_owned()
+        } else {
+            continue;
+        };
         return Err(format!(
-            "{ip} in {s:?} cannot be an outside host's address (loopback, unspecified, multicast and broadcast addresses are not)"
+            "outside host {name} serves at {address}, which is in {taken}: choose an address outside the cluster, such as one of 203.0.113.0/24"
         ));
     }
-    Ok((name.trim_end_matches('.').to_owned(), ip))
+    Ok(())
 }
 
 /// `IP:PORT` of a real resolver on this machine (`podnet up
@@ -275,13 +403,46 @@ mod tests {
     }
 
     #[test]
-    fn external_hosts_are_a_name_and_an_address() {
-        assert_eq!(
-            external_host("API.example.com.=203.0.113.10"),
-            Ok((
-                "api.example.com".to_owned(),
-                "203.0.113.10".parse().unwrap()
-            ))
+    fn external_hosts_are_a_name_an_address_and_what_they_serve() {
+        let check = |flag: &str, expected: Result<ExternalHost, &str>| match (
+            external_host(flag),
+            expected,
+        ) {
+            (Ok(got), Ok(want)) => {
+                assert_eq!(got, want, "{flag}");
+                assert_eq!(
+                    external_host(&got.to_string()),
+                    Ok(got),
+                    "{flag} round trip"
+                );
+            }
+            (Err(got), Err(why)) => assert!(got.contains(why), "{flag}: {got}"),
+            (got, want) => panic!("{flag}: got {got:?}, expected {want:?}"),
+        };
+        let host = |name: &str, ip: &str, serve: Option<&str>| ExternalHost {
+            name: name.to_owned(),
+            address: ip.parse().unwrap(),
+            serve: serve.map(String::from),
+        };
+        check(
+            "API.example.com.=203.0.113.10",
+            Ok(host("api.example.com", "203.0.113.10", None)),
+        );
+        check(
+            "api.example.com=203.0.113.10,serve=podnet/http-echo",
+            Ok(host(
+                "api.example.com",
+                "203.0.113.10",
+                Some("podnet/http-echo"),
+            )),
+        );
+        check(
+            "dns.example.com=203.0.113.11,serve=podnet/udp-echo",
+            Ok(host(
+                "dns.example.com",
+                "203.0.113.11",
+                Some("podnet/udp-echo"),
+            )),
         );
         for (bad, why) in [
             ("api.example.com", "expected NAME=IP"),
@@ -292,10 +453,111 @@ mod tests {
             ("=203.0.113.10", "empty"),
             ("localhost=203.0.113.10", "at least two labels"),
             ("a_b.example=203.0.113.10", "label"),
+            (
+                "api.example.com=203.0.113.10,serve=podnet/toolbox",
+                "podnet/http-echo, podnet/tcp-echo, podnet/udp-echo",
+            ),
+            (
+                "api.example.com=203.0.113.10,serve=nginx",
+                "outside host api.example.com cannot serve \"nginx\"",
+            ),
+            (
+                "api.example.com=203.0.113.10,port=80",
+                "only option is serve=IMAGE",
+            ),
+            (
+                "api.example.com=203.0.113.10,serve=podnet/http-echo,serve=podnet/tcp-echo",
+                "twice",
+            ),
         ] {
-            let got = external_host(bad).unwrap_err();
-            assert!(got.contains(why), "{bad}: {got}");
+            check(bad, Err(why));
         }
+    }
+
+    #[test]
+    fn an_outside_address_serves_one_image() {
+        let hosts = |flags: &[&str]| {
+            flags
+                .iter()
+                .map(|f| external_host(f).unwrap())
+                .collect::<Vec<_>>()
+        };
+        let served = served_addresses(&hosts(&[
+            "api.example.com=203.0.113.10,serve=podnet/http-echo",
+            "www.example.com=203.0.113.10",
+            "alias.example.com=203.0.113.10,serve=podnet/http-echo",
+            "echo.example.com=203.0.113.20,serve=podnet/tcp-echo",
+            "dark.example.com=203.0.113.30",
+        ]))
+        .unwrap();
+        let got: Vec<_> = served
+            .iter()
+            .map(|(ip, (name, image))| (ip.to_string(), name.as_str(), image.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "203.0.113.10".to_owned(),
+                    "api.example.com",
+                    "podnet/http-echo"
+                ),
+                (
+                    "203.0.113.20".to_owned(),
+                    "echo.example.com",
+                    "podnet/tcp-echo"
+                ),
+            ]
+        );
+        let err = served_addresses(&hosts(&[
+            "api.example.com=203.0.113.10,serve=podnet/http-echo",
+            "echo.example.com=203.0.113.10,serve=podnet/tcp-echo",
+        ]))
+        .unwrap_err();
+        assert!(
+            err.contains("203.0.113.10 is served twice")
+                && err.contains("api.example.com")
+                && err.contains("echo.example.com"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn served_outside_addresses_lead_outside() {
+        let net = |s: &str| s.parse::<Ipv4Net>().unwrap();
+        let check = |flag: &str, expected: Option<&str>| {
+            let served = served_addresses(&[external_host(flag).unwrap()]).unwrap();
+            let got = check_served_outside(
+                &served,
+                net("10.244.0.0/16"),
+                net("172.18.0.0/16"),
+                net("10.96.0.0/12"),
+            );
+            match (got, expected) {
+                (Ok(()), None) => {}
+                (Err(got), Some(why)) => assert!(got.contains(why), "{flag}: {got}"),
+                (got, want) => panic!("{flag}: got {got:?}, expected {want:?}"),
+            }
+        };
+        check("a.example.com=203.0.113.10,serve=podnet/http-echo", None);
+        // Only served addresses need to lead outside.
+        check("a.example.com=10.244.1.5", None);
+        check(
+            "a.example.com=10.244.1.5,serve=podnet/http-echo",
+            Some("the pod network 10.244.0.0/16"),
+        );
+        check(
+            "a.example.com=172.18.0.2,serve=podnet/http-echo",
+            Some("the node network"),
+        );
+        check(
+            "a.example.com=10.96.0.10,serve=podnet/udp-echo",
+            Some("the Service range"),
+        );
+        check(
+            "a.example.com=192.0.2.53,serve=podnet/tcp-echo",
+            Some("the outside resolver's address"),
+        );
     }
 
     #[test]

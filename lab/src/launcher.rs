@@ -69,12 +69,15 @@ pub struct UpArgs {
     /// only.
     #[arg(long, value_parser = parse_resolv_conf_path)]
     pub resolv_conf: Option<PathBuf>,
-    /// A name of the emulated outside world, NAME=IP (repeatable; added to
-    /// the scenario's `external`): the nodes' resolv.conf points at an
-    /// outside resolver that answers A for these names and NXDOMAIN for
-    /// any other, and cluster DNS forwards there what is not in its zones.
+    /// A host of the emulated outside world, NAME=IP or
+    /// NAME=IP,serve=IMAGE (repeatable; added to the scenario's
+    /// `external`): the nodes' resolv.conf points at an outside resolver
+    /// that answers A for these names and NXDOMAIN for any other, and
+    /// cluster DNS forwards there what is not in its zones. With serve=
+    /// (podnet/http-echo, podnet/tcp-echo or podnet/udp-echo) every node
+    /// runs that image at IP, which pods reach masqueraded as their node.
     #[arg(long = "external", value_parser = flags::external_host)]
-    pub external: Vec<(String, std::net::Ipv4Addr)>,
+    pub external: Vec<flags::ExternalHost>,
     /// A real resolver on this machine, IP:PORT: the nodes' outside
     /// resolver relays to it every query for a name --external does not
     /// list, instead of answering NXDOMAIN.
@@ -132,23 +135,33 @@ pub fn parse_resolv_conf_path(s: &str) -> Result<PathBuf, String> {
     Ok(path)
 }
 
-/// The outside names: the scenario's, then the flags'.
-fn external_hosts(args: &UpArgs) -> anyhow::Result<Vec<(String, std::net::Ipv4Addr)>> {
-    let mut hosts: Vec<(String, std::net::Ipv4Addr)> = match &args.file {
-        Some(file) => schema::load(file)?
-            .cluster
-            .external
-            .into_iter()
-            .map(|h| (h.name, h.address))
-            .collect(),
+/// The outside hosts: the scenario's, then the flags', once every served
+/// address serves one image and leads outside the cluster's ranges.
+fn external_hosts(args: &UpArgs) -> anyhow::Result<Vec<flags::ExternalHost>> {
+    let mut hosts: Vec<flags::ExternalHost> = match &args.file {
+        Some(file) => schema::load(file)?.cluster.external,
         None => Vec::new(),
     };
     hosts.extend(args.external.iter().cloned());
+    let served = flags::served_addresses(&hosts)
+        .map_err(|why| crate::InputError(format!("--external: {why}")))?;
+    let net = |cidr: &str| {
+        cidr.parse::<Ipv4Net>()
+            .with_context(|| format!("the default range {cidr} is a CIDR"))
+    };
+    flags::check_served_outside(
+        &served,
+        args.cluster_cidr,
+        net(flags::DEFAULT_NODE_CIDR)?,
+        net(podnet_proto::model::network::DEFAULT_SERVICE_CIDR)?,
+    )
+    .map_err(|why| crate::InputError(format!("--external: {why}")))?;
     Ok(hosts)
 }
 
 /// The nodes to start: the scenario's, or `count` default ones, once they
-/// are known to fit the pod and node networks.
+/// are known to fit the pod and node networks (and the outside hosts they
+/// will serve are known to be valid).
 fn node_plan(args: &UpArgs) -> anyhow::Result<Vec<NodeSpec>> {
     let plan: Vec<NodeSpec> = match &args.file {
         Some(file) => schema::load(file)?.cluster.node_specs(),
@@ -168,6 +181,7 @@ fn node_plan(args: &UpArgs) -> anyhow::Result<Vec<NodeSpec>> {
         args.node_cidr_mask_size,
         node_net,
     )?;
+    external_hosts(args)?;
     Ok(plan)
 }
 
@@ -215,8 +229,8 @@ pub async fn start_supervisor(
     if let Some(resolv_conf) = &args.resolv_conf {
         cmd.arg("--resolv-conf").arg(resolv_conf);
     }
-    for (name, ip) in &args.external {
-        cmd.arg("--external").arg(format!("{name}={ip}"));
+    for host in &args.external {
+        cmd.arg("--external").arg(host.to_string());
     }
     if let Some(upstream) = args.dns_upstream {
         cmd.arg("--dns-upstream").arg(upstream.to_string());
@@ -482,8 +496,8 @@ fn spawn_node(
     if let Some(resolv_conf) = &args.resolv_conf {
         cmd.arg("--resolv-conf").arg(resolv_conf);
     }
-    for (name, ip) in external_hosts(args)? {
-        cmd.arg("--external").arg(format!("{name}={ip}"));
+    for host in external_hosts(args)? {
+        cmd.arg("--external").arg(host.to_string());
     }
     if let Some(upstream) = args.dns_upstream {
         cmd.arg("--dns-upstream").arg(upstream.to_string());

@@ -76,6 +76,9 @@ pub struct Config {
     /// outside resolver at `OUTSIDE_DNS_IP` answers, and the host's real
     /// resolver it relays other names to (`--dns-upstream`), if any.
     pub external: podnet_pod::dns::Outside,
+    /// The outside addresses that serve a built-in image
+    /// (`--external NAME=IP,serve=IMAGE`), each run by this node.
+    pub served: Vec<crate::outside::ServedHost>,
 }
 
 /// Runs a node until `shutdown`.
@@ -176,31 +179,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         Arc::<Datapath>::downgrade(&datapath),
     );
     datapath.add_pod(host_ns.clone());
-    // The outside world's resolver is a namespace of its own, reached
-    // through the datapath like any address: what the node's resolv.conf
-    // names, so the DNS pods forward there.
-    let outside_ns = NetNs::new(
-        podnet_proto::model::network::OUTSIDE_DNS_IP,
-        PodInfo {
-            namespace: String::new(),
-            name: "outside-resolver".to_owned(),
-            node: config.name.clone(),
-        },
-        Arc::<Datapath>::downgrade(&datapath),
-    );
-    datapath.add_pod(outside_ns.clone());
-    {
-        let (zone, shutdown) = (config.external.clone(), shutdown.clone());
-        tasks.spawn(
-            async move {
-                if let Err(error) = podnet_pod::dns::serve_outside(outside_ns, zone, shutdown).await
-                {
-                    tracing::error!(%error, "the outside resolver stopped");
-                }
-            }
-            .instrument(tracing::info_span!("outside")),
-        );
-    }
+    // The outside world: its resolver and the served outside hosts, each
+    // a namespace of its own reached through the datapath like any address.
+    crate::outside::start(
+        &datapath,
+        config.external.clone(),
+        &config.served,
+        recorder.clone(),
+        &tasks,
+        &shutdown,
+    )?;
     if let Some(h) = host_dns {
         let dns = SocketAddrV4::new(podnet_proto::model::network::KUBE_DNS_IP, 53);
         tasks.spawn(

@@ -27,7 +27,14 @@
 //! their IPv6 addresses too, routes every node's IPv6 podCIDR, and its
 //! IPv6 gateway (the IPv6 podCIDR's `::1`) is a router as the IPv4 one is.
 //!
+//! A pod's flow to an address that is not the cluster's own (the outside
+//! world's namespaces) leaves with the node's IP as its source, as
+//! ip-masq-agent masquerades it ([`masquerade`]); UDP replies find the
+//! pod again through the egress table.
+//!
 //! Service proxying and network policy are not decided here.
+
+mod masquerade;
 
 use std::collections::HashMap;
 use std::io;
@@ -163,6 +170,8 @@ pub struct Datapath {
     /// (this node's masquerade address, backend) → (client, NodePort) of a
     /// UDP NodePort flow with the Cluster policy.
     masquerade: Mutex<HashMap<(SocketAddr, SocketAddr), Masqueraded>>,
+    /// UDP flows of this node's pods masqueraded to outside addresses.
+    egress: Mutex<masquerade::EgressTable>,
     next_snat_port: std::sync::atomic::AtomicU16,
     /// Local namespaces by each of their addresses.
     pods: RwLock<HashMap<IpAddr, Arc<NetNs>>>,
@@ -211,6 +220,10 @@ impl Datapath {
             proxy_state: Mutex::new(ProxyState::default()),
             conntrack: Mutex::new(HashMap::new()),
             masquerade: Mutex::new(HashMap::new()),
+            egress: Mutex::new(masquerade::EgressTable::new(
+                UDP_CONNTRACK_IDLE,
+                CONNTRACK_LIMIT,
+            )),
             next_snat_port: std::sync::atomic::AtomicU16::new(0),
             pods: RwLock::new(HashMap::new()),
             routes: RwLock::new(Vec::new()),
@@ -480,12 +493,38 @@ impl Datapath {
         } else {
             trace_id
         };
-        match self.proxy(src, dst, Protocol::Tcp, trace_id) {
-            Proxied::Direct => self.connect_direct(src, dst, trace_id).await,
-            Proxied::To { src, dst } => self.connect_direct(src, dst, trace_id).await,
-            Proxied::Refuse => Err(io::ErrorKind::ConnectionRefused.into()),
-            Proxied::Drop => std::future::pending().await,
-        }
+        let (src, dst) = match self.proxy(src, dst, Protocol::Tcp, trace_id) {
+            Proxied::Direct => (src, dst),
+            Proxied::To { src, dst } => (src, dst),
+            Proxied::Refuse => return Err(io::ErrorKind::ConnectionRefused.into()),
+            Proxied::Drop => return std::future::pending().await,
+        };
+        let src = if self.masquerades(src, dst) {
+            // The stream is the translation: the outside sees the node.
+            let masq = self.snat_source();
+            tracing::debug!(flow.src = %src, flow.dst = %dst, masquerade = %masq, "egress masqueraded");
+            masq
+        } else {
+            src
+        };
+        self.connect_direct(src, dst, trace_id).await
+    }
+
+    /// Is a flow from `src` to `dst` (after the proxy) a pod's flow to
+    /// the outside, which leaves as the node?
+    fn masquerades(&self, src: SocketAddr, dst: SocketAddr) -> bool {
+        let routes = self.routes.read().unwrap_or_else(PoisonError::into_inner);
+        masquerade::masquerades(
+            src.ip(),
+            dst.ip(),
+            &masquerade::Internal {
+                pod_cidr: self.local_cidr,
+                service_cidr: self.service_cidr,
+                node_ip: self.node_ip,
+                host_ip: self.host_ip,
+                routes: &routes,
+            },
+        )
     }
 
     /// Opens a TCP flow to an address that is not a Service. Boxed: a
@@ -571,6 +610,20 @@ impl Datapath {
                 .send_udp_direct(node_port, client, payload, trace_id)
                 .await;
         }
+        let egress_reply = if self.is_node_ip(dst.ip()) {
+            self.egress
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .inbound(dst.port(), src, std::time::Instant::now())
+        } else {
+            None
+        };
+        if let Some((client, asked)) = egress_reply {
+            // A reply from the outside to a pod's masqueraded flow goes
+            // back to the pod, from the address it asked.
+            return self.send_udp_direct(asked, client, payload, trace_id).await;
+        }
+        let asked = dst;
         let (src, dst) = match self.proxy(src, dst, Protocol::Udp, 0) {
             Proxied::Direct => (src, dst),
             Proxied::To {
@@ -593,7 +646,45 @@ impl Datapath {
             }
             Proxied::Drop => return,
         };
+        if self.masquerades(src, dst) {
+            return self.send_udp_masqueraded(src, dst, asked, payload);
+        }
         self.send_udp_direct(src, dst, payload, trace_id).await;
+    }
+
+    /// Sends a pod's datagram to the outside with the node's IP as its
+    /// source, on the masquerade port of its flow: to this node's copy of
+    /// the outside host, or nowhere.
+    fn send_udp_masqueraded(
+        &self,
+        client: SocketAddr,
+        dst: SocketAddr,
+        asked: SocketAddr,
+        payload: Bytes,
+    ) {
+        let port = self
+            .egress
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .outbound(client, dst, asked, std::time::Instant::now());
+        let Some(port) = port else {
+            tracing::debug!(flow.src = %client, flow.dst = %dst, "egress table full, datagram dropped");
+            bump(&self.stats.datagrams_dropped);
+            return;
+        };
+        let masq = SocketAddr::from((self.node_ip, port));
+        if let Some(ns) = self.local_pod(dst.ip()) {
+            // Port unreachable goes back to the pod, not to the node.
+            if !self.deliver_udp_local(&ns, masq, dst, payload)
+                && let Some(origin) = self.local_pod(client.ip())
+            {
+                origin.deliver_udp(client.port(), Err(io::ErrorKind::ConnectionRefused));
+            }
+            return;
+        }
+        // Not the cluster's own, so never routed over the overlay: an
+        // outside address nothing serves, a blackhole.
+        bump(&self.stats.unroutable);
     }
 
     /// Sends a datagram to an address the proxy has already resolved.

@@ -9,6 +9,7 @@ pub(crate) mod envvars;
 pub(crate) mod health;
 pub(crate) mod hostdns;
 pub(crate) mod lifecycle;
+pub(crate) mod outside;
 pub mod proxy;
 pub(crate) mod registration;
 pub(crate) mod runtime;
@@ -17,4 +18,5 @@ pub(crate) mod termination;
 pub mod testing;
 
 pub use agent::{Config, run};
+pub use outside::ServedHost;
 pub use podnet_pod::dns::{Outside, OutsideZone};

@@ -64,9 +64,10 @@ pub struct ClusterSpec {
     /// --ingress-default-backend`).
     #[serde(default, deserialize_with = "namespaced_name")]
     pub ingress_default_backend: Option<String>,
-    /// Names of the emulated outside world (`podnet up --external
-    /// NAME=IP`): the nodes' outside resolver answers A for them, and
-    /// NXDOMAIN for any other name.
+    /// Hosts of the emulated outside world (`podnet up --external
+    /// NAME=IP[,serve=IMAGE]`): the nodes' outside resolver answers A for
+    /// them, and NXDOMAIN for any other name; a host with `serve:` runs
+    /// that built-in image at its address on every node.
     #[serde(default, deserialize_with = "external_hosts")]
     pub external: Vec<ExternalHost>,
     /// `ipv4` or `dual` (`podnet up --ip-family`; kind's
@@ -75,25 +76,33 @@ pub struct ClusterSpec {
     pub ip_family: Option<podnet_proto::model::network::ClusterFamilies>,
 }
 
-/// One outside name and its address.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// One outside host: its name, its address and the built-in image it
+/// serves there (`serve:`), as `podnet up --external NAME=IP,serve=IMAGE`.
+pub use crate::flags::ExternalHost;
+
+/// An entry of `cluster.external` as written.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ExternalHost {
-    pub name: String,
-    pub address: std::net::Ipv4Addr,
+struct ExternalEntry {
+    name: String,
+    address: std::net::Ipv4Addr,
+    #[serde(default)]
+    serve: Option<String>,
 }
 
 fn external_hosts<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ExternalHost>, D::Error> {
-    let hosts = Vec::<ExternalHost>::deserialize(d)?;
-    hosts
+    let entries = Vec::<ExternalEntry>::deserialize(d)?;
+    let hosts = entries
         .into_iter()
-        .map(|host| {
-            let (name, address) =
-                crate::flags::external_host(&format!("{}={}", host.name, host.address))
-                    .map_err(serde::de::Error::custom)?;
-            Ok(ExternalHost { name, address })
+        .enumerate()
+        .map(|(i, e)| {
+            ExternalHost::new(&e.name, e.address, e.serve.as_deref())
+                .map_err(|why| serde::de::Error::custom(format!("cluster.external[{i}]: {why}")))
         })
-        .collect()
+        .collect::<Result<Vec<_>, D::Error>>()?;
+    crate::flags::served_addresses(&hosts)
+        .map_err(|why| serde::de::Error::custom(format!("cluster.external: {why}")))?;
+    Ok(hosts)
 }
 
 fn ip_family<'de, D: serde::Deserializer<'de>>(
@@ -689,9 +698,20 @@ expect:
             s.cluster.external,
             [ExternalHost {
                 name: "api.example.com".into(),
-                address: "203.0.113.10".parse().unwrap()
+                address: "203.0.113.10".parse().unwrap(),
+                serve: None,
             }]
         );
+        let s = parse(
+            "t.yaml",
+            "name: t\ncluster:\n  external:\n    - {name: api.example.com, address: 203.0.113.10, serve: podnet/http-echo}\n    - {name: www.example.com, address: 203.0.113.10}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.cluster.external[0].serve.as_deref(),
+            Some("podnet/http-echo")
+        );
+        assert_eq!(s.cluster.external[1].serve, None);
     }
 
     #[test]
@@ -847,6 +867,26 @@ expect:
         check(
             &external("{name: api.example.com, ip: 203.0.113.10}"),
             "unknown field",
+        );
+        check(
+            &external(
+                "{name: api.example.com, address: 203.0.113.10, serve: podnet/http-echo, port: 80}",
+            ),
+            "unknown field",
+        );
+        check(
+            &external("{name: api.example.com, address: 203.0.113.10, serve: nginx}"),
+            "s.yaml:3:",
+        );
+        check(
+            &external("{name: api.example.com, address: 203.0.113.10, serve: nginx}"),
+            "cluster.external[0]: outside host api.example.com cannot serve \"nginx\": an outside host serves one of podnet/http-echo, podnet/tcp-echo, podnet/udp-echo",
+        );
+        check(
+            &external(
+                "{name: a.example.com, address: 203.0.113.10, serve: podnet/http-echo}, {name: b.example.com, address: 203.0.113.10, serve: podnet/udp-echo}",
+            ),
+            "203.0.113.10 is served twice",
         );
         let probe = |fields: &str| {
             format!(
