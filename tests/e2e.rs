@@ -33,6 +33,8 @@ mod lifecycle;
 mod links;
 #[path = "e2e/mirroring.rs"]
 mod mirroring;
+#[path = "e2e/outside.rs"]
+mod outside;
 #[path = "e2e/pods.rs"]
 mod pods;
 #[path = "e2e/readme.rs"]

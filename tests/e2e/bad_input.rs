@@ -312,6 +312,20 @@ fn bad_outside_names_and_upstreams_are_refused_before_anything_starts() {
     for (flags, says) in [
         (["--external", "api.example.com"], "expected NAME=IP"),
         (
+            [
+                "--external",
+                "api.example.com=203.0.113.10,serve=podnet/toolbox",
+            ],
+            "outside host api.example.com cannot serve \"podnet/toolbox\": an outside host serves one of podnet/http-echo, podnet/tcp-echo, podnet/udp-echo",
+        ),
+        (
+            [
+                "--external",
+                "api.example.com=10.244.0.9,serve=podnet/http-echo",
+            ],
+            "outside host api.example.com serves at 10.244.0.9, which is in the pod network 10.244.0.0/16",
+        ),
+        (
             ["--external", "localhost=203.0.113.10"],
             "at least two labels",
         ),

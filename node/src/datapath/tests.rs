@@ -367,3 +367,88 @@ async fn ttl_limited_echo_is_answered_by_each_router_on_the_way() {
     let pod_b6 = IpAddr::V6(n.pod_b.ip6().unwrap());
     assert_eq!(hops(pod_b6, 3).await, [gw6, gw6_b, echo(pod_b6)]);
 }
+
+/// An outside host in `dp`, as the node's outside world registers one.
+fn outside_host(dp: &Arc<Datapath>, ip: &str) -> Arc<NetNs> {
+    let ns = NetNs::new(
+        ip.parse().unwrap(),
+        podnet_pod::netns::PodInfo {
+            namespace: String::new(),
+            name: "api.example.com".into(),
+            node: dp.node_name().into(),
+        },
+        Arc::<Datapath>::downgrade(dp),
+    );
+    dp.add_pod(ns.clone());
+    ns
+}
+
+#[tokio::test]
+async fn egress_to_the_outside_is_masqueraded_to_the_node() {
+    let n = net();
+    let outside = outside_host(&n.a, "203.0.113.10");
+    let mut listener = outside.listen_tcp(8080).unwrap();
+    let server = tokio::spawn(async move { echo_once(&mut listener).await });
+    let mut s = n
+        .pod_a
+        .connect_tcp(SocketAddrV4::new(outside.ip(), 8080))
+        .await
+        .unwrap();
+    s.write_all(b"hello").await.unwrap();
+    let mut back = [0u8; 5];
+    s.read_exact(&mut back).await.unwrap();
+    assert_eq!(&back, b"hello");
+    let peer = server.await.unwrap();
+    assert_eq!(*peer.ip(), n.a.node_ip(), "the outside sees the node");
+
+    // UDP: the reply to the node's masquerade port reaches the pod, from
+    // the address it asked; the flow keeps its port.
+    let server = outside.bind_udp(9000).unwrap();
+    let client = n.pod_a.bind_udp(0).unwrap();
+    let target = SocketAddrV4::new(outside.ip(), 9000);
+    let mut peers = Vec::new();
+    for payload in [&b"one"[..], b"two"] {
+        client.send_to(payload, target).await.unwrap();
+        let (data, from) = server.recv_from().await.unwrap();
+        assert_eq!(&data[..], payload);
+        assert_eq!(*from.ip(), n.a.node_ip(), "masqueraded");
+        server.send_to(&data, from).await.unwrap();
+        let (echoed, replier) = client.recv_from().await.unwrap();
+        assert_eq!((&echoed[..], replier), (payload, target));
+        peers.push(from);
+    }
+    assert_eq!(peers[0], peers[1], "one flow, one masquerade port");
+
+    // A closed outside port: the pod hears port unreachable, not the node.
+    client
+        .send_to(b"q", SocketAddrV4::new(outside.ip(), 9001))
+        .await
+        .unwrap();
+    let err = client.recv_from().await.unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+}
+
+#[tokio::test]
+async fn pods_keep_their_address_to_pods_and_unserved_outside_addresses_are_silent() {
+    let n = net();
+    // Pod to pod across nodes, with an outside world present: no NAT.
+    let _outside = outside_host(&n.a, "203.0.113.10");
+    let server = n.pod_b.bind_udp(53).unwrap();
+    let client = n.pod_a.bind_udp(0).unwrap();
+    client
+        .send_to(b"q", SocketAddrV4::new(n.pod_b.ip(), 53))
+        .await
+        .unwrap();
+    let (_, from) = server.recv_from().await.unwrap();
+    assert_eq!(*from.ip(), n.pod_a.ip());
+    // An outside address nothing serves: silence, as a blackhole.
+    let unroutable = n.a.stats.snapshot().unroutable;
+    let silent = tokio::time::timeout(
+        Duration::from_millis(300),
+        n.pod_a
+            .connect_tcp(SocketAddrV4::new("203.0.113.99".parse().unwrap(), 80)),
+    )
+    .await;
+    assert!(silent.is_err(), "the flow leads nowhere");
+    assert_eq!(n.a.stats.snapshot().unroutable, unroutable + 1);
+}
