@@ -399,19 +399,23 @@ async fn egress_to_the_outside_is_masqueraded_to_the_node() {
     s.read_exact(&mut back).await.unwrap();
     assert_eq!(&back, b"hello");
     let peer = server.await.unwrap();
-    assert_eq!(*peer.ip(), n.a.node_ip(), "the outside sees the node");
+    assert_eq!(
+        peer.ip(),
+        IpAddr::V4(n.a.node_ip()),
+        "the outside sees the node"
+    );
 
     // UDP: the reply to the node's masquerade port reaches the pod, from
     // the address it asked; the flow keeps its port.
     let server = outside.bind_udp(9000).unwrap();
     let client = n.pod_a.bind_udp(0).unwrap();
-    let target = SocketAddrV4::new(outside.ip(), 9000);
+    let target = SocketAddr::from(SocketAddrV4::new(outside.ip(), 9000));
     let mut peers = Vec::new();
     for payload in [&b"one"[..], b"two"] {
         client.send_to(payload, target).await.unwrap();
         let (data, from) = server.recv_from().await.unwrap();
         assert_eq!(&data[..], payload);
-        assert_eq!(*from.ip(), n.a.node_ip(), "masqueraded");
+        assert_eq!(from.ip(), IpAddr::V4(n.a.node_ip()), "masqueraded");
         server.send_to(&data, from).await.unwrap();
         let (echoed, replier) = client.recv_from().await.unwrap();
         assert_eq!((&echoed[..], replier), (payload, target));
@@ -440,7 +444,7 @@ async fn pods_keep_their_address_to_pods_and_unserved_outside_addresses_are_sile
         .await
         .unwrap();
     let (_, from) = server.recv_from().await.unwrap();
-    assert_eq!(*from.ip(), n.pod_a.ip());
+    assert_eq!(from.ip(), IpAddr::V4(n.pod_a.ip()));
     // An outside address nothing serves: silence, as a blackhole.
     let unroutable = n.a.stats.snapshot().unroutable;
     let silent = tokio::time::timeout(
