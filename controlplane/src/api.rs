@@ -113,7 +113,7 @@ impl From<JoinError> for Status {
             JoinError::BadName(_) | JoinError::BadUnderlay(_) => {
                 Status::invalid_argument(e.to_string())
             }
-            JoinError::NoPodCidr(..) | JoinError::NoNodeIp(_) => {
+            JoinError::NoPodCidr(..) | JoinError::NoNodeIp(_) | JoinError::NoNodeIpV6(_) => {
                 Status::resource_exhausted(e.to_string())
             }
             JoinError::Api(api) => api.into(),

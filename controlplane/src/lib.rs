@@ -128,6 +128,7 @@ pub async fn run(
             cluster_cidr_v6: config.cluster_cidr_v6,
             node_cidr_mask_size_v6: config.node_cidr_mask_size_v6,
             node_cidr: config.node_cidr,
+            node_cidr_v6: podnet_proto::model::network::DEFAULT_NODE_CIDR_V6,
             service_cidrs: registry::ServiceRanges::for_families(config.ip_families).cluster_ips,
             grace_period: config.node_grace_period,
         },

@@ -20,7 +20,7 @@
 mod podgc;
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -53,6 +53,8 @@ pub enum JoinError {
     NoPodCidr(IpNet, u8),
     #[error("no free node IP left in {0}")]
     NoNodeIp(Ipv4Net),
+    #[error("no free IPv6 node IP left in {0}")]
+    NoNodeIpV6(Ipv6Net),
     #[error(transparent)]
     Ca(#[from] CaError),
     #[error(transparent)]
@@ -74,6 +76,8 @@ pub struct NodesConfig {
     pub cluster_cidr_v6: Ipv6Net,
     pub node_cidr_mask_size_v6: u8,
     pub node_cidr: Ipv4Net,
+    /// The node network's IPv6 prefix, used when the cluster has IPv6.
+    pub node_cidr_v6: Ipv6Net,
     /// The Service ranges (`--service-cluster-ip-range`), one per family,
     /// which joining nodes are told.
     pub service_cidrs: Vec<ipnet::IpNet>,
@@ -110,7 +114,7 @@ pub fn node_is_ready(node: &Value) -> bool {
 }
 
 /// A node's podCIDRs (primary family first) and its InternalIP.
-type Held = (Vec<String>, String);
+type Held = (Vec<String>, Vec<String>);
 
 /// Every podCIDR of a stored Node: `spec.podCIDRs`, else `spec.podCIDR`.
 fn pod_cidrs_of(node: &Value) -> Vec<&str> {
@@ -125,17 +129,19 @@ fn pod_cidrs_of(node: &Value) -> Vec<&str> {
 
 /// The podCIDRs and InternalIP a stored Node holds, if it has both.
 fn allocation_of(node: &Value) -> Option<Held> {
-    let ip = NodeView(node).internal_ip()?;
+    let ips: Vec<String> = NodeView(node)
+        .internal_addresses()
+        .map(|ip| ip.to_string())
+        .collect();
     let cidrs: Vec<String> = pod_cidrs_of(node).into_iter().map(str::to_string).collect();
-    (!cidrs.is_empty()).then(|| (cidrs, ip.to_string()))
+    (!cidrs.is_empty() && !ips.is_empty()).then_some((cidrs, ips))
 }
 
 /// Whether no Node of `nodes` holds a podCIDR or the IP of `held`.
 fn still_free(held: &Held, nodes: &[Value]) -> bool {
-    nodes
-        .iter()
-        .filter_map(allocation_of)
-        .all(|(cidrs, ip)| ip != held.1 && cidrs.iter().all(|cidr| !held.0.contains(cidr)))
+    nodes.iter().filter_map(allocation_of).all(|(cidrs, ips)| {
+        ips.iter().all(|ip| !held.1.contains(ip)) && cidrs.iter().all(|cidr| !held.0.contains(cidr))
+    })
 }
 
 /// The family of a podCIDR as written.
@@ -236,10 +242,29 @@ impl Nodes {
             .get(&req.node_name)
             .cloned()
             .filter(|held| still_free(held, &all));
-        let (held_cidrs, node_ip) = match (existing.as_ref().and_then(allocation_of), remembered) {
+        let (held_cidrs, held_ips) = match (existing.as_ref().and_then(allocation_of), remembered) {
             (Some(held), _) | (None, Some(held)) => held,
-            (None, None) => (Vec::new(), self.free_node_ip(&all)?.to_string()),
+            (None, None) => (Vec::new(), Vec::new()),
         };
+        // An IPv4 InternalIP always (podnet's nodes have one), and an IPv6
+        // one on a cluster with IPv6: the held ones, new ones for the rest.
+        let held_ip = |v6: bool| {
+            held_ips
+                .iter()
+                .find(|ip| ip.parse::<IpAddr>().is_ok_and(|ip| ip.is_ipv6() == v6))
+                .cloned()
+        };
+        let node_ip = match held_ip(false) {
+            Some(ip) => ip,
+            None => self.free_node_ip(&all)?.to_string(),
+        };
+        let mut node_ips = vec![node_ip.clone()];
+        if self.config.ip_families.families().contains(&IpFamily::V6) {
+            node_ips.push(match held_ip(true) {
+                Some(ip) => ip,
+                None => self.free_node_ip_v6(&all)?.to_string(),
+            });
+        }
         // One podCIDR per family of the cluster, in its order: the held
         // ones where they are of a family the cluster still has, new ones
         // for the rest (a cluster that gained a family).
@@ -292,7 +317,11 @@ impl Nodes {
             "spec": {"podCIDR": pod_cidr, "podCIDRs": pod_cidrs},
         });
         let status = json!({
-            "addresses": [{"type": "InternalIP", "address": node_ip}, {"type": "Hostname", "address": req.node_name}],
+            "addresses": node_ips
+                .iter()
+                .map(|ip| json!({"type": "InternalIP", "address": ip}))
+                .chain([json!({"type": "Hostname", "address": req.node_name})])
+                .collect::<Vec<_>>(),
             "capacity": resources, "allocatable": resources,
             "conditions": [ready_condition("True", "KubeletReady", "podnet node is posting ready status")],
             "nodeInfo": {"kubeletVersion": concat!("podnet-", env!("CARGO_PKG_VERSION")), "containerRuntimeVersion": "podnet",
@@ -312,8 +341,8 @@ impl Nodes {
         self.allocations
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(req.node_name.clone(), (pod_cidrs.clone(), node_ip.clone()));
-        tracing::info!(node = %req.node_name, pod_cidrs = ?pod_cidrs, %node_ip, "node joined");
+            .insert(req.node_name.clone(), (pod_cidrs.clone(), node_ips.clone()));
+        tracing::info!(node = %req.node_name, pod_cidrs = ?pod_cidrs, node_ips = ?node_ips, "node joined");
         Ok(JoinResponse {
             ca_pem: self.ca.cert_pem().to_string(),
             cert_pem: issued.cert_pem,
@@ -327,6 +356,7 @@ impl Nodes {
                 .map(ToString::to_string)
                 .collect(),
             node_ip,
+            node_ips,
             lease_duration_ms: self.config.grace_period.as_millis() as u64,
             host_ip: self.host_ip()?.to_string(),
         })
@@ -354,6 +384,7 @@ impl Nodes {
             pod_cidrs: Vec::new(),
             service_cidrs: Vec::new(),
             node_ip: host_ip.to_string(),
+            node_ips: Vec::new(),
             lease_duration_ms: self.config.grace_period.as_millis() as u64,
             host_ip: host_ip.to_string(),
         })
@@ -407,6 +438,21 @@ impl Nodes {
             .skip(1)
             .find(|ip| !taken.contains(ip))
             .ok_or(JoinError::NoNodeIp(net))
+    }
+
+    /// The lowest IPv6 address of the node network no Node holds (`::1`
+    /// is the host's).
+    fn free_node_ip_v6(&self, nodes: &[Value]) -> Result<Ipv6Addr, JoinError> {
+        let taken: BTreeSet<IpAddr> = nodes
+            .iter()
+            .flat_map(|n| NodeView(n).internal_addresses())
+            .collect();
+        let net = self.config.node_cidr_v6;
+        net.hosts()
+            .skip(1)
+            .take(1 << 20)
+            .find(|ip| !taken.contains(&IpAddr::V6(*ip)))
+            .ok_or(JoinError::NoNodeIpV6(net))
     }
 
     /// Renews a node's lease; a node that was NotReady becomes Ready again.

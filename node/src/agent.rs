@@ -131,6 +131,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .node_ip
         .parse()
         .context("control plane sent a bad node IP")?;
+    // The IPv6 InternalIP, on a cluster with IPv6.
+    let node_ip6 = joined
+        .node_ips
+        .iter()
+        .find_map(|ip| ip.parse::<std::net::Ipv6Addr>().ok());
     let identity = NodeIdentity::from_pem(&joined.ca_pem, &joined.cert_pem, &joined.key_pem)
         .context("control plane sent an unusable node certificate")?;
     let credentials = Credentials::from(&joined);
@@ -146,6 +151,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let datapath_config = DatapathConfig {
         node_name: config.name.clone(),
         node_ip,
+        node_ip6,
         pod_cidr,
         pod_cidr_v6,
         service_cidr,
@@ -169,13 +175,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     runtime.set_api(api.clone(), config.controlplane.clone(), recorder.clone());
     // The node's own address is a namespace too: NodePort masquerading and
     // host DNS speak from it.
-    let host_ns = NetNs::new(
+    let host_info = PodInfo {
+        namespace: String::new(),
+        name: config.name.clone(),
+        node: config.name.clone(),
+    };
+    let host_ns = NetNs::with_addresses(
         node_ip,
-        PodInfo {
-            namespace: String::new(),
-            name: config.name.clone(),
-            node: config.name.clone(),
-        },
+        node_ip6,
+        host_info.clone(),
+        podnet_pod::dns::ResolverConfig::cluster_first(&host_info.namespace),
         Arc::<Datapath>::downgrade(&datapath),
     );
     datapath.add_pod(host_ns.clone());
@@ -544,9 +553,9 @@ async fn sync_network(
                     underlay,
                 });
             }
-            for ip in n.internal_ips() {
+            for ip in n.internal_addresses() {
                 routes.push(Route {
-                    cidr: ipnet::IpNet::V4(Ipv4Net::from(ip)),
+                    cidr: ipnet::IpNet::from(ip),
                     node: name.clone(),
                     underlay,
                 });

@@ -50,7 +50,7 @@ use podnet_overlay::{
     EmulatedSocket, FlowHeader, FrameKind, LinkTable, NodeIdentity, OpenStatus, Peers,
 };
 use podnet_pod::netns::{IcmpReply, NetNs, PodStream};
-use podnet_proto::model::network::EDGE_NAME;
+use podnet_proto::model::network::{EDGE_NAME, IpFamily};
 use podnet_proto::trace::{Recorder, SpanTimer, hop};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -119,6 +119,8 @@ pub struct DatapathConfig {
     pub node_name: String,
     /// The node's own (emulated) IP: NodePorts answer here.
     pub node_ip: Ipv4Addr,
+    /// The node's IPv6 InternalIP, on a cluster with IPv6.
+    pub node_ip6: Option<Ipv6Addr>,
     pub pod_cidr: Ipv4Net,
     /// The node's IPv6 podCIDR, on a dual-stack cluster.
     pub pod_cidr_v6: Option<Ipv6Net>,
@@ -157,6 +159,7 @@ enum Proxied {
 pub struct Datapath {
     node_name: String,
     node_ip: Ipv4Addr,
+    node_ip6: Option<Ipv6Addr>,
     local_cidr: Ipv4Net,
     local_cidr_v6: Option<Ipv6Net>,
     service_cidr: Ipv4Net,
@@ -211,6 +214,7 @@ impl Datapath {
         let dp = Arc::new(Datapath {
             node_name: config.node_name,
             node_ip: config.node_ip,
+            node_ip6: config.node_ip6,
             local_cidr: config.pod_cidr,
             local_cidr_v6: config.pod_cidr_v6,
             service_cidr: config.service_cidr,
@@ -296,7 +300,7 @@ impl Datapath {
 
     /// Is `ip` this node's own (emulated) IP?
     fn is_node_ip(&self, ip: IpAddr) -> bool {
-        ip == IpAddr::V4(self.node_ip)
+        ip == IpAddr::V4(self.node_ip) || self.node_ip6.is_some_and(|v6| ip == IpAddr::V6(v6))
     }
 
     /// Is `ip` in a Service range of the cluster?
@@ -393,12 +397,18 @@ impl Datapath {
             .clone()
     }
 
-    fn snat_source(&self) -> SocketAddr {
+    /// A masquerade source toward `dst`: the node's InternalIP of its
+    /// family (IPv4 when the node has no IPv6 one).
+    fn snat_source(&self, dst: IpAddr) -> SocketAddr {
         let n = self
             .next_snat_port
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let ip = match (dst, self.node_ip6) {
+            (IpAddr::V6(_), Some(v6)) => IpAddr::V6(v6),
+            _ => IpAddr::V4(self.node_ip),
+        };
         // Clear of the NodePort range and of the pods' ephemeral range.
-        SocketAddr::from((self.node_ip, 20000 + n % 10000))
+        SocketAddr::new(ip, 20000 + n % 10000)
     }
 
     /// The service proxy: a flow to a ClusterIP:port, or to this node's
@@ -444,7 +454,7 @@ impl Datapath {
                 None => return Proxied::Drop,
             }
         } else if self.is_node_ip(dst.ip()) {
-            match table.by_node_port(dst.port(), proto) {
+            match table.by_node_port(dst.port(), proto, IpFamily::of(dst.ip())) {
                 Some(p) => (p, Origin::NodePort),
                 None => return Proxied::Direct,
             }
@@ -469,7 +479,11 @@ impl Datapath {
         match pick {
             Pick::To(endpoint) => {
                 let snat = origin == Origin::NodePort && !port.external_local;
-                let src = if snat { self.snat_source() } else { src };
+                let src = if snat {
+                    self.snat_source(endpoint.ip())
+                } else {
+                    src
+                };
                 tracing::debug!(svc = %port.id, flow.src = %src, endpoint = %endpoint, "service flow");
                 Proxied::To { src, dst: endpoint }
             }
@@ -501,7 +515,7 @@ impl Datapath {
         };
         let src = if self.masquerades(src, dst) {
             // The stream is the translation: the outside sees the node.
-            let masq = self.snat_source();
+            let masq = self.snat_source(dst.ip());
             tracing::debug!(flow.src = %src, flow.dst = %dst, masquerade = %masq, "egress masqueraded");
             masq
         } else {
@@ -866,11 +880,12 @@ impl Datapath {
     }
 
     /// The address this node answers time exceeded from for a request
-    /// toward `dst` that came over the overlay: its IP, or for IPv6 (the
-    /// node has no IPv6 InternalIP) its pods' IPv6 gateway.
+    /// toward `dst` that came over the overlay: its InternalIP of that
+    /// family (for IPv6 without one, its pods' IPv6 gateway).
     fn router_address(&self, dst: IpAddr) -> IpAddr {
-        match (dst, self.gateway_v6()) {
-            (IpAddr::V6(_), Some(gw)) => IpAddr::V6(gw),
+        match (dst, self.node_ip6, self.gateway_v6()) {
+            (IpAddr::V6(_), Some(ip), _) => IpAddr::V6(ip),
+            (IpAddr::V6(_), None, Some(gw)) => IpAddr::V6(gw),
             _ => IpAddr::V4(self.node_ip),
         }
     }

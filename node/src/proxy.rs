@@ -13,9 +13,8 @@
 //! As kube-proxy runs one proxier per family, a dual-stack Service port
 //! gets a rule per ClusterIP, each with the endpoints of the
 //! EndpointSlices of that address type (an IPv6 ClusterIP never picks an
-//! IPv4 endpoint). NodePorts answer on the node's IPv4 address (podnet's
-//! nodes have no IPv6 InternalIP), so only the IPv4 rule has one, unless
-//! the Service is IPv6 alone.
+//! IPv4 endpoint), and its NodePort answers on the node's InternalIP of
+//! that family with that family's endpoints.
 //!
 //! No sockets, no clock reads: `now` and the random source come in. The
 //! datapath applies the decision (DNAT, and SNAT for NodePort with the
@@ -25,6 +24,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use podnet_proto::model::network::IpFamily;
 use podnet_proto::model::str_at;
 use podnet_proto::model::view::{EndpointSliceView, Protocol, ServiceView};
 use serde_json::Value;
@@ -88,7 +88,7 @@ impl std::str::FromStr for Mode {
 #[derive(Debug, Default, Clone)]
 pub struct ServiceTable {
     by_cluster_ip: HashMap<(SocketAddr, Protocol), usize>,
-    by_node_port: HashMap<(u16, Protocol), usize>,
+    by_node_port: HashMap<(u16, Protocol, IpFamily), usize>,
     ports: Vec<ServicePort>,
     /// Distinct ready endpoint addresses, for status reports.
     ready: Vec<SocketAddr>,
@@ -117,7 +117,8 @@ impl ServiceTable {
     /// control plane validated them, a stale or foreign object must not
     /// break the node.
     pub fn build(view: &ClusterView) -> ServiceTable {
-        let mut slices_by_service: HashMap<(String, String, Family), Vec<&Value>> = HashMap::new();
+        let mut slices_by_service: HashMap<(String, String, IpFamily), Vec<&Value>> =
+            HashMap::new();
         for slice in view.endpoint_slices.values() {
             let svc = slice
                 .pointer("/metadata/labels")
@@ -125,8 +126,8 @@ impl ServiceTable {
                 .and_then(Value::as_str)
                 .unwrap_or("");
             let family = match str_at(slice, "/addressType") {
-                "IPv4" | "" => Family::V4,
-                "IPv6" => Family::V6,
+                "IPv4" | "" => IpFamily::V4,
+                "IPv6" => IpFamily::V6,
                 // FQDN slices are for no proxy rule.
                 _ => continue,
             };
@@ -198,20 +199,19 @@ impl ServiceTable {
                 let port_name = str_at(port, "/name");
                 for cluster_ip in &cluster_ips {
                     let family = match cluster_ip {
-                        Some(IpAddr::V6(_)) => Family::V6,
-                        _ => Family::V4,
+                        Some(IpAddr::V6(_)) => IpFamily::V6,
+                        _ => IpFamily::V4,
                     };
                     let endpoints = slices_by_service
                         .get(&(ns.to_string(), name.to_string(), family))
                         .map(|s| endpoints_for(s, port_name, proto))
                         .unwrap_or_default();
                     let node_port = u16_at(port, "nodePort")
-                        .filter(|_| matches!(ty, "NodePort" | "LoadBalancer"))
-                        .filter(|_| family == Family::V4 || ipv6_only);
+                        .filter(|_| matches!(ty, "NodePort" | "LoadBalancer"));
                     // kube-proxy's per-family proxiers keep their own state:
                     // the IPv6 rule has an id of its own.
                     let id = match family {
-                        Family::V6 if !ipv6_only => format!("{ns}/{name}:{port_name} (IPv6)"),
+                        IpFamily::V6 if !ipv6_only => format!("{ns}/{name}:{port_name} (IPv6)"),
                         _ => format!("{ns}/{name}:{port_name}"),
                     };
                     let entry = ServicePort {
@@ -229,7 +229,7 @@ impl ServiceTable {
                         table.by_cluster_ip.insert((vip, proto), i);
                     }
                     if let Some(np) = node_port {
-                        table.by_node_port.insert((np, proto), i);
+                        table.by_node_port.insert((np, proto, family), i);
                     }
                     table.ports.push(entry);
                 }
@@ -257,9 +257,15 @@ impl ServiceTable {
             .map(|i| &self.ports[*i])
     }
 
-    pub fn by_node_port(&self, port: u16, proto: Protocol) -> Option<&ServicePort> {
+    /// The rule of NodePort `port` asked at a node address of `family`.
+    pub fn by_node_port(
+        &self,
+        port: u16,
+        proto: Protocol,
+        family: IpFamily,
+    ) -> Option<&ServicePort> {
         self.by_node_port
-            .get(&(port, proto))
+            .get(&(port, proto, family))
             .map(|i| &self.ports[*i])
     }
 
@@ -341,13 +347,6 @@ pub fn usable_endpoints<'a>(
         .filter(in_scope)
         .filter(|e| e.serving && e.terminating)
         .collect()
-}
-
-/// The address family of a proxy rule and of the slices it reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Family {
-    V4,
-    V6,
 }
 
 /// The proxy's memory between flows: affinity and round-robin positions.

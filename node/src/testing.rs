@@ -60,6 +60,7 @@ impl PodPair {
         let config = |name: &str, ip: [u8; 4], pod_cidr, pod_cidr_v6| DatapathConfig {
             node_name: name.into(),
             node_ip: Ipv4Addr::from(ip),
+            node_ip6: None,
             pod_cidr,
             pod_cidr_v6: Some(pod_cidr_v6),
             service_cidr,

@@ -407,6 +407,12 @@ impl NetNs {
         NetNs::new(ip, info, Weak::<Isolated>::new())
     }
 
+    /// [`NetNs::isolated`] with an IPv6 address too, as a dual-stack pod's.
+    pub fn isolated_dual_stack(ip: Ipv4Addr, ip6: Ipv6Addr, info: PodInfo) -> Arc<NetNs> {
+        let resolver = ResolverConfig::cluster_first(&info.namespace);
+        NetNs::with_addresses(ip, Some(ip6), info, resolver, Weak::<Isolated>::new())
+    }
+
     pub fn ip(&self) -> Ipv4Addr {
         self.ip
     }

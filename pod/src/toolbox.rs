@@ -236,22 +236,96 @@ fn parse<P: clap::Parser>(argv: &[String], out: &mut Output) -> Result<P, i32> {
 /// IPv4 before unique-local IPv6 (`fd00::/8`, podnet's ranges), so on a
 /// dual-stack cluster the first address it returns is the IPv4 one too.
 pub async fn resolve(ns: &Arc<NetNs>, host: &str) -> Result<IpAddr, ResolveError> {
+    resolve_family(ns, host, Family::Any).await
+}
+
+/// Which addresses a tool's `-4` or `-6` lets it use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Family {
+    #[default]
+    Any,
+    V4,
+    V6,
+}
+
+/// `-4` and `-6`, as curl, wget, ping and nc take them.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub(crate) struct FamilyArgs {
+    /// Use IPv4 addresses only.
+    #[arg(short = '4', long = "ipv4", visible_alias = "inet4-only")]
+    ipv4: bool,
+    /// Use IPv6 addresses only (names are looked up as AAAA).
+    #[arg(
+        short = '6',
+        long = "ipv6",
+        visible_alias = "inet6-only",
+        conflicts_with = "ipv4"
+    )]
+    ipv6: bool,
+}
+
+impl FamilyArgs {
+    pub(crate) fn family(self) -> Family {
+        match (self.ipv4, self.ipv6) {
+            (true, _) => Family::V4,
+            (_, true) => Family::V6,
+            _ => Family::Any,
+        }
+    }
+}
+
+/// [`resolve`] restricted to `family`, as `getaddrinfo` with `AF_INET` or
+/// `AF_INET6` (what `-4` and `-6` ask for): a literal of the other family
+/// does not resolve, and with IPv6 a name is looked up as AAAA (the
+/// kubelet's /etc/hosts gives `localhost` `::1` and the pod's name its
+/// IPv6 address).
+pub async fn resolve_family(
+    ns: &Arc<NetNs>,
+    host: &str,
+    family: Family,
+) -> Result<IpAddr, ResolveError> {
     let literal = host
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
-    if let Ok(ip) = literal.parse::<std::net::Ipv6Addr>() {
-        return Ok(IpAddr::V6(ip));
+    let no_data = |rtype| ResolveError::NoData {
+        name: host.to_owned(),
+        rtype,
+    };
+    if let Ok(ip) = literal.parse::<IpAddr>() {
+        return match (family, ip) {
+            (Family::V4, IpAddr::V6(_)) => Err(no_data(hickory_proto::rr::RecordType::A)),
+            (Family::V6, IpAddr::V4(_)) => Err(no_data(hickory_proto::rr::RecordType::AAAA)),
+            _ => Ok(ip),
+        };
+    }
+    if family == Family::V6 {
+        let name = host.strip_suffix('.').unwrap_or(host);
+        if name.eq_ignore_ascii_case("localhost") {
+            return Ok(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST));
+        }
+        if !ns.info().name.is_empty() && name.eq_ignore_ascii_case(&ns.info().name) {
+            return ns
+                .ip6()
+                .map(IpAddr::V6)
+                .ok_or_else(|| no_data(hickory_proto::rr::RecordType::AAAA));
+        }
+        let lookup = resolver::lookup(ns, host, hickory_proto::rr::RecordType::AAAA).await?;
+        return lookup
+            .records
+            .iter()
+            .find_map(|record| match &record.data {
+                hickory_proto::rr::RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
+                _ => None,
+            })
+            .ok_or_else(|| no_data(hickory_proto::rr::RecordType::AAAA));
     }
     let addresses = resolver::resolve_ipv4(ns, host).await?;
     addresses
         .first()
         .copied()
         .map(IpAddr::V4)
-        .ok_or_else(|| ResolveError::NoData {
-            name: host.to_owned(),
-            rtype: hickory_proto::rr::RecordType::A,
-        })
+        .ok_or_else(|| no_data(hickory_proto::rr::RecordType::A))
 }
 
 /// The C library's wording for an error, which is what the real tools

@@ -43,6 +43,15 @@ spec:
 ---
 apiVersion: v1
 kind: Service
+metadata: {name: web-np}
+spec:
+  type: NodePort
+  ipFamilyPolicy: PreferDualStack
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+---
+apiVersion: v1
+kind: Service
 metadata: {name: web-hl}
 spec:
   clusterIP: None
@@ -84,7 +93,22 @@ fn dual_stack_pods_services_slices_and_dns_have_both_families() {
     let v6_pods: IpNet = "fd00:10:244::/56".parse().unwrap();
     let nodes = c.items("nodes");
     let mut cidrs = std::collections::BTreeMap::new();
+    // Every node: an IPv4 InternalIP and, as kind's dual-stack nodes, an
+    // IPv6 one of the node network's ULA prefix.
+    let v6_nodes: IpNet = "fc00:f853:ccd:e793::/64".parse().unwrap();
+    let mut node_v6 = Vec::new();
     for node in &nodes {
+        let internal: Vec<IpAddr> = node["status"]["addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["type"] == "InternalIP")
+            .map(|a| a["address"].as_str().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(internal.len(), 2, "{}", node["status"]);
+        assert!(internal[0].is_ipv4(), "{internal:?}");
+        assert!(v6_nodes.contains(&internal[1]), "{internal:?}");
+        node_v6.push(internal[1]);
         let name = node["metadata"]["name"].as_str().unwrap().to_string();
         let node_cidrs: Vec<IpNet> = strs(&node["spec"]["podCIDRs"])
             .iter()
@@ -257,6 +281,31 @@ fn dual_stack_pods_services_slices_and_dns_have_both_families() {
         assert_eq!(seen.ip(), client_v6, "{url}: {echo}");
         assert!(pod_v4.contains(&echo["podIP"].as_str().unwrap_or_default().to_string()));
     }
+    // A NodePort on each node's IPv6 InternalIP, masqueraded (the Cluster
+    // policy) as that node's IPv6 address.
+    let node_port = c.json(&["get", "service", "web-np"])["spec"]["ports"][0]["nodePort"]
+        .as_u64()
+        .expect("a nodePort");
+    for ip in &node_v6 {
+        let url = format!("http://[{ip}]:{node_port}/");
+        let out = c.exec("client", &["curl", "-s", "-m", "5", &url]);
+        assert!(out.status.success(), "curl {url}: {}", text(&out.stderr));
+        let echo: Value = serde_json::from_slice(&out.stdout).expect("echo json");
+        let seen: std::net::SocketAddr = echo["client"].as_str().unwrap().parse().unwrap();
+        assert_eq!(seen.ip(), *ip, "{url}: {echo}");
+    }
+    // By name, `-6` looks the Service up as AAAA and goes over IPv6;
+    // `-4` refuses an IPv6 literal as getaddrinfo with AF_INET does.
+    let out = c.exec(
+        "client",
+        &["curl", "-s", "-6", "-m", "5", "http://web-dual/"],
+    );
+    assert!(out.status.success(), "curl -6: {}", text(&out.stderr));
+    let echo: Value = serde_json::from_slice(&out.stdout).expect("echo json");
+    let seen: std::net::SocketAddr = echo["client"].as_str().unwrap().parse().unwrap();
+    assert_eq!(seen.ip(), client_v6, "{echo}");
+    let out = c.exec("client", &["curl", "-s", "-4", "-m", "5", &urls[0]]);
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
     // A port nothing listens on refuses over IPv6 as over IPv4.
     let refused = c.exec(
         "client",

@@ -6,6 +6,7 @@ use std::time::Instant;
 use serde_json::json;
 
 use super::*;
+use podnet_proto::model::network::IpFamily;
 
 fn view(services: Vec<Value>, slices: Vec<Value>) -> ClusterView {
     let key = |v: &Value| {
@@ -55,7 +56,7 @@ const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 244, 0, 9));
 fn check(table: &ServiceTable, origin: Origin, random: u64, expected: Pick) {
     let port = match origin {
         Origin::ClusterIp => table.by_cluster_ip(VIP, Protocol::Tcp),
-        Origin::NodePort => table.by_node_port(30080, Protocol::Tcp),
+        Origin::NodePort => table.by_node_port(30080, Protocol::Tcp, IpFamily::V4),
     }
     .expect("service port in table");
     let got = ProxyState::default().pick(port, origin, CLIENT, "node-1", Instant::now(), random);
@@ -221,7 +222,7 @@ fn headless_external_name_and_other_protocols_are_not_proxied() {
     );
     let t = web(json!({}), &[("10.244.1.2", "n", true, true, false)]);
     assert!(t.by_cluster_ip(VIP, Protocol::Udp).is_none());
-    assert!(t.by_node_port(30081, Protocol::Tcp).is_none());
+    assert!(t.by_node_port(30081, Protocol::Tcp, IpFamily::V4).is_none());
 }
 
 /// kube-proxy's endpoint categorization (topology.go `CategorizeEndpoints`
@@ -350,8 +351,8 @@ fn slice_v6() -> Value {
 }
 
 /// kube-proxy's per-family proxiers: a dual-stack Service has a rule per
-/// ClusterIP, each picking only endpoints of its own address type, and
-/// the NodePort is on the IPv4 rule (the node's InternalIP is IPv4).
+/// ClusterIP, each picking only endpoints of its own address type, also
+/// for its NodePort on the node's address of that family.
 #[test]
 fn a_dual_stack_service_has_a_rule_per_family_with_that_familys_endpoints() {
     let spec = json!({"type": "NodePort", "clusterIP": "10.96.0.20",
@@ -382,8 +383,15 @@ fn a_dual_stack_service_has_a_rule_per_family_with_that_familys_endpoints() {
         assert_eq!(pick(VIP, CLIENT, random), to("10.244.1.2"));
         assert_eq!(pick(vip6, client6, random), to("fd00:10:244:1::2"));
     }
-    let node_port = t.by_node_port(30080, Protocol::Tcp).expect("NodePort rule");
+    // The NodePort on each family's node address picks that family's.
+    let node_port = t
+        .by_node_port(30080, Protocol::Tcp, IpFamily::V4)
+        .expect("NodePort rule");
     assert_eq!(node_port.cluster_ip, Some(VIP));
+    let node_port6 = t
+        .by_node_port(30080, Protocol::Tcp, IpFamily::V6)
+        .expect("IPv6 NodePort rule");
+    assert_eq!(node_port6.cluster_ip, Some(vip6));
     assert_eq!(t.ports().len(), 2);
     assert_ne!(
         t.ports()[0].id,
@@ -391,13 +399,16 @@ fn a_dual_stack_service_has_a_rule_per_family_with_that_familys_endpoints() {
         "each family keeps its own state"
     );
 
-    // An IPv6 single-stack Service: its only rule has the NodePort.
+    // An IPv6 single-stack Service: its only rule, on IPv6 node addresses.
     let spec = json!({"type": "NodePort", "clusterIP": "fd00:10:96::20",
                       "clusterIPs": ["fd00:10:96::20"], "ipFamilies": ["IPv6"],
                       "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080, "nodePort": 30080}]});
     let v6 = slice_v6();
     let t = ServiceTable::build(&view(vec![svc(spec)], vec![v6]));
-    let port = t.by_node_port(30080, Protocol::Tcp).expect("NodePort rule");
+    assert!(t.by_node_port(30080, Protocol::Tcp, IpFamily::V4).is_none());
+    let port = t
+        .by_node_port(30080, Protocol::Tcp, IpFamily::V6)
+        .expect("NodePort rule");
     assert_eq!(port.cluster_ip, Some(vip6));
     assert_eq!(port.id, "default/web:http");
 }

@@ -23,7 +23,7 @@ use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
 
 use super::http_client::{self, Url, UrlError, error_chain, format_head};
-use super::{Output, USAGE, parse, parse_seconds, resolve, strerror};
+use super::{Output, USAGE, parse, parse_seconds, resolve_family, strerror};
 use crate::netns::NetNs;
 
 /// curl's default connect timeout is 300 s (and the OS usually gives up
@@ -45,6 +45,8 @@ const USER_AGENT_VALUE: &str = "curl/8.5.0 (podnet)";
     disable_version_flag = true
 )]
 struct Args {
+    #[command(flatten)]
+    family: super::FamilyArgs,
     /// Silent mode: no error messages unless -S.
     #[arg(short = 's', long)]
     silent: bool,
@@ -426,7 +428,12 @@ async fn exchange(
             .deadline
             .map_or(deadline, |total| total.min(deadline))
     };
-    let ip = match tokio::time::timeout_at(connect_deadline, resolve(ns, &url.host)).await {
+    let ip = match tokio::time::timeout_at(
+        connect_deadline,
+        resolve_family(ns, &url.host, args.family.family()),
+    )
+    .await
+    {
         Err(_) => {
             return Err(Failure::new(
                 28,

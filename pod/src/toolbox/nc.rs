@@ -13,7 +13,7 @@ use std::time::Duration;
 use clap::{ArgAction, Parser};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{Output, parse, parse_seconds, resolve, strerror};
+use super::{Output, parse, parse_seconds, resolve_family, strerror};
 use crate::netns::NetNs;
 
 /// Without `-w`, OpenBSD nc waits for the OS connect timeout (about two
@@ -31,6 +31,8 @@ const UDP_PROBE: &[u8] = b"X";
     disable_version_flag = true
 )]
 struct Args {
+    #[command(flatten)]
+    family: super::FamilyArgs,
     /// Only check that the port answers; send no data.
     #[arg(short = 'z')]
     zero_io: bool,
@@ -62,7 +64,7 @@ pub(super) async fn run(ns: &Arc<NetNs>, argv: &[String], stdin: &[u8], out: &mu
         Ok(port) if port != 0 => port,
         _ => return out.fail(1, format!("nc: port number invalid: {}\n", args.port)),
     };
-    let ip = match resolve(ns, &args.host).await {
+    let ip = match resolve_family(ns, &args.host, args.family.family()).await {
         Ok(ip) => ip,
         Err(error) => {
             return out.fail(

@@ -15,7 +15,7 @@ use std::time::Duration;
 use clap::Parser;
 use tokio::time::Instant;
 
-use super::{Output, USAGE, parse, parse_seconds, resolve, strerror};
+use super::{Output, USAGE, parse, parse_seconds, resolve_family, strerror};
 use crate::netns::NetNs;
 
 /// The smallest -i accepted: faster would be a flood, which iputils
@@ -29,6 +29,8 @@ const MIN_INTERVAL: Duration = Duration::from_millis(10);
     disable_version_flag = true
 )]
 struct Args {
+    #[command(flatten)]
+    family: super::FamilyArgs,
     /// Stop after sending COUNT requests.
     #[arg(short = 'c', value_name = "COUNT", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
     count: u32,
@@ -59,7 +61,7 @@ pub(super) async fn run(ns: &Arc<NetNs>, argv: &[String], out: &mut Output) -> i
             ),
         );
     }
-    let ip = match resolve(ns, &args.host).await {
+    let ip = match resolve_family(ns, &args.host, args.family.family()).await {
         Ok(ip) => ip,
         // iputils' wording and exit code for a name that does not resolve.
         Err(error) => {

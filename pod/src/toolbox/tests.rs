@@ -820,6 +820,33 @@ async fn resolve_accepts_literals_localhost_and_the_pod_name() {
     let v6: std::net::IpAddr = "fd00:10:244:1::5".parse().unwrap();
     assert_eq!(resolve(&ns, "fd00:10:244:1::5").await.ok(), Some(v6));
     assert_eq!(resolve(&ns, "[fd00:10:244:1::5]").await.ok(), Some(v6));
+    // `-4` and `-6`: a literal of the other family does not resolve; the
+    // hosts file's IPv6 names; a pod without an IPv6 address has none.
+    assert_eq!(
+        resolve_family(&ns, "fd00:10:244:1::5", Family::V4)
+            .await
+            .ok(),
+        None
+    );
+    assert_eq!(resolve_family(&ns, "10.0.0.1", Family::V6).await.ok(), None);
+    assert_eq!(
+        resolve_family(&ns, "localhost", Family::V6).await.ok(),
+        Some(std::net::Ipv6Addr::LOCALHOST.into())
+    );
+    assert_eq!(resolve_family(&ns, "web-0", Family::V6).await.ok(), None);
+    let dual = NetNs::isolated_dual_stack(
+        POD_IP,
+        "fd00:10:244:1::5".parse().unwrap(),
+        ns.info().clone(),
+    );
+    assert_eq!(
+        resolve_family(&dual, "web-0", Family::V6).await.ok(),
+        Some(v6)
+    );
+    assert_eq!(
+        resolve_family(&dual, "web-0", Family::V4).await.ok(),
+        Some(POD_IP.into())
+    );
     // Anything else asks kube-dns, which a namespace without a node
     // cannot reach.
     let error = resolve(&ns, "web.default.svc.cluster.local")

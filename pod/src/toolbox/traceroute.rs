@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use super::{Output, USAGE, parse, parse_seconds, resolve, strerror};
+use super::{Output, USAGE, parse, parse_seconds, resolve_family, strerror};
 use crate::netns::{IcmpReply, NetNs, ProbeReply};
 
 /// Probes in flight at once, traceroute's `-N` default.
@@ -52,6 +52,8 @@ const SIMULTANEOUS: u8 = 16;
     disable_version_flag = true
 )]
 struct Args {
+    #[command(flatten)]
+    family: super::FamilyArgs,
     /// Print hop addresses numerically.
     #[arg(short = 'n')]
     numeric: bool,
@@ -103,7 +105,7 @@ pub(super) async fn run(ns: &Arc<NetNs>, argv: &[String], out: &mut Output) -> i
     if args.first_ttl > args.max_ttl {
         return out.fail(USAGE, "first hop out of range\n");
     }
-    let ip = match resolve(ns, &args.host).await {
+    let ip = match resolve_family(ns, &args.host, args.family.family()).await {
         Ok(ip) => ip,
         // busybox's wording; exit 1.
         Err(_) => return out.fail(1, format!("traceroute: bad address '{}'\n", args.host)),

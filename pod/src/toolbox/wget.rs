@@ -28,7 +28,7 @@ use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
 
 use super::http_client::{self, Url, UrlError, error_chain, format_head};
-use super::{Output, parse, parse_seconds, resolve, strerror};
+use super::{Output, parse, parse_seconds, resolve_family, strerror};
 use crate::netns::NetNs;
 
 /// How long connecting may take without `-T` (see the module doc).
@@ -45,6 +45,8 @@ const USER_AGENT_VALUE: &str = "Wget";
     disable_version_flag = true
 )]
 struct Args {
+    #[command(flatten)]
+    family: super::FamilyArgs,
     /// Quiet: no status messages (errors are still printed).
     #[arg(short = 'q', long = "quiet")]
     quiet: bool,
@@ -174,7 +176,7 @@ async fn exchange(
     deadline: Option<Instant>,
     out: &mut Output,
 ) -> Result<Option<String>, String> {
-    let ip = resolve(ns, &url.host)
+    let ip = resolve_family(ns, &url.host, args.family.family())
         .await
         .map_err(|_| format!("bad address '{}'", url.host))?;
     if !args.quiet {

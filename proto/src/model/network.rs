@@ -12,6 +12,13 @@ pub const DEFAULT_CLUSTER_CIDR_V6: &str = "fd00:10:244::/56";
 /// The prefix length of each node's IPv6 podCIDR, as
 /// kube-controller-manager's `--node-cidr-mask-size-ipv6`.
 pub const DEFAULT_NODE_CIDR_MASK_SIZE_V6: u8 = 64;
+/// The node network's IPv6 prefix on a cluster with IPv6 (the ULA prefix
+/// Docker gives kind's network): each node gets an InternalIP of it beside
+/// its IPv4 one, `::1` being the host's, as on the IPv4 network.
+pub const DEFAULT_NODE_CIDR_V6: ipnet::Ipv6Net = ipnet::Ipv6Net::new_assert(
+    std::net::Ipv6Addr::new(0xfc00, 0xf853, 0x0ccd, 0xe793, 0, 0, 0, 0),
+    64,
+);
 /// IPv6 Service ClusterIPs (kind's default serviceSubnet).
 pub const DEFAULT_SERVICE_CIDR_V6: &str = "fd00:10:96::/112";
 /// The `kubernetes` Service in `default`: the first address of the range.

@@ -9,7 +9,7 @@
 //! Views never write: objects stay Kubernetes JSON, and this is not a
 //! second object model.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use serde_json::Value;
 
@@ -129,6 +129,14 @@ impl<'a> NodeView<'a> {
 
     /// Every `InternalIP` of `status.addresses` that is an IPv4 address.
     pub fn internal_ips(self) -> impl Iterator<Item = Ipv4Addr> + use<'a> {
+        items(self.0, "/status/addresses")
+            .filter(|a| str_at(a, "/type") == "InternalIP")
+            .filter_map(|a| str_at(a, "/address").parse().ok())
+    }
+
+    /// Every `InternalIP` of `status.addresses`, of either family, in
+    /// order.
+    pub fn internal_addresses(self) -> impl Iterator<Item = IpAddr> + use<'a> {
         items(self.0, "/status/addresses")
             .filter(|a| str_at(a, "/type") == "InternalIP")
             .filter_map(|a| str_at(a, "/address").parse().ok())
