@@ -10,7 +10,8 @@ use std::time::Duration;
 use crate::harness::{Cluster, eventually, text};
 use crate::services::CLIENT;
 
-const EXT: &str = r#"
+/// An ExternalName Service `ext` for the outside name api.example.com.
+pub const EXT: &str = r#"
 apiVersion: v1
 kind: Service
 metadata: {name: ext}

@@ -17,48 +17,38 @@ use crate::harness::{Cluster, eventually, text};
 use crate::pods::WEB;
 use crate::services::CLIENT;
 
-const SERVICES: &str = r#"
-apiVersion: v1
-kind: Service
-metadata: {name: web-dual}
-spec:
-  ipFamilyPolicy: PreferDualStack
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: http}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-v6}
-spec:
-  ipFamilies: [IPv6]
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: http}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-v4}
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: http}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-np}
-spec:
-  type: NodePort
-  ipFamilyPolicy: PreferDualStack
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: http}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-hl}
-spec:
-  clusterIP: None
-  ipFamilyPolicy: RequireDualStack
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: http}]
-"#;
+/// A Service `name` of the web pods with the `spec` lines (indented as
+/// the first) before its selector and port.
+fn web_service(name: &str, spec: &str) -> String {
+    let spec = if spec.is_empty() {
+        String::new()
+    } else {
+        format!("  {spec}\n")
+    };
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n{spec}  \
+         selector: {{app: web}}\n  ports: [{{name: http, port: 80, targetPort: http}}]\n"
+    )
+}
+
+/// The Services of every family shape the test reads.
+fn services() -> String {
+    [
+        web_service("web-dual", "ipFamilyPolicy: PreferDualStack"),
+        web_service("web-v6", "ipFamilies: [IPv6]"),
+        // No family fields: the cluster's primary family, SingleStack.
+        web_service("web-v4", ""),
+        web_service(
+            "web-np",
+            "type: NodePort\n  ipFamilyPolicy: PreferDualStack",
+        ),
+        web_service(
+            "web-hl",
+            "clusterIP: None\n  ipFamilyPolicy: RequireDualStack",
+        ),
+    ]
+    .join("---\n")
+}
 
 fn strs(v: &Value) -> Vec<String> {
     v.as_array()
@@ -121,7 +111,7 @@ fn dual_stack_pods_services_slices_and_dns_have_both_families() {
         cidrs.insert(name, node_cidrs);
     }
 
-    c.apply(&format!("{WEB}---{SERVICES}---{CLIENT}"));
+    c.apply(&format!("{WEB}---\n{}---{CLIENT}", services()));
     let pods = c.ready_pods("web", 3);
     let mut pod_v4 = Vec::new();
     let mut pod_v6 = Vec::new();

@@ -11,18 +11,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::dnsforward::EXT;
 use crate::harness::{Cluster, eventually, text};
 use crate::pods::WEB;
 use crate::services::{CLIENT, WEB_SVC};
-
-const EXT: &str = r#"
-apiVersion: v1
-kind: Service
-metadata: {name: ext}
-spec:
-  type: ExternalName
-  externalName: api.example.com
-"#;
 
 /// The http-echo answer to `curl URL` from the client pod, once it comes.
 fn echo(c: &Cluster, url: &str) -> Value {

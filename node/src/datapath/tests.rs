@@ -53,21 +53,28 @@ async fn echo_once(listener: &mut podnet_pod::netns::PodListener) -> SocketAddr 
     peer
 }
 
-#[tokio::test]
-async fn tcp_across_nodes_keeps_the_source_address() {
-    let n = net();
-    let mut listener = n.pod_b.listen_tcp(80).unwrap();
-    let server = tokio::spawn(async move { echo_once(&mut listener).await });
-    let mut s = n
-        .pod_a
-        .connect_tcp(SocketAddrV4::new(n.pod_b.ip(), 80))
-        .await
-        .unwrap();
+/// `hello` from `client` to `dst`, where `server` listens, echoed back:
+/// returns the client address the server saw, and the client's stream
+/// (still open: its row stays in the client's socket table).
+async fn hello(
+    client: &Arc<NetNs>,
+    server: &Arc<NetNs>,
+    dst: SocketAddr,
+) -> (SocketAddr, PodStream) {
+    let mut listener = server.listen_tcp(dst.port()).unwrap();
+    let accepted = tokio::spawn(async move { echo_once(&mut listener).await });
+    let mut s = client.connect_tcp(dst).await.unwrap();
     s.write_all(b"hello").await.unwrap();
     let mut back = [0u8; 5];
     s.read_exact(&mut back).await.unwrap();
     assert_eq!(&back, b"hello");
-    let peer = server.await.unwrap();
+    (accepted.await.unwrap(), s)
+}
+
+#[tokio::test]
+async fn tcp_across_nodes_keeps_the_source_address() {
+    let n = net();
+    let (peer, _) = hello(&n.pod_a, &n.pod_b, SocketAddr::from((n.pod_b.ip(), 80))).await;
     assert_eq!(
         peer.ip(),
         n.pod_a.ip(),
@@ -82,14 +89,8 @@ async fn tcp_across_nodes_keeps_the_source_address() {
 async fn tcp_across_nodes_over_ipv6_keeps_the_ipv6_source() {
     let n = net();
     let (a6, b6) = (n.pod_a.ip6().unwrap(), n.pod_b.ip6().unwrap());
-    let mut listener = n.pod_b.listen_tcp(80).unwrap();
-    let server = tokio::spawn(async move { echo_once(&mut listener).await });
-    let mut s = n.pod_a.connect_tcp((b6, 80)).await.unwrap();
-    s.write_all(b"hello").await.unwrap();
-    let mut back = [0u8; 5];
-    s.read_exact(&mut back).await.unwrap();
-    assert_eq!(&back, b"hello");
-    assert_eq!(server.await.unwrap().ip(), IpAddr::V6(a6));
+    let (peer, _stream) = hello(&n.pod_a, &n.pod_b, SocketAddr::from((b6, 80))).await;
+    assert_eq!(peer.ip(), IpAddr::V6(a6));
     // The connection is listed with IPv6 ends on both sides.
     let rows = n.pod_a.sockets();
     assert!(
@@ -387,18 +388,7 @@ fn outside_host(dp: &Arc<Datapath>, ip: &str) -> Arc<NetNs> {
 async fn egress_to_the_outside_is_masqueraded_to_the_node() {
     let n = net();
     let outside = outside_host(&n.a, "203.0.113.10");
-    let mut listener = outside.listen_tcp(8080).unwrap();
-    let server = tokio::spawn(async move { echo_once(&mut listener).await });
-    let mut s = n
-        .pod_a
-        .connect_tcp(SocketAddrV4::new(outside.ip(), 8080))
-        .await
-        .unwrap();
-    s.write_all(b"hello").await.unwrap();
-    let mut back = [0u8; 5];
-    s.read_exact(&mut back).await.unwrap();
-    assert_eq!(&back, b"hello");
-    let peer = server.await.unwrap();
+    let (peer, _) = hello(&n.pod_a, &outside, SocketAddr::from((outside.ip(), 8080))).await;
     assert_eq!(
         peer.ip(),
         IpAddr::V4(n.a.node_ip()),
