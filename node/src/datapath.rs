@@ -139,6 +139,9 @@ const UDP_CONNTRACK_IDLE: std::time::Duration = std::time::Duration::from_secs(3
 /// Entries kept before the oldest are pruned.
 const CONNTRACK_LIMIT: usize = 65_536;
 
+/// A proxied UDP flow's translation: (source, endpoint, last use).
+type Pinned = (SocketAddr, SocketAddr, std::time::Instant);
+
 /// A masqueraded UDP NodePort flow: (client, NodePort asked, last use).
 type Masqueraded = (SocketAddr, SocketAddr, std::time::Instant);
 
@@ -170,6 +173,10 @@ pub struct Datapath {
     /// (client, backend) → the ClusterIP:port the client sent to, so UDP
     /// replies come back from the address that was asked.
     conntrack: Mutex<HashMap<(SocketAddr, SocketAddr), (SocketAddr, std::time::Instant)>>,
+    /// (client, Service address asked) → (source, endpoint, last use) of a
+    /// proxied UDP flow: conntrack's entry, which keeps the flow on its
+    /// endpoint (and its masquerade port) while it is in use.
+    udp_flows: Mutex<HashMap<(SocketAddr, SocketAddr), Pinned>>,
     /// (this node's masquerade address, backend) → (client, NodePort) of a
     /// UDP NodePort flow with the Cluster policy.
     masquerade: Mutex<HashMap<(SocketAddr, SocketAddr), Masqueraded>>,
@@ -223,6 +230,7 @@ impl Datapath {
             services: RwLock::new(Arc::new(ServiceTable::default())),
             proxy_state: Mutex::new(ProxyState::default()),
             conntrack: Mutex::new(HashMap::new()),
+            udp_flows: Mutex::new(HashMap::new()),
             masquerade: Mutex::new(HashMap::new()),
             egress: Mutex::new(masquerade::EgressTable::new(
                 UDP_CONNTRACK_IDLE,
@@ -638,7 +646,7 @@ impl Datapath {
             return self.send_udp_direct(asked, client, payload, trace_id).await;
         }
         let asked = dst;
-        let (src, dst) = match self.proxy(src, dst, Protocol::Udp, 0) {
+        let (src, dst) = match self.proxy_udp(src, dst) {
             Proxied::Direct => (src, dst),
             Proxied::To {
                 src: new_src,
@@ -664,6 +672,72 @@ impl Datapath {
             return self.send_udp_masqueraded(src, dst, asked, payload);
         }
         self.send_udp_direct(src, dst, payload, trace_id).await;
+    }
+
+    /// The service proxy for a UDP datagram: a flow conntrack still holds
+    /// (the same client and Service address within the idle timeout, its
+    /// endpoint still one the Service may use) keeps its translation, as
+    /// the kernel's conntrack keeps every packet of a flow on the endpoint
+    /// its first one got; kube-proxy clears the entries of endpoints that
+    /// left, which the check of the current rules stands for. A new flow
+    /// is proxied and remembered.
+    fn proxy_udp(&self, src: SocketAddr, dst: SocketAddr) -> Proxied {
+        let now = std::time::Instant::now();
+        let pinned = self
+            .udp_flows
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(src, dst))
+            .filter(|(_, _, last)| now.duration_since(*last) < UDP_CONNTRACK_IDLE)
+            .map(|(s, e, _)| (*s, *e));
+        if let Some((new_src, endpoint)) = pinned
+            && self.still_usable(dst, endpoint)
+        {
+            self.udp_flows
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert((src, dst), (new_src, endpoint, now));
+            return Proxied::To {
+                src: new_src,
+                dst: endpoint,
+            };
+        }
+        let proxied = self.proxy(src, dst, Protocol::Udp, 0);
+        if let Proxied::To {
+            src: new_src,
+            dst: endpoint,
+        } = proxied
+        {
+            let mut flows = self
+                .udp_flows
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if flows.len() >= CONNTRACK_LIMIT {
+                flows.retain(|_, (_, _, last)| now.duration_since(*last) < UDP_CONNTRACK_IDLE);
+            }
+            flows.insert((src, dst), (new_src, endpoint, now));
+        }
+        proxied
+    }
+
+    /// Is `endpoint` one a new flow to Service address `dst` could still
+    /// be sent to (the rules now, its traffic policy applied)?
+    fn still_usable(&self, dst: SocketAddr, endpoint: SocketAddr) -> bool {
+        let table = self.services();
+        let (port, local_only) = if self.is_service_ip(dst.ip()) {
+            match table.by_cluster_ip(dst, Protocol::Udp) {
+                Some(p) => (p, p.internal_local),
+                None => return false,
+            }
+        } else {
+            match table.by_node_port(dst.port(), Protocol::Udp, IpFamily::of(dst.ip())) {
+                Some(p) => (p, p.external_local),
+                None => return false,
+            }
+        };
+        crate::proxy::usable_endpoints(&port.endpoints, local_only, &self.node_name)
+            .iter()
+            .any(|e| e.addr == endpoint)
     }
 
     /// Sends a pod's datagram to the outside with the node's IP as its

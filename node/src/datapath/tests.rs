@@ -446,3 +446,77 @@ async fn pods_keep_their_address_to_pods_and_unserved_outside_addresses_are_sile
     assert!(silent.is_err(), "the flow leads nowhere");
     assert_eq!(n.a.stats.snapshot().unroutable, unroutable + 1);
 }
+
+/// A UDP Service `dns` at 10.96.0.53:53 with endpoints `ips` (port 5353,
+/// all on node-b and ready).
+fn udp_service(ips: &[Ipv4Addr]) -> crate::proxy::ServiceTable {
+    let endpoints: Vec<serde_json::Value> = ips
+        .iter()
+        .map(|ip| serde_json::json!({"addresses": [ip.to_string()], "nodeName": "node-b", "conditions": {"ready": true}}))
+        .collect();
+    let view = podnet_pod::cluster::ClusterView {
+        services: [(
+            "default/dns".to_string(),
+            serde_json::json!({"metadata": {"name": "dns", "namespace": "default"},
+                "spec": {"clusterIP": "10.96.0.53", "clusterIPs": ["10.96.0.53"],
+                         "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 5353}]}}),
+        )]
+        .into(),
+        endpoint_slices: [(
+            "default/dns-1".to_string(),
+            serde_json::json!({"metadata": {"name": "dns-1", "namespace": "default",
+                                            "labels": {"kubernetes.io/service-name": "dns"}},
+                "addressType": "IPv4", "ports": [{"name": "dns", "port": 5353, "protocol": "UDP"}],
+                "endpoints": endpoints}),
+        )]
+        .into(),
+    };
+    crate::proxy::ServiceTable::build(&view)
+}
+
+/// conntrack: every datagram of a UDP flow (one client socket, one
+/// Service address) goes to the endpoint its first one got, new flows are
+/// spread, and a flow whose endpoint left the Service moves to another.
+#[tokio::test]
+async fn a_udp_flow_to_a_service_stays_on_its_endpoint() {
+    let n = net();
+    let c = NetNs::new(
+        Ipv4Addr::new(10, 244, 1, 3),
+        Default::default(),
+        Arc::<Datapath>::downgrade(&n.b),
+    );
+    n.b.add_pod(c.clone());
+    let servers = [n.pod_b.bind_udp(5353).unwrap(), c.bind_udp(5353).unwrap()];
+    let ips = [n.pod_b.ip(), c.ip()];
+    n.a.set_services(udp_service(&ips));
+    let vip = SocketAddr::from((Ipv4Addr::new(10, 96, 0, 53), 53));
+
+    // Which server the next datagram reached.
+    let landed = || async {
+        tokio::select! {
+            r = servers[0].recv_from() => { r.unwrap(); 0 }
+            r = servers[1].recv_from() => { r.unwrap(); 1 }
+        }
+    };
+    let flow = n.pod_a.bind_udp(0).unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        flow.send_to(b"q", vip).await.unwrap();
+        seen.insert(landed().await);
+    }
+    assert_eq!(seen.len(), 1, "one flow, one endpoint: {seen:?}");
+    let pinned = *seen.first().unwrap();
+
+    let mut spread = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        let new_flow = n.pod_a.bind_udp(0).unwrap();
+        new_flow.send_to(b"q", vip).await.unwrap();
+        spread.insert(landed().await);
+    }
+    assert_eq!(spread.len(), 2, "new flows are spread: {spread:?}");
+
+    // The endpoint leaves the Service: the flow moves to the other.
+    n.a.set_services(udp_service(&[ips[1 - pinned]]));
+    flow.send_to(b"q", vip).await.unwrap();
+    assert_eq!(landed().await, 1 - pinned);
+}
