@@ -683,20 +683,22 @@ impl Datapath {
     /// is proxied and remembered.
     fn proxy_udp(&self, src: SocketAddr, dst: SocketAddr) -> Proxied {
         let now = std::time::Instant::now();
-        let pinned = self
-            .udp_flows
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&(src, dst))
-            .filter(|(_, _, last)| now.duration_since(*last) < UDP_CONNTRACK_IDLE)
-            .map(|(s, e, _)| (*s, *e));
+        let pinned = {
+            let mut flows = self
+                .udp_flows
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            flows
+                .get_mut(&(src, dst))
+                .filter(|(_, _, last)| now.duration_since(*last) < UDP_CONNTRACK_IDLE)
+                .map(|(s, e, last)| {
+                    *last = now;
+                    (*s, *e)
+                })
+        };
         if let Some((new_src, endpoint)) = pinned
             && self.still_usable(dst, endpoint)
         {
-            self.udp_flows
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert((src, dst), (new_src, endpoint, now));
             return Proxied::To {
                 src: new_src,
                 dst: endpoint,

@@ -301,14 +301,8 @@ pub async fn resolve_family(
     }
     if family == Family::V6 {
         let name = host.strip_suffix('.').unwrap_or(host);
-        if name.eq_ignore_ascii_case("localhost") {
-            return Ok(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST));
-        }
-        if !ns.info().name.is_empty() && name.eq_ignore_ascii_case(&ns.info().name) {
-            return ns
-                .ip6()
-                .map(IpAddr::V6)
-                .ok_or_else(|| no_data(hickory_proto::rr::RecordType::AAAA));
+        if let Some(ip) = resolver::HostsFile::for_pod(ns).lookup_ipv6(name) {
+            return Ok(IpAddr::V6(ip));
         }
         let lookup = resolver::lookup(ns, host, hickory_proto::rr::RecordType::AAAA).await?;
         return lookup

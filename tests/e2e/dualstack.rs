@@ -311,6 +311,8 @@ fn dual_stack_pods_services_slices_and_dns_have_both_families() {
     // ping and the pod's own view of its addresses.
     let ping = c.exec("client", &["ping", "-c", "1", "-W", "2", &pod_v6[0]]);
     assert!(ping.status.success(), "ping: {}", text(&ping.stdout));
+    let hosts = text(&c.exec("client", &["cat", "/etc/hosts"]).stdout);
+    assert!(hosts.contains(&format!("{client_v6}\tclient\n")), "{hosts}");
     let addr = text(&c.exec("client", &["ip", "addr"]).stdout);
     assert!(
         addr.contains(&format!("inet6 {client_v6}/64 scope global")),

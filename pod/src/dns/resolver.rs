@@ -47,7 +47,7 @@
 //! change how glibc sends (`edns0`, `single-request`, ...).
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -497,8 +497,10 @@ pub struct HostsFile {
 
 impl HostsFile {
     /// The hosts file of a pod with address `ip` and host name `hostname`;
-    /// an empty host name (a standalone namespace) has no own entry.
-    pub fn kubelet(ip: Ipv4Addr, hostname: &str) -> HostsFile {
+    /// an empty host name (a standalone namespace) has no own entry. A
+    /// dual-stack pod has a line per address, as the kubelet writes one
+    /// per pod IP.
+    pub fn kubelet(ips: &[IpAddr], hostname: &str) -> HostsFile {
         let entry = |address: &str, names: &[&str]| {
             (
                 address.to_owned(),
@@ -514,21 +516,40 @@ impl HostsFile {
             entry("fe00::2", &["ip6-allrouters"]),
         ];
         if !hostname.is_empty() {
-            entries.push(entry(&ip.to_string(), &[hostname]));
+            for ip in ips {
+                entries.push(entry(&ip.to_string(), &[hostname]));
+            }
         }
         HostsFile { entries }
     }
 
     /// The hosts file of the pod owning `ns`: its host name is the pod's name.
     pub fn for_pod(ns: &NetNs) -> HostsFile {
-        HostsFile::kubelet(ns.ip(), &ns.info().name)
+        let ips: Vec<IpAddr> = ns.addresses().collect();
+        HostsFile::kubelet(&ips, &ns.info().name)
     }
 
     /// The first IPv4 address listed for `name` (compared
     /// case-insensitively, as glibc does).
     pub fn lookup_ipv4(&self, name: &str) -> Option<Ipv4Addr> {
-        self.entries.iter().find_map(|(address, names)| {
-            let ip = address.parse::<Ipv4Addr>().ok()?;
+        self.addresses_of(name).find_map(|ip| match ip {
+            IpAddr::V4(ip) => Some(ip),
+            IpAddr::V6(_) => None,
+        })
+    }
+
+    /// The first IPv6 address listed for `name`.
+    pub fn lookup_ipv6(&self, name: &str) -> Option<Ipv6Addr> {
+        self.addresses_of(name).find_map(|ip| match ip {
+            IpAddr::V6(ip) => Some(ip),
+            IpAddr::V4(_) => None,
+        })
+    }
+
+    /// Every address listed for `name`, in file order.
+    fn addresses_of<'a>(&'a self, name: &'a str) -> impl Iterator<Item = IpAddr> + 'a {
+        self.entries.iter().filter_map(move |(address, names)| {
+            let ip = address.parse::<IpAddr>().ok()?;
             names
                 .iter()
                 .any(|n| n.eq_ignore_ascii_case(name))

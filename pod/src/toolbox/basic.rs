@@ -32,7 +32,7 @@ const POD_PREFIX_V6: u8 = 64;
     disable_version_flag = true
 )]
 struct HostnameArgs {
-    /// Print the pod's IP address instead.
+    /// Print the pod's IP addresses instead.
     #[arg(short = 'i', long = "ip-address")]
     ip_address: bool,
 }
@@ -43,7 +43,10 @@ pub(super) fn hostname(ns: &Arc<NetNs>, argv: &[String], out: &mut Output) -> i3
         Err(code) => return code,
     };
     if args.ip_address {
-        out.print(format!("{}\n", ns.ip()));
+        // Every address the hosts file gives the pod's name: both on a
+        // dual-stack pod, IPv4 first.
+        let addresses: Vec<String> = ns.addresses().map(|ip| ip.to_string()).collect();
+        out.print(format!("{}\n", addresses.join(" ")));
     } else {
         out.print(format!("{}\n", ns.info().name));
     }

@@ -675,6 +675,26 @@ async fn cat_reads_the_files_the_kubelet_writes() {
         "",
     );
     check(exec(&ns, &["cat", "/etc/hosts"]).await, 0, hosts, "");
+    // A dual-stack pod: a line per pod IP, as the kubelet writes them, and
+    // `hostname -i` gives both.
+    let dual = NetNs::isolated_dual_stack(
+        POD_IP,
+        "fd00:10:244:1::5".parse().unwrap(),
+        ns.info().clone(),
+    );
+    let dual_hosts = format!("{hosts}fd00:10:244:1::5\tweb-0\n");
+    check(
+        exec(&dual, &["cat", "/etc/hosts"]).await,
+        0,
+        &dual_hosts,
+        "",
+    );
+    check(
+        exec(&dual, &["hostname", "-i"]).await,
+        0,
+        "10.244.1.5 fd00:10:244:1::5\n",
+        "",
+    );
     check(exec(&ns, &["cat", "etc/hostname"]).await, 0, "web-0\n", "");
     check(
         exec_with_stdin(&ns, &["cat", "/etc/hostname", "-", "/nope"], b"in\n").await,
