@@ -144,6 +144,16 @@ fn still_free(held: &Held, nodes: &[Value]) -> bool {
     })
 }
 
+/// The first of `hosts` after the network's first (the host's, its
+/// gateway) that no Node of `nodes` has as an InternalIP.
+fn lowest_free(hosts: impl Iterator<Item = IpAddr>, nodes: &[Value]) -> Option<IpAddr> {
+    let taken: BTreeSet<IpAddr> = nodes
+        .iter()
+        .flat_map(|n| NodeView(n).internal_addresses())
+        .collect();
+    hosts.skip(1).find(|ip| !taken.contains(ip))
+}
+
 /// The family of a podCIDR as written.
 fn family_of(cidr: &str) -> Option<IpFamily> {
     cidr.parse::<IpNet>()
@@ -427,31 +437,27 @@ impl Nodes {
             .ok_or(JoinError::NoPodCidr(cidr, mask))
     }
 
+    /// The lowest IPv4 address of the node network no Node holds (.1 is
+    /// the network's gateway, as on a docker or kind network).
     fn free_node_ip(&self, nodes: &[Value]) -> Result<Ipv4Addr, JoinError> {
-        let taken: BTreeSet<Ipv4Addr> = nodes
-            .iter()
-            .flat_map(|n| NodeView(n).internal_ips())
-            .collect();
         let net = self.config.node_cidr;
-        // .1 is the network's gateway, as on a docker or kind network.
-        net.hosts()
-            .skip(1)
-            .find(|ip| !taken.contains(ip))
+        lowest_free(net.hosts().map(IpAddr::V4), nodes)
+            .and_then(|ip| match ip {
+                IpAddr::V4(ip) => Some(ip),
+                IpAddr::V6(_) => None,
+            })
             .ok_or(JoinError::NoNodeIp(net))
     }
 
     /// The lowest IPv6 address of the node network no Node holds (`::1`
     /// is the host's).
     fn free_node_ip_v6(&self, nodes: &[Value]) -> Result<Ipv6Addr, JoinError> {
-        let taken: BTreeSet<IpAddr> = nodes
-            .iter()
-            .flat_map(|n| NodeView(n).internal_addresses())
-            .collect();
         let net = self.config.node_cidr_v6;
-        net.hosts()
-            .skip(1)
-            .take(1 << 20)
-            .find(|ip| !taken.contains(&IpAddr::V6(*ip)))
+        lowest_free(net.hosts().take(1 << 20).map(IpAddr::V6), nodes)
+            .and_then(|ip| match ip {
+                IpAddr::V6(ip) => Some(ip),
+                IpAddr::V4(_) => None,
+            })
             .ok_or(JoinError::NoNodeIpV6(net))
     }
 

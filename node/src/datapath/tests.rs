@@ -53,6 +53,13 @@ async fn echo_once(listener: &mut podnet_pod::netns::PodListener) -> SocketAddr 
     peer
 }
 
+/// A namespace of its own at `ip` on the node of `dp`, as a pod there.
+fn pod_on(dp: &Arc<Datapath>, ip: Ipv4Addr) -> Arc<NetNs> {
+    let ns = NetNs::new(ip, Default::default(), Arc::<Datapath>::downgrade(dp));
+    dp.add_pod(ns.clone());
+    ns
+}
+
 /// `hello` from `client` to `dst`, where `server` listens, echoed back:
 /// returns the client address the server saw, and the client's stream
 /// (still open: its row stays in the client's socket table).
@@ -104,12 +111,7 @@ async fn tcp_across_nodes_over_ipv6_keeps_the_ipv6_source() {
 #[tokio::test]
 async fn ipv6_from_a_pod_without_an_ipv6_address_is_unreachable() {
     let n = net();
-    let v4_only = NetNs::new(
-        Ipv4Addr::new(10, 244, 0, 7),
-        Default::default(),
-        Arc::<Datapath>::downgrade(&n.a),
-    );
-    n.a.add_pod(v4_only.clone());
+    let v4_only = pod_on(&n.a, Ipv4Addr::new(10, 244, 0, 7));
     let b6 = n.pod_b.ip6().unwrap();
     let err = v4_only.connect_tcp((b6, 80)).await.err().unwrap();
     assert_eq!(err.kind(), std::io::ErrorKind::NetworkUnreachable);
@@ -308,12 +310,7 @@ async fn ttl_limited_echo_is_answered_by_each_router_on_the_way() {
     });
     n.a.set_routes(routes.clone());
     n.b.set_routes(routes);
-    let neighbour = NetNs::new(
-        Ipv4Addr::new(10, 244, 0, 9),
-        Default::default(),
-        Arc::<Datapath>::downgrade(&n.a),
-    );
-    n.a.add_pod(neighbour.clone());
+    let neighbour = pod_on(&n.a, Ipv4Addr::new(10, 244, 0, 9));
 
     let hops = |dst: IpAddr, max: u8| {
         let pod_a = n.pod_a.clone();
@@ -480,12 +477,7 @@ fn udp_service(ips: &[Ipv4Addr]) -> crate::proxy::ServiceTable {
 #[tokio::test]
 async fn a_udp_flow_to_a_service_stays_on_its_endpoint() {
     let n = net();
-    let c = NetNs::new(
-        Ipv4Addr::new(10, 244, 1, 3),
-        Default::default(),
-        Arc::<Datapath>::downgrade(&n.b),
-    );
-    n.b.add_pod(c.clone());
+    let c = pod_on(&n.b, Ipv4Addr::new(10, 244, 1, 3));
     let servers = [n.pod_b.bind_udp(5353).unwrap(), c.bind_udp(5353).unwrap()];
     let ips = [n.pod_b.ip(), c.ip()];
     n.a.set_services(udp_service(&ips));
