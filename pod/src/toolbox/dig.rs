@@ -142,7 +142,8 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
                         return Err(format!("class {text} is not supported (only IN)"));
                     }
                 }
-                // IPv4 only is all a pod has.
+                // The query goes over the server address's own family,
+                // which `-4` leaves as it is.
                 "4" if inline.is_empty() => {}
                 _ => return Err(format!("Invalid option: {word}")),
             }

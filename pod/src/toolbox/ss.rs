@@ -42,9 +42,12 @@ struct Args {
     /// Accepted: the pod's processes are not told apart.
     #[arg(short = 'p', long = "processes", alias = "programs")]
     _processes: bool,
-    /// Accepted: the pod has IPv4 only.
+    /// IPv4 sockets only (a dual-stack pod's, on `[::]`, are IPv6 ones).
     #[arg(short = '4', long = "ipv4")]
-    _ipv4: bool,
+    ipv4: bool,
+    /// IPv6 sockets only.
+    #[arg(short = '6', long = "ipv6", conflicts_with = "ipv4")]
+    ipv6: bool,
 }
 
 /// Which rows a command line asks for.
@@ -54,6 +57,8 @@ struct Selection {
     udp: bool,
     listening: bool,
     connected: bool,
+    /// `Some(true)`: IPv6 sockets only; `Some(false)`: IPv4 only.
+    ipv6: Option<bool>,
 }
 
 impl Selection {
@@ -64,6 +69,11 @@ impl Selection {
             udp: args.udp || both,
             listening: args.listening || args.all,
             connected: args.all || !args.listening,
+            ipv6: match (args.ipv4, args.ipv6) {
+                (true, _) => Some(false),
+                (_, true) => Some(true),
+                _ => None,
+            },
         }
     }
 
@@ -77,7 +87,8 @@ impl Selection {
             SocketState::Listen | SocketState::Unconn => self.listening,
             SocketState::Established => self.connected,
         };
-        protocol && state
+        let family = self.ipv6.is_none_or(|v6| row.local.is_ipv6() == v6);
+        protocol && state && family
     }
 }
 
@@ -424,5 +435,8 @@ mod tests {
         check(&["ss", "-t"], &[Established]);
         check(&["netstat", "-an"], &[Listen, Established, Unconn]);
         check(&["ss", "-ul"], &[Unconn]);
+        // The rows here are IPv4 sockets.
+        check(&["ss", "-4", "-tan"], &[Listen, Established]);
+        check(&["ss", "-6", "-tan"], &[]);
     }
 }
