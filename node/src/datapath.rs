@@ -682,6 +682,11 @@ impl Datapath {
     /// left, which the check of the current rules stands for. A new flow
     /// is proxied and remembered.
     fn proxy_udp(&self, src: SocketAddr, dst: SocketAddr) -> Proxied {
+        // Only Service addresses are translated: pod-to-pod datagrams skip
+        // the table.
+        if !self.is_service_ip(dst.ip()) && !self.is_node_ip(dst.ip()) {
+            return Proxied::Direct;
+        }
         let now = std::time::Instant::now();
         let pinned = {
             let mut flows = self
