@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use podnet_proto::model::network::EDGE_NAME;
-use podnet_proto::model::network::{ClusterFamilies, IpFamily};
+use podnet_proto::model::network::{ClusterFamilies, IpFamily, nth_address};
 use podnet_proto::model::view::NodeView;
 use podnet_proto::model::{
     ANNOTATION_AGENT, ANNOTATION_HOST_DNS, ANNOTATION_PID, ANNOTATION_UNDERLAY, Kind,
@@ -326,8 +326,13 @@ impl Nodes {
             },
             "spec": {"podCIDR": pod_cidr, "podCIDRs": pod_cidrs},
         });
+        // Listed the primary family's first, as the kubelet lists them.
+        let mut listed = node_ips.clone();
+        if self.config.ip_families.primary() == IpFamily::V6 {
+            listed.reverse();
+        }
         let status = json!({
-            "addresses": node_ips
+            "addresses": listed
                 .iter()
                 .map(|ip| json!({"type": "InternalIP", "address": ip}))
                 .chain([json!({"type": "Hostname", "address": req.node_name})])
@@ -369,6 +374,7 @@ impl Nodes {
             node_ips,
             lease_duration_ms: self.config.grace_period.as_millis() as u64,
             host_ip: self.host_ip()?.to_string(),
+            host_ips: self.host_ips()?,
         })
     }
 
@@ -397,11 +403,27 @@ impl Nodes {
             node_ips: Vec::new(),
             lease_duration_ms: self.config.grace_period.as_millis() as u64,
             host_ip: host_ip.to_string(),
+            host_ips: self.host_ips()?,
         })
     }
 
     /// The host's address on the node network: its first address, the
     /// gateway of a docker or kind network.
+    /// The host's addresses: [`Self::host_ip`], then on a cluster with
+    /// IPv6 the first address of the IPv6 node network.
+    fn host_ips(&self) -> Result<Vec<String>, JoinError> {
+        let mut ips = vec![self.host_ip()?.to_string()];
+        if self.config.ip_families.has(IpFamily::V6) {
+            let net = self.config.node_cidr_v6;
+            ips.push(
+                nth_address(net.into(), 1)
+                    .ok_or(JoinError::NoNodeIpV6(net))?
+                    .to_string(),
+            );
+        }
+        Ok(ips)
+    }
+
     fn host_ip(&self) -> Result<Ipv4Addr, JoinError> {
         self.config
             .node_cidr
@@ -453,7 +475,9 @@ impl Nodes {
     /// is the host's).
     fn free_node_ip_v6(&self, nodes: &[Value]) -> Result<Ipv6Addr, JoinError> {
         let net = self.config.node_cidr_v6;
-        lowest_free(net.hosts().take(1 << 20).map(IpAddr::V6), nodes)
+        // An IPv6 network's addresses start at its network address (the
+        // subnet-router anycast): skipping it, the host's is the next.
+        lowest_free(net.hosts().skip(1).take(1 << 20).map(IpAddr::V6), nodes)
             .and_then(|ip| match ip {
                 IpAddr::V6(ip) => Some(ip),
                 IpAddr::V4(_) => None,

@@ -11,14 +11,14 @@
 //! skipped and the next one tried, once.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ipnet::Ipv4Net;
 use podnet_proto::informer::Cache;
-use podnet_proto::model::network::PROXY_HEALTHZ_PORT;
+use podnet_proto::model::network::{IpFamily, PROXY_HEALTHZ_PORT};
 use podnet_proto::model::str_at;
 use podnet_proto::model::view::{Protocol, ServiceView};
 use podnet_proto::trace::{Recorder, SpanTimer, hop, new_trace_id};
@@ -42,6 +42,10 @@ use crate::pool::{self, Claim, PoolError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Target {
     service: String,
+    /// The family of the Service's primary ClusterIP: the nodes' NodePort
+    /// of that family has its endpoints, as kube-proxy programs one
+    /// family's NodePorts per proxier.
+    family: IpFamily,
     node_port: u16,
     local: bool,
     health_port: Option<u16>,
@@ -412,7 +416,7 @@ impl Balancer {
         let mut tried = Vec::new();
         let mut status = "no healthy node";
         for node in self.candidates(&target).into_iter().take(2) {
-            let dst = SocketAddrV4::new(node.ip, target.node_port);
+            let dst = SocketAddr::new(node.address(target.family), target.node_port);
             match self
                 .overlay
                 .open_tcp(&node, peer.port(), dst, trace_id)
@@ -491,7 +495,7 @@ impl Balancer {
             let Some(node) = self.udp_node(&t, src_port) else {
                 continue;
             };
-            let dst = SocketAddrV4::new(node.ip, t.node_port);
+            let dst = SocketAddr::new(node.address(t.family), t.node_port);
             let trace_id = new_trace_id();
             if let Err(e) = self
                 .overlay
@@ -614,6 +618,11 @@ fn claim_of(svc: &Value) -> Claim {
 /// a NodePort, TCP or UDP), with where each sends its traffic.
 fn ports_of(svc: &Value, id: &str) -> Vec<(u16, Protocol, Target)> {
     let local = str_at(svc, "/spec/externalTrafficPolicy") == "Local";
+    let family = ServiceView(svc)
+        .cluster_ips()
+        .first()
+        .and_then(|ip| ip.parse().ok())
+        .map_or(IpFamily::V4, IpFamily::of);
     let health_port = svc
         .pointer("/spec/healthCheckNodePort")
         .and_then(Value::as_u64)
@@ -626,6 +635,7 @@ fn ports_of(svc: &Value, id: &str) -> Vec<(u16, Protocol, Target)> {
                 p.protocol()?,
                 Target {
                     service: id.to_string(),
+                    family,
                     node_port: p.node_port()?,
                     local,
                     health_port,

@@ -160,7 +160,7 @@ async fn probe(overlay: &Arc<Overlay>, node: &NodeInfo, port: u16, path: &str) -
 }
 
 async fn get(overlay: &Arc<Overlay>, node: &NodeInfo, port: u16, path: &str) -> Probe {
-    let dst = std::net::SocketAddrV4::new(node.ip, port);
+    let dst = std::net::SocketAddr::from((node.ip, port));
     let src_port = rand::random_range(20_000..30_000);
     let stream = match overlay.open_health_check(node, src_port, dst).await {
         Ok(stream) => stream,

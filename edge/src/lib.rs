@@ -119,6 +119,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         endpoint,
         identity.client_config(),
         host_ip,
+        joined
+            .host_ips
+            .iter()
+            .find_map(|ip| ip.parse::<std::net::Ipv6Addr>().ok()),
         tasks.clone(),
         shutdown.clone(),
     );

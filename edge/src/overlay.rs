@@ -12,7 +12,7 @@
 //! state made this one fail.
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -42,12 +42,14 @@ pub enum OpenError {
 }
 
 /// Delivers a UDP reply (payload, destination port on the host address).
-pub type UdpReplies = Arc<dyn Fn(u16, SocketAddrV4, Bytes) + Send + Sync>;
+pub type UdpReplies = Arc<dyn Fn(u16, SocketAddr, Bytes) + Send + Sync>;
 
 pub struct Overlay {
     endpoint: quinn::Endpoint,
     client_config: quinn::ClientConfig,
     host_ip: Ipv4Addr,
+    /// The host's IPv6 address, on a cluster with IPv6.
+    host_ip6: Option<Ipv6Addr>,
     peers: Peers,
     /// The health checks' own connections.
     health_peers: Peers,
@@ -61,6 +63,7 @@ impl Overlay {
         endpoint: quinn::Endpoint,
         client_config: quinn::ClientConfig,
         host_ip: Ipv4Addr,
+        host_ip6: Option<Ipv6Addr>,
         tasks: TaskTracker,
         shutdown: CancellationToken,
     ) -> Arc<Overlay> {
@@ -68,6 +71,7 @@ impl Overlay {
             endpoint,
             client_config,
             host_ip,
+            host_ip6,
             peers: Peers::default(),
             health_peers: Peers::default(),
             replies: Mutex::new(None),
@@ -78,6 +82,30 @@ impl Overlay {
 
     pub fn host_ip(&self) -> Ipv4Addr {
         self.host_ip
+    }
+
+    /// The host's address a flow to `dst` comes from: the one of its
+    /// family.
+    fn source(&self, dst: SocketAddr, port: u16) -> io::Result<SocketAddr> {
+        match dst {
+            SocketAddr::V4(_) => Ok(SocketAddr::new(IpAddr::V4(self.host_ip), port)),
+            SocketAddr::V6(_) => self
+                .host_ip6
+                .map(|ip| SocketAddr::new(IpAddr::V6(ip), port))
+                .ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::NetworkUnreachable,
+                        format!("the host has no IPv6 address to reach {dst} from"),
+                    )
+                }),
+        }
+    }
+
+    fn is_host_ip(&self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(ip) => ip == self.host_ip,
+            IpAddr::V6(ip) => Some(ip) == self.host_ip6,
+        }
     }
 
     /// Where UDP datagrams the nodes send to the host's address go.
@@ -120,7 +148,7 @@ impl Overlay {
         self: &Arc<Self>,
         node: &NodeInfo,
         src_port: u16,
-        dst: SocketAddrV4,
+        dst: SocketAddr,
         trace_id: u64,
     ) -> Result<FlowStream, OpenError> {
         self.open_tcp_in(&self.peers, node, src_port, dst, trace_id)
@@ -133,7 +161,7 @@ impl Overlay {
         self: &Arc<Self>,
         node: &NodeInfo,
         src_port: u16,
-        dst: SocketAddrV4,
+        dst: SocketAddr,
     ) -> Result<FlowStream, OpenError> {
         self.open_tcp_in(&self.health_peers, node, src_port, dst, 0)
             .await
@@ -151,7 +179,7 @@ impl Overlay {
         peers: &Peers,
         node: &NodeInfo,
         src_port: u16,
-        dst: SocketAddrV4,
+        dst: SocketAddr,
         trace_id: u64,
     ) -> Result<FlowStream, OpenError> {
         let unreachable = |e: &dyn std::fmt::Display| OpenError::Unreachable(e.to_string());
@@ -163,8 +191,8 @@ impl Overlay {
             let (mut send, mut recv) = conn.open_bi().await.map_err(|e| unreachable(&e))?;
             let header = FlowHeader {
                 kind: FrameKind::TcpOpen,
-                src: SocketAddrV4::new(self.host_ip, src_port).into(),
-                dst: dst.into(),
+                src: self.source(dst, src_port).map_err(|e| unreachable(&e))?,
+                dst,
                 trace_id,
             };
             send.write_all(&header.to_bytes())
@@ -189,15 +217,15 @@ impl Overlay {
         self: &Arc<Self>,
         node: &NodeInfo,
         src_port: u16,
-        dst: SocketAddrV4,
+        dst: SocketAddr,
         payload: &[u8],
         trace_id: u64,
     ) -> io::Result<()> {
         let conn = self.connection(node).await?;
         let header = FlowHeader {
             kind: FrameKind::Udp,
-            src: SocketAddrV4::new(self.host_ip, src_port).into(),
-            dst: dst.into(),
+            src: self.source(dst, src_port)?,
+            dst,
             trace_id,
         };
         let mut buf = BytesMut::with_capacity(header.encoded_len() + payload.len());
@@ -218,16 +246,10 @@ impl Overlay {
             let Ok((header, len)) = FlowHeader::decode(&bytes) else {
                 continue;
             };
-            // The edge speaks IPv4 only: the host's address and the
-            // nodes' InternalIPs.
-            let (std::net::SocketAddr::V4(src), std::net::IpAddr::V4(dst_ip)) =
-                (header.src, header.dst.ip())
-            else {
-                continue;
-            };
-            if header.kind != FrameKind::Udp || dst_ip != self.host_ip {
+            if header.kind != FrameKind::Udp || !self.is_host_ip(header.dst.ip()) {
                 continue;
             }
+            let src = header.src;
             let replies = self
                 .replies
                 .lock()

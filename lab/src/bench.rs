@@ -24,7 +24,6 @@ mod dns;
 mod ingress;
 mod programming;
 
-use std::net::SocketAddrV4;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -169,7 +168,7 @@ fn pod_pair(ca: &ClusterCa) -> anyhow::Result<PodPair> {
 
 async fn podnet_bulk(pair: &PodPair, secs: f64) -> anyhow::Result<f64> {
     let mut listener = pair.b.listen_tcp(0)?;
-    let dst = SocketAddrV4::new(pair.b.ip(), listener.port());
+    let dst = std::net::SocketAddr::new(pair.b.ip(), listener.port());
     let sink = tokio::spawn(async move {
         let (stream, _) = listener.accept().await?;
         drain(stream).await
@@ -183,7 +182,7 @@ async fn podnet_bulk(pair: &PodPair, secs: f64) -> anyhow::Result<f64> {
 
 async fn podnet_rtt(pair: &PodPair, n: usize) -> anyhow::Result<Histogram<u64>> {
     let mut listener = pair.b.listen_tcp(0)?;
-    let dst = SocketAddrV4::new(pair.b.ip(), listener.port());
+    let dst = std::net::SocketAddr::new(pair.b.ip(), listener.port());
     let echo = tokio::spawn(async move {
         let (mut stream, _) = listener.accept().await?;
         let mut buf = [0u8; 64];

@@ -28,18 +28,10 @@ const MAX_MASK_DIFFERENCE: u8 = 16;
 /// A node's podCIDR holds its gateway (.1) and at least one pod.
 const LONGEST_NODE_MASK: u8 = 30;
 
-/// `--ip-family` of a cluster `podnet up` starts: `ipv4` or `dual`
-/// (IPv4 primary, as kind's `dual`). IPv6 single-stack is refused: its
-/// pods would have IPv6 addresses only, and podnet's nodes and pods always
-/// have an IPv4 address (a node's InternalIP, its probes and NodePorts
-/// are IPv4).
+/// `--ip-family` of a cluster `podnet up` starts: `ipv4`, `ipv6` or
+/// `dual` (IPv4 primary, as kind's `dual`).
 pub fn ip_family(s: &str) -> Result<ClusterFamilies, String> {
-    match s.parse::<ClusterFamilies>()? {
-        ClusterFamilies::Ipv6 => Err(
-            "ipv6 (single-stack) is not supported: podnet's nodes and pods always have an IPv4 address (node InternalIPs, probes and NodePorts are IPv4); use dual for IPv6 pods, Services and DNS records beside IPv4".to_string(),
-        ),
-        families => Ok(families),
-    }
+    s.parse::<ClusterFamilies>()
 }
 
 /// `NAMESPACE/NAME` of an object, both DNS-1123 labels (a Service's name

@@ -9,7 +9,7 @@
 //! nothing the agent does depends on seeing every event.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use anyhow::Context;
 use ipnet::Ipv4Net;
 use podnet_overlay::NodeIdentity;
 use podnet_pod::cluster::ClusterView;
-use podnet_pod::netns::{NetNs, PodInfo};
+use podnet_pod::netns::{NetNs, PodInfo, PodIps};
 use podnet_proto::auth::{self, Credentials};
 use podnet_proto::informer::{Cache, cache_key, informer};
 use podnet_proto::model::view::NodeView;
@@ -126,7 +126,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         max_pods: config.max_pods,
     };
     let joined = join_with_retry(&mut join_api, join.clone(), &shutdown).await?;
-    let (pod_cidr, pod_cidr_v6) = pod_cidrs(&joined)?;
+    let pod_cidrs = pod_cidrs(&joined)?;
     let node_ip: Ipv4Addr = joined
         .node_ip
         .parse()
@@ -145,28 +145,33 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .tcp_nodelay(true)
         .connect_lazy();
     let api = ApiClient::new(channel.clone());
-    tracing::info!(%pod_cidr, %node_ip, underlay = %underlay_addr, agent = %agent_addr, "joined the cluster");
+    tracing::info!(pod_cidrs = ?joined.pod_cidrs, %node_ip, underlay = %underlay_addr, agent = %agent_addr, "joined the cluster");
 
-    let (service_cidr, service_cidr_v6) = service_cidrs(&joined, config.service_cidr)?;
+    let services = service_cidrs(&joined, config.service_cidr)?;
+    let cluster_dns = podnet_proto::model::network::cluster_dns_ip(services.primary)
+        .context("the cluster's primary Service range holds no cluster DNS address")?;
+    let host_ip6 = joined
+        .host_ips
+        .iter()
+        .find_map(|ip| ip.parse::<std::net::Ipv6Addr>().ok());
     let datapath_config = DatapathConfig {
         node_name: config.name.clone(),
         node_ip,
         node_ip6,
-        pod_cidr,
-        pod_cidr_v6,
-        service_cidr,
-        service_cidr_v6,
+        pod_cidr: pod_cidrs.v4,
+        pod_cidr_v6: pod_cidrs.v6,
+        service_cidr: services.v4,
+        service_cidr_v6: services.v6,
         proxy_mode: config.proxy_mode,
         host_ip: joined.host_ip.parse().ok(),
+        host_ip6,
     };
     let datapath = Datapath::start(datapath_config, &identity, underlay, shutdown.child_token())
         .context("cannot start the overlay")?;
     let runtime = Arc::new(Runtime::new(
         &config.name,
-        node_ip,
-        pod_cidr,
-        pod_cidr_v6,
         datapath.clone(),
+        cluster_dns,
         config.resolv_conf.clone(),
     ));
     let tasks = TaskTracker::new();
@@ -180,9 +185,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         name: config.name.clone(),
         node: config.name.clone(),
     };
-    let host_ns = NetNs::with_addresses(
-        node_ip,
-        node_ip6,
+    let host_ns = NetNs::with_resolver(
+        PodIps::new(Some(node_ip), node_ip6).unwrap_or(PodIps::V4(node_ip)),
         host_info.clone(),
         podnet_pod::dns::ResolverConfig::cluster_first(&host_info.namespace),
         Arc::<Datapath>::downgrade(&datapath),
@@ -199,7 +203,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         &shutdown,
     )?;
     if let Some(h) = host_dns {
-        let dns = SocketAddrV4::new(podnet_proto::model::network::KUBE_DNS_IP, 53);
+        let dns = SocketAddr::new(cluster_dns, 53);
         tasks.spawn(
             h.run(host_ns.clone(), dns, shutdown.clone())
                 .instrument(tracing::info_span!("hostdns")),
@@ -211,7 +215,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let registration = crate::registration::Registration {
         api: api.clone(),
         join,
-        pod_cidr,
+        pod_cidr: pod_cidrs.primary,
         node_ip,
         every: lease / 4,
         pods: pods_rx.clone(),
@@ -693,50 +697,83 @@ impl NodeAgent for AgentService {
     }
 }
 
-/// The node's IPv4 podCIDR (what its datapath routes) and, on a
-/// dual-stack cluster, its IPv6 one (`JoinResponse.pod_cidrs`; an older
-/// control plane sends `pod_cidr` alone).
-/// The Service ranges the control plane told the node (one per family),
-/// else `flag`'s IPv4 one (a control plane that says nothing).
+/// The cluster's Service ranges, as the node's service proxy sees them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ServiceCidrs {
+    v4: Option<Ipv4Net>,
+    v6: Option<ipnet::Ipv6Net>,
+    /// The primary family's, where the well-known ClusterIPs are.
+    primary: ipnet::IpNet,
+}
+
+/// The Service ranges the control plane told the node (one per family,
+/// the primary first), else `flag`'s IPv4 one (a control plane that says
+/// nothing).
 fn service_cidrs(
     joined: &podnet_proto::v1::JoinResponse,
     flag: Ipv4Net,
-) -> anyhow::Result<(Ipv4Net, Option<ipnet::Ipv6Net>)> {
-    let mut v4 = None;
-    let mut v6 = None;
-    for cidr in &joined.service_cidrs {
-        match cidr
+) -> anyhow::Result<ServiceCidrs> {
+    let mut ranges = ServiceCidrs {
+        v4: None,
+        v6: None,
+        primary: flag.into(),
+    };
+    for (i, cidr) in joined.service_cidrs.iter().enumerate() {
+        let net = cidr
             .parse::<ipnet::IpNet>()
-            .with_context(|| format!("control plane sent a bad Service range {cidr:?}"))?
-        {
-            ipnet::IpNet::V4(net) => v4 = v4.or(Some(net)),
-            ipnet::IpNet::V6(net) => v6 = v6.or(Some(net)),
+            .with_context(|| format!("control plane sent a bad Service range {cidr:?}"))?;
+        if i == 0 {
+            ranges.primary = net;
+        }
+        match net {
+            ipnet::IpNet::V4(net) => ranges.v4 = ranges.v4.or(Some(net)),
+            ipnet::IpNet::V6(net) => ranges.v6 = ranges.v6.or(Some(net)),
         }
     }
-    Ok((v4.unwrap_or(flag), v6))
+    if joined.service_cidrs.is_empty() {
+        ranges.v4 = Some(flag);
+    }
+    Ok(ranges)
 }
 
-fn pod_cidrs(
-    joined: &podnet_proto::v1::JoinResponse,
-) -> anyhow::Result<(Ipv4Net, Option<ipnet::Ipv6Net>)> {
+/// The node's podCIDRs, one per family of the cluster, and the primary
+/// family's (`JoinResponse.pod_cidrs`; an older control plane sends
+/// `pod_cidr` alone).
+fn pod_cidrs(joined: &podnet_proto::v1::JoinResponse) -> anyhow::Result<PodCidrs> {
     let given: Vec<&str> = if joined.pod_cidrs.is_empty() {
         vec![joined.pod_cidr.as_str()]
     } else {
         joined.pod_cidrs.iter().map(String::as_str).collect()
     };
-    let mut v4 = None;
-    let mut v6 = None;
-    for cidr in given {
-        match cidr
-            .parse::<ipnet::IpNet>()
-            .with_context(|| format!("control plane sent a bad podCIDR {cidr:?}"))?
-        {
-            ipnet::IpNet::V4(net) => v4 = v4.or(Some(net)),
-            ipnet::IpNet::V6(net) => v6 = v6.or(Some(net)),
-        }
-    }
-    let v4 = v4.context(
-        "the cluster gave this node no IPv4 podCIDR (an IPv6 single-stack cluster): podnet's pods always have an IPv4 address",
-    )?;
-    Ok((v4, v6))
+    let nets = given
+        .into_iter()
+        .filter(|c| !c.is_empty())
+        .map(|cidr| {
+            cidr.parse::<ipnet::IpNet>()
+                .with_context(|| format!("control plane sent a bad podCIDR {cidr:?}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let primary = *nets
+        .first()
+        .context("the control plane gave this node no podCIDR")?;
+    Ok(PodCidrs {
+        v4: nets.iter().find_map(|n| match n {
+            ipnet::IpNet::V4(net) => Some(*net),
+            ipnet::IpNet::V6(_) => None,
+        }),
+        v6: nets.iter().find_map(|n| match n {
+            ipnet::IpNet::V6(net) => Some(*net),
+            ipnet::IpNet::V4(_) => None,
+        }),
+        primary,
+    })
+}
+
+/// A node's podCIDRs: one of each family of the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PodCidrs {
+    v4: Option<Ipv4Net>,
+    v6: Option<ipnet::Ipv6Net>,
+    /// The primary family's (`spec.podCIDR`).
+    primary: ipnet::IpNet,
 }

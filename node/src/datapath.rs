@@ -121,16 +121,20 @@ pub struct DatapathConfig {
     pub node_ip: Ipv4Addr,
     /// The node's IPv6 InternalIP, on a cluster with IPv6.
     pub node_ip6: Option<Ipv6Addr>,
-    pub pod_cidr: Ipv4Net,
-    /// The node's IPv6 podCIDR, on a dual-stack cluster.
+    /// The node's IPv4 podCIDR, on a cluster with IPv4.
+    pub pod_cidr: Option<Ipv4Net>,
+    /// The node's IPv6 podCIDR, on a cluster with IPv6.
     pub pod_cidr_v6: Option<Ipv6Net>,
-    pub service_cidr: Ipv4Net,
-    /// The IPv6 Service range, on a dual-stack cluster.
+    /// The IPv4 Service range, on a cluster with IPv4.
+    pub service_cidr: Option<Ipv4Net>,
+    /// The IPv6 Service range, on a cluster with IPv6.
     pub service_cidr_v6: Option<Ipv6Net>,
     pub proxy_mode: Mode,
     /// The host's address on the node network: the only source the edge
     /// may send from.
     pub host_ip: Option<Ipv4Addr>,
+    /// The host's IPv6 address, on a cluster with IPv6.
+    pub host_ip6: Option<Ipv6Addr>,
 }
 
 /// How long a proxied UDP flow keeps its reverse translation idle, as
@@ -163,9 +167,9 @@ pub struct Datapath {
     node_name: String,
     node_ip: Ipv4Addr,
     node_ip6: Option<Ipv6Addr>,
-    local_cidr: Ipv4Net,
+    local_cidr: Option<Ipv4Net>,
     local_cidr_v6: Option<Ipv6Net>,
-    service_cidr: Ipv4Net,
+    service_cidr: Option<Ipv4Net>,
     service_cidr_v6: Option<Ipv6Net>,
     proxy_mode: Mode,
     services: RwLock<Arc<ServiceTable>>,
@@ -191,6 +195,7 @@ pub struct Datapath {
     links: LinkTable,
     peers: Peers,
     host_ip: Option<Ipv4Addr>,
+    host_ip6: Option<Ipv6Addr>,
     /// The edge's latest connection: replies to the host's address (UDP
     /// through a LoadBalancer) go back on it; the node never dials the edge.
     edge: Mutex<Option<quinn::Connection>>,
@@ -244,6 +249,7 @@ impl Datapath {
             links,
             peers: Peers::default(),
             host_ip: config.host_ip,
+            host_ip6: config.host_ip6,
             edge: Mutex::new(None),
             recorder: RwLock::new(Recorder::disabled()),
             tasks: TaskTracker::new(),
@@ -314,7 +320,7 @@ impl Datapath {
     /// Is `ip` in a Service range of the cluster?
     fn is_service_ip(&self, ip: IpAddr) -> bool {
         match ip {
-            IpAddr::V4(ip) => self.service_cidr.contains(&ip),
+            IpAddr::V4(ip) => self.service_cidr.is_some_and(|c| c.contains(&ip)),
             IpAddr::V6(ip) => self.service_cidr_v6.is_some_and(|c| c.contains(&ip)),
         }
     }
@@ -322,7 +328,7 @@ impl Datapath {
     /// Is `ip` in this node's own podCIDRs?
     fn is_local_cidr(&self, ip: IpAddr) -> bool {
         match ip {
-            IpAddr::V4(ip) => self.local_cidr.contains(&ip),
+            IpAddr::V4(ip) => self.local_cidr.is_some_and(|c| c.contains(&ip)),
             IpAddr::V6(ip) => self.local_cidr_v6.is_some_and(|c| c.contains(&ip)),
         }
     }
@@ -390,6 +396,21 @@ impl Datapath {
         self.node_ip
     }
 
+    /// The node's InternalIP of `dst`'s family (IPv4 when the node has no
+    /// IPv6 one): where the node's own flows to `dst` leave from.
+    pub fn node_ip_for(&self, dst: IpAddr) -> IpAddr {
+        match (dst, self.node_ip6) {
+            (IpAddr::V6(_), Some(v6)) => IpAddr::V6(v6),
+            _ => IpAddr::V4(self.node_ip),
+        }
+    }
+
+    /// The node's podCIDRs: its IPv4 one and its IPv6 one, each on a
+    /// cluster of that family.
+    pub fn pod_cidrs(&self) -> (Option<Ipv4Net>, Option<Ipv6Net>) {
+        (self.local_cidr, self.local_cidr_v6)
+    }
+
     /// Replaces the service proxy's table (Services and EndpointSlices).
     pub fn set_services(&self, table: ServiceTable) {
         *self
@@ -411,10 +432,7 @@ impl Datapath {
         let n = self
             .next_snat_port
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let ip = match (dst, self.node_ip6) {
-            (IpAddr::V6(_), Some(v6)) => IpAddr::V6(v6),
-            _ => IpAddr::V4(self.node_ip),
-        };
+        let ip = self.node_ip_for(dst);
         // Clear of the NodePort range and of the pods' ephemeral range.
         SocketAddr::new(ip, 20000 + n % 10000)
     }
@@ -942,8 +960,8 @@ impl Datapath {
 
     /// The pods' gateway on this node: the podCIDR's first address (the
     /// bridge address a CNI like kindnet or flannel gives the node).
-    pub fn gateway(&self) -> Ipv4Addr {
-        gateway(self.local_cidr)
+    pub fn gateway(&self) -> Option<Ipv4Addr> {
+        self.local_cidr.map(gateway)
     }
 
     /// The pods' IPv6 gateway on a dual-stack node: the IPv6 podCIDR's
@@ -954,10 +972,12 @@ impl Datapath {
 
     /// The gateway a pod at `ip` sends through: the one of its family.
     fn gateway_for(&self, ip: IpAddr) -> IpAddr {
-        match (ip, self.gateway_v6()) {
-            (IpAddr::V6(_), Some(gw)) => IpAddr::V6(gw),
-            _ => IpAddr::V4(self.gateway()),
+        match ip {
+            IpAddr::V4(_) => self.gateway().map(IpAddr::V4),
+            IpAddr::V6(_) => self.gateway_v6().map(IpAddr::V6),
         }
+        // A pod has addresses of its node's podCIDRs only.
+        .unwrap_or_else(|| self.node_ip_for(ip))
     }
 
     /// The address this node answers time exceeded from for a request
@@ -974,7 +994,7 @@ impl Datapath {
     /// Is `ip` this node itself (its IP, or the pods' gateway)?
     fn is_this_node(&self, ip: IpAddr) -> bool {
         self.is_node_ip(ip)
-            || ip == IpAddr::V4(self.gateway())
+            || self.gateway().is_some_and(|gw| ip == IpAddr::V4(gw))
             || self.gateway_v6().is_some_and(|gw| ip == IpAddr::V6(gw))
     }
 
@@ -1115,7 +1135,10 @@ impl Datapath {
 
     /// Is `ip` the host's address on the node network (the edge's)?
     fn is_host_ip(&self, ip: IpAddr) -> bool {
-        self.host_ip.is_some_and(|h| ip == IpAddr::V4(h))
+        match ip {
+            IpAddr::V4(ip) => self.host_ip == Some(ip),
+            IpAddr::V6(ip) => self.host_ip6 == Some(ip),
+        }
     }
 
     /// Replies to the host's address go back on the edge's newest

@@ -32,7 +32,7 @@
 
 use std::net::IpAddr;
 
-use podnet_proto::model::network::{CLUSTER_DOMAIN, KUBE_DNS_IP, OUTSIDE_DNS_IP};
+use podnet_proto::model::network::{CLUSTER_DOMAIN, OUTSIDE_DNS_IP};
 use serde_json::Value;
 
 /// `validation.MaxDNSNameservers` (and glibc's `MAXNS`).
@@ -254,12 +254,13 @@ pub fn pod_dns(
     dns
 }
 
-/// `pod_dns` for a pod object with podnet's cluster DNS and zone.
-pub fn for_pod(pod: &Value, node: &NodeResolvConf) -> PodDns {
+/// `pod_dns` for a pod object with the cluster DNS at `cluster_dns` and
+/// podnet's zone.
+pub fn for_pod(pod: &Value, node: &NodeResolvConf, cluster_dns: IpAddr) -> PodDns {
     pod_dns(
         &PodDnsSpec::from_pod(pod),
         node,
-        &[IpAddr::V4(KUBE_DNS_IP)],
+        &[cluster_dns],
         CLUSTER_DOMAIN,
     )
 }

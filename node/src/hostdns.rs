@@ -18,7 +18,7 @@
 
 mod conns;
 
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -85,7 +85,7 @@ impl HostDns {
 
     /// Forwards queries to `dns` (the kube-dns ClusterIP:53) from `host`,
     /// the node's own namespace, until `shutdown`.
-    pub async fn run(self, host: Arc<NetNs>, dns: SocketAddrV4, shutdown: CancellationToken) {
+    pub async fn run(self, host: Arc<NetNs>, dns: SocketAddr, shutdown: CancellationToken) {
         let tasks = TaskTracker::new();
         let udp = Arc::new(self.udp);
         let slots = Arc::new(Semaphore::new(IN_FLIGHT));
@@ -128,7 +128,7 @@ impl HostDns {
     }
 }
 
-async fn forward_udp(host: &Arc<NetNs>, dns: SocketAddrV4, query: &[u8]) -> Option<Vec<u8>> {
+async fn forward_udp(host: &Arc<NetNs>, dns: SocketAddr, query: &[u8]) -> Option<Vec<u8>> {
     let sock = host.bind_udp(0).ok()?;
     sock.send_to(query, dns).await.ok()?;
     match tokio::time::timeout(UDP_TIMEOUT, sock.recv_from()).await {
@@ -221,7 +221,7 @@ async fn read_body<R: AsyncRead + Unpin>(r: &mut R, prefix: [u8; 2]) -> std::io:
 /// connection to the DNS pod (made at the first query, made again once if
 /// it has closed) and its answer written back, one at a time, so answers
 /// keep the order of the queries.
-async fn forward_tcp(host: &Arc<NetNs>, dns: SocketAddrV4, mut client: TcpStream, conn: &Conn) {
+async fn forward_tcp(host: &Arc<NetNs>, dns: SocketAddr, mut client: TcpStream, conn: &Conn) {
     let mut upstream: Option<PodStream> = None;
     for served in 0..MAX_QUERIES_PER_CONNECTION {
         let wait = if served == 0 {
@@ -256,7 +256,7 @@ async fn forward_tcp(host: &Arc<NetNs>, dns: SocketAddrV4, mut client: TcpStream
 /// or, when that fails, on one new connection.
 async fn ask(
     host: &Arc<NetNs>,
-    dns: SocketAddrV4,
+    dns: SocketAddr,
     upstream: &mut Option<PodStream>,
     query: &[u8],
 ) -> Option<Vec<u8>> {

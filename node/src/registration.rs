@@ -14,7 +14,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 use podnet_proto::informer::Cache;
 use podnet_proto::v1::api_client::ApiClient;
 use podnet_proto::v1::{HeartbeatRequest, JoinRequest};
@@ -32,7 +32,8 @@ pub(crate) struct Registration {
     /// The request it joined with; joining again sends it unchanged.
     pub join: JoinRequest,
     /// What it runs with (the datapath's addresses).
-    pub pod_cidr: Ipv4Net,
+    /// The primary family's podCIDR.
+    pub pod_cidr: IpNet,
     pub node_ip: Ipv4Addr,
     /// How often to renew.
     pub every: Duration,
@@ -51,12 +52,12 @@ pub(crate) enum Rejoined {
 
 /// Whether the addresses a new join handed out are the ones this node runs.
 pub(crate) fn compare(
-    pod_cidr: Ipv4Net,
+    pod_cidr: IpNet,
     node_ip: Ipv4Addr,
     got_cidr: &str,
     got_ip: &str,
 ) -> Rejoined {
-    let same_cidr = got_cidr.parse::<Ipv4Net>().is_ok_and(|c| c == pod_cidr);
+    let same_cidr = got_cidr.parse::<IpNet>().is_ok_and(|c| c == pod_cidr);
     let same_ip = got_ip.parse::<Ipv4Addr>().is_ok_and(|ip| ip == node_ip);
     if same_cidr && same_ip {
         Rejoined::Same
@@ -144,7 +145,7 @@ mod tests {
 
     #[test]
     fn a_node_goes_on_only_with_the_addresses_it_runs() {
-        let cidr: Ipv4Net = "10.244.1.0/24".parse().unwrap();
+        let cidr: IpNet = "10.244.1.0/24".parse().unwrap();
         let ip = Ipv4Addr::new(172, 18, 0, 3);
         for (got_cidr, got_ip, same) in [
             ("10.244.1.0/24", "172.18.0.3", true),

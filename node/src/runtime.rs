@@ -27,19 +27,19 @@
 //! event rather than waiting.
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
-use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use ipnet::IpNet;
 use podnet_pod::cluster::ClusterViewRx;
 use podnet_pod::container::{ContainerSpec, WorkloadEnv, WorkloadError};
 use podnet_pod::dns::ResolverConfig;
 use podnet_pod::images;
-use podnet_pod::netns::{NetNs, PodInfo};
+use podnet_pod::netns::{NetNs, PodInfo, PodIps};
 use podnet_pod::toolbox::EnvVar;
 use podnet_proto::events::{self, EventType, Source};
 use podnet_proto::model::view::Protocol;
@@ -147,10 +147,6 @@ fn release(pool: &Mutex<Ipam>, ip: IpAddr) {
         .release(ip);
 }
 
-fn pool_cidr(pool: &Mutex<Ipam>) -> IpNet {
-    pool.lock().unwrap_or_else(PoisonError::into_inner).cidr
-}
-
 /// How a container ended: `state.terminated` or `lastState.terminated`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Terminated {
@@ -233,10 +229,9 @@ impl ContainerState {
 
 struct PodState {
     uid: String,
-    ip: Ipv4Addr,
-    /// The pod's IPv6 address on a dual-stack node.
-    ip6: Option<std::net::Ipv6Addr>,
-    node_ip: Ipv4Addr,
+    ips: PodIps,
+    /// The node's InternalIP of the pod's primary family (`hostIP`).
+    node_ip: IpAddr,
     start_time: String,
     restart_policy: RestartPolicy,
     /// Set when the kubelet evicted the pod: the eviction message.
@@ -331,9 +326,10 @@ impl PodState {
             "conditions": conditions,
             "hostIP": self.node_ip.to_string(),
             "hostIPs": [{"ip": self.node_ip.to_string()}],
-            "podIP": self.ip.to_string(),
-            "podIPs": std::iter::once(IpAddr::V4(self.ip))
-                .chain(self.ip6.map(IpAddr::V6))
+            "podIP": self.ips.primary().to_string(),
+            "podIPs": self
+                .ips
+                .all()
                 .map(|ip| json!({"ip": ip.to_string()}))
                 .collect::<Vec<_>>(),
             "startTime": self.start_time,
@@ -425,9 +421,6 @@ pub struct RunningPod {
     /// The pod's reference, for the Events about it.
     reference: Value,
     pub ns: Arc<NetNs>,
-    /// The pod's IPv6 address, on a dual-stack node (the datapath does not
-    /// carry it: it is published in `status.podIPs` only).
-    ip6: Option<std::net::Ipv6Addr>,
     /// Container names, as the pod spec lists them.
     pub containers: Vec<String>,
     /// Each container's environment, as it last started (in `containers`
@@ -466,11 +459,13 @@ impl RunningPod {
 
 pub struct Runtime {
     node_name: String,
-    node_ip: Ipv4Addr,
     datapath: Arc<Datapath>,
-    ipam: Mutex<Ipam>,
-    /// The IPv6 podCIDR's, on a dual-stack node.
+    /// One pool per podCIDR of the node: its IPv4 one, its IPv6 one.
+    ipam_v4: Option<Mutex<Ipam>>,
     ipam_v6: Option<Mutex<Ipam>>,
+    /// The cluster DNS's address (the kubelet's `--cluster-dns`), the
+    /// nameserver of ClusterFirst pods.
+    cluster_dns: IpAddr,
     pods: Mutex<HashMap<String, Arc<RunningPod>>>,
     next_probe_port: AtomicU16,
     /// The node's view of Services and EndpointSlices, for workloads that
@@ -492,23 +487,25 @@ pub struct Runtime {
 pub enum RuntimeError {
     #[error("no free pod IP left in {0}")]
     NoIp(IpNet),
+    #[error("the node has no podCIDR to give pods addresses from")]
+    NoPodCidr,
 }
 
 impl Runtime {
+    /// A runtime handing out addresses of the datapath's podCIDRs.
     pub fn new(
         node_name: &str,
-        node_ip: Ipv4Addr,
-        pod_cidr: Ipv4Net,
-        pod_cidr_v6: Option<Ipv6Net>,
         datapath: Arc<Datapath>,
+        cluster_dns: IpAddr,
         resolv_conf: NodeResolvConf,
     ) -> Runtime {
+        let (v4, v6) = datapath.pod_cidrs();
         Runtime {
             node_name: node_name.to_string(),
-            node_ip,
+            ipam_v4: v4.map(|cidr| Mutex::new(Ipam::new(cidr))),
+            ipam_v6: v6.map(|cidr| Mutex::new(Ipam::new(cidr))),
             datapath,
-            ipam: Mutex::new(Ipam::new(pod_cidr)),
-            ipam_v6: pod_cidr_v6.map(|cidr| Mutex::new(Ipam::new(cidr))),
+            cluster_dns,
             pods: Mutex::new(HashMap::new()),
             next_probe_port: AtomicU16::new(40000),
             cluster: Mutex::new(None),
@@ -643,7 +640,7 @@ impl Runtime {
     /// the node's own resolv.conf, as the kubelet forms it; limits it had
     /// to cut are Warning Events on the pod, as the kubelet's.
     fn pod_resolver(&self, pod: &Value, reference: &Value) -> ResolverConfig {
-        let dns = dnsconfig::for_pod(pod, &self.resolv_conf);
+        let dns = dnsconfig::for_pod(pod, &self.resolv_conf, self.cluster_dns);
         for warning in dns.warnings {
             self.event(reference, EventType::Warning, "DNSConfigForming", warning);
         }
@@ -662,21 +659,7 @@ impl Runtime {
     /// Starts a pod from its Kubernetes object.
     pub fn start(self: &Arc<Self>, pod: &Value) -> Result<Arc<RunningPod>, RuntimeError> {
         let uid = str_at(pod, "/metadata/uid").to_string();
-        let ip = match allocate(&self.ipam)? {
-            IpAddr::V4(ip) => ip,
-            // The IPv4 pool hands out IPv4 addresses only.
-            IpAddr::V6(_) => return Err(RuntimeError::NoIp(self.ipam_cidr())),
-        };
-        let ip6 = match &self.ipam_v6 {
-            None => None,
-            Some(pool) => match allocate(pool) {
-                Ok(IpAddr::V6(ip6)) => Some(ip6),
-                Ok(IpAddr::V4(_)) | Err(_) => {
-                    release(&self.ipam, IpAddr::V4(ip));
-                    return Err(RuntimeError::NoIp(pool_cidr(pool)));
-                }
-            },
-        };
+        let ips = self.allocate()?;
         let info = PodInfo {
             namespace: str_at(pod, "/metadata/namespace").to_string(),
             name: str_at(pod, "/metadata/name").to_string(),
@@ -684,9 +667,8 @@ impl Runtime {
         };
         let reference = pod_reference(pod);
         let resolver = self.pod_resolver(pod, &reference);
-        let ns = NetNs::with_addresses(
-            ip,
-            ip6,
+        let ns = NetNs::with_resolver(
+            ips,
             info.clone(),
             resolver,
             Arc::<Datapath>::downgrade(&self.datapath),
@@ -699,9 +681,8 @@ impl Runtime {
             .unwrap_or_default();
         let state = Arc::new(Mutex::new(PodState {
             uid: uid.clone(),
-            ip,
-            ip6,
-            node_ip: self.node_ip,
+            ips,
+            node_ip: self.datapath.node_ip_for(ips.primary()),
             start_time: now_rfc3339(),
             restart_policy: RestartPolicy::of(str_at(pod, "/spec/restartPolicy")),
             evicted: None,
@@ -764,7 +745,6 @@ impl Runtime {
             uid: uid.clone(),
             reference,
             ns,
-            ip6,
             containers: names,
             environments,
             cancel,
@@ -781,7 +761,7 @@ impl Runtime {
                 .finish_terminal(uid)
                 .instrument(tracing::debug_span!("ended", pod = %info.name)),
         );
-        tracing::info!(pod = %info.name, namespace = %info.namespace, %ip, "pod started");
+        tracing::info!(pod = %info.name, namespace = %info.namespace, ips = ?ips, "pod started");
         Ok(running)
     }
 
@@ -856,10 +836,7 @@ impl Runtime {
             return;
         }
         self.datapath.remove_pod(&pod.ns);
-        release(&self.ipam, IpAddr::V4(pod.ns.ip()));
-        if let (Some(pool), Some(ip6)) = (&self.ipam_v6, pod.ip6) {
-            release(pool, IpAddr::V6(ip6));
-        }
+        self.release_ips(pod.ns.ips());
     }
 
     /// Tears down the sandbox of a pod whose every container has ended for
@@ -926,13 +903,42 @@ impl Runtime {
         Ok(message)
     }
 
-    fn ipam_cidr(&self) -> IpNet {
-        pool_cidr(&self.ipam)
+    /// An address of each of the node's podCIDRs, or none when one of
+    /// them is full.
+    fn allocate(&self) -> Result<PodIps, RuntimeError> {
+        let v4 = self.ipam_v4.as_ref().map(allocate).transpose()?;
+        let v6 = match self.ipam_v6.as_ref().map(allocate).transpose() {
+            Ok(v6) => v6,
+            Err(full) => {
+                if let (Some(pool), Some(ip)) = (&self.ipam_v4, v4) {
+                    release(pool, ip);
+                }
+                return Err(full);
+            }
+        };
+        // Each pool hands out addresses of its own family.
+        match (v4, v6) {
+            (Some(IpAddr::V4(v4)), Some(IpAddr::V6(v6))) => Ok(PodIps::Dual(v4, v6)),
+            (Some(IpAddr::V4(v4)), None) => Ok(PodIps::V4(v4)),
+            (None, Some(IpAddr::V6(v6))) => Ok(PodIps::V6(v6)),
+            _ => Err(RuntimeError::NoPodCidr),
+        }
     }
 
-    fn probe_source(&self) -> SocketAddrV4 {
+    fn release_ips(&self, ips: PodIps) {
+        if let (Some(pool), Some(ip)) = (&self.ipam_v4, ips.v4()) {
+            release(pool, IpAddr::V4(ip));
+        }
+        if let (Some(pool), Some(ip)) = (&self.ipam_v6, ips.v6()) {
+            release(pool, IpAddr::V6(ip));
+        }
+    }
+
+    /// A source on the node for a probe of `dst`: its InternalIP of that
+    /// family.
+    fn probe_source(&self, dst: IpAddr) -> SocketAddr {
         let port = self.next_probe_port.fetch_add(1, Ordering::Relaxed);
-        SocketAddrV4::new(self.node_ip, 40000 + port % 20000)
+        SocketAddr::new(self.datapath.node_ip_for(dst), 40000 + port % 20000)
     }
 }
 
@@ -1463,8 +1469,8 @@ impl ContainerCtx {
         let port = self
             .probe_port(probe, handler)
             .ok_or_else(|| format!("{handler} probe has no usable port"))?;
-        let dst = SocketAddrV4::new(self.ns.ip(), port);
-        let src = self.runtime.probe_source();
+        let dst = SocketAddr::new(self.ns.ip(), port);
+        let src = self.runtime.probe_source(dst.ip());
         let datapath = self.runtime.datapath.clone();
         let attempt = async {
             let path = probe
@@ -1472,7 +1478,7 @@ impl ContainerCtx {
                 .and_then(Value::as_str)
                 .unwrap_or("/");
             let stream = datapath
-                .connect_tcp(src.into(), dst.into(), 0)
+                .connect_tcp(src, dst, 0)
                 .await
                 .map_err(|e| {
                     let dial = format!("dial tcp {dst}: {}", go_dial_error(&e));
@@ -1593,7 +1599,7 @@ mod tests {
 
     #[test]
     fn ipam_does_not_reuse_a_released_address_at_once() {
-        let mut ipam = Ipam::new("10.244.1.0/29".parse::<Ipv4Net>().unwrap());
+        let mut ipam = Ipam::new("10.244.1.0/29".parse::<ipnet::Ipv4Net>().unwrap());
         let a = ipam.allocate().unwrap();
         let b = ipam.allocate().unwrap();
         assert_eq!(
@@ -1612,7 +1618,7 @@ mod tests {
 
     #[test]
     fn ipam_hands_out_ipv6_from_a_slash_64_without_walking_it() {
-        let mut ipam = Ipam::new("fd00:10:244:1::/64".parse::<Ipv6Net>().unwrap());
+        let mut ipam = Ipam::new("fd00:10:244:1::/64".parse::<ipnet::Ipv6Net>().unwrap());
         let a = ipam.allocate().unwrap();
         let b = ipam.allocate().unwrap();
         assert_eq!(
@@ -1625,7 +1631,7 @@ mod tests {
         ipam.release(a);
         assert_eq!(ipam.allocate().unwrap().to_string(), "fd00:10:244:1::4");
         // The network's last address is a host address in IPv6.
-        let mut tiny = Ipam::new("fd00::/126".parse::<Ipv6Net>().unwrap());
+        let mut tiny = Ipam::new("fd00::/126".parse::<ipnet::Ipv6Net>().unwrap());
         let got: Vec<String> = std::iter::from_fn(|| tiny.allocate())
             .map(|ip| ip.to_string())
             .collect();

@@ -61,12 +61,13 @@ impl PodPair {
             node_name: name.into(),
             node_ip: Ipv4Addr::from(ip),
             node_ip6: None,
-            pod_cidr,
+            pod_cidr: Some(pod_cidr),
             pod_cidr_v6: Some(pod_cidr_v6),
-            service_cidr,
+            service_cidr: Some(service_cidr),
             service_cidr_v6: Some(service_cidr_v6),
             proxy_mode: Default::default(),
             host_ip: None,
+            host_ip6: None,
         };
         let dp_a = Datapath::start(
             config("node-a", [172, 18, 0, 2], CIDR_A, CIDR6_A),
@@ -87,9 +88,8 @@ impl PodPair {
                 node: dp.node_name().into(),
             };
             let resolver = podnet_pod::dns::ResolverConfig::cluster_first(&info.namespace);
-            let ns = NetNs::with_addresses(
-                ip,
-                Some(ip6),
+            let ns = NetNs::with_resolver(
+                podnet_pod::netns::PodIps::Dual(ip, ip6),
                 info,
                 resolver,
                 Arc::<Datapath>::downgrade(dp),

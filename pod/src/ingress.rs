@@ -178,7 +178,9 @@ pub(super) fn start(
         tasks: tasks.clone(),
         stop: stop.clone(),
     };
+    let family = podnet_proto::model::network::IpFamily::of(ns.ip());
     let controller = Arc::new(Controller {
+        family,
         executor: executor.clone(),
         upstream: Client::builder(executor)
             .pool_idle_timeout(Duration::from_secs(60))
@@ -223,6 +225,8 @@ struct Controller {
     upstream: Client<PodConnector, Body>,
     recorder: Recorder,
     next_endpoint: AtomicUsize,
+    /// The pod's primary family, of the endpoints it proxies to.
+    family: podnet_proto::model::network::IpFamily,
 }
 
 /// What a request knows of the connection it came on.
@@ -292,6 +296,7 @@ impl Controller {
                 default_service: default_backend
                     .as_ref()
                     .map(|(ns, name)| (ns.as_str(), name.as_str())),
+                family: self.family,
             });
             let secret_map: HashMap<(String, String), Value> = secrets
                 .borrow_and_update()
@@ -520,7 +525,7 @@ impl Controller {
                     b.port
                 );
                 let response = self
-                    .forward(request, &host, endpoint.into(), info, trace_id)
+                    .forward(request, &host, endpoint, info, trace_id)
                     .await;
                 (response, decision)
             }
@@ -808,7 +813,7 @@ impl tower_service::Service<Uri> for PodConnector {
             let addr: SocketAddr = uri
                 .authority()
                 .and_then(|a| a.as_str().parse().ok())
-                .ok_or_else(|| std::io::Error::other(format!("upstream {uri} is not IPv4:port")))?;
+                .ok_or_else(|| std::io::Error::other(format!("upstream {uri} is not IP:port")))?;
             let stream = tokio::time::timeout(
                 UPSTREAM_CONNECT_TIMEOUT,
                 ns.connect_tcp_traced(addr, trace_id),

@@ -312,9 +312,75 @@ pub struct PodInfo {
     pub node: String,
 }
 
+/// A pod's addresses: one of each family the cluster has, IPv4 first on
+/// a dual-stack cluster (the kubelet's `podIPs` order, the primary first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PodIps {
+    V4(Ipv4Addr),
+    V6(Ipv6Addr),
+    Dual(Ipv4Addr, Ipv6Addr),
+}
+
+impl PodIps {
+    /// The pod's IPv4 and IPv6 addresses, either of them; `None` when it
+    /// has neither.
+    pub fn new(v4: Option<Ipv4Addr>, v6: Option<Ipv6Addr>) -> Option<PodIps> {
+        match (v4, v6) {
+            (Some(v4), Some(v6)) => Some(PodIps::Dual(v4, v6)),
+            (Some(v4), None) => Some(PodIps::V4(v4)),
+            (None, Some(v6)) => Some(PodIps::V6(v6)),
+            (None, None) => None,
+        }
+    }
+
+    /// `status.podIP`: the primary family's.
+    pub fn primary(self) -> IpAddr {
+        match self {
+            PodIps::V4(v4) | PodIps::Dual(v4, _) => IpAddr::V4(v4),
+            PodIps::V6(v6) => IpAddr::V6(v6),
+        }
+    }
+
+    pub fn v4(self) -> Option<Ipv4Addr> {
+        match self {
+            PodIps::V4(v4) | PodIps::Dual(v4, _) => Some(v4),
+            PodIps::V6(_) => None,
+        }
+    }
+
+    pub fn v6(self) -> Option<Ipv6Addr> {
+        match self {
+            PodIps::V6(v6) | PodIps::Dual(_, v6) => Some(v6),
+            PodIps::V4(_) => None,
+        }
+    }
+
+    /// `status.podIPs`: every address, the primary first.
+    pub fn all(self) -> impl Iterator<Item = IpAddr> {
+        self.v4()
+            .map(IpAddr::V4)
+            .into_iter()
+            .chain(self.v6().map(IpAddr::V6))
+    }
+}
+
+impl From<IpAddr> for PodIps {
+    fn from(ip: IpAddr) -> PodIps {
+        match ip {
+            IpAddr::V4(v4) => PodIps::V4(v4),
+            IpAddr::V6(v6) => PodIps::V6(v6),
+        }
+    }
+}
+
+impl From<Ipv4Addr> for PodIps {
+    fn from(ip: Ipv4Addr) -> PodIps {
+        PodIps::V4(ip)
+    }
+}
+
 pub struct NetNs {
-    ip: Ipv4Addr,
-    ip6: Option<Ipv6Addr>,
+    ips: PodIps,
     info: PodInfo,
     /// The pod's /etc/resolv.conf, which the node wrote when it made the
     /// pod: every container of the pod shares it.
@@ -331,8 +397,7 @@ pub struct NetNs {
 impl std::fmt::Debug for NetNs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NetNs")
-            .field("ip", &self.ip)
-            .field("ip6", &self.ip6)
+            .field("ips", &self.ips)
             .field("pod", &self.info.name)
             .finish()
     }
@@ -363,33 +428,25 @@ impl NetNs {
     /// A namespace whose traffic off the pod leaves through `egress`.
     /// Its resolv.conf is the ClusterFirst one of the pod's namespace; a
     /// node making a pod passes the one it generated to [`NetNs::with_resolver`].
-    pub fn new(ip: Ipv4Addr, info: PodInfo, egress: Weak<dyn Egress>) -> Arc<NetNs> {
+    pub fn new(ip: impl Into<PodIps>, info: PodInfo, egress: Weak<dyn Egress>) -> Arc<NetNs> {
         let resolver = ResolverConfig::cluster_first(&info.namespace);
         NetNs::with_resolver(ip, info, resolver, egress)
     }
 
     /// A namespace with `resolver` as its /etc/resolv.conf.
     pub fn with_resolver(
-        ip: Ipv4Addr,
+        ips: impl Into<PodIps>,
         info: PodInfo,
         resolver: ResolverConfig,
         egress: Weak<dyn Egress>,
     ) -> Arc<NetNs> {
-        NetNs::with_addresses(ip, None, info, resolver, egress)
-    }
-
-    /// A namespace at `ip` and, on a dual-stack node, also at `ip6`.
-    pub fn with_addresses(
-        ip: Ipv4Addr,
-        ip6: Option<Ipv6Addr>,
-        info: PodInfo,
-        resolver: ResolverConfig,
-        egress: Weak<dyn Egress>,
-    ) -> Arc<NetNs> {
-        let seed = u16::from_be_bytes([ip.octets()[2], ip.octets()[3]]);
+        let ips = ips.into();
+        let seed = match ips.primary() {
+            IpAddr::V4(v4) => u16::from_be_bytes([v4.octets()[2], v4.octets()[3]]),
+            IpAddr::V6(v6) => v6.segments()[7] ^ v6.segments()[3],
+        };
         Arc::new(NetNs {
-            ip,
-            ip6,
+            ips,
             info,
             resolver,
             egress,
@@ -403,36 +460,51 @@ impl NetNs {
 
     /// A namespace with no way out: its own addresses work, anything else
     /// fails as if the node's network were shutting down (tests, tools).
-    pub fn isolated(ip: Ipv4Addr, info: PodInfo) -> Arc<NetNs> {
+    pub fn isolated(ip: impl Into<PodIps>, info: PodInfo) -> Arc<NetNs> {
         NetNs::new(ip, info, Weak::<Isolated>::new())
     }
 
     /// [`NetNs::isolated`] with an IPv6 address too, as a dual-stack pod's.
     pub fn isolated_dual_stack(ip: Ipv4Addr, ip6: Ipv6Addr, info: PodInfo) -> Arc<NetNs> {
         let resolver = ResolverConfig::cluster_first(&info.namespace);
-        NetNs::with_addresses(ip, Some(ip6), info, resolver, Weak::<Isolated>::new())
+        NetNs::with_resolver(
+            PodIps::Dual(ip, ip6),
+            info,
+            resolver,
+            Weak::<Isolated>::new(),
+        )
     }
 
-    pub fn ip(&self) -> Ipv4Addr {
-        self.ip
+    /// The pod's primary address (`status.podIP`).
+    pub fn ip(&self) -> IpAddr {
+        self.ips.primary()
     }
 
-    /// The pod's IPv6 address, on a dual-stack node.
+    pub fn ips(&self) -> PodIps {
+        self.ips
+    }
+
+    /// The pod's IPv4 address, on a cluster with IPv4.
+    pub fn ip4(&self) -> Option<Ipv4Addr> {
+        self.ips.v4()
+    }
+
+    /// The pod's IPv6 address, on a cluster with IPv6.
     pub fn ip6(&self) -> Option<Ipv6Addr> {
-        self.ip6
+        self.ips.v6()
     }
 
-    /// Every address of the pod: IPv4 first.
+    /// Every address of the pod: the primary first.
     pub fn addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
-        std::iter::once(IpAddr::V4(self.ip)).chain(self.ip6.map(IpAddr::V6))
+        self.ips.all()
     }
 
     /// The pod's address a packet to `dst` leaves from: the one of its
     /// family (ENETUNREACH when the pod has none).
     pub fn source_for(&self, dst: IpAddr) -> io::Result<IpAddr> {
         match dst {
-            IpAddr::V4(_) => Ok(IpAddr::V4(self.ip)),
-            IpAddr::V6(_) => self.ip6.map(IpAddr::V6).ok_or_else(|| unreachable(dst)),
+            IpAddr::V4(_) => self.ip4().map(IpAddr::V4).ok_or_else(|| unreachable(dst)),
+            IpAddr::V6(_) => self.ip6().map(IpAddr::V6).ok_or_else(|| unreachable(dst)),
         }
     }
 
@@ -477,7 +549,7 @@ impl NetNs {
     /// TCP connections, sorted by protocol, state and address.
     pub fn sockets(&self) -> Vec<SocketInfo> {
         // A dual-stack pod's sockets take both families, as `[::]` does.
-        let unspecified = match self.ip6 {
+        let unspecified = match self.ip6() {
             Some(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
             None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         };
@@ -725,9 +797,7 @@ impl PodListener {
         let local_ip = if self.ns.is_self(peer.ip()) {
             peer.ip()
         } else {
-            self.ns
-                .source_for(peer.ip())
-                .unwrap_or(IpAddr::V4(self.ns.ip))
+            self.ns.source_for(peer.ip()).unwrap_or(self.ns.ip())
         };
         let local = SocketAddr::new(local_ip, self.port);
         Ok((self.ns.track(stream, local, peer), peer))

@@ -234,7 +234,8 @@ fn parse<P: clap::Parser>(argv: &[String], out: &mut Output) -> Result<P, i32> {
 /// search list. Returns the first address, which is the one the tools
 /// connect to. A name is looked up as A: glibc's RFC 6724 sorting puts
 /// IPv4 before unique-local IPv6 (`fd00::/8`, podnet's ranges), so on a
-/// dual-stack cluster the first address it returns is the IPv4 one too.
+/// dual-stack cluster the first address it returns is the IPv4 one too;
+/// an IPv6-only pod, or a name with no A record, gets the AAAA one.
 pub async fn resolve(ns: &Arc<NetNs>, host: &str) -> Result<IpAddr, ResolveError> {
     resolve_family(ns, host, Family::Any).await
 }
@@ -299,27 +300,52 @@ pub async fn resolve_family(
             _ => Ok(ip),
         };
     }
-    if family == Family::V6 {
-        let name = host.strip_suffix('.').unwrap_or(host);
-        if let Some(ip) = resolver::HostsFile::for_pod(ns).lookup_ipv6(name) {
-            return Ok(IpAddr::V6(ip));
-        }
-        let lookup = resolver::lookup(ns, host, hickory_proto::rr::RecordType::AAAA).await?;
-        return lookup
-            .records
-            .iter()
-            .find_map(|record| match &record.data {
-                hickory_proto::rr::RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
-                _ => None,
-            })
-            .ok_or_else(|| no_data(hickory_proto::rr::RecordType::AAAA));
+    match family {
+        Family::V4 => resolve_a(ns, host).await,
+        Family::V6 => resolve_aaaa(ns, host).await,
+        // RFC 6724's first rule: a destination the pod has no source
+        // address for sorts last, so an IPv6-only pod connects over IPv6.
+        Family::Any if ns.ip4().is_none() => resolve_aaaa(ns, host).await,
+        // A name with no A record but an AAAA one (an IPv6-only Service
+        // on a dual-stack cluster) resolves to its IPv6 address.
+        Family::Any => match resolve_a(ns, host).await {
+            Err(ResolveError::NoData { .. }) if ns.ip6().is_some() => resolve_aaaa(ns, host).await,
+            resolved => resolved,
+        },
     }
+}
+
+/// The first IPv4 address of `host`: /etc/hosts, then its A records.
+async fn resolve_a(ns: &Arc<NetNs>, host: &str) -> Result<IpAddr, ResolveError> {
     let addresses = resolver::resolve_ipv4(ns, host).await?;
     addresses
         .first()
         .copied()
         .map(IpAddr::V4)
-        .ok_or_else(|| no_data(hickory_proto::rr::RecordType::A))
+        .ok_or_else(|| ResolveError::NoData {
+            name: host.to_owned(),
+            rtype: hickory_proto::rr::RecordType::A,
+        })
+}
+
+/// The first IPv6 address of `host`: /etc/hosts, then its AAAA records.
+async fn resolve_aaaa(ns: &Arc<NetNs>, host: &str) -> Result<IpAddr, ResolveError> {
+    let name = host.strip_suffix('.').unwrap_or(host);
+    if let Some(ip) = resolver::HostsFile::for_pod(ns).lookup_ipv6(name) {
+        return Ok(IpAddr::V6(ip));
+    }
+    let lookup = resolver::lookup(ns, host, hickory_proto::rr::RecordType::AAAA).await?;
+    lookup
+        .records
+        .iter()
+        .find_map(|record| match &record.data {
+            hickory_proto::rr::RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
+            _ => None,
+        })
+        .ok_or_else(|| ResolveError::NoData {
+            name: host.to_owned(),
+            rtype: hickory_proto::rr::RecordType::AAAA,
+        })
 }
 
 /// The C library's wording for an error, which is what the real tools

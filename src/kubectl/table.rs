@@ -271,8 +271,10 @@ fn row(kind: Kind, v: &Value, wide: bool, now: chrono::DateTime<chrono::Utc>) ->
                     .and_then(Value::as_str)
                     .unwrap_or("<none>");
                 r.extend([
+                    // kubectl's: the first InternalIP, of either family.
                     NodeView(v)
-                        .internal_ip()
+                        .internal_addresses()
+                        .next()
                         .map(|ip| ip.to_string())
                         .unwrap_or_default(),
                     "<none>".into(),

@@ -6,7 +6,8 @@
 //! `dig` on the host shows. Traffic crosses the cluster in both families:
 //! a pod reaches Services at their IPv6 ClusterIPs and pods at their IPv6
 //! addresses, across nodes, from its own IPv6 address (no NAT), and sees
-//! both families in its interfaces and sockets.
+//! both families in its interfaces and sockets. IPv6 single-stack
+//! clusters (`--ip-family ipv6`) are IPv6 at every layer.
 
 use std::net::IpAddr;
 
@@ -318,4 +319,178 @@ fn dual_stack_pods_services_slices_and_dns_have_both_families() {
         addr.contains(&format!("inet6 {client_v6}/64 scope global")),
         "{addr}"
     );
+}
+
+/// `--ip-family ipv6`, as kind's `ipv6`: every podCIDR, pod address,
+/// ClusterIP and the well-known Service addresses are IPv6 (kube-dns at
+/// the tenth address of fd00:10:96::/112), a Service asking for IPv4 is
+/// refused as the API server refuses a family the cluster lacks, and
+/// traffic reaches pods by name from a pod, by NodePort on a node's IPv6
+/// InternalIP, and from the host through the edge to the IPv6 NodePorts.
+#[test]
+fn ipv6_single_stack_clusters_are_ipv6_end_to_end() {
+    let c = Cluster::up(&["--nodes", "2", "--ip-family", "ipv6"]);
+    let v6_pods: IpNet = "fd00:10:244::/56".parse().unwrap();
+    let v6_nodes: IpNet = "fc00:f853:ccd:e793::/64".parse().unwrap();
+    let v6_services: IpNet = "fd00:10:96::/112".parse().unwrap();
+    // The host is the node network's ::1, as .1 is on IPv4.
+    let host: IpAddr = "fc00:f853:ccd:e793::1".parse().unwrap();
+
+    // One IPv6 podCIDR per node; the IPv6 InternalIP listed first, as the
+    // kubelet lists the primary family's address (kubectl shows it).
+    let mut node_ips = std::collections::BTreeMap::new();
+    let mut cidrs = std::collections::BTreeMap::new();
+    for node in c.items("nodes") {
+        let name = node["metadata"]["name"].as_str().unwrap().to_string();
+        let node_cidrs: Vec<IpNet> = strs(&node["spec"]["podCIDRs"])
+            .iter()
+            .map(|c| c.parse().unwrap())
+            .collect();
+        assert_eq!(node_cidrs.len(), 1, "{name}: {}", node["spec"]);
+        assert!(v6_pods.contains(&node_cidrs[0]) && node_cidrs[0].prefix_len() == 64);
+        assert_eq!(node["spec"]["podCIDR"], node_cidrs[0].to_string());
+        let first: IpAddr = node["status"]["addresses"][0]["address"]
+            .as_str()
+            .and_then(|ip| ip.parse().ok())
+            .unwrap_or_else(|| panic!("{name}: {}", node["status"]));
+        assert!(
+            v6_nodes.contains(&first) && first != host,
+            "{name}: {first}"
+        );
+        node_ips.insert(name.clone(), first);
+        cidrs.insert(name, node_cidrs[0]);
+    }
+    let wide = c.ok(&["get", "nodes", "-o", "wide"]);
+    for ip in node_ips.values() {
+        assert!(wide.contains(&ip.to_string()), "{wide}");
+    }
+    let cluster_ip = |ns: &str, name: &str| {
+        c.json(&["get", "service", name, "-n", ns])["spec"]["clusterIP"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(cluster_ip("default", "kubernetes"), "fd00:10:96::1");
+    assert_eq!(cluster_ip("kube-system", "kube-dns"), "fd00:10:96::a");
+
+    // A Service of a family the cluster does not have is refused whole.
+    let out = c.run_stdin(
+        &["apply", "-f", "-"],
+        &web_service("web-v4", "ipFamilies: [IPv4]"),
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(
+        err.contains("spec.ipFamilies[0]") && err.contains("not configured on this cluster"),
+        "{err}"
+    );
+
+    c.apply(&format!(
+        "{WEB}---\n{}---{CLIENT}",
+        web_service("web", "type: LoadBalancer")
+    ));
+    let pods = c.ready_pods("web", 3);
+    let mut pod_v6 = Vec::new();
+    for pod in &pods {
+        let ips = &pod["status"]["podIPs"];
+        assert_eq!(ips.as_array().map(Vec::len), Some(1), "{}", pod["status"]);
+        let ip: IpAddr = pod["status"]["podIP"].as_str().unwrap().parse().unwrap();
+        let node = pod["spec"]["nodeName"].as_str().unwrap();
+        assert!(cidrs[node].contains(&ip), "{ip} on {node}");
+        assert_eq!(ips[0]["ip"], ip.to_string());
+        // hostIP is the node's address of the pod's family.
+        assert_eq!(pod["status"]["hostIP"], node_ips[node].to_string());
+        pod_v6.push(ip.to_string());
+    }
+    let web = c.json(&["get", "service", "web"]);
+    assert_eq!(strs(&web["spec"]["ipFamilies"]), ["IPv6"]);
+    let web_ip = web["spec"]["clusterIP"].as_str().unwrap().to_string();
+    assert!(v6_services.contains(&web_ip.parse::<IpAddr>().unwrap()));
+    eventually("an IPv6 slice", std::time::Duration::from_secs(20), || {
+        let slices = c.json(&[
+            "get",
+            "endpointslices",
+            "-l",
+            "kubernetes.io/service-name=web",
+        ]);
+        let types: Vec<&str> = slices["items"]
+            .as_array()?
+            .iter()
+            .filter_map(|s| s["addressType"].as_str())
+            .collect();
+        (types == ["IPv6"]).then_some(())
+    });
+
+    // Cluster DNS from the host: AAAA and its PTR; no A record at all.
+    let fqdn = "web.default.svc.cluster.local";
+    assert_eq!(
+        short(&c.host_dig(2, &["+short", "AAAA", fqdn])),
+        std::slice::from_ref(&web_ip)
+    );
+    assert_eq!(
+        short(&c.host_dig(2, &["+short", "-x", &web_ip])),
+        [format!("{fqdn}.")]
+    );
+    let nodata = c.host_dig(2, &["A", fqdn]);
+    assert!(
+        nodata.contains("status: NOERROR") && nodata.contains("ANSWER: 0"),
+        "{nodata}"
+    );
+
+    // From a pod: its resolv.conf names the IPv6 cluster DNS, a name
+    // resolves to its AAAA (the pod has no IPv4 to use an A record with),
+    // and the answer comes from a web pod, to the client's own address.
+    let resolv = text(&c.exec("client", &["cat", "/etc/resolv.conf"]).stdout);
+    assert!(resolv.contains("nameserver fd00:10:96::a\n"), "{resolv}");
+    let client_ip = c.json(&["get", "pod", "client"])["status"]["podIP"]
+        .as_str()
+        .and_then(|ip| ip.parse::<IpAddr>().ok())
+        .expect("the client's address");
+    let echo_of = |out: std::process::Output, what: &str| -> Value {
+        assert!(out.status.success(), "{what}: {}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("echo json")
+    };
+    let seen = |echo: &Value| -> IpAddr {
+        echo["client"]
+            .as_str()
+            .and_then(|c| c.parse::<std::net::SocketAddr>().ok())
+            .map(|a| a.ip())
+            .unwrap_or_else(|| panic!("client address in {echo}"))
+    };
+    let echo = echo_of(
+        c.exec("client", &["curl", "-s", "-m", "5", "http://web/"]),
+        "curl http://web/",
+    );
+    assert!(pod_v6.contains(&echo["podIP"].as_str().unwrap_or_default().to_string()));
+    assert_eq!(seen(&echo), client_ip, "{echo}");
+    // `-4` finds no A record: curl's "could not resolve" (6).
+    let out = c.exec("client", &["curl", "-s", "-4", "-m", "5", "http://web/"]);
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    let addr = text(&c.exec("client", &["ip", "addr", "show", "eth0"]).stdout);
+    assert!(
+        addr.contains(&format!("inet6 {client_ip}/64")) && !addr.contains("inet "),
+        "{addr}"
+    );
+
+    // A NodePort on each node's IPv6 InternalIP, masqueraded as that node.
+    let node_port = web["spec"]["ports"][0]["nodePort"]
+        .as_u64()
+        .expect("a nodePort");
+    for ip in node_ips.values() {
+        let url = format!("http://[{ip}]:{node_port}/");
+        let echo = echo_of(c.exec("client", &["curl", "-s", "-m", "5", &url]), &url);
+        assert_eq!(seen(&echo), *ip, "{url}: {echo}");
+    }
+
+    // From the host through the edge: the LoadBalancer address on the
+    // host's loopback, carried to a node's IPv6 NodePort from the host's
+    // IPv6 address and masqueraded there (the Cluster policy).
+    let front = crate::edge::front(&c, "web");
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "-m", "5", &format!("http://{front}/")])
+        .output()
+        .expect("run curl");
+    let echo = echo_of(out, "curl the load balancer");
+    assert!(pod_v6.contains(&echo["podIP"].as_str().unwrap_or_default().to_string()));
+    assert!(node_ips.values().any(|ip| *ip == seen(&echo)), "{echo}");
 }

@@ -92,7 +92,7 @@ fn ingress(c: &Cluster, name: &str) -> Value {
 }
 
 /// The address and real port of the first port of Service `name`.
-fn front(c: &Cluster, name: &str) -> SocketAddr {
+pub(crate) fn front(c: &Cluster, name: &str) -> SocketAddr {
     addr_of(&ingress(c, name))
 }
 

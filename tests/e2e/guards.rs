@@ -66,10 +66,6 @@ fn every_bad_flag_is_refused_with_its_reason_before_anything_starts() {
             &["--ip-family", "expected ipv4, ipv6 or dual"],
         ),
         (
-            &["up", "--ip-family", "ipv6"],
-            &["--ip-family", "always have an IPv4 address", "use dual"],
-        ),
-        (
             &["up", "--nodes", "300"],
             &[
                 "300 nodes do not fit",

@@ -39,6 +39,7 @@ use std::ops::RangeInclusive;
 use ipnet::IpNet;
 use podnet_proto::model::network::{
     ClusterFamilies, DEFAULT_SERVICE_CIDR, DEFAULT_SERVICE_CIDR_V6, IpFamily, NODE_PORT_RANGE,
+    cluster_dns_ip, nth_address,
 };
 use podnet_proto::model::{Kind, ObjectKey, str_at, strs_at};
 use serde_json::{Value, json};
@@ -133,21 +134,21 @@ impl ServiceRanges {
     /// The `kubernetes` Service's ClusterIP: the first address of the
     /// primary range.
     pub fn api_service_ip(&self) -> IpAddr {
-        self.nth(1)
+        let primary = self.primary_range();
+        nth_address(primary, 1).unwrap_or(primary.network())
     }
 
     /// The `kube-dns` Service's ClusterIP: the tenth address of the
     /// primary range.
     pub fn dns_service_ip(&self) -> IpAddr {
-        self.nth(10)
+        let primary = self.primary_range();
+        cluster_dns_ip(primary).unwrap_or(primary.network())
     }
 
-    fn nth(&self, n: u32) -> IpAddr {
-        let primary = self
-            .range(self.primary())
+    fn primary_range(&self) -> IpNet {
+        self.range(self.primary())
             .copied()
-            .unwrap_or_else(|| default_range(IpFamily::V4));
-        offset(primary.network(), u128::from(n)).unwrap_or(primary.network())
+            .unwrap_or_else(|| default_range(IpFamily::V4))
     }
 
     /// The usable addresses: not the network address (nor, in IPv4, the
@@ -167,17 +168,6 @@ impl ServiceRanges {
         } else {
             None
         }
-    }
-}
-
-/// `ip + n`, if it stays in the family.
-fn offset(ip: IpAddr, n: u128) -> Option<IpAddr> {
-    match ip {
-        IpAddr::V4(ip) => {
-            let n = u32::try_from(n).ok()?;
-            Some(IpAddr::V4(Ipv4Addr::from(u32::from(ip).checked_add(n)?)))
-        }
-        IpAddr::V6(ip) => Some(IpAddr::V6(Ipv6Addr::from(u128::from(ip).checked_add(n)?))),
     }
 }
 

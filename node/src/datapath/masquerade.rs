@@ -41,8 +41,8 @@ pub(crate) const EGRESS_PORTS: RangeInclusive<u16> = 10000..=19999;
 /// What the cluster's own addresses are, as the node knows them.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Internal<'a> {
-    pub pod_cidr: Ipv4Net,
-    pub service_cidr: Ipv4Net,
+    pub pod_cidr: Option<Ipv4Net>,
+    pub service_cidr: Option<Ipv4Net>,
     pub node_ip: Ipv4Addr,
     pub host_ip: Option<Ipv4Addr>,
     /// The other nodes' podCIDRs and IPs.
@@ -51,8 +51,8 @@ pub(crate) struct Internal<'a> {
 
 impl Internal<'_> {
     fn contains(&self, ip: Ipv4Addr) -> bool {
-        self.pod_cidr.contains(&ip)
-            || self.service_cidr.contains(&ip)
+        self.pod_cidr.is_some_and(|c| c.contains(&ip))
+            || self.service_cidr.is_some_and(|c| c.contains(&ip))
             || ip == self.node_ip
             || Some(ip) == self.host_ip
             || self.routes.iter().any(|r| r.cidr.contains(&IpAddr::V4(ip)))
@@ -65,7 +65,7 @@ impl Internal<'_> {
 pub(crate) fn masquerades(src: IpAddr, dst: IpAddr, internal: &Internal<'_>) -> bool {
     match (src, dst) {
         (IpAddr::V4(src), IpAddr::V4(dst)) => {
-            internal.pod_cidr.contains(&src) && !internal.contains(dst)
+            internal.pod_cidr.is_some_and(|c| c.contains(&src)) && !internal.contains(dst)
         }
         _ => false,
     }
@@ -254,8 +254,8 @@ mod tests {
             },
         ];
         let internal = Internal {
-            pod_cidr: net("10.244.1.0/24"),
-            service_cidr: net("10.96.0.0/12"),
+            pod_cidr: Some(net("10.244.1.0/24")),
+            service_cidr: Some(net("10.96.0.0/12")),
             node_ip: ip4("172.18.0.2"),
             host_ip: Some(ip4("172.18.0.1")),
             routes: &routes,

@@ -125,7 +125,7 @@ async fn closed_port_refuses_and_missing_pod_is_silent() {
     let n = net();
     let err = n
         .pod_a
-        .connect_tcp(SocketAddrV4::new(n.pod_b.ip(), 81))
+        .connect_tcp(SocketAddr::new(n.pod_b.ip(), 81))
         .await
         .err()
         .unwrap();
@@ -149,17 +149,14 @@ async fn udp_and_ping_across_nodes() {
     let server = n.pod_b.bind_udp(53).unwrap();
     let client = n.pod_a.bind_udp(0).unwrap();
     client
-        .send_to(b"q", SocketAddrV4::new(n.pod_b.ip(), 53))
+        .send_to(b"q", SocketAddr::new(n.pod_b.ip(), 53))
         .await
         .unwrap();
     let (data, from) = server.recv_from().await.unwrap();
-    assert_eq!(
-        (&data[..], from.ip()),
-        (&b"q"[..], IpAddr::V4(n.pod_a.ip()))
-    );
+    assert_eq!((&data[..], from.ip()), (&b"q"[..], n.pod_a.ip()));
     // No socket on the port: the sender learns it (ICMP port unreachable).
     client
-        .send_to(b"q", SocketAddrV4::new(n.pod_b.ip(), 54))
+        .send_to(b"q", SocketAddr::new(n.pod_b.ip(), 54))
         .await
         .unwrap();
     let err = client.recv_from().await.unwrap_err();
@@ -332,9 +329,9 @@ async fn ttl_limited_echo_is_answered_by_each_router_on_the_way() {
     let gw = Some((v4(Ipv4Addr::new(10, 244, 0, 1)), IcmpReply::TimeExceeded));
     let node_b = Some((v4(n.b.node_ip()), IcmpReply::TimeExceeded));
     let echo = |ip| Some((ip, IcmpReply::EchoReply));
-    let pod_b = v4(n.pod_b.ip());
+    let pod_b = n.pod_b.ip();
     assert_eq!(hops(pod_b, 4).await, [gw, node_b, echo(pod_b), echo(pod_b)]);
-    let neighbour_ip = v4(neighbour.ip());
+    let neighbour_ip = neighbour.ip();
     assert_eq!(
         hops(neighbour_ip, 3).await,
         [gw, echo(neighbour_ip), echo(neighbour_ip)]
@@ -369,7 +366,7 @@ async fn ttl_limited_echo_is_answered_by_each_router_on_the_way() {
 /// An outside host in `dp`, as the node's outside world registers one.
 fn outside_host(dp: &Arc<Datapath>, ip: &str) -> Arc<NetNs> {
     let ns = NetNs::new(
-        ip.parse().unwrap(),
+        ip.parse::<IpAddr>().unwrap(),
         podnet_pod::netns::PodInfo {
             namespace: String::new(),
             name: "api.example.com".into(),
@@ -396,7 +393,7 @@ async fn egress_to_the_outside_is_masqueraded_to_the_node() {
     // the address it asked; the flow keeps its port.
     let server = outside.bind_udp(9000).unwrap();
     let client = n.pod_a.bind_udp(0).unwrap();
-    let target = SocketAddr::from(SocketAddrV4::new(outside.ip(), 9000));
+    let target = SocketAddr::new(outside.ip(), 9000);
     let mut peers = Vec::new();
     for payload in [&b"one"[..], b"two"] {
         client.send_to(payload, target).await.unwrap();
@@ -412,7 +409,7 @@ async fn egress_to_the_outside_is_masqueraded_to_the_node() {
 
     // A closed outside port: the pod hears port unreachable, not the node.
     client
-        .send_to(b"q", SocketAddrV4::new(outside.ip(), 9001))
+        .send_to(b"q", SocketAddr::new(outside.ip(), 9001))
         .await
         .unwrap();
     let err = client.recv_from().await.unwrap_err();
@@ -427,11 +424,11 @@ async fn pods_keep_their_address_to_pods_and_unserved_outside_addresses_are_sile
     let server = n.pod_b.bind_udp(53).unwrap();
     let client = n.pod_a.bind_udp(0).unwrap();
     client
-        .send_to(b"q", SocketAddrV4::new(n.pod_b.ip(), 53))
+        .send_to(b"q", SocketAddr::new(n.pod_b.ip(), 53))
         .await
         .unwrap();
     let (_, from) = server.recv_from().await.unwrap();
-    assert_eq!(from.ip(), IpAddr::V4(n.pod_a.ip()));
+    assert_eq!(from.ip(), n.pod_a.ip());
     // An outside address nothing serves: silence, as a blackhole.
     let unroutable = n.a.stats.snapshot().unroutable;
     let silent = tokio::time::timeout(
@@ -446,7 +443,7 @@ async fn pods_keep_their_address_to_pods_and_unserved_outside_addresses_are_sile
 
 /// A UDP Service `dns` at 10.96.0.53:53 with endpoints `ips` (port 5353,
 /// all on node-b and ready).
-fn udp_service(ips: &[Ipv4Addr]) -> crate::proxy::ServiceTable {
+fn udp_service(ips: &[IpAddr]) -> crate::proxy::ServiceTable {
     let endpoints: Vec<serde_json::Value> = ips
         .iter()
         .map(|ip| serde_json::json!({"addresses": [ip.to_string()], "nodeName": "node-b", "conditions": {"ready": true}}))

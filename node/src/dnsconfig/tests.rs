@@ -386,12 +386,25 @@ fn pod_fields_are_read_from_the_object() {
             )),
         }
     );
-    let dns = for_pod(&pod, &NodeResolvConf::builtin());
+    let dns = for_pod(
+        &pod,
+        &NodeResolvConf::builtin(),
+        CLUSTER_DNS.parse().unwrap(),
+    );
     assert_eq!(dns.options, ["ndots:1", "edns0"]);
     // Nothing set: ClusterFirst of the namespace.
     let dns = for_pod(
         &json!({"metadata": {"namespace": "shop"}, "spec": {}}),
         &NodeResolvConf::builtin(),
+        CLUSTER_DNS.parse().unwrap(),
     );
     assert_eq!(dns.searches, CLUSTER_SEARCH);
+    assert_eq!(dns.nameservers, [CLUSTER_DNS]);
+    // An IPv6 cluster's DNS is its nameserver.
+    let dns = for_pod(
+        &json!({"metadata": {"namespace": "shop"}, "spec": {}}),
+        &NodeResolvConf::builtin(),
+        "fd00:10:96::a".parse().unwrap(),
+    );
+    assert_eq!(dns.nameservers, ["fd00:10:96::a"]);
 }

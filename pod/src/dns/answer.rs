@@ -213,10 +213,10 @@ impl Index {
         self.serial
     }
 
-    /// The IPv4 addresses of the zone's nameserver, `ns.dns.<zone>` (the
+    /// The addresses of the zone's nameserver, `ns.dns.<zone>` (the
     /// ClusterIPs of `kube-system/kube-dns`): forwarding to them would
     /// loop back here.
-    pub fn nameserver_ips(&self) -> Vec<Ipv4Addr> {
+    pub fn nameserver_ips(&self) -> Vec<IpAddr> {
         let zone = self.domain.name();
         let Ok(host) = child(zone, "dns").and_then(|dns| child(&dns, "ns")) else {
             return Vec::new();
@@ -225,7 +225,8 @@ impl Index {
             node.records
                 .iter()
                 .filter_map(|r| match r {
-                    RData::A(A(ip)) => Some(*ip),
+                    RData::A(A(ip)) => Some(IpAddr::V4(*ip)),
+                    RData::AAAA(AAAA(ip)) => Some(IpAddr::V6(*ip)),
                     _ => None,
                 })
                 .collect()

@@ -27,7 +27,7 @@
 //! in file order, as `policy sequential`), DNS over TLS.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -54,12 +54,12 @@ pub const MAX_CONCURRENT: usize = 1000;
 pub fn upstreams(
     servers: &[SocketAddr],
     own: &[IpAddr],
-    cluster_dns: &[Ipv4Addr],
+    cluster_dns: &[IpAddr],
 ) -> Vec<SocketAddr> {
     let mut out: Vec<SocketAddr> = Vec::new();
     for server in servers {
         let ip = server.ip();
-        let is_cluster_dns = matches!(ip, IpAddr::V4(v4) if cluster_dns.contains(&v4));
+        let is_cluster_dns = cluster_dns.contains(&ip);
         if own.contains(&ip) || ip.is_loopback() || ip.is_unspecified() || is_cluster_dns {
             continue;
         }
@@ -217,7 +217,7 @@ impl Forwarder {
 
     /// The upstreams now: the namespace's resolv.conf without the cluster
     /// DNS at `cluster_dns`.
-    pub fn upstreams(&self, cluster_dns: &[Ipv4Addr]) -> Vec<SocketAddr> {
+    pub fn upstreams(&self, cluster_dns: &[IpAddr]) -> Vec<SocketAddr> {
         let own: Vec<IpAddr> = self.ns.addresses().collect();
         upstreams(&self.ns.resolver().servers(), &own, cluster_dns)
     }

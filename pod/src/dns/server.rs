@@ -30,13 +30,14 @@
 //! real sockets and feeds [`handle_datagram`]).
 
 use std::io;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hickory_proto::op::{Header, Message, MessageType, ResponseCode};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
-use podnet_proto::model::network::KUBE_DNS_IP;
+use podnet_proto::model::network::{KUBE_DNS_IP, KUBE_DNS_IP6};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -230,7 +231,7 @@ async fn complete(
     transport: Transport,
 ) -> Message {
     let mut cluster_dns = index.nameserver_ips();
-    cluster_dns.push(KUBE_DNS_IP);
+    cluster_dns.extend([IpAddr::V4(KUBE_DNS_IP), IpAddr::V6(KUBE_DNS_IP6)]);
     let upstreams = forwarder.upstreams(&cluster_dns);
     let tcp = transport == Transport::Tcp;
     let id = rand::random::<u16>();

@@ -8,7 +8,7 @@
 //! bodies are read and thrown away, up to a bound.
 
 use std::convert::Infallible;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -168,7 +168,7 @@ fn json_response(status: StatusCode, value: &Value) -> Response<Full<Bytes>> {
 /// The answer's body: who answered and what it saw.
 fn describe(
     pod: &PodInfo,
-    ip: Ipv4Addr,
+    ip: IpAddr,
     client: SocketAddr,
     request: &http::request::Parts,
 ) -> Value {
@@ -255,7 +255,7 @@ mod tests {
             .expect("a valid request");
         let got = describe(
             &pod,
-            Ipv4Addr::new(10, 244, 1, 5),
+            std::net::Ipv4Addr::new(10, 244, 1, 5).into(),
             "10.244.2.7:40000".parse().expect("addr"),
             &parts(request),
         );
@@ -282,7 +282,7 @@ mod tests {
             .expect("a valid request");
         let got = describe(
             &PodInfo::default(),
-            Ipv4Addr::LOCALHOST,
+            std::net::Ipv4Addr::LOCALHOST.into(),
             "127.0.0.1:1".parse().expect("addr"),
             &parts(request),
         );

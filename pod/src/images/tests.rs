@@ -1,7 +1,7 @@
 //! The images against a standalone namespace: argument handling, binding,
 //! echoing, and that stopping a container frees its ports and connections.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -222,7 +222,7 @@ async fn tcp_echo_echoes_and_cancel_ends_connections() {
     );
 
     let mut stream = ns
-        .connect_tcp(SocketAddrV4::new(ns.ip(), 9000))
+        .connect_tcp(SocketAddr::new(ns.ip(), 9000))
         .await
         .expect("connects");
     stream.write_all(b"hello").await.expect("write");
@@ -267,18 +267,18 @@ async fn udp_echo_echoes_to_the_sender() {
 
     // A client that went away before its reply does not stop the server.
     let gone = ns.bind_udp(0).expect("bind");
-    gone.send_to(b"lost", SocketAddrV4::new(ns.ip(), 53))
+    gone.send_to(b"lost", SocketAddr::new(ns.ip(), 53))
         .await
         .expect("send");
     drop(gone);
     client
-        .send_to(b"two", SocketAddrV4::new(ns.ip(), 53))
+        .send_to(b"two", SocketAddr::new(ns.ip(), 53))
         .await
         .expect("send");
     let (reply, _) = client.recv_from().await.expect("reply");
     assert_eq!(&reply[..], b"two");
     client
-        .send_to(b"three", SocketAddrV4::new(ns.ip(), 53))
+        .send_to(b"three", SocketAddr::new(ns.ip(), 53))
         .await
         .expect("send");
     let (reply, _) = client.recv_from().await.expect("reply");
@@ -346,7 +346,7 @@ async fn dns_serves_udp_and_tcp_on_53_from_the_env_view() {
         RecordType::A,
     ));
     let bytes = query.to_vec().unwrap();
-    let server = SocketAddrV4::new(ns.ip(), 53);
+    let server = SocketAddr::new(ns.ip(), 53);
     let client = ns.bind_udp(0).unwrap();
     client.send_to(&bytes, server).await.unwrap();
     let (reply, _) = client.recv_from().await.unwrap();
@@ -443,7 +443,7 @@ async fn term_drains_then_exits_and_kill_ends_at_once() {
     tokio::time::sleep(Duration::from_secs(4)).await;
     // Still draining: new connections are accepted and served.
     let mut stream = ns
-        .connect_tcp(SocketAddrV4::new(ns.ip(), 9000))
+        .connect_tcp(SocketAddr::new(ns.ip(), 9000))
         .await
         .expect("connects while draining");
     stream.write_all(b"late").await.expect("write");

@@ -36,9 +36,10 @@
 use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::net::SocketAddrV4;
+use std::net::{IpAddr, SocketAddr};
 
 use chrono::{DateTime, FixedOffset};
+use podnet_proto::model::network::IpFamily;
 use podnet_proto::model::view::{EndpointSliceView, EndpointView, Protocol};
 use podnet_proto::model::{str_at, strs_at};
 use serde_json::Value;
@@ -60,6 +61,9 @@ pub struct RouteInput<'a> {
     pub slices: &'a [Value],
     /// The controller's default backend Service, (namespace, name).
     pub default_service: Option<(&'a str, &'a str)>,
+    /// The controller pod's primary family: the endpoints it sends to
+    /// are the ones of that address type.
+    pub family: IpFamily,
 }
 
 /// Where one request goes.
@@ -91,7 +95,7 @@ pub struct Backend {
     pub port: String,
     /// Ready endpoints, pod IP : target port, sorted and distinct; never
     /// empty.
-    pub endpoints: Vec<SocketAddrV4>,
+    pub endpoints: Vec<SocketAddr>,
 }
 
 /// The rule name of the controller's default backend.
@@ -210,7 +214,7 @@ enum Target {
     Ready {
         service: (String, String),
         port: String,
-        endpoints: Vec<SocketAddrV4>,
+        endpoints: Vec<SocketAddr>,
     },
     Unavailable {
         service: (String, String),
@@ -351,6 +355,7 @@ enum PortRef {
 /// Resolves backends to Service ports and endpoints, once per distinct
 /// (namespace, service, port).
 struct Resolver<'a> {
+    family: IpFamily,
     services: HashMap<(&'a str, &'a str), &'a Value>,
     slices: HashMap<(&'a str, &'a str), Vec<&'a Value>>,
     cache: HashMap<(String, String, PortRef), usize>,
@@ -358,7 +363,7 @@ struct Resolver<'a> {
 }
 
 impl<'a> Resolver<'a> {
-    fn new(services: &'a [Value], slices: &'a [Value]) -> Resolver<'a> {
+    fn new(services: &'a [Value], slices: &'a [Value], family: IpFamily) -> Resolver<'a> {
         let mut by_name = HashMap::new();
         for svc in services {
             let key = (
@@ -371,7 +376,11 @@ impl<'a> Resolver<'a> {
         for slice in slices {
             let svc = label(slice, SERVICE_NAME_LABEL).unwrap_or("");
             // As the service proxy: a slice without addressType is IPv4.
-            if svc.is_empty() || !matches!(str_at(slice, "/addressType"), "IPv4" | "") {
+            let address_type = match str_at(slice, "/addressType") {
+                "" => Some(IpFamily::V4),
+                other => IpFamily::parse(other),
+            };
+            if svc.is_empty() || address_type != Some(family) {
                 continue;
             }
             by_service
@@ -380,6 +389,7 @@ impl<'a> Resolver<'a> {
                 .push(slice);
         }
         Resolver {
+            family,
             services: by_name,
             slices: by_service,
             cache: HashMap::new(),
@@ -496,7 +506,7 @@ impl<'a> Resolver<'a> {
     /// Ready endpoints of one Service port across its slices: the slice
     /// port with the Service port's name ("" for an unnamed port) carries
     /// the target port; a missing `ready` condition means ready.
-    fn ready_endpoints(&self, namespace: &str, name: &str, port_name: &str) -> Vec<SocketAddrV4> {
+    fn ready_endpoints(&self, namespace: &str, name: &str, port_name: &str) -> Vec<SocketAddr> {
         let mut out = Vec::new();
         for slice in self.slices.get(&(namespace, name)).into_iter().flatten() {
             let slice = EndpointSliceView(slice);
@@ -507,8 +517,10 @@ impl<'a> Resolver<'a> {
                 slice
                     .endpoints()
                     .filter(|ep| ep.ready())
-                    .flat_map(EndpointView::ipv4s)
-                    .map(|ip| SocketAddrV4::new(ip, number)),
+                    .flat_map(EndpointView::addresses)
+                    .filter_map(|a| a.parse::<IpAddr>().ok())
+                    .filter(|ip| IpFamily::of(*ip) == self.family)
+                    .map(|ip| SocketAddr::new(ip, number)),
             );
         }
         out.sort();
@@ -562,7 +574,7 @@ impl RouteTable {
             .collect();
         ingresses.sort_by_cached_key(|i| age(i));
 
-        let mut resolver = Resolver::new(input.services, input.slices);
+        let mut resolver = Resolver::new(input.services, input.slices, input.family);
         let mut table = RouteTable::default();
         for (rank, ing) in ingresses.iter().enumerate() {
             let namespace = str_at(ing, "/metadata/namespace");

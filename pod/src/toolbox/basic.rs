@@ -100,7 +100,7 @@ pub(super) fn ip(ns: &Arc<NetNs>, argv: &[String], out: &mut Output) -> i32 {
             match device {
                 None | Some("lo") | Some("eth0") => {
                     let ip6 = ns.ip6().filter(|_| !args.ipv4);
-                    let mut text = format_addr(ns.ip(), ip6, device);
+                    let mut text = format_addr(ns.ip4(), ip6, device);
                     if args.ipv6 {
                         // `ip -6 addr`: the interfaces without their inet lines.
                         text = text
@@ -120,7 +120,7 @@ pub(super) fn ip(ns: &Arc<NetNs>, argv: &[String], out: &mut Output) -> i32 {
             0
         }
         IpObject::Route { .. } => {
-            out.print(format_route(ns.ip()));
+            out.print(ns.ip4().map(format_route).unwrap_or_default());
             0
         }
     }
@@ -135,9 +135,13 @@ fn pod_network(ip: Ipv4Addr) -> Ipv4Addr {
 /// derived from the IP the way many CNIs do (`0a:58:` + the IP's bytes).
 /// A dual-stack pod's eth0 also has its IPv6 address (`/64`, the
 /// default IPv6 node mask) and lo `::1`.
-fn format_addr(ip: Ipv4Addr, ip6: Option<Ipv6Addr>, device: Option<&str>) -> String {
-    let [a, b, c, d] = ip.octets();
-    let broadcast = Ipv4Addr::from(u32::from(ip) | !(u32::MAX << (32 - POD_PREFIX)));
+fn format_addr(ip: Option<Ipv4Addr>, ip6: Option<Ipv6Addr>, device: Option<&str>) -> String {
+    // An IPv6-only pod's MAC comes from the low bytes of its address.
+    let [a, b, c, d] = match (ip, ip6) {
+        (Some(ip), _) => ip.octets(),
+        (None, Some(ip6)) => (u128::from(ip6) as u32).to_be_bytes(),
+        (None, None) => [0; 4],
+    };
     let mut lo = "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN group default qlen 1000\n    \
               link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00\n    \
               inet 127.0.0.1/8 scope host lo\n       \
@@ -145,10 +149,15 @@ fn format_addr(ip: Ipv4Addr, ip6: Option<Ipv6Addr>, device: Option<&str>) -> Str
         .to_owned();
     let mut eth0 = format!(
         "2: eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP group default\n    \
-         link/ether 0a:58:{a:02x}:{b:02x}:{c:02x}:{d:02x} brd ff:ff:ff:ff:ff:ff\n    \
-         inet {ip}/{POD_PREFIX} brd {broadcast} scope global eth0\n       \
-         valid_lft forever preferred_lft forever\n"
+         link/ether 0a:58:{a:02x}:{b:02x}:{c:02x}:{d:02x} brd ff:ff:ff:ff:ff:ff\n"
     );
+    if let Some(ip) = ip {
+        let broadcast = Ipv4Addr::from(u32::from(ip) | !(u32::MAX << (32 - POD_PREFIX)));
+        eth0.push_str(&format!(
+            "    inet {ip}/{POD_PREFIX} brd {broadcast} scope global eth0\n       \
+             valid_lft forever preferred_lft forever\n"
+        ));
+    }
     if let Some(ip6) = ip6 {
         lo.push_str(
             "    inet6 ::1/128 scope host\n       \
@@ -323,7 +332,7 @@ mod tests {
 
     #[test]
     fn addr_in_iproute2_format() {
-        let text = format_addr(Ipv4Addr::new(10, 244, 1, 5), None, None);
+        let text = format_addr(Some(Ipv4Addr::new(10, 244, 1, 5)), None, None);
         assert!(
             text.starts_with("1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536"),
             "{text}"
@@ -344,7 +353,9 @@ mod tests {
             text.contains("\n    inet 10.244.1.5/24 brd 10.244.1.255 scope global eth0\n"),
             "{text}"
         );
-        assert!(!format_addr(Ipv4Addr::new(10, 244, 1, 5), None, Some("eth0")).contains("lo:"));
+        assert!(
+            !format_addr(Some(Ipv4Addr::new(10, 244, 1, 5)), None, Some("eth0")).contains("lo:")
+        );
     }
 
     #[test]
@@ -372,7 +383,7 @@ mod tests {
     #[test]
     fn a_dual_stack_pod_shows_its_ipv6_address_and_route() {
         let ip6: Ipv6Addr = "fd00:10:244:1::5".parse().unwrap();
-        let text = format_addr(Ipv4Addr::new(10, 244, 1, 5), Some(ip6), None);
+        let text = format_addr(Some(Ipv4Addr::new(10, 244, 1, 5)), Some(ip6), None);
         assert!(text.contains("inet6 ::1/128 scope host"), "{text}");
         assert!(
             text.contains("inet6 fd00:10:244:1::5/64 scope global"),

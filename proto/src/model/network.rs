@@ -25,6 +25,28 @@ pub const DEFAULT_SERVICE_CIDR_V6: &str = "fd00:10:96::/112";
 pub const API_SERVICE_IP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 1);
 /// The `kube-dns` Service in `kube-system`, where pods' resolv.conf points.
 pub const KUBE_DNS_IP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
+/// `kube-dns`'s ClusterIP on an IPv6 single-stack cluster: the tenth
+/// address of [`DEFAULT_SERVICE_CIDR_V6`], as kind's.
+pub const KUBE_DNS_IP6: std::net::Ipv6Addr =
+    std::net::Ipv6Addr::new(0xfd00, 0x10, 0x96, 0, 0, 0, 0, 0xa);
+
+/// The `n`th address of `net` (its network address being the 0th), as
+/// the API server counts the well-known ClusterIPs; `None` past its end.
+pub fn nth_address(net: ipnet::IpNet, n: u128) -> Option<IpAddr> {
+    let ip = match net.network() {
+        IpAddr::V4(ip) => IpAddr::V4(Ipv4Addr::from(
+            u32::from(ip).checked_add(u32::try_from(n).ok()?)?,
+        )),
+        IpAddr::V6(ip) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(ip).checked_add(n)?)),
+    };
+    net.contains(&ip).then_some(ip)
+}
+
+/// The cluster DNS's ClusterIP on a cluster whose primary Service range
+/// is `range`: its tenth address (kubeadm's and kind's `clusterDNS`).
+pub fn cluster_dns_ip(range: ipnet::IpNet) -> Option<IpAddr> {
+    nth_address(range, 10)
+}
 /// The outside world's recursive resolver, where an emulated node's
 /// resolv.conf points (as a kind node's points at its Docker network's
 /// resolver): each node serves it in its own process, from the names of
@@ -51,8 +73,10 @@ pub const DEFAULT_LB_POOL: &str = "127.0.1.0/24";
 
 /// An address family, as Kubernetes spells it in `ipFamilies` and an
 /// EndpointSlice's `addressType`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum IpFamily {
+    /// IPv4, also what an object without a family field means.
+    #[default]
     V4,
     V6,
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Weak;
 
 use bytes::Bytes;
@@ -39,7 +39,7 @@ fn upstreams_leave_out_the_cluster_dns_itself() {
         let got = upstreams(
             servers,
             &[IpAddr::V4(DNS_IP)],
-            &[Ipv4Addr::new(10, 96, 0, 10)],
+            &[Ipv4Addr::new(10, 96, 0, 10).into()],
         );
         assert_eq!(got, want, "{servers:?}");
     };

@@ -131,6 +131,7 @@ impl World {
             services: &self.services,
             slices: &self.slices,
             default_service: self.default_service,
+            family: podnet_proto::model::network::IpFamily::V4,
         })
     }
 }
