@@ -9,6 +9,7 @@
 //! against the labels and addresses held at judging time. Memory is
 //! proportional to the objects held; nothing is kept of removed ones.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
@@ -151,10 +152,14 @@ impl Index {
 
     /// A namespace's labels: as held, or for one not (yet) seen just its
     /// name label, which every namespace has.
-    pub(crate) fn namespace_labels(&self, name: &str) -> BTreeMap<String, String> {
-        self.namespaces.get(name).cloned().unwrap_or_else(|| {
-            BTreeMap::from([(LABEL_NAMESPACE_NAME.to_string(), name.to_string())])
-        })
+    pub(crate) fn namespace_labels(&self, name: &str) -> Cow<'_, BTreeMap<String, String>> {
+        match self.namespaces.get(name) {
+            Some(labels) => Cow::Borrowed(labels),
+            None => Cow::Owned(BTreeMap::from([(
+                LABEL_NAMESPACE_NAME.to_string(),
+                name.to_string(),
+            )])),
+        }
     }
 
     /// Whether `ip` is an address of `node`.

@@ -74,8 +74,19 @@
 //! policy and matched only by `ipBlock` peers: the window upstream documents
 //! for pods that start before the plugin has handled them.
 //!
-//! Not here: anything above layer 4 (policies are per flow, not per
-//! packet: replies of an allowed flow ride on it), `hostNetwork` pods
+//! **Sources as the judge sees them.** The ingress side judges the source
+//! address as it arrives at the destination node: a NodePort flow the
+//! proxy SNATed to a node IP comes from that node (from the pod's own
+//! node it is always allowed), as in a real cluster.
+//!
+//! **Validation.** [`validate`] is upstream's `ValidateNetworkPolicySpec`
+//! plus a missing `metadata.name`; the rest of the object metadata is the
+//! control plane's. Label values in selectors are checked strictly, as for
+//! a new object.
+//!
+//! Not here: protocols other than TCP, UDP and SCTP (upstream leaves ICMP
+//! to the plugin; the caller decides), anything per packet (policies are
+//! per flow: replies of an allowed flow ride on it), `hostNetwork` pods
 //! (they are outside addresses here), AdminNetworkPolicy, and the flow log
 //! (the caller records the [`Verdict`]).
 
@@ -95,4 +106,4 @@ pub use model::{
     ContainerPort, Direction, Endpoint, Flow, LABEL_NAMESPACE_NAME, PodInfo, PodKey, PolicyRef,
     Protocol,
 };
-pub use policy::{DEFAULT_NAMESPACE, Policy, compile, labels, validate};
+pub use policy::{DEFAULT_NAMESPACE, Policy, compile, validate};

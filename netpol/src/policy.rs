@@ -5,7 +5,6 @@
 //! [`compile`] and [`validate`] share one walk over the object, so what
 //! one refuses the other reports, with the same field paths.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::str::FromStr;
 
@@ -496,14 +495,6 @@ fn label_key(key: &str, path: &str, problems: &mut Vec<InvalidPolicy>) {
             reason,
         });
     }
-}
-
-/// Labels as a `BTreeMap`, for callers building [`PodInfo`]s.
-pub fn labels<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> BTreeMap<String, String> {
-    pairs
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 #[cfg(test)]
