@@ -65,7 +65,10 @@
 //! egress alike: egress to an outside address, or to a pod without that
 //! port, never matches a named port.
 //!
-//! **Always allowed.** A pod can always reach itself ([`Verdict::SamePod`]),
+//! **Always allowed.** A pod can always reach itself ([`Verdict::SamePod`]:
+//! the docs' "a pod cannot block access to itself"; upstream's e2e suite,
+//! probing a pod from itself through its pod IP, expects policy to apply
+//! there, which podnet does not follow),
 //! and traffic between a pod and its own node's addresses (kubelet probes)
 //! is always allowed in both directions ([`Verdict::LocalNode`]); the index
 //! learns node addresses from [`Index::upsert_node`].
