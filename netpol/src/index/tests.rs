@@ -283,8 +283,6 @@ fn arb_op() -> impl Strategy<Value = Op> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
-
     #[test]
     fn without_policies_every_flow_is_allowed(pods in prop::collection::vec(arb_pod(), 0..8)) {
         let index = base(&pods);
