@@ -58,19 +58,20 @@ fn world(policies: &[String]) -> Index {
     index
 }
 
-/// Judges each `(src, dst, "PROTO/port", "egress | ingress")` row under
-/// `policies`. Pods are `ns/name`, anything else an address.
-fn check(policies: &[String], rows: &[(&str, &str, &str, &str)]) {
+/// Judges each row, `"src -> dst PROTO/port: egress | ingress"`, under
+/// `policies`. Pods are `ns/name`, anything else an address; verdicts are
+/// [`short`]'s.
+fn check(policies: &[String], rows: &[&str]) {
     let index = world(policies);
     let mut failures = Vec::new();
-    for (src, dst, on, expected) in rows {
-        let f = flow(&index, src, dst, on);
-        let j = index.judge(&f);
+    for row in rows {
+        let (flow_spec, expected) = row.split_once(": ").expect(row);
+        let (src, rest) = flow_spec.split_once(" -> ").expect(row);
+        let (dst, on) = rest.split_once(' ').expect(row);
+        let j = index.judge(&flow(&index, src, dst, on));
         let got = format!("{} | {}", short(&j.egress), short(&j.ingress));
-        if got != *expected {
-            failures.push(format!(
-                "{src} -> {dst} {on}: expected {expected}, got {got}"
-            ));
+        if got != expected {
+            failures.push(format!("{flow_spec}: expected {expected}, got {got}"));
         }
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
@@ -88,20 +89,10 @@ fn a_pod_no_policy_selects_allows_everything() {
             "podSelector: {matchLabels: {role: db}}",
         )],
         &[
-            (
-                "default/frontend",
-                "default/backend",
-                "TCP/8080",
-                "open | open",
-            ),
-            ("8.8.8.8", "default/backend", "UDP/53", "- | open"),
-            ("default/backend", "8.8.8.8", "TCP/443", "open | -"),
-            (
-                "default/frontend",
-                "default/db",
-                "TCP/6379",
-                "open | deny(default/db-only)",
-            ),
+            "default/frontend -> default/backend TCP/8080: open | open",
+            "8.8.8.8 -> default/backend UDP/53: - | open",
+            "default/backend -> 8.8.8.8 TCP/443: open | -",
+            "default/frontend -> default/db TCP/6379: open | deny(default/db-only)",
         ],
     );
 }
@@ -119,36 +110,21 @@ fn policy_types_default_to_ingress_plus_egress_when_there_are_egress_rules() {
     );
     check(
         &[ingress_only],
-        &[("default/frontend", "8.8.8.8", "TCP/443", "open | -")],
+        &["default/frontend -> 8.8.8.8 TCP/443: open | -"],
     );
     // An egress-only policy without policyTypes isolates ingress too.
     check(
         &[with_egress],
         &[
-            (
-                "default/frontend",
-                "8.8.8.8",
-                "UDP/53",
-                "allow(default/e) | -",
-            ),
-            (
-                "default/frontend",
-                "8.8.8.8",
-                "TCP/443",
-                "deny(default/e) | -",
-            ),
-            (
-                "8.8.8.8",
-                "default/frontend",
-                "TCP/80",
-                "- | deny(default/e)",
-            ),
+            "default/frontend -> 8.8.8.8 UDP/53: allow(default/e) | -",
+            "default/frontend -> 8.8.8.8 TCP/443: deny(default/e) | -",
+            "8.8.8.8 -> default/frontend TCP/80: - | deny(default/e)",
         ],
     );
     // `egress: []` without policyTypes does not isolate egress.
     check(
         &[empty_egress],
-        &[("default/frontend", "8.8.8.8", "TCP/443", "open | -")],
+        &["default/frontend -> 8.8.8.8 TCP/443: open | -"],
     );
 }
 
@@ -160,13 +136,8 @@ fn rules_of_a_direction_missing_from_policy_types_are_ignored() {
             "podSelector: {}\npolicyTypes: [Egress]\ningress: [{from: [{podSelector: {}}]}]",
         )],
         &[
-            ("8.8.8.8", "default/db", "TCP/6379", "- | open"),
-            (
-                "default/db",
-                "default/backend",
-                "TCP/8080",
-                "deny(default/egress-only) | open",
-            ),
+            "8.8.8.8 -> default/db TCP/6379: - | open",
+            "default/db -> default/backend TCP/8080: deny(default/egress-only) | open",
         ],
     );
 }
@@ -186,30 +157,10 @@ fn allowed_is_the_union_of_every_selecting_policy() {
             p("default/deny", "podSelector: {}\npolicyTypes: [Ingress]"),
         ],
         &[
-            (
-                "default/frontend",
-                "default/db",
-                "TCP/6379",
-                "open | allow(default/a)",
-            ),
-            (
-                "default/backend",
-                "default/db",
-                "TCP/6379",
-                "open | allow(default/a,default/b)",
-            ),
-            (
-                "default/backend",
-                "default/db",
-                "TCP/5432",
-                "open | allow(default/b)",
-            ),
-            (
-                "default/frontend",
-                "default/db",
-                "TCP/5432",
-                "open | deny(default/a,default/b,default/deny)",
-            ),
+            "default/frontend -> default/db TCP/6379: open | allow(default/a)",
+            "default/backend -> default/db TCP/6379: open | allow(default/a,default/b)",
+            "default/backend -> default/db TCP/5432: open | allow(default/b)",
+            "default/frontend -> default/db TCP/5432: open | deny(default/a,default/b,default/deny)",
         ],
     );
 }
@@ -229,24 +180,9 @@ fn a_connection_needs_source_egress_and_destination_ingress() {
     check(
         &policies,
         &[
-            (
-                "default/frontend",
-                "default/db",
-                "TCP/6379",
-                "deny(default/front-out) | allow(default/db-in)",
-            ),
-            (
-                "default/frontend",
-                "default/backend",
-                "TCP/8080",
-                "allow(default/front-out) | open",
-            ),
-            (
-                "default/backend",
-                "default/db",
-                "TCP/6379",
-                "open | deny(default/db-in)",
-            ),
+            "default/frontend -> default/db TCP/6379: deny(default/front-out) | allow(default/db-in)",
+            "default/frontend -> default/backend TCP/8080: allow(default/front-out) | open",
+            "default/backend -> default/db TCP/6379: open | deny(default/db-in)",
         ],
     );
     let index = world(&policies);
@@ -266,24 +202,9 @@ fn pod_selector_alone_selects_pods_of_the_policys_namespace() {
             "podSelector: {matchLabels: {role: db}}\ningress: [{from: [{podSelector: {}}]}]",
         )],
         &[
-            (
-                "default/frontend",
-                "default/db",
-                "TCP/6379",
-                "open | allow(default/any-pod)",
-            ),
-            (
-                "myproject/client",
-                "default/db",
-                "TCP/6379",
-                "open | deny(default/any-pod)",
-            ),
-            (
-                "10.244.1.12",
-                "default/db",
-                "TCP/6379",
-                "open | deny(default/any-pod)",
-            ),
+            "default/frontend -> default/db TCP/6379: open | allow(default/any-pod)",
+            "myproject/client -> default/db TCP/6379: open | deny(default/any-pod)",
+            "10.244.1.12 -> default/db TCP/6379: open | deny(default/any-pod)",
         ],
     );
 }
@@ -306,42 +227,12 @@ fn namespace_selector_alone_selects_every_pod_of_matching_namespaces() {
             ),
         ],
         &[
-            (
-                "myproject/client",
-                "default/db",
-                "TCP/6379",
-                "open | allow(default/project)",
-            ),
-            (
-                "default/frontend",
-                "default/db",
-                "TCP/6379",
-                "open | deny(default/project)",
-            ),
-            (
-                "other/client",
-                "default/backend",
-                "TCP/8080",
-                "open | allow(default/by-name)",
-            ),
-            (
-                "myproject/client",
-                "default/backend",
-                "TCP/8080",
-                "open | deny(default/by-name)",
-            ),
-            (
-                "default/db",
-                "other/web",
-                "TCP/80",
-                "open | allow(other/every-namespace)",
-            ),
-            (
-                "172.18.0.1",
-                "other/web",
-                "TCP/80",
-                "- | deny(other/every-namespace)",
-            ),
+            "myproject/client -> default/db TCP/6379: open | allow(default/project)",
+            "default/frontend -> default/db TCP/6379: open | deny(default/project)",
+            "other/client -> default/backend TCP/8080: open | allow(default/by-name)",
+            "myproject/client -> default/backend TCP/8080: open | deny(default/by-name)",
+            "default/db -> other/web TCP/80: open | allow(other/every-namespace)",
+            "172.18.0.1 -> other/web TCP/80: - | deny(other/every-namespace)",
         ],
     );
 }
@@ -359,54 +250,19 @@ fn both_selectors_in_one_peer_and_separate_peers_or() {
     check(
         &[and],
         &[
-            (
-                "other/client",
-                "default/db",
-                "TCP/6379",
-                "open | allow(default/and)",
-            ),
-            (
-                "other/web",
-                "default/db",
-                "TCP/6379",
-                "open | deny(default/and)",
-            ),
-            (
-                "myproject/client",
-                "default/db",
-                "TCP/6379",
-                "open | deny(default/and)",
-            ),
+            "other/client -> default/db TCP/6379: open | allow(default/and)",
+            "other/web -> default/db TCP/6379: open | deny(default/and)",
+            "myproject/client -> default/db TCP/6379: open | deny(default/and)",
         ],
     );
     check(
         &[or],
         &[
-            (
-                "other/client",
-                "default/db",
-                "TCP/6379",
-                "open | allow(default/or)",
-            ),
-            (
-                "other/web",
-                "default/db",
-                "TCP/6379",
-                "open | allow(default/or)",
-            ),
+            "other/client -> default/db TCP/6379: open | allow(default/or)",
+            "other/web -> default/db TCP/6379: open | allow(default/or)",
             // app=client, but podSelector alone means default's pods only.
-            (
-                "myproject/client",
-                "default/db",
-                "TCP/6379",
-                "open | deny(default/or)",
-            ),
-            (
-                "default/frontend",
-                "default/db",
-                "TCP/6379",
-                "open | deny(default/or)",
-            ),
+            "myproject/client -> default/db TCP/6379: open | deny(default/or)",
+            "default/frontend -> default/db TCP/6379: open | deny(default/or)",
         ],
     );
 }
@@ -419,30 +275,10 @@ fn ip_block_with_except_matches_pod_and_outside_addresses() {
             "podSelector: {matchLabels: {role: db}}\ningress: [{from: [{ipBlock: {cidr: 10.244.0.0/16, except: [10.244.1.0/24]}}, {ipBlock: {cidr: 192.0.2.0/24}}]}]",
         )],
         &[
-            (
-                "myproject/client",
-                "default/db",
-                "TCP/6379",
-                "open | allow(default/block)",
-            ),
-            (
-                "default/frontend",
-                "default/db",
-                "TCP/6379",
-                "open | deny(default/block)",
-            ),
-            (
-                "192.0.2.7",
-                "default/db",
-                "TCP/6379",
-                "- | allow(default/block)",
-            ),
-            (
-                "198.51.100.7",
-                "default/db",
-                "TCP/6379",
-                "- | deny(default/block)",
-            ),
+            "myproject/client -> default/db TCP/6379: open | allow(default/block)",
+            "default/frontend -> default/db TCP/6379: open | deny(default/block)",
+            "192.0.2.7 -> default/db TCP/6379: - | allow(default/block)",
+            "198.51.100.7 -> default/db TCP/6379: - | deny(default/block)",
         ],
     );
 }
@@ -456,24 +292,9 @@ fn a_rule_without_peers_or_ports_matches_everything() {
                 &format!("podSelector: {{}}\ningress: {rules}"),
             )],
             &[
-                (
-                    "8.8.8.8",
-                    "default/db",
-                    "TCP/6379",
-                    "- | allow(default/all)",
-                ),
-                (
-                    "other/client",
-                    "default/db",
-                    "UDP/9999",
-                    "open | allow(default/all)",
-                ),
-                (
-                    "other/client",
-                    "default/db",
-                    "SCTP/1",
-                    "open | allow(default/all)",
-                ),
+                "8.8.8.8 -> default/db TCP/6379: - | allow(default/all)",
+                "other/client -> default/db UDP/9999: open | allow(default/all)",
+                "other/client -> default/db SCTP/1: open | allow(default/all)",
             ],
         );
     }
@@ -487,24 +308,9 @@ fn a_rule_without_ports_matches_every_port_and_protocol_of_its_peers() {
             "podSelector: {matchLabels: {role: db}}\ningress: [{from: [{podSelector: {matchLabels: {role: frontend}}}]}]",
         )],
         &[
-            (
-                "default/frontend",
-                "default/db",
-                "UDP/5353",
-                "open | allow(default/from-front)",
-            ),
-            (
-                "default/frontend",
-                "default/db",
-                "SCTP/9",
-                "open | allow(default/from-front)",
-            ),
-            (
-                "default/backend",
-                "default/db",
-                "TCP/6379",
-                "open | deny(default/from-front)",
-            ),
+            "default/frontend -> default/db UDP/5353: open | allow(default/from-front)",
+            "default/frontend -> default/db SCTP/9: open | allow(default/from-front)",
+            "default/backend -> default/db TCP/6379: open | deny(default/from-front)",
         ],
     );
 }
@@ -517,48 +323,13 @@ fn numeric_ports_ranges_and_the_tcp_default() {
             "podSelector: {matchLabels: {app: backend}}\ningress: [{ports: [{port: 8080}, {port: 9000, endPort: 9100}, {protocol: UDP, port: 53}]}]",
         )],
         &[
-            (
-                "default/frontend",
-                "default/backend",
-                "TCP/8080",
-                "open | allow(default/ports)",
-            ),
-            (
-                "default/frontend",
-                "default/backend",
-                "UDP/8080",
-                "open | deny(default/ports)",
-            ),
-            (
-                "default/frontend",
-                "default/backend",
-                "TCP/9000",
-                "open | allow(default/ports)",
-            ),
-            (
-                "default/frontend",
-                "default/backend",
-                "TCP/9100",
-                "open | allow(default/ports)",
-            ),
-            (
-                "default/frontend",
-                "default/backend",
-                "TCP/9101",
-                "open | deny(default/ports)",
-            ),
-            (
-                "default/frontend",
-                "default/backend",
-                "UDP/53",
-                "open | allow(default/ports)",
-            ),
-            (
-                "default/frontend",
-                "default/backend",
-                "TCP/53",
-                "open | deny(default/ports)",
-            ),
+            "default/frontend -> default/backend TCP/8080: open | allow(default/ports)",
+            "default/frontend -> default/backend UDP/8080: open | deny(default/ports)",
+            "default/frontend -> default/backend TCP/9000: open | allow(default/ports)",
+            "default/frontend -> default/backend TCP/9100: open | allow(default/ports)",
+            "default/frontend -> default/backend TCP/9101: open | deny(default/ports)",
+            "default/frontend -> default/backend UDP/53: open | allow(default/ports)",
+            "default/frontend -> default/backend TCP/53: open | deny(default/ports)",
         ],
     );
 }
@@ -571,24 +342,9 @@ fn a_protocol_without_a_port_matches_every_port_of_it() {
             "podSelector: {matchLabels: {app: backend}}\ningress: [{ports: [{protocol: UDP}]}]",
         )],
         &[
-            (
-                "default/frontend",
-                "default/backend",
-                "UDP/1",
-                "open | allow(default/udp)",
-            ),
-            (
-                "default/frontend",
-                "default/backend",
-                "UDP/65535",
-                "open | allow(default/udp)",
-            ),
-            (
-                "default/frontend",
-                "default/backend",
-                "TCP/8080",
-                "open | deny(default/udp)",
-            ),
+            "default/frontend -> default/backend UDP/1: open | allow(default/udp)",
+            "default/frontend -> default/backend UDP/65535: open | allow(default/udp)",
+            "default/frontend -> default/backend TCP/8080: open | deny(default/udp)",
         ],
     );
     // `{}` is TCP, every port.
@@ -598,18 +354,8 @@ fn a_protocol_without_a_port_matches_every_port_of_it() {
             "podSelector: {matchLabels: {app: backend}}\ningress: [{ports: [{}]}]",
         )],
         &[
-            (
-                "default/frontend",
-                "default/backend",
-                "TCP/1",
-                "open | allow(default/tcp)",
-            ),
-            (
-                "default/frontend",
-                "default/backend",
-                "UDP/53",
-                "open | deny(default/tcp)",
-            ),
+            "default/frontend -> default/backend TCP/1: open | allow(default/tcp)",
+            "default/frontend -> default/backend UDP/53: open | deny(default/tcp)",
         ],
     );
 }
@@ -622,37 +368,12 @@ fn named_ports_resolve_against_the_destination_pod_by_name_and_protocol() {
             "podSelector: {matchLabels: {app: backend}}\ningress: [{ports: [{port: http}, {port: dns, protocol: UDP}, {port: metrics, protocol: UDP}]}]",
         )],
         &[
-            (
-                "default/frontend",
-                "default/backend",
-                "TCP/8080",
-                "open | allow(default/named)",
-            ),
-            (
-                "default/frontend",
-                "default/backend",
-                "TCP/80",
-                "open | deny(default/named)",
-            ),
-            (
-                "default/frontend",
-                "default/backend",
-                "UDP/53",
-                "open | allow(default/named)",
-            ),
+            "default/frontend -> default/backend TCP/8080: open | allow(default/named)",
+            "default/frontend -> default/backend TCP/80: open | deny(default/named)",
+            "default/frontend -> default/backend UDP/53: open | allow(default/named)",
             // metrics is a TCP port; the policy asks for UDP.
-            (
-                "default/frontend",
-                "default/backend",
-                "TCP/9090",
-                "open | deny(default/named)",
-            ),
-            (
-                "default/frontend",
-                "default/backend",
-                "UDP/9090",
-                "open | deny(default/named)",
-            ),
+            "default/frontend -> default/backend TCP/9090: open | deny(default/named)",
+            "default/frontend -> default/backend UDP/9090: open | deny(default/named)",
         ],
     );
 }
@@ -666,37 +387,12 @@ fn named_ports_in_egress_resolve_against_the_destination_and_never_match_outside
         )],
         &[
             // backend's http is 8080, web's http is 80: each its own.
-            (
-                "default/frontend",
-                "default/backend",
-                "TCP/8080",
-                "allow(default/out) | open",
-            ),
-            (
-                "default/frontend",
-                "other/web",
-                "TCP/80",
-                "allow(default/out) | open",
-            ),
-            (
-                "default/frontend",
-                "other/web",
-                "TCP/8080",
-                "deny(default/out) | open",
-            ),
+            "default/frontend -> default/backend TCP/8080: allow(default/out) | open",
+            "default/frontend -> other/web TCP/80: allow(default/out) | open",
+            "default/frontend -> other/web TCP/8080: deny(default/out) | open",
             // db has no port named http.
-            (
-                "default/frontend",
-                "default/db",
-                "TCP/8080",
-                "deny(default/out) | open",
-            ),
-            (
-                "default/frontend",
-                "93.184.216.34",
-                "TCP/80",
-                "deny(default/out) | -",
-            ),
+            "default/frontend -> default/db TCP/8080: deny(default/out) | open",
+            "default/frontend -> 93.184.216.34 TCP/80: deny(default/out) | -",
         ],
     );
 }
@@ -710,27 +406,12 @@ fn traffic_between_a_pod_and_its_own_node_is_always_allowed() {
         )],
         &[
             // db runs on node-2 (172.18.0.3), backend on node-1 (172.18.0.2).
-            ("172.18.0.3", "default/db", "TCP/6379", "- | node"),
-            (
-                "172.18.0.2",
-                "default/db",
-                "TCP/6379",
-                "- | deny(default/deny-all)",
-            ),
-            ("172.18.0.2", "default/backend", "TCP/8080", "- | node"),
-            ("default/db", "172.18.0.3", "TCP/10250", "node | -"),
-            (
-                "default/db",
-                "172.18.0.2",
-                "TCP/10250",
-                "deny(default/deny-all) | -",
-            ),
-            (
-                "172.18.0.1",
-                "default/db",
-                "TCP/6379",
-                "- | deny(default/deny-all)",
-            ),
+            "172.18.0.3 -> default/db TCP/6379: - | node",
+            "172.18.0.2 -> default/db TCP/6379: - | deny(default/deny-all)",
+            "172.18.0.2 -> default/backend TCP/8080: - | node",
+            "default/db -> 172.18.0.3 TCP/10250: node | -",
+            "default/db -> 172.18.0.2 TCP/10250: deny(default/deny-all) | -",
+            "172.18.0.1 -> default/db TCP/6379: - | deny(default/deny-all)",
         ],
     );
 }
@@ -743,13 +424,8 @@ fn a_pod_can_always_reach_itself() {
             "podSelector: {}\npolicyTypes: [Ingress, Egress]",
         )],
         &[
-            ("default/db", "default/db", "TCP/6379", "self | self"),
-            (
-                "default/backend",
-                "default/db",
-                "TCP/6379",
-                "deny(default/deny-all) | deny(default/deny-all)",
-            ),
+            "default/db -> default/db TCP/6379: self | self",
+            "default/backend -> default/db TCP/6379: deny(default/deny-all) | deny(default/deny-all)",
         ],
     );
 }
@@ -905,79 +581,19 @@ fn docs_test_network_policy() {
     check(
         &[TEST_NETWORK_POLICY.to_string()],
         &[
-            (
-                "172.17.0.5",
-                "default/db",
-                "TCP/6379",
-                "- | allow(default/test-network-policy)",
-            ),
-            (
-                "172.17.1.5",
-                "default/db",
-                "TCP/6379",
-                "- | deny(default/test-network-policy)",
-            ),
-            (
-                "myproject/client",
-                "default/db",
-                "TCP/6379",
-                "open | allow(default/test-network-policy)",
-            ),
-            (
-                "other/client",
-                "default/db",
-                "TCP/6379",
-                "open | deny(default/test-network-policy)",
-            ),
-            (
-                "default/frontend",
-                "default/db",
-                "TCP/6379",
-                "open | allow(default/test-network-policy)",
-            ),
-            (
-                "default/frontend",
-                "default/db",
-                "TCP/6380",
-                "open | deny(default/test-network-policy)",
-            ),
-            (
-                "default/backend",
-                "default/db",
-                "TCP/6379",
-                "open | deny(default/test-network-policy)",
-            ),
-            (
-                "default/db",
-                "10.0.0.5",
-                "TCP/5978",
-                "allow(default/test-network-policy) | -",
-            ),
-            (
-                "default/db",
-                "10.0.0.5",
-                "UDP/5978",
-                "deny(default/test-network-policy) | -",
-            ),
-            (
-                "default/db",
-                "10.0.1.5",
-                "TCP/5978",
-                "deny(default/test-network-policy) | -",
-            ),
-            (
-                "default/db",
-                "default/backend",
-                "TCP/8080",
-                "deny(default/test-network-policy) | open",
-            ),
+            "172.17.0.5 -> default/db TCP/6379: - | allow(default/test-network-policy)",
+            "172.17.1.5 -> default/db TCP/6379: - | deny(default/test-network-policy)",
+            "myproject/client -> default/db TCP/6379: open | allow(default/test-network-policy)",
+            "other/client -> default/db TCP/6379: open | deny(default/test-network-policy)",
+            "default/frontend -> default/db TCP/6379: open | allow(default/test-network-policy)",
+            "default/frontend -> default/db TCP/6380: open | deny(default/test-network-policy)",
+            "default/backend -> default/db TCP/6379: open | deny(default/test-network-policy)",
+            "default/db -> 10.0.0.5 TCP/5978: allow(default/test-network-policy) | -",
+            "default/db -> 10.0.0.5 UDP/5978: deny(default/test-network-policy) | -",
+            "default/db -> 10.0.1.5 TCP/5978: deny(default/test-network-policy) | -",
+            "default/db -> default/backend TCP/8080: deny(default/test-network-policy) | open",
             // Only db is selected.
-            (
-                "default/frontend",
-                "default/backend",
-                "TCP/8080",
-                "open | open",
-            ),
+            "default/frontend -> default/backend TCP/8080: open | open",
         ],
     );
 }
@@ -1013,73 +629,33 @@ fn docs_default_policies() {
     check(
         std::slice::from_ref(&deny_ingress),
         &[
-            (
-                "default/frontend",
-                "default/db",
-                "TCP/6379",
-                "open | deny(default/default-deny-ingress)",
-            ),
-            ("default/db", "other/web", "TCP/80", "open | open"),
-            ("default/db", "8.8.8.8", "UDP/53", "open | -"),
+            "default/frontend -> default/db TCP/6379: open | deny(default/default-deny-ingress)",
+            "default/db -> other/web TCP/80: open | open",
+            "default/db -> 8.8.8.8 UDP/53: open | -",
         ],
     );
     check(
         &[deny_ingress.clone(), allow_ingress],
-        &[(
-            "other/client",
-            "default/db",
-            "TCP/6379",
-            "open | allow(default/allow-all-ingress)",
-        )],
+        &["other/client -> default/db TCP/6379: open | allow(default/allow-all-ingress)"],
     );
     check(
         std::slice::from_ref(&deny_egress),
         &[
-            (
-                "default/db",
-                "other/web",
-                "TCP/80",
-                "deny(default/default-deny-egress) | open",
-            ),
-            (
-                "default/db",
-                "8.8.8.8",
-                "UDP/53",
-                "deny(default/default-deny-egress) | -",
-            ),
-            ("other/web", "default/db", "TCP/6379", "open | open"),
+            "default/db -> other/web TCP/80: deny(default/default-deny-egress) | open",
+            "default/db -> 8.8.8.8 UDP/53: deny(default/default-deny-egress) | -",
+            "other/web -> default/db TCP/6379: open | open",
         ],
     );
     check(
         &[deny_egress, allow_egress],
-        &[(
-            "default/db",
-            "8.8.8.8",
-            "UDP/53",
-            "allow(default/allow-all-egress) | -",
-        )],
+        &["default/db -> 8.8.8.8 UDP/53: allow(default/allow-all-egress) | -"],
     );
     check(
         &[deny_all],
         &[
-            (
-                "default/frontend",
-                "default/db",
-                "TCP/6379",
-                "deny(default/default-deny-all) | deny(default/default-deny-all)",
-            ),
-            (
-                "other/web",
-                "default/db",
-                "TCP/6379",
-                "open | deny(default/default-deny-all)",
-            ),
-            (
-                "default/db",
-                "other/web",
-                "TCP/80",
-                "deny(default/default-deny-all) | open",
-            ),
+            "default/frontend -> default/db TCP/6379: deny(default/default-deny-all) | deny(default/default-deny-all)",
+            "other/web -> default/db TCP/6379: open | deny(default/default-deny-all)",
+            "default/db -> other/web TCP/80: deny(default/default-deny-all) | open",
         ],
     );
 }
@@ -1110,42 +686,12 @@ spec:
     check(
         &[multi_port.to_string()],
         &[
-            (
-                "default/db",
-                "10.0.0.9",
-                "TCP/31999",
-                "deny(default/multi-port-egress) | -",
-            ),
-            (
-                "default/db",
-                "10.0.0.9",
-                "TCP/32000",
-                "allow(default/multi-port-egress) | -",
-            ),
-            (
-                "default/db",
-                "10.0.0.9",
-                "TCP/32768",
-                "allow(default/multi-port-egress) | -",
-            ),
-            (
-                "default/db",
-                "10.0.0.9",
-                "TCP/32769",
-                "deny(default/multi-port-egress) | -",
-            ),
-            (
-                "default/db",
-                "10.0.1.9",
-                "TCP/32000",
-                "deny(default/multi-port-egress) | -",
-            ),
-            (
-                "default/db",
-                "10.0.0.9",
-                "UDP/32000",
-                "deny(default/multi-port-egress) | -",
-            ),
+            "default/db -> 10.0.0.9 TCP/31999: deny(default/multi-port-egress) | -",
+            "default/db -> 10.0.0.9 TCP/32000: allow(default/multi-port-egress) | -",
+            "default/db -> 10.0.0.9 TCP/32768: allow(default/multi-port-egress) | -",
+            "default/db -> 10.0.0.9 TCP/32769: deny(default/multi-port-egress) | -",
+            "default/db -> 10.0.1.9 TCP/32000: deny(default/multi-port-egress) | -",
+            "default/db -> 10.0.0.9 UDP/32000: deny(default/multi-port-egress) | -",
         ],
     );
 }
@@ -1178,46 +724,16 @@ fn seed_allow_frontend_only() {
     check(
         &[ALLOW_FRONTEND_ONLY.to_string()],
         &[
-            (
-                "default/frontend",
-                "default/backend",
-                "TCP/8080",
-                "open | allow(default/allow-frontend-only)",
-            ),
-            (
-                "default/frontend",
-                "default/backend",
-                "TCP/9090",
-                "open | deny(default/allow-frontend-only)",
-            ),
-            (
-                "default/frontend",
-                "default/backend",
-                "UDP/8080",
-                "open | deny(default/allow-frontend-only)",
-            ),
-            (
-                "default/db",
-                "default/backend",
-                "TCP/8080",
-                "open | deny(default/allow-frontend-only)",
-            ),
-            (
-                "other/client",
-                "default/backend",
-                "TCP/8080",
-                "open | deny(default/allow-frontend-only)",
-            ),
-            (
-                "172.18.0.1",
-                "default/backend",
-                "TCP/8080",
-                "- | deny(default/allow-frontend-only)",
-            ),
+            "default/frontend -> default/backend TCP/8080: open | allow(default/allow-frontend-only)",
+            "default/frontend -> default/backend TCP/9090: open | deny(default/allow-frontend-only)",
+            "default/frontend -> default/backend UDP/8080: open | deny(default/allow-frontend-only)",
+            "default/db -> default/backend TCP/8080: open | deny(default/allow-frontend-only)",
+            "other/client -> default/backend TCP/8080: open | deny(default/allow-frontend-only)",
+            "172.18.0.1 -> default/backend TCP/8080: - | deny(default/allow-frontend-only)",
             // Its node's kubelet still probes it.
-            ("172.18.0.2", "default/backend", "TCP/8080", "- | node"),
+            "172.18.0.2 -> default/backend TCP/8080: - | node",
             // Egress is not isolated, and other pods are not selected.
-            ("default/backend", "default/db", "TCP/6379", "open | open"),
+            "default/backend -> default/db TCP/6379: open | open",
         ],
     );
 }
