@@ -112,6 +112,11 @@ impl Index {
         self.nodes.remove(name);
     }
 
+    /// Does the index hold any policy? Without one every flow is allowed.
+    pub fn has_policies(&self) -> bool {
+        !self.policies.is_empty()
+    }
+
     pub fn policy(&self, key: &PolicyRef) -> Option<&Policy> {
         self.policies.get(key)
     }

@@ -287,6 +287,32 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .instrument(tracing::info_span!("proxy")),
     );
     runtime.set_cluster_view(view_rx);
+    // NetworkPolicy: the policies and every pod, namespace and node they
+    // speak of, cluster-wide.
+    let (policies_tx, policies_rx) = watch::channel(Cache::new());
+    let (all_pods_tx, all_pods_rx) = watch::channel(Cache::new());
+    let (namespaces_tx, namespaces_rx) = watch::channel(Cache::new());
+    for (kind, tx) in [
+        ("NetworkPolicy", policies_tx),
+        ("Pod", all_pods_tx),
+        ("Namespace", namespaces_tx),
+    ] {
+        tasks.spawn(
+            informer(api.clone(), kind, String::new(), tx, shutdown.clone())
+                .instrument(tracing::info_span!("informer", kind, scope = "policy")),
+        );
+    }
+    let sources = crate::policy::Sources {
+        policies: policies_rx,
+        pods: all_pods_rx,
+        namespaces: namespaces_rx,
+        nodes: nodes_rx.clone(),
+    };
+    tasks.spawn({
+        let (datapath, shutdown) = (datapath.clone(), shutdown.clone());
+        async move { crate::policy::sync(datapath.policy(), sources, shutdown).await }
+            .instrument(tracing::info_span!("policy"))
+    });
     tasks.spawn(
         sync_pods(
             api.clone(),

@@ -56,6 +56,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::policy::{Direction, Enforcer};
 use crate::proxy::{Mode, Origin, Pick, ProxyState, ServiceTable};
 use podnet_proto::model::view::Protocol;
 
@@ -203,6 +204,9 @@ pub struct Datapath {
     tasks: TaskTracker,
     shutdown: CancellationToken,
     pub stats: Stats,
+    /// NetworkPolicy: every new flow is judged here (egress for this
+    /// node's pods, ingress for flows reaching them).
+    policy: Enforcer,
 }
 
 /// What the remote end of one connection has proven about itself.
@@ -255,6 +259,7 @@ impl Datapath {
             tasks: TaskTracker::new(),
             shutdown,
             stats: Stats::default(),
+            policy: Enforcer::new(),
         });
         dp.tasks.spawn(
             dp.clone()
@@ -396,6 +401,11 @@ impl Datapath {
         self.node_ip
     }
 
+    /// The node's NetworkPolicy state, which the agent keeps current.
+    pub fn policy(&self) -> &Enforcer {
+        &self.policy
+    }
+
     /// The node's InternalIP of `dst`'s family (IPv4 when the node has no
     /// IPv6 one): where the node's own flows to `dst` leave from.
     pub fn node_ip_for(&self, dst: IpAddr) -> IpAddr {
@@ -533,12 +543,17 @@ impl Datapath {
         } else {
             trace_id
         };
+        let origin = src;
         let (src, dst) = match self.proxy(src, dst, Protocol::Tcp, trace_id) {
             Proxied::Direct => (src, dst),
             Proxied::To { src, dst } => (src, dst),
             Proxied::Refuse => return Err(io::ErrorKind::ConnectionRefused.into()),
             Proxied::Drop => return std::future::pending().await,
         };
+        // The source pod's egress, toward the backend the proxy chose.
+        if self.policy.tcp(Direction::Egress, origin, dst).is_err() {
+            return std::future::pending().await;
+        }
         let src = if self.masquerades(src, dst) {
             // The stream is the translation: the outside sees the node.
             let masq = self.snat_source(dst.ip());
@@ -588,6 +603,10 @@ impl Datapath {
         // The node's own IP is its host namespace, registered as a pod:
         // health checks listen there.
         if let Some(ns) = self.local_pod(dst.ip()) {
+            // A pod of this node: its ingress, as a flow from another node's.
+            if self.policy.tcp(Direction::Ingress, src, dst).is_err() {
+                return std::future::pending().await;
+            }
             let (a, b) = PodStream::local_pair(trace_id);
             return match ns.deliver_tcp(dst.port(), (b, src)) {
                 Ok(()) => Ok(a),
@@ -664,6 +683,7 @@ impl Datapath {
             return self.send_udp_direct(asked, client, payload, trace_id).await;
         }
         let asked = dst;
+        let origin = src;
         let (src, dst) = match self.proxy_udp(src, dst) {
             Proxied::Direct => (src, dst),
             Proxied::To {
@@ -686,6 +706,14 @@ impl Datapath {
             }
             Proxied::Drop => return,
         };
+        let now = std::time::Instant::now();
+        if self
+            .policy
+            .udp(Direction::Egress, origin, dst, now)
+            .is_err()
+        {
+            return;
+        }
         if self.masquerades(src, dst) {
             return self.send_udp_masqueraded(src, dst, asked, payload);
         }
@@ -809,6 +837,10 @@ impl Datapath {
         trace_id: u64,
     ) {
         if let Some(ns) = self.local_pod(dst.ip()) {
+            let now = std::time::Instant::now();
+            if self.policy.udp(Direction::Ingress, src, dst, now).is_err() {
+                return;
+            }
             if !self.deliver_udp_local(&ns, src, dst, payload)
                 && let Some(origin) = self.local_pod(src.ip())
             {
@@ -1224,6 +1256,12 @@ impl Datapath {
             return;
         };
         let pod = format!("pod {}/{}", ns.info().namespace, ns.info().name);
+        if let Err(verdict) = self.policy.tcp(Direction::Ingress, header.src, header.dst) {
+            // Dropped: the client times out, as before a DROP rule.
+            hop(&format!("{pod}: {verdict}, dropped"), "dropped");
+            let _ = send.finish();
+            return;
+        }
         if !ns.has_tcp_listener(header.dst.port()) {
             hop(&format!("{pod} has nothing listening, refused"), "refused");
             let _ = send.write_all(&[OpenStatus::Refused.to_byte()]).await;
@@ -1292,6 +1330,14 @@ impl Datapath {
                 let Some(ns) = self.local_pod(header.dst.ip()) else {
                     return;
                 };
+                let now = std::time::Instant::now();
+                if self
+                    .policy
+                    .udp(Direction::Ingress, header.src, header.dst, now)
+                    .is_err()
+                {
+                    return;
+                }
                 if !self.deliver_udp_local(&ns, header.src, header.dst, payload) {
                     let reply = FlowHeader {
                         kind: FrameKind::IcmpPortUnreachable,

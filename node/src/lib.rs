@@ -10,6 +10,7 @@ pub(crate) mod health;
 pub(crate) mod hostdns;
 pub(crate) mod lifecycle;
 pub(crate) mod outside;
+pub mod policy;
 pub mod proxy;
 pub(crate) mod registration;
 pub(crate) mod runtime;

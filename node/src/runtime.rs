@@ -1477,17 +1477,14 @@ impl ContainerCtx {
                 .pointer("/httpGet/path")
                 .and_then(Value::as_str)
                 .unwrap_or("/");
-            let stream = datapath
-                .connect_tcp(src, dst, 0)
-                .await
-                .map_err(|e| {
-                    let dial = format!("dial tcp {dst}: {}", go_dial_error(&e));
-                    if handler == "tcpSocket" {
-                        dial
-                    } else {
-                        format!("Get \"http://{dst}{path}\": {dial}")
-                    }
-                })?;
+            let stream = datapath.connect_tcp(src, dst, 0).await.map_err(|e| {
+                let dial = format!("dial tcp {dst}: {}", go_dial_error(&e));
+                if handler == "tcpSocket" {
+                    dial
+                } else {
+                    format!("Get \"http://{dst}{path}\": {dial}")
+                }
+            })?;
             if handler == "tcpSocket" {
                 return Ok(());
             }

@@ -524,9 +524,7 @@ impl Controller {
                     b.service.1,
                     b.port
                 );
-                let response = self
-                    .forward(request, &host, endpoint, info, trace_id)
-                    .await;
+                let response = self.forward(request, &host, endpoint, info, trace_id).await;
                 (response, decision)
             }
         };

@@ -509,3 +509,143 @@ async fn a_udp_flow_to_a_service_stays_on_its_endpoint() {
     flow.send_to(b"q", vip).await.unwrap();
     assert_eq!(landed().await, 1 - pinned);
 }
+
+/// Both nodes' policy state: pods `a` (app=a, node-a) and `b` (app=b,
+/// node-b) in `default`, and `policies`, as the agents' informers feed it.
+fn police(n: &Net, policies: &[serde_json::Value]) {
+    let pod = |name: &str, ns: &NetNs, node: &str| podnet_netpol::PodInfo {
+        namespace: "default".into(),
+        name: name.into(),
+        labels: [("app".to_string(), name.to_string())].into(),
+        ips: ns.addresses().collect(),
+        ports: Vec::new(),
+        node: node.into(),
+    };
+    for dp in [&n.a, &n.b] {
+        dp.policy().update(|index| {
+            index.upsert_namespace("default", Default::default());
+            index.upsert_pod(pod("a", &n.pod_a, "node-a"));
+            index.upsert_pod(pod("b", &n.pod_b, "node-b"));
+            for p in policies {
+                let policy: k8s_openapi::api::networking::v1::NetworkPolicy =
+                    serde_json::from_value(p.clone()).unwrap();
+                index.upsert_policy(podnet_netpol::compile(&policy).unwrap());
+            }
+        });
+    }
+}
+
+fn netpol(name: &str, spec: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({"metadata": {"namespace": "default", "name": name}, "spec": spec})
+}
+
+/// A connection a policy denies is dropped where it is judged (the
+/// server's node for ingress, the client's for egress): the client hears
+/// nothing. A connection opened before the policy carries on, as
+/// conntrack keeps established connections.
+#[tokio::test]
+async fn denied_connections_are_dropped_and_established_ones_carry_on() {
+    let n = net();
+    let dst = SocketAddr::new(n.pod_b.ip(), 80);
+    let mut listener = n.pod_b.listen_tcp(80).unwrap();
+    let server = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 5];
+        while s.read_exact(&mut buf).await.is_ok() {
+            s.write_all(&buf).await.unwrap();
+        }
+    });
+    let mut established = n.pod_a.connect_tcp(dst).await.unwrap();
+    police(
+        &n,
+        &[netpol(
+            "deny-b",
+            serde_json::json!({"podSelector": {"matchLabels": {"app": "b"}}}),
+        )],
+    );
+    let denied = tokio::time::timeout(Duration::from_millis(500), n.pod_a.connect_tcp(dst)).await;
+    assert!(denied.is_err(), "a denied connection gets no answer");
+    assert_eq!(
+        n.b.policy()
+            .stats
+            .dropped_ingress
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    established.write_all(b"still").await.unwrap();
+    let mut back = [0u8; 5];
+    established.read_exact(&mut back).await.unwrap();
+    assert_eq!(&back, b"still");
+    drop(established);
+    server.abort();
+
+    // Egress is judged at the client's node, before the flow leaves.
+    police(
+        &n,
+        &[netpol(
+            "a-out",
+            serde_json::json!({"podSelector": {"matchLabels": {"app": "a"}}, "policyTypes": ["Egress"]}),
+        )],
+    );
+    let flows_in = n.b.stats.snapshot().flows_in;
+    let denied = tokio::time::timeout(Duration::from_millis(500), n.pod_a.connect_tcp(dst)).await;
+    assert!(denied.is_err());
+    assert_eq!(
+        n.a.policy()
+            .stats
+            .dropped_egress
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert_eq!(
+        n.b.stats.snapshot().flows_in,
+        flows_in,
+        "nothing reached node-b"
+    );
+}
+
+/// UDP: an allowed datagram's exchange lets the replies through both
+/// nodes, though neither the server's egress nor the client's ingress
+/// allows anything; a datagram the server starts is dropped.
+#[tokio::test]
+async fn udp_replies_of_an_allowed_exchange_pass_through_both_nodes() {
+    let n = net();
+    police(
+        &n,
+        &[
+            netpol(
+                "b-in",
+                serde_json::json!({"podSelector": {"matchLabels": {"app": "b"}},
+                "policyTypes": ["Ingress", "Egress"],
+                "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "a"}}}], "ports": [{"protocol": "UDP", "port": 53}]}]}),
+            ),
+            netpol(
+                "a-in",
+                serde_json::json!({"podSelector": {"matchLabels": {"app": "a"}}}),
+            ),
+        ],
+    );
+    let server = n.pod_b.bind_udp(53).unwrap();
+    let client = n.pod_a.bind_udp(0).unwrap();
+    client
+        .send_to(b"q", SocketAddr::new(n.pod_b.ip(), 53))
+        .await
+        .unwrap();
+    let (_, from) = server.recv_from().await.unwrap();
+    server.send_to(b"r", from).await.unwrap();
+    let (data, _) = client.recv_from().await.unwrap();
+    assert_eq!(&data[..], b"r");
+    // b starting an exchange toward another port of a: dropped at node-b.
+    let other = n.pod_a.bind_udp(0).unwrap();
+    let to = SocketAddr::new(n.pod_a.ip(), other.local_port());
+    server.send_to(b"x", to).await.unwrap();
+    let lost = tokio::time::timeout(Duration::from_millis(300), other.recv_from()).await;
+    assert!(lost.is_err(), "the datagram is dropped");
+    assert_eq!(
+        n.b.policy()
+            .stats
+            .dropped_egress
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
