@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 
 use podnet_lab::{bench, launcher, scenario};
 
-use crate::kubectl::{self, trace, wait};
+use crate::kubectl::{self, flows, trace, wait};
 use crate::roles;
 
 #[derive(Debug, Parser)]
@@ -65,6 +65,8 @@ pub enum Command {
     /// Show the journey of a flow or request hop by hop (the latest ones
     /// without a trace id).
     Trace(trace::TraceArgs),
+    /// Show the flows NetworkPolicy judged, with the verdict and why.
+    Flows(flows::FlowsArgs),
     /// Change emulated link conditions between nodes at run time.
     Link(kubectl::LinkArgs),
     /// Measure podnet against a reference in the same run.
@@ -110,6 +112,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ClusterInfo(args) => kubectl::cluster_info(&state, args).await,
         Command::Exec(args) => kubectl::exec(&state, args).await,
         Command::Trace(args) => trace::run(&state, args).await,
+        Command::Flows(args) => flows::run(&state, args).await,
         Command::Link(args) => kubectl::link(&state, args.action).await,
         Command::Bench(args) => bench::run(args).await,
     }

@@ -2,6 +2,7 @@
 //! and speaks the gRPC API. Output looks like kubectl's.
 
 pub mod describe;
+pub mod flows;
 pub mod jsonpath;
 pub mod table;
 pub mod tabwriter;

@@ -29,8 +29,8 @@ use podnet_proto::v1::{
     WatchEvent, WatchRequest,
 };
 use podnet_proto::v1::{
-    Credentials as CredentialsMessage, Journey, ServiceAccountCredentialsRequest, SpansRequest,
-    TracesRequest, TracesResponse,
+    Credentials as CredentialsMessage, FlowsRequest, FlowsResponse, Journey,
+    ServiceAccountCredentialsRequest, SpansRequest, TracesRequest, TracesResponse,
 };
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -194,8 +194,6 @@ impl ApiService {
         Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
     }
 
-    /// A TLS channel to the agent or trace source at `address` whose
-    /// certificate names `server_name` (a node's name, or the edge's).
     /// The agent of node `node_name`, at the address its Node records.
     fn node_agent(&self, node_name: &str) -> Result<NodeAgentClient<Channel>, Status> {
         let node = self
@@ -214,6 +212,8 @@ impl ApiService {
         Ok(NodeAgentClient::new(self.channel(address, node_name)?))
     }
 
+    /// A TLS channel to the agent or trace source at `address` whose
+    /// certificate names `server_name` (a node's name, or the edge's).
     fn channel(&self, address: &str, server_name: &str) -> Result<Channel, Status> {
         let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
         let key = (address.to_string(), server_name.to_string());
@@ -642,6 +642,31 @@ impl Api for ApiService {
             message: evicted.message,
             object: to_bytes(&object),
         }))
+    }
+
+    async fn flows(&self, req: Request<FlowsRequest>) -> Result<Response<FlowsResponse>, Status> {
+        authz::authorize_traces(&caller(&req)?)?;
+        let req = req.into_inner();
+        // Every node's log; a node that does not answer in time is left out.
+        let calls =
+            self.trace_sources()?
+                .into_iter()
+                .filter(|(_, name)| name != EDGE_NAME)
+                .filter_map(|(address, name)| {
+                    let mut client = NodeAgentClient::new(self.channel(&address, &name).ok()?);
+                    Some(async move {
+                        tokio::time::timeout(TRACE_SOURCE_TIMEOUT, client.flows(req)).await
+                    })
+                })
+                .collect::<Vec<_>>();
+        let mut flows = Vec::new();
+        for answer in futures::future::join_all(calls).await {
+            if let Ok(Ok(batch)) = answer {
+                flows.extend(batch.into_inner().flows);
+            }
+        }
+        flows.sort_by_key(|f| f.time_unix_nanos);
+        Ok(Response::new(FlowsResponse { flows }))
     }
 
     async fn traces(

@@ -28,8 +28,9 @@ use podnet_proto::v1::api_client::ApiClient;
 use podnet_proto::v1::node_agent_server::{NodeAgent, NodeAgentServer};
 use podnet_proto::v1::trace_source_server::TraceSourceServer;
 use podnet_proto::v1::{
-    DeleteRequest, EvictRequest, EvictResponse, ExecRequest, ExecResponse, JoinRequest,
-    ObjectRequest, ProxyStatusRequest, ProxyStatusResponse,
+    DeleteRequest, EvictRequest, EvictResponse, ExecRequest, ExecResponse, FlowRecord,
+    FlowsRequest, FlowsResponse, JoinRequest, ObjectRequest, ProxyStatusRequest,
+    ProxyStatusResponse,
 };
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -682,6 +683,38 @@ impl NodeAgent for AgentService {
             message,
             object: Vec::new(),
         }))
+    }
+
+    async fn flows(
+        &self,
+        req: tonic::Request<FlowsRequest>,
+    ) -> Result<tonic::Response<FlowsResponse>, tonic::Status> {
+        let req = auth::only_control_plane(req)?.into_inner();
+        let last = usize::try_from(req.last).unwrap_or(usize::MAX);
+        let node = self.datapath.node_name().to_string();
+        let flows = self
+            .datapath
+            .policy()
+            .flows(last)
+            .into_iter()
+            .map(|f| FlowRecord {
+                time_unix_nanos: f
+                    .time
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
+                node: node.clone(),
+                direction: f.direction.as_str().to_string(),
+                protocol: f.protocol.as_str().to_string(),
+                src: f.src.to_string(),
+                dst: f.dst.to_string(),
+                src_pod: f.src_pod.unwrap_or_default(),
+                dst_pod: f.dst_pod.unwrap_or_default(),
+                allowed: f.allowed,
+                reason: f.reason,
+                policies: f.policies,
+            })
+            .collect();
+        Ok(tonic::Response::new(FlowsResponse { flows }))
     }
 
     async fn exec(

@@ -551,7 +551,9 @@ impl Datapath {
             Proxied::Drop => return std::future::pending().await,
         };
         // The source pod's egress, toward the backend the proxy chose.
-        if self.policy.tcp(Direction::Egress, origin, dst).is_err() {
+        let decision = self.policy.tcp(Direction::Egress, origin, dst);
+        self.policy_hop(trace_id, origin, dst, Direction::Egress, &decision);
+        if decision.is_denied() {
             return std::future::pending().await;
         }
         let src = if self.masquerades(src, dst) {
@@ -563,6 +565,27 @@ impl Datapath {
             src
         };
         self.connect_direct(src, dst, trace_id).await
+    }
+
+    /// The journey's policy hop: the verdict this node gave a new flow.
+    fn policy_hop(
+        &self,
+        trace_id: u64,
+        src: SocketAddr,
+        dst: SocketAddr,
+        side: Direction,
+        decision: &crate::policy::Decision,
+    ) {
+        let Some(verdict) = decision.verdict() else {
+            return;
+        };
+        let status = if decision.is_denied() {
+            "dropped"
+        } else {
+            "ok"
+        };
+        let decision = format!("{src} → {dst} {side} on {}: {verdict}", self.node_name);
+        SpanTimer::start(trace_id, hop::POLICY).finish(&self.recorder(), decision, status);
     }
 
     /// Is a flow from `src` to `dst` (after the proxy) a pod's flow to
@@ -604,7 +627,9 @@ impl Datapath {
         // health checks listen there.
         if let Some(ns) = self.local_pod(dst.ip()) {
             // A pod of this node: its ingress, as a flow from another node's.
-            if self.policy.tcp(Direction::Ingress, src, dst).is_err() {
+            let decision = self.policy.tcp(Direction::Ingress, src, dst);
+            self.policy_hop(trace_id, src, dst, Direction::Ingress, &decision);
+            if decision.is_denied() {
                 return std::future::pending().await;
             }
             let (a, b) = PodStream::local_pair(trace_id);
@@ -1256,9 +1281,17 @@ impl Datapath {
             return;
         };
         let pod = format!("pod {}/{}", ns.info().namespace, ns.info().name);
-        if let Err(verdict) = self.policy.tcp(Direction::Ingress, header.src, header.dst) {
+        let decision = self.policy.tcp(Direction::Ingress, header.src, header.dst);
+        self.policy_hop(
+            header.trace_id,
+            header.src,
+            header.dst,
+            Direction::Ingress,
+            &decision,
+        );
+        if decision.is_denied() {
             // Dropped: the client times out, as before a DROP rule.
-            hop(&format!("{pod}: {verdict}, dropped"), "dropped");
+            hop(&format!("{pod}: dropped by NetworkPolicy"), "dropped");
             let _ = send.finish();
             return;
         }

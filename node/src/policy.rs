@@ -41,6 +41,53 @@ const UDP_IDLE: Duration = Duration::from_secs(30);
 /// judged too).
 const UDP_LIMIT: usize = 65_536;
 
+/// Judged flows each node keeps for `podnet flows`, the oldest dropped
+/// first.
+pub const FLOW_LOG_LIMIT: usize = 4096;
+
+/// One judged flow, as `podnet flows` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowRecord {
+    pub time: std::time::SystemTime,
+    pub direction: Direction,
+    pub protocol: Protocol,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    /// `namespace/name` of the source and destination pods, when they are.
+    pub src_pod: Option<String>,
+    pub dst_pod: Option<String>,
+    pub allowed: bool,
+    /// The verdict, for people: "allowed by default/web", "isolated for
+    /// ingress by default/deny-all, no rule allows".
+    pub reason: String,
+    /// The policies that allowed it, or that isolate the pod it was
+    /// denied for.
+    pub policies: Vec<String>,
+}
+
+/// What NetworkPolicy made of a new TCP connection on one side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// No policy in the cluster: nothing was judged.
+    Unjudged,
+    Allowed(Verdict),
+    Denied(Verdict),
+}
+
+impl Decision {
+    pub fn is_denied(&self) -> bool {
+        matches!(self, Decision::Denied(_))
+    }
+
+    /// The verdict, when there was one.
+    pub fn verdict(&self) -> Option<&Verdict> {
+        match self {
+            Decision::Unjudged => None,
+            Decision::Allowed(v) | Decision::Denied(v) => Some(v),
+        }
+    }
+}
+
 /// Flows judged and dropped, per side.
 #[derive(Debug, Default)]
 pub struct PolicyStats {
@@ -56,11 +103,31 @@ pub struct Enforcer {
     /// Allowed UDP exchanges, (source, destination) as judged → last use.
     udp: Mutex<HashMap<(SocketAddr, SocketAddr), Instant>>,
     pub stats: PolicyStats,
+    /// The latest judged flows with a pod on the judged side.
+    log: Mutex<std::collections::VecDeque<FlowRecord>>,
 }
 
 impl Enforcer {
     pub fn new() -> Enforcer {
         Enforcer::default()
+    }
+
+    /// The flows kept, oldest first; at most the `last` newest (0: all).
+    pub fn flows(&self, last: usize) -> Vec<FlowRecord> {
+        let log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        let skip = match last {
+            0 => 0,
+            n => log.len().saturating_sub(n),
+        };
+        log.iter().skip(skip).cloned().collect()
+    }
+
+    fn record(&self, record: FlowRecord) {
+        let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        if log.len() >= FLOW_LOG_LIMIT {
+            log.pop_front();
+        }
+        log.push_back(record);
     }
 
     /// Changes the index under its lock (the agent's informers).
@@ -69,9 +136,13 @@ impl Enforcer {
     }
 
     /// Judges a new TCP connection from `src` to `dst` (after DNAT) for
-    /// one side: `Err` with the verdict that denies it.
-    pub fn tcp(&self, side: Direction, src: SocketAddr, dst: SocketAddr) -> Result<(), Verdict> {
-        self.judge(side, src, dst, Protocol::Tcp)
+    /// one side.
+    pub fn tcp(&self, side: Direction, src: SocketAddr, dst: SocketAddr) -> Decision {
+        match self.judge(side, src, dst, Protocol::Tcp) {
+            Ok(None) => Decision::Unjudged,
+            Ok(Some(verdict)) => Decision::Allowed(verdict),
+            Err(verdict) => Decision::Denied(verdict),
+        }
     }
 
     /// Judges a UDP datagram for one side: a reply of an exchange allowed
@@ -111,11 +182,11 @@ impl Enforcer {
         src: SocketAddr,
         dst: SocketAddr,
         protocol: Protocol,
-    ) -> Result<(), Verdict> {
-        let verdict = {
+    ) -> Result<Option<Verdict>, Verdict> {
+        let (verdict, flow) = {
             let index = self.index.read().unwrap_or_else(PoisonError::into_inner);
             if !index.has_policies() {
-                return Ok(());
+                return Ok(None);
             }
             let flow = Flow {
                 src: index.endpoint(src.ip()),
@@ -123,14 +194,38 @@ impl Enforcer {
                 protocol,
                 dst_port: dst.port(),
             };
-            match side {
+            let verdict = match side {
                 Direction::Egress => index.judge_egress(&flow),
                 Direction::Ingress => index.judge_ingress(&flow),
-            }
+            };
+            (verdict, flow)
         };
+        // The side with no pod on it (an outside source's egress) has
+        // nothing to say.
+        if !matches!(verdict, Verdict::NotAPod { .. }) {
+            let policies = match &verdict {
+                Verdict::Allowed { by } => by.iter().map(ToString::to_string).collect(),
+                Verdict::Denied { isolating, .. } => {
+                    isolating.iter().map(ToString::to_string).collect()
+                }
+                _ => Vec::new(),
+            };
+            self.record(FlowRecord {
+                time: std::time::SystemTime::now(),
+                direction: side,
+                protocol,
+                src,
+                dst,
+                src_pod: flow.src.pod().map(ToString::to_string),
+                dst_pod: flow.dst.pod().map(ToString::to_string),
+                allowed: verdict.is_allowed(),
+                reason: verdict.to_string(),
+                policies,
+            });
+        }
         if verdict.is_allowed() {
             self.stats.allowed.fetch_add(1, Ordering::Relaxed);
-            return Ok(());
+            return Ok(Some(verdict));
         }
         let dropped = match side {
             Direction::Egress => &self.stats.dropped_egress,

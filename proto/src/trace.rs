@@ -26,6 +26,8 @@ pub mod hop {
     pub const PROXY: &str = "proxy";
     pub const OVERLAY: &str = "overlay";
     pub const POD: &str = "pod";
+    /// NetworkPolicy's verdict on a new flow, at the node that judged it.
+    pub const POLICY: &str = "policy";
 }
 
 /// Most journeys one `Spans` call returns by `latest`.

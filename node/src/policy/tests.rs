@@ -76,8 +76,14 @@ const WEB: &str = "10.244.1.2:8080";
 #[test]
 fn without_policies_every_flow_passes_unjudged() {
     let e = enforcer(&[]);
-    assert!(e.tcp(Direction::Egress, addr(CLIENT), addr(WEB)).is_ok());
-    assert!(e.tcp(Direction::Ingress, addr(CLIENT), addr(WEB)).is_ok());
+    assert_eq!(
+        e.tcp(Direction::Egress, addr(CLIENT), addr(WEB)),
+        Decision::Unjudged
+    );
+    assert_eq!(
+        e.tcp(Direction::Ingress, addr(CLIENT), addr(WEB)),
+        Decision::Unjudged
+    );
     assert_eq!(e.stats.allowed.load(Ordering::Relaxed), 0);
 }
 
@@ -85,10 +91,13 @@ fn without_policies_every_flow_passes_unjudged() {
 fn a_default_deny_ingress_drops_new_connections_and_counts_them() {
     let e = enforcer(&[policy("default", "deny", json!({"podSelector": {}}))]);
     // The client's egress is not isolated; the server's ingress is.
-    assert!(e.tcp(Direction::Egress, addr(CLIENT), addr(WEB)).is_ok());
-    let denied = e
-        .tcp(Direction::Ingress, addr(CLIENT), addr(WEB))
-        .unwrap_err();
+    assert!(
+        !e.tcp(Direction::Egress, addr(CLIENT), addr(WEB))
+            .is_denied()
+    );
+    let Decision::Denied(denied) = e.tcp(Direction::Ingress, addr(CLIENT), addr(WEB)) else {
+        panic!("not denied");
+    };
     assert_eq!(
         denied.to_string(),
         "isolated for ingress by default/deny, no rule allows"
@@ -106,15 +115,18 @@ fn a_named_port_rule_matches_the_backend_port_after_dnat() {
                             "ports": [{"port": "http"}]}]}),
     );
     let e = enforcer(&[allow]);
-    assert!(e.tcp(Direction::Ingress, addr(CLIENT), addr(WEB)).is_ok());
+    assert!(
+        !e.tcp(Direction::Ingress, addr(CLIENT), addr(WEB))
+            .is_denied()
+    );
     assert!(
         e.tcp(Direction::Ingress, addr(CLIENT), addr("10.244.1.2:9090"))
-            .is_err()
+            .is_denied()
     );
     // Another source: not a client pod.
     assert!(
         e.tcp(Direction::Ingress, addr("10.244.2.9:1"), addr(WEB))
-            .is_err()
+            .is_denied()
     );
 }
 
@@ -198,5 +210,37 @@ fn a_policy_that_does_not_compile_is_not_enforced() {
         json!({"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/33"}}]}]}),
     );
     let e = enforcer(&[bad]);
-    assert!(e.tcp(Direction::Ingress, addr(CLIENT), addr(WEB)).is_ok());
+    assert!(
+        !e.tcp(Direction::Ingress, addr(CLIENT), addr(WEB))
+            .is_denied()
+    );
+}
+
+#[test]
+fn judged_flows_are_logged_with_their_verdict_and_the_log_is_bounded() {
+    let e = enforcer(&[policy(
+        "default",
+        "deny",
+        json!({"podSelector": {"matchLabels": {"app": "web"}}}),
+    )]);
+    let _ = e.tcp(Direction::Egress, addr(CLIENT), addr(WEB));
+    let _ = e.tcp(Direction::Ingress, addr(CLIENT), addr(WEB));
+    let flows = e.flows(0);
+    assert_eq!(flows.len(), 2);
+    assert!(flows[0].allowed);
+    assert_eq!(flows[0].reason, "no policy selects the pod for egress");
+    let dropped = &flows[1];
+    assert!(!dropped.allowed);
+    assert_eq!(dropped.direction, Direction::Ingress);
+    assert_eq!(dropped.src_pod.as_deref(), Some("default/client"));
+    assert_eq!(dropped.dst_pod.as_deref(), Some("default/web"));
+    assert_eq!(dropped.policies, ["default/deny"]);
+    assert_eq!(e.flows(1), std::slice::from_ref(dropped));
+    // An outside source has no egress side: nothing to log.
+    let _ = e.tcp(Direction::Egress, addr("203.0.113.9:1"), addr(WEB));
+    assert_eq!(e.flows(0).len(), 2);
+    for _ in 0..FLOW_LOG_LIMIT {
+        let _ = e.tcp(Direction::Ingress, addr(CLIENT), addr(WEB));
+    }
+    assert_eq!(e.flows(0).len(), FLOW_LOG_LIMIT);
 }
