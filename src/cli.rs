@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 
 use podnet_lab::{bench, launcher, scenario};
 
-use crate::kubectl::{self, flows, trace, wait};
+use crate::kubectl::{self, flows, matrix, trace, wait};
 use crate::roles;
 
 #[derive(Debug, Parser)]
@@ -67,6 +67,8 @@ pub enum Command {
     Trace(trace::TraceArgs),
     /// Show the flows NetworkPolicy judged, with the verdict and why.
     Flows(flows::FlowsArgs),
+    /// NetworkPolicy tools: the live reachability matrix.
+    Netpol(matrix::NetpolArgs),
     /// Change emulated link conditions between nodes at run time.
     Link(kubectl::LinkArgs),
     /// Measure podnet against a reference in the same run.
@@ -113,6 +115,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Exec(args) => kubectl::exec(&state, args).await,
         Command::Trace(args) => trace::run(&state, args).await,
         Command::Flows(args) => flows::run(&state, args).await,
+        Command::Netpol(args) => matrix::run(&state, args).await,
         Command::Link(args) => kubectl::link(&state, args.action).await,
         Command::Bench(args) => bench::run(args).await,
     }

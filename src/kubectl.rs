@@ -4,6 +4,7 @@
 pub mod describe;
 pub mod flows;
 pub mod jsonpath;
+pub mod matrix;
 pub mod table;
 pub mod tabwriter;
 pub mod trace;

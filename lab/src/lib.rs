@@ -24,6 +24,7 @@ pub mod flags;
 pub mod launcher;
 pub mod lbpool;
 pub mod manifest;
+pub mod matrix;
 pub mod raw_grpc;
 pub mod record;
 pub mod scenario;
