@@ -106,7 +106,10 @@ impl<'a> Action<'a> {
 #[error("{0}")]
 pub struct Forbidden(pub String);
 
-/// Kinds a node's agent, proxy and DNS follow.
+/// Kinds a node's agent, proxy, DNS and NetworkPolicy enforcement follow.
+/// Upstream's Node authorizer grants none of NetworkPolicy (kube-proxy
+/// does not read it): there the CNI plugin's agent reads policies with
+/// its own service account; a podnet node is its own CNI agent.
 const NODE_READS: &[Kind] = &[
     Kind::Pod,
     Kind::Service,
@@ -115,6 +118,7 @@ const NODE_READS: &[Kind] = &[
     Kind::Node,
     Kind::Link,
     Kind::Namespace,
+    Kind::NetworkPolicy,
 ];
 const EDGE_READS: &[Kind] = &[Kind::Service, Kind::EndpointSlice, Kind::Node];
 const INGRESS_READS: &[Kind] = &[
@@ -291,6 +295,27 @@ mod tests {
         // Reads of what a node follows.
         check(&n1, Action::new(Verb::Watch, Kind::Service, "", ""), true);
         check(&n1, Action::new(Verb::List, Kind::Pod, "", ""), true);
+        // Enforcement follows every policy of the cluster, and writes none.
+        check(
+            &n1,
+            Action::new(Verb::List, Kind::NetworkPolicy, "", ""),
+            true,
+        );
+        check(
+            &n1,
+            Action::new(Verb::Watch, Kind::NetworkPolicy, "", ""),
+            true,
+        );
+        check(
+            &n1,
+            Action::new(Verb::Create, Kind::NetworkPolicy, "a", "p"),
+            false,
+        );
+        check(
+            &n1,
+            Action::new(Verb::Delete, Kind::NetworkPolicy, "a", "p"),
+            false,
+        );
         check(&n1, Action::new(Verb::Get, Kind::Secret, "a", "s"), false);
         check(&n1, Action::new(Verb::List, Kind::Secret, "", ""), false);
         // Its own Node only.

@@ -26,6 +26,7 @@ mod field;
 mod ip;
 mod meta;
 mod names;
+mod network_policy;
 mod networking;
 mod pod;
 mod schema;
@@ -41,7 +42,7 @@ use std::fmt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Endpoints, Event, Namespace, Node, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass, NetworkPolicy};
 use podnet_proto::model::{Kind, ObjectKey};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -151,6 +152,11 @@ pub fn validate(object: &Value) -> Result<Validated, InvalidObject> {
             meta::admit(&mut class.metadata, kind, errs);
             networking::default_ingress_class(class);
             networking::validate_ingress_class(class, errs);
+        }),
+        Kind::NetworkPolicy => admit(kind, object, |policy: &mut NetworkPolicy, errs| {
+            meta::admit(&mut policy.metadata, kind, errs);
+            network_policy::default_network_policy(policy);
+            network_policy::validate_network_policy(policy, errs);
         }),
         Kind::Secret => admit(kind, object, |secret: &mut Secret, errs| {
             meta::admit(&mut secret.metadata, kind, errs);

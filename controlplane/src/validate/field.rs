@@ -100,6 +100,15 @@ impl Errors {
         });
     }
 
+    /// An error worded elsewhere, as the API server words it (the
+    /// NetworkPolicy rules of `podnet-netpol`).
+    pub(super) fn worded(&mut self, path: &str, message: String) {
+        self.errors.push(FieldError {
+            path: path.to_string(),
+            message,
+        });
+    }
+
     pub(super) fn required(&mut self, path: &FieldPath, detail: &str) {
         let message = if detail.is_empty() {
             "Required value".to_string()

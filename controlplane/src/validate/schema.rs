@@ -155,6 +155,27 @@ const INGRESS_SPEC: &[&str] = &[
     "tls",
 ];
 
+/// Everything of a NetworkPolicy is enforced; listed per field so that a
+/// field of a later release is warned about where it is.
+const NETWORK_POLICY_SPEC: &[&str] = &[
+    "podSelector",
+    "policyTypes",
+    "ingress[].from[].podSelector",
+    "ingress[].from[].namespaceSelector",
+    "ingress[].from[].ipBlock.cidr",
+    "ingress[].from[].ipBlock.except",
+    "ingress[].ports[].protocol",
+    "ingress[].ports[].port",
+    "ingress[].ports[].endPort",
+    "egress[].to[].podSelector",
+    "egress[].to[].namespaceSelector",
+    "egress[].to[].ipBlock.cidr",
+    "egress[].to[].ipBlock.except",
+    "egress[].ports[].protocol",
+    "egress[].ports[].port",
+    "egress[].ports[].endPort",
+];
+
 /// `parameters` point at a controller's own configuration object; podnet's
 /// ingress controller has none.
 const INGRESS_CLASS_SPEC: &[&str] = &["controller"];
@@ -276,6 +297,7 @@ impl Allowlist {
             Kind::Namespace => {}
             Kind::Ingress => patterns.extend(prefixed("spec", INGRESS_SPEC)),
             Kind::IngressClass => patterns.extend(prefixed("spec", INGRESS_CLASS_SPEC)),
+            Kind::NetworkPolicy => patterns.extend(prefixed("spec", NETWORK_POLICY_SPEC)),
             Kind::Secret => patterns.extend(SECRET.iter().map(|p| p.to_string())),
             // What a controller reports: every field is kept as written.
             Kind::Event => patterns.extend(EVENT.iter().map(|p| p.to_string())),

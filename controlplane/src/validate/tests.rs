@@ -4,6 +4,7 @@ use serde_json::{Value, json};
 
 use super::*;
 
+mod network_policy;
 mod networking;
 mod service;
 
@@ -145,7 +146,7 @@ fn link() -> Value {
 }
 
 const C0: &str = "/spec/containers/0";
-const KNOWN: &str = "podnet serves v1/Namespace, v1/Node, v1/Pod, apps/v1/Deployment, apps/v1/ReplicaSet, v1/Service, discovery.k8s.io/v1/EndpointSlice, v1/Endpoints, networking.k8s.io/v1/Ingress, networking.k8s.io/v1/IngressClass, v1/Secret, v1/Event, podnet.io/v1alpha1/Link";
+const KNOWN: &str = "podnet serves v1/Namespace, v1/Node, v1/Pod, apps/v1/Deployment, apps/v1/ReplicaSet, v1/Service, discovery.k8s.io/v1/EndpointSlice, v1/Endpoints, networking.k8s.io/v1/Ingress, networking.k8s.io/v1/IngressClass, networking.k8s.io/v1/NetworkPolicy, v1/Secret, v1/Event, podnet.io/v1alpha1/Link";
 const PORT_RANGE: &str = "Invalid value: 70000: must be between 1 and 65535, inclusive";
 
 #[test]
@@ -413,11 +414,11 @@ fn cluster_scoped_kinds_are_accepted() {
 
 #[test]
 fn unknown_kinds_list_what_podnet_serves() {
-    let policy = json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "web"}});
-    let err = validate(&policy).unwrap_err();
+    let budget = json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "web"}});
+    let err = validate(&budget).unwrap_err();
     assert_eq!(err.causes[0].path, "kind");
     assert!(err.causes[0].message.contains(KNOWN), "{err}");
-    assert_eq!(err.kind, "NetworkPolicy");
+    assert_eq!(err.kind, "PodDisruptionBudget");
 
     check(
         with(pod(), "/apiVersion", json!("v2")),

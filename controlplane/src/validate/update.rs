@@ -76,6 +76,8 @@ pub(super) fn validate_update(old: &Value, new: &Validated) -> Result<(), Invali
         ),
         Kind::Namespace | Kind::Link | Kind::Endpoints => {}
         Kind::Ingress => {}
+        // `ValidateNetworkPolicyUpdate` checks the new spec alone.
+        Kind::NetworkPolicy => {}
         // `validateIngressClassSpecUpdate`: Ingresses are matched to their
         // controller through it.
         Kind::IngressClass => immutable(

@@ -16,6 +16,8 @@ pub enum Kind {
     Endpoints,
     Ingress,
     IngressClass,
+    /// networking.k8s.io/v1 NetworkPolicy, enforced by the nodes.
+    NetworkPolicy,
     /// Only `kubernetes.io/tls` Secrets are used (by the ingress controller).
     Secret,
     /// What controllers report about objects (core/v1 Event).
@@ -32,7 +34,7 @@ pub struct UnknownKind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 13] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Namespace,
         Kind::Node,
         Kind::Pod,
@@ -43,6 +45,7 @@ impl Kind {
         Kind::Endpoints,
         Kind::Ingress,
         Kind::IngressClass,
+        Kind::NetworkPolicy,
         Kind::Secret,
         Kind::Event,
         Kind::Link,
@@ -60,6 +63,7 @@ impl Kind {
             Kind::Endpoints => "Endpoints",
             Kind::Ingress => "Ingress",
             Kind::IngressClass => "IngressClass",
+            Kind::NetworkPolicy => "NetworkPolicy",
             Kind::Secret => "Secret",
             Kind::Event => "Event",
             Kind::Link => "Link",
@@ -75,7 +79,7 @@ impl Kind {
             | Kind::Endpoints
             | Kind::Secret
             | Kind::Event => "v1",
-            Kind::Ingress | Kind::IngressClass => "networking.k8s.io/v1",
+            Kind::Ingress | Kind::IngressClass | Kind::NetworkPolicy => "networking.k8s.io/v1",
             Kind::Deployment | Kind::ReplicaSet => "apps/v1",
             Kind::EndpointSlice => "discovery.k8s.io/v1",
             Kind::Link => super::LINK_API_VERSION,
@@ -92,6 +96,7 @@ impl Kind {
                 | Kind::EndpointSlice
                 | Kind::Endpoints
                 | Kind::Ingress
+                | Kind::NetworkPolicy
                 | Kind::Secret
                 | Kind::Event
         )
@@ -110,6 +115,7 @@ impl Kind {
             Kind::Endpoints => "endpoints",
             Kind::Ingress => "ingresses",
             Kind::IngressClass => "ingressclasses",
+            Kind::NetworkPolicy => "networkpolicies",
             Kind::Secret => "secrets",
             Kind::Event => "events",
             Kind::Link => "links",
@@ -128,6 +134,7 @@ impl Kind {
             Kind::Endpoints => &["ep"],
             Kind::Ingress => &["ing", "ingress"],
             Kind::IngressClass => &["ingressclass"],
+            Kind::NetworkPolicy => &["netpol", "networkpolicy"],
             Kind::Secret => &["secret"],
             Kind::Event => &["ev", "event"],
             Kind::Link => &["link"],
@@ -252,10 +259,18 @@ mod tests {
             ("endpointslices", Kind::EndpointSlice),
             ("ing", Kind::Ingress),
             ("ingressclasses", Kind::IngressClass),
+            ("netpol", Kind::NetworkPolicy),
+            ("networkpolicy", Kind::NetworkPolicy),
+            ("NetworkPolicies", Kind::NetworkPolicy),
             ("secrets", Kind::Secret),
         ] {
             assert_eq!(given.parse::<Kind>().unwrap(), kind, "{given}");
         }
+        assert_eq!(
+            Kind::from_type("networking.k8s.io/v1", "NetworkPolicy").unwrap(),
+            Kind::NetworkPolicy
+        );
+        assert!(Kind::NetworkPolicy.namespaced());
         let err = "svcx".parse::<Kind>().unwrap_err().to_string();
         assert!(err.contains("pods"), "{err}");
     }
