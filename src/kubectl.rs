@@ -640,6 +640,10 @@ pub async fn describe(state: &Path, args: DescribeArgs) -> anyhow::Result<ExitCo
         let mut api = lister.clone();
         async move { Ok::<_, anyhow::Error>(podnet_lab::api::list_all(&mut api, req).await?.0) }
     };
+    if kind == Kind::NetworkPolicy {
+        print!("{}", describe::network_policy(&object));
+        return Ok(ExitCode::SUCCESS);
+    }
     if !matches!(
         kind,
         Kind::Service | Kind::Pod | Kind::Ingress | Kind::Deployment | Kind::ReplicaSet

@@ -1,8 +1,8 @@
 //! `podnet describe`: the human view kubectl gives of one object, for the
 //! troubleshooting steps users already know. Services, pods, Deployments,
-//! ReplicaSets and Ingresses get kubectl's layout (its describers in
-//! `k8s.io/kubectl/pkg/describe`, written through the same tab-aligned
-//! `PrefixWriter`); other kinds print their YAML. Only the fields podnet
+//! ReplicaSets, Ingresses and NetworkPolicies get kubectl's layout (its
+//! describers in `k8s.io/kubectl/pkg/describe`, written through the same
+//! tab-aligned `PrefixWriter`); other kinds print their YAML. Only the fields podnet
 //! emulates are shown: no volumes, tolerations or resource limits beyond
 //! what the object carries.
 
@@ -746,6 +746,195 @@ pub fn replica_set(rs: &Value, pods: &[Value], events: &[Value]) -> String {
 /// Any other kind: its YAML.
 pub fn other(kind: Kind, v: &Value) -> anyhow::Result<String> {
     table::render_one(kind, v, table::Format::Yaml, false)
+}
+
+/// A timestamp as Go's `time.Time` prints itself (`String`), in local time:
+/// kubectl's `Created on:`. The zone is named only when it is UTC (podnet
+/// reads no time zone database); elsewhere Go's form for a zone without a
+/// name, the offset twice.
+fn go_time(ts: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(ts) {
+        Ok(t) => {
+            let local = t.with_timezone(&chrono::Local);
+            let offset = local.format("%z").to_string();
+            let zone = if offset == "+0000" { "UTC" } else { &offset };
+            format!("{} {offset} {zone}", local.format("%Y-%m-%d %H:%M:%S"))
+        }
+        Err(_) => ts.to_string(),
+    }
+}
+
+/// A NetworkPolicy as kubectl describes it (`describeNetworkPolicy`): each
+/// direction's rules, ports then peers, the rules apart by `----------`.
+/// kubectl shows no Events for a NetworkPolicy, and nor does podnet.
+pub fn network_policy(np: &Value) -> String {
+    let mut w = PrefixWriter::new();
+    w.write(0, &format!("Name:\t{}\n", str_at(np, "/metadata/name")));
+    w.write(
+        0,
+        &format!("Namespace:\t{}\n", str_at(np, "/metadata/namespace")),
+    );
+    w.write(
+        0,
+        &format!(
+            "Created on:\t{}\n",
+            go_time(str_at(np, "/metadata/creationTimestamp"))
+        ),
+    );
+    labels(&mut w, "Labels", np.pointer("/metadata/labels"));
+    annotations(&mut w, "Annotations", np.pointer("/metadata/annotations"));
+    let spec = np.get("spec").unwrap_or(&Value::Null);
+    w.write(0, "Spec:\n");
+    w.write(1, "PodSelector: ");
+    let selector = spec.get("podSelector");
+    // Go's `len(...) == 0` of a map and a list.
+    let has = |field: &str| {
+        selector.and_then(|s| s.get(field)).is_some_and(|v| {
+            v.as_object().is_some_and(|m| !m.is_empty())
+                || v.as_array().is_some_and(|a| !a.is_empty())
+        })
+    };
+    if has("matchLabels") || has("matchExpressions") {
+        w.write(2, &format!("{}\n", table::format_label_selector(selector)));
+    } else {
+        w.write(
+            2,
+            "<none> (Allowing the specific traffic to all pods in this namespace)\n",
+        );
+    }
+    let types = strs_at(spec, "/policyTypes");
+    for direction in [Direction::Ingress, Direction::Egress] {
+        if types.contains(&direction.policy_type()) {
+            w.write(1, &format!("Allowing {} traffic:\n", direction.word()));
+            policy_rules(&mut w, spec, direction, "    ");
+        } else {
+            w.write(1, &format!("Not affecting {} traffic\n", direction.word()));
+        }
+    }
+    w.write(1, &format!("Policy Types: {}\n", or_none(&types.join(", "))));
+    w.finish()
+}
+
+#[derive(Clone, Copy)]
+enum Direction {
+    Ingress,
+    Egress,
+}
+
+impl Direction {
+    fn policy_type(self) -> &'static str {
+        match self {
+            Direction::Ingress => "Ingress",
+            Direction::Egress => "Egress",
+        }
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            Direction::Ingress => "ingress",
+            Direction::Egress => "egress",
+        }
+    }
+}
+
+/// kubectl's `printNetworkPolicySpecIngressFrom` and `...EgressTo`, which
+/// differ in their words alone.
+fn policy_rules(w: &mut PrefixWriter, spec: &Value, direction: Direction, indent: &str) {
+    let (rules, peers, peer_title, any_peer) = match direction {
+        Direction::Ingress => (
+            "/ingress",
+            "from",
+            "From",
+            "From: <any> (traffic not restricted by source)",
+        ),
+        Direction::Egress => (
+            "/egress",
+            "to",
+            "To",
+            "To: <any> (traffic not restricted by destination)",
+        ),
+    };
+    let rules: Vec<&Value> = array(spec, rules).collect();
+    if rules.is_empty() {
+        w.write(
+            0,
+            &format!(
+                "{indent}<none> (Selected pods are isolated for {} connectivity)\n",
+                direction.word()
+            ),
+        );
+        return;
+    }
+    for (i, rule) in rules.iter().enumerate() {
+        let ports: Vec<&Value> = array(rule, "/ports").collect();
+        if ports.is_empty() {
+            w.write(
+                0,
+                &format!("{indent}To Port: <any> (traffic allowed to all ports)\n"),
+            );
+        }
+        for port in ports {
+            let protocol = match str_at(port, "/protocol") {
+                "" => "TCP",
+                p => p,
+            };
+            // Go's `%s` of a nil `*IntOrString`.
+            let number = match port.get("port").filter(|p| !p.is_null()) {
+                Some(p) => int_or_string(Some(p)),
+                None => "<nil>".to_string(),
+            };
+            match port.get("endPort").and_then(Value::as_i64) {
+                None => w.write(0, &format!("{indent}To Port: {number}/{protocol}\n")),
+                Some(end) => w.write(
+                    0,
+                    &format!("{indent}To Port Range: {number}-{end}/{protocol}\n"),
+                ),
+            }
+        }
+        let peers: Vec<&Value> = array(rule, &format!("/{peers}")).collect();
+        if peers.is_empty() {
+            w.write(0, &format!("{indent}{any_peer}\n"));
+        }
+        for peer in peers {
+            w.write(0, &format!("{indent}{peer_title}:\n"));
+            let field = |name: &str| peer.get(name).filter(|v| !v.is_null());
+            let selector_line = |w: &mut PrefixWriter, title: &str, selector: Option<&Value>| {
+                w.write(
+                    1,
+                    &format!(
+                        "{indent}{title}: {}\n",
+                        table::format_label_selector(selector)
+                    ),
+                );
+            };
+            match (
+                field("podSelector"),
+                field("namespaceSelector"),
+                field("ipBlock"),
+            ) {
+                (Some(pods), Some(namespaces), _) => {
+                    selector_line(w, "NamespaceSelector", Some(namespaces));
+                    selector_line(w, "PodSelector", Some(pods));
+                }
+                (Some(pods), None, _) => selector_line(w, "PodSelector", Some(pods)),
+                (None, Some(namespaces), _) => {
+                    selector_line(w, "NamespaceSelector", Some(namespaces));
+                }
+                (None, None, Some(block)) => {
+                    w.write(1, &format!("{indent}IPBlock:\n"));
+                    w.write(2, &format!("{indent}CIDR: {}\n", str_at(block, "/cidr")));
+                    w.write(
+                        2,
+                        &format!("{indent}Except: {}\n", strs_at(block, "/except").join(", ")),
+                    );
+                }
+                (None, None, None) => {}
+            }
+        }
+        if i + 1 != rules.len() {
+            w.write(0, &format!("{indent}----------\n"));
+        }
+    }
 }
 
 /// An Ingress as kubectl describes it, with each backend's endpoints (or

@@ -143,6 +143,7 @@ fn columns(kind: Kind, wide: bool) -> Vec<&'static str> {
         Kind::Endpoints => vec!["NAME", "ENDPOINTS", "AGE"],
         Kind::Ingress => vec!["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"],
         Kind::IngressClass => vec!["NAME", "CONTROLLER", "PARAMETERS", "AGE"],
+        Kind::NetworkPolicy => vec!["NAME", "POD-SELECTOR", "AGE"],
         Kind::Secret => vec!["NAME", "TYPE", "DATA", "AGE"],
         Kind::Event => vec!["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
         Kind::EndpointSlice => vec!["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"],
@@ -175,6 +176,7 @@ fn columns(kind: Kind, wide: bool) -> Vec<&'static str> {
             | Kind::EndpointSlice
             | Kind::Ingress
             | Kind::IngressClass
+            | Kind::NetworkPolicy
             | Kind::Secret
             | Kind::Event => vec![],
         });
@@ -325,6 +327,11 @@ fn row(kind: Kind, v: &Value, wide: bool, now: chrono::DateTime<chrono::Utc>) ->
             },
             created,
         ],
+        Kind::NetworkPolicy => vec![
+            name,
+            format_label_selector(v.pointer("/spec/podSelector")),
+            created,
+        ],
         Kind::Event => vec![
             age(
                 or(s(v, "/lastTimestamp"), s(v, "/metadata/creationTimestamp")).as_str(),
@@ -382,6 +389,52 @@ fn or(x: &str, default: &str) -> String {
     } else {
         x.to_string()
     }
+}
+
+/// A `metav1.LabelSelector` as apimachinery's `FormatLabelSelector` prints
+/// it: its requirements sorted by key, `k=v` for matchLabels, `k in (a,b)`,
+/// `k notin (a,b)`, `k` and `!k` for matchExpressions (several values
+/// sorted); `<none>` for an empty or absent selector, `<error>` for one
+/// with an unknown operator.
+pub fn format_label_selector(selector: Option<&Value>) -> String {
+    let Some(selector) = selector.filter(|v| !v.is_null()) else {
+        return "<none>".into();
+    };
+    let mut requirements: Vec<(&str, String)> = Vec::new();
+    if let Some(labels) = selector.get("matchLabels").and_then(Value::as_object) {
+        for (key, value) in labels {
+            requirements.push((key, format!("{key}={}", value.as_str().unwrap_or(""))));
+        }
+    }
+    for expr in selector
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let key = s(expr, "/key");
+        let mut values: Vec<&str> = expr
+            .get("values")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        values.sort_unstable();
+        let text = match s(expr, "/operator") {
+            "In" => format!("{key} in ({})", values.join(",")),
+            "NotIn" => format!("{key} notin ({})", values.join(",")),
+            "Exists" => key.to_string(),
+            "DoesNotExist" => format!("!{key}"),
+            _ => return "<error>".into(),
+        };
+        requirements.push((key, text));
+    }
+    // Stable, where Go's sort.Sort is not: one key's requirements keep
+    // their written order.
+    requirements.sort_by(|a, b| a.0.cmp(b.0));
+    let text: Vec<String> = requirements.into_iter().map(|(_, t)| t).collect();
+    or(&text.join(","), "<none>")
 }
 
 /// `k=v,k2=v2` of a label map, or `<none>`.
@@ -806,6 +859,64 @@ mod tests {
             "40080->80, 40443->443"
         );
         assert_eq!(ingress_ports(&ing(true, &[])), "80, 443");
+    }
+
+    #[test]
+    fn label_selectors_print_as_apimachinery_formats_them() {
+        let check = |selector: Value, expected: &str| {
+            assert_eq!(
+                format_label_selector(Some(&selector)),
+                expected,
+                "{selector}"
+            );
+        };
+        check(json!({}), "<none>");
+        check(json!(null), "<none>");
+        check(json!({"matchLabels": {}, "matchExpressions": []}), "<none>");
+        check(json!({"matchLabels": {"app": "web"}}), "app=web");
+        check(
+            json!({"matchLabels": {"tier": "front", "app": "web"}}),
+            "app=web,tier=front",
+        );
+        check(
+            json!({"matchLabels": {"app": "web"}, "matchExpressions": [
+                {"key": "tier", "operator": "In", "values": ["b", "a"]},
+                {"key": "env", "operator": "NotIn", "values": ["dev"]},
+                {"key": "canary", "operator": "DoesNotExist"},
+                {"key": "team", "operator": "Exists"}]}),
+            "app=web,!canary,env notin (dev),team,tier in (a,b)",
+        );
+        check(
+            json!({"matchExpressions": [{"key": "a", "operator": "Gt", "values": ["1"]}]}),
+            "<error>",
+        );
+        assert_eq!(format_label_selector(None), "<none>");
+    }
+
+    #[test]
+    fn network_policy_table_shows_the_pod_selector() {
+        let policy = |ns: &str, name: &str, selector: Value| {
+            json!({"metadata": {"name": name, "namespace": ns, "creationTimestamp": "2020-01-01T00:00:00Z"},
+                "spec": {"podSelector": selector}})
+        };
+        let items = [
+            policy("default", "deny-all", json!({})),
+            policy(
+                "shop",
+                "allow-frontend-only",
+                json!({"matchLabels": {"app": "api"}}),
+            ),
+        ];
+        let out = render_list(Kind::NetworkPolicy, &items, Format::Table, false, 1).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "NAME                  POD-SELECTOR   AGE");
+        assert!(lines[1].starts_with("deny-all              <none>         "), "{out}");
+        assert!(lines[2].starts_with("allow-frontend-only   app=api        "), "{out}");
+        let out = render_list(Kind::NetworkPolicy, &items, Format::Wide, true, 1).unwrap();
+        assert!(
+            out.starts_with("NAMESPACE   NAME                  POD-SELECTOR   AGE\n"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -231,3 +231,128 @@ fn deployment_layout_follows_kubectl() {
         assert!(out.contains(want), "{want:?} missing from\n{out}");
     }
 }
+
+fn network_policy_object(spec: Value) -> Value {
+    json!({"metadata": {"name": "api-allow", "namespace": "shop",
+            "creationTimestamp": "2026-01-01T10:00:00Z", "labels": {"app": "api"}},
+        "spec": spec})
+}
+
+#[test]
+fn network_policy_layout_follows_kubectl() {
+    let np = network_policy_object(json!({
+        "podSelector": {"matchLabels": {"app": "api"},
+            "matchExpressions": [{"key": "tier", "operator": "In", "values": ["b", "a"]}]},
+        "ingress": [
+            {"from": [
+                {"podSelector": {"matchLabels": {"app": "web"}}},
+                {"namespaceSelector": {"matchLabels": {"team": "ops"}}, "podSelector": {}},
+                {"namespaceSelector": {}},
+                {"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16", "10.2.0.0/16"]}},
+                {"ipBlock": {"cidr": "192.0.2.0/24"}}],
+             "ports": [{"port": 80, "protocol": "TCP"}, {"port": "http", "protocol": "TCP"},
+                {"port": 9000, "endPort": 9100, "protocol": "UDP"}, {"protocol": "SCTP"}]},
+            {}],
+        "egress": [{"ports": [{"port": 53, "protocol": "UDP"}]}],
+        "policyTypes": ["Ingress", "Egress"]}));
+    let out = network_policy(&np);
+    let created = go_time("2026-01-01T10:00:00Z");
+    // An ipBlock without `except` still gets its line, with Go's `%v` of
+    // an empty join: `Except: ` and the space.
+    let want = format!(
+        "Name:         api-allow
+Namespace:    shop
+Created on:   {created}
+Labels:       app=api
+Annotations:  <none>
+Spec:
+  PodSelector:     app=api,tier in (a,b)
+  Allowing ingress traffic:
+    To Port: 80/TCP
+    To Port: http/TCP
+    To Port Range: 9000-9100/UDP
+    To Port: <nil>/SCTP
+    From:
+      PodSelector: app=web
+    From:
+      NamespaceSelector: team=ops
+      PodSelector: <none>
+    From:
+      NamespaceSelector: <none>
+    From:
+      IPBlock:
+        CIDR: 10.0.0.0/8
+        Except: 10.1.0.0/16, 10.2.0.0/16
+    From:
+      IPBlock:
+        CIDR: 192.0.2.0/24
+        Except:\x20
+    ----------
+    To Port: <any> (traffic allowed to all ports)
+    From: <any> (traffic not restricted by source)
+  Allowing egress traffic:
+    To Port: 53/UDP
+    To: <any> (traffic not restricted by destination)
+  Policy Types: Ingress, Egress
+"
+    );
+    assert_eq!(out, want, "\n{out}");
+}
+
+#[test]
+fn network_policy_says_what_it_does_not_affect() {
+    // Deny all ingress to every pod of the namespace.
+    let out = network_policy(&network_policy_object(
+        json!({"podSelector": {}, "policyTypes": ["Ingress"]}),
+    ));
+    assert!(
+        out.ends_with(
+            "Spec:
+  PodSelector:     <none> (Allowing the specific traffic to all pods in this namespace)
+  Allowing ingress traffic:
+    <none> (Selected pods are isolated for ingress connectivity)
+  Not affecting egress traffic
+  Policy Types: Ingress
+"
+        ),
+        "{out}"
+    );
+    let out = network_policy(&network_policy_object(
+        json!({"podSelector": {"matchLabels": {"app": "api"}}, "egress": [], "policyTypes": ["Egress"]}),
+    ));
+    assert!(
+        out.ends_with(
+            "  Not affecting ingress traffic
+  Allowing egress traffic:
+    <none> (Selected pods are isolated for egress connectivity)
+  Policy Types: Egress
+"
+        ),
+        "{out}"
+    );
+    // Stored before the API server defaulted it: kubectl prints <none>.
+    let out = network_policy(&network_policy_object(json!({})));
+    assert!(
+        out.contains("  Not affecting ingress traffic\n  Not affecting egress traffic\n  Policy Types: <none>\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn created_on_is_go_time_string() {
+    // Go's `time.Time.String()` of the local time; the tests' zone is
+    // whatever the host's is, so compare against chrono's local offset.
+    let ts = "2017-06-05T04:45:56Z";
+    let local = chrono::DateTime::parse_from_rfc3339(ts)
+        .unwrap()
+        .with_timezone(&chrono::Local);
+    let got = go_time(ts);
+    assert!(
+        got.starts_with(&local.format("%Y-%m-%d %H:%M:%S %z ").to_string()),
+        "{got}"
+    );
+    if local.offset().local_minus_utc() == 0 {
+        assert_eq!(got, "2017-06-05 04:45:56 +0000 UTC");
+    }
+    assert_eq!(go_time("garbage"), "garbage");
+}
