@@ -37,6 +37,8 @@ mod mirroring;
 mod outside;
 #[path = "e2e/pods.rs"]
 mod pods;
+#[path = "e2e/policy.rs"]
+mod policy;
 #[path = "e2e/readme.rs"]
 mod readme;
 #[path = "e2e/scenarios.rs"]

@@ -703,7 +703,7 @@ impl NodeAgent for AgentService {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
                 node: node.clone(),
-                direction: f.direction.as_str().to_string(),
+                direction: f.direction.as_str().to_lowercase(),
                 protocol: f.protocol.as_str().to_string(),
                 src: f.src.to_string(),
                 dst: f.dst.to_string(),

@@ -201,8 +201,9 @@ impl Enforcer {
             (verdict, flow)
         };
         // The side with no pod on it (an outside source's egress) has
-        // nothing to say.
-        if !matches!(verdict, Verdict::NotAPod { .. }) {
+        // nothing to say, and a pod's own node (its probes) is never
+        // judged against a policy: neither would tell a user anything.
+        if !matches!(verdict, Verdict::NotAPod { .. } | Verdict::LocalNode { .. }) {
             let policies = match &verdict {
                 Verdict::Allowed { by } => by.iter().map(ToString::to_string).collect(),
                 Verdict::Denied { isolating, .. } => {

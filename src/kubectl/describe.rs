@@ -811,7 +811,10 @@ pub fn network_policy(np: &Value) -> String {
             w.write(1, &format!("Not affecting {} traffic\n", direction.word()));
         }
     }
-    w.write(1, &format!("Policy Types: {}\n", or_none(&types.join(", "))));
+    w.write(
+        1,
+        &format!("Policy Types: {}\n", or_none(&types.join(", "))),
+    );
     w.finish()
 }
 

@@ -910,8 +910,14 @@ mod tests {
         let out = render_list(Kind::NetworkPolicy, &items, Format::Table, false, 1).unwrap();
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines[0], "NAME                  POD-SELECTOR   AGE");
-        assert!(lines[1].starts_with("deny-all              <none>         "), "{out}");
-        assert!(lines[2].starts_with("allow-frontend-only   app=api        "), "{out}");
+        assert!(
+            lines[1].starts_with("deny-all              <none>         "),
+            "{out}"
+        );
+        assert!(
+            lines[2].starts_with("allow-frontend-only   app=api        "),
+            "{out}"
+        );
         let out = render_list(Kind::NetworkPolicy, &items, Format::Wide, true, 1).unwrap();
         assert!(
             out.starts_with("NAMESPACE   NAME                  POD-SELECTOR   AGE\n"),

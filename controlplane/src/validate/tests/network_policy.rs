@@ -143,11 +143,7 @@ fn network_policy_rules() {
         )],
     );
     invalid(
-        with(
-            policy(),
-            "/spec/egress/0/ports/0/protocol",
-            json!("ICMP"),
-        ),
+        with(policy(), "/spec/egress/0/ports/0/protocol", json!("ICMP")),
         &[(
             "spec.egress[0].ports[0].protocol",
             "Unsupported value: \"ICMP\": supported values: \"TCP\", \"UDP\", \"SCTP\"",
@@ -162,21 +158,24 @@ fn network_policy_rules() {
     );
     invalid(
         with(policy(), &format!("{RULE}/from/0"), json!({})),
-        &[(&format!("{FIELD}.from[0]"), "Required value: must specify a peer")],
+        &[(
+            &format!("{FIELD}.from[0]"),
+            "Required value: must specify a peer",
+        )],
     );
     invalid(
-        with(
-            policy(),
-            &format!("{RULE}/from/2/podSelector"),
-            json!({}),
-        ),
+        with(policy(), &format!("{RULE}/from/2/podSelector"), json!({})),
         &[(
             &format!("{FIELD}.from[2]"),
             "Forbidden: may not specify both ipBlock and another peer",
         )],
     );
     invalid(
-        with(policy(), "/spec/policyTypes", json!(["Ingress", "Sideways"])),
+        with(
+            policy(),
+            "/spec/policyTypes",
+            json!(["Ingress", "Sideways"]),
+        ),
         &[(
             "spec.policyTypes[1]",
             "Unsupported value: \"Sideways\": supported values: \"Ingress\", \"Egress\"",
@@ -198,7 +197,11 @@ fn network_policy_rules() {
 #[test]
 fn every_network_policy_error_is_reported_once() {
     let p = without(policy(), "/metadata/name");
-    let p = with(p, &format!("{RULE}/from/2/ipBlock/cidr"), json!("10.0.0.0/33"));
+    let p = with(
+        p,
+        &format!("{RULE}/from/2/ipBlock/cidr"),
+        json!("10.0.0.0/33"),
+    );
     let p = with(p, "/spec/egress/0/ports/0/protocol", json!("ICMP"));
     let err = validate(&p).unwrap_err();
     assert_eq!(err.kind, "NetworkPolicy");
