@@ -33,6 +33,8 @@ mod lifecycle;
 mod links;
 #[path = "e2e/mirroring.rs"]
 mod mirroring;
+#[path = "e2e/netpol.rs"]
+mod netpol;
 #[path = "e2e/outside.rs"]
 mod outside;
 #[path = "e2e/pods.rs"]

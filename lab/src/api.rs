@@ -149,7 +149,16 @@ pub async fn apply_objects(
     }
     // The answer carries every object back.
     let mut api = api.clone().max_decoding_message_size(MAX_API_MESSAGE_BYTES);
-    let resp = api.apply(req).await.map_err(status_error)?.into_inner();
+    let resp = api
+        .apply(req)
+        .await
+        .map_err(|s| match s.code() {
+            // An apply finds nothing missing but a namespace an object
+            // names: the manifest is what is wrong, as for an invalid one.
+            tonic::Code::NotFound => InputError(s.message().to_string()).into(),
+            _ => status_error(s),
+        })?
+        .into_inner();
     for r in resp.results {
         let v: Value = serde_json::from_slice(&r.object).context("server sent a bad object")?;
         for w in &r.warnings {
