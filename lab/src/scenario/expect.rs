@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use podnet_proto::model::view::Protocol;
 
-use super::schema::{DnsExpect, HttpExpect, Reachability, is_selector};
+use super::schema::{DnsExpect, HttpExpect, MatrixExpect, Reachability, is_selector};
 use crate::api::{self, Api};
 use crate::manifest::InputError;
 
@@ -150,6 +150,37 @@ pub(super) async fn check_reachability(
         }
     }
     Ok(results)
+}
+
+/// Probes every pod pair of the namespaces and compares the grid cell by
+/// cell: one result for the grid, with the differing cells named.
+pub(super) async fn check_matrix(
+    api: &mut Api,
+    m: &MatrixExpect,
+) -> anyhow::Result<Vec<(String, bool)>> {
+    let expected = crate::matrix::parse(&m.expect).map_err(|e| anyhow::anyhow!(e))?;
+    let pods = crate::matrix::pods_of(api, &m.namespaces).await?;
+    let grid = crate::matrix::probe(api, &pods, m.port, m.protocol, m.timeout).await?;
+    let (differences, unknown) = crate::matrix::compare(&grid, &expected);
+    let title = format!(
+        "matrix {}/{} over {}",
+        m.protocol.as_str().to_lowercase(),
+        m.port,
+        m.namespaces.join(", ")
+    );
+    let mut line = format!(
+        "{title}: {} of {} cells as expected",
+        grid.pods.len() * grid.pods.len() - differences.len(),
+        grid.pods.len() * grid.pods.len()
+    );
+    for d in &differences {
+        let got = if d.reachable { "reachable" } else { "blocked" };
+        line.push_str(&format!("; {} -> {} {got}", d.client, d.server));
+    }
+    for label in &unknown {
+        line.push_str(&format!("; {label}: no such running pod"));
+    }
+    Ok(vec![(line, differences.is_empty() && unknown.is_empty())])
 }
 
 /// What `nc -z -v` says of a connection attempt: a refusal (an RST or

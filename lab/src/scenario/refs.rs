@@ -129,6 +129,16 @@ pub fn check(scenario: &Scenario, objects: &[Value]) -> Result<(), String> {
                     at("reachability.to", created.pod(&r.to))?;
                 }
             }
+            Expectation::Matrix { matrix: m } => {
+                for (j, ns) in m.namespaces.iter().enumerate() {
+                    if !created.pods.iter().any(|(n, _, _)| n == ns) {
+                        at(
+                            &format!("matrix.namespaces[{j}]"),
+                            Err(format!("no Pod or pod template in namespace {ns}")),
+                        )?;
+                    }
+                }
+            }
             Expectation::Dns(d) => {
                 at("from", created.pod(&d.from))?;
                 for (j, answer) in d.answers.iter().flatten().enumerate() {

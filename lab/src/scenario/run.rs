@@ -171,6 +171,7 @@ async fn run_in_cluster(
             Expectation::Reachability { reachability } => {
                 expect::check_reachability(&mut api, reachability).await
             }
+            Expectation::Matrix { matrix } => expect::check_matrix(&mut api, matrix).await,
             Expectation::Dns(d) => expect::check_dns(&mut api, d).await.map(|r| vec![r]),
             Expectation::Http(h) if h.from == "host" => {
                 super::host::check_http_from_host(&mut api, h, base)

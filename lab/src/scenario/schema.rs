@@ -170,6 +170,7 @@ pub enum ManifestRef {
 #[serde(untagged)]
 pub enum Expectation {
     Reachability { reachability: Reachability },
+    Matrix { matrix: MatrixExpect },
     Dns(DnsExpect),
     Http(HttpExpect),
 }
@@ -182,6 +183,12 @@ impl Expectation {
             Expectation::Reachability { reachability: r } => format!(
                 "reachability {} -> {} port {}/{}",
                 r.from, r.to, r.port, r.protocol
+            ),
+            Expectation::Matrix { matrix: m } => format!(
+                "matrix {}/{} over {}",
+                m.protocol.as_str().to_lowercase(),
+                m.port,
+                m.namespaces.join(", ")
             ),
             Expectation::Dns(d) => format!("dns {} {} from {}", d.dns, d.rtype, d.from),
             Expectation::Http(h) => format!("http {} from {}", h.http, h.from),
@@ -298,6 +305,28 @@ pub fn is_selector(reference: &str) -> bool {
     !reference
         .chars()
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+}
+
+/// `{matrix: {namespaces: [x, y], port: 80, expect: |\n  x/a x/b ...}}`:
+/// every running pod of the namespaces probes every one on the port
+/// (`podnet netpol matrix`), and each cell must be as the grid says (`.`
+/// reachable, `X` blocked; rows are clients, columns servers).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatrixExpect {
+    pub namespaces: Vec<String>,
+    pub port: u16,
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// The grid, as `podnet netpol matrix` prints it.
+    pub expect: String,
+    /// Seconds to wait for a connection before calling it blocked.
+    #[serde(default = "default_matrix_timeout")]
+    pub timeout: u64,
+}
+
+fn default_matrix_timeout() -> u64 {
+    1
 }
 
 fn default_probe_timeout() -> u64 {
@@ -463,6 +492,10 @@ fn explain_expectations(text: &str) -> Option<String> {
             serde_json::from_value::<Reachability>(r.clone())
                 .err()
                 .map(|x| format!("reachability: {x}"))
+        } else if let Some(m) = e.get("matrix") {
+            serde_json::from_value::<MatrixExpect>(m.clone())
+                .err()
+                .map(|x| format!("matrix: {x}"))
         } else if e.get("dns").is_some() {
             serde_json::from_value::<DnsExpect>(e.clone())
                 .err()
@@ -472,7 +505,7 @@ fn explain_expectations(text: &str) -> Option<String> {
                 .err()
                 .map(|x| x.to_string())
         } else {
-            Some("an expectation is one of reachability, dns or http".into())
+            Some("an expectation is one of reachability, matrix, dns or http".into())
         };
         Some(format!("expect[{i}]: {}", why?))
     })
@@ -498,6 +531,21 @@ fn check_expectation(e: &Expectation) -> Result<(), String> {
             if r.timeout == 0 {
                 return Err(".reachability.timeout: must be at least 1 (seconds)".into());
             }
+        }
+        Expectation::Matrix { matrix: m } => {
+            if m.namespaces.is_empty() {
+                return Err(".matrix.namespaces: names no namespace".into());
+            }
+            if m.port == 0 {
+                return Err(".matrix.port: must be between 1 and 65535".into());
+            }
+            if m.protocol == Protocol::Sctp {
+                return Err(".matrix.protocol: SCTP is not emulated; probes are TCP or UDP".into());
+            }
+            if m.timeout == 0 {
+                return Err(".matrix.timeout: must be at least 1 (seconds)".into());
+            }
+            crate::matrix::parse(&m.expect).map_err(|e| format!(".matrix.expect: {e}"))?;
         }
         Expectation::Dns(d) => {
             check_pod_reference(&d.from).map_err(|e| format!(".from: {e}"))?;
