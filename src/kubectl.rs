@@ -675,7 +675,10 @@ pub async fn describe(state: &Path, args: DescribeArgs) -> anyhow::Result<ExitCo
             };
             describe::service(&object, endpoints.as_ref(), &events)
         }
-        Kind::Pod => describe::pod(&object, &events),
+        Kind::Pod => {
+            let policies = selecting_policies(&object, &list(Kind::NetworkPolicy).await?);
+            describe::pod(&object, &policies, &events)
+        }
         Kind::Deployment => describe::deployment(&object, &list(Kind::ReplicaSet).await?, &events),
         Kind::ReplicaSet => describe::replica_set(&object, &list(Kind::Pod).await?, &events),
         _ => {
@@ -686,6 +689,37 @@ pub async fn describe(state: &Path, args: DescribeArgs) -> anyhow::Result<ExitCo
     };
     print!("{text}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The NetworkPolicies of `pod`'s namespace whose podSelector selects it,
+/// as `name (Ingress, Egress)`: the directions each isolates it for.
+fn selecting_policies(pod: &Value, policies: &[Value]) -> Vec<String> {
+    let info = podnet_node::policy::pod_info(pod);
+    let mut out: Vec<String> = policies
+        .iter()
+        .filter(|p| podnet_proto::model::str_at(p, "/metadata/namespace") == info.namespace)
+        .filter_map(|p| {
+            let policy = serde_json::from_value(p.clone()).ok()?;
+            let compiled = podnet_netpol::compile(&policy).ok()?;
+            compiled.selects(&info).then(|| {
+                let types: Vec<&str> = [
+                    podnet_netpol::Direction::Ingress,
+                    podnet_netpol::Direction::Egress,
+                ]
+                .into_iter()
+                .filter(|d| compiled.isolates(*d))
+                .map(podnet_netpol::Direction::as_str)
+                .collect();
+                format!(
+                    "{} ({})",
+                    podnet_proto::model::str_at(p, "/metadata/name"),
+                    types.join(", ")
+                )
+            })
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 #[derive(Debug, Args)]
@@ -752,6 +786,37 @@ pub async fn scale(state: &Path, args: ScaleArgs) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn describe_pod_lists_the_policies_of_its_namespace_that_select_it() {
+        let pod = serde_json::json!({"metadata": {"namespace": "shop", "name": "b", "labels": {"app": "backend"}}});
+        let policy = |ns: &str, name: &str, spec: Value| serde_json::json!({"metadata": {"namespace": ns, "name": name}, "spec": spec});
+        let policies = [
+            policy(
+                "shop",
+                "zz-lockdown",
+                serde_json::json!({"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
+            ),
+            policy(
+                "shop",
+                "allow-frontend-only",
+                serde_json::json!({"podSelector": {"matchLabels": {"app": "backend"}}, "ingress": [{}]}),
+            ),
+            policy(
+                "shop",
+                "web-only",
+                serde_json::json!({"podSelector": {"matchLabels": {"app": "web"}}}),
+            ),
+            policy("other", "all", serde_json::json!({"podSelector": {}})),
+        ];
+        assert_eq!(
+            selecting_policies(&pod, &policies),
+            [
+                "allow-frontend-only (Ingress)",
+                "zz-lockdown (Ingress, Egress)"
+            ]
+        );
+    }
 
     #[test]
     fn delete_grace_period_as_kubectl() {

@@ -418,7 +418,9 @@ fn containers(w: &mut PrefixWriter, spec: &Value, statuses: &[&Value], in_templa
 }
 
 /// A Pod: where it runs, its containers, conditions and events.
-pub fn pod(p: &Value, events: &[Value]) -> String {
+/// `policies`: the NetworkPolicies selecting the pod, `name (Ingress,
+/// Egress)` (podnet's addition to kubectl's layout).
+pub fn pod(p: &Value, policies: &[String], events: &[Value]) -> String {
     let now = chrono::Utc::now();
     let mut w = PrefixWriter::new();
     w.write(0, &format!("Name:\t{}\n", str_at(p, "/metadata/name")));
@@ -512,7 +514,19 @@ pub fn pod(p: &Value, events: &[Value]) -> String {
     }
     labels(&mut w, "Node-Selectors", p.pointer("/spec/nodeSelector"));
     describe_events(&mut w, events, now);
-    w.finish()
+    let mut out = w.finish();
+    // After kubectl's layout, so its alignment stays as kubectl's.
+    let label = "Network Policies:  ";
+    match policies.split_first() {
+        None => out.push_str(&format!("{label}<none>\n")),
+        Some((first, rest)) => {
+            out.push_str(&format!("{label}{first}\n"));
+            for policy in rest {
+                out.push_str(&format!("{:width$}{policy}\n", "", width = label.len()));
+            }
+        }
+    }
+    out
 }
 
 /// kubectl's DescribePodTemplate.

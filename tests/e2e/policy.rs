@@ -121,6 +121,14 @@ fn the_seeds_policy_admits_only_frontends_on_pod_ips_and_cluster_ips_alike() {
     let refused_elsewhere = curl(&c, "frontend", &pod_urls[0].replace("8080", "9090"), 1);
     assert_eq!(refused_elsewhere, Some(28), "port 9090 is not allowed");
 
+    // describe pod lists the policies that select it.
+    let backend = backends[0]["metadata"]["name"].as_str().unwrap();
+    let described = c.ok(&["describe", "pod", backend]);
+    assert!(
+        described.contains("Network Policies:  allow-frontend-only (Ingress)\n"),
+        "{described}"
+    );
+
     // The flow log names the policy that dropped other's flows.
     let flows = c.json(&["flows", "--verdict", "dropped", "--pod", "other"]);
     let dropped = flows["flows"].as_array().expect("flows");

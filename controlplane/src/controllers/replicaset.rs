@@ -200,26 +200,33 @@ fn delete_pods(
     Ok(deleted)
 }
 
-/// Creates one pod of `rs`; `false` when its generated name was taken (the
-/// next pass tries another).
+/// Names a generated name is tried with before the pod is left to the next
+/// pass: the API server's `generateName` retries (RetryGenerateName).
+const NAME_ATTEMPTS: usize = 8;
+
+/// Creates one pod of `rs`; `false` when every generated name tried was
+/// taken (the next pass tries others).
 fn create_pod(registry: &Registry, rs: &Value) -> Result<bool, ApiError> {
     let template = rs.pointer("/spec/template").cloned().unwrap_or(json!({}));
     let mut metadata = template.get("metadata").cloned().unwrap_or(json!({}));
-    let name = format!("{}-{}", str_at(rs, "/metadata/name"), random_suffix(5));
-    metadata["name"] = json!(name);
     metadata["namespace"] = json!(str_at(rs, "/metadata/namespace"));
     metadata["ownerReferences"] = json!([owner_reference(rs)]);
-    let pod = json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": metadata,
-        "spec": template.get("spec").cloned().unwrap_or(json!({})),
-    });
-    match registry.create(pod) {
-        Ok(_) => Ok(true),
-        Err(ApiError::AlreadyExists { .. }) => Ok(false),
-        Err(e) => Err(e),
+    for _ in 0..NAME_ATTEMPTS {
+        let name = format!("{}-{}", str_at(rs, "/metadata/name"), random_suffix(5));
+        metadata["name"] = json!(name);
+        let pod = json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": metadata,
+            "spec": template.get("spec").cloned().unwrap_or(json!({})),
+        });
+        match registry.create(pod) {
+            Ok(_) => return Ok(true),
+            Err(ApiError::AlreadyExists { .. }) => continue,
+            Err(e) => return Err(e),
+        }
     }
+    Ok(false)
 }
 
 #[cfg(test)]

@@ -158,7 +158,22 @@ fn pod_layout_follows_kubectl() {
             "containerStatuses": [{"name": "web", "ready": true, "restartCount": 0, "image": "podnet/http-echo",
                 "imageID": "podnet://podnet/http-echo", "containerID": "podnet://u/web",
                 "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}});
-    let out = pod(&p, &[]);
+    let out = pod(&p, &[], &[]);
+    assert!(out.ends_with("Network Policies:  <none>\n"), "{out}");
+    let selected = pod(
+        &p,
+        &[
+            "allow-frontend-only (Ingress)".into(),
+            "lockdown (Ingress, Egress)".into(),
+        ],
+        &[],
+    );
+    assert!(
+        selected.ends_with(
+            "Network Policies:  allow-frontend-only (Ingress)\n                   lockdown (Ingress, Egress)\n"
+        ),
+        "{selected}"
+    );
     assert_aligned(
         &out,
         &["Name", "Namespace", "Node", "Labels", "Status", "IP"],
