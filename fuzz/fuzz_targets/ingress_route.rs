@@ -29,6 +29,7 @@ fuzz_target!(|data: &[u8]| {
         services: &services,
         slices: &slices,
         default_service: Some(("default", "web")),
+        family: Default::default(),
     });
     let raw = String::from_utf8_lossy(data);
     let host = parts.get(4).and_then(Value::as_str).unwrap_or(&raw);
