@@ -340,3 +340,62 @@ spec:
     assert!(shown.contains("1 of 81 cells differ"), "{shown}");
     assert!(shown.contains("  z/a -> y/b: blocked"), "{shown}");
 }
+
+/// A LoadBalancer Service with `externalTrafficPolicy: Local` keeps the
+/// client's address (the host's, 172.18.0.1), so an ipBlock rule decides
+/// for traffic from outside the cluster: admitted while the block holds
+/// the host, dropped (curl 28) once it holds only the pod network.
+#[test]
+fn local_traffic_policy_keeps_the_client_address_for_ip_block_rules() {
+    let c = Cluster::up(&["--nodes", "2"]);
+    c.apply(&format!(
+        "{}---\n{}",
+        BACKEND.replace(
+            "  ports: [{port: 80, targetPort: http}]",
+            "  type: LoadBalancer\n  externalTrafficPolicy: Local\n  ports: [{port: 80, targetPort: http}]"
+        ),
+        r#"
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: from-the-host}
+spec:
+  podSelector: {matchLabels: {app: backend}}
+  ingress:
+  - from: [{ipBlock: {cidr: 172.18.0.0/16, except: [172.18.0.2/32, 172.18.0.3/32]}}]
+"#
+    ));
+    c.ready_pods("backend", 2);
+    let front = crate::edge::front(&c, "backend");
+    let host_curl = |max_s: &str| {
+        std::process::Command::new("curl")
+            .args(["-sS", "-m", max_s, &format!("http://{front}/")])
+            .output()
+            .expect("run curl")
+    };
+    let answered = eventually("the host admitted", Duration::from_secs(20), || {
+        let out = host_curl("2");
+        out.status.success().then_some(out)
+    });
+    let echo: serde_json::Value = serde_json::from_slice(&answered.stdout).expect("echo json");
+    assert!(
+        echo["client"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("172.18.0.1:"),
+        "Local keeps the client address: {echo}"
+    );
+    c.apply(
+        r#"
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: from-the-host}
+spec:
+  podSelector: {matchLabels: {app: backend}}
+  ingress:
+  - from: [{ipBlock: {cidr: 10.244.0.0/16}}]
+"#,
+    );
+    eventually("the host dropped", Duration::from_secs(20), || {
+        (host_curl("1").status.code() == Some(28)).then_some(())
+    });
+}
