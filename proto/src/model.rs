@@ -3,6 +3,7 @@
 
 mod kind;
 mod link;
+pub mod names;
 pub mod network;
 mod object;
 mod quantity;
