@@ -97,7 +97,6 @@ mod index;
 mod invalid;
 mod judge;
 mod model;
-mod names;
 mod policy;
 #[cfg(test)]
 mod testkit;

@@ -18,7 +18,7 @@ use podnet_proto::model::LabelSelector;
 
 use crate::invalid::{CidrProblem, FieldError, InvalidPolicy};
 use crate::model::{Direction, PodInfo, PolicyRef, Protocol};
-use crate::names;
+use podnet_proto::model::names;
 
 /// The namespace of a policy whose metadata names none, as `kubectl`
 /// without a context namespace would create it.
