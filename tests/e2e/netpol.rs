@@ -1,6 +1,6 @@
 //! NetworkPolicy as a kind: applied, defaulted and validated as the API
 //! server does, listed and described as kubectl shows them. What nodes
-//! enforce is the datapath's tests'.
+//! enforce is `policy.rs`'s.
 
 use serde_json::json;
 
@@ -8,7 +8,7 @@ use crate::harness::{Cluster, text};
 
 /// The policy of the seeds' NetworkPolicy section, re-indented (the seed
 /// lost its indentation), otherwise as written there.
-const ALLOW_FRONTEND_ONLY: &str = r#"
+pub const ALLOW_FRONTEND_ONLY: &str = r#"
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata:

@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use crate::harness::{Cluster, eventually, text};
+use crate::netpol::ALLOW_FRONTEND_ONLY;
 
 const BACKEND: &str = r#"
 apiVersion: apps/v1
@@ -41,25 +42,6 @@ fn toolbox(name: &str, app: &str) -> String {
          spec: {{containers: [{{name: toolbox, image: podnet/toolbox}}]}}\n"
     )
 }
-
-/// The seeds' policy, as kubernetes.io's NetworkPolicy page writes it.
-const ALLOW_FRONTEND_ONLY: &str = r#"
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata:
-  name: allow-frontend-only
-spec:
-  podSelector:
-    matchLabels:
-      app: backend
-  ingress:
-  - from:
-    - podSelector:
-        matchLabels:
-          app: frontend
-    ports:
-    - port: 8080
-"#;
 
 /// curl's exit code for `url` from `pod`, waiting at most `max_s`.
 fn curl(c: &Cluster, pod: &str, url: &str, max_s: u32) -> Option<i32> {
