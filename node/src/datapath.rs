@@ -576,7 +576,7 @@ impl Datapath {
         side: Direction,
         decision: &crate::policy::Decision,
     ) {
-        let Some(verdict) = decision.verdict() else {
+        let Some(verdict) = decision.verdict().filter(|v| crate::policy::telling(v)) else {
             return;
         };
         let status = if decision.is_denied() {

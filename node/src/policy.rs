@@ -200,10 +200,7 @@ impl Enforcer {
             };
             (verdict, flow)
         };
-        // The side with no pod on it (an outside source's egress) has
-        // nothing to say, and a pod's own node (its probes) is never
-        // judged against a policy: neither would tell a user anything.
-        if !matches!(verdict, Verdict::NotAPod { .. } | Verdict::LocalNode { .. }) {
+        if telling(&verdict) {
             let policies = match &verdict {
                 Verdict::Allowed { by } => by.iter().map(ToString::to_string).collect(),
                 Verdict::Denied { isolating, .. } => {
@@ -236,6 +233,14 @@ impl Enforcer {
         tracing::debug!(flow.src = %src, flow.dst = %dst, protocol = protocol.as_str(), %verdict, "flow dropped by policy");
         Err(verdict)
     }
+}
+
+/// Does a verdict tell a user anything? The side with no pod on it (an
+/// outside source's egress) has nothing to say, and a pod's own node (its
+/// probes) is never judged against a policy: such verdicts are neither
+/// logged nor shown in journeys.
+pub fn telling(verdict: &Verdict) -> bool {
+    !matches!(verdict, Verdict::NotAPod { .. } | Verdict::LocalNode { .. })
 }
 
 /// A pod object as the index holds it: labels, the addresses it has while

@@ -131,12 +131,18 @@ fn ms(nanos: i128, decimals: u32) -> String {
 }
 
 /// The line that says what the journey was: the ingress's decision and
-/// status when there is an ingress hop, else the first hop's.
+/// status when there is an ingress hop, else the NetworkPolicy verdict
+/// that dropped it, else the first hop's.
 fn summary(j: &Journey) -> String {
     let Some(s) = j
         .spans
         .iter()
         .find(|s| s.hop == hop::INGRESS)
+        .or_else(|| {
+            j.spans
+                .iter()
+                .find(|s| s.hop == hop::POLICY && s.status == "dropped")
+        })
         .or(j.spans.first())
     else {
         return "(no spans)".into();
@@ -326,6 +332,24 @@ trace 3f2a9c1b0d4e5f60  GET shop.example.com/api → 200   total 1.79 ms
         assert_eq!(
             header,
             "trace 3f2a9c1b0d4e5f60  127.0.1.1:80 → node-2 (172.18.0.3:31080), policy Cluster → ok   total 1.79 ms"
+        );
+        // A flow NetworkPolicy dropped says so, whatever came first.
+        let mut dropped = j.clone();
+        dropped.spans.push(span(
+            dropped.trace_id,
+            "policy",
+            "node-1",
+            400_000,
+            2_000,
+            "10.244.0.4:37308 → 10.244.1.5:8080 ingress on node-1: isolated for ingress by x/deny-all, no rule allows",
+            "dropped",
+        ));
+        assert!(
+            render(&dropped).starts_with(
+                "trace 3f2a9c1b0d4e5f60  10.244.0.4:37308 → 10.244.1.5:8080 ingress on node-1: isolated for ingress by x/deny-all, no rule allows → dropped"
+            ),
+            "{}",
+            render(&dropped)
         );
         j.spans.clear();
         assert!(render(&j).starts_with("trace 3f2a9c1b0d4e5f60  (no spans)   total 0.00 ms\n"));

@@ -142,6 +142,16 @@ fn the_seeds_policy_admits_only_frontends_on_pod_ips_and_cluster_ips_alike() {
         "{lines}"
     );
 
+    // The dropped flow's journey has the node's verdict as a policy hop.
+    let journeys = c.ok(&["trace", "--last", "100"]);
+    assert!(
+        journeys.lines().any(|l| l.contains(" policy ")
+            && l.contains(
+                "isolated for ingress by default/allow-frontend-only, no rule allows [dropped]"
+            )),
+        "{journeys}"
+    );
+
     // A label change is re-evaluated: other becomes a frontend.
     c.apply(&toolbox("other", "frontend"));
     eventually("other relabelled admitted", Duration::from_secs(20), || {
