@@ -4,7 +4,12 @@
 //! [`FlowHeader`] of kind [`FrameKind::TcpOpen`]; the receiving node answers
 //! with one [`OpenStatus`] byte and then both directions carry the raw pod
 //! bytes. If the receiving node drops the flow silently (network policy), it
-//! closes the stream without writing a status byte. A pod UDP datagram or
+//! closes the stream without writing a status byte. A pod SCTP association
+//! is carried the same way, its stream starting with a
+//! [`FrameKind::SctpOpen`] header, so the receiving node looks for an SCTP
+//! listener (and judges policy as SCTP): podnet emulates an association as
+//! one ordered reliable stream, and a refused one (nothing listens, SCTP's
+//! ABORT) is [`OpenStatus::Refused`] as for TCP. A pod UDP datagram or
 //! ICMP message is one QUIC datagram: a [`FlowHeader`] followed by the
 //! payload.
 //!
@@ -22,7 +27,7 @@
 //!      0      1 version        (WIRE_VERSION = 2)
 //!      1      1 kind           1 TcpOpen, 2 Udp, 3 IcmpEchoRequest,
 //!                              4 IcmpEchoReply, 5 IcmpPortUnreachable,
-//!                              6 IcmpTimeExceeded
+//!                              6 IcmpTimeExceeded, 7 SctpOpen
 //!      2      1 family         4 IPv4, 6 IPv6: both addresses are of it
 //!      3      1 ttl            IcmpEchoRequest: hops left; 0 (reserved) for
 //!                              every other kind
@@ -38,6 +43,13 @@
 //! An IPv4 header is 24 bytes (28 for the echo kinds), an IPv6 one 48
 //! (52). Version 1 had no family (byte 2 was flags, always 0, and both
 //! addresses IPv4); it is refused as an unsupported version.
+//!
+//! Versioning: the version changes when the layout of a kind that exists
+//! changes. A new kind laid out as an existing one (SctpOpen is TcpOpen's
+//! layout) is added under the same version: a node that does not know it
+//! refuses it as an unknown kind (it resets the stream without a status
+//! byte, so the opener's connect fails), and every kind it knows it still
+//! reads.
 //!
 //! The decoder is total: any byte slice gives either a header or a
 //! [`WireError`], never a panic, and it accepts only the canonical encoding
@@ -84,6 +96,7 @@ const KIND_ICMP_ECHO_REQUEST: u8 = 3;
 const KIND_ICMP_ECHO_REPLY: u8 = 4;
 const KIND_ICMP_PORT_UNREACHABLE: u8 = 5;
 const KIND_ICMP_TIME_EXCEEDED: u8 = 6;
+const KIND_SCTP_OPEN: u8 = 7;
 
 /// What a flow carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -108,6 +121,9 @@ pub enum FrameKind {
     /// node: `src` is the address of the node that dropped it (port 0),
     /// `dst` the request's source, `id` and `seq` the request's.
     IcmpTimeExceeded { id: u16, seq: u16 },
+    /// Opens a pod SCTP association; sent once at the start of a QUIC
+    /// stream, as [`FrameKind::TcpOpen`] is, and answered the same way.
+    SctpOpen,
 }
 
 impl FrameKind {
@@ -120,7 +136,14 @@ impl FrameKind {
             FrameKind::IcmpEchoReply { .. } => KIND_ICMP_ECHO_REPLY,
             FrameKind::IcmpPortUnreachable => KIND_ICMP_PORT_UNREACHABLE,
             FrameKind::IcmpTimeExceeded { .. } => KIND_ICMP_TIME_EXCEEDED,
+            FrameKind::SctpOpen => KIND_SCTP_OPEN,
         }
+    }
+
+    /// Does this kind open a stream flow (a QUIC stream answered with an
+    /// [`OpenStatus`]), rather than travel as a datagram?
+    pub fn opens_stream(&self) -> bool {
+        matches!(self, FrameKind::TcpOpen | FrameKind::SctpOpen)
     }
 
     /// Encoded length of an IPv4 header of this kind.
@@ -137,7 +160,7 @@ impl FrameKind {
 /// Bytes a kind adds to the base header, or `None` for an unknown kind.
 fn extra_len_for_code(code: u8) -> Option<usize> {
     match code {
-        KIND_TCP_OPEN | KIND_UDP | KIND_ICMP_PORT_UNREACHABLE => Some(0),
+        KIND_TCP_OPEN | KIND_UDP | KIND_ICMP_PORT_UNREACHABLE | KIND_SCTP_OPEN => Some(0),
         KIND_ICMP_ECHO_REQUEST | KIND_ICMP_ECHO_REPLY | KIND_ICMP_TIME_EXCEEDED => {
             Some(ICMP_ECHO_EXTRA_LEN)
         }
@@ -193,7 +216,7 @@ pub enum WireError {
     Truncated { needed: usize, got: usize },
     #[error("unsupported overlay wire version {0} (this node speaks version {WIRE_VERSION})")]
     UnsupportedVersion(u8),
-    #[error("unknown overlay frame kind {0} (valid kinds are 1 to 6)")]
+    #[error("unknown overlay frame kind {0} (valid kinds are 1 to 7)")]
     UnknownKind(u8),
     #[error("unknown overlay address family {0} (valid are 4 IPv4 and 6 IPv6)")]
     UnknownFamily(u8),
@@ -337,6 +360,7 @@ impl FlowHeader {
         };
         let kind = match code {
             KIND_TCP_OPEN => FrameKind::TcpOpen,
+            KIND_SCTP_OPEN => FrameKind::SctpOpen,
             KIND_UDP => FrameKind::Udp,
             KIND_ICMP_PORT_UNREACHABLE => FrameKind::IcmpPortUnreachable,
             KIND_ICMP_ECHO_REQUEST => {
@@ -363,8 +387,9 @@ impl FlowHeader {
     }
 }
 
-/// The receiving node's answer to a [`FrameKind::TcpOpen`]: one byte written
-/// on the stream right after the header arrived.
+/// The receiving node's answer to a [`FrameKind::TcpOpen`] or
+/// [`FrameKind::SctpOpen`]: one byte written on the stream right after the
+/// header arrived.
 ///
 /// There is no "dropped" status on purpose: a flow denied by policy gets no
 /// answer at all (the stream is closed), so the client times out as it would
@@ -374,7 +399,7 @@ impl FlowHeader {
 pub enum OpenStatus {
     /// A pod socket listens on the destination port; pod bytes follow.
     Accepted = 0,
-    /// Nothing listens on the destination port (TCP RST).
+    /// Nothing listens on the destination port (TCP RST, SCTP ABORT).
     Refused = 1,
 }
 
@@ -449,6 +474,7 @@ mod tests {
     fn all_kinds() -> Vec<FrameKind> {
         vec![
             FrameKind::TcpOpen,
+            FrameKind::SctpOpen,
             FrameKind::Udp,
             FrameKind::IcmpEchoRequest {
                 id: 0xbeef,
@@ -485,6 +511,36 @@ mod tests {
             1, 2, 3, 4, 5, 6, 7, 8,
         ];
         assert_eq!(bytes, expected);
+    }
+
+    /// An SCTP open is a TCP open with its own kind byte: same length,
+    /// same fields, so the receiver tells them apart by byte 1 alone.
+    #[test]
+    fn exact_bytes_of_an_sctp_open() {
+        let bytes = header(FrameKind::SctpOpen).to_bytes();
+        #[rustfmt::skip]
+        let expected = [
+            2, 7, 4, 0,
+            10, 244, 1, 7, 0x9c, 0x40,
+            10, 244, 2, 9, 0x1f, 0x90,
+            1, 2, 3, 4, 5, 6, 7, 8,
+        ];
+        assert_eq!(bytes, expected);
+        assert_eq!(header_len(&bytes[..PREFIX_LEN]), Ok(24));
+        let mut tcp = header(FrameKind::TcpOpen).to_bytes();
+        tcp[1] = 7;
+        assert_eq!(tcp, bytes);
+        let v6 = header_v6(FrameKind::SctpOpen).to_bytes();
+        assert_eq!((v6[1], v6.len()), (7, 48));
+    }
+
+    #[test]
+    fn stream_kinds_are_the_two_opens() {
+        let streams: Vec<FrameKind> = all_kinds()
+            .into_iter()
+            .filter(FrameKind::opens_stream)
+            .collect();
+        assert_eq!(streams, [FrameKind::TcpOpen, FrameKind::SctpOpen]);
     }
 
     #[test]
@@ -539,6 +595,7 @@ mod tests {
     #[test]
     fn header_lengths() {
         assert_eq!(FrameKind::TcpOpen.header_len(), 24);
+        assert_eq!(FrameKind::SctpOpen.header_len(), 24);
         assert_eq!(FrameKind::Udp.header_len(), 24);
         assert_eq!(FrameKind::IcmpPortUnreachable.header_len(), 24);
         assert_eq!(
@@ -593,13 +650,16 @@ mod tests {
         // A future version is reported as such even if it is one byte long.
         check(&[7], Err(WireError::UnsupportedVersion(7)));
         check(&with(1, 0), Err(WireError::UnknownKind(0)));
-        check(&with(1, 7), Err(WireError::UnknownKind(7)));
+        check(&with(1, 8), Err(WireError::UnknownKind(8)));
         check(&with(1, 255), Err(WireError::UnknownKind(255)));
         check(&[2, 9], Err(WireError::UnknownKind(9)));
         check(&with(2, 0), Err(WireError::UnknownFamily(0)));
         check(&with(2, 0x80), Err(WireError::UnknownFamily(0x80)));
         check(&[2, 1, 5], Err(WireError::UnknownFamily(5)));
         check(&with(3, 1), Err(WireError::NonZeroReserved(1)));
+        let mut sctp = header(FrameKind::SctpOpen).to_bytes();
+        sctp[3] = 64;
+        check(&sctp, Err(WireError::NonZeroReserved(64)));
         // The ttl byte is meaningful only on an echo request.
         let mut reply = header(FrameKind::IcmpEchoReply { id: 1, seq: 1 }).to_bytes();
         reply[3] = 1;
@@ -638,6 +698,7 @@ mod tests {
     fn any_kind() -> impl Strategy<Value = FrameKind> {
         prop_oneof![
             Just(FrameKind::TcpOpen),
+            Just(FrameKind::SctpOpen),
             Just(FrameKind::Udp),
             Just(FrameKind::IcmpPortUnreachable),
             (any::<u16>(), any::<u16>(), any::<u8>())
@@ -706,6 +767,21 @@ mod tests {
             if let Ok((d, len)) = FlowHeader::decode(&bytes) {
                 prop_assert_eq!(d.to_bytes(), &bytes[..len]);
             }
+        }
+
+        // The kind byte alone tells a stream's protocol: the same flow as
+        // TCP and as SCTP decodes to each kind, everything else equal.
+        #[test]
+        fn tcp_and_sctp_opens_differ_only_in_the_kind(h in any_header()) {
+            let tcp = FlowHeader { kind: FrameKind::TcpOpen, ..h };
+            let sctp = FlowHeader { kind: FrameKind::SctpOpen, ..h };
+            let (tcp_bytes, sctp_bytes) = (tcp.to_bytes(), sctp.to_bytes());
+            prop_assert_eq!(tcp_bytes.len(), sctp_bytes.len());
+            let differing: Vec<usize> = (0..tcp_bytes.len())
+                .filter(|&i| tcp_bytes[i] != sctp_bytes[i])
+                .collect();
+            prop_assert_eq!(differing, vec![1]);
+            prop_assert_eq!(FlowHeader::decode(&sctp_bytes), Ok((sctp, sctp_bytes.len())));
         }
 
         #[test]
