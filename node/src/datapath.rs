@@ -3,9 +3,16 @@
 //! A destination that is a pod of this node is reached in memory (same
 //! semantics, no QUIC). A destination inside another node's podCIDR (or
 //! another node's IP) goes over the overlay: one QUIC bidirectional stream
-//! per TCP flow, one QUIC datagram per UDP datagram or ICMP message, each
-//! starting with a `FlowHeader`. Anything else is unroutable and silently
-//! dropped, so the sender times out as it would on a real network.
+//! per TCP flow or SCTP association, one QUIC datagram per UDP datagram or
+//! ICMP message, each starting with a `FlowHeader`. Anything else is
+//! unroutable and silently dropped, so the sender times out as it would on
+//! a real network.
+//!
+//! SCTP takes TCP's path all the way, with its own protocol: the service
+//! proxy's SCTP rules, NetworkPolicy judged as SCTP, the pod's SCTP port
+//! table, and an `SctpOpen` header on the overlay. An association nothing
+//! listens for is refused (SCTP's ABORT: the client's connect fails with
+//! ECONNREFUSED), as a TCP SYN gets a RST.
 //!
 //! Inbound, a flow is accepted only if its source lies in the podCIDR (or
 //! node IP) of the node whose certificate the connection presented: a node
@@ -49,7 +56,7 @@ use podnet_overlay::wire::{MAX_HEADER_LEN, PREFIX_LEN};
 use podnet_overlay::{
     EmulatedSocket, FlowHeader, FrameKind, LinkTable, NodeIdentity, OpenStatus, Peers,
 };
-use podnet_pod::netns::{IcmpReply, NetNs, PodStream};
+use podnet_pod::netns::{IcmpReply, NetNs, PodStream, StreamProtocol};
 use podnet_proto::model::network::{EDGE_NAME, IpFamily};
 use podnet_proto::trace::{Recorder, SpanTimer, hop};
 use tokio_util::sync::CancellationToken;
@@ -536,6 +543,31 @@ impl Datapath {
         dst: SocketAddr,
         trace_id: u64,
     ) -> io::Result<PodStream> {
+        self.connect_stream(StreamProtocol::Tcp, src, dst, trace_id)
+            .await
+    }
+
+    /// Opens an SCTP association from `src` (a local pod or this node) to
+    /// `dst`, through the service proxy's SCTP rules.
+    pub async fn connect_sctp(
+        self: &Arc<Self>,
+        src: SocketAddr,
+        dst: SocketAddr,
+        trace_id: u64,
+    ) -> io::Result<PodStream> {
+        self.connect_stream(StreamProtocol::Sctp, src, dst, trace_id)
+            .await
+    }
+
+    /// Opens a stream flow of `protocol`: the proxy, the source's egress
+    /// policy, the egress masquerade, then the destination.
+    pub async fn connect_stream(
+        self: &Arc<Self>,
+        protocol: StreamProtocol,
+        src: SocketAddr,
+        dst: SocketAddr,
+        trace_id: u64,
+    ) -> io::Result<PodStream> {
         bump(&self.stats.flows_out);
         // A flow's journey starts at its first hop.
         let trace_id = if trace_id == 0 {
@@ -544,14 +576,16 @@ impl Datapath {
             trace_id
         };
         let origin = src;
-        let (src, dst) = match self.proxy(src, dst, Protocol::Tcp, trace_id) {
+        let (src, dst) = match self.proxy(src, dst, protocol.protocol(), trace_id) {
             Proxied::Direct => (src, dst),
             Proxied::To { src, dst } => (src, dst),
             Proxied::Refuse => return Err(io::ErrorKind::ConnectionRefused.into()),
             Proxied::Drop => return std::future::pending().await,
         };
         // The source pod's egress, toward the backend the proxy chose.
-        let decision = self.policy.tcp(Direction::Egress, origin, dst);
+        let decision = self
+            .policy
+            .connection(Direction::Egress, protocol.protocol(), origin, dst);
         self.policy_hop(trace_id, origin, dst, Direction::Egress, &decision);
         if decision.is_denied() {
             return std::future::pending().await;
@@ -564,7 +598,7 @@ impl Datapath {
         } else {
             src
         };
-        self.connect_direct(src, dst, trace_id).await
+        self.connect_direct(protocol, src, dst, trace_id).await
     }
 
     /// The journey's policy hop: the verdict this node gave a new flow.
@@ -605,20 +639,23 @@ impl Datapath {
         )
     }
 
-    /// Opens a TCP flow to an address that is not a Service. Boxed: a
-    /// NodePort flow served for a peer opens one too, and the recursion
-    /// through the connection tasks needs a named future type.
+    /// Opens a TCP flow or SCTP association to an address that is not a
+    /// Service. Boxed: a NodePort flow served for a peer opens one too, and
+    /// the recursion through the connection tasks needs a named future
+    /// type.
     fn connect_direct(
         self: &Arc<Self>,
+        protocol: StreamProtocol,
         src: SocketAddr,
         dst: SocketAddr,
         trace_id: u64,
     ) -> BoxFuture<'_, io::Result<PodStream>> {
-        Box::pin(self.connect_direct_inner(src, dst, trace_id))
+        Box::pin(self.connect_direct_inner(protocol, src, dst, trace_id))
     }
 
     async fn connect_direct_inner(
         self: &Arc<Self>,
+        protocol: StreamProtocol,
         src: SocketAddr,
         dst: SocketAddr,
         trace_id: u64,
@@ -627,13 +664,15 @@ impl Datapath {
         // health checks listen there.
         if let Some(ns) = self.local_pod(dst.ip()) {
             // A pod of this node: its ingress, as a flow from another node's.
-            let decision = self.policy.tcp(Direction::Ingress, src, dst);
+            let decision =
+                self.policy
+                    .connection(Direction::Ingress, protocol.protocol(), src, dst);
             self.policy_hop(trace_id, src, dst, Direction::Ingress, &decision);
             if decision.is_denied() {
                 return std::future::pending().await;
             }
             let (a, b) = PodStream::local_pair(trace_id);
-            return match ns.deliver_tcp(dst.port(), (b, src)) {
+            return match ns.deliver_stream(protocol, dst.port(), (b, src)) {
                 Ok(()) => Ok(a),
                 Err(Some(_)) => Err(io::ErrorKind::ConnectionRefused.into()),
                 Err(None) => std::future::pending().await,
@@ -646,7 +685,7 @@ impl Datapath {
         let conn = self.peer(&route).await?;
         let (mut send, mut recv) = conn.open_bi().await.map_err(io::Error::from)?;
         let header = FlowHeader {
-            kind: FrameKind::TcpOpen,
+            kind: open_kind(protocol),
             src,
             dst,
             trace_id,
@@ -958,10 +997,11 @@ impl Datapath {
         ns.deliver_udp(dst.port(), Ok((payload, src)))
     }
 
-    /// A TCP flow from another node (or the edge) to this node's IP: a
-    /// NodePort, or a listener of the node itself.
+    /// A TCP flow or SCTP association from another node (or the edge) to
+    /// this node's IP: a NodePort, or a listener of the node itself.
     async fn serve_node_port(
         self: Arc<Self>,
+        protocol: StreamProtocol,
         header: FlowHeader,
         mut send: quinn::SendStream,
         recv: quinn::RecvStream,
@@ -970,7 +1010,8 @@ impl Datapath {
             let _ = send.write_all(&[OpenStatus::Refused.to_byte()]).await;
             let _ = send.finish();
         };
-        let (src, dst) = match self.proxy(header.src, header.dst, Protocol::Tcp, header.trace_id) {
+        let proxied = self.proxy(header.src, header.dst, protocol.protocol(), header.trace_id);
+        let (src, dst) = match proxied {
             Proxied::To { src, dst } => (src, dst),
             // Not a NodePort: the node's own listeners (health checks).
             Proxied::Direct => (header.src, header.dst),
@@ -983,7 +1024,7 @@ impl Datapath {
         // Bounded: a silent endpoint must not hold the flow forever.
         let upstream = tokio::time::timeout(
             std::time::Duration::from_secs(30),
-            self.connect_direct(src, dst, header.trace_id),
+            self.connect_direct(protocol, src, dst, header.trace_id),
         )
         .await;
         match upstream {
@@ -1241,8 +1282,9 @@ impl Datapath {
             bump(&self.stats.bad_headers);
             return;
         }
-        let header = match FlowHeader::decode(buf.get(..len).unwrap_or_default()) {
-            Ok((h, _)) if h.kind == FrameKind::TcpOpen => h,
+        let (header, protocol) = match FlowHeader::decode(buf.get(..len).unwrap_or_default()) {
+            Ok((h, _)) if h.kind == FrameKind::TcpOpen => (h, StreamProtocol::Tcp),
+            Ok((h, _)) if h.kind == FrameKind::SctpOpen => (h, StreamProtocol::Sctp),
             Ok(_) | Err(_) => {
                 bump(&self.stats.bad_headers);
                 let _ = send.reset(1u32.into());
@@ -1272,7 +1314,7 @@ impl Datapath {
         };
         if self.is_node_ip(header.dst.ip()) {
             hop("to this node's address", "ok");
-            return self.serve_node_port(header, send, recv).await;
+            return self.serve_node_port(protocol, header, send, recv).await;
         }
         let Some(ns) = self.local_pod(header.dst.ip()) else {
             // No such pod here: silence, the client times out.
@@ -1281,7 +1323,12 @@ impl Datapath {
             return;
         };
         let pod = format!("pod {}/{}", ns.info().namespace, ns.info().name);
-        let decision = self.policy.tcp(Direction::Ingress, header.src, header.dst);
+        let decision = self.policy.connection(
+            Direction::Ingress,
+            protocol.protocol(),
+            header.src,
+            header.dst,
+        );
         self.policy_hop(
             header.trace_id,
             header.src,
@@ -1295,8 +1342,13 @@ impl Datapath {
             let _ = send.finish();
             return;
         }
-        if !ns.has_tcp_listener(header.dst.port()) {
-            hop(&format!("{pod} has nothing listening, refused"), "refused");
+        if !ns.has_listener(protocol, header.dst.port()) {
+            // TCP's RST, SCTP's ABORT: the client's connect is refused.
+            let what = match protocol {
+                StreamProtocol::Tcp => format!("{pod} has nothing listening, refused"),
+                StreamProtocol::Sctp => format!("{pod} has no SCTP listener, aborted"),
+            };
+            hop(&what, "refused");
             let _ = send.write_all(&[OpenStatus::Refused.to_byte()]).await;
             let _ = send.finish();
             return;
@@ -1309,7 +1361,8 @@ impl Datapath {
         {
             return;
         }
-        if let Err(Some((stream, _))) = ns.deliver_tcp(
+        if let Err(Some((stream, _))) = ns.deliver_stream(
+            protocol,
             header.dst.port(),
             (
                 PodStream::Quic {
@@ -1418,7 +1471,8 @@ impl Datapath {
                     ns.deliver_udp(header.src.port(), Err(io::ErrorKind::ConnectionRefused));
                 }
             }
-            FrameKind::TcpOpen => bump(&self.stats.bad_headers),
+            // Stream opens come on streams, never as datagrams.
+            FrameKind::TcpOpen | FrameKind::SctpOpen => bump(&self.stats.bad_headers),
         }
     }
 }
@@ -1435,6 +1489,15 @@ impl podnet_pod::netns::Egress for Datapath {
         trace_id: u64,
     ) -> BoxFuture<'static, io::Result<PodStream>> {
         Box::pin(async move { Datapath::connect_tcp(&self, src, dst, trace_id).await })
+    }
+
+    fn connect_sctp(
+        self: Arc<Self>,
+        src: SocketAddr,
+        dst: SocketAddr,
+        trace_id: u64,
+    ) -> BoxFuture<'static, io::Result<PodStream>> {
+        Box::pin(async move { Datapath::connect_sctp(&self, src, dst, trace_id).await })
     }
 
     fn send_udp(
@@ -1456,6 +1519,14 @@ impl podnet_pod::netns::Egress for Datapath {
         ttl: u8,
     ) -> BoxFuture<'static, ()> {
         Box::pin(async move { Datapath::send_echo(&self, src, dst, id, seq, ttl).await })
+    }
+}
+
+/// The overlay header kind that opens a stream flow of `protocol`.
+fn open_kind(protocol: StreamProtocol) -> FrameKind {
+    match protocol {
+        StreamProtocol::Tcp => FrameKind::TcpOpen,
+        StreamProtocol::Sctp => FrameKind::SctpOpen,
     }
 }
 

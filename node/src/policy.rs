@@ -5,14 +5,16 @@
 //! node before the flow leaves, ingress at the destination pod's node
 //! before it reaches the pod.
 //!
-//! A TCP connection is judged when it opens; everything on it afterwards,
-//! replies included, rides on that decision, so a policy change applies to
-//! new connections and an established one carries on (as conntrack keeps
-//! an established connection in iptables- and eBPF-based plugins). UDP has
+//! A TCP connection (or SCTP association) is judged when it opens, with
+//! its own protocol (an SCTP rule admits no TCP flow to the same port);
+//! everything on it afterwards, replies included, rides on that decision,
+//! so a policy change applies to new connections and an established one
+//! carries on (as conntrack keeps an established connection in iptables-
+//! and eBPF-based plugins). UDP has
 //! no connection: an allowed datagram records its exchange (source,
 //! destination) with conntrack's idle timeout, and a datagram of the
 //! reverse direction within it passes both sides unjudged, as a reply.
-//! Denied flows are dropped: a TCP client sees silence and times out, a
+//! Denied flows are dropped: a TCP or SCTP client sees silence and times out, a
 //! datagram is lost. ICMP is not judged (NetworkPolicy speaks of TCP, UDP
 //! and SCTP only).
 
@@ -65,7 +67,8 @@ pub struct FlowRecord {
     pub policies: Vec<String>,
 }
 
-/// What NetworkPolicy made of a new TCP connection on one side.
+/// What NetworkPolicy made of a new TCP connection or SCTP association on
+/// one side.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// No policy in the cluster: nothing was judged.
@@ -138,7 +141,20 @@ impl Enforcer {
     /// Judges a new TCP connection from `src` to `dst` (after DNAT) for
     /// one side.
     pub fn tcp(&self, side: Direction, src: SocketAddr, dst: SocketAddr) -> Decision {
-        match self.judge(side, src, dst, Protocol::Tcp) {
+        self.connection(side, Protocol::Tcp, src, dst)
+    }
+
+    /// Judges a new connection of `protocol` (TCP, or an SCTP association)
+    /// from `src` to `dst` (after DNAT) for one side, once: nothing on it
+    /// afterwards is judged. UDP datagrams are [`Enforcer::udp`]'s.
+    pub fn connection(
+        &self,
+        side: Direction,
+        protocol: Protocol,
+        src: SocketAddr,
+        dst: SocketAddr,
+    ) -> Decision {
+        match self.judge(side, src, dst, protocol) {
             Ok(None) => Decision::Unjudged,
             Ok(Some(verdict)) => Decision::Allowed(verdict),
             Err(verdict) => Decision::Denied(verdict),

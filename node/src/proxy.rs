@@ -16,6 +16,11 @@
 //! IPv4 endpoint), and its NodePort answers on the node's InternalIP of
 //! that family with that family's endpoints.
 //!
+//! Rules are keyed by protocol: a Service port of `protocol: SCTP` has a
+//! rule of its own (ClusterIP and NodePort) whose endpoints are the slices'
+//! SCTP port of its name, and a TCP flow to the same number does not match
+//! it.
+//!
 //! No sockets, no clock reads: `now` and the random source come in. The
 //! datapath applies the decision (DNAT, and SNAT for NodePort with the
 //! Cluster policy, as kube-proxy masquerades it).
@@ -190,10 +195,9 @@ impl ServiceTable {
                 .into_iter()
                 .flatten()
             {
-                // kube-proxy's SCTP is not emulated: such ports get no rule.
-                let (Some(number), Some(proto @ (Protocol::Tcp | Protocol::Udp))) =
-                    (u16_at(port, "port"), Protocol::of(port))
-                else {
+                // TCP, UDP and SCTP ports each get their own rule, as
+                // kube-proxy's: port 80/TCP and 80/SCTP are two.
+                let (Some(number), Some(proto)) = (u16_at(port, "port"), Protocol::of(port)) else {
                     continue;
                 };
                 let port_name = str_at(port, "/name");

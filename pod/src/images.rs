@@ -9,6 +9,9 @@
 //!   of who answered (pod, namespace, IP, node) and what it received, so load
 //!   balancing is visible from the client.
 //! - `podnet/tcp-echo` and `podnet/udp-echo`: echo bytes and datagrams.
+//!   tcp-echo also echoes SCTP associations ([`sctp_ports`]): on every
+//!   port it serves with `--sctp` (or `SCTP=true`), and on the container
+//!   ports declared `protocol: SCTP`.
 //! - `podnet/toolbox`: where `podnet exec` commands are usually run (see
 //!   `crate::toolbox`), although exec works in any pod. Without `command`
 //!   and `args` it idles until stopped. With them (the container's
@@ -64,7 +67,7 @@ use tracing::Instrument;
 use crate::container::{ContainerSpec, WorkloadError};
 use crate::dns;
 use crate::ingress;
-use crate::netns::{NetNs, PodListener, PodStream};
+use crate::netns::{NetNs, PodListener, PodStream, StreamProtocol};
 use crate::toolbox;
 use podnet_proto::model::view::Protocol;
 
@@ -167,7 +170,9 @@ pub fn start(
         }
         Image::TcpEcho => {
             let ports = listen_ports(image, spec, Protocol::Tcp, ECHO_DEFAULT_PORT)?;
-            let listeners = bind_tcp(&ns, &ports)?;
+            let sctp = sctp_ports(image, spec, &ports)?;
+            let mut listeners = bind_tcp(&ns, &ports)?;
+            listeners.extend(bind(&ns, StreamProtocol::Sctp, &sctp)?);
             echo::serve_tcp(listeners, cancel).map(exit_zero).boxed()
         }
         Image::UdpEcho => {
@@ -445,7 +450,7 @@ where
                 };
                 let (stream, peer) = accepted.map_err(|source| WorkloadError::Serve {
                     port,
-                    protocol: Protocol::Tcp,
+                    protocol: listener.protocol().protocol(),
                     source,
                 })?;
                 let span = tracing::debug_span!("conn", image, conn.port = port, conn.peer = %peer);
@@ -462,16 +467,88 @@ where
 }
 
 fn bind_tcp(ns: &Arc<NetNs>, ports: &[u16]) -> Result<Vec<PodListener>, WorkloadError> {
+    bind(ns, StreamProtocol::Tcp, ports)
+}
+
+fn bind(
+    ns: &Arc<NetNs>,
+    protocol: StreamProtocol,
+    ports: &[u16],
+) -> Result<Vec<PodListener>, WorkloadError> {
     ports
         .iter()
         .map(|&port| {
-            ns.listen_tcp(port).map_err(|source| WorkloadError::Bind {
-                port,
-                protocol: Protocol::Tcp,
-                source,
-            })
+            ns.listen(protocol, port)
+                .map_err(|source| WorkloadError::Bind {
+                    port,
+                    protocol: protocol.protocol(),
+                    source,
+                })
         })
         .collect()
+}
+
+/// The SCTP ports of `podnet/tcp-echo`, beside its TCP `tcp_ports`: all of
+/// those with `--sctp` (also `--sctp=true`; the last occurrence wins) or,
+/// without the flag, the environment variable `SCTP=true` (`1`, `false`,
+/// `0` too), and, unless `--port`/`PORT` overrides the declared ports,
+/// the container ports declared `protocol: SCTP`. A port in both is
+/// served once. An association is echoed as a TCP connection is.
+fn sctp_ports(
+    image: Image,
+    spec: &ContainerSpec,
+    tcp_ports: &[u16],
+) -> Result<Vec<u16>, WorkloadError> {
+    let bad = |origin: &'static str, value: &str| WorkloadError::BadArgs {
+        image: image.name().to_owned(),
+        origin,
+        value: value.to_owned(),
+        reason: "expected true or false".to_owned(),
+    };
+    let mut flag = None;
+    for arg in &spec.args {
+        let Some(name) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
+            continue;
+        };
+        match name.split_once('=') {
+            None if name == "sctp" => flag = Some(true),
+            Some(("sctp", value)) => {
+                flag = Some(parse_bool(value).ok_or_else(|| bad("argument", arg))?);
+            }
+            _ => {}
+        }
+    }
+    let flag = match flag {
+        Some(flag) => flag,
+        None => match spec.env.iter().rev().find(|(name, _)| name == "SCTP") {
+            Some((_, value)) => {
+                parse_bool(value).ok_or_else(|| bad("environment variable SCTP", value))?
+            }
+            None => false,
+        },
+    };
+    let mut ports: Vec<u16> = if flag { tcp_ports.to_vec() } else { Vec::new() };
+    let overridden = port_from_args(image, &spec.args)?.is_some()
+        || spec.env.iter().any(|(name, _)| name == "PORT");
+    if !overridden {
+        ports.extend(
+            spec.ports
+                .iter()
+                .filter(|(_, p)| *p == Protocol::Sctp)
+                .map(|(port, _)| *port),
+        );
+    }
+    let mut seen = std::collections::HashSet::new();
+    ports.retain(|port| seen.insert(*port));
+    Ok(ports)
+}
+
+fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim() {
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
+        _ => None,
+    }
 }
 
 /// The ports a server image listens on: a `--port`/`-listen` argument wins,

@@ -1,22 +1,33 @@
 //! A pod's emulated network namespace and its socket API.
 //!
 //! Every pod has one `NetNs`: an IPv4 address and, on a dual-stack node, an
-//! IPv6 one, one TCP and one UDP port table shared by all its containers
-//! (a listener takes its port on both addresses, as a Linux socket bound
-//! to `[::]` does), and `localhost` (127.0.0.0/8 and `::1`) that reaches
-//! those same tables. A flow leaves from the pod's address of the
+//! IPv6 one, one TCP, one SCTP and one UDP port table shared by all its
+//! containers (a listener takes its port on both addresses, as a Linux
+//! socket bound to `[::]` does; TCP 80 and SCTP 80 are two ports, as in a
+//! kernel), and `localhost` (127.0.0.0/8 and `::1`) that reaches those
+//! same tables. A flow leaves from the pod's address of the
 //! destination's family; toward IPv6 from a pod without an IPv6 address
-//! it fails as Linux does without a route (ENETUNREACH). Workloads use `listen_tcp`, `connect_tcp`, `bind_udp` and
-//! `ping`; the streams are `AsyncRead + AsyncWrite`, so hyper and friends run
-//! over them unchanged. Anything that leaves the namespace is handed to the
-//! [`Egress`] the namespace was created with (the node's datapath), which
-//! decides where it goes; nothing here knows how.
+//! it fails as Linux does without a route (ENETUNREACH). Workloads use
+//! `listen_tcp`, `connect_tcp`, `listen_sctp`, `connect_sctp`, `bind_udp`
+//! and `ping`; the streams are `AsyncRead + AsyncWrite`, so hyper and
+//! friends run over them unchanged. Anything that leaves the namespace is
+//! handed to the [`Egress`] the namespace was created with (the node's
+//! datapath), which decides where it goes; nothing here knows how.
+//!
+//! SCTP is emulated as a one-to-one style socket (`SOCK_STREAM`, as
+//! `ncat --sctp` and most SCTP servers use it) whose association carries
+//! one ordered, reliable stream: the same [`PodStream`] as TCP. Not
+//! emulated: several streams per association, unordered or partially
+//! reliable delivery, message boundaries (PPIDs), multi-homing. An
+//! association to a port nothing listens on fails with ConnectionRefused,
+//! as Linux reports SCTP's ABORT.
 //!
 //! There is no kernel involvement: the addresses exist only inside podnet.
 //!
 //! [`NetNs::sockets`] lists the namespace's sockets as `ss` shows them:
 //! listeners and bound UDP ports from the port tables, and the TCP
-//! connections the pod opened or accepted, which are registered once per
+//! connections and SCTP associations the pod opened or accepted, which are
+//! registered once per
 //! connection (when it is made, not per read or write) and leave the table
 //! when their stream is dropped.
 
@@ -67,6 +78,16 @@ pub trait Egress: Send + Sync {
         trace_id: u64,
     ) -> BoxFuture<'static, io::Result<PodStream>>;
 
+    /// Opens an SCTP association from `src` to `dst`, as [`Egress::connect_tcp`]
+    /// opens a TCP flow: an association nothing accepts (SCTP's ABORT)
+    /// fails with ConnectionRefused, one into the void never completes.
+    fn connect_sctp(
+        self: Arc<Self>,
+        src: SocketAddr,
+        dst: SocketAddr,
+        trace_id: u64,
+    ) -> BoxFuture<'static, io::Result<PodStream>>;
+
     /// Sends one UDP datagram from `src` to `dst`. Delivery is not
     /// confirmed; a port-unreachable answer comes back through
     /// [`NetNs::deliver_udp`].
@@ -105,6 +126,15 @@ impl Egress for Isolated {
         match *self {}
     }
 
+    fn connect_sctp(
+        self: Arc<Self>,
+        _src: SocketAddr,
+        _dst: SocketAddr,
+        _trace_id: u64,
+    ) -> BoxFuture<'static, io::Result<PodStream>> {
+        match *self {}
+    }
+
     fn send_udp(
         self: Arc<Self>,
         _src: SocketAddr,
@@ -129,8 +159,35 @@ impl Egress for Isolated {
 /// The QUIC error code of a pod connection ended by a reset.
 const RESET_CODE: quinn::VarInt = quinn::VarInt::from_u32(1);
 
-/// One end of a pod TCP connection, with the trace id of its flow (the
-/// journey it belongs to; 0 when untraced).
+/// The connection-oriented protocols of a namespace: each has a port table
+/// of its own and its streams are [`PodStream`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StreamProtocol {
+    Tcp,
+    /// An SCTP association, emulated as one ordered reliable stream.
+    Sctp,
+}
+
+impl StreamProtocol {
+    /// The protocol as Kubernetes objects name it.
+    pub fn protocol(self) -> Protocol {
+        match self {
+            StreamProtocol::Tcp => Protocol::Tcp,
+            StreamProtocol::Sctp => Protocol::Sctp,
+        }
+    }
+
+    /// The socket-table name: `tcp`, `sctp`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamProtocol::Tcp => "tcp",
+            StreamProtocol::Sctp => "sctp",
+        }
+    }
+}
+
+/// One end of a pod TCP connection or SCTP association, with the trace id
+/// of its flow (the journey it belongs to; 0 when untraced).
 pub enum PodStream {
     /// Both ends on this node.
     Local { io: DuplexStream, trace_id: u64 },
@@ -148,8 +205,8 @@ pub enum PodStream {
     },
 }
 
-/// A TCP connection's row in its namespace's socket table; dropping it
-/// removes the row.
+/// A connection's (or association's) row in its namespace's socket table;
+/// dropping it removes the row.
 pub struct ConnectionEntry {
     ns: Arc<NetNs>,
     id: u64,
@@ -272,18 +329,38 @@ pub struct ProbeReply {
 #[derive(Default)]
 struct Ports {
     tcp: HashMap<u16, mpsc::Sender<Incoming>>,
+    sctp: HashMap<u16, mpsc::Sender<Incoming>>,
     udp: HashMap<u16, mpsc::Sender<UdpItem>>,
     icmp: HashMap<u16, mpsc::Sender<IcmpItem>>,
+}
+
+impl Ports {
+    fn stream(&self, protocol: StreamProtocol) -> &HashMap<u16, mpsc::Sender<Incoming>> {
+        match protocol {
+            StreamProtocol::Tcp => &self.tcp,
+            StreamProtocol::Sctp => &self.sctp,
+        }
+    }
+
+    fn stream_mut(
+        &mut self,
+        protocol: StreamProtocol,
+    ) -> &mut HashMap<u16, mpsc::Sender<Incoming>> {
+        match protocol {
+            StreamProtocol::Tcp => &mut self.tcp,
+            StreamProtocol::Sctp => &mut self.sctp,
+        }
+    }
 }
 
 /// The state of a socket, as `ss` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum SocketState {
-    /// A TCP listener.
+    /// A TCP or SCTP listener.
     Listen,
     /// A bound UDP socket.
     Unconn,
-    /// A TCP connection.
+    /// A TCP connection or an SCTP association.
     Established,
 }
 
@@ -387,8 +464,8 @@ pub struct NetNs {
     resolver: ResolverConfig,
     egress: Weak<dyn Egress>,
     ports: Mutex<Ports>,
-    /// Live TCP connections by id: (local, peer).
-    connections: Mutex<HashMap<u64, (SocketAddr, SocketAddr)>>,
+    /// Live TCP connections and SCTP associations by id.
+    connections: Mutex<HashMap<u64, Connection>>,
     next_connection: AtomicU64,
     next_port: AtomicU16,
     next_icmp_id: AtomicU16,
@@ -402,6 +479,9 @@ impl std::fmt::Debug for NetNs {
             .finish()
     }
 }
+
+/// A live connection's row: (protocol, local, peer).
+type Connection = (StreamProtocol, SocketAddr, SocketAddr);
 
 fn addr_in_use(port: u16) -> io::Error {
     io::Error::new(
@@ -521,7 +601,7 @@ impl NetNs {
         self.ports.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn connections(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (SocketAddr, SocketAddr)>> {
+    fn connections(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Connection>> {
         self.connections
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -530,12 +610,13 @@ impl NetNs {
     /// Lists `stream` in the socket table until it is dropped.
     fn track(
         self: &Arc<Self>,
+        protocol: StreamProtocol,
         stream: PodStream,
         local: SocketAddr,
         peer: SocketAddr,
     ) -> PodStream {
         let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
-        self.connections().insert(id, (local, peer));
+        self.connections().insert(id, (protocol, local, peer));
         PodStream::Tracked {
             inner: Box::new(stream),
             entry: ConnectionEntry {
@@ -545,8 +626,9 @@ impl NetNs {
         }
     }
 
-    /// The namespace's sockets: TCP listeners, bound UDP ports and live
-    /// TCP connections, sorted by protocol, state and address.
+    /// The namespace's sockets: TCP and SCTP listeners, bound UDP ports and
+    /// live TCP connections and SCTP associations, sorted by protocol,
+    /// state and address.
     pub fn sockets(&self) -> Vec<SocketInfo> {
         // A dual-stack pod's sockets take both families, as `[::]` does.
         let unspecified = match self.ip6() {
@@ -557,18 +639,20 @@ impl NetNs {
         let mut rows = Vec::new();
         {
             let ports = self.ports();
-            for (port, tx) in &ports.tcp {
-                if tx.is_closed() {
-                    continue;
+            for protocol in [StreamProtocol::Tcp, StreamProtocol::Sctp] {
+                for (port, tx) in ports.stream(protocol) {
+                    if tx.is_closed() {
+                        continue;
+                    }
+                    rows.push(SocketInfo {
+                        protocol: protocol.protocol(),
+                        state: SocketState::Listen,
+                        local: any(*port),
+                        peer: None,
+                        recv_q: tx.max_capacity() - tx.capacity(),
+                        send_q: tx.max_capacity(),
+                    });
                 }
-                rows.push(SocketInfo {
-                    protocol: Protocol::Tcp,
-                    state: SocketState::Listen,
-                    local: any(*port),
-                    peer: None,
-                    recv_q: tx.max_capacity() - tx.capacity(),
-                    send_q: tx.max_capacity(),
-                });
             }
             for (port, tx) in &ports.udp {
                 if tx.is_closed() {
@@ -584,9 +668,9 @@ impl NetNs {
                 });
             }
         }
-        for (local, peer) in self.connections().values() {
+        for (protocol, local, peer) in self.connections().values() {
             rows.push(SocketInfo {
-                protocol: Protocol::Tcp,
+                protocol: protocol.protocol(),
                 state: SocketState::Established,
                 local: *local,
                 peer: Some(*peer),
@@ -625,19 +709,36 @@ impl NetNs {
 
     /// Listens on a TCP port of the pod (all of its addresses).
     pub fn listen_tcp(self: &Arc<Self>, port: u16) -> io::Result<PodListener> {
+        self.listen(StreamProtocol::Tcp, port)
+    }
+
+    /// Listens on an SCTP port of the pod (all of its addresses): a
+    /// one-to-one style socket, whose accepted associations are streams.
+    pub fn listen_sctp(self: &Arc<Self>, port: u16) -> io::Result<PodListener> {
+        self.listen(StreamProtocol::Sctp, port)
+    }
+
+    /// Listens on a port of `protocol`'s table (0 picks an ephemeral one).
+    pub fn listen(
+        self: &Arc<Self>,
+        protocol: StreamProtocol,
+        port: u16,
+    ) -> io::Result<PodListener> {
         let mut ports = self.ports();
+        let table = ports.stream_mut(protocol);
         let port = if port == 0 {
-            self.ephemeral_port(&ports.tcp)?
+            self.ephemeral_port(table)?
         } else {
             port
         };
-        if ports.tcp.get(&port).is_some_and(|tx| !tx.is_closed()) {
+        if table.get(&port).is_some_and(|tx| !tx.is_closed()) {
             return Err(addr_in_use(port));
         }
         let (tx, rx) = mpsc::channel(BACKLOG);
-        ports.tcp.insert(port, tx);
+        table.insert(port, tx);
         Ok(PodListener {
             ns: self.clone(),
+            protocol,
             port,
             rx,
         })
@@ -646,7 +747,20 @@ impl NetNs {
     /// Hands an inbound connection to the listener on `port`.
     /// `Err(stream)` if nothing listens there (the caller refuses it).
     pub fn deliver_tcp(&self, port: u16, incoming: Incoming) -> Result<(), Option<Incoming>> {
-        let tx = self.ports().tcp.get(&port).cloned();
+        self.deliver_stream(StreamProtocol::Tcp, port, incoming)
+    }
+
+    /// Hands an inbound connection of `protocol` to its listener on
+    /// `port`: `Err(Some(stream))` if nothing listens there (the caller
+    /// refuses it), `Err(None)` if the backlog is full (dropped, the
+    /// client times out).
+    pub fn deliver_stream(
+        &self,
+        protocol: StreamProtocol,
+        port: u16,
+        incoming: Incoming,
+    ) -> Result<(), Option<Incoming>> {
+        let tx = self.ports().stream(protocol).get(&port).cloned();
         match tx {
             None => Err(Some(incoming)),
             Some(tx) => match tx.try_send(incoming) {
@@ -659,8 +773,13 @@ impl NetNs {
     }
 
     pub fn has_tcp_listener(&self, port: u16) -> bool {
+        self.has_listener(StreamProtocol::Tcp, port)
+    }
+
+    /// Does a listener of `protocol` take connections on `port`?
+    pub fn has_listener(&self, protocol: StreamProtocol, port: u16) -> bool {
         self.ports()
-            .tcp
+            .stream(protocol)
             .get(&port)
             .is_some_and(|tx| !tx.is_closed())
     }
@@ -681,22 +800,49 @@ impl NetNs {
         dst: SocketAddr,
         trace_id: u64,
     ) -> io::Result<PodStream> {
+        self.connect_stream(StreamProtocol::Tcp, dst, trace_id)
+            .await
+    }
+
+    /// Opens an SCTP association to `dst` from an ephemeral SCTP port of
+    /// this pod, as [`NetNs::connect_tcp`] connects: refused (ABORT) with
+    /// ConnectionRefused, never completing toward a silent destination.
+    pub async fn connect_sctp(
+        self: &Arc<Self>,
+        dst: impl Into<SocketAddr>,
+    ) -> io::Result<PodStream> {
+        self.connect_stream(StreamProtocol::Sctp, dst.into(), 0)
+            .await
+    }
+
+    /// Connects with `protocol` to `dst`, as part of journey `trace_id`
+    /// (0: a new one).
+    pub async fn connect_stream(
+        self: &Arc<Self>,
+        protocol: StreamProtocol,
+        dst: SocketAddr,
+        trace_id: u64,
+    ) -> io::Result<PodStream> {
         let src_port = {
             let ports = self.ports();
-            self.ephemeral_port(&ports.tcp)?
+            self.ephemeral_port(ports.stream(protocol))?
         };
         if self.is_self(dst.ip()) {
             let src = SocketAddr::new(dst.ip(), src_port);
             let (a, b) = PodStream::local_pair(trace_id);
-            return match self.deliver_tcp(dst.port(), (b, src)) {
-                Ok(()) => Ok(self.track(a, src, dst)),
+            return match self.deliver_stream(protocol, dst.port(), (b, src)) {
+                Ok(()) => Ok(self.track(protocol, a, src, dst)),
                 Err(Some(_)) => Err(io::ErrorKind::ConnectionRefused.into()),
                 Err(None) => std::future::pending().await,
             };
         }
         let src = SocketAddr::new(self.source_for(dst.ip())?, src_port);
-        let stream = self.egress()?.connect_tcp(src, dst, trace_id).await?;
-        Ok(self.track(stream, src, dst))
+        let egress = self.egress()?;
+        let stream = match protocol {
+            StreamProtocol::Tcp => egress.connect_tcp(src, dst, trace_id).await?,
+            StreamProtocol::Sctp => egress.connect_sctp(src, dst, trace_id).await?,
+        };
+        Ok(self.track(protocol, stream, src, dst))
     }
 
     /// Binds a UDP port of the pod (0 picks an ephemeral one).
@@ -781,6 +927,7 @@ impl NetNs {
 
 pub struct PodListener {
     ns: Arc<NetNs>,
+    protocol: StreamProtocol,
     port: u16,
     rx: mpsc::Receiver<Incoming>,
 }
@@ -788,6 +935,11 @@ pub struct PodListener {
 impl PodListener {
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// TCP or SCTP.
+    pub fn protocol(&self) -> StreamProtocol {
+        self.protocol
     }
 
     pub async fn accept(&mut self) -> io::Result<Incoming> {
@@ -800,13 +952,13 @@ impl PodListener {
             self.ns.source_for(peer.ip()).unwrap_or(self.ns.ip())
         };
         let local = SocketAddr::new(local_ip, self.port);
-        Ok((self.ns.track(stream, local, peer), peer))
+        Ok((self.ns.track(self.protocol, stream, local, peer), peer))
     }
 }
 
 impl Drop for PodListener {
     fn drop(&mut self) {
-        self.ns.ports().tcp.remove(&self.port);
+        self.ns.ports().stream_mut(self.protocol).remove(&self.port);
     }
 }
 
@@ -928,5 +1080,69 @@ impl IcmpSocket {
 impl Drop for IcmpSocket {
     fn drop(&mut self) {
         self.ns.ports().icmp.remove(&self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    fn pod() -> Arc<NetNs> {
+        NetNs::isolated(Ipv4Addr::new(10, 244, 1, 5), PodInfo::default())
+    }
+
+    /// TCP 80 and SCTP 80 are two ports: each is taken once, each reached
+    /// only by its own protocol.
+    #[tokio::test]
+    async fn sctp_ports_are_apart_from_tcp_ports() {
+        let ns = pod();
+        let mut tcp = ns.listen_tcp(80).expect("tcp 80");
+        let mut sctp = ns.listen_sctp(80).expect("sctp 80 beside tcp 80");
+        assert_eq!(sctp.protocol(), StreamProtocol::Sctp);
+        let taken = ns.listen_sctp(80).err().expect("sctp 80 is taken");
+        assert_eq!(taken.kind(), io::ErrorKind::AddrInUse);
+        let dst = SocketAddr::new(ns.ip(), 80);
+        for (protocol, listener, text) in [
+            (StreamProtocol::Sctp, &mut sctp, b"sctp"),
+            (StreamProtocol::Tcp, &mut tcp, b"tcp!"),
+        ] {
+            let mut client = ns.connect_stream(protocol, dst, 0).await.expect("opens");
+            let (mut server, _) = listener.accept().await.expect("accepts");
+            client.write_all(text).await.expect("write");
+            let mut buf = [0; 4];
+            server.read_exact(&mut buf).await.expect("read");
+            assert_eq!(&buf, text);
+        }
+        drop(sctp);
+        assert!(ns.has_tcp_listener(80));
+        assert!(!ns.has_listener(StreamProtocol::Sctp, 80));
+        let refused = ns.connect_sctp(dst).await.err().expect("nothing listens");
+        assert_eq!(refused.kind(), io::ErrorKind::ConnectionRefused);
+    }
+
+    /// The socket table names SCTP listeners and associations as such.
+    #[tokio::test]
+    async fn sockets_list_sctp_rows() {
+        let ns = pod();
+        let mut listener = ns.listen_sctp(5000).expect("listen");
+        let _tcp = ns.listen_tcp(5000).expect("listen");
+        let _client = ns.connect_sctp((ns.ip(), 5000)).await.expect("opens");
+        let _server = listener.accept().await.expect("accepts");
+        let rows: Vec<(Protocol, SocketState)> = ns
+            .sockets()
+            .into_iter()
+            .map(|r| (r.protocol, r.state))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (Protocol::Tcp, SocketState::Listen),
+                (Protocol::Sctp, SocketState::Listen),
+                (Protocol::Sctp, SocketState::Established),
+                (Protocol::Sctp, SocketState::Established),
+            ]
+        );
     }
 }

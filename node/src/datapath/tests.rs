@@ -649,3 +649,179 @@ async fn udp_replies_of_an_allowed_exchange_pass_through_both_nodes() {
         1
     );
 }
+
+/// `hello` over an SCTP association from `client` to `dst`, where
+/// `listener` (an SCTP one) accepts: the client address it saw.
+async fn sctp_hello(
+    client: &Arc<NetNs>,
+    listener: &mut podnet_pod::netns::PodListener,
+    dst: SocketAddr,
+) -> SocketAddr {
+    let talk = async {
+        let mut s = client.connect_sctp(dst).await.unwrap();
+        s.write_all(b"hello").await.unwrap();
+        let mut back = [0u8; 5];
+        s.read_exact(&mut back).await.unwrap();
+        assert_eq!(&back, b"hello");
+    };
+    let ((), accepted) = tokio::join!(talk, echo_once(listener));
+    accepted
+}
+
+/// An SCTP association crosses the overlay as its own kind of flow: it
+/// reaches the pod's SCTP listener with the client's address, never a
+/// TCP one on the same port, and one nothing accepts is refused (ABORT).
+#[tokio::test]
+async fn sctp_across_nodes_echoes_and_is_refused_when_nothing_listens() {
+    let n = net();
+    let dst = SocketAddr::new(n.pod_b.ip(), 5000);
+    let mut listener = n.pod_b.listen_sctp(5000).unwrap();
+    let peer = sctp_hello(&n.pod_a, &mut listener, dst).await;
+    assert_eq!(peer.ip(), n.pod_a.ip(), "no NAT for SCTP either");
+    assert_eq!(n.b.stats.snapshot().flows_in, 1);
+
+    // TCP 5000 is another port: nothing listens there.
+    let err = n.pod_a.connect_tcp(dst).await.err().unwrap();
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+    // Nothing on SCTP 5001: ABORT, the client's connect is refused.
+    let err = n
+        .pod_a
+        .connect_sctp(SocketAddr::new(n.pod_b.ip(), 5001))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+    // Toward a pod that does not exist: silence, as for TCP.
+    let silent = tokio::time::timeout(
+        Duration::from_millis(300),
+        n.pod_a.connect_sctp((Ipv4Addr::new(10, 244, 1, 99), 5000)),
+    )
+    .await;
+    assert!(silent.is_err());
+
+    // Over IPv6, and to a pod of the same node (no QUIC), alike.
+    let b6 = n.pod_b.ip6().unwrap();
+    let peer = sctp_hello(&n.pod_a, &mut listener, SocketAddr::from((b6, 5000))).await;
+    assert_eq!(peer.ip(), IpAddr::V6(n.pod_a.ip6().unwrap()));
+    let neighbour = pod_on(&n.a, Ipv4Addr::new(10, 244, 0, 9));
+    let mut local = neighbour.listen_sctp(5000).unwrap();
+    let flows_in = (n.a.stats.snapshot().flows_in, n.b.stats.snapshot().flows_in);
+    let peer = sctp_hello(&n.pod_a, &mut local, SocketAddr::new(neighbour.ip(), 5000)).await;
+    assert_eq!(peer.ip(), n.pod_a.ip());
+    assert_eq!(
+        (n.a.stats.snapshot().flows_in, n.b.stats.snapshot().flows_in),
+        flows_in,
+        "same-node traffic never touches QUIC"
+    );
+    // The client's socket table lists its association as SCTP.
+    let _open = n.pod_a.connect_sctp(dst).await.unwrap();
+    let rows = n.pod_a.sockets();
+    assert!(
+        rows.iter().any(|r| r.protocol == Protocol::Sctp
+            && r.state == podnet_pod::netns::SocketState::Established
+            && r.peer == Some(dst)),
+        "{rows:?}"
+    );
+}
+
+/// Service `assoc` at 10.96.0.60: SCTP port 80 → 5000 (NodePort 30600)
+/// on `endpoints` (node-b's pods).
+fn sctp_service(endpoints: &[IpAddr]) -> crate::proxy::ServiceTable {
+    let endpoints: Vec<serde_json::Value> = endpoints
+        .iter()
+        .map(|ip| serde_json::json!({"addresses": [ip.to_string()], "nodeName": "node-b", "conditions": {"ready": true}}))
+        .collect();
+    let view = podnet_pod::cluster::ClusterView {
+        services: [(
+            "default/assoc".to_string(),
+            serde_json::json!({"metadata": {"name": "assoc", "namespace": "default"},
+                "spec": {"type": "NodePort", "clusterIP": "10.96.0.60", "clusterIPs": ["10.96.0.60"],
+                         "ports": [{"name": "assoc", "port": 80, "protocol": "SCTP", "targetPort": 5000, "nodePort": 30600}]}}),
+        )]
+        .into(),
+        endpoint_slices: [(
+            "default/assoc-1".to_string(),
+            serde_json::json!({"metadata": {"name": "assoc-1", "namespace": "default",
+                                            "labels": {"kubernetes.io/service-name": "assoc"}},
+                "addressType": "IPv4", "ports": [{"name": "assoc", "port": 5000, "protocol": "SCTP"}],
+                "endpoints": endpoints}),
+        )]
+        .into(),
+    };
+    crate::proxy::ServiceTable::build(&view)
+}
+
+/// An SCTP Service port is proxied as a TCP one is: its ClusterIP (the
+/// backend sees the client pod) and its NodePort on another node (the
+/// backend sees that node, masqueraded); a TCP flow to the same ClusterIP
+/// port matches no rule and leads nowhere; no endpoints refuses.
+#[tokio::test]
+async fn sctp_service_ports_are_proxied_on_cluster_ip_and_node_port() {
+    let n = net();
+    let mut routes = n._pair.routes();
+    routes.push(Route {
+        cidr: Ipv4Net::from(n.b.node_ip()).into(),
+        node: "node-b".into(),
+        underlay: n._pair.addr_b,
+    });
+    n.a.set_routes(routes.clone());
+    n.b.set_routes(routes);
+    for dp in [&n.a, &n.b] {
+        dp.set_services(sctp_service(&[n.pod_b.ip()]));
+    }
+    let mut listener = n.pod_b.listen_sctp(5000).unwrap();
+    let _tcp = n.pod_b.listen_tcp(5000).unwrap();
+    let vip = SocketAddr::from((Ipv4Addr::new(10, 96, 0, 60), 80));
+    let peer = sctp_hello(&n.pod_a, &mut listener, vip).await;
+    assert_eq!(peer.ip(), n.pod_a.ip(), "a ClusterIP flow keeps the client");
+
+    let node_port = SocketAddr::from((n.b.node_ip(), 30600));
+    let peer = sctp_hello(&n.pod_a, &mut listener, node_port).await;
+    assert_eq!(peer.ip(), IpAddr::V4(n.b.node_ip()), "NodePort masquerades");
+
+    let tcp = tokio::time::timeout(Duration::from_millis(300), n.pod_a.connect_tcp(vip)).await;
+    assert!(tcp.is_err(), "no TCP rule on the SCTP port: silence");
+
+    n.a.set_services(sctp_service(&[]));
+    let err = n.pod_a.connect_sctp(vip).await.err().unwrap();
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+}
+
+/// NetworkPolicy judges an association as SCTP: a rule for SCTP/5000
+/// admits it, and a TCP connection to the same port of the same pod is
+/// dropped (the client hears nothing).
+#[tokio::test]
+async fn an_sctp_rule_admits_sctp_and_drops_tcp_on_the_same_port() {
+    let n = net();
+    police(
+        &n,
+        &[netpol(
+            "b-sctp",
+            serde_json::json!({"podSelector": {"matchLabels": {"app": "b"}},
+                "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "a"}}}],
+                             "ports": [{"protocol": "SCTP", "port": 5000}]}]}),
+        )],
+    );
+    let dst = SocketAddr::new(n.pod_b.ip(), 5000);
+    let mut listener = n.pod_b.listen_sctp(5000).unwrap();
+    let _tcp = n.pod_b.listen_tcp(5000).unwrap();
+    let peer = sctp_hello(&n.pod_a, &mut listener, dst).await;
+    assert_eq!(peer.ip(), n.pod_a.ip());
+
+    let tcp = tokio::time::timeout(Duration::from_millis(500), n.pod_a.connect_tcp(dst)).await;
+    assert!(tcp.is_err(), "the TCP connection is dropped, not refused");
+    assert_eq!(
+        n.b.policy()
+            .stats
+            .dropped_ingress
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    let judged: Vec<(Protocol, bool)> =
+        n.b.policy()
+            .flows(0)
+            .iter()
+            .map(|f| (f.protocol, f.allowed))
+            .collect();
+    assert_eq!(judged, [(Protocol::Sctp, true), (Protocol::Tcp, false)]);
+}

@@ -130,6 +130,45 @@ fn a_named_port_rule_matches_the_backend_port_after_dnat() {
     );
 }
 
+/// An SCTP rule admits SCTP associations to its port and nothing else
+/// there: a TCP connection to the same port is judged as TCP and denied,
+/// and the flow log says which protocol each was.
+#[test]
+fn an_sctp_rule_admits_sctp_but_not_tcp_to_the_same_port() {
+    let allow = policy(
+        "default",
+        "allow-sctp",
+        json!({"podSelector": {"matchLabels": {"app": "web"}},
+               "ingress": [{"ports": [{"port": 8080, "protocol": "SCTP"}]}]}),
+    );
+    let e = enforcer(&[allow]);
+    let sctp = e.connection(Direction::Ingress, Protocol::Sctp, addr(CLIENT), addr(WEB));
+    assert!(matches!(sctp, Decision::Allowed(_)), "{sctp:?}");
+    assert!(
+        e.tcp(Direction::Ingress, addr(CLIENT), addr(WEB))
+            .is_denied()
+    );
+    assert!(
+        e.connection(
+            Direction::Ingress,
+            Protocol::Sctp,
+            addr(CLIENT),
+            addr("10.244.1.2:8081")
+        )
+        .is_denied()
+    );
+    let logged: Vec<(Protocol, bool)> =
+        e.flows(0).iter().map(|f| (f.protocol, f.allowed)).collect();
+    assert_eq!(
+        logged,
+        [
+            (Protocol::Sctp, true),
+            (Protocol::Tcp, false),
+            (Protocol::Sctp, false)
+        ]
+    );
+}
+
 #[test]
 fn udp_replies_of_an_allowed_exchange_pass_until_it_idles_out() {
     // web may not send anything (egress deny-all), client may receive

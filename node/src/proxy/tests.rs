@@ -225,6 +225,45 @@ fn headless_external_name_and_other_protocols_are_not_proxied() {
     assert!(t.by_node_port(30081, Protocol::Tcp, IpFamily::V4).is_none());
 }
 
+/// An SCTP Service port is a rule of its own, ClusterIP and NodePort, with
+/// the slices' SCTP port; the same number over TCP is another Service
+/// port (or none).
+#[test]
+fn sctp_ports_have_rules_of_their_own() {
+    let spec = json!({"type": "NodePort", "clusterIP": "10.96.0.20", "ports": [
+        {"name": "assoc", "port": 80, "protocol": "SCTP", "targetPort": 5000, "nodePort": 30080},
+        {"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080, "nodePort": 30080},
+    ]});
+    let slice = json!({"metadata": {"name": "web-1", "namespace": "default", "labels": {"kubernetes.io/service-name": "web"}},
+        "addressType": "IPv4",
+        "ports": [{"name": "assoc", "port": 5000, "protocol": "SCTP"}, {"name": "http", "port": 8080, "protocol": "TCP"}],
+        "endpoints": [{"addresses": ["10.244.1.2"], "nodeName": "n", "conditions": {"ready": true}}]});
+    let t = ServiceTable::build(&view(vec![svc(spec)], vec![slice]));
+    let endpoint = |port: Option<&ServicePort>| {
+        let port = port.expect("a rule");
+        (
+            port.proto,
+            port.endpoints
+                .iter()
+                .map(|e| e.addr.port())
+                .collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(
+        endpoint(t.by_cluster_ip(VIP, Protocol::Sctp)),
+        (Protocol::Sctp, vec![5000])
+    );
+    assert_eq!(
+        endpoint(t.by_cluster_ip(VIP, Protocol::Tcp)),
+        (Protocol::Tcp, vec![8080])
+    );
+    assert_eq!(
+        endpoint(t.by_node_port(30080, Protocol::Sctp, IpFamily::V4)),
+        (Protocol::Sctp, vec![5000])
+    );
+    assert!(t.by_cluster_ip(VIP, Protocol::Udp).is_none());
+}
+
 /// kube-proxy's endpoint categorization (topology.go `CategorizeEndpoints`
 /// and the KEP-1669 cases): which endpoints a new flow may use.
 #[test]

@@ -240,6 +240,96 @@ async fn tcp_echo_echoes_and_cancel_ends_connections() {
     );
 }
 
+#[test]
+fn sctp_ports_of_tcp_echo() {
+    let check = |spec: ContainerSpec, expected: Result<Vec<u16>, &str>| {
+        let got = listen_ports(Image::TcpEcho, &spec, Protocol::Tcp, ECHO_DEFAULT_PORT)
+            .and_then(|tcp| sctp_ports(Image::TcpEcho, &spec, &tcp))
+            .map_err(|e| e.to_string());
+        assert_eq!(got, expected.map_err(str::to_owned), "{spec:?}");
+    };
+    let img = "podnet/tcp-echo";
+    let (tcp, sctp) = (Protocol::Tcp, Protocol::Sctp);
+    check(spec(img, &[], &[], &[]), Ok(vec![]));
+    check(spec(img, &["--sctp"], &[], &[]), Ok(vec![9000]));
+    check(
+        spec(img, &["-sctp", "--port=5000"], &[], &[]),
+        Ok(vec![5000]),
+    );
+    check(
+        spec(img, &["--sctp=false"], &[("SCTP", "true")], &[]),
+        Ok(vec![]),
+    );
+    check(spec(img, &[], &[("SCTP", "1")], &[(80, tcp)]), Ok(vec![80]));
+    // Declared SCTP ports are served over SCTP, once each.
+    check(
+        spec(
+            img,
+            &["--sctp"],
+            &[],
+            &[(5000, tcp), (5000, sctp), (7000, sctp)],
+        ),
+        Ok(vec![5000, 7000]),
+    );
+    check(spec(img, &[], &[], &[(7000, sctp)]), Ok(vec![7000]));
+    // An override replaces the declared ports, SCTP ones too.
+    check(
+        spec(img, &[], &[("PORT", "81")], &[(7000, sctp)]),
+        Ok(vec![]),
+    );
+    check(
+        spec(img, &["--sctp=yes"], &[], &[]),
+        Err(r#"invalid argument "--sctp=yes" for image podnet/tcp-echo: expected true or false"#),
+    );
+    check(
+        spec(img, &[], &[("SCTP", "on")], &[]),
+        Err(
+            r#"invalid environment variable SCTP "on" for image podnet/tcp-echo: expected true or false"#,
+        ),
+    );
+}
+
+/// With `--sctp` tcp-echo serves SCTP on its TCP port too, as a port of
+/// its own: each protocol's connection is echoed, and stopping frees both.
+#[tokio::test(start_paused = true)]
+async fn tcp_echo_with_sctp_echoes_associations_on_the_same_port() {
+    let ns = pod();
+    let dst = SocketAddr::new(ns.ip(), 9000);
+    let plain = start(
+        ns.clone(),
+        &spec("podnet/tcp-echo", &[], &[], &[]),
+        CancellationToken::new(),
+    )
+    .expect("starts");
+    let refused = ns.connect_sctp(dst).await.err().expect("no SCTP listener");
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    drop(plain);
+
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(
+        start(
+            ns.clone(),
+            &spec("podnet/tcp-echo", &["--sctp"], &[], &[]),
+            cancel.clone(),
+        )
+        .expect("starts"),
+    );
+    assert!(ns.has_listener(StreamProtocol::Tcp, 9000));
+    assert!(ns.has_listener(StreamProtocol::Sctp, 9000));
+    for (mut stream, text) in [
+        (ns.connect_sctp(dst).await.expect("associates"), b"sctp!"),
+        (ns.connect_tcp(dst).await.expect("connects"), b"tcp!!"),
+    ] {
+        stream.write_all(text).await.expect("write");
+        let mut buf = [0; 5];
+        stream.read_exact(&mut buf).await.expect("echo");
+        assert_eq!(&buf, text);
+    }
+    cancel.cancel();
+    assert!(task.await.expect("no panic").is_ok());
+    assert!(!ns.has_listener(StreamProtocol::Sctp, 9000));
+}
+
 #[tokio::test(start_paused = true)]
 async fn udp_echo_echoes_to_the_sender() {
     let ns = pod();

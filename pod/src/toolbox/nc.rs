@@ -1,5 +1,10 @@
-//! `nc`: port checks (`-z`) and simple TCP/UDP conversations, with OpenBSD
-//! netcat's messages (the one Debian and Ubuntu ship).
+//! `nc`: port checks (`-z`) and simple TCP/UDP/SCTP conversations, with
+//! OpenBSD netcat's messages (the one Debian and Ubuntu ship).
+//!
+//! OpenBSD nc has no SCTP; `--sctp` is nmap ncat's flag for it, and makes
+//! the check or conversation an SCTP association (a one-to-one socket, as
+//! ncat opens), reported in OpenBSD nc's words with `sctp` for the
+//! protocol. An association nothing accepts (ABORT) is Connection refused.
 //!
 //! Not here: listening (`-l`), proxies, port ranges, source addresses;
 //! stdin is sent whole and then the sending side is closed (like `nc -N`),
@@ -14,7 +19,7 @@ use clap::{ArgAction, Parser};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{Output, parse, parse_seconds, resolve_family, strerror};
-use crate::netns::NetNs;
+use crate::netns::{NetNs, StreamProtocol};
 
 /// Without `-w`, OpenBSD nc waits for the OS connect timeout (about two
 /// minutes on Linux), and an emulated silent destination never answers at
@@ -27,7 +32,7 @@ const UDP_PROBE: &[u8] = b"X";
 #[derive(Debug, Parser)]
 #[command(
     name = "nc",
-    about = "Open TCP connections or send UDP datagrams (podnet toolbox)",
+    about = "Open TCP connections or SCTP associations, or send UDP datagrams (podnet toolbox)",
     disable_version_flag = true
 )]
 struct Args {
@@ -42,6 +47,9 @@ struct Args {
     /// UDP instead of TCP.
     #[arg(short = 'u')]
     udp: bool,
+    /// SCTP instead of TCP (ncat's flag; OpenBSD nc has none).
+    #[arg(long = "sctp", conflicts_with = "udp")]
+    sctp: bool,
     /// Accepted for compatibility: names are never looked up in reverse here.
     #[arg(short = 'n')]
     _numeric: bool,
@@ -83,10 +91,15 @@ pub(super) async fn run(ns: &Arc<NetNs>, argv: &[String], stdin: &[u8], out: &mu
         addr: SocketAddr::new(ip, port),
         verbose: args.verbose > 0,
     };
+    let stream = if args.sctp {
+        StreamProtocol::Sctp
+    } else {
+        StreamProtocol::Tcp
+    };
     match (args.udp, args.zero_io) {
-        (false, true) => tcp_check(ns, &target, args.timeout, out).await,
+        (false, true) => stream_check(ns, stream, &target, args.timeout, out).await,
         (true, true) => udp_check(ns, &target, args.timeout, out).await,
-        (false, false) => tcp_talk(ns, &target, args.timeout, stdin, out).await,
+        (false, false) => stream_talk(ns, stream, &target, args.timeout, stdin, out).await,
         (true, false) => udp_talk(ns, &target, args.timeout, stdin, out).await,
     }
 }
@@ -121,34 +134,38 @@ impl Target<'_> {
     }
 }
 
+/// A TCP connection or an SCTP association to the target.
 async fn connect(
     ns: &Arc<NetNs>,
+    protocol: StreamProtocol,
     target: &Target<'_>,
     timeout: Option<Duration>,
     out: &mut Output,
 ) -> Result<crate::netns::PodStream, i32> {
+    let name = protocol.as_str();
     match tokio::time::timeout(
         timeout.unwrap_or(DEFAULT_TIMEOUT),
-        ns.connect_tcp(target.addr),
+        ns.connect_stream(protocol, target.addr, 0),
     )
     .await
     {
         Ok(Ok(stream)) => {
-            target.succeeded("tcp", out);
+            target.succeeded(name, out);
             Ok(stream)
         }
-        Ok(Err(error)) => Err(target.failed("tcp", &format!("failed: {}", strerror(&error)), out)),
-        Err(_) => Err(target.failed("tcp", "timed out: Operation now in progress", out)),
+        Ok(Err(error)) => Err(target.failed(name, &format!("failed: {}", strerror(&error)), out)),
+        Err(_) => Err(target.failed(name, "timed out: Operation now in progress", out)),
     }
 }
 
-async fn tcp_check(
+async fn stream_check(
     ns: &Arc<NetNs>,
+    protocol: StreamProtocol,
     target: &Target<'_>,
     timeout: Option<Duration>,
     out: &mut Output,
 ) -> i32 {
-    match connect(ns, target, timeout, out).await {
+    match connect(ns, protocol, target, timeout, out).await {
         Ok(_stream) => 0,
         Err(code) => code,
     }
@@ -202,14 +219,15 @@ fn output_full(out: &mut Output) -> i32 {
 
 /// Sends stdin, closes the sending side, prints what comes back until the
 /// peer closes or, with -w, nothing arrives for that long.
-async fn tcp_talk(
+async fn stream_talk(
     ns: &Arc<NetNs>,
+    protocol: StreamProtocol,
     target: &Target<'_>,
     timeout: Option<Duration>,
     stdin: &[u8],
     out: &mut Output,
 ) -> i32 {
-    let stream = match connect(ns, target, timeout, out).await {
+    let stream = match connect(ns, protocol, target, timeout, out).await {
         Ok(stream) => stream,
         Err(code) => return code,
     };
@@ -316,5 +334,13 @@ mod tests {
         assert_eq!(args.timeout, Some(Duration::from_millis(500)));
 
         assert!(Args::try_parse_from(["nc", "-z", "h"]).is_err());
+    }
+
+    #[test]
+    fn sctp_is_ncats_long_flag_and_excludes_udp() {
+        let args = Args::try_parse_from(["nc", "--sctp", "-zv", "h", "5000"]).expect("args");
+        assert!(args.sctp && args.zero_io && !args.udp);
+        assert!(!Args::try_parse_from(["nc", "h", "1"]).expect("args").sctp);
+        assert!(Args::try_parse_from(["nc", "--sctp", "-u", "h", "1"]).is_err());
     }
 }

@@ -1,8 +1,9 @@
-//! `ss` (iproute2) and `netstat` (net-tools): the pod's TCP listeners,
-//! bound UDP sockets and TCP connections, from the namespace's own socket
-//! table ([`NetNs::sockets`]), in the real tools' column layouts.
+//! `ss` (iproute2) and `netstat` (net-tools): the pod's TCP and SCTP
+//! listeners, bound UDP sockets, TCP connections and SCTP associations,
+//! from the namespace's own socket table ([`NetNs::sockets`]), in the real
+//! tools' column layouts (SCTP rows as `sctp`, with TCP's states).
 //!
-//! Options: `-t`, `-u` (neither: both), `-l` (listening only), `-a` (all;
+//! Options: `-t`, `-u`, `-S` (none of them: all three), `-l` (listening only), `-a` (all;
 //! neither: connections only), `-n`, `-4` and `-p` are accepted. Addresses
 //! are always numeric (there are no service names to look up), the Process
 //! column is empty (a pod's containers share one table), and a connection's
@@ -30,6 +31,9 @@ struct Args {
     /// UDP sockets.
     #[arg(short = 'u', long = "udp")]
     udp: bool,
+    /// SCTP sockets.
+    #[arg(short = 'S', long = "sctp")]
+    sctp: bool,
     /// Listening sockets only.
     #[arg(short = 'l', long = "listening")]
     listening: bool,
@@ -55,6 +59,7 @@ struct Args {
 struct Selection {
     tcp: bool,
     udp: bool,
+    sctp: bool,
     listening: bool,
     connected: bool,
     /// `Some(true)`: IPv6 sockets only; `Some(false)`: IPv4 only.
@@ -63,10 +68,11 @@ struct Selection {
 
 impl Selection {
     fn of(args: &Args) -> Selection {
-        let both = !args.tcp && !args.udp;
+        let all = !args.tcp && !args.udp && !args.sctp;
         Selection {
-            tcp: args.tcp || both,
-            udp: args.udp || both,
+            tcp: args.tcp || all,
+            udp: args.udp || all,
+            sctp: args.sctp || all,
             listening: args.listening || args.all,
             connected: args.all || !args.listening,
             ipv6: match (args.ipv4, args.ipv6) {
@@ -81,7 +87,7 @@ impl Selection {
         let protocol = match row.protocol {
             Protocol::Tcp => self.tcp,
             Protocol::Udp => self.udp,
-            Protocol::Sctp => false,
+            Protocol::Sctp => self.sctp,
         };
         let state = match row.state {
             SocketState::Listen | SocketState::Unconn => self.listening,
@@ -89,6 +95,15 @@ impl Selection {
         };
         let family = self.ipv6.is_none_or(|v6| row.local.is_ipv6() == v6);
         protocol && state && family
+    }
+
+    /// Are several protocols listed (ss then shows its Netid column)?
+    fn several_protocols(&self) -> bool {
+        [self.tcp, self.udp, self.sctp]
+            .into_iter()
+            .filter(|&p| p)
+            .count()
+            > 1
     }
 }
 
@@ -284,7 +299,7 @@ fn selected(
 pub(super) fn ss(ns: &Arc<NetNs>, argv: &[String], out: &mut Output) -> i32 {
     match selected(ns, argv, out) {
         Ok((selection, rows)) => {
-            out.print(format_ss(&rows, selection.tcp && selection.udp));
+            out.print(format_ss(&rows, selection.several_protocols()));
             0
         }
         Err(code) => code,

@@ -336,6 +336,69 @@ async fn nc_checks_tcp_ports() {
     server.stop().await;
 }
 
+/// `nc --sctp` (ncat's flag) checks and talks over SCTP, whose ports are
+/// not TCP's: tcp-echo declared on SCTP 5000 serves TCP on 9000 only.
+#[tokio::test(start_paused = true)]
+async fn nc_sctp_checks_and_talks_to_sctp_ports() {
+    let ns = pod();
+    let server = start(&ns, "podnet/tcp-echo", &[(5000, Protocol::Sctp)]);
+    let check = |out: Output, code: i32, stdout: &str, stderr: &str| {
+        assert_eq!(
+            (out.exit_code, text(&out.stdout), text(&out.stderr)),
+            (code, stdout, stderr)
+        );
+    };
+    check(
+        exec(&ns, &["nc", "--sctp", "-zv", "10.244.1.5", "5000"]).await,
+        0,
+        "",
+        "Connection to 10.244.1.5 5000 port [sctp/*] succeeded!\n",
+    );
+    check(
+        exec(&ns, &["nc", "-zv", "-w1", "10.244.1.5", "5000"]).await,
+        1,
+        "",
+        "nc: connect to 10.244.1.5 port 5000 (tcp) failed: Connection refused\n",
+    );
+    check(
+        exec(&ns, &["nc", "-zv", "--sctp", "localhost", "9000"]).await,
+        1,
+        "",
+        "nc: connect to localhost port 9000 (sctp) failed: Connection refused\n",
+    );
+    check(
+        exec(&ns, &["nc", "-z", "localhost", "9000"]).await,
+        0,
+        "",
+        "",
+    );
+    check(
+        exec_with_stdin(&ns, &["nc", "--sctp", "localhost", "5000"], b"hello\n").await,
+        0,
+        "hello\n",
+        "",
+    );
+    let both = exec(&ns, &["nc", "--sctp", "-u", "localhost", "5000"]).await;
+    assert_eq!(both.exit_code, 2, "{}", text(&both.stderr));
+
+    // ss lists the SCTP listener under its own protocol.
+    let sctp_only = text(&exec(&ns, &["ss", "-Sln"]).await.stdout).to_owned();
+    assert_eq!(
+        sctp_only,
+        "State  Recv-Q Send-Q Local Address:Port Peer Address:Port Process\n\
+         LISTEN 0      1024         0.0.0.0:5000      0.0.0.0:*\n"
+    );
+    let all = text(&exec(&ns, &["ss", "-ln"]).await.stdout).to_owned();
+    assert!(
+        all.lines()
+            .any(|l| l.starts_with("sctp  LISTEN") && l.contains(" 0.0.0.0:5000 ")),
+        "{all}"
+    );
+    let tcp = text(&exec(&ns, &["ss", "-tln"]).await.stdout).to_owned();
+    assert!(!tcp.contains(":5000"), "{tcp}");
+    server.stop().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn nc_times_out_on_a_full_backlog() {
     let ns = pod();

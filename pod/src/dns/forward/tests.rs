@@ -140,6 +140,16 @@ impl Egress for Wire {
         })
     }
 
+    fn connect_sctp(
+        self: Arc<Self>,
+        _src: SocketAddr,
+        _dst: SocketAddr,
+        _trace_id: u64,
+    ) -> BoxFuture<'static, io::Result<PodStream>> {
+        // DNS has no SCTP transport.
+        Box::pin(async { Err(io::ErrorKind::ConnectionRefused.into()) })
+    }
+
     fn send_udp(
         self: Arc<Self>,
         src: SocketAddr,
