@@ -24,6 +24,16 @@ pub const REACHABLE: char = '.';
 /// The cell of a pair that is refused or dropped.
 pub const BLOCKED: char = 'X';
 
+/// The toolbox nc's flag for a probe of `protocol`: `-u` for UDP,
+/// `--sctp` (ncat's) for SCTP, none for TCP.
+pub fn nc_protocol_flag(protocol: Protocol) -> Option<&'static str> {
+    match protocol {
+        Protocol::Tcp => None,
+        Protocol::Udp => Some("-u"),
+        Protocol::Sctp => Some("--sctp"),
+    }
+}
+
 /// A pod of the matrix.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct MatrixPod {
@@ -97,9 +107,7 @@ pub async fn probe(
             let (client, server) = (&pods[c], &pods[s]);
             async move {
                 let mut cmd = vec!["nc".to_string(), "-z".into()];
-                if protocol == Protocol::Udp {
-                    cmd.push("-u".into());
-                }
+                cmd.extend(nc_protocol_flag(protocol).map(str::to_string));
                 cmd.extend([
                     "-w".into(),
                     timeout_s.to_string(),

@@ -8,8 +8,6 @@ use std::time::Duration;
 use podnet_proto::model::LabelSelector;
 use serde_json::Value;
 
-use podnet_proto::model::view::Protocol;
-
 use super::schema::{DnsExpect, HttpExpect, MatrixExpect, Reachability, is_selector};
 use crate::api::{self, Api};
 use crate::manifest::InputError;
@@ -130,9 +128,7 @@ pub(super) async fn check_reachability(
         let src_ns = src["metadata"]["namespace"].as_str().unwrap_or("default");
         for (dst_name, dst_ip) in &targets {
             let mut cmd = vec!["nc".to_string(), "-z".into(), "-v".into()];
-            if r.protocol == Protocol::Udp {
-                cmd.push("-u".into());
-            }
+            cmd.extend(crate::matrix::nc_protocol_flag(r.protocol).map(str::to_string));
             cmd.extend([
                 "-w".into(),
                 r.timeout.to_string(),

@@ -276,6 +276,8 @@ pub struct Reachability {
     /// A pod (same forms as `from`) or an IPv4 address.
     pub to: String,
     pub port: u16,
+    /// TCP (the default), UDP or SCTP: the probe is `nc -z`, with `-u`
+    /// or `--sctp`.
     #[serde(default)]
     pub protocol: Protocol,
     pub allowed: bool,
@@ -523,11 +525,6 @@ fn check_expectation(e: &Expectation) -> Result<(), String> {
             if r.port == 0 {
                 return Err(".reachability.port: must be between 1 and 65535".into());
             }
-            if r.protocol == Protocol::Sctp {
-                return Err(
-                    ".reachability.protocol: SCTP is not emulated; probes are TCP or UDP".into(),
-                );
-            }
             if r.timeout == 0 {
                 return Err(".reachability.timeout: must be at least 1 (seconds)".into());
             }
@@ -538,9 +535,6 @@ fn check_expectation(e: &Expectation) -> Result<(), String> {
             }
             if m.port == 0 {
                 return Err(".matrix.port: must be between 1 and 65535".into());
-            }
-            if m.protocol == Protocol::Sctp {
-                return Err(".matrix.protocol: SCTP is not emulated; probes are TCP or UDP".into());
             }
             if m.timeout == 0 {
                 return Err(".matrix.timeout: must be at least 1 (seconds)".into());
@@ -762,6 +756,30 @@ expect:
         assert_eq!(s.cluster.external[1].serve, None);
     }
 
+    /// SCTP is a protocol a probe speaks (`nc --sctp -z`), in a
+    /// reachability expectation and a matrix alike.
+    #[test]
+    fn reachability_and_matrix_take_sctp() {
+        let text = "name: t\nexpect:\n  - reachability: {from: a, to: b, port: 5000, protocol: SCTP, allowed: true}\n  - matrix: {namespaces: [x], port: 5000, protocol: SCTP, expect: \"x/a\\nx/a .\"}\n";
+        let scenario = parse("t.yaml", text).expect("SCTP probes parse");
+        let protocols: Vec<Protocol> = scenario
+            .expect
+            .iter()
+            .map(|e| match e {
+                Expectation::Reachability { reachability } => reachability.protocol,
+                Expectation::Matrix { matrix } => matrix.protocol,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(protocols, [Protocol::Sctp, Protocol::Sctp]);
+        assert_eq!(
+            crate::matrix::nc_protocol_flag(Protocol::Sctp),
+            Some("--sctp")
+        );
+        assert_eq!(crate::matrix::nc_protocol_flag(Protocol::Udp), Some("-u"));
+        assert_eq!(crate::matrix::nc_protocol_flag(Protocol::Tcp), None);
+    }
+
     #[test]
     fn ip_family_is_ipv4_ipv6_or_dual_in_either_spelling() {
         use podnet_proto::model::network::ClusterFamilies;
@@ -945,7 +963,6 @@ expect:
         };
         check(&probe("protocol: ICMP"), "s.yaml:3:");
         check(&probe("protocol: ICMP"), "TCP");
-        check(&probe("protocol: SCTP"), "expect[0].reachability.protocol");
         check(&probe("timeout: 0"), "expect[0].reachability.timeout");
         check(
             "name: t\nexpect:\n  - reachability: {from: \"app in (\", to: b, port: 80, allowed: true}\n",
