@@ -45,6 +45,8 @@ mod policy;
 mod readme;
 #[path = "e2e/scenarios.rs"]
 mod scenarios;
+#[path = "e2e/sctp.rs"]
+mod sctp;
 #[path = "e2e/services.rs"]
 mod services;
 #[path = "e2e/stalls.rs"]

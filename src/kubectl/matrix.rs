@@ -1,4 +1,4 @@
-//! `podnet netpol matrix [-n NS,...] [--ports 80,81] [--protocols tcp,udp]
+//! `podnet netpol matrix [-n NS,...] [--ports 80,81] [--protocols tcp,udp,sctp]
 //! [--timeout S] [--expect FILE] [-o json]`: every pod of the namespaces
 //! probes every pod through the real datapath, and the reachability grid
 //! is printed the way cyclonus prints it (`podnet_lab::matrix`). With
@@ -45,7 +45,7 @@ pub struct MatrixArgs {
     /// Ports to probe, one matrix each.
     #[arg(long, value_delimiter = ',', default_value = "80")]
     pub ports: Vec<u16>,
-    /// tcp, udp.
+    /// tcp, udp, sctp.
     #[arg(long, value_delimiter = ',', default_value = "tcp")]
     pub protocols: Vec<String>,
     /// Seconds a probe waits before calling the pair blocked.
@@ -82,8 +82,9 @@ async fn run_matrix(state: &Path, args: MatrixArgs) -> anyhow::Result<ExitCode> 
         .map(|p| match p.to_ascii_lowercase().as_str() {
             "tcp" => Ok(Protocol::Tcp),
             "udp" => Ok(Protocol::Udp),
+            "sctp" => Ok(Protocol::Sctp),
             other => Err(InputError(format!(
-                "--protocols: {other:?} is not a protocol the matrix probes: expected tcp or udp"
+                "--protocols: {other:?} is not a protocol the matrix probes: expected tcp, udp or sctp"
             ))),
         })
         .collect::<Result<Vec<_>, _>>()?;
