@@ -331,6 +331,24 @@ spec:
     assert_eq!(compared.status.code(), Some(1), "{shown}");
     assert!(shown.contains("1 of 81 cells differ"), "{shown}");
     assert!(shown.contains("  z/a -> y/b: blocked"), "{shown}");
+
+    // A namespace's labels are re-evaluated too: z labelled as x reaches y/a.
+    let y_a = c.json(&["get", "pod", "a", "-n", "y"])["status"]["podIP"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let probe = || {
+        c.run(&[
+            "exec", "a", "-n", "z", "--", "nc", "-z", "-w", "1", &y_a, "8080",
+        ])
+        .status
+        .code()
+    };
+    assert_eq!(probe(), Some(1), "z/a -> y/a is blocked before");
+    c.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: \"z\", labels: {ns: \"x\"}}\n");
+    eventually("z admitted as x", Duration::from_secs(20), || {
+        (probe() == Some(0)).then_some(())
+    });
 }
 
 /// A LoadBalancer Service with `externalTrafficPolicy: Local` keeps the
