@@ -659,14 +659,17 @@ impl Api for ApiService {
                     })
                 })
                 .collect::<Vec<_>>();
-        let mut flows = Vec::new();
+        let (mut flows, mut counters) = (Vec::new(), Vec::new());
         for answer in futures::future::join_all(calls).await {
             if let Ok(Ok(batch)) = answer {
-                flows.extend(batch.into_inner().flows);
+                let batch = batch.into_inner();
+                flows.extend(batch.flows);
+                counters.extend(batch.counters);
             }
         }
         flows.sort_by_key(|f| f.time_unix_nanos);
-        Ok(Response::new(FlowsResponse { flows }))
+        counters.sort_by(|a, b| a.node.cmp(&b.node));
+        Ok(Response::new(FlowsResponse { flows, counters }))
     }
 
     async fn traces(

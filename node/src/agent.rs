@@ -29,7 +29,7 @@ use podnet_proto::v1::node_agent_server::{NodeAgent, NodeAgentServer};
 use podnet_proto::v1::trace_source_server::TraceSourceServer;
 use podnet_proto::v1::{
     DeleteRequest, EvictRequest, EvictResponse, ExecRequest, ExecResponse, FlowRecord,
-    FlowsRequest, FlowsResponse, JoinRequest, ObjectRequest, ProxyStatusRequest,
+    FlowsRequest, FlowsResponse, JoinRequest, ObjectRequest, PolicyCounters, ProxyStatusRequest,
     ProxyStatusResponse,
 };
 use serde_json::{Value, json};
@@ -714,7 +714,15 @@ impl NodeAgent for AgentService {
                 policies: f.policies,
             })
             .collect();
-        Ok(tonic::Response::new(FlowsResponse { flows }))
+        let stats = &self.datapath.policy().stats;
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        let counters = vec![PolicyCounters {
+            node,
+            forwarded: load(&stats.allowed),
+            dropped_egress: load(&stats.dropped_egress),
+            dropped_ingress: load(&stats.dropped_ingress),
+        }];
+        Ok(tonic::Response::new(FlowsResponse { flows, counters }))
     }
 
     async fn exec(

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use podnet_proto::v1::{FlowRecord, FlowsRequest};
+use podnet_proto::v1::{FlowRecord, FlowsRequest, PolicyCounters};
 use serde_json::json;
 
 use podnet_lab::InputError;
@@ -43,6 +43,10 @@ pub struct FlowsArgs {
     /// Keep printing new flows until interrupted.
     #[arg(short, long)]
     pub follow: bool,
+    /// Instead of flows, each node's counts of every flow it judged since
+    /// it started: forwarded, dropped for egress, dropped for ingress.
+    #[arg(long, conflicts_with_all = ["follow", "pod", "namespace", "verdict"])]
+    pub counts: bool,
     /// json for machines (one object per line with --follow).
     #[arg(short, long)]
     pub output: Option<String>,
@@ -104,12 +108,33 @@ pub async fn run(state: &Path, args: FlowsArgs) -> anyhow::Result<ExitCode> {
     let mut seen: HashSet<(i64, String, String, String, String)> = HashSet::new();
     let mut first = true;
     loop {
-        let flows = api
+        let answer = api
             .flows(FlowsRequest { last: 0 })
             .await
             .map_err(api::status_error)?
-            .into_inner()
-            .flows;
+            .into_inner();
+        if args.counts {
+            if json {
+                let rows: Vec<serde_json::Value> = answer
+                    .counters
+                    .iter()
+                    .map(|c| {
+                        json!({
+                            "node": c.node, "forwarded": c.forwarded,
+                            "droppedEgress": c.dropped_egress, "droppedIngress": c.dropped_ingress,
+                        })
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({"counters": rows}))?
+                );
+            } else {
+                print!("{}", counts_table(&answer.counters));
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        let flows = answer.flows;
         let mut shown: Vec<&FlowRecord> = flows
             .iter()
             .filter(|f| filter.matches(f))
@@ -142,6 +167,47 @@ pub async fn run(state: &Path, args: FlowsArgs) -> anyhow::Result<ExitCode> {
         first = false;
         tokio::time::sleep(FOLLOW_EVERY).await;
     }
+}
+
+/// One row per node, as kubectl lays out a table.
+fn counts_table(counters: &[PolicyCounters]) -> String {
+    let header = ["NODE", "FORWARDED", "DROPPED-EGRESS", "DROPPED-INGRESS"];
+    let rows: Vec<[String; 4]> = counters
+        .iter()
+        .map(|c| {
+            [
+                c.node.clone(),
+                c.forwarded.to_string(),
+                c.dropped_egress.to_string(),
+                c.dropped_ingress.to_string(),
+            ]
+        })
+        .collect();
+    let width = |i: usize| {
+        rows.iter()
+            .map(|r| r[i].len())
+            .chain([header[i].len()])
+            .max()
+            .unwrap_or(0)
+    };
+    let widths: Vec<usize> = (0..4).map(width).collect();
+    let line = |cells: [&str; 4]| {
+        let mut out = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i == 3 {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}   ", w = widths[i]));
+            }
+        }
+        out.push('\n');
+        out
+    };
+    let mut out = line(header);
+    for r in &rows {
+        out.push_str(&line([&r[0], &r[1], &r[2], &r[3]]));
+    }
+    out
 }
 
 /// What tells two records apart (a node logs each judged flow once).
@@ -243,6 +309,22 @@ mod tests {
     }
 
     #[test]
+    fn counts_are_a_table_per_node() {
+        let c = |node: &str, f, e, i| PolicyCounters {
+            node: node.into(),
+            forwarded: f,
+            dropped_egress: e,
+            dropped_ingress: i,
+        };
+        assert_eq!(
+            counts_table(&[c("node-1", 120, 0, 7), c("node-2", 3, 1, 0)]),
+            "NODE     FORWARDED   DROPPED-EGRESS   DROPPED-INGRESS\n\
+             node-1   120         0                7\n\
+             node-2   3           1                0\n"
+        );
+    }
+
+    #[test]
     fn filters_pick_namespace_pod_and_verdict() {
         let args = |ns: Option<&str>, pod: Option<&str>, verdict| FlowsArgs {
             namespace: ns.map(String::from),
@@ -250,6 +332,7 @@ mod tests {
             verdict,
             last: 20,
             follow: false,
+            counts: false,
             output: None,
         };
         let dropped = record("default/client", "shop/web", false);
