@@ -9,6 +9,10 @@
 //! - `dns`: DNS queries/s from the host port against unbound (dnsperf).
 //! - `ingress`: HTTP(S) requests/s from the host through the edge and the
 //!   ingress controller against nginx as one reverse-proxy hop (wrk).
+//! - `netpol`: new TCP connections per second with 1000+ NetworkPolicies
+//!   in both nodes' indexes against none (in process, as `overlay`), and
+//!   the latency from a policy's apply until every node enforces it, with
+//!   the apply's watch event as the reference.
 
 /// `anyhow::ensure!` for a bad flag: the error is bad input (exit 64).
 macro_rules! ensure_flag {
@@ -22,6 +26,7 @@ macro_rules! ensure_flag {
 mod common;
 mod dns;
 mod ingress;
+mod netpol;
 mod programming;
 
 use std::process::ExitCode;
@@ -43,6 +48,7 @@ pub enum What {
     Dns,
     Programming,
     Ingress,
+    Netpol,
 }
 
 #[derive(Debug, Args)]
@@ -57,12 +63,17 @@ pub struct BenchArgs {
     /// Ping-pong rounds per RTT measurement.
     #[arg(long, default_value_t = 20_000)]
     pub pings: usize,
-    /// Nodes for `up`.
-    #[arg(long, default_value_t = 3)]
-    pub nodes: usize,
+    /// Nodes of the cluster a bench starts [default: 10 for `netpol`, 3
+    /// for the others].
+    #[arg(long)]
+    pub nodes: Option<usize>,
     /// Services for `programming`, all selecting the same pods.
     #[arg(long, default_value_t = 100)]
     pub services: usize,
+    /// NetworkPolicies for `netpol` selecting other pods (besides the ten
+    /// selecting the server).
+    #[arg(long, default_value_t = 1000)]
+    pub policies: usize,
     /// Seed of the query mix for `dns`.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -77,6 +88,16 @@ pub struct BenchArgs {
     pub tls: bool,
 }
 
+impl BenchArgs {
+    /// `--nodes`, or the bench's default.
+    pub fn nodes(&self) -> usize {
+        self.nodes.unwrap_or(match self.what {
+            What::Netpol => 10,
+            _ => 3,
+        })
+    }
+}
+
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     match args.what {
         What::Overlay => overlay(&args).await?,
@@ -84,6 +105,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         What::Dns => dns::run(&args).await?,
         What::Programming => programming::run(&args).await?,
         What::Ingress => ingress::run(&args).await?,
+        What::Netpol => netpol::run(&args).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -345,7 +367,7 @@ async fn up(args: &BenchArgs) -> anyhow::Result<()> {
         let out = tokio::process::Command::new(&exe)
             .arg("--state-dir")
             .arg(&dir)
-            .args(["up", "--nodes", &args.nodes.to_string()])
+            .args(["up", "--nodes", &args.nodes().to_string()])
             .output()
             .await?;
         let ms = start.elapsed().as_secs_f64() * 1000.0;
@@ -363,7 +385,7 @@ async fn up(args: &BenchArgs) -> anyhow::Result<()> {
         let _ = std::fs::remove_dir_all(&dir);
         println!(
             "round {round}: podnet up of {} nodes to Ready in {ms:.0} ms",
-            args.nodes
+            args.nodes()
         );
         times.push(ms);
     }

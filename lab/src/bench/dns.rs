@@ -54,7 +54,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         args.seconds.is_finite() && args.seconds >= 1.0,
         "--seconds must be at least 1"
     );
-    ensure_flag!(args.nodes >= 1, "--nodes must be at least 1");
+    ensure_flag!(args.nodes() >= 1, "--nodes must be at least 1");
     let [dnsperf, unbound] = find_tools(["dnsperf", "unbound"], INSTALL)?;
     let tools = Tools { dnsperf, unbound };
     // Dropping the measurement (Ctrl-C) takes the cluster down and kills
@@ -70,7 +70,7 @@ struct Tools {
 async fn measure(args: &BenchArgs, tools: &Tools, base: &Path) -> anyhow::Result<()> {
     println!(
         "dns benchmark: podnet bench dns --rounds {} --seconds {} --nodes {} --seed {}",
-        args.rounds, args.seconds, args.nodes, args.seed
+        args.rounds, args.seconds, args.nodes(), args.seed
     );
     println!(
         "{SERVICES} Services, {QUERIES} queries drawn from their names, dnsperf -c {CLIENTS} -q {OUTSTANDING} -l {}, interleaved podnet / unbound",
@@ -79,7 +79,7 @@ async fn measure(args: &BenchArgs, tools: &Tools, base: &Path) -> anyhow::Result
     let cluster = Cluster::new(base.join("state"))?;
 
     let start = Instant::now();
-    cluster.up(args.nodes).await?;
+    cluster.up(args.nodes()).await?;
     cluster.apply(services_yaml(SERVICES)).await?;
     let list = cluster
         .podnet(&["get", "svc", "-n", NAMESPACE, "-o", "json"], None)
@@ -93,7 +93,7 @@ async fn measure(args: &BenchArgs, tools: &Tools, base: &Path) -> anyhow::Result
         .context("podnet's cluster DNS")?;
     println!(
         "podnet: {} nodes, {SERVICES} Services answered at {podnet_addr} after {:.1} s",
-        args.nodes,
+        args.nodes(),
         start.elapsed().as_secs_f64()
     );
 

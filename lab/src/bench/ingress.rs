@@ -93,7 +93,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         humantime::format_duration(args.duration)
     );
     ensure_flag!(args.connections >= 1, "--connections must be at least 1");
-    ensure_flag!(args.nodes >= 1, "--nodes must be at least 1");
+    ensure_flag!(args.nodes() >= 1, "--nodes must be at least 1");
     let [wrk, nginx] = find_tools(["wrk", "nginx"], INSTALL)?;
     let tools = Tools { wrk, nginx };
     // Dropping the measurement (Ctrl-C) takes the cluster down and stops
@@ -121,7 +121,7 @@ async fn measure(args: &BenchArgs, tools: &Tools, base: &Path) -> anyhow::Result
         "ingress benchmark: podnet bench ingress --rounds {} --duration {secs}s --connections {} --nodes {}{}",
         args.rounds,
         args.connections,
-        args.nodes,
+        args.nodes(),
         if args.tls { " --tls" } else { "" }
     );
     println!(
@@ -147,7 +147,7 @@ async fn measure(args: &BenchArgs, tools: &Tools, base: &Path) -> anyhow::Result
 
     let cluster = Cluster::new(base.join("state"))?;
     let start = Instant::now();
-    cluster.up(args.nodes).await?;
+    cluster.up(args.nodes()).await?;
     cluster.apply(manifests(args.tls.then_some(&cert))).await?;
     let (ip, http_port, https_port) = ingress_address(&cluster).await?;
     let podnet_addr = SocketAddrV4::new(ip, if args.tls { https_port } else { http_port });
@@ -166,7 +166,7 @@ async fn measure(args: &BenchArgs, tools: &Tools, base: &Path) -> anyhow::Result
     let body_len = answer.body_len;
     println!(
         "podnet: {} nodes, {scheme}://{podnet_addr} (Host {HOST}) answered 200 with a {body_len}-byte body after {:.1} s",
-        args.nodes,
+        args.nodes(),
         start.elapsed().as_secs_f64()
     );
 

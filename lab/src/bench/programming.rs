@@ -150,7 +150,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let up = tokio::process::Command::new(&exe)
         .arg("--state-dir")
         .arg(&cluster.dir)
-        .args(["up", "--nodes", &args.nodes.to_string()])
+        .args(["up", "--nodes", &args.nodes().to_string()])
         .output()
         .await?;
     anyhow::ensure!(
@@ -159,7 +159,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         String::from_utf8_lossy(&up.stderr)
     );
     let mut api = api::from_state(&cluster.dir).await?;
-    let replicas = args.nodes.max(2);
+    let replicas = args.nodes().max(2);
     let objects = crate::manifest::parse("bench", &manifests(args.services, replicas))?;
     api::apply_objects(&mut api, &objects, false, &mut std::io::sink())
         .await
@@ -167,7 +167,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let mut agents = agents(&mut api, &api::admin_credentials(&cluster.dir)?).await?;
     println!(
         "network programming latency: {} nodes, {} Services over {replicas} pods, {} deletions",
-        args.nodes, args.services, args.rounds
+        args.nodes(), args.services, args.rounds
     );
     let mut hist = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     for round in 1..=args.rounds {
@@ -202,7 +202,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     println!("|---|---|---|");
     println!(
         "| pod deleted -> every proxy stops using it ({} nodes, {} Services) | p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms | p99 <= 50 ms at 50 nodes / 1000 Services |",
-        args.nodes,
+        args.nodes(),
         args.services,
         ms(0.5),
         ms(0.99),
