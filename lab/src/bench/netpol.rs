@@ -36,7 +36,7 @@ use anyhow::{Context, bail};
 use hdrhistogram::Histogram;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use podnet_controlplane::ca::ClusterCa;
-use podnet_netpol::Index;
+use podnet_netpol::{Direction, Index};
 use podnet_node::testing::PodPair;
 use podnet_proto::v1::{DeleteRequest, ListRequest, WatchRequest};
 use serde_json::{Value, json};
@@ -50,6 +50,8 @@ use crate::api::{self, Api};
 
 /// Clients opening connections at the same time (new connections bench).
 const WORKERS: usize = 4;
+/// A round alternates the sides in slices of about this long.
+const SLICE: Duration = Duration::from_millis(250);
 /// The server pod's port, named `http` in its pod spec.
 const SERVER_PORT: u16 = 8080;
 /// Bytes each way on every connection.
@@ -272,9 +274,30 @@ struct Round {
 }
 
 impl Round {
+    fn empty() -> anyhow::Result<Round> {
+        Ok(Round {
+            connections: 0,
+            connect: histogram()?,
+            secs: 0.0,
+        })
+    }
+
     fn rate(&self) -> f64 {
         self.connections as f64 / self.secs
     }
+
+    fn add(&mut self, other: &Round) -> anyhow::Result<()> {
+        self.connections += other.connections;
+        self.secs += other.secs;
+        self.connect.add(&other.connect)?;
+        Ok(())
+    }
+}
+
+/// The order of a round's slices: A B B A, repeated, so that a change in
+/// the machine's load within a round falls on both sides alike.
+pub(super) fn slice_is_b(slice: usize) -> bool {
+    matches!(slice % 4, 1 | 2)
 }
 
 fn histogram() -> anyhow::Result<Histogram<u64>> {
@@ -406,6 +429,28 @@ async fn side(
     Ok(round)
 }
 
+/// What the nodes' enforcers spend judging one of the bench's
+/// connections (both ends), with no index and with `with`: nanoseconds per
+/// connection, timed over many calls outside any round.
+fn judge_cost(pair: &PodPair, dst: SocketAddr, with: &Index) -> [f64; 2] {
+    const CALLS: u32 = 20_000;
+    let src = SocketAddr::new(pair.a.ip(), 40_000);
+    let mut out = [0.0; 2];
+    for (slot, index) in [Index::new(), with.clone()].iter().enumerate() {
+        for dp in [&pair.dp_a, &pair.dp_b] {
+            dp.policy().update(|i| *i = index.clone());
+        }
+        let start = Instant::now();
+        for _ in 0..CALLS {
+            let egress = pair.dp_a.policy().tcp(Direction::Egress, src, dst);
+            let ingress = pair.dp_b.policy().tcp(Direction::Ingress, src, dst);
+            std::hint::black_box((egress, ingress));
+        }
+        out[slot] = start.elapsed().as_nanos() as f64 / f64::from(CALLS);
+    }
+    out
+}
+
 async fn connections(args: &BenchArgs) -> anyhow::Result<()> {
     let ca = ClusterCa::generate()?;
     let pair = super::pod_pair(&ca)?;
@@ -420,8 +465,8 @@ async fn connections(args: &BenchArgs) -> anyhow::Result<()> {
     let without = Index::new();
     let n_policies = policies.len();
     println!(
-        "netpol new connections: {} interleaved rounds of {:.1}s, {WORKERS} clients, connect + {EXCHANGE} B each way + close; B: {n_policies} policies ({} selecting the server)",
-        args.rounds, args.seconds, SERVER_POLICIES
+        "netpol new connections: {} rounds of {:.1}s per side in A B B A slices of {} ms, {WORKERS} clients, connect + {EXCHANGE} B each way + close; B: {n_policies} policies ({} selecting the server)",
+        args.rounds, args.seconds, SLICE.as_millis(), SERVER_POLICIES
     );
     // Warm-up of both sides, not counted.
     let warm = args.seconds.min(0.5);
@@ -430,9 +475,18 @@ async fn connections(args: &BenchArgs) -> anyhow::Result<()> {
     let (mut rate_a, mut rate_b) = (Vec::new(), Vec::new());
     let (mut all_a, mut all_b) = (histogram()?, histogram()?);
     let us = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    let slices = (args.seconds / SLICE.as_secs_f64()).ceil().max(1.0) as usize;
+    let slice_secs = args.seconds / slices as f64;
     for round in 1..=args.rounds {
-        let a = side(&pair, dst, &without, args.seconds, false).await?;
-        let b = side(&pair, dst, &with, args.seconds, true).await?;
+        let (mut a, mut b) = (Round::empty()?, Round::empty()?);
+        // 2 × slices slices of slice_secs: each side gets --seconds.
+        for slice in 0..2 * slices {
+            if slice_is_b(slice) {
+                b.add(&side(&pair, dst, &with, slice_secs, true).await?)?;
+            } else {
+                a.add(&side(&pair, dst, &without, slice_secs, false).await?)?;
+            }
+        }
         println!(
             "round {round}: no policy {:.0} conn/s (connect p50/p99 {:.1}/{:.1} us), {n_policies} policies {:.0} conn/s ({:.1}/{:.1} us), ratio {}",
             a.rate(),
@@ -450,6 +504,7 @@ async fn connections(args: &BenchArgs) -> anyhow::Result<()> {
     }
     stop.cancel();
     server.join_all().await;
+    let judge_ns = judge_cost(&pair, dst, &with);
     pair.shutdown.cancel();
     let (ra, rb) = (super::median(&mut rate_a), super::median(&mut rate_b));
     println!();
@@ -467,6 +522,11 @@ async fn connections(args: &BenchArgs) -> anyhow::Result<()> {
             super::ratio(us(&all_b, q), us(&all_a, q))
         );
     }
+    println!(
+        "| judging one connection, egress at node-a + ingress at node-b (Enforcer::tcp, flow log included) | {:.2} us | {:.2} us | | |",
+        judge_ns[1] / 1000.0,
+        judge_ns[0] / 1000.0
+    );
     Ok(())
 }
 

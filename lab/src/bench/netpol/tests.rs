@@ -123,3 +123,11 @@ fn the_allowing_policy_opens_exactly_the_server_port() {
     assert!(allowed.judge_egress(&flow(&allowed, SERVER_PORT)).is_allowed());
     assert!(!allowed.judge_egress(&flow(&allowed, 9999)).is_allowed());
 }
+
+#[test]
+fn slices_alternate_a_b_b_a() {
+    let order: String = (0..8)
+        .map(|i| if slice_is_b(i) { 'B' } else { 'A' })
+        .collect();
+    assert_eq!(order, "ABBAABBA");
+}
