@@ -431,11 +431,12 @@ async fn side(
 
 /// What the nodes' enforcers spend judging one of the bench's
 /// connections (both ends), with no index and with `with`: nanoseconds per
-/// connection, timed over many calls outside any round.
-fn judge_cost(pair: &PodPair, dst: SocketAddr, with: &Index) -> [f64; 2] {
+/// connection, timed over many calls outside any round; and of that the
+/// index's verdicts alone with `with`.
+fn judge_cost(pair: &PodPair, dst: SocketAddr, with: &Index) -> [f64; 3] {
     const CALLS: u32 = 20_000;
     let src = SocketAddr::new(pair.a.ip(), 40_000);
-    let mut out = [0.0; 2];
+    let mut out = [0.0; 3];
     for (slot, index) in [Index::new(), with.clone()].iter().enumerate() {
         for dp in [&pair.dp_a, &pair.dp_b] {
             dp.policy().update(|i| *i = index.clone());
@@ -448,6 +449,19 @@ fn judge_cost(pair: &PodPair, dst: SocketAddr, with: &Index) -> [f64; 2] {
         }
         out[slot] = start.elapsed().as_nanos() as f64 / f64::from(CALLS);
     }
+    // The index's part alone: endpoints and both verdicts, no lock, no
+    // flow log.
+    let start = Instant::now();
+    for _ in 0..CALLS {
+        let flow = podnet_netpol::Flow {
+            src: with.endpoint(src.ip()),
+            dst: with.endpoint(dst.ip()),
+            protocol: podnet_netpol::Protocol::Tcp,
+            dst_port: dst.port(),
+        };
+        std::hint::black_box(with.judge(&flow));
+    }
+    out[2] = start.elapsed().as_nanos() as f64 / f64::from(CALLS);
     out
 }
 
@@ -526,6 +540,10 @@ async fn connections(args: &BenchArgs) -> anyhow::Result<()> {
         "| judging one connection, egress at node-a + ingress at node-b (Enforcer::tcp, flow log included) | {:.2} us | {:.2} us | | |",
         judge_ns[1] / 1000.0,
         judge_ns[0] / 1000.0
+    );
+    println!(
+        "| of which the index's verdicts (Index::endpoint + Index::judge, no lock, no flow log) | {:.2} us | | | |",
+        judge_ns[2] / 1000.0
     );
     Ok(())
 }
