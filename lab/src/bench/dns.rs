@@ -70,7 +70,10 @@ struct Tools {
 async fn measure(args: &BenchArgs, tools: &Tools, base: &Path) -> anyhow::Result<()> {
     println!(
         "dns benchmark: podnet bench dns --rounds {} --seconds {} --nodes {} --seed {}",
-        args.rounds, args.seconds, args.nodes(), args.seed
+        args.rounds,
+        args.seconds,
+        args.nodes(),
+        args.seed
     );
     println!(
         "{SERVICES} Services, {QUERIES} queries drawn from their names, dnsperf -c {CLIENTS} -q {OUTSTANDING} -l {}, interleaved podnet / unbound",

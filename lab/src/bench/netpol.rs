@@ -421,10 +421,7 @@ async fn side(
             round.connections
         );
     } else {
-        anyhow::ensure!(
-            allowed == 0,
-            "{allowed} connections judged with no policy"
-        );
+        anyhow::ensure!(allowed == 0, "{allowed} connections judged with no policy");
     }
     Ok(round)
 }
@@ -480,7 +477,10 @@ async fn connections(args: &BenchArgs) -> anyhow::Result<()> {
     let n_policies = policies.len();
     println!(
         "netpol new connections: {} rounds of {:.1}s per side in A B B A slices of {} ms, {WORKERS} clients, connect + {EXCHANGE} B each way + close; B: {n_policies} policies ({} selecting the server)",
-        args.rounds, args.seconds, SLICE.as_millis(), SERVER_POLICIES
+        args.rounds,
+        args.seconds,
+        SLICE.as_millis(),
+        SERVER_POLICIES
     );
     // Warm-up of both sides, not counted.
     let warm = args.seconds.min(0.5);
@@ -630,17 +630,30 @@ enum Probe {
 /// An Exec that fails (the pod is gone, the node does not answer) is an
 /// error, not a failed probe.
 async fn probe(mut api: Api, pod: String, target: IpAddr) -> anyhow::Result<Probe> {
-    let command: Vec<String> = ["nc", "-z", "-w", PROBE_WAIT, &target.to_string(), &SERVER_PORT.to_string()]
-        .map(String::from)
-        .into();
+    let command: Vec<String> = [
+        "nc",
+        "-z",
+        "-w",
+        PROBE_WAIT,
+        &target.to_string(),
+        &SERVER_PORT.to_string(),
+    ]
+    .map(String::from)
+    .into();
     let start = Instant::now();
-    let out = tokio::time::timeout(IO_LIMIT, api::exec_in(&mut api, "default", &pod, &command, Vec::new()))
-        .await
-        .with_context(|| format!("exec in {pod} took more than {IO_LIMIT:?}"))?
-        .with_context(|| format!("exec in {pod}"))?;
+    let out = tokio::time::timeout(
+        IO_LIMIT,
+        api::exec_in(&mut api, "default", &pod, &command, Vec::new()),
+    )
+    .await
+    .with_context(|| format!("exec in {pod} took more than {IO_LIMIT:?}"))?
+    .with_context(|| format!("exec in {pod}"))?;
     Ok(match out.exit_code {
         0 => Probe::Connected(start.elapsed()),
-        code => Probe::Failed(code, String::from_utf8_lossy(&out.stderr).trim().to_string()),
+        code => Probe::Failed(
+            code,
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ),
     })
 }
 
@@ -685,7 +698,9 @@ async fn until_denied(api: &Api, pod: &str, target: IpAddr) -> anyhow::Result<()
         }
         tokio::time::sleep(PROBE_EVERY).await;
     }
-    bail!("{pod} still reaches {target}:{SERVER_PORT} {ENFORCE_LIMIT:?} after the allowing policy went")
+    bail!(
+        "{pod} still reaches {target}:{SERVER_PORT} {ENFORCE_LIMIT:?} after the allowing policy went"
+    )
 }
 
 /// Every pod of the bench running and Ready, with the server's address.
@@ -698,7 +713,10 @@ async fn ready(api: &mut Api, pods: usize) -> anyhow::Result<IpAddr> {
             .iter()
             .filter(|p| {
                 p["metadata"]["namespace"] == "default"
-                    && matches!(p["metadata"]["labels"]["app"].as_str(), Some("client" | "server"))
+                    && matches!(
+                        p["metadata"]["labels"]["app"].as_str(),
+                        Some("client" | "server")
+                    )
                     && podnet_proto::model::condition_is_true(p, "Ready")
             })
             .collect();
@@ -719,14 +737,21 @@ async fn ready(api: &mut Api, pods: usize) -> anyhow::Result<IpAddr> {
 }
 
 /// The instant the bench's own watch sees `ALLOW` added.
-async fn watch_added(mut api: Api, from: u64) -> anyhow::Result<impl Future<Output = anyhow::Result<Instant>>> {
+async fn watch_added(
+    mut api: Api,
+    from: u64,
+) -> anyhow::Result<impl Future<Output = anyhow::Result<Instant>>> {
     let req = WatchRequest {
         kind: "NetworkPolicy".into(),
         namespace: "default".into(),
         from_revision: from,
         ..Default::default()
     };
-    let mut stream = api.watch(req).await.map_err(api::status_error)?.into_inner();
+    let mut stream = api
+        .watch(req)
+        .await
+        .map_err(api::status_error)?
+        .into_inner();
     Ok(async move {
         let limit = tokio::time::Instant::now() + ENFORCE_LIMIT;
         loop {
@@ -754,10 +779,20 @@ async fn programming(args: &BenchArgs, dir: &std::path::Path) -> anyhow::Result<
         .iter()
         .map(|n| n["metadata"]["name"].as_str().unwrap_or("").to_string())
         .collect();
-    anyhow::ensure!(nodes.len() == args.nodes(), "{} nodes joined, not {}", nodes.len(), args.nodes());
-    api::apply_objects(&mut api, &cluster_objects(&nodes), false, &mut std::io::sink())
-        .await
-        .context("cannot create the bench's pods and deny policy")?;
+    anyhow::ensure!(
+        nodes.len() == args.nodes(),
+        "{} nodes joined, not {}",
+        nodes.len(),
+        args.nodes()
+    );
+    api::apply_objects(
+        &mut api,
+        &cluster_objects(&nodes),
+        false,
+        &mut std::io::sink(),
+    )
+    .await
+    .context("cannot create the bench's pods and deny policy")?;
     let server = ready(&mut api, nodes.len() + 1).await?;
     let clients: Vec<String> = nodes.iter().map(|n| client_name(n)).collect();
     println!(
@@ -797,7 +832,10 @@ async fn programming(args: &BenchArgs, dir: &std::path::Path) -> anyhow::Result<
         let answered: Vec<f64> = each.iter().map(|(d, _)| ms(*d)).collect();
         // The successful probe's connect was judged between its sending
         // and its answer.
-        let probe_sent: Vec<f64> = each.iter().map(|(d, took)| ms(d.saturating_sub(*took))).collect();
+        let probe_sent: Vec<f64> = each
+            .iter()
+            .map(|(d, took)| ms(d.saturating_sub(*took)))
+            .collect();
         let slowest = percentile(&answered, 1.0);
         let watch = ms(seen.saturating_duration_since(sent));
         println!(
@@ -824,7 +862,11 @@ async fn programming(args: &BenchArgs, dir: &std::path::Path) -> anyhow::Result<
         .context("cannot delete the allowing policy")?;
     }
     println!();
-    println!("| figure ({} nodes, {} rounds) | podnet | target |", nodes.len(), args.rounds);
+    println!(
+        "| figure ({} nodes, {} rounds) | podnet | target |",
+        nodes.len(),
+        args.rounds
+    );
     println!("|---|---|---|");
     println!(
         "| apply answered -> every node enforcing (last node's successful probe answered) | {} | p99 <= 100 ms at 10 nodes |",
@@ -834,10 +876,22 @@ async fn programming(args: &BenchArgs, dir: &std::path::Path) -> anyhow::Result<
         "| the same, to when that probe was sent (lower edge) | {} | |",
         summary(&f.last_node_sent)
     );
-    println!("| apply answered -> one node enforcing (every node, every round) | {} | |", summary(&f.any_node));
-    println!("| apply sent -> every node enforcing | {} | |", summary(&f.from_send));
-    println!("| reference: apply sent -> its watch event at the bench | {} | |", summary(&f.watch));
-    println!("| the apply call (sent -> answered) | {} | |", summary(&f.apply));
+    println!(
+        "| apply answered -> one node enforcing (every node, every round) | {} | |",
+        summary(&f.any_node)
+    );
+    println!(
+        "| apply sent -> every node enforcing | {} | |",
+        summary(&f.from_send)
+    );
+    println!(
+        "| reference: apply sent -> its watch event at the bench | {} | |",
+        summary(&f.watch)
+    );
+    println!(
+        "| the apply call (sent -> answered) | {} | |",
+        summary(&f.apply)
+    );
     println!(
         "| one successful probe (Exec of nc -z): the resolution | p50 {:.1} ms, p99 {:.1} ms | |",
         percentile(&f.probe, 0.5),

@@ -167,7 +167,9 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let mut agents = agents(&mut api, &api::admin_credentials(&cluster.dir)?).await?;
     println!(
         "network programming latency: {} nodes, {} Services over {replicas} pods, {} deletions",
-        args.nodes(), args.services, args.rounds
+        args.nodes(),
+        args.services,
+        args.rounds
     );
     let mut hist = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     for round in 1..=args.rounds {

@@ -100,13 +100,14 @@ fn the_allowing_policy_opens_exactly_the_server_port() {
         1
     );
     // Give the pods addresses, as they have once running.
-    for (i, o) in objects.iter_mut().filter(|o| o["kind"] == "Pod").enumerate() {
+    for (i, o) in objects
+        .iter_mut()
+        .filter(|o| o["kind"] == "Pod")
+        .enumerate()
+    {
         o["status"] = json!({"phase": "Running", "podIP": format!("10.244.{i}.2")});
     }
-    let pods: Vec<Value> = objects
-        .into_iter()
-        .filter(|o| o["kind"] == "Pod")
-        .collect();
+    let pods: Vec<Value> = objects.into_iter().filter(|o| o["kind"] == "Pod").collect();
     let client: IpAddr = "10.244.1.2".parse().unwrap();
     let server: IpAddr = "10.244.0.2".parse().unwrap();
     let flow = |index: &Index, port| Flow {
@@ -116,11 +117,19 @@ fn the_allowing_policy_opens_exactly_the_server_port() {
         dst_port: port,
     };
     let denied = index_of(&pods, &policies).unwrap();
-    assert!(!denied.judge_egress(&flow(&denied, SERVER_PORT)).is_allowed());
+    assert!(
+        !denied
+            .judge_egress(&flow(&denied, SERVER_PORT))
+            .is_allowed()
+    );
     let mut both = policies.clone();
     both.push(allow_policy());
     let allowed = index_of(&pods, &both).unwrap();
-    assert!(allowed.judge_egress(&flow(&allowed, SERVER_PORT)).is_allowed());
+    assert!(
+        allowed
+            .judge_egress(&flow(&allowed, SERVER_PORT))
+            .is_allowed()
+    );
     assert!(!allowed.judge_egress(&flow(&allowed, 9999)).is_allowed());
 }
 
