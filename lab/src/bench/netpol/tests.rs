@@ -44,7 +44,7 @@ fn the_bench_index_allows_the_client_by_every_server_policy() {
     let server = PodKey::new("default", "b");
     assert_eq!(index.selecting(&server).count(), SERVER_POLICIES);
     for i in [0, 1, 2, 39] {
-        let other = PodKey::new(NAMESPACES[i % NAMESPACES.len()], &format!("other-{i}"));
+        let other = PodKey::new(NAMESPACES[i % NAMESPACES.len()], format!("other-{i}"));
         let names: Vec<String> = index
             .selecting(&other)
             .map(|p| p.key().to_string())
@@ -65,7 +65,7 @@ fn the_bench_index_allows_the_client_by_every_server_policy() {
         }
     );
     let by: Vec<PolicyRef> = (0..SERVER_POLICIES)
-        .map(|i| PolicyRef::new("default", &format!("server-{i}")))
+        .map(|i| PolicyRef::new("default", format!("server-{i}")))
         .collect();
     assert_eq!(judged.ingress, Verdict::Allowed { by });
     // Another port of the server is allowed by the rule without ports only.
