@@ -132,7 +132,8 @@ pub(super) fn pods(a: &[IpAddr], b: &[IpAddr], others: usize) -> Vec<Value> {
     ];
     let base = u32::from(Ipv4Addr::new(10, 128, 0, 1));
     for i in 0..others {
-        // At most 1M others (a flag bound): stays inside 10.128.0.0/9.
+        // At most 1M others (a flag bound): inside 10.128.0.0/12, which
+        // server-3 excepts and the client (10.244.0.2) is not in.
         let ip = IpAddr::V4(Ipv4Addr::from(base + i as u32));
         let name = format!("other-{i}");
         let node = if i % 2 == 0 { "node-a" } else { "node-b" };
@@ -209,7 +210,7 @@ pub(super) fn server_policies() -> Vec<Value> {
         ingress(json!([{"podSelector": client}]), json!([{"port": "http"}])),
         ingress(json!([{"ipBlock": {"cidr": "10.244.0.0/24"}}]), tcp.clone()),
         ingress(
-            json!([{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.128.0.0/9"]}}]),
+            json!([{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.128.0.0/12"]}}]),
             tcp.clone(),
         ),
         ingress(
