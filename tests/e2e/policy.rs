@@ -146,10 +146,16 @@ fn the_seeds_policy_admits_only_frontends_on_pod_ips_and_cluster_ips_alike() {
     let counts = c.json(&["flows", "--counts"]);
     let nodes = counts["counters"].as_array().expect("counters");
     assert_eq!(nodes.len(), 2, "{counts}");
-    let dropped: u64 = nodes.iter().filter_map(|n| n["droppedIngress"].as_u64()).sum();
+    let dropped: u64 = nodes
+        .iter()
+        .filter_map(|n| n["droppedIngress"].as_u64())
+        .sum();
     assert!(dropped as usize >= 3, "other's drops, counted: {counts}");
     let table = c.ok(&["flows", "--counts"]);
-    assert!(table.starts_with("NODE     FORWARDED   DROPPED-EGRESS   DROPPED-INGRESS\n"), "{table}");
+    assert!(
+        table.starts_with("NODE     FORWARDED   DROPPED-EGRESS   DROPPED-INGRESS\n"),
+        "{table}"
+    );
 
     // The dropped flow's journey has the node's verdict as a policy hop.
     let journeys = c.ok(&["trace", "--last", "100"]);
