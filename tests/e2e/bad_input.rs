@@ -201,8 +201,18 @@ fn a_new_cluster_in_a_state_dir_starts_new_logs_without_colour() {
             !text.contains('\x1b'),
             "{path:?} has terminal colour codes:\n{text}"
         );
-        // A node joins once per cluster: one join in a new log.
+        // A node joins once per cluster: one join in a new log. The node is
+        // Ready as soon as it joined, so `up` may return before the node
+        // has logged it.
         if log == "node-1" {
+            let text = eventually(
+                "the node's join in its log",
+                Duration::from_secs(10),
+                || {
+                    let text = std::fs::read_to_string(&path).ok()?;
+                    text.contains("joined the cluster").then_some(text)
+                },
+            );
             let joins = text.matches("joined the cluster").count();
             assert_eq!(
                 joins, 1,
