@@ -348,41 +348,45 @@ pub struct Sources {
 pub async fn sync(enforcer: &Enforcer, mut sources: Sources, shutdown: CancellationToken) {
     let mut seen = Seen::default();
     loop {
-        let policies = sources.policies.borrow_and_update().clone();
-        let pods = sources.pods.borrow_and_update().clone();
-        let namespaces = sources.namespaces.borrow_and_update().clone();
-        let nodes = sources.nodes.borrow_and_update().clone();
-        enforcer.update(|index| {
-            apply(&mut seen.namespaces, &namespaces, |change| match change {
-                Change::Upsert(ns) => {
-                    index.upsert_namespace(str_at(ns, "/metadata/name"), labels(ns))
-                }
-                Change::Remove(key) => index.remove_namespace(key.trim_start_matches('/')),
-            });
-            apply(&mut seen.nodes, &nodes, |change| match change {
-                Change::Upsert(node) => index.upsert_node(
-                    str_at(node, "/metadata/name"),
-                    NodeView(node).internal_addresses().collect(),
-                ),
-                Change::Remove(key) => index.remove_node(key.trim_start_matches('/')),
-            });
-            apply(&mut seen.pods, &pods, |change| match change {
-                Change::Upsert(pod) => index.upsert_pod(pod_info(pod)),
-                Change::Remove(key) => {
-                    if let Some((namespace, name)) = key.split_once('/') {
-                        index.remove_pod(&PodKey::new(namespace, name));
+        {
+            // Read in place, not copied: the caches hold every pod of the
+            // cluster, and only the changed objects are looked at.
+            let policies = sources.policies.borrow_and_update();
+            let pods = sources.pods.borrow_and_update();
+            let namespaces = sources.namespaces.borrow_and_update();
+            let nodes = sources.nodes.borrow_and_update();
+            enforcer.update(|index| {
+                apply(&mut seen.namespaces, &namespaces, |change| match change {
+                    Change::Upsert(ns) => {
+                        index.upsert_namespace(str_at(ns, "/metadata/name"), labels(ns))
                     }
-                }
-            });
-            apply(&mut seen.policies, &policies, |change| match change {
-                Change::Upsert(object) => upsert_policy(index, object),
-                Change::Remove(key) => {
-                    if let Some((namespace, name)) = key.split_once('/') {
-                        index.remove_policy(&PolicyRef::new(namespace, name));
+                    Change::Remove(key) => index.remove_namespace(key.trim_start_matches('/')),
+                });
+                apply(&mut seen.nodes, &nodes, |change| match change {
+                    Change::Upsert(node) => index.upsert_node(
+                        str_at(node, "/metadata/name"),
+                        NodeView(node).internal_addresses().collect(),
+                    ),
+                    Change::Remove(key) => index.remove_node(key.trim_start_matches('/')),
+                });
+                apply(&mut seen.pods, &pods, |change| match change {
+                    Change::Upsert(pod) => index.upsert_pod(pod_info(pod)),
+                    Change::Remove(key) => {
+                        if let Some((namespace, name)) = key.split_once('/') {
+                            index.remove_pod(&PodKey::new(namespace, name));
+                        }
                     }
-                }
+                });
+                apply(&mut seen.policies, &policies, |change| match change {
+                    Change::Upsert(object) => upsert_policy(index, object),
+                    Change::Remove(key) => {
+                        if let Some((namespace, name)) = key.split_once('/') {
+                            index.remove_policy(&PolicyRef::new(namespace, name));
+                        }
+                    }
+                });
             });
-        });
+        }
         tokio::select! {
             () = shutdown.cancelled() => return,
             r = sources.policies.changed() => if r.is_err() { return },
