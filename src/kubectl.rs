@@ -697,7 +697,7 @@ fn selecting_policies(pod: &Value, policies: &[Value]) -> Vec<String> {
     let info = podnet_node::policy::pod_info(pod);
     let mut out: Vec<String> = policies
         .iter()
-        .filter(|p| podnet_proto::model::str_at(p, "/metadata/namespace") == info.namespace)
+        .filter(|p| podnet_proto::model::str_at(p, "/metadata/namespace") == info.key.namespace)
         .filter_map(|p| {
             let policy = serde_json::from_value(p.clone()).ok()?;
             let compiled = podnet_netpol::compile(&policy).ok()?;

@@ -12,7 +12,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use libfuzzer_sys::fuzz_target;
-use podnet_netpol::{Flow, Index, PodInfo, Protocol};
+use podnet_netpol::{Flow, Index, PodInfo, PodKey, Protocol};
 
 fuzz_target!(|data: &[u8]| {
     let (json, flows) = match data.iter().position(|b| *b == 0) {
@@ -35,8 +35,7 @@ fuzz_target!(|data: &[u8]| {
     index.upsert_namespace(&compiled.key().namespace.clone(), Default::default());
     for (i, ip) in [[10, 244, 0, 2], [10, 244, 1, 2]].into_iter().enumerate() {
         index.upsert_pod(PodInfo {
-            namespace: compiled.key().namespace.clone(),
-            name: format!("p{i}"),
+            key: PodKey::new(compiled.key().namespace.clone(), format!("p{i}")),
             labels: [("app".to_string(), format!("p{i}"))].into(),
             ips: vec![IpAddr::V4(Ipv4Addr::from(ip))],
             ports: Vec::new(),

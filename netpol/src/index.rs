@@ -10,26 +10,32 @@
 //! proportional to the objects held; nothing is kept of removed ones.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::model::{Endpoint, LABEL_NAMESPACE_NAME, PodInfo, PodKey, PolicyRef};
 use crate::policy::Policy;
 
 /// Everything a verdict is made from. See the crate docs for the rules.
+///
+/// Pods and policies are held shared: judging a flow copies no name, label
+/// or rule, only counts references (the endpoints and the verdict's
+/// policy names). Cloning an index is as cheap, and leaves both copies
+/// independent.
 #[derive(Debug, Clone, Default)]
 pub struct Index {
-    policies: BTreeMap<PolicyRef, Policy>,
-    pods: BTreeMap<PodKey, PodInfo>,
+    policies: BTreeMap<PolicyRef, Arc<Policy>>,
+    pods: BTreeMap<PodKey, Arc<PodInfo>>,
     /// Pod IPs to the pods holding them (normally one; two while a pod
     /// that left and the pod that got its address overlap in the informer).
-    by_ip: BTreeMap<IpAddr, BTreeSet<PodKey>>,
+    by_ip: HashMap<IpAddr, BTreeMap<PodKey, Arc<PodInfo>>>,
     /// Namespace labels, `kubernetes.io/metadata.name` included.
     namespaces: BTreeMap<String, BTreeMap<String, String>>,
     nodes: BTreeMap<String, Vec<IpAddr>>,
-    /// Pod → the policies whose podSelector selects it. Pods no policy
-    /// selects have no entry.
-    selecting: BTreeMap<PodKey, BTreeSet<PolicyRef>>,
+    /// Pod → the policies whose podSelector selects it, by name. Pods no
+    /// policy selects have no entry.
+    selecting: BTreeMap<PodKey, BTreeMap<PolicyRef, Arc<Policy>>>,
 }
 
 impl Index {
@@ -39,15 +45,15 @@ impl Index {
 
     /// Adds or replaces a policy (by namespace/name).
     pub fn upsert_policy(&mut self, policy: Policy) {
+        let policy = Arc::new(policy);
         let key = policy.key().clone();
-        let namespace = key.namespace.clone();
-        let selected: Vec<(PodKey, bool)> = pods_in(&self.pods, &namespace)
+        let selected: Vec<(PodKey, bool)> = pods_in(&self.pods, &key.namespace)
             .map(|(k, pod)| (k.clone(), policy.selects(pod)))
             .collect();
-        self.policies.insert(key.clone(), policy);
         for (pod, selects) in selected {
-            self.set_selecting(&pod, &key, selects);
+            self.set_selecting(&pod, &policy, selects);
         }
+        self.policies.insert(key, policy);
     }
 
     pub fn remove_policy(&mut self, key: &PolicyRef) -> Option<Policy> {
@@ -56,23 +62,28 @@ impl Index {
             .map(|(k, _)| k.clone())
             .collect();
         for pod in pods {
-            self.set_selecting(&pod, key, false);
+            self.set_selecting(&pod, &removed, false);
         }
-        Some(removed)
+        Some(Arc::unwrap_or_clone(removed))
     }
 
     /// Adds or replaces a pod (by namespace/name): its labels, addresses,
     /// ports and node may all have changed.
     pub fn upsert_pod(&mut self, pod: PodInfo) {
-        let key = pod.key();
+        let pod = Arc::new(pod);
+        let key = pod.key.clone();
         self.forget_ips(&key);
         for ip in &pod.ips {
-            self.by_ip.entry(*ip).or_default().insert(key.clone());
+            self.by_ip
+                .entry(*ip)
+                .or_default()
+                .insert(key.clone(), pod.clone());
         }
-        let selecting: BTreeSet<PolicyRef> = policies_in(&self.policies, &pod.namespace)
-            .filter(|(_, p)| p.selects(&pod))
-            .map(|(k, _)| k.clone())
-            .collect();
+        let selecting: BTreeMap<PolicyRef, Arc<Policy>> =
+            policies_in(&self.policies, &key.namespace)
+                .filter(|(_, p)| p.selects(&pod))
+                .map(|(k, p)| (k.clone(), p.clone()))
+                .collect();
         if selecting.is_empty() {
             self.selecting.remove(&key);
         } else {
@@ -84,7 +95,7 @@ impl Index {
     pub fn remove_pod(&mut self, key: &PodKey) -> Option<PodInfo> {
         self.forget_ips(key);
         self.selecting.remove(key);
-        self.pods.remove(key)
+        self.pods.remove(key).map(Arc::unwrap_or_clone)
     }
 
     /// Sets a namespace's labels. `kubernetes.io/metadata.name` is added
@@ -118,11 +129,11 @@ impl Index {
     }
 
     pub fn policy(&self, key: &PolicyRef) -> Option<&Policy> {
-        self.policies.get(key)
+        self.policies.get(key).map(|p| &**p)
     }
 
     pub fn pod(&self, key: &PodKey) -> Option<&PodInfo> {
-        self.pods.get(key)
+        self.pods.get(key).map(|p| &**p)
     }
 
     /// The policies whose podSelector selects the pod, in name order.
@@ -130,16 +141,15 @@ impl Index {
         self.selecting
             .get(pod)
             .into_iter()
-            .flatten()
-            .filter_map(|k| self.policies.get(k))
+            .flat_map(|policies| policies.values().map(|p| &**p))
     }
 
     /// The endpoint at `ip`: the pod holding it, else an outside address.
     /// What the datapath calls with a flow's addresses after DNAT.
     pub fn endpoint(&self, ip: IpAddr) -> Endpoint {
-        match self.by_ip.get(&ip).and_then(|pods| pods.first()) {
-            Some(key) => Endpoint::Pod {
-                key: key.clone(),
+        match self.by_ip.get(&ip).and_then(|pods| pods.first_key_value()) {
+            Some((_, pod)) => Endpoint::Pod {
+                pod: pod.clone(),
                 ip,
             },
             None => Endpoint::External(ip),
@@ -150,7 +160,7 @@ impl Index {
     pub fn pod_endpoint(&self, key: &PodKey) -> Option<Endpoint> {
         let pod = self.pods.get(key)?;
         Some(Endpoint::Pod {
-            key: key.clone(),
+            pod: pod.clone(),
             ip: *pod.ips.first()?,
         })
     }
@@ -172,14 +182,14 @@ impl Index {
         self.nodes.get(node).is_some_and(|ips| ips.contains(&ip))
     }
 
-    fn set_selecting(&mut self, pod: &PodKey, policy: &PolicyRef, selects: bool) {
+    fn set_selecting(&mut self, pod: &PodKey, policy: &Arc<Policy>, selects: bool) {
         if selects {
             self.selecting
                 .entry(pod.clone())
                 .or_default()
-                .insert(policy.clone());
+                .insert(policy.key().clone(), policy.clone());
         } else if let Some(set) = self.selecting.get_mut(pod) {
-            set.remove(policy);
+            set.remove(policy.key());
             if set.is_empty() {
                 self.selecting.remove(pod);
             }
@@ -204,17 +214,17 @@ impl Index {
 /// The pods of one namespace: a range of the map, which sorts by namespace
 /// first.
 fn pods_in<'a>(
-    pods: &'a BTreeMap<PodKey, PodInfo>,
+    pods: &'a BTreeMap<PodKey, Arc<PodInfo>>,
     namespace: &'a str,
-) -> impl Iterator<Item = (&'a PodKey, &'a PodInfo)> + 'a {
+) -> impl Iterator<Item = (&'a PodKey, &'a Arc<PodInfo>)> + 'a {
     pods.range(PodKey::new(namespace, "")..)
         .take_while(move |(k, _)| k.namespace == namespace)
 }
 
 fn policies_in<'a>(
-    policies: &'a BTreeMap<PolicyRef, Policy>,
+    policies: &'a BTreeMap<PolicyRef, Arc<Policy>>,
     namespace: &'a str,
-) -> impl Iterator<Item = (&'a PolicyRef, &'a Policy)> + 'a {
+) -> impl Iterator<Item = (&'a PolicyRef, &'a Arc<Policy>)> + 'a {
     policies
         .range(PolicyRef::new(namespace, "")..)
         .take_while(move |(k, _)| k.namespace == namespace)

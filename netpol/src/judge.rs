@@ -3,17 +3,18 @@
 //! with the reason for its verdict.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::index::Index;
-use crate::model::{Direction, Endpoint, Flow, PodKey, PolicyRef};
+use crate::model::{Direction, Endpoint, Flow, PodInfo, PolicyRef};
 use crate::policy::{Peer, PortMatch, PortSpec, Rule};
 
 /// One side's decision, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// The pod is isolated for the direction and these policies' rules
-    /// allow the flow.
-    Allowed { by: Vec<PolicyRef> },
+    /// allow the flow (in name order; the names are the index's, shared).
+    Allowed { by: Vec<Arc<PolicyRef>> },
     /// No policy selecting the pod has the direction in its policyTypes.
     NotIsolated { direction: Direction },
     /// This side is not a pod (an outside source has no egress side, an
@@ -28,7 +29,7 @@ pub enum Verdict {
     /// their rules allows the flow.
     Denied {
         direction: Direction,
-        isolating: Vec<PolicyRef>,
+        isolating: Vec<Arc<PolicyRef>>,
     },
 }
 
@@ -38,17 +39,25 @@ impl Verdict {
     }
 }
 
-fn refs(list: &[PolicyRef]) -> String {
-    list.iter()
-        .map(PolicyRef::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
+/// `a/x, b/y`.
+struct Refs<'a>(&'a [Arc<PolicyRef>]);
+
+impl fmt::Display for Refs<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, policy) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{policy}")?;
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Verdict::Allowed { by } => write!(f, "allowed by {}", refs(by)),
+            Verdict::Allowed { by } => write!(f, "allowed by {}", Refs(by)),
             Verdict::NotIsolated { direction } => {
                 write!(f, "no policy selects the pod for {direction}")
             }
@@ -71,7 +80,7 @@ impl fmt::Display for Verdict {
             } => write!(
                 f,
                 "isolated for {direction} by {}, no rule allows",
-                refs(isolating)
+                Refs(isolating)
             ),
         }
     }
@@ -115,16 +124,16 @@ impl Index {
     /// The egress side, judged at the source pod's node before the flow
     /// leaves it.
     pub fn judge_egress(&self, flow: &Flow) -> Verdict {
-        let Endpoint::Pod { key: src, .. } = &flow.src else {
+        let Some(src) = flow.src.pod() else {
             return Verdict::NotAPod {
                 direction: Direction::Egress,
             };
         };
-        if flow.dst.pod() == Some(src) {
+        if flow.dst.pod_key() == Some(&src.key) {
             return Verdict::SamePod;
         }
-        if let (Some(pod), Endpoint::External(ip)) = (self.pod(src), &flow.dst)
-            && self.is_node_ip(&pod.node, *ip)
+        if let Endpoint::External(ip) = &flow.dst
+            && self.is_node_ip(&src.node, *ip)
         {
             return Verdict::LocalNode {
                 direction: Direction::Egress,
@@ -135,16 +144,16 @@ impl Index {
 
     /// The ingress side, judged at the destination pod's node.
     pub fn judge_ingress(&self, flow: &Flow) -> Verdict {
-        let Endpoint::Pod { key: dst, .. } = &flow.dst else {
+        let Some(dst) = flow.dst.pod() else {
             return Verdict::NotAPod {
                 direction: Direction::Ingress,
             };
         };
-        if flow.src.pod() == Some(dst) {
+        if flow.src.pod_key() == Some(&dst.key) {
             return Verdict::SamePod;
         }
-        if let (Some(pod), Endpoint::External(ip)) = (self.pod(dst), &flow.src)
-            && self.is_node_ip(&pod.node, *ip)
+        if let Endpoint::External(ip) = &flow.src
+            && self.is_node_ip(&dst.node, *ip)
         {
             return Verdict::LocalNode {
                 direction: Direction::Ingress,
@@ -163,32 +172,37 @@ impl Index {
     }
 
     /// `subject` is the pod whose policies speak (the source for egress,
-    /// the destination for ingress); `peer` the other end.
+    /// the destination for ingress); `peer` the other end. The isolating
+    /// policies are only listed for a denial, which names them.
     fn judge_side(
         &self,
-        subject: &PodKey,
+        subject: &PodInfo,
         direction: Direction,
         peer: &Endpoint,
         flow: &Flow,
     ) -> Verdict {
-        let mut isolating = Vec::new();
+        let mut isolated = false;
         let mut by = Vec::new();
-        for policy in self.selecting(subject) {
+        for policy in self.selecting(&subject.key) {
             let Some(rules) = policy.rules(direction) else {
                 continue;
             };
-            isolating.push(policy.key().clone());
+            isolated = true;
             let ns = &policy.key().namespace;
             if rules.iter().any(|r| self.rule_allows(r, ns, peer, flow)) {
-                by.push(policy.key().clone());
+                by.push(policy.shared_key().clone());
             }
         }
-        if isolating.is_empty() {
+        if !isolated {
             Verdict::NotIsolated { direction }
         } else if by.is_empty() {
             Verdict::Denied {
                 direction,
-                isolating,
+                isolating: self
+                    .selecting(&subject.key)
+                    .filter(|p| p.isolates(direction))
+                    .map(|p| p.shared_key().clone())
+                    .collect(),
             }
         } else {
             Verdict::Allowed { by }
@@ -210,14 +224,12 @@ impl Index {
         match peer {
             Peer::Block { cidr, except } => Peer::block_contains(cidr, except, end.ip()),
             Peer::Pods { pods, namespaces } => {
-                // A pod the index does not hold is judged by its address
-                // alone: no selector matches it.
-                let Some(pod) = end.pod().and_then(|k| self.pod(k)) else {
+                let Some(pod) = end.pod() else {
                     return false;
                 };
                 let ns_ok = match namespaces {
-                    None => pod.namespace == policy_ns,
-                    Some(sel) => sel.matches(&self.namespace_labels(&pod.namespace)),
+                    None => pod.key.namespace == policy_ns,
+                    Some(sel) => sel.matches(&self.namespace_labels(&pod.key.namespace)),
                 };
                 ns_ok && pods.as_ref().is_none_or(|sel| sel.matches(&pod.labels))
             }
@@ -237,7 +249,6 @@ impl Index {
             PortSpec::Named(name) => {
                 flow.dst
                     .pod()
-                    .and_then(|k| self.pod(k))
                     .and_then(|pod| pod.named_port(name, entry.protocol))
                     == Some(flow.dst_port)
             }

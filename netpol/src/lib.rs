@@ -17,7 +17,8 @@
 //! after the service proxy's DNAT: its destination is the backend pod (or
 //! outside address) actually reached and its port the backend's port.
 //! [`Index::endpoint`] turns an address into a pod endpoint when a held
-//! pod has it.
+//! pod has it (sharing the held [`PodInfo`]); an address no held pod has
+//! is an outside one, matched by `ipBlock`s alone.
 //!
 //! # Semantics (upstream Kubernetes)
 //!

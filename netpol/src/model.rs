@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 pub use podnet_proto::model::view::Protocol;
 
@@ -68,8 +69,8 @@ pub struct ContainerPort {
 /// What policy evaluation needs to know about a pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodInfo {
-    pub namespace: String,
-    pub name: String,
+    /// `namespace/name`.
+    pub key: PodKey,
     pub labels: BTreeMap<String, String>,
     /// `status.podIPs`: one per family.
     pub ips: Vec<IpAddr>,
@@ -80,10 +81,6 @@ pub struct PodInfo {
 }
 
 impl PodInfo {
-    pub fn key(&self) -> PodKey {
-        PodKey::new(&self.namespace, &self.name)
-    }
-
     /// The container port named `name` for `protocol`, as upstream resolves
     /// a named port in a policy (by name and protocol).
     pub fn named_port(&self, name: &str, protocol: Protocol) -> Option<u16> {
@@ -97,9 +94,10 @@ impl PodInfo {
 /// One end of a flow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
-    /// A pod, and the address of it this flow uses (a dual-stack pod has
-    /// two; `ipBlock` peers match the one in use).
-    Pod { key: PodKey, ip: IpAddr },
+    /// A pod as the index held it when the flow was judged (shared, so an
+    /// endpoint costs no copy), and the address of it this flow uses (a
+    /// dual-stack pod has two; `ipBlock` peers match the one in use).
+    Pod { pod: Arc<PodInfo>, ip: IpAddr },
     /// Anything that is not a pod: a node IP, the host (172.18.0.1), an
     /// outside host.
     External(IpAddr),
@@ -112,18 +110,22 @@ impl Endpoint {
         }
     }
 
-    pub fn pod(&self) -> Option<&PodKey> {
+    pub fn pod(&self) -> Option<&PodInfo> {
         match self {
-            Endpoint::Pod { key, .. } => Some(key),
+            Endpoint::Pod { pod, .. } => Some(pod),
             Endpoint::External(_) => None,
         }
+    }
+
+    pub fn pod_key(&self) -> Option<&PodKey> {
+        self.pod().map(|p| &p.key)
     }
 }
 
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Endpoint::Pod { key, ip } => write!(f, "{key} ({ip})"),
+            Endpoint::Pod { pod, ip } => write!(f, "{} ({ip})", pod.key),
             Endpoint::External(ip) => write!(f, "{ip}"),
         }
     }

@@ -7,6 +7,7 @@
 
 use std::net::IpAddr;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use k8s_openapi::api::networking::v1::{
@@ -27,7 +28,8 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 /// A compiled NetworkPolicy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
-    key: PolicyRef,
+    /// Shared with the verdicts that name the policy.
+    key: Arc<PolicyRef>,
     pod_selector: LabelSelector,
     /// `Some` iff Ingress is among the effective policyTypes.
     ingress: Option<Vec<Rule>>,
@@ -40,10 +42,15 @@ impl Policy {
         &self.key
     }
 
+    /// The key as verdicts hold it: a count, not a copy.
+    pub(crate) fn shared_key(&self) -> &Arc<PolicyRef> {
+        &self.key
+    }
+
     /// Whether this policy's podSelector picks `pod` (a pod of another
     /// namespace never).
     pub fn selects(&self, pod: &PodInfo) -> bool {
-        pod.namespace == self.key.namespace && self.pod_selector.matches(&pod.labels)
+        pod.key.namespace == self.key.namespace && self.pod_selector.matches(&pod.labels)
     }
 
     /// Whether `direction` is among the effective policyTypes.
@@ -166,7 +173,7 @@ fn walk(policy: &NetworkPolicy, problems: &mut Vec<InvalidPolicy>) -> Policy {
 
     let (isolates_ingress, isolates_egress) = policy_types(spec, problems);
     Policy {
-        key: PolicyRef::new(namespace, name),
+        key: Arc::new(PolicyRef::new(namespace, name)),
         pod_selector,
         ingress: isolates_ingress.then_some(ingress),
         egress: isolates_egress.then_some(egress),

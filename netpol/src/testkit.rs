@@ -56,8 +56,7 @@ pub(crate) fn label_map(s: &str) -> std::collections::BTreeMap<String, String> {
 pub(crate) fn pod(key: &str, labels: &str, ip_addr: &str, node: &str, ports: &[&str]) -> PodInfo {
     let (namespace, name) = key.split_once('/').unwrap_or_else(|| panic!("pod {key}"));
     PodInfo {
-        namespace: namespace.to_string(),
-        name: name.to_string(),
+        key: PodKey::new(namespace, name),
         labels: label_map(labels),
         ips: vec![ip(ip_addr)],
         ports: ports.iter().map(|p| container_port(p)).collect(),
@@ -102,7 +101,7 @@ pub(crate) fn policy_yaml(key: &str, spec: &str) -> String {
 /// `self`, `node`, `allow(ns/p,..)`, `deny(ns/p,..)`.
 pub(crate) fn short(v: &crate::Verdict) -> String {
     use crate::Verdict::*;
-    let refs = |l: &[crate::PolicyRef]| {
+    let refs = |l: &[std::sync::Arc<crate::PolicyRef>]| {
         l.iter()
             .map(|r| r.to_string())
             .collect::<Vec<_>>()

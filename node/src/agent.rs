@@ -707,11 +707,11 @@ impl NodeAgent for AgentService {
                 protocol: f.protocol.as_str().to_string(),
                 src: f.src.to_string(),
                 dst: f.dst.to_string(),
-                src_pod: f.src_pod.unwrap_or_default(),
-                dst_pod: f.dst_pod.unwrap_or_default(),
-                allowed: f.allowed,
-                reason: f.reason,
-                policies: f.policies,
+                src_pod: f.src_pod().unwrap_or_default(),
+                dst_pod: f.dst_pod().unwrap_or_default(),
+                allowed: f.allowed(),
+                reason: f.reason(),
+                policies: f.policies(),
             })
             .collect();
         let stats = &self.datapath.policy().stats;

@@ -613,13 +613,19 @@ impl Datapath {
         let Some(verdict) = decision.verdict().filter(|v| crate::policy::telling(v)) else {
             return;
         };
+        let recorder = self.recorder();
+        if !recorder.enabled() {
+            // Nothing would keep the words: spare every new flow the
+            // formatting.
+            return;
+        }
         let status = if decision.is_denied() {
             "dropped"
         } else {
             "ok"
         };
         let decision = format!("{src} → {dst} {side} on {}: {verdict}", self.node_name);
-        SpanTimer::start(trace_id, hop::POLICY).finish(&self.recorder(), decision, status);
+        SpanTimer::start(trace_id, hop::POLICY).finish(&recorder, decision, status);
     }
 
     /// Is a flow from `src` to `dst` (after the proxy) a pod's flow to

@@ -25,7 +25,7 @@ use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use podnet_netpol::{ContainerPort, Flow, Index, PodInfo, PodKey, PolicyRef, Verdict};
+use podnet_netpol::{ContainerPort, Endpoint, Flow, Index, PodInfo, PodKey, PolicyRef, Verdict};
 
 pub use podnet_netpol::Direction;
 use podnet_proto::informer::Cache;
@@ -47,7 +47,9 @@ const UDP_LIMIT: usize = 65_536;
 /// first.
 pub const FLOW_LOG_LIMIT: usize = 4096;
 
-/// One judged flow, as `podnet flows` shows it.
+/// One judged flow, as `podnet flows` shows it. Kept as judged (the
+/// endpoints and the verdict share the index's pods and policy names), and
+/// put into words only when read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlowRecord {
     pub time: std::time::SystemTime,
@@ -55,16 +57,43 @@ pub struct FlowRecord {
     pub protocol: Protocol,
     pub src: SocketAddr,
     pub dst: SocketAddr,
-    /// `namespace/name` of the source and destination pods, when they are.
-    pub src_pod: Option<String>,
-    pub dst_pod: Option<String>,
-    pub allowed: bool,
+    /// The ends as the index knew them: pods or outside addresses.
+    pub src_end: Endpoint,
+    pub dst_end: Endpoint,
+    pub verdict: Verdict,
+}
+
+impl FlowRecord {
+    /// `namespace/name` of the source pod, when it is one.
+    pub fn src_pod(&self) -> Option<String> {
+        self.src_end.pod_key().map(ToString::to_string)
+    }
+
+    pub fn dst_pod(&self) -> Option<String> {
+        self.dst_end.pod_key().map(ToString::to_string)
+    }
+
+    pub fn allowed(&self) -> bool {
+        self.verdict.is_allowed()
+    }
+
     /// The verdict, for people: "allowed by default/web", "isolated for
     /// ingress by default/deny-all, no rule allows".
-    pub reason: String,
+    pub fn reason(&self) -> String {
+        self.verdict.to_string()
+    }
+
     /// The policies that allowed it, or that isolate the pod it was
     /// denied for.
-    pub policies: Vec<String>,
+    pub fn policies(&self) -> Vec<String> {
+        match &self.verdict {
+            Verdict::Allowed { by: list }
+            | Verdict::Denied {
+                isolating: list, ..
+            } => list.iter().map(ToString::to_string).collect(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// What NetworkPolicy made of a new TCP connection or SCTP association on
@@ -217,24 +246,15 @@ impl Enforcer {
             (verdict, flow)
         };
         if telling(&verdict) {
-            let policies = match &verdict {
-                Verdict::Allowed { by } => by.iter().map(ToString::to_string).collect(),
-                Verdict::Denied { isolating, .. } => {
-                    isolating.iter().map(ToString::to_string).collect()
-                }
-                _ => Vec::new(),
-            };
             self.record(FlowRecord {
                 time: std::time::SystemTime::now(),
                 direction: side,
                 protocol,
                 src,
                 dst,
-                src_pod: flow.src.pod().map(ToString::to_string),
-                dst_pod: flow.dst.pod().map(ToString::to_string),
-                allowed: verdict.is_allowed(),
-                reason: verdict.to_string(),
-                policies,
+                src_end: flow.src,
+                dst_end: flow.dst,
+                verdict: verdict.clone(),
             });
         }
         if verdict.is_allowed() {
@@ -306,8 +326,10 @@ pub fn pod_info(pod: &Value) -> PodInfo {
         })
         .collect();
     PodInfo {
-        namespace: str_at(pod, "/metadata/namespace").to_string(),
-        name: str_at(pod, "/metadata/name").to_string(),
+        key: PodKey::new(
+            str_at(pod, "/metadata/namespace"),
+            str_at(pod, "/metadata/name"),
+        ),
         labels: labels(pod),
         ips,
         ports,

@@ -81,7 +81,7 @@ fn addresses_resolve_to_the_pod_holding_them() {
     let mut index = Index::new();
     index.upsert_pod(pod("x/a", "", "10.0.0.1", "n1", &[]));
     assert!(
-        matches!(index.endpoint(crate::testkit::ip("10.0.0.1")), Endpoint::Pod { key, .. } if key == PodKey::new("x", "a"))
+        matches!(index.endpoint(crate::testkit::ip("10.0.0.1")), Endpoint::Pod { pod, .. } if pod.key == PodKey::new("x", "a"))
     );
     // The pod moves to a new address; the old one is nobody's.
     index.upsert_pod(pod("x/a", "", "10.0.0.9", "n1", &[]));
@@ -118,8 +118,7 @@ fn arb_labels() -> impl Strategy<Value = BTreeMap<String, String>> {
 fn arb_pod() -> impl Strategy<Value = PodInfo> {
     (0..3usize, 0..4usize, arb_labels(), any::<bool>(), 0..2usize).prop_map(
         |(ns, name, labels, named, node)| PodInfo {
-            namespace: NAMESPACES[ns].into(),
-            name: ["a", "b", "c", "d"][name].into(),
+            key: PodKey::new(NAMESPACES[ns], ["a", "b", "c", "d"][name]),
             labels,
             ips: vec![format!("10.244.{ns}.{name}").parse().unwrap()],
             ports: if named {
@@ -316,7 +315,7 @@ proptest! {
             }
             // Every pod of the namespace is now allowed both ways.
             for (end, v) in [(&f.src, &now.egress), (&f.dst, &now.ingress)] {
-                if end.pod().is_some_and(|k| k.namespace == NAMESPACES[ns]) {
+                if end.pod_key().is_some_and(|k| k.namespace == NAMESPACES[ns]) {
                     prop_assert!(v.is_allowed(), "{f}: {v}");
                 }
             }
@@ -349,10 +348,10 @@ proptest! {
             fresh.upsert_namespace(name, labels.clone());
         }
         for p in incremental.policies.values() {
-            fresh.upsert_policy(p.clone());
+            fresh.upsert_policy(Policy::clone(p));
         }
         for p in incremental.pods.values() {
-            fresh.upsert_pod(p.clone());
+            fresh.upsert_pod(PodInfo::clone(p));
         }
         prop_assert_eq!(&incremental.selecting, &fresh.selecting);
         prop_assert_eq!(&incremental.by_ip, &fresh.by_ip);

@@ -285,8 +285,7 @@ fn rules_compile_once_with_their_defaults() {
         }]
     );
     let pod = |ns: &str, labels: &str| PodInfo {
-        namespace: ns.into(),
-        name: "p".into(),
+        key: crate::PodKey::new(ns, "p"),
         labels: crate::testkit::label_map(labels),
         ips: vec![],
         ports: vec![],

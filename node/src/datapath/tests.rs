@@ -514,8 +514,7 @@ async fn a_udp_flow_to_a_service_stays_on_its_endpoint() {
 /// node-b) in `default`, and `policies`, as the agents' informers feed it.
 fn police(n: &Net, policies: &[serde_json::Value]) {
     let pod = |name: &str, ns: &NetNs, node: &str| podnet_netpol::PodInfo {
-        namespace: "default".into(),
-        name: name.into(),
+        key: podnet_netpol::PodKey::new("default", name),
         labels: [("app".to_string(), name.to_string())].into(),
         ips: ns.addresses().collect(),
         ports: Vec::new(),
@@ -821,7 +820,7 @@ async fn an_sctp_rule_admits_sctp_and_drops_tcp_on_the_same_port() {
         n.b.policy()
             .flows(0)
             .iter()
-            .map(|f| (f.protocol, f.allowed))
+            .map(|f| (f.protocol, f.allowed()))
             .collect();
     assert_eq!(judged, [(Protocol::Sctp, true), (Protocol::Tcp, false)]);
 }

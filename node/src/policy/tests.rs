@@ -157,8 +157,11 @@ fn an_sctp_rule_admits_sctp_but_not_tcp_to_the_same_port() {
         )
         .is_denied()
     );
-    let logged: Vec<(Protocol, bool)> =
-        e.flows(0).iter().map(|f| (f.protocol, f.allowed)).collect();
+    let logged: Vec<(Protocol, bool)> = e
+        .flows(0)
+        .iter()
+        .map(|f| (f.protocol, f.allowed()))
+        .collect();
     assert_eq!(
         logged,
         [
@@ -266,14 +269,14 @@ fn judged_flows_are_logged_with_their_verdict_and_the_log_is_bounded() {
     let _ = e.tcp(Direction::Ingress, addr(CLIENT), addr(WEB));
     let flows = e.flows(0);
     assert_eq!(flows.len(), 2);
-    assert!(flows[0].allowed);
-    assert_eq!(flows[0].reason, "no policy selects the pod for egress");
+    assert!(flows[0].allowed());
+    assert_eq!(flows[0].reason(), "no policy selects the pod for egress");
     let dropped = &flows[1];
-    assert!(!dropped.allowed);
+    assert!(!dropped.allowed());
     assert_eq!(dropped.direction, Direction::Ingress);
-    assert_eq!(dropped.src_pod.as_deref(), Some("default/client"));
-    assert_eq!(dropped.dst_pod.as_deref(), Some("default/web"));
-    assert_eq!(dropped.policies, ["default/deny"]);
+    assert_eq!(dropped.src_pod().as_deref(), Some("default/client"));
+    assert_eq!(dropped.dst_pod().as_deref(), Some("default/web"));
+    assert_eq!(dropped.policies(), ["default/deny"]);
     assert_eq!(e.flows(1), std::slice::from_ref(dropped));
     // An outside source has no egress side: nothing to log.
     let _ = e.tcp(Direction::Egress, addr("203.0.113.9:1"), addr(WEB));

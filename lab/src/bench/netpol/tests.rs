@@ -64,8 +64,8 @@ fn the_bench_index_allows_the_client_by_every_server_policy() {
             direction: podnet_netpol::Direction::Egress
         }
     );
-    let by: Vec<PolicyRef> = (0..SERVER_POLICIES)
-        .map(|i| PolicyRef::new("default", format!("server-{i}")))
+    let by: Vec<std::sync::Arc<PolicyRef>> = (0..SERVER_POLICIES)
+        .map(|i| PolicyRef::new("default", format!("server-{i}")).into())
         .collect();
     assert_eq!(judged.ingress, Verdict::Allowed { by });
     // Another port of the server is allowed by the rule without ports only.
@@ -76,7 +76,7 @@ fn the_bench_index_allows_the_client_by_every_server_policy() {
     assert_eq!(
         index.judge_ingress(&other_port),
         Verdict::Allowed {
-            by: vec![PolicyRef::new("default", "server-8")]
+            by: vec![PolicyRef::new("default", "server-8").into()]
         }
     );
 }
