@@ -743,44 +743,20 @@ pub async fn scale(state: &Path, args: ScaleArgs) -> anyhow::Result<ExitCode> {
         .into());
     }
     let mut api = from_state(state).await?;
-    // Read, set, write with the version read; a controller's status write
-    // in between is a conflict, and the scale is tried again on the new
-    // version (what kubectl scale does through the scale subresource).
-    for _ in 0..10 {
-        let req = GetRequest {
-            kind: kind.as_str().into(),
-            namespace: args.namespace.clone(),
-            name: args.name.clone(),
-        };
-        let mut object: Value = serde_json::from_slice(
-            &api.get(req)
-                .await
-                .map_err(status_error)?
-                .into_inner()
-                .object,
-        )?;
-        object["spec"]["replicas"] = json!(args.replicas);
-        let body = podnet_proto::v1::ObjectRequest {
-            object: serde_json::to_vec(&object)?,
-        };
-        match api.update(body).await {
-            Ok(_) => {
-                println!(
-                    "{}/{} scaled",
-                    kind.as_str().to_ascii_lowercase(),
-                    args.name
-                );
-                return Ok(ExitCode::SUCCESS);
-            }
-            Err(s) if s.code() == tonic::Code::Aborted => continue,
-            Err(s) => return Err(status_error(s)),
-        }
-    }
-    anyhow::bail!(
-        "{}/{} kept changing while being scaled; try again",
+    podnet_lab::api::scale(
+        &mut api,
+        kind.as_str(),
+        &args.namespace,
+        &args.name,
+        args.replicas,
+    )
+    .await?;
+    println!(
+        "{}/{} scaled",
         kind.as_str().to_ascii_lowercase(),
         args.name
-    )
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

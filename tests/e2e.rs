@@ -19,6 +19,8 @@ mod dualstack;
 mod edge;
 #[path = "e2e/events.rs"]
 mod events;
+#[path = "e2e/experiments.rs"]
+mod experiments;
 #[path = "e2e/guards.rs"]
 mod guards;
 #[path = "e2e/harness.rs"]

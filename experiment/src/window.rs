@@ -58,7 +58,15 @@ impl Anchor {
     /// Parses `cut`, `cut.end + 5s`, `roll.start - 500ms`.
     pub fn parse(s: &str) -> Result<Anchor, String> {
         let t = s.trim();
-        let (head, offset) = match t.find(['+', '-']) {
+        // The offset's sign is the last + or - followed by a number: ids
+        // may hold dashes (`zone-cut.end - 5s`).
+        let sign_at = t.char_indices().rev().find(|&(i, c)| {
+            matches!(c, '+' | '-')
+                && t[i + 1..]
+                    .trim_start()
+                    .starts_with(|d: char| d.is_ascii_digit())
+        });
+        let (head, offset) = match sign_at.map(|(i, _)| i) {
             Some(i) => {
                 let sign = if t[i..].starts_with('-') { -1.0 } else { 1.0 };
                 let d = crate::units::parse_duration(t[i + 1..].trim())

@@ -197,6 +197,50 @@ pub async fn exec_in(
 }
 
 /// Link objects for one direction, or both.
+/// Sets `spec.replicas` of a Deployment or ReplicaSet and gives the number
+/// it had. Read, set, write with the version read; a controller's status
+/// write in between is a conflict, and the scale is tried again on the new
+/// version (what kubectl scale does through the scale subresource).
+pub async fn scale(
+    api: &mut Api,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+    replicas: u32,
+) -> anyhow::Result<i64> {
+    for _ in 0..10 {
+        let req = podnet_proto::v1::GetRequest {
+            kind: kind.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        let mut object: Value = serde_json::from_slice(
+            &api.get(req)
+                .await
+                .map_err(status_error)?
+                .into_inner()
+                .object,
+        )?;
+        let before = object
+            .pointer("/spec/replicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        object["spec"]["replicas"] = json!(replicas);
+        let body = podnet_proto::v1::ObjectRequest {
+            object: serde_json::to_vec(&object)?,
+        };
+        match api.update(body).await {
+            Ok(_) => return Ok(before),
+            Err(s) if s.code() == tonic::Code::Aborted => continue,
+            Err(s) => return Err(status_error(s)),
+        }
+    }
+    anyhow::bail!(
+        "{}/{name} kept changing while being scaled; try again",
+        kind.to_ascii_lowercase()
+    )
+}
+
 pub fn link_objects(spec: &LinkSpec, one_way: bool) -> Vec<Value> {
     let mut specs = vec![spec.clone()];
     if !one_way {

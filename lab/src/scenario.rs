@@ -8,7 +8,11 @@
 //! faults sections come with later work; unknown fields are errors.
 
 pub mod expect;
+pub mod experiment;
+pub mod faults;
 pub mod host;
+pub mod plan;
 pub mod refs;
 pub mod run;
 pub mod schema;
+pub mod traffic;

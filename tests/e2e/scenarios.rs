@@ -129,7 +129,8 @@ fn bad_scenarios_say_where() {
         ),
     ] {
         let out = check(&file, file_text);
-        assert_eq!(out.status.code(), Some(64), "{file_text}");
+        // `podnet run`'s exit code for a scenario error.
+        assert_eq!(out.status.code(), Some(2), "{file_text}");
         let err = text(&out.stderr);
         for e in expected {
             assert!(err.contains(&e), "{file_text}: {err}");

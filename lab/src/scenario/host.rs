@@ -45,17 +45,15 @@ fn ingress_address(services: &[Value]) -> Option<String> {
 /// follow the cluster a moment after pods are Ready, as in a real cluster.
 const HOST_SETTLE: Duration = Duration::from_secs(15);
 
-/// Real curl on this machine, through the edge.
-pub(super) async fn check_http_from_host(
+/// Where the edge listens for `target`: the LoadBalancer address and the
+/// real port, which appear in the Service's status once the edge has
+/// opened the listener; `None` if they have not by `deadline`.
+pub(super) async fn edge_address(
     api: &mut Api,
-    h: &HttpExpect,
-    base: &Path,
-) -> anyhow::Result<(String, bool)> {
-    let target = host_target(h).map_err(InputError)?;
-    let deadline = tokio::time::Instant::now() + HOST_SETTLE;
-    // The address and real port appear in the Service's status once the
-    // edge has opened the listener.
-    let (ip, real_port) = loop {
+    target: &super::schema::HostTarget,
+    deadline: tokio::time::Instant,
+) -> anyhow::Result<Option<(String, u16)>> {
+    loop {
         let services = list(api, "Service").await?;
         let ip = match &target.resolve_to {
             Some(to) if to == "ingress" => ingress_address(&services),
@@ -65,18 +63,31 @@ pub(super) async fn check_http_from_host(
         if let Some(ip) = ip
             && let Some(real) = edge_port(&services, &ip, target.port)
         {
-            break (ip, real);
+            return Ok(Some((ip, real)));
         }
         if tokio::time::Instant::now() > deadline {
-            return Ok((
-                format!(
-                    "http {} from host: no LoadBalancer listens for it (is the Service's EXTERNAL-IP still <pending>?)",
-                    h.http
-                ),
-                false,
-            ));
+            return Ok(None);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Real curl on this machine, through the edge.
+pub(super) async fn check_http_from_host(
+    api: &mut Api,
+    h: &HttpExpect,
+    base: &Path,
+) -> anyhow::Result<(String, bool)> {
+    let target = host_target(h).map_err(InputError)?;
+    let deadline = tokio::time::Instant::now() + HOST_SETTLE;
+    let Some((ip, real_port)) = edge_address(api, &target, deadline).await? else {
+        return Ok((
+            format!(
+                "http {} from host: no LoadBalancer listens for it (is the Service's EXTERNAL-IP still <pending>?)",
+                h.http
+            ),
+            false,
+        ));
     };
     let mut args: Vec<String> = vec![
         "-s".into(),

@@ -1,6 +1,8 @@
 //! `podnet run FILE`: boot a cluster for the scenario, apply its links and
-//! manifests, wait until everything is Ready, check the expectations, tear
-//! the cluster down, and exit non-zero if any failed.
+//! manifests, wait until everything is Ready, check the expectations, run
+//! the experiment (traffic and faults) when there is one, tear the cluster
+//! down, and exit with the verdict: 0 PASS, 1 FAIL, 2 scenario error, 3
+//! INVALID, 4 ABORTED.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -28,23 +30,57 @@ pub struct RunArgs {
     /// the first free /24 from 127.0.1.0/24 up).
     #[arg(long, value_parser = launcher::parse_lb_pool)]
     pub lb_pool: Option<Ipv4Net>,
+    /// Where an experiment's report goes (default
+    /// `.podnet/reports/<name>-<time>/`).
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
+    /// The generator's lag bound for a valid run, over the scenario's
+    /// `generator.max_lag` (e.g. `50ms` on a machine that runs other
+    /// clusters at the same time, as a CI job's tests do).
+    #[arg(long, value_name = "DURATION", value_parser = parse_lag)]
+    pub max_lag: Option<Duration>,
+}
+
+fn parse_lag(s: &str) -> Result<Duration, String> {
+    podnet_proto::model::parse_duration(s)
+}
+
+/// Exit codes of `podnet run`.
+pub const EXIT_FAIL: u8 = 1;
+pub const EXIT_SCENARIO_ERROR: u8 = 2;
+pub const EXIT_INVALID: u8 = 3;
+pub const EXIT_ABORTED: u8 = 4;
+
+/// Runs the scenario; a scenario that is wrong (unreadable, invalid, naming
+/// what does not exist) exits 2 with what and where.
+pub async fn run(args: RunArgs, state_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    match run_scenario(args, state_dir).await {
+        Err(e) if e.downcast_ref::<InputError>().is_some() => {
+            eprintln!("error: {e:#}");
+            Ok(ExitCode::from(EXIT_SCENARIO_ERROR))
+        }
+        other => other,
+    }
 }
 
 /// Runs the scenario in a cluster recorded in `state_dir` (so `podnet get`
 /// and friends work against it while it runs), or in a new temporary
 /// directory that is removed after a passing run.
-pub async fn run(args: RunArgs, state_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+async fn run_scenario(args: RunArgs, state_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let scenario = load(&args.file)?;
+    let text = std::fs::read_to_string(&args.file).unwrap_or_default();
     let objects = manifests(&args.file, &scenario)?;
     super::refs::check(&scenario, &objects)
         .map_err(|e| InputError(format!("{}: {e}", args.file.display())))?;
     if args.check {
         println!(
-            "{}: ok ({} nodes, {} objects, {} expectations)",
+            "{}: ok ({} nodes, {} objects, {} expectations, {} flows, {} faults)",
             args.file.display(),
             scenario.cluster.node_specs().len(),
             objects.len(),
-            scenario.expect.len()
+            scenario.expect.len(),
+            scenario.traffic.len(),
+            scenario.faults.len()
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -100,7 +136,26 @@ pub async fn run(args: RunArgs, state_dir: Option<PathBuf>) -> anyhow::Result<Ex
         println!("  {d}");
     }
     let base = args.file.parent().unwrap_or(Path::new("."));
-    let result = run_in_cluster(&state, &record.controlplane, &scenario, &objects, base).await;
+    let report_dir = args.report.clone().unwrap_or_else(|| {
+        let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+            .to_string()
+            .replace([':', '-'], "");
+        PathBuf::from(".podnet/reports").join(format!("{}-{stamp}", scenario.name))
+    });
+    let mut scenario = scenario;
+    if let Some(lag) = args.max_lag {
+        scenario.generator = Some(super::schema::GeneratorSpec { max_lag: Some(lag) });
+    }
+    let result = run_in_cluster(
+        &state,
+        &record.controlplane,
+        &scenario,
+        &objects,
+        base,
+        &report_dir,
+        &text,
+    )
+    .await;
     if let Some(pid) = supervisor.id() {
         record::signal(pid, nix::sys::signal::Signal::SIGTERM);
     }
@@ -112,19 +167,20 @@ pub async fn run(args: RunArgs, state_dir: Option<PathBuf>) -> anyhow::Result<Ex
     }
     let took = started.elapsed().as_secs_f64();
     match result {
-        Ok(true) => {
+        Ok(Verdict::Pass) => {
             println!("cluster torn down; scenario passed in {took:.1} s");
             if temporary {
                 let _ = std::fs::remove_dir_all(&state);
             }
             Ok(ExitCode::SUCCESS)
         }
-        Ok(false) => {
+        Ok(verdict) => {
             println!(
-                "cluster torn down; scenario FAILED in {took:.1} s; logs kept in {}",
+                "cluster torn down; scenario {} in {took:.1} s; logs kept in {}",
+                verdict.as_str(),
                 state.join("logs").display()
             );
-            Ok(ExitCode::FAILURE)
+            Ok(ExitCode::from(verdict.exit_code()))
         }
         Err(e) => {
             println!(
@@ -136,13 +192,44 @@ pub async fn run(args: RunArgs, state_dir: Option<PathBuf>) -> anyhow::Result<Ex
     }
 }
 
+/// A run's verdict, worst last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Verdict {
+    Pass,
+    Fail,
+    Invalid,
+    Aborted,
+}
+
+impl Verdict {
+    fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASSED",
+            Verdict::Fail => "FAILED",
+            Verdict::Invalid => "INVALID",
+            Verdict::Aborted => "ABORTED",
+        }
+    }
+
+    fn exit_code(self) -> u8 {
+        match self {
+            Verdict::Pass => 0,
+            Verdict::Fail => EXIT_FAIL,
+            Verdict::Invalid => EXIT_INVALID,
+            Verdict::Aborted => EXIT_ABORTED,
+        }
+    }
+}
+
 async fn run_in_cluster(
     state: &Path,
     cp: &str,
     scenario: &Scenario,
     objects: &[Value],
     base: &Path,
-) -> anyhow::Result<bool> {
+    report_dir: &Path,
+    text: &str,
+) -> anyhow::Result<Verdict> {
     let mut api = api::connect(cp, &api::admin_credentials(state)?).await?;
     let links: Vec<Value> = scenario
         .cluster
@@ -179,6 +266,8 @@ async fn run_in_cluster(
                     .map(|r| vec![r])
             }
             Expectation::Http(h) => expect::check_http(&mut api, h).await.map(|r| vec![r]),
+            // Judged over the experiment's traffic, below.
+            Expectation::Windowed(_) => continue,
         };
         // An expectation that cannot be checked (it names a pod or Service
         // the cluster does not have) fails; the others are still checked.
@@ -198,5 +287,25 @@ async fn run_in_cluster(
         total - failed,
         failed
     );
-    Ok(failed == 0)
+    let mut verdict = if failed == 0 {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
+    };
+    if !scenario.traffic.is_empty() {
+        let done =
+            super::experiment::run(&mut api, state, base, scenario, report_dir, text).await?;
+        println!(
+            "experiment {}: report in {}",
+            done.result.as_str(),
+            done.report.display()
+        );
+        verdict = verdict.max(match done.result {
+            super::experiment::Result::Pass => Verdict::Pass,
+            super::experiment::Result::Fail => Verdict::Fail,
+            super::experiment::Result::Invalid => Verdict::Invalid,
+            super::experiment::Result::Aborted => Verdict::Aborted,
+        });
+    }
+    Ok(verdict)
 }

@@ -32,12 +32,75 @@ pub struct Scenario {
     /// required).
     #[serde(default, deserialize_with = "duration")]
     pub ready_timeout: Option<Duration>,
+    /// The run's seed: request schedules and fault targets follow from it
+    /// (1 when not given).
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Open-loop flows run once everything is Ready.
+    #[serde(default)]
+    pub traffic: Vec<super::plan::TrafficSpec>,
+    /// One timeline of faults and actions, from the traffic's start.
+    #[serde(default)]
+    pub faults: Vec<super::plan::FaultSpec>,
+    #[serde(default)]
+    pub generator: Option<GeneratorSpec>,
+}
+
+/// The generator's own validity bounds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratorSpec {
+    /// The largest p99 of send − scheduled time a valid run may have
+    /// (1ms by default).
+    #[serde(default, deserialize_with = "duration")]
+    pub max_lag: Option<Duration>,
 }
 
 impl Scenario {
     /// How long the runner waits for everything to be Ready.
     pub fn ready_timeout(&self) -> Duration {
         self.ready_timeout.unwrap_or(Duration::from_secs(60))
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed.unwrap_or(1)
+    }
+
+    /// The generator's lag bound for a valid run.
+    pub fn max_lag(&self) -> Duration {
+        self.generator
+            .as_ref()
+            .and_then(|g| g.max_lag)
+            .unwrap_or(Duration::from_millis(1))
+    }
+
+    /// The checked faults (`parse` has checked them once already).
+    pub fn checked_faults(&self) -> Result<Vec<super::plan::Fault>, String> {
+        self.faults
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                f.checked(i, &self.cluster)
+                    .map_err(|e| format!("faults[{i}]{e}"))
+            })
+            .collect()
+    }
+
+    /// The windowed expectations, checked, with their index in `expect`.
+    pub fn windowed(&self) -> Result<Vec<(usize, super::plan::Windowed)>, String> {
+        self.expect
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| match e {
+                Expectation::Windowed(w) => Some((i, w)),
+                _ => None,
+            })
+            .map(|(i, w)| {
+                w.checked()
+                    .map(|c| (i, c))
+                    .map_err(|e| format!("expect[{i}]{e}"))
+            })
+            .collect()
     }
 }
 
@@ -169,10 +232,16 @@ pub enum ManifestRef {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum Expectation {
-    Reachability { reachability: Reachability },
-    Matrix { matrix: MatrixExpect },
+    Reachability {
+        reachability: Reachability,
+    },
+    Matrix {
+        matrix: MatrixExpect,
+    },
     Dns(DnsExpect),
     Http(HttpExpect),
+    /// A verdict over a window of a `traffic` flow.
+    Windowed(Box<super::plan::WindowedExpect>),
 }
 
 impl Expectation {
@@ -192,6 +261,7 @@ impl Expectation {
             ),
             Expectation::Dns(d) => format!("dns {} {} from {}", d.dns, d.rtype, d.from),
             Expectation::Http(h) => format!("http {} from {}", h.http, h.from),
+            Expectation::Windowed(w) => format!("{} over traffic {}", w.name, w.traffic),
         }
     }
 }
@@ -356,25 +426,33 @@ impl ClusterSpec {
 
     /// Expands `links` into directed Link specs, later keys overriding
     /// `default`.
+    /// The nodes `end` names: a node's name, or `zone-Z` for every node of
+    /// zone Z.
+    pub fn resolve_end(&self, end: &str) -> Result<Vec<String>, String> {
+        let nodes = self.node_specs();
+        if nodes.iter().any(|n| n.name == end) {
+            return Ok(vec![end.to_string()]);
+        }
+        if let Some(zone) = end.strip_prefix("zone-") {
+            let members: Vec<String> = nodes
+                .iter()
+                .filter(|n| n.zone == zone)
+                .map(|n| n.name.clone())
+                .collect();
+            if !members.is_empty() {
+                return Ok(members);
+            }
+        }
+        Err(format!(
+            "{end:?} is neither a node nor zone-<zone> of a node"
+        ))
+    }
+
     pub fn link_specs(&self) -> Result<Vec<LinkSpec>, String> {
         let nodes = self.node_specs();
-        let resolve = |end: &str| -> Result<Vec<String>, String> {
-            if nodes.iter().any(|n| n.name == end) {
-                return Ok(vec![end.to_string()]);
-            }
-            if let Some(zone) = end.strip_prefix("zone-") {
-                let members: Vec<String> = nodes
-                    .iter()
-                    .filter(|n| n.zone == zone)
-                    .map(|n| n.name.clone())
-                    .collect();
-                if !members.is_empty() {
-                    return Ok(members);
-                }
-            }
-            Err(format!(
-                "cluster.links: {end:?} is neither a node nor zone-<zone> of a node"
-            ))
+        let resolve = |end: &str| {
+            self.resolve_end(end)
+                .map_err(|e| format!("cluster.links: {e}"))
         };
         let mut out: BTreeMap<(String, String), LinkSpec> = BTreeMap::new();
         let mut put = |from: &str, to: &str, s: &LinkSettings| {
@@ -480,7 +558,57 @@ pub fn parse(origin: &str, text: &str) -> Result<Scenario, InputError> {
     for (i, e) in scenario.expect.iter().enumerate() {
         check_expectation(e).map_err(|e| InputError(format!("{origin}: expect[{i}]{e}")))?;
     }
+    check_experiment(&scenario).map_err(|e| InputError(format!("{origin}: {e}")))?;
     Ok(scenario)
+}
+
+/// The experiment sections: flows, faults and windowed expectations, and
+/// what they name.
+fn check_experiment(scenario: &Scenario) -> Result<(), String> {
+    let mut names = Vec::new();
+    for (i, t) in scenario.traffic.iter().enumerate() {
+        if names.contains(&t.name) {
+            return Err(format!(
+                "traffic[{i}].name: two flows are named {:?}",
+                t.name
+            ));
+        }
+        names.push(t.name.clone());
+        if t.from != "host" {
+            return Err(format!(
+                "traffic[{i}].from: {:?}: flows run from the host (through the edge) so far",
+                t.from
+            ));
+        }
+        let profile = t.profile().map_err(|e| format!("traffic[{i}]: {e}"))?;
+        if profile.length() + t.warmup() > super::plan::MAX_LENGTH {
+            return Err(format!("traffic[{i}]: a flow runs at most 1h"));
+        }
+        if t.warmup() >= profile.length() && !profile.segments.is_empty() {
+            return Err(format!("traffic[{i}].warmup: longer than the flow itself"));
+        }
+        t.method_and_url()
+            .map_err(|e| format!("traffic[{i}].request: {e}"))?;
+        let h = HttpExpect {
+            http: t.method_and_url()?.1,
+            from: "host".into(),
+            resolve: t.resolve.clone(),
+            cacert: None,
+            backend: None,
+            status: 200,
+            count: None,
+            spread: None,
+        };
+        host_target(&h).map_err(|e| format!("traffic[{i}]: {e}"))?;
+    }
+    let faults = scenario.checked_faults()?;
+    let windowed = scenario.windowed()?;
+    if !windowed.is_empty() && scenario.traffic.is_empty() {
+        return Err(
+            "expect: windowed expectations judge traffic, and the scenario has none".into(),
+        );
+    }
+    super::plan::check_references(&faults, &names, &windowed)
 }
 
 /// Why the first expectation that is none of the kinds fails to be the
@@ -574,6 +702,8 @@ fn check_expectation(e: &Expectation) -> Result<(), String> {
                 return Err(".spread: over must be >= 1 and min_share within 0..1".into());
             }
         }
+        // Checked with the traffic and faults it names.
+        Expectation::Windowed(_) => {}
     }
     Ok(())
 }

@@ -1,0 +1,765 @@
+//! A scenario's experiment sections as written: `traffic` (open-loop
+//! flows), `faults` (one timeline of faults and actions) and the windowed
+//! expectations (`{name, traffic, window, METRIC: CONDITION}`), checked
+//! before anything boots and turned into `podnet_experiment`'s types.
+//!
+//! Every number carries its unit; a unit-less one is refused where it
+//! stands in the file (line and column). What serde cannot see (a window
+//! naming a fault that does not exist, a cycle of event-relative times, a
+//! metric's limit in the wrong unit) is refused with its path
+//! (`faults[2].at: ...`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use podnet_experiment::schedule::{Arrival, Profile, Segment};
+use podnet_experiment::verdict::{Check, Condition, MIN_SAMPLES, Metric, Recovery, Severity};
+use podnet_experiment::window::{Anchor, BEFORE, WindowSpec};
+use serde::Deserialize;
+
+use super::schema::ClusterSpec;
+
+/// The longest a flow or the whole timeline may run.
+pub const MAX_LENGTH: Duration = Duration::from_secs(3600);
+
+fn rate<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    let text = String::deserialize(d)?;
+    podnet_experiment::units::parse_rate(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(d)?;
+    podnet_experiment::units::parse_duration(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+fn required_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    duration(d).map(Option::unwrap_or_default)
+}
+
+fn required_rate<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    rate(d).map(Option::unwrap_or_default)
+}
+
+/// One `traffic` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrafficSpec {
+    pub name: String,
+    /// `host`: from this machine through the edge's real listeners.
+    pub from: String,
+    /// `GET http://shop.example.com/cart` (the method may be left out).
+    pub request: String,
+    /// `HOST:ADDRESS`, as curl's `--resolve`: `shop.example.com:ingress`
+    /// or a LoadBalancer address.
+    #[serde(default)]
+    pub resolve: Option<String>,
+    #[serde(default, deserialize_with = "rate")]
+    pub rate: Option<f64>,
+    #[serde(default)]
+    pub ramp: Vec<RampStep>,
+    #[serde(default)]
+    pub arrival: Option<Arrival>,
+    /// With `rate`: how long it holds.
+    #[serde(default, deserialize_with = "duration")]
+    pub duration: Option<Duration>,
+    /// At the start, in no window.
+    #[serde(default, deserialize_with = "duration")]
+    pub warmup: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    pub timeout: Option<Duration>,
+    #[serde(default)]
+    pub connections: Option<Connections>,
+}
+
+/// One step of a `ramp`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RampStep {
+    /// `{to: 400/s, over: 10s}` (from the rate before, or `from:`).
+    Ramp {
+        #[serde(default, deserialize_with = "rate")]
+        from: Option<f64>,
+        #[serde(deserialize_with = "required_rate")]
+        to: f64,
+        #[serde(deserialize_with = "required_duration")]
+        over: Duration,
+    },
+    /// `{hold: 60s}` at the rate reached.
+    Hold {
+        #[serde(deserialize_with = "required_duration")]
+        hold: Duration,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Connections {
+    /// Keep-alive (true, the default) or one connection per request.
+    #[serde(default = "yes")]
+    pub reuse: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl TrafficSpec {
+    /// The rate profile, from `rate` + `duration` or from `ramp`.
+    pub fn profile(&self) -> Result<Profile, String> {
+        match (self.rate, self.ramp.is_empty()) {
+            (Some(r), true) => {
+                let d = self
+                    .duration
+                    .ok_or("rate needs a duration (like duration: 60s)")?;
+                Ok(Profile {
+                    segments: vec![Segment::hold(r, d)],
+                })
+            }
+            (None, false) => {
+                if self.duration.is_some() {
+                    return Err("a ramp's steps give its length: leave duration out".into());
+                }
+                let mut segments = Vec::new();
+                let mut current = 0.0;
+                for step in &self.ramp {
+                    match step {
+                        RampStep::Ramp { from, to, over } => {
+                            let from = from.unwrap_or(current);
+                            segments.push(Segment {
+                                from,
+                                to: *to,
+                                length: *over,
+                            });
+                            current = *to;
+                        }
+                        RampStep::Hold { hold } => segments.push(Segment::hold(current, *hold)),
+                    }
+                }
+                Ok(Profile { segments })
+            }
+            (Some(_), false) => Err("give either rate (with duration) or ramp, not both".into()),
+            (None, true) => Err("a flow needs a rate (like rate: 100/s) or a ramp".into()),
+        }
+    }
+
+    pub fn warmup(&self) -> Duration {
+        self.warmup.unwrap_or_default()
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout.unwrap_or(Duration::from_secs(2))
+    }
+
+    pub fn reuse(&self) -> bool {
+        self.connections.as_ref().is_none_or(|c| c.reuse)
+    }
+
+    /// The method and URL of `request`.
+    pub fn method_and_url(&self) -> Result<(String, String), String> {
+        let t = self.request.trim();
+        let (method, url) = match t.split_once(char::is_whitespace) {
+            Some((m, u)) => (m.to_string(), u.trim().to_string()),
+            None => ("GET".to_string(), t.to_string()),
+        };
+        if !matches!(method.as_str(), "GET" | "HEAD" | "POST" | "PUT" | "DELETE") {
+            return Err(format!(
+                "{:?}: the method is one of GET, HEAD, POST, PUT, DELETE",
+                self.request
+            ));
+        }
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(format!(
+                "{:?}: only http:// and https:// requests are generated so far",
+                self.request
+            ));
+        }
+        Ok((method, url))
+    }
+}
+
+/// `at:` of a fault: an offset from the traffic's start, or a time
+/// relative to another fault's start or end.
+#[derive(Debug, Clone, PartialEq)]
+pub enum At {
+    Offset(f64),
+    After(Anchor),
+}
+
+impl At {
+    pub fn parse(s: &str) -> Result<At, String> {
+        match podnet_experiment::units::parse_duration(s) {
+            Ok(d) => Ok(At::Offset(d.as_secs_f64())),
+            Err(offset_error) => {
+                let starts_numeric = s.trim().starts_with(|c: char| c.is_ascii_digit());
+                if starts_numeric {
+                    return Err(offset_error);
+                }
+                Anchor::parse(s).map(At::After)
+            }
+        }
+    }
+}
+
+/// One `faults` entry: when, for how long, and exactly one of the kinds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub at: String,
+    /// Heals after this long; without it the fault stays until the end of
+    /// the run (an action happens once).
+    #[serde(default, rename = "for", deserialize_with = "duration")]
+    pub for_: Option<Duration>,
+    #[serde(default)]
+    pub partition: Option<PartitionSpec>,
+    #[serde(default)]
+    pub link: Option<LinkFault>,
+    #[serde(default)]
+    pub kill: Option<KillSpec>,
+    #[serde(default)]
+    pub scale: Option<ScaleSpec>,
+    /// A manifest file (relative to the scenario file) to apply.
+    #[serde(default)]
+    pub apply: Option<String>,
+    /// A manifest file whose objects are deleted.
+    #[serde(default)]
+    pub delete: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionSpec {
+    /// Two ends: node names or `zone-Z`.
+    pub between: [String; 2],
+    #[serde(default)]
+    pub direction: Direction,
+}
+
+/// Which way a partition cuts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    #[default]
+    Both,
+    AToB,
+    BToA,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkFault {
+    pub between: [String; 2],
+    #[serde(default)]
+    pub direction: Direction,
+    #[serde(default)]
+    pub delay: Option<String>,
+    #[serde(default)]
+    pub jitter: Option<String>,
+    #[serde(default)]
+    pub loss: Option<String>,
+    #[serde(default)]
+    pub rate: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KillSpec {
+    /// A node's name, or `one-of-zone-Z` / `one-of-nodes` for a seeded
+    /// choice.
+    pub node: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleSpec {
+    /// `[NS/]NAME` of a Deployment.
+    pub deployment: String,
+    pub replicas: u32,
+}
+
+/// What a fault does, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FaultKind {
+    Partition {
+        a: Vec<String>,
+        b: Vec<String>,
+        direction: Direction,
+    },
+    Link {
+        a: Vec<String>,
+        b: Vec<String>,
+        direction: Direction,
+        settings: podnet_proto::model::LinkSpec,
+    },
+    /// One of these nodes, chosen by the seed.
+    Kill {
+        candidates: Vec<String>,
+    },
+    Scale {
+        namespace: String,
+        name: String,
+        replicas: u32,
+    },
+    Apply(String),
+    Delete(String),
+}
+
+impl FaultKind {
+    /// What a `for` can undo.
+    pub fn heals(&self) -> bool {
+        matches!(
+            self,
+            FaultKind::Partition { .. } | FaultKind::Link { .. } | FaultKind::Scale { .. }
+        )
+    }
+}
+
+/// A checked fault.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fault {
+    pub id: String,
+    pub at: At,
+    pub for_: Option<Duration>,
+    pub kind: FaultKind,
+}
+
+/// A windowed expectation as written.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WindowedExpect {
+    pub name: String,
+    pub traffic: String,
+    #[serde(default)]
+    pub window: Option<WindowField>,
+    #[serde(default)]
+    pub min_samples: Option<u64>,
+    #[serde(default)]
+    pub severity: Option<String>,
+    #[serde(default)]
+    pub on_fail: Option<String>,
+    #[serde(default)]
+    pub allow: Option<usize>,
+    #[serde(default)]
+    pub recovery_time: Option<RecoverySpec>,
+    /// The metric and its condition: `p99: "< 300ms"`.
+    #[serde(flatten)]
+    pub metric: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecoverySpec {
+    pub after: String,
+    pub tolerance: Tolerance,
+    pub stable_for: String,
+    pub max: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tolerance {
+    #[serde(default)]
+    pub p99: Option<String>,
+    #[serde(default)]
+    pub error_rate: Option<String>,
+}
+
+/// `window:` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum WindowField {
+    /// `whole` or `steady`.
+    Named(String),
+    Map(WindowMap),
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowMap {
+    #[serde(default)]
+    pub during: Option<String>,
+    #[serde(default)]
+    pub before: Option<String>,
+    /// With `before`: its length (30s by default).
+    #[serde(default, rename = "for", deserialize_with = "duration")]
+    pub for_: Option<Duration>,
+    #[serde(default)]
+    pub after: Option<String>,
+    #[serde(default)]
+    pub between: Option<[String; 2]>,
+    #[serde(default)]
+    pub outside: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "duration")]
+    pub each: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    pub sliding: Option<Duration>,
+}
+
+impl WindowField {
+    pub fn spec(&self) -> Result<WindowSpec, String> {
+        let m = match self {
+            WindowField::Named(n) => {
+                return match n.as_str() {
+                    "whole" => Ok(WindowSpec::Whole),
+                    "steady" => Ok(WindowSpec::Steady),
+                    other => Err(format!(
+                        "{other:?} is not a window: whole, steady, or {{during|before|after|between|outside|each|sliding: ...}}"
+                    )),
+                };
+            }
+            WindowField::Map(m) => m,
+        };
+        let outside = m.outside.clone().unwrap_or_default();
+        let kinds = [
+            m.during.is_some(),
+            m.before.is_some(),
+            m.after.is_some(),
+            m.between.is_some(),
+            m.each.is_some(),
+            m.sliding.is_some(),
+        ]
+        .iter()
+        .filter(|k| **k)
+        .count();
+        if kinds > 1 {
+            return Err(
+                "a window is one of during, before, after, between, outside, each or sliding"
+                    .into(),
+            );
+        }
+        if m.for_.is_some() && m.before.is_none() {
+            return Err("for: is the length of a before: window".into());
+        }
+        let plain_outside = m.each.is_none() && m.sliding.is_none();
+        if kinds == 1 && plain_outside && m.outside.is_some() {
+            return Err("outside: goes alone, or with each: or sliding:".into());
+        }
+        Ok(if let Some(e) = &m.during {
+            WindowSpec::During(e.clone())
+        } else if let Some(e) = &m.before {
+            WindowSpec::Before {
+                event: e.clone(),
+                span: m.for_.map_or(BEFORE, |d| d.as_secs_f64()),
+            }
+        } else if let Some(a) = &m.after {
+            WindowSpec::After(Anchor::parse(a)?)
+        } else if let Some([a, b]) = &m.between {
+            WindowSpec::Between(Anchor::parse(a)?, Anchor::parse(b)?)
+        } else if let Some(every) = m.each {
+            positive(every, "each")?;
+            WindowSpec::Each {
+                every: every.as_secs_f64(),
+                outside,
+            }
+        } else if let Some(span) = m.sliding {
+            positive(span, "sliding")?;
+            WindowSpec::Sliding {
+                span: span.as_secs_f64(),
+                outside,
+            }
+        } else if m.outside.is_some() {
+            WindowSpec::Outside(outside)
+        } else {
+            return Err("an empty window: write whole, or one of during, before, after, between, outside, each, sliding".into());
+        })
+    }
+}
+
+fn positive(d: Duration, what: &str) -> Result<(), String> {
+    if d < Duration::from_secs(1) {
+        Err(format!(
+            "{what}: windows are judged in whole seconds: at least 1s"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// A windowed expectation, checked: the check, and whether failing it
+/// aborts the run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Windowed {
+    pub check: Check,
+    pub abort: bool,
+}
+
+impl WindowedExpect {
+    pub fn checked(&self) -> Result<Windowed, String> {
+        let window = match (&self.window, &self.recovery_time) {
+            (Some(w), _) => w.spec().map_err(|e| format!(".window: {e}"))?,
+            // Recovery is looked for after its anchor.
+            (None, Some(r)) => WindowSpec::After(
+                Anchor::parse(&r.after).map_err(|e| format!(".recovery_time.after: {e}"))?,
+            ),
+            (None, None) => WindowSpec::Whole,
+        };
+        let (metric, condition) = match (&self.recovery_time, self.metric.len()) {
+            (Some(r), 0) => {
+                let (p99, error_rate) = Recovery::tolerance(
+                    r.tolerance.p99.as_deref(),
+                    r.tolerance.error_rate.as_deref(),
+                )
+                .map_err(|e| format!(".recovery_time.tolerance: {e}"))?;
+                let stable = podnet_experiment::units::parse_duration(&r.stable_for)
+                    .map_err(|e| format!(".recovery_time.stable_for: {e}"))?;
+                positive(stable, "stable_for").map_err(|e| format!(".recovery_time.{e}"))?;
+                let metric = Metric::RecoveryTime(Recovery {
+                    after: Anchor::parse(&r.after)
+                        .map_err(|e| format!(".recovery_time.after: {e}"))?,
+                    p99,
+                    error_rate,
+                    stable_for: stable.as_secs(),
+                });
+                let max = podnet_experiment::units::parse_duration(&r.max)
+                    .map_err(|e| format!(".recovery_time.max: {e}"))?;
+                let condition = Condition {
+                    op: podnet_experiment::verdict::Op::Le,
+                    limit: podnet_experiment::verdict::Limit::Literal(max.as_secs_f64()),
+                };
+                (metric, condition)
+            }
+            (None, 1) => {
+                let (name, text) = self.metric.iter().next().ok_or(": no metric")?;
+                let metric = Metric::parse(name).map_err(|e| format!(".{name}: {e}"))?;
+                let condition = Condition::parse(text, metric.dimension())
+                    .map_err(|e| format!(".{name}: {e}"))?;
+                (metric, condition)
+            }
+            (Some(_), _) => {
+                return Err(": recovery_time is the expectation's metric: give no other".into());
+            }
+            (None, 0) => {
+                return Err(
+                    ": no metric: add one like p99: \"< 300ms\" or error_rate: \"< 1%\"".into(),
+                );
+            }
+            (None, _) => {
+                let names: Vec<&str> = self.metric.keys().map(String::as_str).collect();
+                return Err(format!(
+                    ": one metric per expectation, not {}",
+                    names.join(", ")
+                ));
+            }
+        };
+        let severity = match self.severity.as_deref() {
+            None | Some("fail") => Severity::Fail,
+            Some("warn") => Severity::Warn,
+            Some(other) => return Err(format!(".severity: {other:?} is not fail or warn")),
+        };
+        let abort = match self.on_fail.as_deref() {
+            None | Some("continue") => false,
+            Some("abort") => true,
+            Some(other) => return Err(format!(".on_fail: {other:?} is not abort or continue")),
+        };
+        if self.allow.is_some() && !window.is_repeated() {
+            return Err(".allow: only each: and sliding: windows have windows to allow".into());
+        }
+        Ok(Windowed {
+            check: Check {
+                name: self.name.clone(),
+                flow: self.traffic.clone(),
+                window,
+                metric,
+                condition,
+                min_samples: self.min_samples.unwrap_or(MIN_SAMPLES),
+                severity,
+                allow: self.allow.unwrap_or(0),
+            },
+            abort,
+        })
+    }
+}
+
+impl FaultSpec {
+    /// The fault checked against the cluster; `index` names it when it
+    /// has no id.
+    pub fn checked(&self, index: usize, cluster: &ClusterSpec) -> Result<Fault, String> {
+        let id = self.id.clone().unwrap_or_else(|| format!("fault-{index}"));
+        let valid = id.starts_with(|c: char| c.is_ascii_alphabetic())
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid {
+            return Err(format!(
+                ".id: {id:?} must start with a letter and hold only letters, digits, '-' or '_'"
+            ));
+        }
+        let at = At::parse(&self.at).map_err(|e| format!(".at: {e}"))?;
+        let ends = |between: &[String; 2]| -> Result<(Vec<String>, Vec<String>), String> {
+            Ok((
+                cluster
+                    .resolve_end(&between[0])
+                    .map_err(|e| format!(".between[0]: {e}"))?,
+                cluster
+                    .resolve_end(&between[1])
+                    .map_err(|e| format!(".between[1]: {e}"))?,
+            ))
+        };
+        let mut kinds = Vec::new();
+        if let Some(p) = &self.partition {
+            let (a, b) = ends(&p.between).map_err(|e| format!(".partition{e}"))?;
+            kinds.push(FaultKind::Partition {
+                a,
+                b,
+                direction: p.direction,
+            });
+        }
+        if let Some(l) = &self.link {
+            let (a, b) = ends(&l.between).map_err(|e| format!(".link{e}"))?;
+            let settings = podnet_proto::model::LinkSpec {
+                from: a[0].clone(),
+                to: b[0].clone(),
+                delay: l.delay.clone(),
+                jitter: l.jitter.clone(),
+                loss: l.loss.clone(),
+                rate: l.rate.clone(),
+                partition: false,
+            };
+            settings.params().map_err(|e| format!(".link: {e}"))?;
+            kinds.push(FaultKind::Link {
+                a,
+                b,
+                direction: l.direction,
+                settings,
+            });
+        }
+        if let Some(k) = &self.kill {
+            let candidates = match k.node.as_str() {
+                "one-of-nodes" => cluster.node_specs().into_iter().map(|n| n.name).collect(),
+                n => match n.strip_prefix("one-of-") {
+                    Some(zone) => cluster
+                        .resolve_end(zone)
+                        .map_err(|e| format!(".kill.node: {e}"))?,
+                    None => cluster
+                        .resolve_end(n)
+                        .map_err(|e| format!(".kill.node: {e}"))?
+                        .into_iter()
+                        .take(1)
+                        .collect(),
+                },
+            };
+            if k.node.starts_with("zone-") {
+                return Err(
+                    ".kill.node: a zone has several nodes: one-of-zone-Z picks one by the seed"
+                        .into(),
+                );
+            }
+            kinds.push(FaultKind::Kill { candidates });
+        }
+        if let Some(s) = &self.scale {
+            let (namespace, name) = match s.deployment.split_once('/') {
+                Some((ns, n)) => (ns.to_string(), n.to_string()),
+                None => ("default".to_string(), s.deployment.clone()),
+            };
+            kinds.push(FaultKind::Scale {
+                namespace,
+                name,
+                replicas: s.replicas,
+            });
+        }
+        if let Some(f) = &self.apply {
+            kinds.push(FaultKind::Apply(f.clone()));
+        }
+        if let Some(f) = &self.delete {
+            kinds.push(FaultKind::Delete(f.clone()));
+        }
+        let kind = match kinds.len() {
+            1 => kinds.remove(0),
+            0 => {
+                return Err(
+                    ": a fault needs one of partition, link, kill, scale, apply or delete".into(),
+                );
+            }
+            _ => {
+                return Err(
+                    ": one kind per fault (partition, link, kill, scale, apply or delete)".into(),
+                );
+            }
+        };
+        if let Some(d) = self.for_ {
+            if !kind.heals() {
+                return Err(".for: a kill, apply or delete cannot be undone: leave for out".into());
+            }
+            if d > MAX_LENGTH {
+                return Err(".for: at most 1h".into());
+            }
+        }
+        Ok(Fault {
+            id,
+            at,
+            for_: self.for_,
+            kind,
+        })
+    }
+}
+
+/// Checks that faults' `at` anchors name faults and form no cycle, and
+/// that windows and recovery anchors name faults and flows that exist.
+pub fn check_references(
+    faults: &[Fault],
+    flows: &[String],
+    expects: &[(usize, Windowed)],
+) -> Result<(), String> {
+    let ids: BTreeSet<&str> = faults.iter().map(|f| f.id.as_str()).collect();
+    if ids.len() != faults.len() {
+        let mut seen = BTreeSet::new();
+        let dup = faults
+            .iter()
+            .find(|f| !seen.insert(f.id.as_str()))
+            .map(|f| f.id.clone())
+            .unwrap_or_default();
+        return Err(format!("faults: two faults have the id {dup:?}"));
+    }
+    let by_id: BTreeMap<&str, &Fault> = faults.iter().map(|f| (f.id.as_str(), f)).collect();
+    for (i, f) in faults.iter().enumerate() {
+        if let At::After(a) = &f.at {
+            if !ids.contains(a.event.as_str()) {
+                return Err(format!("faults[{i}].at: no fault has the id {:?}", a.event));
+            }
+            // Follow the chain of anchors: it must end at an offset.
+            let mut seen = BTreeSet::from([f.id.as_str()]);
+            let mut next = a.event.as_str();
+            while let Some(g) = by_id.get(next) {
+                if !seen.insert(next) {
+                    return Err(format!(
+                        "faults[{i}].at: the times of {} depend on each other in a cycle",
+                        seen.into_iter().collect::<Vec<_>>().join(", ")
+                    ));
+                }
+                match &g.at {
+                    At::After(b) => next = b.event.as_str(),
+                    At::Offset(_) => break,
+                }
+            }
+        }
+    }
+    for (i, w) in expects {
+        if !flows.contains(&w.check.flow) {
+            return Err(format!(
+                "expect[{i}].traffic: no traffic is named {:?}",
+                w.check.flow
+            ));
+        }
+        for e in w.check.window.events() {
+            if !ids.contains(e) {
+                return Err(format!("expect[{i}].window: no fault has the id {e:?}"));
+            }
+        }
+        if let Metric::RecoveryTime(r) = &w.check.metric
+            && !ids.contains(r.after.event.as_str())
+        {
+            return Err(format!(
+                "expect[{i}].recovery_time.after: no fault has the id {:?}",
+                r.after.event
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

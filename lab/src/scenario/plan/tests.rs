@@ -1,0 +1,178 @@
+use super::*;
+use crate::scenario::schema::parse;
+
+const BASE: &str = "name: x
+cluster:
+  nodes:
+    - {name: node-1, zone: a}
+    - {name: node-2, zone: b}
+    - {name: node-3, zone: b}
+";
+
+fn scenario(rest: &str) -> Result<crate::scenario::schema::Scenario, String> {
+    parse("s.yaml", &format!("{BASE}{rest}")).map_err(|e| e.0)
+}
+
+const FLOW: &str = "traffic:
+  - {name: shoppers, from: host, request: GET http://web.example.com/, resolve: web.example.com:ingress, rate: 50/s, duration: 20s, warmup: 2s}
+";
+
+#[test]
+fn an_experiment_parses_into_flows_faults_and_checks() {
+    let s = scenario(&format!(
+        "{FLOW}faults:
+  - {{id: cut, at: 5s, for: 5s, partition: {{between: [zone-a, zone-b]}}}}
+  - {{id: slow, at: cut.end + 2s, for: 3s, link: {{between: [node-1, node-2], delay: 50ms, loss: 2%}}}}
+  - {{id: crash, at: 15s, kill: {{node: one-of-zone-b}}}}
+  - {{id: dns, at: 16s, for: 2s, scale: {{deployment: kube-system/coredns, replicas: 0}}}}
+expect:
+  - {{name: availability, traffic: shoppers, window: whole, error_rate: \"< 50%\"}}
+  - {{name: tail, traffic: shoppers, window: {{during: cut}}, p99: \"< 2x before\"}}
+  - {{name: tens, traffic: shoppers, window: {{each: 5s, outside: [cut]}}, error_rate: \"< 1%\", allow: 1}}
+  - {{name: guard, traffic: shoppers, window: {{sliding: 5s}}, error_rate: \"< 90%\", on_fail: abort, severity: warn}}
+  - {{name: back, traffic: shoppers, recovery_time: {{after: cut, tolerance: {{p99: 1.5x, error_rate: +1pp}}, stable_for: 2s, max: 5s}}}}
+"
+    ))
+    .unwrap();
+    let faults = s.checked_faults().unwrap();
+    assert_eq!(faults.len(), 4);
+    assert_eq!(faults[0].at, At::Offset(5.0));
+    assert!(
+        matches!(&faults[0].kind, FaultKind::Partition { a, b, direction: Direction::Both } if a == &["node-1"] && b == &["node-2", "node-3"])
+    );
+    assert!(matches!(&faults[1].at, At::After(a) if a.event == "cut" && a.offset == 2.0));
+    assert!(
+        matches!(&faults[2].kind, FaultKind::Kill { candidates } if candidates == &["node-2", "node-3"])
+    );
+    let checks = s.windowed().unwrap();
+    assert_eq!(checks.len(), 5);
+    assert!(checks[3].1.abort);
+    assert_eq!(checks[3].1.check.severity, Severity::Warn);
+    assert_eq!(checks[2].1.check.allow, 1);
+    let profile = s.traffic[0].profile().unwrap();
+    assert_eq!(profile.length(), Duration::from_secs(20));
+}
+
+#[test]
+fn ramps_make_profiles() {
+    let s = scenario(
+        "traffic:
+  - name: r
+    from: host
+    request: http://10.0.0.1/
+    ramp: [{to: 100/s, over: 10s}, {hold: 5s}, {from: 50/s, to: 0/s, over: 2s}]
+",
+    )
+    .unwrap();
+    let p = s.traffic[0].profile().unwrap();
+    assert_eq!(p.segments.len(), 3);
+    assert_eq!(p.segments[1].from, 100.0);
+    assert_eq!(p.segments[2].from, 50.0);
+    assert_eq!(p.length(), Duration::from_secs(17));
+}
+
+#[test]
+fn bad_experiments_say_what_and_where() {
+    for (rest, expected) in [
+        // A unit-less rate, where it stands.
+        (
+            "traffic:\n  - {name: f, from: host, request: http://10.0.0.1/, rate: 50, duration: 5s}\n",
+            "s.yaml:8:60:",
+        ),
+        (
+            "traffic:\n  - {name: f, from: host, request: http://10.0.0.1/, rate: 50, duration: 5s}\n",
+            "no unit",
+        ),
+        // An unknown fault kind.
+        (
+            &format!("{FLOW}faults:\n  - {{id: x, at: 1s, explode: {{node: node-1}}}}\n"),
+            "explode",
+        ),
+        (
+            &format!("{FLOW}faults:\n  - {{id: x, at: 1s}}\n"),
+            "faults[0]: a fault needs one of",
+        ),
+        // An event reference that does not exist.
+        (
+            &format!("{FLOW}faults:\n  - {{id: x, at: y.end, kill: {{node: node-1}}}}\n"),
+            "faults[0].at: no fault has the id \"y\"",
+        ),
+        (
+            &format!(
+                "{FLOW}expect:\n  - {{name: e, traffic: shoppers, window: {{during: cut}}, p99: \"< 1s\"}}\n"
+            ),
+            "expect[0].window: no fault has the id \"cut\"",
+        ),
+        // A window on an unknown flow.
+        (
+            &format!("{FLOW}expect:\n  - {{name: e, traffic: buyers, error_rate: \"< 1%\"}}\n"),
+            "expect[0].traffic: no traffic is named \"buyers\"",
+        ),
+        // A cycle of event-relative times.
+        (
+            &format!(
+                "{FLOW}faults:\n  - {{id: a, at: b.end, kill: {{node: node-1}}}}\n  - {{id: b, at: a.start + 1s, kill: {{node: node-2}}}}\n"
+            ),
+            "cycle",
+        ),
+        // Limits in the metric's unit.
+        (
+            &format!("{FLOW}expect:\n  - {{name: e, traffic: shoppers, p99: \"< 300\"}}\n"),
+            "expect[0].p99: \"300\" has no unit",
+        ),
+        (
+            &format!("{FLOW}expect:\n  - {{name: e, traffic: shoppers, latency: \"< 3s\"}}\n"),
+            "is not a metric",
+        ),
+        (
+            &format!(
+                "{FLOW}expect:\n  - {{name: e, traffic: shoppers, p99: \"< 3s\", error_rate: \"< 1%\"}}\n"
+            ),
+            "one metric per expectation",
+        ),
+        (
+            &format!("{FLOW}faults:\n  - {{id: k, at: 1s, for: 2s, kill: {{node: node-1}}}}\n"),
+            "cannot be undone",
+        ),
+        (
+            &format!("{FLOW}faults:\n  - {{id: k, at: 1s, kill: {{node: node-9}}}}\n"),
+            "node-9",
+        ),
+        (
+            &format!(
+                "{FLOW}faults:\n  - {{id: k, at: 1s, partition: {{between: [zone-a, zone-q]}}}}\n"
+            ),
+            "zone-q",
+        ),
+        (
+            "traffic:\n  - {name: f, from: host, request: http://10.0.0.1/, rate: 5/s}\n",
+            "rate needs a duration",
+        ),
+        (
+            "traffic:\n  - {name: f, from: pods, request: http://10.0.0.1/, rate: 5/s, duration: 1s}\n",
+            "from the host",
+        ),
+        (
+            "traffic:\n  - {name: f, from: host, request: FETCH http://10.0.0.1/, rate: 5/s, duration: 1s}\n",
+            "the method is one of",
+        ),
+        (
+            "traffic:\n  - {name: f, from: host, request: http://shop/, rate: 5/s, duration: 1s}\n",
+            "resolve: required",
+        ),
+        (
+            "expect:\n  - {name: e, traffic: shoppers, error_rate: \"< 1%\"}\n",
+            "has none",
+        ),
+    ] {
+        let err = scenario(rest).expect_err(rest);
+        assert!(err.contains(expected), "{rest}\n{err}\nwanted {expected:?}");
+    }
+}
+
+#[test]
+fn fault_times_are_offsets_or_anchors() {
+    assert_eq!(At::parse("20s"), Ok(At::Offset(20.0)));
+    assert!(matches!(At::parse("cut.end + 5s"), Ok(At::After(_))));
+    assert!(At::parse("20").unwrap_err().contains("no unit"));
+}
