@@ -1,11 +1,13 @@
 //! Scenario files: one YAML file describes one experiment (nodes, links,
-//! manifests, expectations). `podnet run FILE` boots a cluster for it,
-//! applies the manifests, waits until everything is Ready, checks the
-//! expectations, tears the cluster down and exits non-zero if any failed.
+//! manifests, traffic, faults, expectations). `podnet run FILE` boots a
+//! cluster for it, applies the manifests, waits until everything is Ready,
+//! checks the static expectations, runs the traffic and the fault timeline
+//! and judges the windowed expectations, tears the cluster down and exits
+//! with the verdict.
 //!
 //! Parsing (`parse`) is separate from reading (`load`) and from running,
-//! so `--check` validates a file without starting anything. Traffic and
-//! faults sections come with later work; unknown fields are errors.
+//! so `--check` validates a file without starting anything; unknown fields
+//! are errors.
 
 pub mod expect;
 pub mod experiment;

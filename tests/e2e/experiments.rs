@@ -256,3 +256,63 @@ fn bad_experiments_exit_2_with_where() {
         assert!(err.contains("has no unit"), "{err}");
     }
 }
+
+#[test]
+fn an_interrupt_heals_writes_the_report_and_leaves_nothing_running() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let file = scenario(
+        dir.path(),
+        "interrupted",
+        "traffic:
+  - {name: users, from: host, request: GET http://web.example.com/, resolve: web.example.com:ingress, rate: 50/s, duration: 60s, timeout: 500ms}
+faults:
+  - {id: cut, at: 1s, for: 50s, partition: {between: [zone-a, zone-b]}}
+",
+    );
+    let state = dir.path().join("state");
+    let report_dir = dir.path().join("r");
+    let mut child = Command::new(BIN)
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("run")
+        .arg(&file)
+        .arg("--report")
+        .arg(&report_dir)
+        .args(["--max-lag", TEST_MAX_LAG])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    // Until the cut is in place.
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("cut (partition) on") {
+            break;
+        }
+    }
+    assert!(seen.contains("cut (partition) on"), "{seen}");
+    let record = podnet_lab::record::ClusterRecord::read(&state).unwrap();
+    podnet_lab::record::signal(child.id(), nix::sys::signal::Signal::SIGINT);
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(4), "{seen}{}", rest.join("\n"));
+    let r = report(&report_dir);
+    assert_eq!(r["result"], "ABORTED");
+    assert_eq!(r["aborted_by"], "signal");
+    assert!(r["events"][0]["healed"].as_f64().unwrap() < 40.0);
+    // The cluster is down: every one of its processes is gone.
+    let pids = [
+        record.supervisor_pid,
+        record.controlplane_pid,
+        record.edge_pid,
+    ]
+    .into_iter()
+    .chain(record.nodes.iter().map(|n| n.pid));
+    for pid in pids.filter(|p| *p != 0) {
+        assert!(!podnet_lab::record::alive(pid), "pid {pid} still runs");
+    }
+}

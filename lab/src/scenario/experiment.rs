@@ -191,6 +191,7 @@ pub async fn run(
     scenario: &Scenario,
     report_dir: &Path,
     scenario_text: &str,
+    interrupt: CancellationToken,
 ) -> anyhow::Result<Done> {
     let faults = scenario
         .checked_faults()
@@ -287,6 +288,12 @@ pub async fn run(
                 Some(Err(e)) => anyhow::bail!("a flow's task failed: {e}"),
                 None => break,
             },
+            () = interrupt.cancelled(), if aborted.is_none() => {
+                println!("ABORT interrupted (SIGINT or SIGTERM)");
+                aborted = Some("signal".to_string());
+                stop.store(true, Ordering::Relaxed);
+                stop_faults.cancel();
+            }
             _ = tick.tick(), if !abort_checks.is_empty() && aborted.is_none() => {
                 // Seconds whose requests may still be in flight are left
                 // for later.

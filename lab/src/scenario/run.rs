@@ -12,6 +12,7 @@ use anyhow::Context;
 use clap::Args;
 use ipnet::Ipv4Net;
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 use super::expect::{self, wait_ready};
 use super::schema::{Expectation, Scenario, load, manifests};
@@ -142,18 +143,24 @@ async fn run_scenario(args: RunArgs, state_dir: Option<PathBuf>) -> anyhow::Resu
             .replace([':', '-'], "");
         PathBuf::from(".podnet/reports").join(format!("{}-{stamp}", scenario.name))
     });
+    // SIGINT or SIGTERM: the experiment stops, heals its faults and
+    // writes its report (ABORTED); the cluster is torn down below.
+    let interrupt = crate::signal::shutdown_on_signals()?;
     let mut scenario = scenario;
     if let Some(lag) = args.max_lag {
         scenario.generator = Some(super::schema::GeneratorSpec { max_lag: Some(lag) });
     }
     let result = run_in_cluster(
-        &state,
-        &record.controlplane,
-        &scenario,
-        &objects,
-        base,
+        &InCluster {
+            state: &state,
+            cp: &record.controlplane,
+            scenario: &scenario,
+            objects: &objects,
+            base,
+        },
         &report_dir,
         &text,
+        &interrupt,
     )
     .await;
     if let Some(pid) = supervisor.id() {
@@ -221,15 +228,75 @@ impl Verdict {
     }
 }
 
+/// What a run in its cluster works with.
+struct InCluster<'a> {
+    state: &'a Path,
+    cp: &'a str,
+    scenario: &'a Scenario,
+    objects: &'a [Value],
+    /// The scenario file's directory.
+    base: &'a Path,
+}
+
 async fn run_in_cluster(
+    run: &InCluster<'_>,
+    report_dir: &Path,
+    text: &str,
+    interrupt: &CancellationToken,
+) -> anyhow::Result<Verdict> {
+    let InCluster {
+        state,
+        cp,
+        scenario,
+        objects,
+        base,
+    } = *run;
+    // Until the experiment starts, an interrupt ends the run at once; the
+    // experiment itself stops on it in order (faults healed, report
+    // written).
+    let setup = set_up(state, cp, scenario, objects, base);
+    let (mut api, mut verdict) = tokio::select! {
+        r = setup => r?,
+        () = interrupt.cancelled() => {
+            println!("interrupted");
+            return Ok(Verdict::Aborted);
+        }
+    };
+    if !scenario.traffic.is_empty() {
+        let done = super::experiment::run(
+            &mut api,
+            state,
+            base,
+            scenario,
+            report_dir,
+            text,
+            interrupt.clone(),
+        )
+        .await?;
+        println!(
+            "experiment {}: report in {}",
+            done.result.as_str(),
+            done.report.display()
+        );
+        verdict = verdict.max(match done.result {
+            super::experiment::Result::Pass => Verdict::Pass,
+            super::experiment::Result::Fail => Verdict::Fail,
+            super::experiment::Result::Invalid => Verdict::Invalid,
+            super::experiment::Result::Aborted => Verdict::Aborted,
+        });
+    }
+    Ok(verdict)
+}
+
+/// Links, manifests, readiness and the static expectations: the API
+/// client and their verdict.
+async fn set_up(
     state: &Path,
     cp: &str,
     scenario: &Scenario,
     objects: &[Value],
     base: &Path,
-    report_dir: &Path,
-    text: &str,
-) -> anyhow::Result<Verdict> {
+) -> anyhow::Result<(crate::api::Api, Verdict)> {
     let mut api = api::connect(cp, &api::admin_credentials(state)?).await?;
     let links: Vec<Value> = scenario
         .cluster
@@ -287,25 +354,10 @@ async fn run_in_cluster(
         total - failed,
         failed
     );
-    let mut verdict = if failed == 0 {
+    let verdict = if failed == 0 {
         Verdict::Pass
     } else {
         Verdict::Fail
     };
-    if !scenario.traffic.is_empty() {
-        let done =
-            super::experiment::run(&mut api, state, base, scenario, report_dir, text).await?;
-        println!(
-            "experiment {}: report in {}",
-            done.result.as_str(),
-            done.report.display()
-        );
-        verdict = verdict.max(match done.result {
-            super::experiment::Result::Pass => Verdict::Pass,
-            super::experiment::Result::Fail => Verdict::Fail,
-            super::experiment::Result::Invalid => Verdict::Invalid,
-            super::experiment::Result::Aborted => Verdict::Aborted,
-        });
-    }
-    Ok(verdict)
+    Ok((api, verdict))
 }
