@@ -14,6 +14,7 @@ pub mod experiment;
 pub mod faults;
 pub mod host;
 pub mod plan;
+pub mod progress;
 pub mod refs;
 pub mod run;
 pub mod schema;

@@ -266,13 +266,17 @@ pub async fn run(
     );
     let (records_tx, records_rx) = watch::channel(timeline.records.clone());
     let stop_faults = CancellationToken::new();
+    let progress = super::progress::Progress::new(length);
     let fault_task = {
         let stop_faults = stop_faults.clone();
+        let out = progress.clone();
         tokio::spawn(async move {
-            timeline.run(t0, length, stop_faults, records_tx).await;
+            timeline.run(t0, length, stop_faults, records_tx, out).await;
             timeline
         })
     };
+    let names: Vec<String> = prepared.specs.iter().map(|s| s.name.clone()).collect();
+    let mut redraw = tokio::time::interval(super::progress::EVERY);
     let abort_checks: Vec<&Windowed> = windowed
         .iter()
         .map(|(_, w)| w)
@@ -288,8 +292,13 @@ pub async fn run(
                 Some(Err(e)) => anyhow::bail!("a flow's task failed: {e}"),
                 None => break,
             },
+            _ = redraw.tick() => {
+                let series = live_rx.borrow().clone();
+                let records = records_rx.borrow().clone();
+                progress.update(t0.elapsed().as_secs_f64(), length, &names, &series, &records);
+            }
             () = interrupt.cancelled(), if aborted.is_none() => {
-                println!("ABORT interrupted (SIGINT or SIGTERM)");
+                progress.line("ABORT interrupted (SIGINT or SIGTERM)");
                 aborted = Some("signal".to_string());
                 stop.store(true, Ordering::Relaxed);
                 stop_faults.cancel();
@@ -303,7 +312,7 @@ pub async fn run(
                 for (w, v) in judge(&abort_checks, &prepared.specs, &series, &records, now) {
                     // A window still short of samples is not judged live.
                     if v.status == Status::Fail && v.samples >= w.check.min_samples {
-                        println!("ABORT {v}");
+                        progress.line(&format!("ABORT {v}"));
                         aborted = Some(v.name.clone());
                         stop.store(true, Ordering::Relaxed);
                         stop_faults.cancel();
@@ -313,6 +322,7 @@ pub async fn run(
         }
     }
     let ended = t0.elapsed().as_secs_f64();
+    progress.finish();
     stop_faults.cancel();
     let mut timeline = fault_task.await?;
     timeline.heal_all(t0).await;

@@ -188,6 +188,7 @@ impl Timeline {
         end: f64,
         stop: CancellationToken,
         records: watch::Sender<Vec<Record>>,
+        out: super::progress::Progress,
     ) {
         while let Some((t, i, heal)) = self.next() {
             if t > end {
@@ -200,21 +201,25 @@ impl Timeline {
             }
             if heal {
                 self.heal(i, t0).await;
-                println!("  {:>7.2}s healed {}", secs(t0), self.faults[i].id);
+                out.line(&format!(
+                    "  {:>7.2}s healed {}",
+                    secs(t0),
+                    self.faults[i].id
+                ));
             } else {
                 self.records[i].scheduled = t;
                 self.apply(i, t0).await;
                 let r = &self.records[i];
-                match &r.error {
-                    Some(e) => println!("  {:>7.2}s {} ({}) FAILED: {e}", secs(t0), r.id, r.kind),
-                    None => println!(
+                out.line(&match &r.error {
+                    Some(e) => format!("  {:>7.2}s {} ({}) FAILED: {e}", secs(t0), r.id, r.kind),
+                    None => format!(
                         "  {:>7.2}s {} ({}) on {}",
                         secs(t0),
                         r.id,
                         r.kind,
                         r.targets.join(", ")
                     ),
-                }
+                });
             }
             records.send_replace(self.records.clone());
         }
