@@ -13,6 +13,7 @@ pub mod expect;
 pub mod experiment;
 pub mod faults;
 pub mod host;
+pub mod html;
 pub mod plan;
 pub mod progress;
 pub mod refs;

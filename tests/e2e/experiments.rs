@@ -101,6 +101,7 @@ fn every_experiment_of_the_library_passes_with_its_report() {
             assert_eq!(v["status"], "PASS", "{v}");
             assert!(v["window"]["start"].is_number(), "{v}");
         }
+        report_html_is_drawn(dir.path());
         // The seed chooses the same targets every run.
         if file.ends_with("node-kill.yaml") {
             assert_eq!(
@@ -324,4 +325,56 @@ faults:
     for pid in pids.filter(|p| *p != 0) {
         assert!(!podnet_lab::record::alive(pid), "pid {pid} still runs");
     }
+}
+
+/// `report.html` opens in headless Chromium with every chart drawn: the
+/// page has its charts, and its screenshot is not blank.
+fn report_html_is_drawn(dir: &Path) {
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(
+        html.matches("<svg").count() >= 6,
+        "the lane and five charts per flow"
+    );
+    assert!(!html.contains("could not be drawn"));
+    assert!(!html.contains("<script"));
+    let shot = dir.join("shot.png");
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+        ])
+        .arg("--window-size=1100,1700")
+        // A profile of its own: with a shared one, a second chromium hands
+        // its page to a first one still closing and exits before the
+        // screenshot is written.
+        .arg(format!(
+            "--user-data-dir={}",
+            dir.join("chromium").display()
+        ))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", dir.join("report.html").display()))
+        .output()
+        .expect("chromium is installed (.ci/run installs Debian's chromium)");
+    assert!(out.status.success(), "{}", said(&out));
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&shot).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let bytes = &buf[..info.buffer_size()];
+    let channels = info.color_type.samples();
+    let pixels = bytes.len() / channels;
+    let inked = bytes
+        .chunks(channels)
+        .filter(|p| p.iter().take(3).any(|c| *c < 200))
+        .count();
+    // Text, axes and filled bands: well over 2 % of a drawn page; a blank
+    // or unstyled-error page is nearly all white.
+    assert!(inked * 50 > pixels, "{inked} of {pixels} pixels drawn");
+    let colored = bytes
+        .chunks(channels)
+        .filter(|p| p.len() >= 3 && (i32::from(p[0]) - i32::from(p[2])).abs() > 60)
+        .count();
+    assert!(colored > 1000, "the charts' colours: {colored} pixels");
 }

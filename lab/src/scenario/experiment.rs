@@ -358,10 +358,9 @@ pub async fn run(
     }
 
     let all: Vec<&Windowed> = windowed.iter().map(|(_, w)| w).collect();
-    let verdicts: Vec<Verdict> = judge(&all, &prepared.specs, &series, &timeline.records, ended)
-        .into_iter()
-        .map(|(_, v)| v)
-        .collect();
+    let judged = judge(&all, &prepared.specs, &series, &timeline.records, ended);
+    let verdicts: Vec<Verdict> = judged.iter().map(|(_, v)| v.clone()).collect();
+    let flows_judged: Vec<String> = judged.iter().map(|(w, _)| w.check.flow.clone()).collect();
     // Why a run is not to be trusted comes before what it measured.
     for why in &invalid {
         println!("INVALID {why}");
@@ -387,6 +386,7 @@ pub async fn run(
         series: &series,
         records: &timeline.records,
         verdicts: &verdicts,
+        flows_judged: &flows_judged,
         invalid: &invalid,
         aborted: aborted.as_deref(),
         tallies: &tallies,
@@ -394,6 +394,10 @@ pub async fn run(
     std::fs::create_dir_all(report_dir)?;
     let path = report_dir.join("report.json");
     crate::atomic_file::write_atomic(&path, &serde_json::to_string_pretty(&report)?)?;
+    crate::atomic_file::write_atomic(
+        &report_dir.join("report.html"),
+        &super::html::render(&report),
+    )?;
     Ok(Done {
         result,
         report: path,
@@ -409,6 +413,8 @@ struct Report<'a> {
     series: &'a [FlowSeries],
     records: &'a [faults::Record],
     verdicts: &'a [Verdict],
+    /// The flow each verdict judged.
+    flows_judged: &'a [String],
     invalid: &'a [String],
     aborted: Option<&'a str>,
     tallies: &'a [traffic::Tally],
@@ -464,9 +470,11 @@ fn report(r: &Report<'_>) -> Value {
     let verdicts: Vec<Value> = r
         .verdicts
         .iter()
-        .map(|v| {
+        .zip(r.flows_judged)
+        .map(|(v, flow)| {
             json!({
                 "name": v.name,
+                "traffic": flow,
                 "status": v.status,
                 "observed": number(v.observed),
                 "limit": number(v.limit),
