@@ -73,6 +73,16 @@ pub enum Command {
     Link(kubectl::LinkArgs),
     /// Measure podnet against a reference in the same run.
     Bench(bench::BenchArgs),
+    /// Compare two experiment reports (report.json) of one scenario.
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// The first run's report.json.
+    pub a: PathBuf,
+    /// The second run's report.json.
+    pub b: PathBuf,
 }
 
 impl Command {
@@ -118,5 +128,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Netpol(args) => matrix::run(&state, args).await,
         Command::Link(args) => kubectl::link(&state, args.action).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Compare(args) => {
+            podnet_lab::scenario::compare::run(&args.a, &args.b)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

@@ -150,7 +150,9 @@ pub struct Bucket {
     pub seconds: u64,
 }
 
-fn histogram() -> Histogram<u64> {
+/// A latency or lag histogram: microseconds, 1 to [`MAX_MICROS`], 3
+/// significant figures.
+pub fn histogram() -> Histogram<u64> {
     // The bounds are constants that hdrhistogram accepts (low >= 1, high
     // >= 2 * low, 3 significant figures): construction cannot fail.
     #[allow(clippy::expect_used)]

@@ -9,11 +9,13 @@
 //! so `--check` validates a file without starting anything; unknown fields
 //! are errors.
 
+pub mod compare;
 pub mod expect;
 pub mod experiment;
 pub mod faults;
 pub mod host;
 pub mod html;
+pub mod junit;
 pub mod plan;
 pub mod progress;
 pub mod refs;

@@ -167,6 +167,38 @@ fn a_partition_shows_during_it_and_not_before_it() {
         .find(|v| v["name"] == "the-cut-shows")
         .unwrap();
     assert_eq!(during["window"]["start"].as_f64().unwrap(), applied);
+
+    // `podnet compare`: aligned on the cut, the run against itself changes
+    // nothing; a report of another scenario is refused.
+    let json = dir.path().join("report.json");
+    let out = Command::new(BIN)
+        .arg("compare")
+        .arg(&json)
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", said(&out));
+    let table = text(&out.stdout);
+    assert!(table.contains("| users | during cut | "), "{table}");
+    assert!(table.contains("| users | after cut | "), "{table}");
+    assert!(table.contains("+0.00pp"), "{table}");
+    assert!(table.contains("| the-cut-shows | PASS "), "{table}");
+    let mut other = r.clone();
+    other["scenario"]["hash"] = serde_json::json!("0000000000000000");
+    let other_file = dir.path().join("other.json");
+    std::fs::write(&other_file, other.to_string()).unwrap();
+    let out = Command::new(BIN)
+        .arg("compare")
+        .arg(&json)
+        .arg(&other_file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64), "{}", said(&out));
+    assert!(
+        text(&out.stderr).contains("different scenarios"),
+        "{}",
+        said(&out)
+    );
 }
 
 #[test]
@@ -185,9 +217,24 @@ expect:
   - {name: too-strict, traffic: users, p99: \"< 1us\"}
 ",
     );
-    let out = run(&file, &dir.path().join("r"));
+    let junit = dir.path().join("junit.xml");
+    let out = Command::new(BIN)
+        .arg("run")
+        .arg(&file)
+        .arg("--report")
+        .arg(dir.path().join("r"))
+        .args(["--max-lag", TEST_MAX_LAG])
+        .arg("--junit")
+        .arg(&junit)
+        .output()
+        .unwrap();
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{}", said(&out));
+    // The same verdicts for CI, as JUnit XML.
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains(r#"<testsuite name="fails" tests="3" disabled="0" errors="0" failures="2""#), "{xml}");
+    assert!(xml.contains(r#"<testcase name="whole-run""#), "{xml}");
+    assert!(xml.contains("no data never passes"), "{xml}");
     assert!(stdout.contains("PASS whole-run"), "{stdout}");
     assert!(stdout.contains("FAIL no-data: 0 samples in"), "{stdout}");
     assert!(stdout.contains("no data never passes"), "{stdout}");

@@ -54,6 +54,11 @@ impl Result {
 pub struct Done {
     pub result: Result,
     pub report: PathBuf,
+    pub verdicts: Vec<Verdict>,
+    /// Why the run is not valid, if it is not.
+    pub invalid: Vec<String>,
+    /// The expectation (or `signal`) that stopped it.
+    pub aborted: Option<String>,
 }
 
 struct Prepared {
@@ -401,6 +406,9 @@ pub async fn run(
     Ok(Done {
         result,
         report: path,
+        verdicts,
+        invalid,
+        aborted,
     })
 }
 

@@ -35,6 +35,9 @@ pub struct RunArgs {
     /// `.podnet/reports/<name>-<time>/`).
     #[arg(long, value_name = "DIR")]
     pub report: Option<PathBuf>,
+    /// Also write the expectations' results as JUnit XML to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
     /// The generator's lag bound for a valid run, over the scenario's
     /// `generator.max_lag` (e.g. `50ms` on a machine that runs other
     /// clusters at the same time, as a CI job's tests do).
@@ -150,7 +153,9 @@ async fn run_scenario(args: RunArgs, state_dir: Option<PathBuf>) -> anyhow::Resu
     if let Some(lag) = args.max_lag {
         scenario.generator = Some(super::schema::GeneratorSpec { max_lag: Some(lag) });
     }
+    let mut cases = Vec::new();
     let result = run_in_cluster(
+        &mut cases,
         &InCluster {
             state: &state,
             cp: &record.controlplane,
@@ -173,6 +178,9 @@ async fn run_scenario(args: RunArgs, state_dir: Option<PathBuf>) -> anyhow::Resu
         let _ = supervisor.kill().await;
     }
     let took = started.elapsed().as_secs_f64();
+    if let Some(path) = &args.junit {
+        super::junit::write(path, &scenario.name, &cases)?;
+    }
     match result {
         Ok(Verdict::Pass) => {
             println!("cluster torn down; scenario passed in {took:.1} s");
@@ -239,6 +247,7 @@ struct InCluster<'a> {
 }
 
 async fn run_in_cluster(
+    cases: &mut Vec<super::junit::Case>,
     run: &InCluster<'_>,
     report_dir: &Path,
     text: &str,
@@ -255,13 +264,29 @@ async fn run_in_cluster(
     // experiment itself stops on it in order (faults healed, report
     // written).
     let setup = set_up(state, cp, scenario, objects, base);
-    let (mut api, mut verdict) = tokio::select! {
+    use super::junit::{Case, Outcome};
+    let (mut api, checked) = tokio::select! {
         r = setup => r?,
         () = interrupt.cancelled() => {
             println!("interrupted");
+            cases.push(Case { name: "run".into(), outcome: Outcome::Error("interrupted (SIGINT or SIGTERM)".into()) });
             return Ok(Verdict::Aborted);
         }
     };
+    let mut verdict = Verdict::Pass;
+    for (line, ok) in checked {
+        if !ok {
+            verdict = Verdict::Fail;
+        }
+        cases.push(Case {
+            outcome: if ok {
+                Outcome::Pass
+            } else {
+                Outcome::Fail(line.clone())
+            },
+            name: line,
+        });
+    }
     if !scenario.traffic.is_empty() {
         let done = super::experiment::run(
             &mut api,
@@ -278,6 +303,27 @@ async fn run_in_cluster(
             done.result.as_str(),
             done.report.display()
         );
+        for v in &done.verdicts {
+            cases.push(Case {
+                name: v.name.clone(),
+                outcome: match v.status {
+                    podnet_experiment::verdict::Status::Fail => Outcome::Fail(v.detail.clone()),
+                    _ => Outcome::Pass,
+                },
+            });
+        }
+        if !done.invalid.is_empty() {
+            cases.push(Case {
+                name: "validity".into(),
+                outcome: Outcome::Error(done.invalid.join("; ")),
+            });
+        }
+        if let Some(by) = &done.aborted {
+            cases.push(Case {
+                name: "run".into(),
+                outcome: Outcome::Error(format!("aborted by {by}")),
+            });
+        }
         verdict = verdict.max(match done.result {
             super::experiment::Result::Pass => Verdict::Pass,
             super::experiment::Result::Fail => Verdict::Fail,
@@ -289,14 +335,14 @@ async fn run_in_cluster(
 }
 
 /// Links, manifests, readiness and the static expectations: the API
-/// client and their verdict.
+/// client and each expectation's line and whether it passed.
 async fn set_up(
     state: &Path,
     cp: &str,
     scenario: &Scenario,
     objects: &[Value],
     base: &Path,
-) -> anyhow::Result<(crate::api::Api, Verdict)> {
+) -> anyhow::Result<(crate::api::Api, Vec<(String, bool)>)> {
     let mut api = api::connect(cp, &api::admin_credentials(state)?).await?;
     let links: Vec<Value> = scenario
         .cluster
@@ -320,6 +366,7 @@ async fn set_up(
 
     let mut failed = 0;
     let mut total = 0;
+    let mut lines = Vec::new();
     for e in &scenario.expect {
         let checked = match e {
             Expectation::Reachability { reachability } => {
@@ -346,6 +393,7 @@ async fn set_up(
                 failed += 1;
             }
             println!("{} {line}", if ok { "PASS" } else { "FAIL" });
+            lines.push((line, ok));
         }
     }
     println!(
@@ -354,10 +402,5 @@ async fn set_up(
         total - failed,
         failed
     );
-    let verdict = if failed == 0 {
-        Verdict::Pass
-    } else {
-        Verdict::Fail
-    };
-    Ok((api, verdict))
+    Ok((api, lines))
 }
