@@ -342,12 +342,17 @@ impl fmt::Display for Resolved {
             [] => f.write_str(" (no whole second)"),
             [(a, b)] if a == b => f.write_str(" (no whole second)"),
             ranges => {
+                // Whole seconds, first to last, as people count them.
                 f.write_str(" = seconds ")?;
-                for (i, (a, b)) in ranges.iter().enumerate() {
+                for (i, (a, b)) in ranges.iter().filter(|(a, b)| a < b).enumerate() {
                     if i > 0 {
                         f.write_str(", ")?;
                     }
-                    write!(f, "{a}-{b}")?;
+                    if b - a == 1 {
+                        write!(f, "{a}")?;
+                    } else {
+                        write!(f, "{a}-{}", b - 1)?;
+                    }
                 }
                 Ok(())
             }

@@ -232,7 +232,10 @@ expect:
     assert_eq!(out.status.code(), Some(1), "{}", said(&out));
     // The same verdicts for CI, as JUnit XML.
     let xml = std::fs::read_to_string(&junit).unwrap();
-    assert!(xml.contains(r#"<testsuite name="fails" tests="3" disabled="0" errors="0" failures="2""#), "{xml}");
+    assert!(
+        xml.contains(r#"<testsuite name="fails" tests="3" disabled="0" errors="0" failures="2""#),
+        "{xml}"
+    );
     assert!(xml.contains(r#"<testcase name="whole-run""#), "{xml}");
     assert!(xml.contains("no data never passes"), "{xml}");
     assert!(stdout.contains("PASS whole-run"), "{stdout}");

@@ -88,7 +88,7 @@ fn a_fault_shows_in_its_window_and_not_in_the_whole_run() {
     assert!((cut.observed - 0.1).abs() < 0.005, "{cut}");
     assert!(cut.margin < 0.0);
     assert!(
-        cut.detail.contains("20.3s-35.3s = seconds 21-35"),
+        cut.detail.contains("20.3s-35.3s = seconds 21-34"),
         "{}",
         cut.detail
     );
