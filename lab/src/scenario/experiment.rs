@@ -17,9 +17,9 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::faults;
-use super::plan::{TrafficSpec, Windowed};
+use super::plan::{Target, TrafficSpec, Windowed};
 use super::schema::{HttpExpect, Scenario, host_target};
-use super::traffic::{self, Flow, World};
+use super::traffic::{self, Flow, Request, World};
 use crate::api::Api;
 
 /// The report's schema version.
@@ -66,56 +66,37 @@ struct Prepared {
     specs: Vec<TrafficSpec>,
 }
 
-/// The flows, each aimed at the edge's real listener for its URL, once
-/// the edge answers there.
+/// The flows: HTTP ones aimed at the edge's real listener for their URL,
+/// once the edge answers there; DNS ones at a Ready node's host DNS port.
 async fn prepare(api: &mut Api, scenario: &Scenario) -> anyhow::Result<Prepared> {
     let mut flows = Vec::new();
     for (i, t) in scenario.traffic.iter().enumerate() {
-        let (method, url) = t.method_and_url().map_err(crate::manifest::InputError)?;
-        let target = host_target(&HttpExpect {
-            http: url.clone(),
-            from: "host".into(),
-            resolve: t.resolve.clone(),
-            cacert: None,
-            backend: None,
-            status: 200,
-            count: None,
-            spread: None,
-        })
-        .map_err(crate::manifest::InputError)?;
-        anyhow::ensure!(
-            !target.https,
-            "traffic {}: https flows are not generated yet",
-            t.name
-        );
         let deadline = tokio::time::Instant::now() + SETTLE;
-        let Some((ip, port)) = super::host::edge_address(api, &target, deadline).await? else {
-            anyhow::bail!(
-                "traffic {}: no LoadBalancer listens for {url} (is the Service's EXTERNAL-IP still <pending>?)",
-                t.name
-            );
-        };
-        let edge: std::net::SocketAddr = format!("{ip}:{port}").parse()?;
-        let uri: http::Uri = url.parse()?;
-        let host = if (target.port == 80 && !target.https) || (target.port == 443 && target.https) {
-            target.host.clone()
-        } else {
-            format!("{}:{}", target.host, target.port)
+        let request = match t.target().map_err(crate::manifest::InputError)? {
+            Target::Http { method, url } => http_request(api, t, &method, &url, deadline).await?,
+            Target::Dns { name, rtype } => Request::Dns {
+                server: host_dns(api, deadline).await?,
+                name: hickory_proto::rr::Name::from_ascii(&name).map_err(|e| {
+                    crate::manifest::InputError(format!("traffic {}: {name:?}: {e}", t.name))
+                })?,
+                rtype: rtype.parse().map_err(|e| {
+                    crate::manifest::InputError(format!("traffic {}: {rtype:?}: {e}", t.name))
+                })?,
+            },
         };
         let flow = Flow {
             name: t.name.clone(),
-            method: method.parse()?,
-            uri: traffic::edge_uri(&uri, edge).map_err(anyhow::Error::msg)?,
-            host,
+            request,
             profile: t.profile().map_err(crate::manifest::InputError)?,
             arrival: t
                 .arrival
                 .unwrap_or(podnet_experiment::schedule::Arrival::Uniform),
             timeout: t.timeout(),
-            reuse: t.reuse(),
             stream: i as u64,
         };
-        settle(&flow, deadline).await?;
+        if let Request::Http { .. } = flow.request {
+            settle(&flow, deadline).await?;
+        }
         flows.push(flow);
     }
     Ok(Prepared {
@@ -124,18 +105,97 @@ async fn prepare(api: &mut Api, scenario: &Scenario) -> anyhow::Result<Prepared>
     })
 }
 
+async fn http_request(
+    api: &mut Api,
+    t: &TrafficSpec,
+    method: &str,
+    url: &str,
+    deadline: tokio::time::Instant,
+) -> anyhow::Result<Request> {
+    let target = host_target(&HttpExpect {
+        http: url.to_string(),
+        from: "host".into(),
+        resolve: t.resolve.clone(),
+        cacert: None,
+        backend: None,
+        status: 200,
+        count: None,
+        spread: None,
+    })
+    .map_err(crate::manifest::InputError)?;
+    let Some((ip, port)) = super::host::edge_address(api, &target, deadline).await? else {
+        anyhow::bail!(
+            "traffic {}: no LoadBalancer listens for {url} (is the Service's EXTERNAL-IP still <pending>?)",
+            t.name
+        );
+    };
+    let edge: std::net::SocketAddr = format!("{ip}:{port}").parse()?;
+    let uri: http::Uri = url.parse()?;
+    let host = if target.port == 80 {
+        target.host.clone()
+    } else {
+        format!("{}:{}", target.host, target.port)
+    };
+    Ok(Request::Http {
+        method: method.parse()?,
+        uri: traffic::edge_uri(&uri, edge).map_err(anyhow::Error::msg)?,
+        host,
+        reuse: t.reuse(),
+    })
+}
+
+/// The host DNS port of the first Ready node (by name) that has one: what
+/// a host whose resolver points at the cluster asks.
+async fn host_dns(
+    api: &mut Api,
+    deadline: tokio::time::Instant,
+) -> anyhow::Result<std::net::SocketAddr> {
+    loop {
+        let mut nodes = super::expect::list(api, "Node").await?;
+        nodes.sort_by(|a, b| {
+            a["metadata"]["name"]
+                .as_str()
+                .cmp(&b["metadata"]["name"].as_str())
+        });
+        let found = nodes.iter().find_map(|n| {
+            let ready = podnet_proto::model::view::NodeView(n).ready();
+            let addr = n
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(podnet_proto::model::ANNOTATION_HOST_DNS))
+                .and_then(Value::as_str)?
+                .parse::<std::net::SocketAddr>()
+                .ok()?;
+            ready.then_some(addr)
+        });
+        if let Some(addr) = found {
+            return Ok(addr);
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no Ready node has a host DNS port for the DNS flows"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Waits until the flow's target answers with anything but a 5xx
 /// through the edge (its health checks and the ingress controller's routes
 /// follow the cluster a moment after pods are Ready).
 async fn settle(flow: &Flow, deadline: tokio::time::Instant) -> anyhow::Result<()> {
+    let Request::Http {
+        method, uri, host, ..
+    } = &flow.request
+    else {
+        return Ok(());
+    };
     let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .build_http();
     loop {
         let req = http::Request::builder()
-            .method(flow.method.clone())
-            .uri(flow.uri.clone())
-            .header(http::header::HOST, &flow.host)
+            .method(method.clone())
+            .uri(uri.clone())
+            .header(http::header::HOST, host)
             .body(http_body_util::Empty::new())?;
         let answer = tokio::time::timeout(Duration::from_secs(1), client.request(req)).await;
         if let Ok(Ok(r)) = answer
@@ -145,9 +205,8 @@ async fn settle(flow: &Flow, deadline: tokio::time::Instant) -> anyhow::Result<(
         }
         anyhow::ensure!(
             tokio::time::Instant::now() < deadline,
-            "traffic {}: {} did not answer through the edge within {SETTLE:?}",
+            "traffic {}: {uri} did not answer through the edge within {SETTLE:?}",
             flow.name,
-            flow.uri
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

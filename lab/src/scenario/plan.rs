@@ -158,8 +158,44 @@ impl TrafficSpec {
         self.connections.as_ref().is_none_or(|c| c.reuse)
     }
 
-    /// The method and URL of `request`.
-    pub fn method_and_url(&self) -> Result<(String, String), String> {
+    /// What `request` asks: an HTTP request or a DNS query.
+    pub fn target(&self) -> Result<Target, String> {
+        let t = self.request.trim();
+        if let Some(q) = t.strip_prefix("dns:") {
+            let mut words = q.split_whitespace();
+            let name = words.next().unwrap_or("").to_string();
+            let rtype = words.next().unwrap_or("A").to_ascii_uppercase();
+            if name.is_empty() || words.next().is_some() {
+                return Err(format!(
+                    "{:?}: a query is written dns:NAME [TYPE]",
+                    self.request
+                ));
+            }
+            if !matches!(
+                rtype.as_str(),
+                "A" | "AAAA" | "SRV" | "PTR" | "CNAME" | "TXT" | "SOA"
+            ) {
+                return Err(format!(
+                    "{:?}: the type is one of A, AAAA, SRV, PTR, CNAME, TXT, SOA",
+                    self.request
+                ));
+            }
+            if name.len() > 253 || name.split('.').any(|l| l.len() > 63) {
+                return Err(format!("{:?}: {name:?} is not a DNS name", self.request));
+            }
+            if self.resolve.is_some() {
+                return Err(
+                    "resolve: a DNS flow asks the cluster DNS, resolve names an HTTP target".into(),
+                );
+            }
+            return Ok(Target::Dns { name, rtype });
+        }
+        let (method, url) = self.method_and_url()?;
+        Ok(Target::Http { method, url })
+    }
+
+    /// The method and URL of an HTTP `request`.
+    fn method_and_url(&self) -> Result<(String, String), String> {
         let t = self.request.trim();
         let (method, url) = match t.split_once(char::is_whitespace) {
             Some((m, u)) => (m.to_string(), u.trim().to_string()),
@@ -171,14 +207,30 @@ impl TrafficSpec {
                 self.request
             ));
         }
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
+        if !url.starts_with("http://") {
             return Err(format!(
-                "{:?}: only http:// and https:// requests are generated so far",
+                "{:?}: the requests generated are http:// URLs and dns: queries",
                 self.request
             ));
         }
         Ok((method, url))
     }
+}
+
+/// What a flow sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Http {
+        method: String,
+        url: String,
+    },
+    /// A query to the cluster DNS, from the host through a node's host
+    /// DNS port (which forwards through that node's service proxy to the
+    /// DNS pods).
+    Dns {
+        name: String,
+        rtype: String,
+    },
 }
 
 /// `at:` of a fault: an offset from the traffic's start, or a time

@@ -587,19 +587,25 @@ fn check_experiment(scenario: &Scenario) -> Result<(), String> {
         if t.warmup() >= profile.length() && !profile.segments.is_empty() {
             return Err(format!("traffic[{i}].warmup: longer than the flow itself"));
         }
-        t.method_and_url()
-            .map_err(|e| format!("traffic[{i}].request: {e}"))?;
-        let h = HttpExpect {
-            http: t.method_and_url()?.1,
-            from: "host".into(),
-            resolve: t.resolve.clone(),
-            cacert: None,
-            backend: None,
-            status: 200,
-            count: None,
-            spread: None,
-        };
-        host_target(&h).map_err(|e| format!("traffic[{i}]: {e}"))?;
+        match t
+            .target()
+            .map_err(|e| format!("traffic[{i}].request: {e}"))?
+        {
+            super::plan::Target::Http { url, .. } => {
+                let h = HttpExpect {
+                    http: url,
+                    from: "host".into(),
+                    resolve: t.resolve.clone(),
+                    cacert: None,
+                    backend: None,
+                    status: 200,
+                    count: None,
+                    spread: None,
+                };
+                host_target(&h).map_err(|e| format!("traffic[{i}]: {e}"))?;
+            }
+            super::plan::Target::Dns { .. } => {}
+        }
     }
     let faults = scenario.checked_faults()?;
     let windowed = scenario.windowed()?;

@@ -38,17 +38,32 @@ const MAX_BODY: usize = 1 << 20;
 #[derive(Debug, Clone)]
 pub struct Flow {
     pub name: String,
-    pub method: http::Method,
-    /// The request's target on the edge: `http://IP:REALPORT/path`.
-    pub uri: http::Uri,
-    /// The Host header: the URL's host and port as the user wrote them.
-    pub host: String,
+    pub request: Request,
     pub profile: Profile,
     pub arrival: Arrival,
     pub timeout: Duration,
-    pub reuse: bool,
     /// Its stream of the run's seed.
     pub stream: u64,
+}
+
+/// What each request of a flow is.
+#[derive(Debug, Clone)]
+pub enum Request {
+    Http {
+        method: http::Method,
+        /// The request's target on the edge: `http://IP:REALPORT/path`.
+        uri: http::Uri,
+        /// The Host header: the URL's host and port as the user wrote them.
+        host: String,
+        reuse: bool,
+    },
+    /// One query in one datagram from a new socket, as a stub resolver
+    /// sends it.
+    Dns {
+        server: SocketAddr,
+        name: hickory_proto::rr::Name,
+        rtype: hickory_proto::rr::RecordType,
+    },
 }
 
 /// What the cluster says of a serving pod: its zone (by node) and
@@ -108,8 +123,9 @@ pub async fn run(
 ) -> Tally {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
+    let reuse = matches!(flow.request, Request::Http { reuse: true, .. });
     let client: Client<HttpConnector, Empty<Bytes>> = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(if flow.reuse { usize::MAX } else { 0 })
+        .pool_max_idle_per_host(if reuse { usize::MAX } else { 0 })
         .build(connector);
     let handle = tokio::runtime::Handle::current();
     let in_flight = Arc::new(AtomicUsize::new(0));
@@ -186,12 +202,34 @@ async fn one(
 ) -> Sample {
     let sent = Instant::now();
     let lag = sent.saturating_duration_since(at);
+    let (method, uri, host, reuse) = match &flow.request {
+        Request::Http {
+            method,
+            uri,
+            host,
+            reuse,
+        } => (method, uri, host, *reuse),
+        Request::Dns {
+            server,
+            name,
+            rtype,
+        } => {
+            let outcome = dns(*server, name, *rtype, flow.timeout).await;
+            return Sample {
+                scheduled: due,
+                lag,
+                latency: Instant::now().saturating_duration_since(at),
+                outcome,
+                served: None,
+            };
+        }
+    };
     let mut builder = http::Request::builder()
-        .method(flow.method.clone())
-        .uri(flow.uri.clone())
-        .header(http::header::HOST, &flow.host)
+        .method(method.clone())
+        .uri(uri.clone())
+        .header(http::header::HOST, host)
         .header(http::header::USER_AGENT, "podnet-traffic");
-    if !flow.reuse {
+    if !reuse {
         builder = builder.header(http::header::CONNECTION, "close");
     }
     let (outcome, served) = match builder.body(Empty::<Bytes>::new()) {
@@ -218,6 +256,60 @@ async fn one(
         latency: Instant::now().saturating_duration_since(at),
         outcome,
         served,
+    }
+}
+
+/// One query: NOERROR is `ok` (an answer or none), NXDOMAIN
+/// `dns_nxdomain`, no answer within `timeout` `dns_timeout`, anything else
+/// (SERVFAIL, REFUSED, a garbled answer) `other`.
+async fn dns(
+    server: SocketAddr,
+    name: &hickory_proto::rr::Name,
+    rtype: hickory_proto::rr::RecordType,
+    timeout: Duration,
+) -> Outcome {
+    use hickory_proto::op::{Message, Query, ResponseCode};
+    let bind: SocketAddr = if server.is_ipv4() {
+        "127.0.0.1:0".parse().unwrap_or(server)
+    } else {
+        "[::1]:0".parse().unwrap_or(server)
+    };
+    let Ok(socket) = tokio::net::UdpSocket::bind(bind).await else {
+        return Outcome::Other;
+    };
+    let id: u16 = rand::random();
+    let mut query = Message::query();
+    query.metadata.id = id;
+    query.metadata.recursion_desired = true;
+    query.add_query(Query::query(name.clone(), rtype));
+    let Ok(bytes) = query.to_vec() else {
+        return Outcome::Other;
+    };
+    let exchange = async {
+        socket.send_to(&bytes, server).await?;
+        let mut buf = [0u8; 4096];
+        loop {
+            let (n, from) = socket.recv_from(&mut buf).await?;
+            // Only the server's answer to this query counts.
+            if from != server {
+                continue;
+            }
+            match Message::from_vec(&buf[..n]) {
+                Ok(m) if m.metadata.id == id => return Ok::<_, std::io::Error>(Some(m)),
+                Ok(_) => continue,
+                Err(_) => return Ok(None),
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, exchange).await {
+        Err(_) => Outcome::DnsTimeout,
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Outcome::Refused,
+        Ok(Err(_)) | Ok(Ok(None)) => Outcome::Other,
+        Ok(Ok(Some(m))) => match m.metadata.response_code {
+            ResponseCode::NoError => Outcome::Ok,
+            ResponseCode::NXDomain => Outcome::DnsNxdomain,
+            _ => Outcome::Other,
+        },
     }
 }
 

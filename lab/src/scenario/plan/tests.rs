@@ -164,6 +164,18 @@ fn bad_experiments_say_what_and_where() {
             "expect:\n  - {name: e, traffic: shoppers, error_rate: \"< 1%\"}\n",
             "has none",
         ),
+        (
+            "traffic:\n  - {name: f, from: host, request: \"dns:web MX\", rate: 5/s, duration: 1s}\n",
+            "the type is one of",
+        ),
+        (
+            "traffic:\n  - {name: f, from: host, request: \"dns:web A\", resolve: \"web:1.2.3.4\", rate: 5/s, duration: 1s}\n",
+            "resolve names an HTTP target",
+        ),
+        (
+            "traffic:\n  - {name: f, from: host, request: https://10.0.0.1/, rate: 5/s, duration: 1s}\n",
+            "http:// URLs and dns: queries",
+        ),
     ] {
         let err = scenario(rest).expect_err(rest);
         assert!(err.contains(expected), "{rest}\n{err}\nwanted {expected:?}");
@@ -175,4 +187,16 @@ fn fault_times_are_offsets_or_anchors() {
     assert_eq!(At::parse("20s"), Ok(At::Offset(20.0)));
     assert!(matches!(At::parse("cut.end + 5s"), Ok(At::After(_))));
     assert!(At::parse("20").unwrap_err().contains("no unit"));
+}
+
+#[test]
+fn dns_flows_name_their_query() {
+    let s = scenario("traffic:\n  - {name: q, from: host, request: \"dns:web.default.svc.cluster.local\", rate: 5/s, duration: 1s}\n").unwrap();
+    assert_eq!(
+        s.traffic[0].target(),
+        Ok(Target::Dns {
+            name: "web.default.svc.cluster.local".into(),
+            rtype: "A".into()
+        })
+    );
 }
