@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 
 use podnet_lab::{bench, launcher, scenario};
 
-use crate::kubectl::{self, flows, matrix, trace, wait};
+use crate::kubectl::{self, flows, matrix, rollout, trace, wait};
 use crate::roles;
 
 #[derive(Debug, Parser)]
@@ -52,7 +52,7 @@ pub enum Command {
     /// Wait until objects have a condition, or are gone (kubectl wait).
     Wait(wait::WaitArgs),
     /// Follow a Deployment's rollout (kubectl rollout status).
-    Rollout(wait::RolloutArgs),
+    Rollout(rollout::RolloutArgs),
     /// Delete an object.
     Delete(kubectl::DeleteArgs),
     /// Evict pods: the Eviction API, or the node's own eviction under
@@ -118,7 +118,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Delete(args) => kubectl::delete(&state, args).await,
         Command::Evict(args) => kubectl::evict(&state, args).await,
         Command::Wait(args) => wait::run(&state, args).await,
-        Command::Rollout(args) => wait::rollout(&state, args).await,
+        Command::Rollout(args) => rollout::run(&state, args).await,
         Command::Describe(args) => kubectl::describe(&state, args).await,
         Command::Scale(args) => kubectl::scale(&state, args).await,
         Command::ClusterInfo(args) => kubectl::cluster_info(&state, args).await,

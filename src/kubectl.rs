@@ -8,6 +8,7 @@ pub mod matrix;
 pub mod table;
 pub mod tabwriter;
 pub mod trace;
+pub mod rollout;
 pub mod wait;
 
 use std::io::Write;
