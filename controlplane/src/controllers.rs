@@ -286,11 +286,19 @@ pub fn set_condition(status: &mut Value, ty: &str, value: &str, reason: &str, me
 const SLOW_PASS: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Deployments, ReplicaSets and scheduling: the workload controllers.
-fn reconcile_workloads(registry: &Registry) -> Result<(), ApiError> {
-    deployment::reconcile(registry)?;
-    replicaset::reconcile(registry)?;
+/// Returns when the next pass is due without an event (a pod becoming
+/// available after `minReadySeconds`, a progress deadline), as upstream's
+/// controllers `AddAfter` their keys.
+fn reconcile_workloads(registry: &Registry) -> Result<Option<Duration>, ApiError> {
+    let now = chrono::Utc::now();
+    let deployments = deployment::reconcile(registry, now)?;
+    let replicasets = replicaset::reconcile(registry, now)?;
     garbagecollector::collect(registry)?;
-    schedule(registry)
+    schedule(registry)?;
+    Ok(match (deployments, replicasets) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    })
 }
 
 async fn watch_kind(
@@ -391,7 +399,7 @@ pub async fn run(registry: Registry, config: Config, shutdown: CancellationToken
         control_loop(
             registry.clone(),
             endpoints,
-            endpointslice::reconcile,
+            |r: &Registry| endpointslice::reconcile(r).map(|()| None),
             shutdown.clone(),
         )
         .instrument(tracing::info_span!("endpointslices")),
@@ -401,7 +409,7 @@ pub async fn run(registry: Registry, config: Config, shutdown: CancellationToken
         control_loop(
             registry.clone(),
             mirroring,
-            move |r: &Registry| endpointslicemirroring::reconcile(r, max),
+            move |r: &Registry| endpointslicemirroring::reconcile(r, max).map(|()| None),
             shutdown.clone(),
         )
         .instrument(tracing::info_span!("endpointslicemirroring")),
@@ -410,31 +418,46 @@ pub async fn run(registry: Registry, config: Config, shutdown: CancellationToken
     tasks.shutdown().await;
 }
 
-/// One level-triggered loop: a full pass on every wake-up and on resync.
+/// One level-triggered loop: a full pass on every wake-up, on resync, and
+/// when the last pass asked to be run again by then.
 async fn control_loop<F>(
     registry: Registry,
     wake: Arc<Notify>,
     pass: F,
     shutdown: CancellationToken,
 ) where
-    F: Fn(&Registry) -> Result<(), ApiError> + Clone + Send + 'static,
+    F: Fn(&Registry) -> Result<Option<Duration>, ApiError> + Clone + Send + 'static,
 {
     let mut resync = tokio::time::interval(RESYNC);
+    let mut requeue: Option<tokio::time::Instant> = None;
     loop {
+        let due = async {
+            match requeue {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = wake.notified() => {}
             _ = resync.tick() => {}
+            _ = due => {}
         }
         let r = registry.clone();
         let pass = pass.clone();
         let start = std::time::Instant::now();
         // The passes do blocking store I/O.
-        match tokio::task::spawn_blocking(move || pass(&r)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "reconcile pass failed"),
-            Err(e) => tracing::error!(error = %e, "reconcile pass panicked"),
-        }
+        requeue = match tokio::task::spawn_blocking(move || pass(&r)).await {
+            Ok(Ok(after)) => after.map(|after| tokio::time::Instant::now() + after),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "reconcile pass failed");
+                None
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reconcile pass panicked");
+                None
+            }
+        };
         let took = start.elapsed();
         if took > SLOW_PASS {
             tracing::warn!(?took, "slow reconcile pass");

@@ -492,8 +492,14 @@ async fn report_status(
     mut status: watch::Receiver<Value>,
     shutdown: CancellationToken,
 ) {
+    // What was last sent: the conditions' transition times carry over
+    // from it.
+    let mut reported: Option<Value> = None;
     loop {
-        let current = status.borrow_and_update().clone();
+        let mut current = status.borrow_and_update().clone();
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        crate::lifecycle::stamp_transitions(reported.as_ref(), &mut current, &now);
+        reported = Some(current.clone());
         let object = json!({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": str_at(&pod, "/metadata/name"), "namespace": str_at(&pod, "/metadata/namespace")},

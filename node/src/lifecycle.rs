@@ -3,7 +3,9 @@
 //! `ShouldContainerBeRestarted`), how long a crashing container waits
 //! before its next start (the kubelet's crash-loop back-off, client-go's
 //! `flowcontrol.Backoff` as the kubelet sets it up), and the pod phase its
-//! container states add up to (kubelet's `getPhase`).
+//! container states add up to (kubelet's `getPhase`), and the transition
+//! times of the pod's conditions (the status manager's
+//! `updateLastTransitionTime`).
 //!
 //! Deliberately not here: running, signalling or timing anything (the
 //! runtime does, and hands in `now`).
@@ -155,9 +157,59 @@ pub fn pod_phase(policy: RestartPolicy, containers: &[ContainerPhase]) -> &'stat
     "Running"
 }
 
+/// The status manager's `updateLastTransitionTime`: each condition of
+/// `next` keeps the `lastTransitionTime` it had in `previous` when its
+/// status is the same, and gets `now` when it is new or changed. What
+/// `minReadySeconds` and `kubectl get pods` read the Ready time from.
+pub fn stamp_transitions(
+    previous: Option<&serde_json::Value>,
+    next: &mut serde_json::Value,
+    now: &str,
+) {
+    use serde_json::Value;
+    let text = |c: &Value, f: &str| c.get(f).and_then(Value::as_str).unwrap_or("").to_string();
+    let old: Vec<Value> = previous
+        .and_then(|p| p.get("conditions"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let Some(conditions) = next.get_mut("conditions").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for c in conditions {
+        let ty = text(c, "type");
+        let kept = old
+            .iter()
+            .find(|o| text(o, "type") == ty && text(o, "status") == text(c, "status"))
+            .and_then(|o| o.get("lastTransitionTime"))
+            .filter(|t| t.is_string())
+            .cloned();
+        c["lastTransitionTime"] = kept.unwrap_or_else(|| Value::String(now.to_string()));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transition_times_move_only_when_a_condition_changes() {
+        use serde_json::json;
+        let mut first = json!({"conditions": [{"type": "Ready", "status": "False"}]});
+        stamp_transitions(None, &mut first, "t1");
+        assert_eq!(first["conditions"][0]["lastTransitionTime"], "t1");
+        let mut same = json!({"conditions": [{"type": "Ready", "status": "False", "reason": "x"},
+            {"type": "PodScheduled", "status": "True"}]});
+        stamp_transitions(Some(&first), &mut same, "t2");
+        assert_eq!(same["conditions"][0]["lastTransitionTime"], "t1");
+        assert_eq!(same["conditions"][1]["lastTransitionTime"], "t2");
+        let mut ready = json!({"conditions": [{"type": "Ready", "status": "True"}]});
+        stamp_transitions(Some(&same), &mut ready, "t3");
+        assert_eq!(ready["conditions"][0]["lastTransitionTime"], "t3");
+        let mut none = json!({"phase": "Pending"});
+        stamp_transitions(Some(&ready), &mut none, "t4");
+        assert_eq!(none, json!({"phase": "Pending"}));
+    }
 
     #[test]
     fn restart_policy_as_the_kubelet() {

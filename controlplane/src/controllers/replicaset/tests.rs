@@ -3,6 +3,10 @@
 
 use serde_json::json;
 
+use chrono::{DateTime, Utc};
+use std::cmp::Ordering;
+use std::time::Duration;
+
 use super::*;
 use crate::store::{MemBackend, Storage};
 
@@ -73,9 +77,9 @@ fn one_pass_creates_at_most_the_burst() {
     let r = registry();
     namespace(&r);
     replicaset(&r, 100_000, None);
-    reconcile(&r).unwrap();
+    reconcile(&r, chrono::Utc::now()).unwrap();
     assert_eq!(pods(&r), BURST_REPLICAS);
-    reconcile(&r).unwrap();
+    reconcile(&r, chrono::Utc::now()).unwrap();
     assert_eq!(pods(&r), 2 * BURST_REPLICAS);
     let rs = r
         .must_get(&ObjectKey::new(Kind::ReplicaSet, "default", "web"))
@@ -88,13 +92,13 @@ fn one_pass_deletes_at_most_the_burst() {
     let r = registry();
     namespace(&r);
     replicaset(&r, 700, None);
-    reconcile(&r).unwrap();
-    reconcile(&r).unwrap();
+    reconcile(&r, chrono::Utc::now()).unwrap();
+    reconcile(&r, chrono::Utc::now()).unwrap();
     assert_eq!(pods(&r), 700);
     scale(&r, 0);
-    reconcile(&r).unwrap();
+    reconcile(&r, chrono::Utc::now()).unwrap();
     assert_eq!(pods(&r), 700 - BURST_REPLICAS);
-    reconcile(&r).unwrap();
+    reconcile(&r, chrono::Utc::now()).unwrap();
     assert_eq!(pods(&r), 0);
 }
 
@@ -149,4 +153,97 @@ fn creations_stop_when_the_controlling_deployment_is_gone() {
     let orphan = replicaset(&r, 100_000, Some(&replaced));
     assert_eq!(create_pods(&r, &orphan, 100, 0).unwrap(), 0);
     assert_eq!(pods(&r), 0, "the first ReplicaSet's pods went with it");
+}
+
+fn at(secs: i64) -> DateTime<Utc> {
+    use chrono::TimeZone;
+    Utc.timestamp_opt(1_800_000_000 + secs, 0).single().unwrap()
+}
+
+fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn ready_pod(ready: bool, since: i64) -> Value {
+    json!({"status": {"phase": "Running", "conditions": [{"type": "Ready",
+        "status": if ready { "True" } else { "False" }, "lastTransitionTime": stamp(at(since))}]}})
+}
+
+#[test]
+fn available_after_min_ready_seconds_of_readiness() {
+    // IsPodAvailable: Ready for strictly longer than minReadySeconds.
+    assert_eq!(availability(&ready_pod(true, 0), 0, at(0)), Ok(()));
+    assert_eq!(availability(&ready_pod(false, 0), 0, at(100)), Err(None));
+    assert_eq!(availability(&ready_pod(true, 0), 5, at(6)), Ok(()));
+    assert_eq!(
+        availability(&ready_pod(true, 0), 5, at(2)),
+        Err(Some(Duration::from_millis(3001)))
+    );
+    assert_eq!(
+        availability(&ready_pod(true, 0), 5, at(5)),
+        Err(Some(Duration::from_millis(1)))
+    );
+    let no_time = json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+    assert_eq!(availability(&no_time, 5, at(100)), Err(None));
+}
+
+#[test]
+fn scale_down_deletes_the_least_valuable_pod_first() {
+    // ActivePodsWithRanks: each pair is (deleted first, kept).
+    let now = at(10_000);
+    let pod = |node: &str, phase: &str, ready: Option<i64>, created: i64| {
+        let mut p = json!({"metadata": {"creationTimestamp": stamp(at(created)), "uid": "u"},
+            "spec": {"nodeName": node}, "status": {"phase": phase, "conditions": []}});
+        if let Some(since) = ready {
+            p["status"]["conditions"] = json!([{"type": "Ready", "status": "True",
+                "lastTransitionTime": stamp(at(since))}]);
+        }
+        p
+    };
+    let check = |first: (&Value, usize), kept: (&Value, usize), why: &str| {
+        assert_eq!(deletion_order(first, kept, now), Ordering::Less, "{why}");
+        assert_eq!(deletion_order(kept, first, now), Ordering::Greater, "{why}");
+    };
+    let running = pod("n1", "Running", Some(0), 0);
+    check(
+        (&pod("", "Pending", None, 0), 1),
+        (&running, 1),
+        "unscheduled",
+    );
+    check(
+        (&pod("n1", "Pending", None, 0), 1),
+        (&running, 1),
+        "pending",
+    );
+    check(
+        (&pod("n1", "Running", None, 0), 1),
+        (&running, 1),
+        "not ready",
+    );
+    check((&running, 2), (&running, 1), "doubled up on a node");
+    check(
+        (&pod("n1", "Running", Some(9_000), 0), 1),
+        (&running, 1),
+        "ready for less time",
+    );
+    let mut restarted = running.clone();
+    restarted["status"]["containerStatuses"] = json!([{"restartCount": 3}]);
+    check((&restarted, 1), (&running, 1), "restarted more");
+    check(
+        (&pod("n1", "Running", Some(0), 5_000), 1),
+        (&running, 1),
+        "newer",
+    );
+    // Ages within the same power of two count as the same.
+    assert_eq!(
+        deletion_order((&pod("n1", "Running", Some(0), 1), 1), (&running, 1), now),
+        Ordering::Equal
+    );
+    let mut cheap = running.clone();
+    cheap["metadata"]["annotations"] = json!({"controller.kubernetes.io/pod-deletion-cost": "-5"});
+    check(
+        (&cheap, 1),
+        (&pod("n1", "Running", Some(9_000), 5_000), 3),
+        "lower deletion cost",
+    );
 }
