@@ -264,6 +264,8 @@ fn sync_deployment(
     let mut family = Family::of(owned, &template);
     let mut before = d.get("status").cloned().unwrap_or(json!({}));
     let paused = d.pointer("/spec/paused").and_then(Value::as_bool) == Some(true);
+    // checkPausedConditions comes first, as upstream's syncDeployment.
+    paused_condition(&mut before, paused, &stamp);
 
     let create = !paused
         && match p.strategy {
@@ -289,24 +291,23 @@ fn sync_deployment(
     }
 
     if paused {
-        paused_condition(&mut before, true, &stamp);
         let counts = StatusCounts::of(
             &p,
             &family.all_counts(),
             family.new.as_ref().map(counts_of).as_ref(),
         );
         let mut status = plan::rollout_status(&p, &before, counts, None, "", now);
-        // A paused rollout makes no progress to judge.
-        if let Some(c) = plan::condition(&before, plan::PROGRESSING) {
-            plan::remove_condition(&mut status, plan::PROGRESSING);
-            status["conditions"]
-                .as_array_mut()
-                .map(|list| list.push(c.clone()));
+        // A paused rollout makes no progress to judge (`sync` only
+        // calculates the counts and availability).
+        plan::remove_condition(&mut status, plan::PROGRESSING);
+        if let Some(c) = plan::condition(&before, plan::PROGRESSING)
+            && let Some(list) = status["conditions"].as_array_mut()
+        {
+            list.push(c.clone());
         }
         write_status(registry, &d, status)?;
         return Ok(None);
     }
-    paused_condition(&mut before, false, &stamp);
 
     match p.strategy {
         Strategy::RollingUpdate { .. } => rolling(registry, &d, &p, &mut family)?,

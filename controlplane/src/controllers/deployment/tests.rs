@@ -581,3 +581,48 @@ fn recreate_waits_for_every_old_pod_to_be_gone() {
     assert_eq!(d["status"]["updatedReplicas"], 3, "{d}");
     assert_eq!(replicasets(&r).len(), 2);
 }
+
+#[test]
+fn a_paused_deployment_does_not_roll_out_until_resumed() {
+    let r = registry();
+    r.create(deployment(json!({"type": "RollingUpdate"}), "v1"))
+        .unwrap();
+    let now = at(0);
+    for _ in 0..6 {
+        pass(&r, now);
+        nodes_report(&r, now, "v1");
+    }
+    let mut d = get(&r);
+    d["spec"]["paused"] = json!(true);
+    d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("v2");
+    r.update(d).unwrap();
+    for _ in 0..3 {
+        pass(&r, now);
+    }
+    assert_eq!(replicasets(&r).len(), 1);
+    let d = get(&r);
+    assert_eq!(
+        reason(&d["status"], PROGRESSING),
+        ("Unknown", "DeploymentPaused")
+    );
+    assert_eq!(
+        d["status"]["observedGeneration"],
+        d["metadata"]["generation"]
+    );
+
+    let mut d = get(&r);
+    d["spec"]["paused"] = json!(false);
+    r.update(d).unwrap();
+    pass(&r, now);
+    assert_eq!(replicasets(&r).len(), 2);
+    let d = get(&r);
+    // Resumed, then the new ReplicaSet was created and the rollout moves.
+    assert_eq!(reason(&d["status"], PROGRESSING).0, "True", "{d}");
+    assert_eq!(
+        str_at(
+            &d,
+            "/metadata/annotations/deployment.kubernetes.io~1revision"
+        ),
+        "2"
+    );
+}
