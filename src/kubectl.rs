@@ -5,10 +5,10 @@ pub mod describe;
 pub mod flows;
 pub mod jsonpath;
 pub mod matrix;
+pub mod rollout;
 pub mod table;
 pub mod tabwriter;
 pub mod trace;
-pub mod rollout;
 pub mod wait;
 
 use std::io::Write;
