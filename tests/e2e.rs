@@ -45,6 +45,8 @@ mod pods;
 mod policy;
 #[path = "e2e/readme.rs"]
 mod readme;
+#[path = "e2e/rollout.rs"]
+mod rollout;
 #[path = "e2e/scenarios.rs"]
 mod scenarios;
 #[path = "e2e/sctp.rs"]
