@@ -12,9 +12,9 @@
 //!
 //! The decisions are in [`plan`], pure; this module reads the store,
 //! applies them and says when the next pass is needed
-//! (`progressDeadlineSeconds`). Not emulated: proportional scaling of
-//! several active ReplicaSets on a scaling event mid-rollout, the
-//! `revision-history` annotation and `ReplicaFailure`.
+//! (`progressDeadlineSeconds`). A change of `spec.replicas` mid-rollout
+//! is spread over the active ReplicaSets in proportion to their sizes.
+//! Not emulated: the `revision-history` annotation and `ReplicaFailure`.
 
 mod plan;
 
@@ -131,6 +131,13 @@ fn revision_of(o: &Value) -> i64 {
         .unwrap_or(0)
 }
 
+fn annotation_int(o: &Value, key: &str) -> Option<i64> {
+    o.pointer("/metadata/annotations")
+        .and_then(|a| a.get(key))
+        .and_then(Value::as_str)
+        .and_then(|v| v.parse().ok())
+}
+
 fn counts_of(rs: &Value) -> Counts {
     let status = |f: &str| int(rs, &format!("/status/{f}")).unwrap_or(0);
     Counts {
@@ -144,6 +151,8 @@ fn counts_of(rs: &Value) -> Counts {
         generation: int(rs, "/metadata/generation").unwrap_or(1),
         observed_generation: status("observedGeneration"),
         deleting: rs.pointer("/metadata/deletionTimestamp").is_some(),
+        desired_annotation: annotation_int(rs, ANNOTATION_DESIRED_REPLICAS),
+        max_annotation: annotation_int(rs, ANNOTATION_MAX_REPLICAS),
     }
 }
 
@@ -267,7 +276,12 @@ fn sync_deployment(
     // checkPausedConditions comes first, as upstream's syncDeployment.
     paused_condition(&mut before, paused, &stamp);
 
+    // A scaling event (`spec.replicas` changed since the ReplicaSets were
+    // last sized) is only scaled, as upstream's `sync`: the rollout goes on
+    // in the next pass.
+    let scaling = !paused && plan::is_scaling_event(&p, &family.all_counts());
     let create = !paused
+        && !scaling
         && match p.strategy {
             Strategy::RollingUpdate { .. } => true,
             // Recreate makes the new ReplicaSet only once every old pod is
@@ -290,22 +304,35 @@ fn sync_deployment(
         return Ok(None);
     }
 
-    if paused {
+    if paused || scaling {
+        // `sync`: scale, prune when paused, and the counts and
+        // availability; Progressing is left as it was.
+        let all = family.all_counts();
+        let new_at = family.new.as_ref().map(|_| family.old.len());
+        let status_replicas = StatusCounts::from_status(&before).replicas;
+        for (i, size) in plan::scale(&p, &all, new_at, status_replicas) {
+            let rs = match family.new.as_mut() {
+                Some(new) if Some(i) == new_at => new,
+                _ => match family.old.get_mut(i) {
+                    Some(rs) => rs,
+                    None => continue,
+                },
+            };
+            scale(registry, &d, &p, rs, size)?;
+        }
+        if paused {
+            cleanup(registry, &p, &family)?;
+        }
         let counts = StatusCounts::of(
             &p,
             &family.all_counts(),
             family.new.as_ref().map(counts_of).as_ref(),
         );
-        let mut status = plan::rollout_status(&p, &before, counts, None, "", now);
-        // A paused rollout makes no progress to judge (`sync` only
-        // calculates the counts and availability).
-        plan::remove_condition(&mut status, plan::PROGRESSING);
-        if let Some(c) = plan::condition(&before, plan::PROGRESSING)
-            && let Some(list) = status["conditions"].as_array_mut()
-        {
-            list.push(c.clone());
-        }
-        write_status(registry, &d, status)?;
+        write_status(
+            registry,
+            &d,
+            plan::calculate_status(&p, &before, counts, now),
+        )?;
         return Ok(None);
     }
 

@@ -5,10 +5,7 @@
 //! the old ones may shrink, which old ones are pruned, and the status and
 //! conditions that result. No store, no clock: `now` is an argument.
 //!
-//! Deliberately absent: proportional scaling of several active
-//! ReplicaSets when `spec.replicas` changes mid-rollout (a scaling event
-//! is applied to the new ReplicaSet and the old ones are left to the
-//! rollout), and the `ReplicaFailure` condition.
+//! Deliberately absent: the `ReplicaFailure` condition.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -83,6 +80,11 @@ pub struct Counts {
     pub generation: i64,
     pub observed_generation: i64,
     pub deleting: bool,
+    /// `deployment.kubernetes.io/desired-replicas` and `max-replicas`:
+    /// the Deployment's size (and with surge) when this one was last
+    /// scaled.
+    pub desired_annotation: Option<i64>,
+    pub max_annotation: Option<i64>,
 }
 
 /// `ResolveFenceposts`: maxSurge rounded up, maxUnavailable rounded down,
@@ -205,6 +207,121 @@ pub fn scale_down_old(p: &Params, old: &[Counts], new: &Counts) -> Vec<(usize, i
         .enumerate()
         .filter(|&(i, size)| size != old[i].spec_replicas)
         .collect()
+}
+
+/// `isScalingEvent`: an active ReplicaSet was last scaled for another
+/// `spec.replicas` than the Deployment's now.
+pub fn is_scaling_event(p: &Params, all: &[Counts]) -> bool {
+    all.iter()
+        .filter(|rs| rs.spec_replicas > 0)
+        .any(|rs| rs.desired_annotation.is_some_and(|d| d != p.replicas))
+}
+
+/// `sync`'s `scale`: on a scaling event, the sizes the ReplicaSets it
+/// touches get (by index into `all`, old ReplicaSets then the new one at
+/// `new`); a touched ReplicaSet of the same size still gets its replicas
+/// annotations brought up to date, which ends the scaling event. One active (or,
+/// with none, the newest) ReplicaSet takes the whole size; a saturated
+/// new one leaves the old ones nothing; otherwise a RollingUpdate spreads
+/// what is added or removed over the active ones in proportion to their
+/// sizes (`GetReplicaSetProportion`), the leftover to the largest.
+/// `status_replicas` is the Deployment's `status.replicas`, the fallback
+/// for a ReplicaSet without `max-replicas`.
+pub fn scale(
+    p: &Params,
+    all: &[Counts],
+    new: Option<usize>,
+    status_replicas: i64,
+) -> Vec<(usize, i64)> {
+    // FindActiveOrLatest.
+    let active: Vec<usize> = (0..all.len())
+        .filter(|&i| all[i].spec_replicas > 0)
+        .collect();
+    let only = match active.as_slice() {
+        [] => new.or_else(|| {
+            (0..all.len()).max_by(|&a, &b| {
+                (all[a].created.as_str(), all[a].name.as_str())
+                    .cmp(&(all[b].created.as_str(), all[b].name.as_str()))
+            })
+        }),
+        [one] => Some(*one),
+        _ => None,
+    };
+    if let Some(i) = only {
+        return vec![(i, p.replicas)];
+    }
+    // IsSaturated.
+    if let Some(n) = new {
+        let rs = &all[n];
+        if rs.desired_annotation == Some(p.replicas)
+            && rs.spec_replicas == p.replicas
+            && rs.available == p.replicas
+        {
+            return active
+                .into_iter()
+                .filter(|&i| i != n)
+                .map(|i| (i, 0))
+                .collect();
+        }
+    }
+    if !matches!(p.strategy, Strategy::RollingUpdate { .. }) {
+        return Vec::new();
+    }
+    let current: i64 = active.iter().map(|&i| all[i].spec_replicas).sum();
+    let allowed = if p.replicas > 0 {
+        p.replicas + max_surge(p)
+    } else {
+        0
+    };
+    let to_add = allowed - current;
+    let mut order = active;
+    // ReplicaSetsBySizeNewer when growing, BySizeOlder when shrinking.
+    order.sort_by(|&a, &b| {
+        let by_age = (all[a].created.as_str(), all[a].name.as_str())
+            .cmp(&(all[b].created.as_str(), all[b].name.as_str()));
+        all[b]
+            .spec_replicas
+            .cmp(&all[a].spec_replicas)
+            .then(if to_add > 0 { by_age.reverse() } else { by_age })
+    });
+    let mut added = 0;
+    let mut sizes: Vec<(usize, i64)> = Vec::new();
+    for &i in &order {
+        let rs = &all[i];
+        let proportion = if to_add == 0 || to_add == added || rs.spec_replicas == 0 {
+            0
+        } else {
+            let fraction = if p.replicas == 0 {
+                -rs.spec_replicas
+            } else {
+                let before = rs
+                    .max_annotation
+                    .filter(|m| *m != 0)
+                    .unwrap_or(status_replicas);
+                if before == 0 {
+                    0
+                } else {
+                    // RoundToInt32 of size * max / max before.
+                    let exact = rs.spec_replicas as f64 * allowed as f64 / before as f64;
+                    exact.round() as i64 - rs.spec_replicas
+                }
+            };
+            let rest = to_add - added;
+            if to_add > 0 {
+                fraction.min(rest)
+            } else {
+                fraction.max(rest)
+            }
+        };
+        added += proportion;
+        sizes.push((i, rs.spec_replicas + proportion));
+    }
+    if let Some(first) = sizes.first_mut()
+        && to_add != 0
+    {
+        first.1 = (first.1 + to_add - added).max(0);
+    }
+    sizes
 }
 
 /// `cleanupDeployment`: the old ReplicaSets (by index) beyond
@@ -384,16 +501,13 @@ pub fn timed_out(p: &Params, status: &Value, now: DateTime<Utc>) -> bool {
     }
 }
 
-/// `syncRolloutStatus` (and `calculateStatus`'s Available condition):
-/// the status to write, from the stored one (`before`), the counts now
-/// and the new ReplicaSet's name. `deployment` names the Deployment in
-/// messages when there is no new ReplicaSet.
-pub fn rollout_status(
+/// `calculateStatus`: the counts, the stored conditions, and
+/// `Available` by whether `replicas - maxUnavailable` are. All that a
+/// paused Deployment or a scaling event updates.
+pub fn calculate_status(
     p: &Params,
     before: &Value,
     counts: StatusCounts,
-    new_rs: Option<&str>,
-    deployment: &str,
     now: DateTime<Utc>,
 ) -> Value {
     let stamp = timestamp(now);
@@ -432,6 +546,23 @@ pub fn rollout_status(
             ),
         );
     }
+    status
+}
+
+/// `syncRolloutStatus` (and `calculateStatus`'s Available condition):
+/// the status to write, from the stored one (`before`), the counts now
+/// and the new ReplicaSet's name. `deployment` names the Deployment in
+/// messages when there is no new ReplicaSet.
+pub fn rollout_status(
+    p: &Params,
+    before: &Value,
+    counts: StatusCounts,
+    new_rs: Option<&str>,
+    deployment: &str,
+    now: DateTime<Utc>,
+) -> Value {
+    let stamp = timestamp(now);
+    let mut status = calculate_status(p, before, counts, now);
     if p.progress_deadline_seconds.is_none() {
         remove_condition(&mut status, PROGRESSING);
         return status;

@@ -626,3 +626,166 @@ fn a_paused_deployment_does_not_roll_out_until_resumed() {
         "2"
     );
 }
+
+#[test]
+fn scaling_events_are_spread_over_the_active_replicasets_in_proportion() {
+    // TestScale (sync_test.go): the Deployment goes from `before` to
+    // `replicas` (with surges), the ReplicaSets are given oldest first,
+    // the new one (if any) last.
+    let check = |name: &str,
+                 before: (i64, i64),
+                 after: (i64, i64),
+                 sizes: &[i64],
+                 has_new: bool,
+                 expected: &[i64]| {
+        let mut p = rolling(after.0, Int(after.1), Int(0));
+        p.generation = 2;
+        let all: Vec<Counts> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, size)| Counts {
+                name: format!("foo-v{}", i + 1),
+                created: format!("2026-01-0{}T00:00:00Z", i + 1),
+                spec_replicas: *size,
+                replicas: *size,
+                available: *size,
+                desired_annotation: Some(before.0),
+                max_annotation: Some(before.0 + before.1),
+                ..Counts::default()
+            })
+            .collect();
+        let new = has_new.then(|| all.len() - 1);
+        let mut got: Vec<i64> = all.iter().map(|rs| rs.spec_replicas).collect();
+        for (i, size) in plan::scale(&p, &all, new, before.0) {
+            got[i] = size;
+        }
+        assert_eq!(got, expected, "{name}");
+    };
+    check("10 -> 12", (10, 0), (12, 0), &[10], true, &[12]);
+    check("10 -> 5", (10, 0), (5, 0), &[10], true, &[5]);
+    check("5 -> 10", (5, 0), (10, 0), &[3, 2], true, &[6, 4]);
+    check("5 -> 3", (5, 0), (3, 0), &[3, 2], true, &[2, 1]);
+    check("9 -> 4", (9, 0), (4, 0), &[1, 8], true, &[0, 4]);
+    check("7 -> 10", (7, 0), (10, 0), &[2, 3, 2], true, &[3, 4, 3]);
+    check("13 -> 8", (13, 0), (8, 0), &[3, 8, 2], true, &[2, 5, 1]);
+    check(
+        "leftover 3 -> 4",
+        (3, 0),
+        (4, 0),
+        &[1, 1, 1],
+        true,
+        &[1, 1, 2],
+    );
+    check(
+        "leftover 3 -> 2",
+        (3, 0),
+        (2, 0),
+        &[1, 1, 1],
+        true,
+        &[0, 1, 1],
+    );
+    check("no new rs 4 -> 5", (4, 0), (5, 0), &[2, 2], false, &[2, 3]);
+    check("6 -> 0", (6, 0), (0, 0), &[1, 2, 3], true, &[0, 0, 0]);
+    check("0 -> 6", (6, 0), (6, 0), &[0, 0, 0], true, &[0, 0, 6]);
+    check("surge 10 -> 20", (10, 2), (20, 2), &[6, 6], true, &[11, 11]);
+    check("surge and size", (10, 3), (50, 6), &[8, 5], true, &[34, 22]);
+    check(
+        "size and template",
+        (10, 0),
+        (14, 0),
+        &[3, 7],
+        false,
+        &[4, 10],
+    );
+}
+
+#[test]
+fn a_saturated_new_replicaset_leaves_old_ones_nothing_and_a_broken_one_leaves_them_be() {
+    let p = rolling(2, Int(1), Int(1));
+    let with = |size: i64, available: i64| Counts {
+        spec_replicas: size,
+        available,
+        desired_annotation: Some(2),
+        ..Counts::default()
+    };
+    assert_eq!(
+        plan::scale(&p, &[with(1, 1), with(2, 2)], Some(1), 3),
+        vec![(0, 0)]
+    );
+    // Not available: proportional, and nothing to add.
+    assert_eq!(
+        plan::scale(&p, &[with(1, 1), with(2, 0)], Some(1), 3),
+        vec![(1, 2), (0, 1)]
+    );
+    assert!(!is_scaling_event(&p, &[with(1, 1), with(2, 0)]));
+    let mut p3 = p;
+    p3.replicas = 3;
+    assert!(is_scaling_event(&p3, &[with(1, 1), with(2, 0)]));
+    // A ReplicaSet scaled to 0 does not count.
+    assert!(!is_scaling_event(&p3, &[with(0, 0)]));
+}
+
+#[test]
+fn scaling_mid_rollout_goes_on_with_the_new_size() {
+    let r = registry();
+    let strategy =
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}});
+    r.create(deployment(strategy, "v1")).unwrap();
+    let mut now = at(0);
+    for _ in 0..6 {
+        pass(&r, now);
+        nodes_report(&r, now, "v1");
+    }
+    let mut d = get(&r);
+    d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("v2");
+    r.update(d).unwrap();
+    // v2 pods never get Ready: the rollout stalls at 3 old + 1 new.
+    for _ in 0..4 {
+        now += chrono::Duration::seconds(1);
+        pass(&r, now);
+        nodes_report(&r, now, "v1");
+    }
+    let sizes = |r: &Registry| {
+        let mut s: Vec<(String, i64)> = replicasets(r)
+            .iter()
+            .map(|rs| {
+                (
+                    str_at(rs, "/spec/template/spec/containers/0/image").to_string(),
+                    rs["spec"]["replicas"].as_i64().unwrap_or(-1),
+                )
+            })
+            .collect();
+        s.sort();
+        s
+    };
+    assert_eq!(sizes(&r), [("v1".into(), 3), ("v2".into(), 1)]);
+    let mut d = get(&r);
+    d["spec"]["replicas"] = json!(6);
+    r.update(d).unwrap();
+    now += chrono::Duration::seconds(1);
+    pass(&r, now);
+    // 3:1 of 7 allowed: 3*7/4 = 5.25 -> 5, 1*7/4 = 1.75 -> 2.
+    assert_eq!(sizes(&r), [("v1".into(), 5), ("v2".into(), 2)]);
+    for rs in replicasets(&r) {
+        assert_eq!(
+            str_at(
+                &rs,
+                "/metadata/annotations/deployment.kubernetes.io~1desired-replicas"
+            ),
+            "6"
+        );
+    }
+    // No longer a scaling event: the rollout resumes and, once v2 pods
+    // get Ready, completes at 6.
+    for _ in 0..40 {
+        now += chrono::Duration::seconds(1);
+        pass(&r, now);
+        nodes_report(&r, now, "v2");
+    }
+    assert_eq!(sizes(&r), [("v1".into(), 0), ("v2".into(), 6)]);
+    let d = get(&r);
+    assert_eq!(
+        reason(&d["status"], PROGRESSING),
+        ("True", NEW_RS_AVAILABLE)
+    );
+}
