@@ -78,7 +78,7 @@ pub enum RolloutAction {
         /// The revision to go back to; 0 (the default) is the one before
         /// the current.
         #[arg(long, default_value_t = 0)]
-        to_revision: i64,
+        to_revision: u64,
     },
     /// List a Deployment's revisions, as `kubectl rollout history`.
     History {
@@ -227,22 +227,17 @@ enum Undo {
     Skipped(i64),
 }
 
-fn undo(d: &Value, replicasets: &[Value], to_revision: i64) -> Result<Undo, String> {
+fn undo(d: &Value, replicasets: &[Value], to_revision: u64) -> Result<Undo, String> {
     let name = str_at(d, "/metadata/name");
     if d.pointer("/spec/paused").and_then(Value::as_bool) == Some(true) {
         return Err(format!(
             "you cannot rollback a paused deployment; resume it first with 'kubectl rollout resume deployment/{name}' and try again"
         ));
     }
-    if to_revision < 0 {
-        return Err(format!(
-            "--to-revision {to_revision}: a revision is a positive number, or 0 for the previous one"
-        ));
-    }
     let rs = if to_revision > 0 {
         replicasets
             .iter()
-            .find(|rs| revision(rs) == to_revision)
+            .find(|rs| u64::try_from(revision(rs)) == Ok(to_revision))
             .ok_or_else(|| format!("unable to find specified revision {to_revision} in history"))?
     } else {
         // The newest revision below the latest.

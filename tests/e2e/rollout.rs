@@ -211,6 +211,24 @@ fn a_rolling_update_under_traffic_loses_no_request_and_keeps_every_replica_avail
         "{now:?}"
     );
 
+    // Each step was told as upstream's controller tells it.
+    let scaled: Vec<String> = c.json(&["get", "events"])["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["reason"] == "ScalingReplicaSet" && e["involvedObject"]["name"] == "web")
+        .filter_map(|e| e["message"].as_str().map(String::from))
+        .collect();
+    let new_rs = by_revision("2")["metadata"]["name"].as_str().unwrap_or("");
+    let old_rs = by_revision("1")["metadata"]["name"].as_str().unwrap_or("");
+    for said in [
+        format!("Scaled up replica set {new_rs} from 0 to 1"),
+        format!("Scaled down replica set {old_rs} from 3 to 2"),
+        format!("Scaled down replica set {old_rs} from 1 to 0"),
+    ] {
+        assert!(scaled.contains(&said), "no {said:?} in {scaled:?}");
+    }
+
     let history = c.ok(&["rollout", "history", "deployment/web"]);
     let lines: Vec<&str> = history.lines().map(str::trim_end).collect();
     assert_eq!(
@@ -244,6 +262,10 @@ fn a_rolling_update_under_traffic_loses_no_request_and_keeps_every_replica_avail
         out.trim(),
         "deployment.apps/web skipped rollback (current template already matches revision 3)"
     );
+    let bad = c.run(&["rollout", "undo", "deployment", "web", "--to-revision=-1"]);
+    assert_eq!(bad.status.code(), Some(64), "{}", text(&bad.stderr));
+    let bad = c.run(&["rollout", "undo", "pod/web"]);
+    assert_eq!(bad.status.code(), Some(64), "{}", text(&bad.stderr));
     let bad = c.run(&["rollout", "undo", "deployment", "web", "--to-revision", "9"]);
     assert!(!bad.status.success());
     assert!(
