@@ -530,6 +530,14 @@ pub fn pod(p: &Value, policies: &[String], events: &[Value]) -> String {
 }
 
 /// kubectl's DescribePodTemplate.
+/// A pod template as `kubectl describe` prints it (`DescribePodTemplate`),
+/// what `rollout history --revision` shows.
+pub fn pod_template_text(template: &Value) -> String {
+    let mut w = PrefixWriter::new();
+    pod_template(&mut w, Some(template));
+    w.finish()
+}
+
 fn pod_template(w: &mut PrefixWriter, template: Option<&Value>) {
     w.write(0, "Pod Template:\n");
     let Some(t) = template else {

@@ -7,7 +7,7 @@
 //!
 //! What each prints is a plain function of the objects read; the commands
 //! read, decide and write with the version read, retrying on a conflict.
-//! Not here: `pause`/`resume` and `history --revision`.
+//! Not here: `pause`/`resume`.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -80,10 +80,13 @@ pub enum RolloutAction {
         #[arg(long, default_value_t = 0)]
         to_revision: u64,
     },
-    /// List a Deployment's revisions, as `kubectl rollout history`.
+    /// List a Deployment's revisions, or show one, as `kubectl rollout history`.
     History {
         #[command(flatten)]
         target: Target,
+        /// Show this revision's pod template.
+        #[arg(long)]
+        revision: Option<u64>,
     },
 }
 
@@ -288,6 +291,26 @@ fn restart(d: &Value, now: &str) -> Result<Value, String> {
     Ok(updated)
 }
 
+/// `rollout history --revision`: that revision's template, with the
+/// change cause among its annotations, as kubectl shows it.
+fn revision_template(replicasets: &[Value], wanted: u64) -> Result<Value, String> {
+    let rs = replicasets
+        .iter()
+        .find(|rs| u64::try_from(revision(rs)) == Ok(wanted))
+        .ok_or_else(|| format!("unable to find the specified revision {wanted}"))?;
+    let mut template = rs.pointer("/spec/template").cloned().unwrap_or(Value::Null);
+    if let Some(cause) = rs
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(ANNOTATION_CHANGE_CAUSE))
+    {
+        if !template["metadata"]["annotations"].is_object() {
+            template["metadata"]["annotations"] = json!({});
+        }
+        template["metadata"]["annotations"][ANNOTATION_CHANGE_CAUSE] = cause.clone();
+    }
+    Ok(template)
+}
+
 /// `rollout history`: one line per revision, oldest first.
 fn history(replicasets: &[Value]) -> String {
     let mut revisions: Vec<(i64, &str)> = replicasets
@@ -343,11 +366,17 @@ pub async fn run(state: &Path, args: RolloutArgs) -> anyhow::Result<ExitCode> {
             })
             .await
         }
-        RolloutAction::History { target } => {
+        RolloutAction::History { target, revision } => {
             let name = target.name("history")?;
             let mut api = from_state(state).await?;
             let d = get_deployment(&mut api, &target.namespace, name).await?;
             let sets = replicasets_of(&mut api, &d).await?;
+            if let Some(r) = revision {
+                let template = revision_template(&sets, r).map_err(|e| anyhow::anyhow!(e))?;
+                println!("deployment.apps/{name} with revision #{r}");
+                print!("{}", super::describe::pod_template_text(&template));
+                return Ok(ExitCode::SUCCESS);
+            }
             // kubectl's header line, trailing space included.
             println!("deployment.apps/{name} ");
             print!("{}", history(&sets));
@@ -548,6 +577,24 @@ mod tests {
         let mut paused = deployment("v3");
         paused["spec"]["paused"] = json!(true);
         assert!(restart(&paused, "t").is_err());
+    }
+
+    #[test]
+    fn history_shows_one_revisions_template() {
+        let mut second = rs(2, "v2");
+        second["metadata"]["annotations"][ANNOTATION_CHANGE_CAUSE] = json!("image v2");
+        let sets = [rs(1, "v1"), second];
+        let t = revision_template(&sets, 2).unwrap();
+        assert_eq!(str_at(&t, "/spec/containers/0/image"), "v2");
+        assert_eq!(
+            t["metadata"]["annotations"][ANNOTATION_CHANGE_CAUSE],
+            "image v2"
+        );
+        assert_eq!(t["metadata"]["labels"][LABEL_POD_TEMPLATE_HASH], "h2");
+        assert_eq!(
+            revision_template(&sets, 5),
+            Err("unable to find the specified revision 5".into())
+        );
     }
 
     #[test]

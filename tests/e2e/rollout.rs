@@ -243,6 +243,13 @@ fn a_rolling_update_under_traffic_loses_no_request_and_keeps_every_replica_avail
         "{history}"
     );
 
+    let shown = c.ok(&["rollout", "history", "deployment/web", "--revision", "2"]);
+    assert!(
+        shown.starts_with("deployment.apps/web with revision #2\nPod Template:\n"),
+        "{shown}"
+    );
+    assert!(shown.contains("VERSION:") && shown.contains("2"), "{shown}");
+
     // Back to the previous template: revision 1's ReplicaSet returns as 3.
     let out = c.ok(&["rollout", "undo", "deployment", "web"]);
     assert_eq!(out.trim(), "deployment.apps/web rolled back");
