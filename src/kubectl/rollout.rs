@@ -1,13 +1,12 @@
-//! `podnet rollout status|restart|undo|history deployment NAME`, as
-//! `kubectl rollout`: follow a Deployment's rollout and print where it
-//! stands in kubectl's words (exiting 1 when it exceeded its progress
-//! deadline), restart every pod by stamping the template
+//! `podnet rollout status|restart|undo|history|pause|resume deployment
+//! NAME`, as `kubectl rollout`: follow a Deployment's rollout and print
+//! where it stands in kubectl's words (exiting 1 when it exceeded its
+//! progress deadline), restart every pod by stamping the template
 //! (`kubectl.kubernetes.io/restartedAt`), go back to an earlier revision's
-//! template, and list the revisions.
+//! template, list the revisions, and pause or resume the rollout.
 //!
 //! What each prints is a plain function of the objects read; the commands
 //! read, decide and write with the version read, retrying on a conflict.
-//! Not here: `pause`/`resume`.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -79,6 +78,16 @@ pub enum RolloutAction {
         /// the current.
         #[arg(long, default_value_t = 0)]
         to_revision: u64,
+    },
+    /// Stop a Deployment's rollouts, as `kubectl rollout pause`.
+    Pause {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Let a paused Deployment roll out again, as `kubectl rollout resume`.
+    Resume {
+        #[command(flatten)]
+        target: Target,
     },
     /// List a Deployment's revisions, or show one, as `kubectl rollout history`.
     History {
@@ -291,6 +300,26 @@ fn restart(d: &Value, now: &str) -> Result<Value, String> {
     Ok(updated)
 }
 
+/// `rollout pause` (`paused`) and `resume` (not): the Deployment with
+/// `spec.paused` so, or kubectl's refusal when it already is.
+fn set_paused(d: &Value, paused: bool) -> Result<Value, String> {
+    let now = d.pointer("/spec/paused").and_then(Value::as_bool) == Some(true);
+    if now == paused {
+        let why = if paused {
+            "is already paused"
+        } else {
+            "is not paused"
+        };
+        return Err(format!(
+            "deployments.apps {:?} {why}",
+            str_at(d, "/metadata/name")
+        ));
+    }
+    let mut updated = d.clone();
+    updated["spec"]["paused"] = json!(paused);
+    Ok(updated)
+}
+
 /// `rollout history --revision`: that revision's template, with the
 /// change cause among its annotations, as kubectl shows it.
 fn revision_template(replicasets: &[Value], wanted: u64) -> Result<Value, String> {
@@ -363,6 +392,20 @@ pub async fn run(state: &Path, args: RolloutArgs) -> anyhow::Result<ExitCode> {
                         Ok(None)
                     }
                 }
+            })
+            .await
+        }
+        RolloutAction::Pause { target } => {
+            let name = target.name("pause")?;
+            write_back(state, &target.namespace, name, "paused", |d, _| {
+                set_paused(d, true).map(Some)
+            })
+            .await
+        }
+        RolloutAction::Resume { target } => {
+            let name = target.name("resume")?;
+            write_back(state, &target.namespace, name, "resumed", |d, _| {
+                set_paused(d, false).map(Some)
             })
             .await
         }
@@ -577,6 +620,22 @@ mod tests {
         let mut paused = deployment("v3");
         paused["spec"]["paused"] = json!(true);
         assert!(restart(&paused, "t").is_err());
+    }
+
+    #[test]
+    fn pause_and_resume_as_kubectl() {
+        let d = deployment("v1");
+        let paused = set_paused(&d, true).unwrap();
+        assert_eq!(paused["spec"]["paused"], true);
+        assert_eq!(
+            set_paused(&paused, true),
+            Err(r#"deployments.apps "web" is already paused"#.into())
+        );
+        assert_eq!(set_paused(&paused, false).unwrap()["spec"]["paused"], false);
+        assert_eq!(
+            set_paused(&d, false),
+            Err(r#"deployments.apps "web" is not paused"#.into())
+        );
     }
 
     #[test]

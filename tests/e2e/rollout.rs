@@ -1,8 +1,8 @@
 //! Deployment rollouts through the real binary: a RollingUpdate paced by
 //! readiness under traffic (no failed request, never fewer than
 //! `replicas` available with `maxUnavailable: 0`), `rollout undo` and
-//! `history`, `rollout restart` of a Recreate Deployment (no old pod left
-//! when the first new one is made), and a rollout whose new pods never
+//! `history`, `rollout pause`/`resume`, `rollout restart` of a Recreate
+//! Deployment (no old pod left when the first new one is made), and a rollout whose new pods never
 //! get Ready running into its progress deadline.
 
 use std::collections::BTreeSet;
@@ -339,6 +339,25 @@ fn recreate_restart_replaces_every_pod_after_the_old_ones_are_gone_and_a_stuck_r
     rolled_out(&c, "stuck");
     let first: BTreeSet<String> = pods(&c, "batch").iter().map(name).collect();
     assert_eq!(first.len(), 2);
+
+    // Paused, it may not be restarted; resumed, it may.
+    let out = c.ok(&["rollout", "pause", "deployment/batch"]);
+    assert_eq!(out.trim(), "deployment.apps/batch paused");
+    let again = c.run(&["rollout", "pause", "deployment/batch"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert_eq!(
+        text(&again.stderr).trim(),
+        r#"error: deployments.apps "batch" is already paused"#
+    );
+    let refused = c.run(&["rollout", "restart", "deployment/batch"]);
+    assert!(
+        text(&refused.stderr)
+            .contains("can't restart paused deployment (run rollout resume first)"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let out = c.ok(&["rollout", "resume", "deployment/batch"]);
+    assert_eq!(out.trim(), "deployment.apps/batch resumed");
 
     let out = c.ok(&["rollout", "restart", "deployment/batch"]);
     assert_eq!(out.trim(), "deployment.apps/batch restarted");
