@@ -1,7 +1,9 @@
 //! The controllers of the control plane, level-triggered: any change to a
 //! Deployment, ReplicaSet, Pod, Node or Service wakes one reconcile pass
 //! over the whole state, and a periodic resync heals whatever a lost event
-//! missed.
+//! missed. A pass may also name when it must run again with no event (a
+//! pod becoming available after `minReadySeconds`, a Deployment's progress
+//! deadline), as upstream's controllers `AddAfter` a key.
 //!
 //! Passes run in order Deployment → ReplicaSet → garbage collector →
 //! scheduler, EndpointSlice (and Endpoints) in a loop of its own, and the
