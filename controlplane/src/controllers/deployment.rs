@@ -420,7 +420,7 @@ fn sync_revision(
     let revision = family.max_old_revision() + 1;
     if let Some(rs) = family.new.clone() {
         let mut updated = rs.clone();
-        annotate(&mut updated, d, p, revision, false);
+        annotate(&mut updated, d, revision);
         updated["spec"]["minReadySeconds"] = json!(p.min_ready_seconds);
         if updated != rs {
             match registry.update(updated) {
@@ -485,10 +485,9 @@ fn sync_revision(
     Ok(true)
 }
 
-/// `SetNewReplicaSetAnnotations` (the Deployment's own annotations but
-/// the controller's, and the revision, raised only) and, when `scaled`
-/// or new, `SetReplicasAnnotations`.
-fn annotate(rs: &mut Value, d: &Value, p: &Params, revision: i64, replicas: bool) {
+/// `SetNewReplicaSetAnnotations`: the Deployment's own annotations but
+/// the controller's, and the revision, raised only.
+fn annotate(rs: &mut Value, d: &Value, revision: i64) {
     if !rs["metadata"]["annotations"].is_object() {
         rs["metadata"]["annotations"] = json!({});
     }
@@ -511,10 +510,17 @@ fn annotate(rs: &mut Value, d: &Value, p: &Params, revision: i64, replicas: bool
     if current < revision {
         annotations[ANNOTATION_REVISION] = json!(revision.to_string());
     }
-    if replicas || annotations.get(ANNOTATION_DESIRED_REPLICAS).is_none() {
-        annotations[ANNOTATION_DESIRED_REPLICAS] = json!(p.replicas.to_string());
-        annotations[ANNOTATION_MAX_REPLICAS] = json!((p.replicas + plan::max_surge(p)).to_string());
+}
+
+/// `SetReplicasAnnotations`: the Deployment's size, and with surge, the
+/// ReplicaSet was last sized for.
+fn annotate_replicas(rs: &mut Value, p: &Params) {
+    if !rs["metadata"]["annotations"].is_object() {
+        rs["metadata"]["annotations"] = json!({});
     }
+    let annotations = &mut rs["metadata"]["annotations"];
+    annotations[ANNOTATION_DESIRED_REPLICAS] = json!(p.replicas.to_string());
+    annotations[ANNOTATION_MAX_REPLICAS] = json!((p.replicas + plan::max_surge(p)).to_string());
 }
 
 /// Creates the new ReplicaSet, sized by `NewRSNewReplicas`; `None` when
@@ -557,7 +563,8 @@ fn create_new(
             "template": template,
         },
     });
-    annotate(&mut rs, d, p, revision, true);
+    annotate(&mut rs, d, revision);
+    annotate_replicas(&mut rs, p);
     match registry.create(rs) {
         Ok(created) => {
             if replicas > 0 {
@@ -609,8 +616,7 @@ fn scale(
     let from = int(rs, "/spec/replicas").unwrap_or(1);
     let mut updated = rs.clone();
     updated["spec"]["replicas"] = json!(replicas);
-    let revision = revision_of(rs);
-    annotate(&mut updated, d, p, revision, true);
+    annotate_replicas(&mut updated, p);
     if updated == *rs {
         return Ok(false);
     }

@@ -579,7 +579,7 @@ pub fn rollout_status(
     if counts.complete(p) {
         let message = match new_rs {
             Some(rs) => format!("ReplicaSet {rs:?} has successfully progressed."),
-            None => String::new(),
+            None => format!("Deployment {deployment:?} has successfully progressed."),
         };
         set_condition(
             &mut status,

@@ -437,6 +437,7 @@ fn a_rolling_update_with_max_unavailable_zero_keeps_three_available() {
 
     let mut d = get(&r);
     d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("v2");
+    d["metadata"]["annotations"]["team"] = json!("a");
     r.update(d).unwrap();
     let mut most = 0;
     for _ in 0..40 {
@@ -482,6 +483,9 @@ fn a_rolling_update_with_max_unavailable_zero_keeps_three_available() {
             revision
         );
         assert_eq!(rs["spec"]["replicas"], size);
+        // The Deployment's own annotations go to its new ReplicaSet only.
+        let team = if image == "v2" { "a" } else { "" };
+        assert_eq!(str_at(rs, "/metadata/annotations/team"), team);
         assert_eq!(
             str_at(
                 rs,
