@@ -14,7 +14,8 @@
 //! applies them and says when the next pass is needed
 //! (`progressDeadlineSeconds`). A change of `spec.replicas` mid-rollout
 //! is spread over the active ReplicaSets in proportion to their sizes.
-//! Not emulated: the `revision-history` annotation and `ReplicaFailure`.
+//! A ReplicaSet brought back by a rollback keeps its earlier revisions in
+//! `revision-history`. Not emulated: `ReplicaFailure`.
 
 mod plan;
 
@@ -33,6 +34,7 @@ use podnet_proto::model::str_at;
 use plan::timestamp;
 
 pub const ANNOTATION_REVISION: &str = "deployment.kubernetes.io/revision";
+pub const ANNOTATION_REVISION_HISTORY: &str = "deployment.kubernetes.io/revision-history";
 pub const ANNOTATION_DESIRED_REPLICAS: &str = "deployment.kubernetes.io/desired-replicas";
 pub const ANNOTATION_MAX_REPLICAS: &str = "deployment.kubernetes.io/max-replicas";
 /// Annotations of a Deployment that are not copied to its ReplicaSets
@@ -40,7 +42,7 @@ pub const ANNOTATION_MAX_REPLICAS: &str = "deployment.kubernetes.io/max-replicas
 const ANNOTATIONS_TO_SKIP: &[&str] = &[
     "kubectl.kubernetes.io/last-applied-configuration",
     ANNOTATION_REVISION,
-    "deployment.kubernetes.io/revision-history",
+    ANNOTATION_REVISION_HISTORY,
     ANNOTATION_DESIRED_REPLICAS,
     ANNOTATION_MAX_REPLICAS,
     "deprecated.deployment.rollback.to",
@@ -502,13 +504,15 @@ fn annotate(rs: &mut Value, d: &Value, revision: i64) {
             }
         }
     }
-    let current = annotations
-        .get(ANNOTATION_REVISION)
-        .and_then(Value::as_str)
-        .and_then(|r| r.parse::<i64>().ok())
-        .unwrap_or(0);
-    if current < revision {
-        annotations[ANNOTATION_REVISION] = json!(revision.to_string());
+    let current = annotations.get(ANNOTATION_REVISION).and_then(Value::as_str);
+    let history = annotations
+        .get(ANNOTATION_REVISION_HISTORY)
+        .and_then(Value::as_str);
+    if let Some((raised, history)) = plan::raise_revision(current, history, revision) {
+        annotations[ANNOTATION_REVISION] = json!(raised);
+        if let Some(history) = history {
+            annotations[ANNOTATION_REVISION_HISTORY] = json!(history);
+        }
     }
 }
 

@@ -416,6 +416,50 @@ impl StatusCounts {
     }
 }
 
+/// `MaxRevHistoryLengthInChars`: the `revision-history` annotation is
+/// kept under this length by dropping its oldest revisions.
+pub const MAX_REVISION_HISTORY_CHARS: usize = 2000;
+
+/// The revision part of `SetNewReplicaSetAnnotations`: `(revision,
+/// history)` annotations of a ReplicaSet that had `(current, history)`
+/// and is the new one at `revision`. A revision is only raised; a
+/// ReplicaSet that had one before (a rollback to it) keeps the old one in
+/// its history. `None`: nothing changes (a revision that is not a number
+/// is left alone, as upstream).
+pub fn raise_revision(
+    current: Option<&str>,
+    history: Option<&str>,
+    revision: i64,
+) -> Option<(String, Option<String>)> {
+    let old = match current {
+        None => 0,
+        Some(r) => r.parse::<i64>().ok()?,
+    };
+    if old >= revision {
+        return None;
+    }
+    let Some(old_text) = current else {
+        return Some((revision.to_string(), history.map(String::from)));
+    };
+    let history = history.unwrap_or("");
+    if history.is_empty() {
+        return Some((revision.to_string(), Some(old_text.to_string())));
+    }
+    let mut kept: Vec<&str> = history.split(',').collect();
+    let mut total = history.len() + old_text.len() + 1;
+    let mut start = 0;
+    while total > MAX_REVISION_HISTORY_CHARS && start < kept.len() {
+        total -= kept[start].len() + 1;
+        start += 1;
+    }
+    if total > MAX_REVISION_HISTORY_CHARS {
+        return Some((revision.to_string(), Some(history.to_string())));
+    }
+    kept.drain(..start);
+    kept.push(old_text);
+    Some((revision.to_string(), Some(kept.join(","))))
+}
+
 pub const PROGRESSING: &str = "Progressing";
 pub const AVAILABLE: &str = "Available";
 pub const NEW_RS_CREATED: &str = "NewReplicaSetCreated";

@@ -793,3 +793,33 @@ fn scaling_mid_rollout_goes_on_with_the_new_size() {
         ("True", NEW_RS_AVAILABLE)
     );
 }
+
+#[test]
+fn a_revived_replicaset_keeps_its_old_revisions() {
+    let check = |current: Option<&str>,
+                 history: Option<&str>,
+                 revision,
+                 expected: Option<(&str, Option<&str>)>| {
+        let got = raise_revision(current, history, revision);
+        let got = got.as_ref().map(|(r, h)| (r.as_str(), h.as_deref()));
+        assert_eq!(got, expected, "{current:?} {history:?} to {revision}");
+    };
+    check(None, None, 1, Some(("1", None)));
+    check(Some("1"), None, 1, None);
+    check(Some("3"), None, 2, None);
+    check(Some("1"), None, 3, Some(("3", Some("1"))));
+    check(Some("3"), Some("1"), 5, Some(("5", Some("1,3"))));
+    check(Some("x"), None, 5, None);
+    // The oldest go when the history would grow too long.
+    let long = vec!["1234567890"; 181].join(",");
+    assert_eq!(long.len(), 1990);
+    let (_, history) = raise_revision(Some("12345678901"), Some(&long), 12_345_678_902).unwrap();
+    let history = history.unwrap();
+    assert!(
+        history.len() <= MAX_REVISION_HISTORY_CHARS,
+        "{}",
+        history.len()
+    );
+    assert!(history.ends_with(",1234567890,12345678901"), "{history}");
+    assert_eq!(history.split(',').count(), 181);
+}
