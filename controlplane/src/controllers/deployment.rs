@@ -276,7 +276,9 @@ fn sync_deployment(
     let mut before = d.get("status").cloned().unwrap_or(json!({}));
     let paused = d.pointer("/spec/paused").and_then(Value::as_bool) == Some(true);
     // checkPausedConditions comes first, as upstream's syncDeployment.
-    paused_condition(&mut before, paused, &stamp);
+    if p.progress_deadline_seconds.is_some() {
+        paused_condition(&mut before, paused, &stamp);
+    }
 
     // A scaling event (`spec.replicas` changed since the ReplicaSets were
     // last sized) is only scaled, as upstream's `sync`: the rollout goes on
@@ -372,12 +374,16 @@ fn sync_deployment(
 }
 
 /// `checkPausedConditions`: Progressing is Unknown while paused, and says
-/// when the rollout was resumed (the deadline counts from then).
+/// when the rollout was resumed (the deadline counts from then); a
+/// rollout that has timed out keeps saying so.
 fn paused_condition(status: &mut Value, paused: bool, stamp: &str) {
     let reason = plan::condition(status, plan::PROGRESSING)
         .and_then(|c| c.get("reason"))
         .and_then(Value::as_str)
         .unwrap_or("");
+    if reason == plan::TIMED_OUT {
+        return;
+    }
     if paused && reason != "DeploymentPaused" {
         plan::set_condition(
             status,
