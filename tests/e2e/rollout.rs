@@ -300,6 +300,7 @@ kind: Deployment
 metadata: {name: batch}
 spec:
   replicas: 2
+  minReadySeconds: 3
   selector: {matchLabels: {app: batch}}
   strategy: {type: Recreate}
   template:
@@ -373,6 +374,18 @@ fn recreate_restart_replaces_every_pod_after_the_old_ones_are_gone_and_a_stuck_r
         })
     });
     assert!(old_left.is_empty(), "old pods still there: {old_left:?}");
+    // Ready is not yet available: for minReadySeconds after its Ready
+    // transition a pod is not counted.
+    eventually(
+        "Ready pods not yet available",
+        Duration::from_secs(60),
+        || {
+            let d = deployment(&c, "batch");
+            let ready = d["status"]["readyReplicas"].as_i64()?;
+            let available = d["status"]["availableReplicas"].as_i64()?;
+            (ready > available).then_some(())
+        },
+    );
     rolled_out(&c, "batch");
     let now = pods(&c, "batch");
     assert_eq!(now.len(), 2);
