@@ -241,6 +241,71 @@ pub async fn scale(
     )
 }
 
+/// Sets the image and env of every container of a Deployment's pod
+/// template (a rollout, as `kubectl set image` / `set env` start one);
+/// gives the Deployment's new generation.
+pub async fn set_template(
+    api: &mut Api,
+    namespace: &str,
+    name: &str,
+    image: Option<&str>,
+    env: &std::collections::BTreeMap<String, String>,
+) -> anyhow::Result<i64> {
+    for _ in 0..10 {
+        let req = podnet_proto::v1::GetRequest {
+            kind: "Deployment".into(),
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        let mut object: Value = serde_json::from_slice(
+            &api.get(req)
+                .await
+                .map_err(status_error)?
+                .into_inner()
+                .object,
+        )?;
+        let Some(containers) = object
+            .pointer_mut("/spec/template/spec/containers")
+            .and_then(Value::as_array_mut)
+        else {
+            anyhow::bail!("deployment {namespace}/{name} has no containers");
+        };
+        for c in containers {
+            if let Some(image) = image {
+                c["image"] = json!(image);
+            }
+            for (k, v) in env {
+                let list = c
+                    .as_object_mut()
+                    .map(|m| m.entry("env").or_insert_with(|| json!([])));
+                if let Some(Value::Array(list)) = list {
+                    match list.iter_mut().find(|e| e["name"] == k.as_str()) {
+                        Some(e) => *e = json!({"name": k, "value": v}),
+                        None => list.push(json!({"name": k, "value": v})),
+                    }
+                }
+            }
+        }
+        let body = podnet_proto::v1::ObjectRequest {
+            object: serde_json::to_vec(&object)?,
+        };
+        match api.update(body).await {
+            Ok(r) => {
+                let updated: Value = serde_json::from_slice(&r.into_inner().object)?;
+                return Ok(updated
+                    .pointer("/metadata/generation")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0));
+            }
+            Err(s) if s.code() == tonic::Code::Aborted => continue,
+            Err(s) => return Err(status_error(s)),
+        }
+    }
+    anyhow::bail!(
+        "deployment {namespace}/{name} kept changing while its template was set; try again"
+    )
+}
+
 pub fn link_objects(spec: &LinkSpec, one_way: bool) -> Vec<Value> {
     let mut specs = vec![spec.clone()];
     if !one_way {

@@ -58,7 +58,7 @@ impl Record {
 
     /// Partitions and link changes without `for` last until the end.
     fn lasts(&self) -> bool {
-        matches!(self.kind, "partition" | "link")
+        matches!(self.kind, "partition" | "link" | "rollout")
     }
 }
 
@@ -69,6 +69,7 @@ fn kind_name(kind: &FaultKind) -> &'static str {
         FaultKind::Kill { .. } => "kill",
         FaultKind::Scale { .. } => "scale",
         FaultKind::Apply(_) => "apply",
+        FaultKind::Rollout { .. } => "rollout",
         FaultKind::Delete(_) => "delete",
     }
 }
@@ -94,7 +95,15 @@ pub struct Timeline {
     pub records: Vec<Record>,
     undo: Vec<Option<Undo>>,
     rng: ChaCha8Rng,
+    /// Rollouts started and not complete yet: (fault, namespace, name,
+    /// the Deployment's generation to see observed).
+    rollouts: Vec<(usize, String, String, i64)>,
 }
+
+/// How often a rollout in progress is looked at.
+const ROLLOUT_POLL: Duration = Duration::from_millis(100);
+/// How long after the traffic's end a rollout may still complete.
+const ROLLOUT_GRACE: Duration = Duration::from_secs(5);
 
 impl Timeline {
     pub fn new(
@@ -133,6 +142,7 @@ impl Timeline {
             faults,
             records,
             rng,
+            rollouts: Vec::new(),
         }
     }
 
@@ -190,14 +200,34 @@ impl Timeline {
         records: watch::Sender<Vec<Record>>,
         out: super::progress::Progress,
     ) {
-        while let Some((t, i, heal)) = self.next() {
-            if t > end {
+        loop {
+            let step = self.next().filter(|(t, ..)| *t <= end);
+            if step.is_none() && self.rollouts.is_empty() {
                 break;
             }
-            let at = t0 + Duration::from_secs_f64(t.max(0.0));
+            // A rollout in progress is looked at every ROLLOUT_POLL.
+            let wake = match step {
+                Some((t, ..)) => t0 + Duration::from_secs_f64(t.max(0.0)),
+                None => Instant::now() + ROLLOUT_POLL,
+            };
+            let wake = if self.rollouts.is_empty() {
+                wake
+            } else {
+                wake.min(Instant::now() + ROLLOUT_POLL)
+            };
             tokio::select! {
                 () = stop.cancelled() => return,
-                () = tokio::time::sleep_until(at.into()) => {}
+                () = tokio::time::sleep_until(wake.into()) => {}
+            }
+            if secs(t0) > end + ROLLOUT_GRACE.as_secs_f64() {
+                break;
+            }
+            if self.check_rollouts(t0, &out).await {
+                records.send_replace(self.records.clone());
+            }
+            let Some((t, i, heal)) = step else { continue };
+            if Instant::now() < t0 + Duration::from_secs_f64(t.max(0.0)) {
+                continue;
             }
             if heal {
                 self.heal(i, t0).await;
@@ -225,6 +255,48 @@ impl Timeline {
         }
     }
 
+    /// Marks the rollouts that have completed (every replica updated and
+    /// available, no old one left, as `rollout status` waits for) as ended
+    /// now; whether any did.
+    async fn check_rollouts(&mut self, t0: Instant, out: &super::progress::Progress) -> bool {
+        let mut done = Vec::new();
+        for (k, (i, namespace, name, generation)) in self.rollouts.iter().enumerate() {
+            let req = podnet_proto::v1::GetRequest {
+                kind: "Deployment".into(),
+                namespace: namespace.clone(),
+                name: name.clone(),
+            };
+            let Ok(got) = self.api.get(req).await else {
+                continue;
+            };
+            let Ok(d) = serde_json::from_slice::<Value>(&got.into_inner().object) else {
+                continue;
+            };
+            let n = |p: &str| d.pointer(p).and_then(Value::as_i64).unwrap_or(0);
+            let want = d
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+            let complete = n("/status/observedGeneration") >= *generation
+                && n("/status/updatedReplicas") == want
+                && n("/status/replicas") == want
+                && n("/status/availableReplicas") == want;
+            if complete {
+                self.records[*i].healed = Some(secs(t0));
+                out.line(&format!(
+                    "  {:>7.2}s {} completed",
+                    secs(t0),
+                    self.records[*i].id
+                ));
+                done.push(k);
+            }
+        }
+        for k in done.iter().rev() {
+            self.rollouts.remove(*k);
+        }
+        !done.is_empty()
+    }
+
     /// Heals every fault still applied (the end of the run, an abort, an
     /// error on the way).
     pub async fn heal_all(&mut self, t0: Instant) {
@@ -237,6 +309,27 @@ impl Timeline {
 
     async fn apply(&mut self, i: usize, t0: Instant) {
         let fault = self.faults[i].clone();
+        if let FaultKind::Rollout {
+            namespace,
+            name,
+            image,
+            env,
+        } = &fault.kind
+        {
+            match api::set_template(&mut self.api, namespace, name, image.as_deref(), env).await {
+                Ok(generation) => {
+                    let r = &mut self.records[i];
+                    r.applied = Some(secs(t0));
+                    r.targets = vec![format!(
+                        "deployment {namespace}/{name} (generation {generation})"
+                    )];
+                    self.rollouts
+                        .push((i, namespace.clone(), name.clone(), generation));
+                }
+                Err(e) => self.records[i].error = Some(format!("{e:#}")),
+            }
+            return;
+        }
         match self.act(&fault).await {
             Ok((targets, undo)) => {
                 let now = secs(t0);
@@ -345,6 +438,8 @@ impl Timeline {
                     undo,
                 ))
             }
+            // Started by `apply`, which follows it to its end.
+            FaultKind::Rollout { .. } => Ok((Vec::new(), None)),
             FaultKind::Apply(file) => {
                 let objects = crate::manifest::read(&self.base_dir.join(file))?;
                 api::apply_objects(&mut self.api, &objects, false, &mut std::io::sink()).await?;

@@ -281,6 +281,27 @@ pub struct FaultSpec {
     /// A manifest file whose objects are deleted.
     #[serde(default)]
     pub delete: Option<String>,
+    /// A new pod template for a Deployment, rolled out as its strategy says.
+    #[serde(default)]
+    pub rollout: Option<RolloutSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutSpec {
+    /// `[NS/]NAME` of a Deployment.
+    pub deployment: String,
+    pub set: TemplateChange,
+}
+
+/// What a rollout changes in every container of the template.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateChange {
+    #[serde(default)]
+    pub image: Option<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -359,6 +380,14 @@ pub enum FaultKind {
     },
     Apply(String),
     Delete(String),
+    /// A change of a Deployment's pod template, rolled out by its
+    /// controller; the fault ends when the rollout completes.
+    Rollout {
+        namespace: String,
+        name: String,
+        image: Option<String>,
+        env: BTreeMap<String, String>,
+    },
 }
 
 impl FaultKind {
@@ -713,6 +742,21 @@ impl FaultSpec {
                 replicas: s.replicas,
             });
         }
+        if let Some(r) = &self.rollout {
+            let (namespace, name) = match r.deployment.split_once('/') {
+                Some((ns, n)) => (ns.to_string(), n.to_string()),
+                None => ("default".to_string(), r.deployment.clone()),
+            };
+            if r.set.image.is_none() && r.set.env.is_empty() {
+                return Err(".rollout.set: change the image or the env".into());
+            }
+            kinds.push(FaultKind::Rollout {
+                namespace,
+                name,
+                image: r.set.image.clone(),
+                env: r.set.env.clone(),
+            });
+        }
         if let Some(f) = &self.apply {
             kinds.push(FaultKind::Apply(f.clone()));
         }
@@ -723,18 +767,20 @@ impl FaultSpec {
             1 => kinds.remove(0),
             0 => {
                 return Err(
-                    ": a fault needs one of partition, link, kill, scale, apply or delete".into(),
+                    ": a fault needs one of partition, link, kill, scale, rollout, apply or delete"
+                        .into(),
                 );
             }
             _ => {
                 return Err(
-                    ": one kind per fault (partition, link, kill, scale, apply or delete)".into(),
+                    ": one kind per fault (partition, link, kill, scale, rollout, apply or delete)"
+                        .into(),
                 );
             }
         };
         if let Some(d) = self.for_ {
             if !kind.heals() {
-                return Err(".for: a kill, apply or delete cannot be undone: leave for out".into());
+                return Err(".for: a kill, rollout, apply or delete cannot be undone: leave for out (a rollout ends when it completes)".into());
             }
             if d > MAX_LENGTH {
                 return Err(".for: at most 1h".into());

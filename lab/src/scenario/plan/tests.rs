@@ -200,3 +200,19 @@ fn dns_flows_name_their_query() {
         })
     );
 }
+
+#[test]
+fn rollouts_change_a_template_and_last_until_done() {
+    let s = scenario(&format!("{FLOW}faults:\n  - {{id: roll, at: 2s, rollout: {{deployment: web, set: {{env: {{VERSION: \"2\"}}}}}}}}\n")).unwrap();
+    let f = s.checked_faults().unwrap();
+    assert!(
+        matches!(&f[0].kind, FaultKind::Rollout { namespace, name, image: None, env } if namespace == "default" && name == "web" && env["VERSION"] == "2")
+    );
+    let err = scenario(&format!("{FLOW}faults:\n  - {{id: roll, at: 2s, for: 5s, rollout: {{deployment: web, set: {{image: x}}}}}}\n")).unwrap_err();
+    assert!(err.contains("cannot be undone"), "{err}");
+    let err = scenario(&format!(
+        "{FLOW}faults:\n  - {{id: roll, at: 2s, rollout: {{deployment: web, set: {{}}}}}}\n"
+    ))
+    .unwrap_err();
+    assert!(err.contains("change the image or the env"), "{err}");
+}
