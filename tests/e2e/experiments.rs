@@ -67,15 +67,62 @@ fn said(out: &Output) -> String {
 }
 
 #[test]
-fn every_experiment_of_the_library_passes_with_its_report() {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(library())
+fn every_experiment_of_the_library_has_its_test() {
+    let mut files: Vec<String> = std::fs::read_dir(library())
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     files.sort();
-    assert!(!files.is_empty());
-    for file in files {
+    assert_eq!(
+        files, LIBRARY,
+        "each scenario of scenarios/experiments/ runs in a test of its own below"
+    );
+}
+
+/// The library's scenarios, each run by its own test (in parallel).
+const LIBRARY: [&str; 5] = [
+    "dns-outage.yaml",
+    "lossy-link.yaml",
+    "node-kill.yaml",
+    "partition.yaml",
+    "rollout.yaml",
+];
+
+#[test]
+fn library_dns_outage() {
+    library_passes_with_its_report("dns-outage.yaml");
+}
+
+#[test]
+fn library_lossy_link() {
+    library_passes_with_its_report("lossy-link.yaml");
+}
+
+#[test]
+fn library_node_kill() {
+    let (_dir, r) = library_passes_with_its_report("node-kill.yaml");
+    // The seed chooses the same targets every run.
+    assert_eq!(
+        r["events"][0]["targets"],
+        serde_json::json!(["node-3"]),
+        "{}",
+        r["events"]
+    );
+}
+
+#[test]
+fn library_rollout() {
+    library_passes_with_its_report("rollout.yaml");
+}
+
+/// Runs a library scenario and checks what every experiment's report
+/// must hold; gives its directory and report.
+fn library_passes_with_its_report(name: &str) -> (tempfile::TempDir, Value) {
+    assert!(LIBRARY.contains(&name));
+    {
+        let file = library().join(name);
         let dir = tempfile::tempdir().unwrap();
         let out = run(&file, dir.path());
         assert!(out.status.success(), "{}:\n{}", file.display(), said(&out));
@@ -98,19 +145,11 @@ fn every_experiment_of_the_library_passes_with_its_report() {
             }
         }
         for v in r["verdicts"].as_array().unwrap() {
-            assert_eq!(v["status"], "PASS", "{v}");
+            // WARN: a verdict of severity warn that did not hold.
+            assert!(v["status"] == "PASS" || v["status"] == "WARN", "{v}");
             assert!(v["window"]["start"].is_number(), "{v}");
         }
         report_html_is_drawn(dir.path());
-        // The seed chooses the same targets every run.
-        if file.ends_with("node-kill.yaml") {
-            assert_eq!(
-                r["events"][0]["targets"],
-                serde_json::json!(["node-3"]),
-                "{}",
-                r["events"]
-            );
-        }
         // Per-second histograms that add up to what was scheduled.
         let sent: u64 = r["flows"]
             .as_array()
@@ -127,17 +166,15 @@ fn every_experiment_of_the_library_passes_with_its_report() {
             })
             .sum();
         assert_eq!(sent, r["scheduled"].as_u64().unwrap());
+        (dir, r)
     }
 }
 
 /// The library's partition, judged: the cut's window holds the errors,
 /// the seconds before it hold none, and the times are the actual ones.
 #[test]
-fn a_partition_shows_during_it_and_not_before_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = run(&library().join("partition.yaml"), dir.path());
-    assert!(out.status.success(), "{}", said(&out));
-    let r = report(dir.path());
+fn library_partition_shows_during_it_and_not_before_it() {
+    let (dir, r) = library_passes_with_its_report("partition.yaml");
     let cut = &r["events"][0];
     assert_eq!(cut["id"], "cut");
     let applied = cut["applied"].as_f64().unwrap();
