@@ -9,6 +9,7 @@ pub mod authz;
 pub mod ca;
 pub mod cluster_id;
 pub mod controllers;
+pub mod metrics;
 pub mod nodes;
 pub mod registry;
 pub mod scheduler;
@@ -99,7 +100,33 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    run_with_metrics(config, state, listener, None, shutdown).await
+}
+
+/// [`run`], serving Prometheus `/metrics` on `metrics` too.
+pub async fn run_with_metrics(
+    config: Config,
+    state: State,
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let State { storage, ca } = state;
+    let api_metrics = Arc::new(metrics::ApiMetrics::new(storage.commit_histogram()));
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(listener) = metrics {
+        let registry = Arc::new(api_metrics.registry());
+        let shutdown = shutdown.child_token();
+        let addr = listener.local_addr().ok();
+        tasks.spawn(
+            async move {
+                if let Err(e) = podnet_metrics::serve(listener, registry, shutdown).await {
+                    tracing::error!(error = %e, "/metrics stopped");
+                }
+            }
+            .instrument(tracing::info_span!("metrics", addr = ?addr)),
+        );
+    }
     // The serving and kubelet-client certificates are new each start; the
     // CA that clients trust stays.
     let listen_ip = listener
@@ -143,7 +170,6 @@ pub async fn run(
         shutdown.child_token(),
     );
     let streams = service.tasks();
-    let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(
         controllers::run(registry.clone(), config.controllers, shutdown.child_token())
             .instrument(tracing::info_span!("controllers")),
@@ -163,6 +189,7 @@ pub async fn run(
         .tls_config(serving.server_tls(true))
         .context("cannot set up the API's TLS")?
         .tcp_nodelay(true)
+        .layer(metrics::MetricsLayer(api_metrics))
         .add_service(
             ApiServer::new(service)
                 .max_decoding_message_size(podnet_proto::model::MAX_API_MESSAGE_BYTES),

@@ -376,6 +376,8 @@ pub struct Storage {
 
 struct Inner {
     backend: Box<dyn Backend>,
+    /// Seconds each backend write transaction takes.
+    commits: prometheus_client::metrics::histogram::Histogram,
     config: StorageConfig,
     hub: Mutex<Hub>,
     failures: Mutex<FailureLog>,
@@ -417,6 +419,9 @@ impl Storage {
         Ok(Self {
             inner: Arc::new(Inner {
                 backend,
+                commits: prometheus_client::metrics::histogram::Histogram::new(
+                    crate::metrics::commit_buckets(),
+                ),
                 config,
                 hub: Mutex::new(Hub {
                     revision,
@@ -429,6 +434,12 @@ impl Storage {
                 failures: Mutex::new(FailureLog::default()),
             }),
         })
+    }
+
+    /// The histogram of write transaction times (shared: a clone observes
+    /// into the same buckets).
+    pub fn commit_histogram(&self) -> prometheus_client::metrics::histogram::Histogram {
+        self.inner.commits.clone()
     }
 
     pub fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
@@ -455,7 +466,10 @@ impl Storage {
     /// writes serialized: call it from `spawn_blocking` if that matters.
     pub fn txn(&self, ops: Vec<Op>) -> Result<(u64, Vec<Arc<Event>>), StoreError> {
         let mut hub = self.inner.lock_hub();
-        let (revision, events) = self.inner.observe("write", self.inner.backend.txn(ops))?;
+        let started = std::time::Instant::now();
+        let written = self.inner.backend.txn(ops);
+        self.inner.commits.observe(started.elapsed().as_secs_f64());
+        let (revision, events) = self.inner.observe("write", written)?;
         let events: Vec<Arc<Event>> = events.into_iter().map(Arc::new).collect();
         hub.revision = hub.revision.max(revision);
         hub.publish(&events, self.inner.config.history_capacity);

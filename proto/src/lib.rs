@@ -18,4 +18,10 @@ pub mod trace;
 #[allow(clippy::all, clippy::pedantic)]
 pub mod v1 {
     tonic::include_proto!("podnet.v1");
+
+    /// The gRPC path prefix of `service Api`.
+    pub const API_PATH_PREFIX: &str = "/podnet.v1.Api/";
+    /// Every method of `service Api`, in the order the proto file declares
+    /// them.
+    pub const API_METHODS: &[&str] = include!(concat!(env!("OUT_DIR"), "/api_methods.rs"));
 }
