@@ -32,7 +32,7 @@ pub enum Command {
     /// Run the control plane (API server, store, scheduler, controllers).
     Controlplane(roles::ControlplaneArgs),
     /// Run a node (agent, pod runtime, overlay).
-    Node(roles::NodeArgs),
+    Node(Box<roles::NodeArgs>),
     /// Run the edge load balancer (LoadBalancer Services on the host).
     Edge(roles::EdgeArgs),
     /// Start a cluster in the background and wait until its nodes are Ready.
@@ -108,7 +108,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| PathBuf::from(".podnet"));
     match cli.command {
         Command::Controlplane(args) => roles::controlplane(&state, args).await,
-        Command::Node(args) => roles::node(args).await,
+        Command::Node(args) => roles::node(*args).await,
         Command::Edge(args) => roles::edge(args).await,
         Command::Up(args) => launcher::up(&state, args).await,
         Command::Down => launcher::down(&state, Duration::from_secs(10)).await,

@@ -340,6 +340,7 @@ pub async fn cluster_info(state: &Path, args: ClusterInfoArgs) -> anyhow::Result
             "underlay": ann(podnet_proto::model::ANNOTATION_UNDERLAY),
             "agent": ann(podnet_proto::model::ANNOTATION_AGENT),
             "hostDNS": ann(podnet_proto::model::ANNOTATION_HOST_DNS),
+            "metrics": ann(podnet_proto::model::ANNOTATION_METRICS),
         }));
     }
     let dns = node_info
@@ -348,7 +349,11 @@ pub async fn cluster_info(state: &Path, args: ClusterInfoArgs) -> anyhow::Result
         .map(|n| n["hostDNS"].clone())
         .unwrap_or(Value::Null);
     let info = json!({
-        "controlplane": {"address": record.controlplane, "pid": record.controlplane_pid},
+        "controlplane": {
+            "address": record.controlplane,
+            "pid": record.controlplane_pid,
+            "metrics": record.controlplane_metrics,
+        },
         "dns": {
             "address": dns,
             "ip": dns.as_str().and_then(|a| a.rsplit_once(':')).map(|(ip, _)| ip),
@@ -362,6 +367,7 @@ pub async fn cluster_info(state: &Path, args: ClusterInfoArgs) -> anyhow::Result
             "pid": record.edge_pid,
             "running": alive(record.edge_pid),
             "lbPool": record.lb_pool.map(|p| p.to_string()),
+            "metrics": record.edge_metrics,
             "listeners": edge_listeners(&mut api).await?,
         },
         "nodes": node_info,
@@ -378,6 +384,9 @@ pub async fn cluster_info(state: &Path, args: ClusterInfoArgs) -> anyhow::Result
         "Control plane is running at {} (pid {})",
         record.controlplane, record.controlplane_pid
     );
+    if let Some(m) = &record.controlplane_metrics {
+        println!("  metrics at http://{m}/metrics");
+    }
     if let Some(dns) = info["dns"]["address"].as_str() {
         let (ip, port) = dns.rsplit_once(':').unwrap_or((dns, "53"));
         println!(
@@ -395,6 +404,9 @@ pub async fn cluster_info(state: &Path, args: ClusterInfoArgs) -> anyhow::Result
         record.edge_pid,
         edge["lbPool"].as_str().unwrap_or("<none>"),
     );
+    if let Some(m) = &record.edge_metrics {
+        println!("  metrics at http://{m}/metrics");
+    }
     for l in edge["listeners"].as_array().into_iter().flatten() {
         println!(
             "  {}:{}/{} -> service {} port {}",
@@ -419,6 +431,9 @@ pub async fn cluster_info(state: &Path, args: ClusterInfoArgs) -> anyhow::Result
             n["podCIDR"].as_str().unwrap_or(""),
             n["underlay"].as_str().unwrap_or(""),
         );
+        if let Some(m) = n["metrics"].as_str().filter(|m| !m.is_empty()) {
+            println!("  metrics at http://{m}/metrics");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -22,6 +22,10 @@ pub struct ControlplaneArgs {
     /// API address; port 0 picks a free one (printed on stdout).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
+    /// Prometheus `/metrics` address; port 0 picks a free one (printed on
+    /// stdout after the API's).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub metrics_listen: SocketAddr,
     #[arg(long, env = "PODNET_JOIN_TOKEN", hide_env_values = true)]
     pub join_token: String,
     /// The cluster's IP families: ipv4, ipv6, or dual (IPv4 primary). The
@@ -95,6 +99,10 @@ pub struct NodeArgs {
     /// Address of the node agent's API (exec).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub agent: SocketAddr,
+    /// Address of Prometheus `/metrics` (published on the Node as
+    /// podnet.io/metrics-address).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub metrics: SocketAddr,
     #[arg(long, default_value = podnet_proto::model::network::DEFAULT_SERVICE_CIDR)]
     pub service_cidr: Ipv4Net,
     /// How the service proxy picks among ready endpoints: random (kube-proxy's default) or round-robin.
@@ -139,6 +147,10 @@ pub struct EdgeArgs {
     /// How often nodes are health-checked.
     #[arg(long, default_value = "1s", value_parser = podnet_lab::flags::interval)]
     pub health_interval: Duration,
+    /// Prometheus `/metrics` address; port 0 picks a free one (printed on
+    /// stdout).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub metrics_listen: SocketAddr,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -178,6 +190,10 @@ pub async fn controlplane(
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
+    let metrics = tokio::net::TcpListener::bind(args.metrics_listen)
+        .await
+        .with_context(|| format!("cannot listen for /metrics on {}", args.metrics_listen))?;
+    let metrics_addr = metrics.local_addr()?;
     let config = podnet_controlplane::Config {
         state_dir: if args.in_memory {
             None
@@ -206,9 +222,10 @@ pub async fn controlplane(
     // Nodes and clients read the CA and the admin's credentials as soon
     // as the address is out: the state is opened first.
     let state = podnet_controlplane::open(&config)?;
-    // The launcher reads this line to learn the address.
+    // The launcher reads these lines to learn the addresses.
     println!("podnet controlplane listening on {addr}");
-    podnet_controlplane::run(config, state, listener, shutdown).await?;
+    println!("podnet controlplane metrics on {metrics_addr}");
+    podnet_controlplane::run_with_metrics(config, state, listener, Some(metrics), shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -227,6 +244,7 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         max_pods: args.max_pods,
         underlay_bind: args.underlay,
         agent_bind: args.agent,
+        metrics_bind: args.metrics,
         service_cidr: args.service_cidr,
         proxy_mode: args.proxy_mode,
         host_dns: args.host_dns,
@@ -257,12 +275,18 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
 pub async fn edge(args: EdgeArgs) -> anyhow::Result<ExitCode> {
     die_with_parent();
     let shutdown = podnet_lab::signal::shutdown_on_signals()?;
+    let metrics = tokio::net::TcpListener::bind(args.metrics_listen)
+        .await
+        .with_context(|| format!("cannot listen for /metrics on {}", args.metrics_listen))?;
+    // The launcher reads this line to learn the address.
+    println!("podnet edge metrics on {}", metrics.local_addr()?);
     let config = podnet_edge::Config {
         controlplane: args.controlplane,
         ca_pem: podnet_proto::auth::read_ca(&args.ca_file)?,
         join_token: args.join_token,
         pool: args.lb_pool,
         health_interval: args.health_interval,
+        metrics: Some(metrics),
     };
     tracing::Instrument::instrument(
         podnet_edge::run(config, shutdown),

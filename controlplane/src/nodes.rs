@@ -29,8 +29,8 @@ use podnet_proto::model::network::EDGE_NAME;
 use podnet_proto::model::network::{ClusterFamilies, IpFamily, nth_address};
 use podnet_proto::model::view::NodeView;
 use podnet_proto::model::{
-    ANNOTATION_AGENT, ANNOTATION_HOST_DNS, ANNOTATION_PID, ANNOTATION_UNDERLAY, Kind,
-    LABEL_HOSTNAME, LABEL_ZONE, ObjectKey, condition_is_true,
+    ANNOTATION_AGENT, ANNOTATION_HOST_DNS, ANNOTATION_METRICS, ANNOTATION_PID, ANNOTATION_UNDERLAY,
+    Kind, LABEL_HOSTNAME, LABEL_ZONE, ObjectKey, condition_is_true,
 };
 use podnet_proto::v1::{JoinEdgeRequest, JoinRequest, JoinResponse};
 use serde_json::{Value, json};
@@ -322,6 +322,7 @@ impl Nodes {
                     ANNOTATION_AGENT: req.agent_address,
                     ANNOTATION_PID: req.pid.to_string(),
                     ANNOTATION_HOST_DNS: req.host_dns_address,
+                    ANNOTATION_METRICS: req.metrics_address,
                 },
             },
             "spec": {"podCIDR": pod_cidr, "podCIDRs": pod_cidrs},

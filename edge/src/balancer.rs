@@ -33,6 +33,7 @@ use tonic::transport::Channel;
 use tracing::Instrument;
 
 use crate::health::{Check, HealthTable};
+use crate::metrics::{EdgeMetrics, Failure, FrontendLabels};
 use crate::nodes::NodeInfo;
 use crate::overlay::{OpenError, Overlay};
 use crate::pool::{self, Claim, PoolError};
@@ -65,6 +66,8 @@ struct UdpSession {
     socket: Arc<UdpSocket>,
     client: SocketAddr,
     last: Instant,
+    /// Bytes of replies to this client, on its frontend's series.
+    replied: prometheus_client::metrics::counter::Counter,
 }
 
 /// How long a UDP flow keeps its session idle, as conntrack's UDP timeout.
@@ -92,6 +95,7 @@ pub struct Balancer {
     refusals: Mutex<HashMap<String, PoolError>>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
+    pub metrics: Arc<EdgeMetrics>,
 }
 
 /// Who records the edge's Events, as a cloud provider's service controller.
@@ -120,6 +124,7 @@ impl Balancer {
             refusals: Mutex::new(HashMap::new()),
             tasks,
             shutdown,
+            metrics: Arc::new(EdgeMetrics::default()),
         });
         let weak = Arc::downgrade(&balancer);
         overlay.on_udp_reply(Arc::new(move |port, _from, payload| {
@@ -413,6 +418,8 @@ impl Balancer {
         let trace_id = new_trace_id();
         let timer = SpanTimer::start(trace_id, hop::EDGE);
         let policy = if target.local { "Local" } else { "Cluster" };
+        let labels = FrontendLabels::new(&target.service, frontend, Protocol::Tcp);
+        self.metrics.connection(&labels);
         let mut tried = Vec::new();
         let mut status = "no healthy node";
         for node in self.candidates(&target).into_iter().take(2) {
@@ -432,6 +439,7 @@ impl Balancer {
                     timer.finish(&self.recorder, decision, "ok");
                     let (mut client, mut flow) = (client, flow);
                     let spliced = podnet_overlay::splice(&mut client, &mut flow).await;
+                    self.metrics.moved(&labels, spliced.a_to_b, spliced.b_to_a);
                     if let Some(why) = spliced.aborted {
                         // As a TCP RST both ways: the client sees a reset,
                         // the node a reset stream, not a clean end.
@@ -444,11 +452,13 @@ impl Balancer {
                     return;
                 }
                 Err(OpenError::Refused) => {
+                    self.metrics.failed(&labels, Failure::Refused);
                     tried.push(format!("{} ({dst}) refused", node.name));
                     status = "refused";
                     break;
                 }
                 Err(OpenError::Unreachable(e)) => {
+                    self.metrics.failed(&labels, Failure::Unreachable);
                     tracing::debug!(service = %target.service, node = %node.name, error = %e, "node unreachable, trying another");
                     tried.push(format!("{} ({dst}) unreachable", node.name));
                     status = "unreachable";
@@ -464,6 +474,9 @@ impl Balancer {
                 tried.join(", ")
             }
         );
+        if tried.is_empty() {
+            self.metrics.failed(&labels, Failure::NoHealthyNode);
+        }
         timer.finish(&self.recorder, decision, status);
         // Nobody could take it: reset rather than leave the client waiting.
         let _ = client.set_zero_linger();
@@ -477,6 +490,9 @@ impl Balancer {
         cancel: CancellationToken,
     ) {
         let mut buf = vec![0u8; 65_535];
+        let Ok(frontend) = socket.local_addr() else {
+            return;
+        };
         loop {
             let (n, client) = tokio::select! {
                 () = cancel.cancelled() => return,
@@ -489,7 +505,9 @@ impl Balancer {
                 .read()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone();
-            let Some(src_port) = self.udp_session(key, &socket, client) else {
+            let labels = FrontendLabels::new(&t.service, frontend, Protocol::Udp);
+            self.metrics.datagram(&labels, n);
+            let Some(src_port) = self.udp_session(key, &socket, client, &labels) else {
                 continue;
             };
             let Some(node) = self.udp_node(&t, src_port) else {
@@ -515,6 +533,7 @@ impl Balancer {
         key: ListenerKey,
         socket: &Arc<UdpSocket>,
         client: SocketAddr,
+        labels: &FrontendLabels,
     ) -> Option<u16> {
         let mut by_client = self
             .udp_by_client
@@ -554,6 +573,7 @@ impl Balancer {
                 socket: socket.clone(),
                 client,
                 last: now,
+                replied: self.metrics.bytes_counter(labels, "from_backend"),
             },
         );
         by_client.insert((key, client), port);
@@ -579,11 +599,13 @@ impl Balancer {
                 return;
             };
             s.last = Instant::now();
-            (s.socket.clone(), s.client)
+            (s.socket.clone(), s.client, s.replied.clone())
         };
-        let (socket, client) = session;
+        let (socket, client, replied) = session;
         // Replies that do not fit the socket's buffer now are dropped, as UDP.
-        let _ = socket.try_send_to(&payload, client);
+        if socket.try_send_to(&payload, client).is_ok() {
+            replied.inc_by(payload.len() as u64);
+        }
     }
 
     pub fn close_all(&self) {

@@ -20,6 +20,7 @@
 
 pub mod balancer;
 pub mod health;
+pub mod metrics;
 pub mod nodes;
 pub mod overlay;
 pub mod pool;
@@ -47,7 +48,7 @@ use tracing::Instrument;
 use crate::balancer::Balancer;
 use crate::overlay::Overlay;
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Config {
     /// The control plane's API address (`host:port`).
     pub controlplane: String,
@@ -60,10 +61,12 @@ pub struct Config {
     pub pool: Ipv4Net,
     /// How often nodes are health-checked.
     pub health_interval: Duration,
+    /// Where Prometheus `/metrics` is served, if anywhere.
+    pub metrics: Option<tokio::net::TcpListener>,
 }
 
 /// Runs the edge until `shutdown`.
-pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(mut config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     // Join over TLS with only the token; every later call presents the
     // edge's certificate, which the join hands out.
     let join_channel = auth::join_endpoint(&config.controlplane, &config.ca_pem)
@@ -135,6 +138,20 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         tasks.clone(),
         shutdown.clone(),
     );
+    {
+        let registry = Arc::new(balancer.metrics.registry());
+        let listener = config.metrics.take();
+        let shutdown = shutdown.clone();
+        tasks.spawn(
+            async move {
+                let Some(listener) = listener else { return };
+                if let Err(e) = podnet_metrics::serve(listener, registry, shutdown).await {
+                    tracing::error!(error = %e, "/metrics stopped");
+                }
+            }
+            .instrument(tracing::info_span!("metrics")),
+        );
+    }
 
     let (services_tx, services_rx) = watch::channel(Cache::new());
     let (nodes_tx, nodes_rx) = watch::channel(Cache::new());

@@ -415,18 +415,27 @@ fn role_command(state: &Path, log: &str, token: &str) -> anyhow::Result<Command>
     Ok(cmd)
 }
 
+/// Where a started control plane listens: its API and its `/metrics`.
+struct ControlplaneAddrs {
+    api: String,
+    metrics: String,
+}
+
 async fn spawn_controlplane(
     state: &Path,
     listen: &str,
+    metrics_listen: &str,
     token: &str,
     args: &UpArgs,
-) -> anyhow::Result<(Child, String)> {
+) -> anyhow::Result<(Child, ControlplaneAddrs)> {
     let mut cmd = role_command(state, "controlplane", token)?;
     cmd.arg("--state-dir")
         .arg(state.join("controlplane"))
         .arg("controlplane")
         .arg("--listen")
         .arg(listen)
+        .arg("--metrics-listen")
+        .arg(metrics_listen)
         .arg("--node-grace-period")
         .arg(humantime::format_duration(args.node_grace_period).to_string())
         .arg("--cluster-cidr")
@@ -458,11 +467,19 @@ async fn spawn_controlplane(
         .await
         .context("control plane did not report its address within 10s")??
         .context("control plane exited before listening (see logs/controlplane.log)")?;
-    let addr = line
+    let api = line
         .strip_prefix("podnet controlplane listening on ")
         .with_context(|| format!("unexpected control plane output {line:?}"))?
         .to_string();
-    Ok((child, addr))
+    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .context("control plane did not report its metrics address within 10s")??
+        .context("control plane exited before serving /metrics (see logs/controlplane.log)")?;
+    let metrics = line
+        .strip_prefix("podnet controlplane metrics on ")
+        .with_context(|| format!("unexpected control plane output {line:?}"))?
+        .to_string();
+    Ok((child, ControlplaneAddrs { api, metrics }))
 }
 
 /// The cluster CA nodes and the edge verify the control plane against.
@@ -518,8 +535,16 @@ fn spawn_node(
         .with_context(|| format!("cannot start node {}", spec.name))
 }
 
-fn spawn_edge(state: &Path, cp: &str, token: &str, pool: Ipv4Net) -> anyhow::Result<Child> {
-    role_command(state, "edge", token)?
+/// Starts the edge with `/metrics` on `metrics_listen`; the edge and the
+/// address it serves `/metrics` on.
+async fn spawn_edge(
+    state: &Path,
+    cp: &str,
+    token: &str,
+    pool: Ipv4Net,
+    metrics_listen: &str,
+) -> anyhow::Result<(Child, String)> {
+    let mut child = role_command(state, "edge", token)?
         .arg("--state-dir")
         .arg(state)
         .arg("edge")
@@ -529,8 +554,25 @@ fn spawn_edge(state: &Path, cp: &str, token: &str, pool: Ipv4Net) -> anyhow::Res
         .arg(cp)
         .arg("--lb-pool")
         .arg(pool.to_string())
+        .arg("--metrics-listen")
+        .arg(metrics_listen)
+        // The metrics address comes back on stdout.
+        .stdout(Stdio::piped())
         .spawn()
-        .context("cannot start the edge")
+        .context("cannot start the edge")?;
+    let stdout = child.stdout.take().context("edge has no stdout")?;
+    let line = tokio::time::timeout(
+        Duration::from_secs(10),
+        BufReader::new(stdout).lines().next_line(),
+    )
+    .await
+    .context("edge did not report its metrics address within 10s")??
+    .context("edge exited before serving /metrics (see logs/edge.log)")?;
+    let metrics = line
+        .strip_prefix("podnet edge metrics on ")
+        .with_context(|| format!("unexpected edge output {line:?}"))?
+        .to_string();
+    Ok((child, metrics))
 }
 
 async fn wait_nodes_ready(state: &Path, cp: &str, names: &[String]) -> anyhow::Result<()> {
@@ -614,8 +656,13 @@ async fn supervise_inner(
     let lb_pool = pool.pool();
     let shutdown = crate::signal::shutdown_on_signals()?;
     let token = format!("{:032x}", rand::random::<u128>());
-    let (mut cp, cp_addr) = spawn_controlplane(state, "127.0.0.1:0", &token, args).await?;
-    let mut edge = spawn_edge(state, &cp_addr, &token, lb_pool)?;
+    let (mut cp, cp_addrs) =
+        spawn_controlplane(state, "127.0.0.1:0", "127.0.0.1:0", &token, args).await?;
+    let cp_addr = cp_addrs.api.clone();
+    // A restarted role serves /metrics where it did, as the API.
+    let cp_metrics = cp_addrs.metrics;
+    let (mut edge, edge_metrics) =
+        spawn_edge(state, &cp_addr, &token, lb_pool, "127.0.0.1:0").await?;
     let mut nodes = Vec::new();
     for spec in plan {
         nodes.push(Supervised {
@@ -630,6 +677,8 @@ async fn supervise_inner(
     }
     let record = |cp: &Child, edge: &Child, nodes: &[Supervised]| ClusterRecord {
         controlplane: cp_addr.clone(),
+        controlplane_metrics: Some(cp_metrics.clone()),
+        edge_metrics: Some(edge_metrics.clone()),
         supervisor_pid: std::process::id(),
         controlplane_pid: cp.id().unwrap_or(0),
         edge_pid: edge.id().unwrap_or(0),
@@ -664,7 +713,7 @@ async fn supervise_inner(
             _ = shutdown.cancelled() => break Ok(ExitCode::SUCCESS),
             status = cp.wait() => {
                 tracing::error!(?status, "control plane exited; restarting it on {cp_addr}");
-                match restart_controlplane(state, &cp_addr, &token, args, &mut cp_restarts).await {
+                match restart_controlplane(state, &cp_addr, &cp_metrics, &token, args, &mut cp_restarts).await {
                     Ok(c) => cp = c,
                     Err(e) => break Err(e),
                 }
@@ -680,7 +729,7 @@ async fn supervise_inner(
                 };
                 tracing::error!(?status, "edge exited; restarting it in {delay:?}");
                 tokio::time::sleep(delay).await;
-                edge = spawn_edge(state, &cp_addr, &token, lb_pool)?;
+                edge = spawn_edge(state, &cp_addr, &token, lb_pool, &edge_metrics).await?.0;
                 edge_restarts.started(std::time::Instant::now());
                 record(&cp, &edge, &nodes).write(state)?;
             }
@@ -699,6 +748,7 @@ async fn supervise_inner(
 async fn restart_controlplane(
     state: &Path,
     addr: &str,
+    metrics: &str,
     token: &str,
     args: &UpArgs,
     restarts: &mut Restarts,
@@ -710,7 +760,7 @@ async fn restart_controlplane(
             bail!(message);
         };
         tokio::time::sleep(delay).await;
-        match spawn_controlplane(state, addr, token, args).await {
+        match spawn_controlplane(state, addr, metrics, token, args).await {
             Ok((child, _)) => {
                 restarts.started(std::time::Instant::now());
                 return Ok(child);

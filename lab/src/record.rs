@@ -1,5 +1,6 @@
 //! The record of a running cluster in its state directory: `cluster.json`
-//! (where the control plane listens, the process of every role) and
+//! (where the control plane listens, where the control plane and the
+//! edge serve `/metrics`, the process of every role) and
 //! `supervisor.pid` (held while a supervisor runs, so a second `up` in the
 //! same directory is refused). The launcher writes it; the client, the
 //! runner, the benchmarks and the tests read it through [`ClusterRecord`].
@@ -13,6 +14,12 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterRecord {
     pub controlplane: String,
+    /// Where the control plane serves Prometheus `/metrics`.
+    #[serde(default)]
+    pub controlplane_metrics: Option<String>,
+    /// Where the edge serves Prometheus `/metrics`.
+    #[serde(default)]
+    pub edge_metrics: Option<String>,
     pub supervisor_pid: u32,
     pub controlplane_pid: u32,
     /// The edge load balancer's process (0: none).
@@ -112,6 +119,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let record = ClusterRecord {
             controlplane: "127.0.0.1:1".into(),
+            controlplane_metrics: Some("127.0.0.1:2".into()),
+            edge_metrics: None,
             supervisor_pid: 10,
             controlplane_pid: 11,
             edge_pid: 0,

@@ -65,6 +65,8 @@ pub struct Config {
     pub underlay_bind: SocketAddr,
     /// Where the NodeAgent service listens.
     pub agent_bind: SocketAddr,
+    /// Where Prometheus `/metrics` is served.
+    pub metrics_bind: SocketAddr,
     pub service_cidr: Ipv4Net,
     pub proxy_mode: crate::proxy::Mode,
     /// Where to serve cluster DNS to the host; `None` for nowhere.
@@ -91,6 +93,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .await
         .with_context(|| format!("cannot bind the agent on {}", config.agent_bind))?;
     let agent_addr = agent_listener.local_addr()?;
+    let metrics_listener = podnet_metrics::bind(config.metrics_bind)
+        .await
+        .with_context(|| format!("cannot bind /metrics on {}", config.metrics_bind))?;
+    let metrics_addr = metrics_listener.local_addr()?;
 
     let host_dns = match config.host_dns {
         Some(addr) => Some(
@@ -125,6 +131,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         pid: std::process::id(),
         host_dns_address,
         max_pods: config.max_pods,
+        metrics_address: metrics_addr.to_string(),
     };
     let joined = join_with_retry(&mut join_api, join.clone(), &shutdown).await?;
     let pod_cidrs = pod_cidrs(&joined)?;
@@ -176,6 +183,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         config.resolv_conf.clone(),
     ));
     let tasks = TaskTracker::new();
+    tasks.spawn({
+        let registry = Arc::new(crate::metrics::registry(&datapath));
+        let shutdown = shutdown.clone();
+        async move {
+            if let Err(e) = podnet_metrics::serve(metrics_listener, registry, shutdown).await {
+                tracing::error!(error = %e, "/metrics stopped");
+            }
+        }
+        .instrument(tracing::info_span!("metrics", addr = %metrics_addr))
+    });
     let recorder = Recorder::new(config.name.clone());
     datapath.set_recorder(recorder.clone());
     runtime.set_api(api.clone(), config.controlplane.clone(), recorder.clone());
@@ -543,6 +560,11 @@ async fn sync_services(
     view: watch::Sender<Arc<ClusterView>>,
     shutdown: CancellationToken,
 ) {
+    // When the change being programmed reached the informer's cache: the
+    // watch channel wakes this loop at once, so the wake-up is that time
+    // (a change arriving while a table is built is seen at the next pass
+    // and measured from then, so a busy node's figures are a floor).
+    let mut changed: Option<std::time::Instant> = None;
     loop {
         let current = ClusterView {
             services: services.borrow_and_update().clone(),
@@ -552,12 +574,16 @@ async fn sync_services(
         tracing::debug!(ports = table.ports().len(), "service proxy programmed");
         health.sync(&table);
         datapath.set_services(table);
+        if let Some(at) = changed.take() {
+            datapath.proxy_metrics().programming().observe(at.elapsed());
+        }
         view.send_replace(Arc::new(current));
         tokio::select! {
             _ = shutdown.cancelled() => return,
             r = services.changed() => if r.is_err() { return },
             r = slices.changed() => if r.is_err() { return },
         }
+        changed = Some(std::time::Instant::now());
     }
 }
 

@@ -56,13 +56,14 @@ use podnet_overlay::wire::{MAX_HEADER_LEN, PREFIX_LEN};
 use podnet_overlay::{
     EmulatedSocket, FlowHeader, FrameKind, LinkTable, NodeIdentity, OpenStatus, Peers,
 };
-use podnet_pod::netns::{IcmpReply, NetNs, PodStream, StreamProtocol};
+use podnet_pod::netns::{IcmpReply, NetNs, PodStream, StreamMeter, StreamProtocol};
 use podnet_proto::model::network::{EDGE_NAME, IpFamily};
 use podnet_proto::trace::{Recorder, SpanTimer, hop};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::metrics::{ProxyDrop, ProxyMetrics};
 use crate::policy::{Direction, Enforcer};
 use crate::proxy::{Mode, Origin, Pick, ProxyState, ServiceTable};
 use podnet_proto::model::view::Protocol;
@@ -214,6 +215,8 @@ pub struct Datapath {
     /// NetworkPolicy: every new flow is judged here (egress for this
     /// node's pods, ingress for flows reaching them).
     policy: Enforcer,
+    /// The service proxy's per-Service counters and its drops.
+    proxy_metrics: ProxyMetrics,
 }
 
 /// What the remote end of one connection has proven about itself.
@@ -267,6 +270,7 @@ impl Datapath {
             shutdown,
             stats: Stats::default(),
             policy: Enforcer::new(),
+            proxy_metrics: ProxyMetrics::default(),
         });
         dp.tasks.spawn(
             dp.clone()
@@ -409,6 +413,15 @@ impl Datapath {
     }
 
     /// The node's NetworkPolicy state, which the agent keeps current.
+    pub fn proxy_metrics(&self) -> &ProxyMetrics {
+        &self.proxy_metrics
+    }
+
+    /// QUIC connections open on the overlay endpoint (peers and the edge).
+    pub fn overlay_connections(&self) -> usize {
+        self.endpoint.open_connections()
+    }
+
     pub fn policy(&self) -> &Enforcer {
         &self.policy
     }
@@ -459,12 +472,24 @@ impl Datapath {
     /// policy also get this node's IP as source (SNAT), as kube-proxy
     /// masquerades them.
     fn proxy(&self, src: SocketAddr, dst: SocketAddr, proto: Protocol, trace_id: u64) -> Proxied {
+        self.proxy_metered(src, dst, proto, trace_id).0
+    }
+
+    /// [`Self::proxy`], with the meter a proxied stream's bytes are counted
+    /// on.
+    fn proxy_metered(
+        &self,
+        src: SocketAddr,
+        dst: SocketAddr,
+        proto: Protocol,
+        trace_id: u64,
+    ) -> (Proxied, Option<StreamMeter>) {
         if trace_id == 0 {
             // Untraced (UDP datagrams): no clock reads on the per-packet path.
             return self.proxy_untraced(src, dst, proto);
         }
         let timer = SpanTimer::start(trace_id, hop::PROXY);
-        let proxied = self.proxy_untraced(src, dst, proto);
+        let (proxied, meter) = self.proxy_untraced(src, dst, proto);
         if !matches!(proxied, Proxied::Direct) {
             let (decision, status) = match proxied {
                 Proxied::To { src: s, dst: d } if s == src => {
@@ -485,24 +510,32 @@ impl Datapath {
             };
             timer.finish(&self.recorder(), decision, status);
         }
-        proxied
+        (proxied, meter)
     }
 
-    fn proxy_untraced(&self, src: SocketAddr, dst: SocketAddr, proto: Protocol) -> Proxied {
+    fn proxy_untraced(
+        &self,
+        src: SocketAddr,
+        dst: SocketAddr,
+        proto: Protocol,
+    ) -> (Proxied, Option<StreamMeter>) {
         let table = self.services();
         let (port, origin) = if self.is_service_ip(dst.ip()) {
             match table.by_cluster_ip(dst, proto) {
                 Some(p) => (p, Origin::ClusterIp),
                 // No rule for this address: it leads nowhere.
-                None => return Proxied::Drop,
+                None => {
+                    self.proxy_metrics.dropped(ProxyDrop::NoRule);
+                    return (Proxied::Drop, None);
+                }
             }
         } else if self.is_node_ip(dst.ip()) {
             match table.by_node_port(dst.port(), proto, IpFamily::of(dst.ip())) {
                 Some(p) => (p, Origin::NodePort),
-                None => return Proxied::Direct,
+                None => return (Proxied::Direct, None),
             }
         } else {
-            return Proxied::Direct;
+            return (Proxied::Direct, None);
         };
         let now = std::time::Instant::now();
         let pick = {
@@ -528,10 +561,17 @@ impl Datapath {
                     src
                 };
                 tracing::debug!(svc = %port.id, flow.src = %src, endpoint = %endpoint, "service flow");
-                Proxied::To { src, dst: endpoint }
+                let meter = self.proxy_metrics.new_flow(&port.id, proto);
+                (Proxied::To { src, dst: endpoint }, Some(meter))
             }
-            Pick::Refuse => Proxied::Refuse,
-            Pick::Drop => Proxied::Drop,
+            Pick::Refuse => {
+                self.proxy_metrics.dropped(ProxyDrop::NoEndpoints);
+                (Proxied::Refuse, None)
+            }
+            Pick::Drop => {
+                self.proxy_metrics.dropped(ProxyDrop::NoLocalEndpoint);
+                (Proxied::Drop, None)
+            }
         }
     }
 
@@ -576,7 +616,8 @@ impl Datapath {
             trace_id
         };
         let origin = src;
-        let (src, dst) = match self.proxy(src, dst, protocol.protocol(), trace_id) {
+        let (proxied, meter) = self.proxy_metered(src, dst, protocol.protocol(), trace_id);
+        let (src, dst) = match proxied {
             Proxied::Direct => (src, dst),
             Proxied::To { src, dst } => (src, dst),
             Proxied::Refuse => return Err(io::ErrorKind::ConnectionRefused.into()),
@@ -598,7 +639,11 @@ impl Datapath {
         } else {
             src
         };
-        self.connect_direct(protocol, src, dst, trace_id).await
+        let stream = self.connect_direct(protocol, src, dst, trace_id).await?;
+        Ok(match meter {
+            Some(meter) => stream.metered(meter),
+            None => stream,
+        })
     }
 
     /// The journey's policy hop: the verdict this node gave a new flow.
@@ -1016,7 +1061,8 @@ impl Datapath {
             let _ = send.write_all(&[OpenStatus::Refused.to_byte()]).await;
             let _ = send.finish();
         };
-        let proxied = self.proxy(header.src, header.dst, protocol.protocol(), header.trace_id);
+        let (proxied, meter) =
+            self.proxy_metered(header.src, header.dst, protocol.protocol(), header.trace_id);
         let (src, dst) = match proxied {
             Proxied::To { src, dst } => (src, dst),
             // Not a NodePort: the node's own listeners (health checks).
@@ -1047,7 +1093,10 @@ impl Datapath {
                     recv,
                     trace_id: header.trace_id,
                 };
-                let mut upstream = upstream;
+                let mut upstream = match meter {
+                    Some(meter) => upstream.metered(meter),
+                    None => upstream,
+                };
                 let spliced = podnet_overlay::splice(&mut client, &mut upstream).await;
                 if let Some(why) = spliced.aborted {
                     tracing::debug!(flow.src = %src, flow.dst = %dst, ?why, "node port flow reset");

@@ -42,6 +42,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
+use podnet_metrics::prometheus_client::metrics::counter::Counter;
 use podnet_proto::model::view::Protocol;
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 use tokio::sync::mpsc;
@@ -203,6 +204,19 @@ pub enum PodStream {
         inner: Box<PodStream>,
         entry: ConnectionEntry,
     },
+    /// Bytes written and read counted (a proxied Service flow).
+    Metered {
+        inner: Box<PodStream>,
+        meter: StreamMeter,
+    },
+}
+
+/// Where a metered stream counts its bytes: the counters of a metrics
+/// registry, shared by every stream of one series.
+#[derive(Debug, Clone)]
+pub struct StreamMeter {
+    pub written: Counter,
+    pub read: Counter,
 }
 
 /// A connection's (or association's) row in its namespace's socket table;
@@ -231,7 +245,16 @@ impl PodStream {
     pub fn trace_id(&self) -> u64 {
         match self {
             PodStream::Local { trace_id, .. } | PodStream::Quic { trace_id, .. } => *trace_id,
-            PodStream::Tracked { inner, .. } => inner.trace_id(),
+            PodStream::Tracked { inner, .. } | PodStream::Metered { inner, .. } => inner.trace_id(),
+        }
+    }
+
+    /// This stream, counting what is written to and read from it on
+    /// `meter`.
+    pub fn metered(self, meter: StreamMeter) -> PodStream {
+        PodStream::Metered {
+            inner: Box::new(self),
+            meter,
         }
     }
 
@@ -247,7 +270,7 @@ impl PodStream {
                 let _ = send.reset(RESET_CODE);
                 let _ = recv.stop(RESET_CODE);
             }
-            PodStream::Tracked { inner, .. } => inner.abort(),
+            PodStream::Tracked { inner, .. } | PodStream::Metered { inner, .. } => inner.abort(),
         }
     }
 }
@@ -262,6 +285,15 @@ impl AsyncRead for PodStream {
             PodStream::Local { io: s, .. } => Pin::new(s).poll_read(cx, buf),
             PodStream::Quic { recv, .. } => Pin::new(recv).poll_read(cx, buf),
             PodStream::Tracked { inner, .. } => Pin::new(&mut **inner).poll_read(cx, buf),
+            PodStream::Metered { inner, meter } => {
+                let before = buf.filled().len();
+                let polled = Pin::new(&mut **inner).poll_read(cx, buf);
+                let read = buf.filled().len().saturating_sub(before);
+                if read > 0 {
+                    meter.read.inc_by(read as u64);
+                }
+                polled
+            }
         }
     }
 }
@@ -278,6 +310,13 @@ impl AsyncWrite for PodStream {
                 Pin::new(send).poll_write(cx, buf).map_err(io::Error::from)
             }
             PodStream::Tracked { inner, .. } => Pin::new(&mut **inner).poll_write(cx, buf),
+            PodStream::Metered { inner, meter } => {
+                let polled = Pin::new(&mut **inner).poll_write(cx, buf);
+                if let Poll::Ready(Ok(n)) = polled {
+                    meter.written.inc_by(n as u64);
+                }
+                polled
+            }
         }
     }
 
@@ -285,7 +324,9 @@ impl AsyncWrite for PodStream {
         match self.get_mut() {
             PodStream::Local { io: s, .. } => Pin::new(s).poll_flush(cx),
             PodStream::Quic { send, .. } => Pin::new(send).poll_flush(cx),
-            PodStream::Tracked { inner, .. } => Pin::new(&mut **inner).poll_flush(cx),
+            PodStream::Tracked { inner, .. } | PodStream::Metered { inner, .. } => {
+                Pin::new(&mut **inner).poll_flush(cx)
+            }
         }
     }
 
@@ -293,7 +334,9 @@ impl AsyncWrite for PodStream {
         match self.get_mut() {
             PodStream::Local { io: s, .. } => Pin::new(s).poll_shutdown(cx),
             PodStream::Quic { send, .. } => Pin::new(send).poll_shutdown(cx),
-            PodStream::Tracked { inner, .. } => Pin::new(&mut **inner).poll_shutdown(cx),
+            PodStream::Tracked { inner, .. } | PodStream::Metered { inner, .. } => {
+                Pin::new(&mut **inner).poll_shutdown(cx)
+            }
         }
     }
 }

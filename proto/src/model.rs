@@ -24,6 +24,9 @@ pub const ANNOTATION_UNDERLAY: &str = "podnet.io/underlay-address";
 pub const ANNOTATION_AGENT: &str = "podnet.io/agent-address";
 /// Annotation on a Node: the real address where it serves cluster DNS to the host.
 pub const ANNOTATION_HOST_DNS: &str = "podnet.io/host-dns-address";
+/// Annotation on a Node: the real address where it serves Prometheus
+/// `/metrics`.
+pub const ANNOTATION_METRICS: &str = "podnet.io/metrics-address";
 /// Annotation on a Node: the process id of the node.
 pub const ANNOTATION_PID: &str = "podnet.io/pid";
 /// Label Kubernetes puts on nodes for their zone.

@@ -509,9 +509,18 @@ stringData: {password: hunter2}
             .into_inner();
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "pinned");
 
-        // The edge's trace source: the same rule.
+        // The edge's trace source: the same rule. Its other loopback
+        // listener is /metrics, which the record names.
+        let edge_metrics: Option<u16> = record
+            .edge_metrics
+            .as_deref()
+            .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+            .map(|a| a.port());
+        assert!(edge_metrics.is_some(), "the record names the edge's /metrics");
         let edge_source = eventually("the edge's trace source", Duration::from_secs(5), || {
-            loopback_listeners(record.edge_pid).into_iter().next()
+            loopback_listeners(record.edge_pid)
+                .into_iter()
+                .find(|port| Some(*port) != edge_metrics)
         });
         let edge_source = format!("127.0.0.1:{edge_source}");
         expect_code(
