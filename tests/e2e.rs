@@ -33,6 +33,8 @@ mod ingress;
 mod lifecycle;
 #[path = "e2e/links.rs"]
 mod links;
+#[path = "e2e/metrics.rs"]
+mod metrics;
 #[path = "e2e/mirroring.rs"]
 mod mirroring;
 #[path = "e2e/netpol.rs"]

@@ -232,7 +232,7 @@ impl Collector for DatapathCollector {
         counter_family(
             &mut encoder,
             "drops",
-            "Flows and datagrams the node dropped or refused, by reason",
+            "Flows and datagrams the node dropped or refused, by reason.",
             "reason",
             &[
                 ("unroutable", stats.unroutable),
@@ -249,7 +249,7 @@ impl Collector for DatapathCollector {
         counter_family(
             &mut encoder,
             "policy_verdicts",
-            "New flows the NetworkPolicy enforcer judged, by verdict (dropped per side)",
+            "New flows the NetworkPolicy enforcer judged, by verdict (dropped per side).",
             "verdict",
             &[
                 ("allowed", load(&policy.allowed)),
@@ -260,21 +260,21 @@ impl Collector for DatapathCollector {
         counter_family(
             &mut encoder,
             "flows",
-            "Stream flows (TCP, SCTP) opened by this node's pods (out) and reaching it over the overlay (in)",
+            "Stream flows (TCP, SCTP) opened by this node's pods (out) and reaching it over the overlay (in).",
             "direction",
             &[("out", stats.flows_out), ("in", stats.flows_in)],
         )?;
         counter_family(
             &mut encoder,
             "datagrams",
-            "UDP datagrams sent by this node's pods (out) and arriving over the overlay (in)",
+            "UDP datagrams sent by this node's pods (out) and arriving over the overlay (in).",
             "direction",
             &[("out", stats.datagrams_out), ("in", stats.datagrams_in)],
         )?;
         let conns = ConstGauge::new(i64::try_from(dp.overlay_connections()).unwrap_or(i64::MAX));
         conns.encode(encoder.encode_descriptor(
             "overlay_connections",
-            "QUIC connections open on the node's overlay endpoint (to and from other nodes and the edge)",
+            "QUIC connections open on the node's overlay endpoint (to and from other nodes and the edge).",
             None,
             conns.metric_type(),
         )?)?;
