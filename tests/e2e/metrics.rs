@@ -355,3 +355,54 @@ fn every_process_serves_metrics_counting_api_calls_services_and_policy_drops() {
     );
     assert!(programmed >= 1.0, "no programming observed: {programmed}");
 }
+
+fn kill9(pid: u64) {
+    assert!(
+        Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .expect("run kill")
+            .success(),
+        "kill -9 {pid}"
+    );
+}
+
+#[test]
+fn a_restarted_control_plane_and_edge_serve_metrics_where_they_did() {
+    let c = Cluster::up(&["--nodes", "1"]);
+    let info = c.info();
+    for role in ["controlplane", "edge"] {
+        let addr = info[role]["metrics"].as_str().unwrap().to_string();
+        let pid = info[role]["pid"].as_u64().unwrap();
+        scrape(&addr);
+        kill9(pid);
+        eventually(
+            &format!("a restarted {role} serving /metrics on {addr}"),
+            Duration::from_secs(20),
+            || {
+                // While the control plane is away cluster-info fails.
+                let out = c.run(&["cluster-info", "-o", "json"]);
+                let now: Value = serde_json::from_slice(&out.stdout).ok()?;
+                let new_pid = now[role]["pid"].as_u64()?;
+                let out = Command::new("curl")
+                    .args(["-sS", "-f", "-m", "2", &format!("http://{addr}/metrics")])
+                    .output()
+                    .ok()?;
+                (new_pid != pid
+                    && now[role]["metrics"] == addr.as_str()
+                    && out.status.success()
+                    && podnet_lab::record::alive(u32::try_from(new_pid).ok()?))
+                .then_some(())
+            },
+        );
+    }
+    // The new control plane counts from zero, and counts.
+    let cp = info["controlplane"]["metrics"].as_str().unwrap();
+    c.ok(&["get", "nodes"]);
+    let lists = sum(
+        &scrape(cp),
+        "podnet_controlplane_api_requests_total",
+        &[("method", "List"), ("code", "OK")],
+    );
+    assert!(lists >= 1.0, "{lists}");
+}
