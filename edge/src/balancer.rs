@@ -33,7 +33,7 @@ use tonic::transport::Channel;
 use tracing::Instrument;
 
 use crate::health::{Check, HealthTable};
-use crate::metrics::{EdgeMetrics, Failure, FrontendLabels};
+use crate::metrics::{EdgeMetrics, Failure, FrontendLabels, UdpMeters};
 use crate::nodes::NodeInfo;
 use crate::overlay::{OpenError, Overlay};
 use crate::pool::{self, Claim, PoolError};
@@ -493,6 +493,7 @@ impl Balancer {
         let Ok(frontend) = socket.local_addr() else {
             return;
         };
+        let mut meters: Option<(String, UdpMeters)> = None;
         loop {
             let (n, client) = tokio::select! {
                 () = cancel.cancelled() => return,
@@ -505,9 +506,21 @@ impl Balancer {
                 .read()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone();
-            let labels = FrontendLabels::new(&t.service, frontend, Protocol::Udp);
-            self.metrics.datagram(&labels, n);
-            let Some(src_port) = self.udp_session(key, &socket, client, &labels) else {
+            // The series change only when the listener's Service does:
+            // no label strings are built per datagram.
+            let meters = match &meters {
+                Some((service, m)) if *service == t.service => m.clone(),
+                _ => {
+                    let labels = FrontendLabels::new(&t.service, frontend, Protocol::Udp);
+                    let m = self.metrics.udp_meters(&labels);
+                    meters = Some((t.service.clone(), m.clone()));
+                    m
+                }
+            };
+            meters.datagrams.inc();
+            meters.to_backend.inc_by(n as u64);
+            let Some(src_port) = self.udp_session(key, &socket, client, &meters.from_backend)
+            else {
                 continue;
             };
             let Some(node) = self.udp_node(&t, src_port) else {
@@ -533,7 +546,7 @@ impl Balancer {
         key: ListenerKey,
         socket: &Arc<UdpSocket>,
         client: SocketAddr,
-        labels: &FrontendLabels,
+        replied: &prometheus_client::metrics::counter::Counter,
     ) -> Option<u16> {
         let mut by_client = self
             .udp_by_client
@@ -573,7 +586,7 @@ impl Balancer {
                 socket: socket.clone(),
                 client,
                 last: now,
-                replied: self.metrics.bytes_counter(labels, "from_backend"),
+                replied: replied.clone(),
             },
         );
         by_client.insert((key, client), port);

@@ -77,6 +77,14 @@ pub struct FailureLabels {
     pub reason: &'static str,
 }
 
+/// What a UDP listener counts datagrams and bytes on.
+#[derive(Debug, Clone)]
+pub struct UdpMeters {
+    pub datagrams: Counter,
+    pub to_backend: Counter,
+    pub from_backend: Counter,
+}
+
 #[derive(Debug, Default)]
 pub struct EdgeMetrics {
     connections: Family<FrontendLabels, Counter>,
@@ -117,10 +125,13 @@ impl EdgeMetrics {
         self.connections.get_or_create(labels).inc();
     }
 
-    pub fn datagram(&self, labels: &FrontendLabels, bytes: usize) {
-        self.datagrams.get_or_create(labels).inc();
-        self.bytes_counter(labels, "to_backend")
-            .inc_by(bytes as u64);
+    /// The counters of one UDP frontend, kept by its listener.
+    pub fn udp_meters(&self, labels: &FrontendLabels) -> UdpMeters {
+        UdpMeters {
+            datagrams: self.datagrams.get_or_create_owned(labels),
+            to_backend: self.bytes_counter(labels, "to_backend"),
+            from_backend: self.bytes_counter(labels, "from_backend"),
+        }
     }
 
     /// Bytes moved by one connection, client to backend and back.
@@ -130,8 +141,7 @@ impl EdgeMetrics {
             .inc_by(from_backend);
     }
 
-    /// The counter of bytes coming back to `labels`' clients (UDP replies).
-    pub fn bytes_counter(&self, labels: &FrontendLabels, direction: &'static str) -> Counter {
+    fn bytes_counter(&self, labels: &FrontendLabels, direction: &'static str) -> Counter {
         self.bytes.get_or_create_owned(&BytesLabels {
             namespace: labels.namespace.clone(),
             service: labels.service.clone(),
