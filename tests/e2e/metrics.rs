@@ -302,6 +302,29 @@ fn every_process_serves_metrics_counting_api_calls_services_and_policy_drops() {
         (sent >= want && back >= N && edge_bytes >= want + N).then_some(())
     });
 
+    // From a pod to the ClusterIP: the client's own node proxies and
+    // counts.
+    let before = (
+        nodes_sum(&c, "podnet_node_service_flows_total", &web),
+        nodes_sum(&c, "podnet_node_service_bytes_total", &to_endpoint),
+        nodes_sum(&c, "podnet_node_service_bytes_total", &from_endpoint),
+    );
+    for _ in 0..5 {
+        let out = c.exec("client", &["curl", "-s", "-f", "-m", "5", "http://web/"]);
+        assert!(
+            out.status.success(),
+            "curl http://web/ from client: {}",
+            text(&out.stderr)
+        );
+    }
+    let flows = nodes_sum(&c, "podnet_node_service_flows_total", &web) - before.0;
+    assert!(flows >= N, "pod to ClusterIP: flows moved by {flows}");
+    eventually("pod bytes counted", Duration::from_secs(10), || {
+        let sent = nodes_sum(&c, "podnet_node_service_bytes_total", &to_endpoint) - before.1;
+        let back = nodes_sum(&c, "podnet_node_service_bytes_total", &from_endpoint) - before.2;
+        (sent >= N * "GET / HTTP/1.1\r\n".len() as f64 && back >= N).then_some(())
+    });
+
     // A deny policy: the client pod's connection to a web pod is dropped,
     // and a node counts the drop.
     let web_ip = c.ready_pods("web", 2)[0]["status"]["podIP"]
