@@ -152,11 +152,27 @@ const UDP_CONNTRACK_IDLE: std::time::Duration = std::time::Duration::from_secs(3
 /// Entries kept before the oldest are pruned.
 const CONNTRACK_LIMIT: usize = 65_536;
 
-/// A proxied UDP flow's translation: (source, endpoint, last use).
-type Pinned = (SocketAddr, SocketAddr, std::time::Instant);
+/// A proxied UDP flow's translation: (source, endpoint, last use, the
+/// Service port's byte counters).
+type Pinned = (
+    SocketAddr,
+    SocketAddr,
+    std::time::Instant,
+    Option<StreamMeter>,
+);
 
-/// A masqueraded UDP NodePort flow: (client, NodePort asked, last use).
-type Masqueraded = (SocketAddr, SocketAddr, std::time::Instant);
+/// A masqueraded UDP NodePort flow: (client, NodePort asked, last use,
+/// the Service port's byte counters).
+type Masqueraded = (
+    SocketAddr,
+    SocketAddr,
+    std::time::Instant,
+    Option<StreamMeter>,
+);
+
+/// A tracked UDP Service flow: (the Service address asked, last use, its
+/// byte counters).
+type Tracked = (SocketAddr, std::time::Instant, Option<StreamMeter>);
 
 /// A flow after the service proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,7 +201,7 @@ pub struct Datapath {
     proxy_state: Mutex<ProxyState>,
     /// (client, backend) → the ClusterIP:port the client sent to, so UDP
     /// replies come back from the address that was asked.
-    conntrack: Mutex<HashMap<(SocketAddr, SocketAddr), (SocketAddr, std::time::Instant)>>,
+    conntrack: Mutex<HashMap<(SocketAddr, SocketAddr), Tracked>>,
     /// (client, Service address asked) → (source, endpoint, last use) of a
     /// proxied UDP flow: conntrack's entry, which keeps the flow on its
     /// endpoint (and its masquerade port) while it is in use.
@@ -471,13 +487,10 @@ impl Datapath {
     /// IP:nodePort, gets an endpoint (DNAT); NodePort flows with the Cluster
     /// policy also get this node's IP as source (SNAT), as kube-proxy
     /// masquerades them.
-    fn proxy(&self, src: SocketAddr, dst: SocketAddr, proto: Protocol, trace_id: u64) -> Proxied {
-        self.proxy_metered(src, dst, proto, trace_id).0
-    }
-
-    /// [`Self::proxy`], with the meter a proxied stream's bytes are counted
-    /// on.
-    fn proxy_metered(
+    ///
+    /// Also the Service port's byte counters, for a flow sent to one of
+    /// its endpoints.
+    fn proxy(
         &self,
         src: SocketAddr,
         dst: SocketAddr,
@@ -616,7 +629,7 @@ impl Datapath {
             trace_id
         };
         let origin = src;
-        let (proxied, meter) = self.proxy_metered(src, dst, protocol.protocol(), trace_id);
+        let (proxied, meter) = self.proxy(src, dst, protocol.protocol(), trace_id);
         let (src, dst) = match proxied {
             Proxied::Direct => (src, dst),
             Proxied::To { src, dst } => (src, dst),
@@ -776,10 +789,13 @@ impl Datapath {
     ) {
         bump(&self.stats.datagrams_out);
         if self.is_node_ip(dst.ip())
-            && let Some((client, node_port)) = self.unmasquerade(dst, src)
+            && let Some((client, node_port, meter)) = self.unmasquerade(dst, src)
         {
             // A reply on a masqueraded NodePort flow goes back to the
             // client, from the NodePort it asked.
+            if let Some(meter) = meter {
+                meter.read.inc_by(payload.len() as u64);
+            }
             return self
                 .send_udp_direct(node_port, client, payload, trace_id)
                 .await;
@@ -799,16 +815,17 @@ impl Datapath {
         }
         let asked = dst;
         let origin = src;
-        let (src, dst) = match self.proxy_udp(src, dst) {
+        let (proxied, meter) = self.proxy_udp(src, dst);
+        let (src, dst) = match proxied {
             Proxied::Direct => (src, dst),
             Proxied::To {
                 src: new_src,
                 dst: endpoint,
             } => {
                 if new_src == src {
-                    self.track(src, endpoint, dst);
+                    self.track(src, endpoint, dst, meter.clone());
                 } else {
-                    self.track_masquerade(new_src, endpoint, src, dst);
+                    self.track_masquerade(new_src, endpoint, src, dst, meter.clone());
                 }
                 (new_src, endpoint)
             }
@@ -829,6 +846,9 @@ impl Datapath {
         {
             return;
         }
+        if let Some(meter) = &meter {
+            meter.written.inc_by(payload.len() as u64);
+        }
         if self.masquerades(src, dst) {
             return self.send_udp_masqueraded(src, dst, asked, payload);
         }
@@ -842,11 +862,11 @@ impl Datapath {
     /// its first one got; kube-proxy clears the entries of endpoints that
     /// left, which the check of the current rules stands for. A new flow
     /// is proxied and remembered.
-    fn proxy_udp(&self, src: SocketAddr, dst: SocketAddr) -> Proxied {
+    fn proxy_udp(&self, src: SocketAddr, dst: SocketAddr) -> (Proxied, Option<StreamMeter>) {
         // Only Service addresses are translated: pod-to-pod datagrams skip
         // the table.
         if !self.is_service_ip(dst.ip()) && !self.is_node_ip(dst.ip()) {
-            return Proxied::Direct;
+            return (Proxied::Direct, None);
         }
         let now = std::time::Instant::now();
         let pinned = {
@@ -856,21 +876,24 @@ impl Datapath {
                 .unwrap_or_else(PoisonError::into_inner);
             flows
                 .get_mut(&(src, dst))
-                .filter(|(_, _, last)| now.duration_since(*last) < UDP_CONNTRACK_IDLE)
-                .map(|(s, e, last)| {
+                .filter(|(_, _, last, _)| now.duration_since(*last) < UDP_CONNTRACK_IDLE)
+                .map(|(s, e, last, meter)| {
                     *last = now;
-                    (*s, *e)
+                    (*s, *e, meter.clone())
                 })
         };
-        if let Some((new_src, endpoint)) = pinned
+        if let Some((new_src, endpoint, meter)) = pinned
             && self.still_usable(dst, endpoint)
         {
-            return Proxied::To {
-                src: new_src,
-                dst: endpoint,
-            };
+            return (
+                Proxied::To {
+                    src: new_src,
+                    dst: endpoint,
+                },
+                meter,
+            );
         }
-        let proxied = self.proxy(src, dst, Protocol::Udp, 0);
+        let (proxied, meter) = self.proxy(src, dst, Protocol::Udp, 0);
         if let Proxied::To {
             src: new_src,
             dst: endpoint,
@@ -881,11 +904,11 @@ impl Datapath {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
             if flows.len() >= CONNTRACK_LIMIT {
-                flows.retain(|_, (_, _, last)| now.duration_since(*last) < UDP_CONNTRACK_IDLE);
+                flows.retain(|_, (_, _, last, _)| now.duration_since(*last) < UDP_CONNTRACK_IDLE);
             }
-            flows.insert((src, dst), (new_src, endpoint, now));
+            flows.insert((src, dst), (new_src, endpoint, now, meter.clone()));
         }
-        proxied
+        (proxied, meter)
     }
 
     /// Is `endpoint` one a new flow to Service address `dst` could still
@@ -980,6 +1003,7 @@ impl Datapath {
         backend: SocketAddr,
         client: SocketAddr,
         node_port: SocketAddr,
+        meter: Option<StreamMeter>,
     ) {
         let now = std::time::Instant::now();
         let mut m = self
@@ -987,9 +1011,9 @@ impl Datapath {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if m.len() >= CONNTRACK_LIMIT {
-            m.retain(|_, (_, _, last)| now.duration_since(*last) < UDP_CONNTRACK_IDLE);
+            m.retain(|_, (_, _, last, _)| now.duration_since(*last) < UDP_CONNTRACK_IDLE);
         }
-        m.insert((masq, backend), (client, node_port, now));
+        m.insert((masq, backend), (client, node_port, now, meter));
     }
 
     /// The client and NodePort of a reply from `backend` to `masq`.
@@ -997,30 +1021,36 @@ impl Datapath {
         &self,
         masq: SocketAddr,
         backend: SocketAddr,
-    ) -> Option<(SocketAddr, SocketAddr)> {
+    ) -> Option<(SocketAddr, SocketAddr, Option<StreamMeter>)> {
         let mut m = self
             .masquerade
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let (client, node_port, last) = m.get_mut(&(masq, backend))?;
+        let (client, node_port, last, meter) = m.get_mut(&(masq, backend))?;
         if last.elapsed() >= UDP_CONNTRACK_IDLE {
             return None;
         }
         *last = std::time::Instant::now();
-        Some((*client, *node_port))
+        Some((*client, *node_port, meter.clone()))
     }
 
     /// Remembers that `client` sent to `service` and reached `backend`.
-    fn track(&self, client: SocketAddr, backend: SocketAddr, service: SocketAddr) {
+    fn track(
+        &self,
+        client: SocketAddr,
+        backend: SocketAddr,
+        service: SocketAddr,
+        meter: Option<StreamMeter>,
+    ) {
         let now = std::time::Instant::now();
         let mut ct = self
             .conntrack
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if ct.len() >= CONNTRACK_LIMIT {
-            ct.retain(|_, (_, last)| now.duration_since(*last) < UDP_CONNTRACK_IDLE);
+            ct.retain(|_, (_, last, _)| now.duration_since(*last) < UDP_CONNTRACK_IDLE);
         }
-        ct.insert((client, backend), (service, now));
+        ct.insert((client, backend), (service, now, meter));
     }
 
     /// Delivers a UDP datagram to a local pod, undoing the service
@@ -1038,8 +1068,11 @@ impl Datapath {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
             match ct.get_mut(&(dst, src)) {
-                Some((service, last)) if last.elapsed() < UDP_CONNTRACK_IDLE => {
+                Some((service, last, meter)) if last.elapsed() < UDP_CONNTRACK_IDLE => {
                     *last = std::time::Instant::now();
+                    if let Some(meter) = meter {
+                        meter.read.inc_by(payload.len() as u64);
+                    }
                     *service
                 }
                 _ => src,
@@ -1062,7 +1095,7 @@ impl Datapath {
             let _ = send.finish();
         };
         let (proxied, meter) =
-            self.proxy_metered(header.src, header.dst, protocol.protocol(), header.trace_id);
+            self.proxy(header.src, header.dst, protocol.protocol(), header.trace_id);
         let (src, dst) = match proxied {
             Proxied::To { src, dst } => (src, dst),
             // Not a NodePort: the node's own listeners (health checks).

@@ -197,7 +197,7 @@ pub fn registry(datapath: &Arc<Datapath>) -> Registry {
     );
     r.register_with_unit(
         "service",
-        "Bytes of proxied TCP and SCTP flows, per Service port and direction",
+        "Bytes of proxied flows (TCP and SCTP payload, UDP datagram payload), per Service port and direction",
         Unit::Bytes,
         proxy.bytes.clone(),
     );

@@ -325,6 +325,42 @@ fn every_process_serves_metrics_counting_api_calls_services_and_policy_drops() {
         (sent >= N * "GET / HTTP/1.1\r\n".len() as f64 && back >= N).then_some(())
     });
 
+    // Each of those looked `web` up: UDP to the cluster DNS's ClusterIP,
+    // proxied and counted both ways.
+    let dns = |direction| {
+        nodes_sum(
+            &c,
+            "podnet_node_service_bytes_total",
+            &[
+                ("namespace", "kube-system"),
+                ("service", "kube-dns"),
+                ("protocol", "UDP"),
+                ("direction", direction),
+            ],
+        )
+    };
+    let dns_flows = nodes_sum(
+        &c,
+        "podnet_node_service_flows_total",
+        &[
+            ("namespace", "kube-system"),
+            ("service", "kube-dns"),
+            ("protocol", "UDP"),
+        ],
+    );
+    assert!(dns_flows >= 1.0, "DNS flows {dns_flows}");
+    // A DNS header alone is 12 bytes.
+    assert!(
+        dns("to_endpoint") >= 12.0,
+        "DNS bytes sent {}",
+        dns("to_endpoint")
+    );
+    assert!(
+        dns("from_endpoint") >= 12.0,
+        "DNS bytes back {}",
+        dns("from_endpoint")
+    );
+
     // A deny policy: the client pod's connection to a web pod is dropped,
     // and a node counts the drop.
     let web_ip = c.ready_pods("web", 2)[0]["status"]["podIP"]
