@@ -63,9 +63,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::metrics::{ProxyDrop, ProxyMetrics};
 use crate::policy::{Direction, Enforcer};
 use crate::proxy::{Mode, Origin, Pick, ProxyState, ServiceTable};
+use crate::proxy_metrics::{ProxyDrop, ProxyMetrics};
 use podnet_proto::model::view::Protocol;
 
 /// Where a prefix of addresses lives.

@@ -13,6 +13,7 @@ pub mod metrics;
 pub(crate) mod outside;
 pub mod policy;
 pub mod proxy;
+pub mod proxy_metrics;
 pub(crate) mod registration;
 pub(crate) mod runtime;
 pub(crate) mod termination;
