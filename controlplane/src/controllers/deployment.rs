@@ -456,22 +456,7 @@ fn sync_revision(
         let Some(rs) = create_new(registry, d, p, family, template, status, revision)? else {
             return Ok(false);
         };
-        if p.progress_deadline_seconds.is_some() {
-            let message = format!(
-                "Created new replica set {:?}",
-                str_at(&rs, "/metadata/name")
-            );
-            plan::set_condition(
-                status,
-                plan::new_condition(
-                    plan::PROGRESSING,
-                    "True",
-                    plan::NEW_RS_CREATED,
-                    &message,
-                    stamp,
-                ),
-            );
-        }
+        created(p, status, &rs, stamp);
         family.new = Some(rs);
     }
     // SetDeploymentRevision: the Deployment's revision is its new
@@ -531,6 +516,24 @@ fn annotate_replicas(rs: &mut Value, p: &Params) {
     let annotations = &mut rs["metadata"]["annotations"];
     annotations[ANNOTATION_DESIRED_REPLICAS] = json!(p.replicas.to_string());
     annotations[ANNOTATION_MAX_REPLICAS] = json!((p.replicas + plan::max_surge(p)).to_string());
+}
+
+/// A new ReplicaSet is progress: Progressing NewReplicaSetCreated, when
+/// the Deployment has a progress deadline (upstream's getNewReplicaSet).
+fn created(p: &Params, status: &mut Value, rs: &Value, stamp: &str) {
+    if p.progress_deadline_seconds.is_some() {
+        let message = format!("Created new replica set {:?}", str_at(rs, "/metadata/name"));
+        plan::set_condition(
+            status,
+            plan::new_condition(
+                plan::PROGRESSING,
+                "True",
+                plan::NEW_RS_CREATED,
+                &message,
+                stamp,
+            ),
+        );
+    }
 }
 
 /// Creates the new ReplicaSet, sized by `NewRSNewReplicas`; `None` when
@@ -711,22 +714,7 @@ fn recreate(
         None => {
             let revision = family.max_old_revision() + 1;
             if let Some(rs) = create_new(registry, d, p, family, template, status, revision)? {
-                if p.progress_deadline_seconds.is_some() {
-                    let message = format!(
-                        "Created new replica set {:?}",
-                        str_at(&rs, "/metadata/name")
-                    );
-                    plan::set_condition(
-                        status,
-                        plan::new_condition(
-                            plan::PROGRESSING,
-                            "True",
-                            plan::NEW_RS_CREATED,
-                            &message,
-                            stamp,
-                        ),
-                    );
-                }
+                created(p, status, &rs, stamp);
                 family.new = Some(rs);
             }
         }

@@ -359,7 +359,8 @@ pub async fn run(
             _ = redraw.tick() => {
                 let series = live_rx.borrow().clone();
                 let records = records_rx.borrow().clone();
-                progress.update(t0.elapsed().as_secs_f64(), length, &names, &series, &records);
+                let on: Vec<&str> = records.iter().filter(|r| r.is_on()).map(|r| r.id.as_str()).collect();
+                progress.update(t0.elapsed().as_secs_f64(), length, &names, &series, &on);
             }
             () = interrupt.cancelled(), if aborted.is_none() => {
                 progress.line("ABORT interrupted (SIGINT or SIGTERM)");

@@ -56,6 +56,13 @@ impl Record {
         Some(Span { start, end: stop })
     }
 
+    /// Applied and not over yet.
+    pub fn is_on(&self) -> bool {
+        self.applied.is_some()
+            && self.healed.is_none()
+            && (self.heal_scheduled.is_some() || self.lasts())
+    }
+
     /// Partitions and link changes without `for` last until the end.
     fn lasts(&self) -> bool {
         matches!(self.kind, "partition" | "link" | "rollout")

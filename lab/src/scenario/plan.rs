@@ -17,8 +17,6 @@ use podnet_experiment::verdict::{Check, Condition, MIN_SAMPLES, Metric, Recovery
 use podnet_experiment::window::{Anchor, BEFORE, WindowSpec};
 use serde::Deserialize;
 
-use super::schema::ClusterSpec;
-
 /// The longest a flow or the whole timeline may run.
 pub const MAX_LENGTH: Duration = Duration::from_secs(3600);
 
@@ -400,6 +398,15 @@ impl FaultKind {
     }
 }
 
+/// The cluster's nodes, as faults name them.
+pub trait Nodes {
+    /// The nodes `end` names: a node's name, or `zone-Z` for every node
+    /// of zone Z.
+    fn resolve_end(&self, end: &str) -> Result<Vec<String>, String>;
+    /// Every node, by name.
+    fn all(&self) -> Vec<String>;
+}
+
 /// A checked fault.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fault {
@@ -658,7 +665,7 @@ impl WindowedExpect {
 impl FaultSpec {
     /// The fault checked against the cluster; `index` names it when it
     /// has no id.
-    pub fn checked(&self, index: usize, cluster: &ClusterSpec) -> Result<Fault, String> {
+    pub fn checked(&self, index: usize, cluster: &impl Nodes) -> Result<Fault, String> {
         let id = self.id.clone().unwrap_or_else(|| format!("fault-{index}"));
         let valid = id.starts_with(|c: char| c.is_ascii_alphabetic())
             && id
@@ -710,7 +717,7 @@ impl FaultSpec {
         }
         if let Some(k) = &self.kill {
             let candidates = match k.node.as_str() {
-                "one-of-nodes" => cluster.node_specs().into_iter().map(|n| n.name).collect(),
+                "one-of-nodes" => cluster.all(),
                 n => match n.strip_prefix("one-of-") {
                     Some(zone) => cluster
                         .resolve_end(zone)

@@ -9,8 +9,6 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use podnet_experiment::series::FlowSeries;
 
-use super::faults::Record;
-
 /// The experiment's output: lines above the live line on a terminal,
 /// plain lines elsewhere.
 #[derive(Clone)]
@@ -42,20 +40,21 @@ impl Progress {
         }
     }
 
-    /// Redraws the live line, `now` seconds in.
+    /// Redraws the live line, `now` seconds in, with the ids of the
+    /// faults on now.
     pub fn update(
         &self,
         now: f64,
         length: f64,
         names: &[String],
         series: &[FlowSeries],
-        records: &[Record],
+        active: &[&str],
     ) {
         let Some(bar) = &self.bar else {
             return;
         };
         bar.set_position((now * 10.0) as u64);
-        bar.set_message(status(now, length, names, series, records));
+        bar.set_message(status(now, length, names, series, active));
     }
 
     pub fn finish(&self) {
@@ -71,7 +70,7 @@ pub fn status(
     length: f64,
     names: &[String],
     series: &[FlowSeries],
-    records: &[Record],
+    active: &[&str],
 ) -> String {
     let mut parts = vec![format!("{now:.1}/{length:.1}s")];
     // The last second whose requests have all been sent.
@@ -90,15 +89,6 @@ pub fn status(
             b.errors()
         ));
     }
-    let active: Vec<&str> = records
-        .iter()
-        .filter(|r| {
-            r.applied.is_some()
-                && r.healed.is_none()
-                && (r.heal_scheduled.is_some() || matches!(r.kind, "partition" | "link"))
-        })
-        .map(|r| r.id.as_str())
-        .collect();
     if !active.is_empty() {
         parts.push(format!("faults: {}", active.join(", ")));
     }
@@ -128,17 +118,7 @@ mod tests {
                 served: None,
             });
         }
-        let cut = Record {
-            id: "cut".into(),
-            kind: "partition",
-            scheduled: 1.0,
-            applied: Some(1.0),
-            heal_scheduled: Some(9.0),
-            healed: None,
-            targets: vec![],
-            error: None,
-        };
-        let line = status(2.5, 20.0, &["users".into()], &[s], &[cut]);
+        let line = status(2.5, 20.0, &["users".into()], &[s], &["cut"]);
         assert_eq!(line, "2.5/20.0s | users 10/s 2 err p99 5.0ms | faults: cut");
         let quiet = status(0.5, 20.0, &["users".into()], &[FlowSeries::new("")], &[]);
         assert_eq!(quiet, "0.5/20.0s | users 0/s 0 err p99 -");

@@ -426,29 +426,8 @@ impl ClusterSpec {
 
     /// Expands `links` into directed Link specs, later keys overriding
     /// `default`.
-    /// The nodes `end` names: a node's name, or `zone-Z` for every node of
-    /// zone Z.
-    pub fn resolve_end(&self, end: &str) -> Result<Vec<String>, String> {
-        let nodes = self.node_specs();
-        if nodes.iter().any(|n| n.name == end) {
-            return Ok(vec![end.to_string()]);
-        }
-        if let Some(zone) = end.strip_prefix("zone-") {
-            let members: Vec<String> = nodes
-                .iter()
-                .filter(|n| n.zone == zone)
-                .map(|n| n.name.clone())
-                .collect();
-            if !members.is_empty() {
-                return Ok(members);
-            }
-        }
-        Err(format!(
-            "{end:?} is neither a node nor zone-<zone> of a node"
-        ))
-    }
-
     pub fn link_specs(&self) -> Result<Vec<LinkSpec>, String> {
+        use super::plan::Nodes as _;
         let nodes = self.node_specs();
         let resolve = |end: &str| {
             self.resolve_end(end)
@@ -502,6 +481,32 @@ impl ClusterSpec {
                 .map_err(|e| format!("cluster.links[{}->{}]: {e}", spec.from, spec.to))?;
         }
         Ok(out.into_values().collect())
+    }
+}
+
+impl super::plan::Nodes for ClusterSpec {
+    fn resolve_end(&self, end: &str) -> Result<Vec<String>, String> {
+        let nodes = self.node_specs();
+        if nodes.iter().any(|n| n.name == end) {
+            return Ok(vec![end.to_string()]);
+        }
+        if let Some(zone) = end.strip_prefix("zone-") {
+            let members: Vec<String> = nodes
+                .iter()
+                .filter(|n| n.zone == zone)
+                .map(|n| n.name.clone())
+                .collect();
+            if !members.is_empty() {
+                return Ok(members);
+            }
+        }
+        Err(format!(
+            "{end:?} is neither a node nor zone-<zone> of a node"
+        ))
+    }
+
+    fn all(&self) -> Vec<String> {
+        self.node_specs().into_iter().map(|n| n.name).collect()
     }
 }
 
