@@ -119,5 +119,6 @@ fn absurd_times_are_bounded() {
     let mut s = sample(0, 0, Outcome::Ok);
     s.latency = Duration::from_secs(100_000);
     f.record(&s);
-    assert!((f.window(0, 1).latency_max() - 600.0).abs() < 1.0);
+    // Clamped to 600 s, within the histogram's 1 %.
+    assert!((f.window(0, 1).latency_max() - 600.0).abs() < 6.0);
 }

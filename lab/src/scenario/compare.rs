@@ -292,8 +292,9 @@ mod tests {
         let f = figures(&report("h", 0)["flows"][0], 0, 6);
         assert_eq!(f.requests, 60);
         assert_eq!(f.error_rate, 0.0);
-        assert!((f.p50 - 0.001).abs() < 1e-5);
-        assert!((f.max - 0.005).abs() < 1e-5);
+        // Within the histograms' 1 %.
+        assert!((f.p50 - 0.001).abs() < 1e-5, "{}", f.p50);
+        assert!((f.max - 0.005).abs() < 5e-5, "{}", f.max);
         assert!(figures(&report("h", 0)["flows"][0], 10, 12).p99.is_nan());
     }
 

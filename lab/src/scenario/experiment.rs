@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::faults;
 use super::plan::{Target, TrafficSpec, Windowed};
-use super::schema::{HttpExpect, Scenario, host_target};
+use super::schema::{Scenario, flow_target};
 use super::traffic::{self, Flow, Request, World};
 use crate::api::Api;
 
@@ -112,17 +112,7 @@ async fn http_request(
     url: &str,
     deadline: tokio::time::Instant,
 ) -> anyhow::Result<Request> {
-    let target = host_target(&HttpExpect {
-        http: url.to_string(),
-        from: "host".into(),
-        resolve: t.resolve.clone(),
-        cacert: None,
-        backend: None,
-        status: 200,
-        count: None,
-        spread: None,
-    })
-    .map_err(crate::manifest::InputError)?;
+    let target = flow_target(url, t.resolve.as_deref()).map_err(crate::manifest::InputError)?;
     let Some((ip, port)) = super::host::edge_address(api, &target, deadline).await? else {
         anyhow::bail!(
             "traffic {}: no LoadBalancer listens for {url} (is the Service's EXTERNAL-IP still <pending>?)",
@@ -300,9 +290,12 @@ pub async fn run(
     let t0 = Instant::now() + Duration::from_millis(50);
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::unbounded_channel();
-    let (live_tx, mut live_rx) = watch::channel(Vec::new());
+    let shared = Arc::new(std::sync::Mutex::new(Vec::new()));
     let series: Vec<FlowSeries> = prepared.flows.iter().map(|_| FlowSeries::new("")).collect();
-    let collector = tokio::spawn(traffic::collect(rx, series, live_tx));
+    *shared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = series;
+    let collector = tokio::spawn(traffic::collect(rx, shared.clone()));
     let mut flows = tokio::task::JoinSet::new();
     for (i, flow) in prepared.flows.iter().enumerate() {
         flows.spawn(traffic::run(
@@ -357,9 +350,9 @@ pub async fn run(
                 None => break,
             },
             _ = redraw.tick() => {
-                let series = live_rx.borrow().clone();
                 let records = records_rx.borrow().clone();
                 let on: Vec<&str> = records.iter().filter(|r| r.is_on()).map(|r| r.id.as_str()).collect();
+                let series = shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 progress.update(t0.elapsed().as_secs_f64(), length, &names, &series, &on);
             }
             () = interrupt.cancelled(), if aborted.is_none() => {
@@ -372,9 +365,12 @@ pub async fn run(
                 // Seconds whose requests may still be in flight are left
                 // for later.
                 let now = (t0.elapsed().as_secs_f64() - 1.0).floor();
-                let series = live_rx.borrow_and_update().clone();
                 let records = records_rx.borrow().clone();
-                for (w, v) in judge(&abort_checks, &prepared.specs, &series, &records, now) {
+                let judged = {
+                    let series = shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    judge(&abort_checks, &prepared.specs, &series, &records, now)
+                };
+                for (w, v) in judged {
                     // A window still short of samples is not judged live.
                     if v.status == Status::Fail && v.samples >= w.check.min_samples {
                         progress.line(&format!("ABORT {v}"));
@@ -391,7 +387,12 @@ pub async fn run(
     stop_faults.cancel();
     let mut timeline = fault_task.await?;
     timeline.heal_all(t0).await;
-    let series = collector.await?;
+    collector.await?;
+    let series = std::mem::take(
+        &mut *shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
     shutdown.cancel();
 
     // Validity: the generator kept its schedule.

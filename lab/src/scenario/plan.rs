@@ -739,10 +739,7 @@ impl FaultSpec {
             kinds.push(FaultKind::Kill { candidates });
         }
         if let Some(s) = &self.scale {
-            let (namespace, name) = match s.deployment.split_once('/') {
-                Some((ns, n)) => (ns.to_string(), n.to_string()),
-                None => ("default".to_string(), s.deployment.clone()),
-            };
+            let (namespace, name) = namespaced(&s.deployment);
             kinds.push(FaultKind::Scale {
                 namespace,
                 name,
@@ -750,10 +747,7 @@ impl FaultSpec {
             });
         }
         if let Some(r) = &self.rollout {
-            let (namespace, name) = match r.deployment.split_once('/') {
-                Some((ns, n)) => (ns.to_string(), n.to_string()),
-                None => ("default".to_string(), r.deployment.clone()),
-            };
+            let (namespace, name) = namespaced(&r.deployment);
             if r.set.image.is_none() && r.set.env.is_empty() {
                 return Err(".rollout.set: change the image or the env".into());
             }
@@ -799,6 +793,14 @@ impl FaultSpec {
             for_: self.for_,
             kind,
         })
+    }
+}
+
+/// `NS/NAME`, or `NAME` in the default namespace.
+fn namespaced(reference: &str) -> (String, String) {
+    match reference.split_once('/') {
+        Some((ns, n)) => (ns.to_string(), n.to_string()),
+        None => ("default".to_string(), reference.to_string()),
     }
 }
 

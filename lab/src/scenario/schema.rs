@@ -597,17 +597,8 @@ fn check_experiment(scenario: &Scenario) -> Result<(), String> {
             .map_err(|e| format!("traffic[{i}].request: {e}"))?
         {
             super::plan::Target::Http { url, .. } => {
-                let h = HttpExpect {
-                    http: url,
-                    from: "host".into(),
-                    resolve: t.resolve.clone(),
-                    cacert: None,
-                    backend: None,
-                    status: 200,
-                    count: None,
-                    spread: None,
-                };
-                host_target(&h).map_err(|e| format!("traffic[{i}]: {e}"))?;
+                flow_target(&url, t.resolve.as_deref())
+                    .map_err(|e| format!("traffic[{i}]: {e}"))?;
             }
             super::plan::Target::Dns { .. } => {}
         }
@@ -761,6 +752,21 @@ pub struct HostTarget {
     pub host: String,
     pub port: u16,
     pub resolve_to: Option<String>,
+}
+
+/// Where a `from: host` flow's URL leads, as for an `http` expectation
+/// from the host.
+pub fn flow_target(url: &str, resolve: Option<&str>) -> Result<HostTarget, String> {
+    host_target(&HttpExpect {
+        http: url.to_string(),
+        from: "host".into(),
+        resolve: resolve.map(str::to_string),
+        cacert: None,
+        backend: None,
+        status: 200,
+        count: None,
+        spread: None,
+    })
 }
 
 pub fn host_target(h: &HttpExpect) -> Result<HostTarget, String> {

@@ -352,25 +352,21 @@ fn classify(e: &(dyn std::error::Error + 'static)) -> Outcome {
     Outcome::Other
 }
 
-/// Collects `rx`'s samples into one series per flow, until every sender
-/// is gone.
+/// Collects `rx`'s samples into `series` (one per flow, shared with the
+/// live line and the abort checks, which read it in place), until every
+/// sender is gone.
 pub async fn collect(
     mut rx: mpsc::UnboundedReceiver<(usize, Sample)>,
-    mut series: Vec<FlowSeries>,
-    live: watch::Sender<Vec<FlowSeries>>,
-) -> Vec<FlowSeries> {
-    let mut last_publish = Instant::now();
+    series: Arc<std::sync::Mutex<Vec<FlowSeries>>>,
+) {
     while let Some((i, sample)) = rx.recv().await {
-        if let Some(s) = series.get_mut(i) {
+        let mut all = series
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(s) = all.get_mut(i) {
             s.record(&sample);
         }
-        if last_publish.elapsed() >= Duration::from_millis(200) {
-            live.send_replace(series.clone());
-            last_publish = Instant::now();
-        }
     }
-    live.send_replace(series.clone());
-    series
 }
 
 /// The edge address a flow's URL reaches: `ip:real_port`.
