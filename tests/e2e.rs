@@ -21,6 +21,8 @@ mod edge;
 mod events;
 #[path = "e2e/experiments.rs"]
 mod experiments;
+#[path = "e2e/flows.rs"]
+mod flows;
 #[path = "e2e/guards.rs"]
 mod guards;
 #[path = "e2e/harness.rs"]

@@ -27,7 +27,7 @@ pub enum Arrival {
 
 /// One piece of a rate profile: the rate goes linearly from `from` to `to`
 /// (per second) over `length` (a hold when they are equal).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Segment {
     pub from: f64,
     pub to: f64,
@@ -69,12 +69,29 @@ impl Segment {
 }
 
 /// A flow's rate over time.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Profile {
     pub segments: Vec<Segment>,
 }
 
 impl Profile {
+    /// The same shape at `factor` times the rate: one of `n` generators
+    /// sharing a flow runs `scaled(1/n)`, and their superposition is the
+    /// flow's (exactly so for Poisson arrivals).
+    pub fn scaled(&self, factor: f64) -> Profile {
+        Profile {
+            segments: self
+                .segments
+                .iter()
+                .map(|s| Segment {
+                    from: s.from * factor,
+                    to: s.to * factor,
+                    length: s.length,
+                })
+                .collect(),
+        }
+    }
+
     /// The whole length of the profile.
     pub fn length(&self) -> Duration {
         self.segments.iter().map(|s| s.length).sum()

@@ -258,7 +258,7 @@ impl Bucket {
         }
     }
 
-    fn record(&mut self, sample: &Sample, client_zone: &str) {
+    pub fn record(&mut self, sample: &Sample, client_zone: &str) {
         *self.outcomes.entry(sample.outcome).or_default() += 1;
         if sample.outcome != Outcome::Shed {
             // Cannot fail: values are clamped into the bounds.
@@ -309,6 +309,61 @@ impl Bucket {
     }
 }
 
+/// A bucket as it travels from a pod's generator to the runner: the
+/// histograms as `[value, count]` pairs of their recorded buckets (so a
+/// decoded bucket gives the same quantiles), the counts as they are.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WireBucket {
+    pub latency_us: Vec<(u64, u64)>,
+    pub lag_us: Vec<(u64, u64)>,
+    pub outcomes: BTreeMap<Outcome, u64>,
+    pub by_pod: BTreeMap<String, Share>,
+    pub by_zone: BTreeMap<String, Share>,
+    pub cross_zone: u64,
+}
+
+fn pairs(h: &Histogram<u64>) -> Vec<(u64, u64)> {
+    h.iter_recorded()
+        .map(|v| (v.value_iterated_to(), v.count_at_value()))
+        .collect()
+}
+
+fn refill(pairs: &[(u64, u64)]) -> Histogram<u64> {
+    let mut h = histogram();
+    for &(value, count) in pairs {
+        // In range once clamped; counts saturate.
+        let _ = h.record_n(value.clamp(1, MAX_MICROS), count);
+    }
+    h
+}
+
+impl Bucket {
+    pub fn to_wire(&self) -> WireBucket {
+        WireBucket {
+            latency_us: pairs(&self.latency),
+            lag_us: pairs(&self.lag),
+            outcomes: self.outcomes.clone(),
+            by_pod: self.by_pod.clone(),
+            by_zone: self.by_zone.clone(),
+            cross_zone: self.cross_zone,
+        }
+    }
+
+    /// The bucket `w` describes, one second long (a value beyond the
+    /// histogram's range is clamped to it, as recording clamps).
+    pub fn from_wire(w: WireBucket) -> Bucket {
+        Bucket {
+            latency: refill(&w.latency_us),
+            lag: refill(&w.lag_us),
+            outcomes: w.outcomes,
+            by_pod: w.by_pod,
+            by_zone: w.by_zone,
+            cross_zone: w.cross_zone,
+            seconds: 1,
+        }
+    }
+}
+
 /// One flow's seconds, from the scenario's start.
 #[derive(Debug, Clone, Default)]
 pub struct FlowSeries {
@@ -337,6 +392,23 @@ impl FlowSeries {
         }
         let zone = self.client_zone.clone();
         self.seconds[second].record(sample, &zone);
+    }
+
+    /// Adds `bucket` (another generator's part of the same flow) to
+    /// second `s`.
+    pub fn merge_second(&mut self, s: u64, bucket: &Bucket) {
+        let Ok(second) = usize::try_from(s) else {
+            return;
+        };
+        if second >= MAX_SECONDS {
+            return;
+        }
+        if self.seconds.len() <= second {
+            self.seconds.resize_with(second + 1, Bucket::default);
+        }
+        self.seconds[second].merge(bucket);
+        // A second is one second long whatever merged into it.
+        self.seconds[second].seconds = 0;
     }
 
     /// Seconds recorded so far (the last one holding a request).

@@ -29,8 +29,8 @@ use podnet_proto::v1::node_agent_server::{NodeAgent, NodeAgentServer};
 use podnet_proto::v1::trace_source_server::TraceSourceServer;
 use podnet_proto::v1::{
     DeleteRequest, EvictRequest, EvictResponse, ExecRequest, ExecResponse, FlowRecord,
-    FlowsRequest, FlowsResponse, JoinRequest, ObjectRequest, PolicyCounters, ProxyStatusRequest,
-    ProxyStatusResponse,
+    FlowsRequest, FlowsResponse, JoinRequest, LoadgenRequest, ObjectRequest, PolicyCounters,
+    ProxyStatusRequest, ProxyStatusResponse,
 };
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -320,6 +320,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
                 .instrument(tracing::info_span!("informer", kind, scope = "policy")),
         );
     }
+    let all_pods_world = all_pods_rx.clone();
+    let nodes_world = nodes_rx.clone();
     let sources = crate::policy::Sources {
         policies: policies_rx,
         pods: all_pods_rx,
@@ -355,6 +357,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let agent = AgentService {
         datapath: datapath.clone(),
         runtime: runtime.clone(),
+        world: podnet_loadgen::World {
+            nodes: nodes_world,
+            pods: all_pods_world,
+        },
+        zone: config.zone.clone(),
     };
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(agent_listener);
     // Only the control plane may exec or read spans; the handshake takes
@@ -665,6 +672,9 @@ async fn sync_network(
 struct AgentService {
     datapath: Arc<Datapath>,
     runtime: Arc<Runtime>,
+    /// Nodes and pods cluster-wide, for the generators' attribution.
+    world: podnet_loadgen::World,
+    zone: String,
 }
 
 /// Longest an exec may run; toolbox commands bound themselves well below.
@@ -672,6 +682,27 @@ const EXEC_LIMIT: Duration = Duration::from_secs(120);
 
 #[tonic::async_trait]
 impl NodeAgent for AgentService {
+    type LoadgenStream = crate::loadgen::Reports;
+
+    async fn loadgen(
+        &self,
+        req: tonic::Request<LoadgenRequest>,
+    ) -> Result<tonic::Response<Self::LoadgenStream>, tonic::Status> {
+        auth::only_masters(&req)?;
+        let req = req.into_inner();
+        let namespace = if req.namespace.is_empty() {
+            "default"
+        } else {
+            &req.namespace
+        };
+        let pod = self.runtime.find(namespace, &req.pod).ok_or_else(|| {
+            tonic::Status::not_found(format!("pod {:?} is not running on this node", req.pod))
+        })?;
+        let reports =
+            crate::loadgen::start(pod.ns.clone(), req, self.world.clone(), self.zone.clone())?;
+        Ok(tonic::Response::new(reports))
+    }
+
     async fn proxy_status(
         &self,
         req: tonic::Request<ProxyStatusRequest>,

@@ -9,6 +9,7 @@ pub(crate) mod envvars;
 pub(crate) mod health;
 pub(crate) mod hostdns;
 pub(crate) mod lifecycle;
+mod loadgen;
 pub mod metrics;
 pub(crate) mod outside;
 pub mod policy;

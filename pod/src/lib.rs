@@ -10,6 +10,8 @@
 //! - [`dns`]: the `podnet/dns` image (cluster DNS) and the pods' stub
 //!   resolver.
 //! - [`toolbox`]: the commands `podnet exec` runs in a pod.
+//! - [`loadgen`]: `podnet/loadgen`, an experiment's traffic generator run
+//!   in a pod's namespace.
 //! - [`cluster`]: the node's view of Services and EndpointSlices, as the
 //!   workloads read it.
 //!
@@ -24,5 +26,6 @@ pub mod container;
 pub mod dns;
 pub mod images;
 pub mod ingress;
+pub mod loadgen;
 pub mod netns;
 pub mod toolbox;

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::harness::{BIN, text};
 
-fn library() -> PathBuf {
+pub(crate) fn library() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/experiments")
 }
 
@@ -18,10 +18,10 @@ fn library() -> PathBuf {
 /// thread several milliseconds late at the 99th percentile (measured:
 /// p99 4 ms, max 20 ms with two experiments at once), which the default
 /// 1 ms bound rightly calls INVALID.
-const TEST_MAX_LAG: &str = "100ms";
+pub(crate) const TEST_MAX_LAG: &str = "100ms";
 
 /// `podnet run FILE --report DIR`.
-fn run(file: &Path, report: &Path) -> Output {
+pub(crate) fn run(file: &Path, report: &Path) -> Output {
     Command::new(BIN)
         .arg("run")
         .arg(file)
@@ -32,7 +32,7 @@ fn run(file: &Path, report: &Path) -> Output {
         .unwrap()
 }
 
-fn report(dir: &Path) -> Value {
+pub(crate) fn report(dir: &Path) -> Value {
     let path = dir.join("report.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
@@ -62,7 +62,7 @@ manifests:
     file
 }
 
-fn said(out: &Output) -> String {
+pub(crate) fn said(out: &Output) -> String {
     format!("{}{}", text(&out.stdout), text(&out.stderr))
 }
 
@@ -82,12 +82,14 @@ fn every_experiment_of_the_library_has_its_test() {
 }
 
 /// The library's scenarios, each run by its own test (in parallel).
-const LIBRARY: [&str; 5] = [
+const LIBRARY: [&str; 7] = [
     "dns-outage.yaml",
     "lossy-link.yaml",
+    "ndots.yaml",
     "node-kill.yaml",
     "partition.yaml",
     "rollout.yaml",
+    "traffic-policy.yaml",
 ];
 
 #[test]
@@ -119,7 +121,7 @@ fn library_rollout() {
 
 /// Runs a library scenario and checks what every experiment's report
 /// must hold; gives its directory and report.
-fn library_passes_with_its_report(name: &str) -> (tempfile::TempDir, Value) {
+pub(crate) fn library_passes_with_its_report(name: &str) -> (tempfile::TempDir, Value) {
     assert!(LIBRARY.contains(&name));
     {
         let file = library().join(name);

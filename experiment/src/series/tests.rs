@@ -122,3 +122,41 @@ fn absurd_times_are_bounded() {
     // Clamped to 600 s, within the histogram's 1 %.
     assert!((f.window(0, 1).latency_max() - 600.0).abs() < 6.0);
 }
+
+#[test]
+fn a_bucket_travels_and_merges_into_its_second_exactly() {
+    let mut here = FlowSeries::new("a");
+    let mut there = FlowSeries::new("b");
+    for i in 0..200 {
+        let mut s = sample(1000 + i * 4, 1 + i % 37, Outcome::Ok);
+        s.served = Some(Served {
+            pod: "default/web-1".into(),
+            node: "node-2".into(),
+            zone: "a".into(),
+            terminating: i % 50 == 0,
+        });
+        there.record(&s);
+        here.record(&sample(1000 + i * 4, 2 + i % 11, Outcome::Timeout));
+    }
+    let sent = there.second(1);
+    let wire: WireBucket =
+        serde_json::from_str(&serde_json::to_string(&sent.to_wire()).unwrap()).unwrap();
+    let arrived = Bucket::from_wire(wire);
+    for q in [0.5, 0.9, 0.99] {
+        assert_eq!(arrived.latency_quantile(q), sent.latency_quantile(q));
+    }
+    assert_eq!(arrived.by_pod, sent.by_pod);
+    assert_eq!(arrived.cross_zone, 200);
+    let before = here.second(1).total();
+    here.merge_second(1, &arrived);
+    let merged = here.window(1, 2);
+    assert_eq!(merged.total(), before + 200);
+    assert_eq!(merged.count(Outcome::Ok), 200);
+    assert_eq!(merged.rate_achieved(), 400.0);
+    // A value beyond the histogram's range is clamped into it.
+    let far = Bucket::from_wire(WireBucket {
+        latency_us: vec![(0, 1), (u64::MAX, 1)],
+        ..WireBucket::default()
+    });
+    assert_eq!(far.latency.len(), 2);
+}

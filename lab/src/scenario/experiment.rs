@@ -3,7 +3,6 @@
 //! expectations checked every second while they run, then the windowed
 //! verdicts, the run's validity and `report.json`.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,9 +16,11 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::faults;
-use super::plan::{Target, TrafficSpec, Windowed};
+use podnet_loadgen::{Flow, HttpRequest, Request, World};
+
+use super::plan::{Source, Target, TrafficSpec, Windowed};
 use super::schema::{Scenario, flow_target};
-use super::traffic::{self, Flow, Request, World};
+use super::traffic::{self, GeneratorPod, Placement};
 use crate::api::Api;
 
 /// The report's schema version.
@@ -50,6 +51,20 @@ impl Result {
     }
 }
 
+/// Why the flows could not start (a target that never answered, a name
+/// that does not resolve, no pod to run in): the run measured nothing, so
+/// it is INVALID, not a failure of what it would have judged.
+#[derive(Debug)]
+pub struct Unmeasurable(pub String);
+
+impl std::fmt::Display for Unmeasurable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unmeasurable {}
+
 /// What `run` leaves: the result, and where the report is.
 pub struct Done {
     pub result: Result,
@@ -62,42 +77,94 @@ pub struct Done {
 }
 
 struct Prepared {
-    flows: Vec<Flow>,
+    flows: Vec<(Flow, Placement)>,
     specs: Vec<TrafficSpec>,
 }
 
-/// The flows: HTTP ones aimed at the edge's real listener for their URL,
-/// once the edge answers there; DNS ones at a Ready node's host DNS port.
-async fn prepare(api: &mut Api, scenario: &Scenario) -> anyhow::Result<Prepared> {
+fn input(e: impl std::fmt::Display) -> anyhow::Error {
+    crate::manifest::InputError(e.to_string()).into()
+}
+
+/// The flows: host ones aimed at the edge's real listener for their
+/// target (DNS ones at a Ready node's host DNS port), pod ones placed in
+/// the running pods their `from` selects; each waits, up to [`SETTLE`],
+/// until its target answers.
+async fn prepare(
+    api: &mut Api,
+    scenario: &Scenario,
+    base: &Path,
+    admin: &podnet_proto::auth::Credentials,
+) -> anyhow::Result<Prepared> {
     let mut flows = Vec::new();
     for (i, t) in scenario.traffic.iter().enumerate() {
         let deadline = tokio::time::Instant::now() + SETTLE;
-        let request = match t.target().map_err(crate::manifest::InputError)? {
-            Target::Http { method, url } => http_request(api, t, &method, &url, deadline).await?,
+        let target = t.target().map_err(input)?;
+        let cacert = match &t.cacert {
+            Some(file) => Some(
+                std::fs::read_to_string(base.join(file))
+                    .map_err(|e| input(format!("traffic {}: cacert {file}: {e}", t.name)))?,
+            ),
+            None => None,
+        };
+        let placement = match t.source() {
+            Source::Host => Placement::Host,
+            Source::Pods(reference) => Placement::Pods(generator_pods(api, &reference).await?),
+        };
+        let on_host = matches!(placement, Placement::Host);
+        let request = match target {
+            Target::Http { method, url } => Request::Http(HttpRequest {
+                connect_to: if on_host {
+                    Some(edge(api, t, &url, deadline).await?)
+                } else {
+                    None
+                },
+                method,
+                url,
+                version: t.http_version().map_err(input)?,
+                reuse: t.reuse(),
+                cacert,
+            }),
+            Target::Tcp { host, port } => Request::Tcp {
+                connect_to: if on_host {
+                    Some(edge(api, t, &format!("tcp://{host}:{port}"), deadline).await?)
+                } else {
+                    None
+                },
+                host,
+                port,
+                echo: t.echo,
+            },
+            Target::Udp { host, port } => Request::Udp {
+                connect_to: if on_host {
+                    Some(edge(api, t, &format!("udp://{host}:{port}"), deadline).await?)
+                } else {
+                    None
+                },
+                host,
+                port,
+            },
             Target::Dns { name, rtype } => Request::Dns {
-                server: host_dns(api, deadline).await?,
-                name: hickory_proto::rr::Name::from_ascii(&name).map_err(|e| {
-                    crate::manifest::InputError(format!("traffic {}: {name:?}: {e}", t.name))
-                })?,
-                rtype: rtype.parse().map_err(|e| {
-                    crate::manifest::InputError(format!("traffic {}: {rtype:?}: {e}", t.name))
-                })?,
+                server: if on_host {
+                    Some(host_dns(api, deadline).await?)
+                } else {
+                    None
+                },
+                name,
+                rtype,
             },
         };
         let flow = Flow {
             name: t.name.clone(),
             request,
-            profile: t.profile().map_err(crate::manifest::InputError)?,
+            profile: t.profile().map_err(input)?,
             arrival: t
                 .arrival
                 .unwrap_or(podnet_experiment::schedule::Arrival::Uniform),
             timeout: t.timeout(),
             stream: i as u64,
         };
-        if let Request::Http { .. } = flow.request {
-            settle(&flow, deadline).await?;
-        }
-        flows.push(flow);
+        settle(&flow, &placement, admin, deadline).await?;
+        flows.push((flow, placement));
     }
     Ok(Prepared {
         flows,
@@ -105,33 +172,63 @@ async fn prepare(api: &mut Api, scenario: &Scenario) -> anyhow::Result<Prepared>
     })
 }
 
-async fn http_request(
+/// The running pods `reference` selects, each with its node's agent.
+async fn generator_pods(api: &mut Api, reference: &str) -> anyhow::Result<Vec<GeneratorPod>> {
+    let nodes = super::expect::list(api, "Node").await?;
+    let agent_of = |node: &str| {
+        nodes
+            .iter()
+            .find(|n| n["metadata"]["name"] == node)
+            .and_then(|n| {
+                n.pointer("/metadata/annotations")?
+                    .get(podnet_proto::model::ANNOTATION_AGENT)?
+                    .as_str()
+            })
+            .map(str::to_string)
+    };
+    let mut out = Vec::new();
+    for p in super::expect::resolve_pods(api, reference).await? {
+        let running = p["status"]["phase"] == "Running"
+            && p["metadata"]["deletionTimestamp"].is_null()
+            && p["status"]["podIP"].is_string();
+        let node = p["spec"]["nodeName"].as_str().unwrap_or_default();
+        if let (true, Some(agent)) = (running, agent_of(node)) {
+            out.push(GeneratorPod {
+                namespace: p["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("default")
+                    .to_string(),
+                name: p["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                node: node.to_string(),
+                agent,
+            });
+        }
+    }
+    anyhow::ensure!(
+        !out.is_empty(),
+        "traffic from {reference:?}: none of its pods is running"
+    );
+    Ok(out)
+}
+
+/// The edge's real address for a host flow's target.
+async fn edge(
     api: &mut Api,
     t: &TrafficSpec,
-    method: &str,
     url: &str,
     deadline: tokio::time::Instant,
-) -> anyhow::Result<Request> {
-    let target = flow_target(url, t.resolve.as_deref()).map_err(crate::manifest::InputError)?;
+) -> anyhow::Result<std::net::SocketAddr> {
+    let target = flow_target(url, t.resolve.as_deref()).map_err(input)?;
     let Some((ip, port)) = super::host::edge_address(api, &target, deadline).await? else {
         anyhow::bail!(
             "traffic {}: no LoadBalancer listens for {url} (is the Service's EXTERNAL-IP still <pending>?)",
             t.name
         );
     };
-    let edge: std::net::SocketAddr = format!("{ip}:{port}").parse()?;
-    let uri: http::Uri = url.parse()?;
-    let host = if target.port == 80 {
-        target.host.clone()
-    } else {
-        format!("{}:{}", target.host, target.port)
-    };
-    Ok(Request::Http {
-        method: method.parse()?,
-        uri: traffic::edge_uri(&uri, edge).map_err(anyhow::Error::msg)?,
-        host,
-        reuse: t.reuse(),
-    })
+    Ok(format!("{ip}:{port}").parse()?)
 }
 
 /// The host DNS port of the first Ready node (by name) that has one: what
@@ -168,34 +265,55 @@ async fn host_dns(
     }
 }
 
-/// Waits until the flow's target answers with anything but a 5xx
-/// through the edge (its health checks and the ingress controller's routes
-/// follow the cluster a moment after pods are Ready).
-async fn settle(flow: &Flow, deadline: tokio::time::Instant) -> anyhow::Result<()> {
-    let Request::Http {
-        method, uri, host, ..
-    } = &flow.request
-    else {
+/// Waits until the flow's target answers (anything but a 5xx or a
+/// failure), from where the flow runs: the edge's health checks, the
+/// ingress controller's routes and the proxies' endpoints follow the
+/// cluster a moment after pods are Ready, as in a real cluster. DNS flows
+/// need no wait (their failures are what they measure).
+async fn settle(
+    flow: &Flow,
+    placement: &Placement,
+    admin: &podnet_proto::auth::Credentials,
+    deadline: tokio::time::Instant,
+) -> anyhow::Result<()> {
+    if matches!(flow.request, Request::Dns { .. }) {
         return Ok(());
-    };
-    let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http();
+    }
     loop {
-        let req = http::Request::builder()
-            .method(method.clone())
-            .uri(uri.clone())
-            .header(http::header::HOST, host)
-            .body(http_body_util::Empty::new())?;
-        let answer = tokio::time::timeout(Duration::from_secs(1), client.request(req)).await;
-        if let Ok(Ok(r)) = answer
-            && !r.status().is_server_error()
-        {
+        let answered = match placement {
+            Placement::Host => {
+                let outcome = podnet_loadgen::probe(flow, podnet_loadgen::HostNet)
+                    .await
+                    .map_err(input)?;
+                matches!(
+                    outcome,
+                    podnet_experiment::series::Outcome::Ok
+                        | podnet_experiment::series::Outcome::Http4xx
+                )
+            }
+            Placement::Pods(pods) => {
+                let mut all = true;
+                for pod in pods {
+                    all &= traffic::answers_from_pod(flow, pod, admin)
+                        .await
+                        .map_err(|e| {
+                            anyhow::anyhow!(
+                                "traffic {}: pod {}/{}: {e}",
+                                flow.name,
+                                pod.namespace,
+                                pod.name
+                            )
+                        })?;
+                }
+                all
+            }
+        };
+        if answered {
             return Ok(());
         }
         anyhow::ensure!(
             tokio::time::Instant::now() < deadline,
-            "traffic {}: {uri} did not answer through the edge within {SETTLE:?}",
+            "traffic {}: its target did not answer within {SETTLE:?}",
             flow.name,
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -251,27 +369,36 @@ pub async fn run(
         .checked_faults()
         .map_err(crate::manifest::InputError)?;
     let windowed = scenario.windowed().map_err(crate::manifest::InputError)?;
-    let prepared = prepare(api, scenario).await?;
+    let admin = crate::api::admin_credentials(state)?;
+    let prepared = prepare(api, scenario, base, &admin).await.map_err(|e| {
+        if e.downcast_ref::<crate::manifest::InputError>().is_some() {
+            e
+        } else {
+            Unmeasurable(format!("{e:#}")).into()
+        }
+    })?;
     let seed = scenario.seed();
 
     let shutdown = CancellationToken::new();
-    let (pods_tx, pods_rx) = watch::channel(podnet_proto::informer::Cache::new());
-    tokio::spawn(podnet_proto::informer::informer(
-        api.clone(),
-        "Pod",
-        String::new(),
-        pods_tx,
-        shutdown.clone(),
-    ));
-    let zones: BTreeMap<String, String> = scenario
-        .cluster
-        .node_specs()
-        .into_iter()
-        .map(|n| (n.name, n.zone))
-        .collect();
+    let mut caches = Vec::new();
+    for kind in ["Pod", "Node"] {
+        let (tx, rx) = watch::channel(podnet_proto::informer::Cache::new());
+        tokio::spawn(podnet_proto::informer::informer(
+            api.clone(),
+            kind,
+            String::new(),
+            tx,
+            shutdown.clone(),
+        ));
+        caches.push(rx);
+    }
     let world = World {
-        zones: Arc::new(zones),
-        pods: pods_rx,
+        nodes: caches
+            .pop()
+            .unwrap_or_else(|| watch::channel(Default::default()).1),
+        pods: caches
+            .pop()
+            .unwrap_or_else(|| watch::channel(Default::default()).1),
     };
 
     let length = prepared
@@ -286,27 +413,47 @@ pub async fn run(
         faults.len()
     );
     // A moment for every scheduler thread to start before the first
-    // request is due.
-    let t0 = Instant::now() + Duration::from_millis(50);
+    // request is due (and for every pod's generator to be asked).
+    let ahead = if prepared
+        .flows
+        .iter()
+        .any(|(_, p)| matches!(p, Placement::Pods(_)))
+    {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_millis(300)
+    };
+    let (t0, t0_wall) = (Instant::now() + ahead, std::time::SystemTime::now() + ahead);
     let stop = Arc::new(AtomicBool::new(false));
+    let stop_pods = CancellationToken::new();
     let (tx, rx) = mpsc::unbounded_channel();
-    let shared = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let series: Vec<FlowSeries> = prepared.flows.iter().map(|_| FlowSeries::new("")).collect();
-    *shared
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = series;
+    let shared: traffic::Shared = Arc::new(std::sync::Mutex::new(
+        prepared.flows.iter().map(|_| FlowSeries::new("")).collect(),
+    ));
     let collector = tokio::spawn(traffic::collect(rx, shared.clone()));
     let mut flows = tokio::task::JoinSet::new();
-    for (i, flow) in prepared.flows.iter().enumerate() {
-        flows.spawn(traffic::run(
-            i,
-            flow.clone(),
-            seed,
-            t0,
-            world.clone(),
-            stop.clone(),
-            tx.clone(),
-        ));
+    for (i, (flow, placement)) in prepared.flows.iter().enumerate() {
+        match placement {
+            Placement::Host => flows.spawn(traffic::run_host(
+                i,
+                flow.clone(),
+                seed,
+                t0,
+                world.clone(),
+                stop.clone(),
+                tx.clone(),
+            )),
+            Placement::Pods(pods) => flows.spawn(traffic::run_pods(
+                i,
+                flow.clone(),
+                pods.clone(),
+                seed,
+                t0_wall,
+                admin.clone(),
+                stop_pods.clone(),
+                shared.clone(),
+            )),
+        };
     }
     drop(tx);
 
@@ -341,11 +488,13 @@ pub async fn run(
         .collect();
     let mut aborted: Option<String> = None;
     let mut tallies = Vec::new();
+    let mut generator_errors: Vec<String> = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             joined = flows.join_next() => match joined {
-                Some(Ok(t)) => tallies.push(t),
+                Some(Ok(Ok(t))) => tallies.push(t),
+                Some(Ok(Err(e))) => generator_errors.push(e),
                 Some(Err(e)) => anyhow::bail!("a flow's task failed: {e}"),
                 None => break,
             },
@@ -359,6 +508,7 @@ pub async fn run(
                 progress.line("ABORT interrupted (SIGINT or SIGTERM)");
                 aborted = Some("signal".to_string());
                 stop.store(true, Ordering::Relaxed);
+                stop_pods.cancel();
                 stop_faults.cancel();
             }
             _ = tick.tick(), if !abort_checks.is_empty() && aborted.is_none() => {
@@ -376,6 +526,7 @@ pub async fn run(
                         progress.line(&format!("ABORT {v}"));
                         aborted = Some(v.name.clone());
                         stop.store(true, Ordering::Relaxed);
+                        stop_pods.cancel();
                         stop_faults.cancel();
                     }
                 }
@@ -417,6 +568,9 @@ pub async fn run(
             ));
         }
     }
+    for e in &generator_errors {
+        invalid.push(format!("traffic: {e}"));
+    }
     for r in &timeline.records {
         if let Some(e) = &r.error {
             invalid.push(format!("fault {}: {e}", r.id));
@@ -456,6 +610,17 @@ pub async fn run(
         invalid: &invalid,
         aborted: aborted.as_deref(),
         tallies: &tallies,
+        generators: &prepared
+            .flows
+            .iter()
+            .map(|(_, p)| match p {
+                Placement::Host => vec!["host".to_string()],
+                Placement::Pods(pods) => pods
+                    .iter()
+                    .map(|p| format!("{}/{}", p.namespace, p.name))
+                    .collect(),
+            })
+            .collect::<Vec<_>>(),
     });
     std::fs::create_dir_all(report_dir)?;
     let path = report_dir.join("report.json");
@@ -486,7 +651,9 @@ struct Report<'a> {
     flows_judged: &'a [String],
     invalid: &'a [String],
     aborted: Option<&'a str>,
-    tallies: &'a [traffic::Tally],
+    tallies: &'a [podnet_loadgen::Tally],
+    /// Where each flow ran: `host`, or its pods (`NS/NAME`).
+    generators: &'a [Vec<String>],
 }
 
 /// FNV-1a of the scenario's text: runs of the same file compare.
@@ -508,7 +675,8 @@ fn report(r: &Report<'_>) -> Value {
         .specs
         .iter()
         .zip(r.series)
-        .map(|(spec, s)| {
+        .enumerate()
+        .map(|(i, (spec, s))| {
             let seconds: Vec<Value> = (0..s.len() as u64)
                 .map(|t| {
                     let b = s.second(t);
@@ -531,6 +699,7 @@ fn report(r: &Report<'_>) -> Value {
             json!({
                 "name": spec.name,
                 "request": spec.request,
+                "generators": r.generators.get(i).cloned().unwrap_or_default(),
                 "warmup": spec.warmup().as_secs_f64(),
                 "seconds": seconds,
             })

@@ -27,15 +27,12 @@ fn edge_port(services: &[Value], ip: &str, port: u16) -> Option<u16> {
         .find_map(|svc| svc.edge_port_for(port))
 }
 
-/// The address of the ingress controller's LoadBalancer Service.
-fn ingress_address(services: &[Value]) -> Option<String> {
+/// The address of LoadBalancer Service `namespace/name`.
+fn load_balancer_address(services: &[Value], namespace: &str, name: &str) -> Option<String> {
     services
         .iter()
         .map(ServiceView)
-        .find(|s| {
-            s.meta().namespace() == "podnet-ingress"
-                && s.meta().name() == "podnet-ingress-controller"
-        })?
+        .find(|s| s.meta().namespace() == namespace && s.meta().name() == name)?
         .load_balancer_ip()
         .map(|ip| ip.to_string())
 }
@@ -56,7 +53,14 @@ pub(super) async fn edge_address(
     loop {
         let services = list(api, "Service").await?;
         let ip = match &target.resolve_to {
-            Some(to) if to == "ingress" => ingress_address(&services),
+            Some(to) if to == "ingress" => {
+                load_balancer_address(&services, "podnet-ingress", "podnet-ingress-controller")
+            }
+            Some(to) if to.starts_with("service:") => {
+                let reference = &to["service:".len()..];
+                let (ns, name) = reference.split_once('/').unwrap_or(("default", reference));
+                load_balancer_address(&services, ns, name)
+            }
             Some(ip) => Some(ip.clone()),
             None => Some(target.host.clone()),
         };

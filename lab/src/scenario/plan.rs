@@ -47,9 +47,14 @@ fn required_rate<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error
 #[serde(deny_unknown_fields)]
 pub struct TrafficSpec {
     pub name: String,
-    /// `host`: from this machine through the edge's real listeners.
-    pub from: String,
-    /// `GET http://shop.example.com/cart` (the method may be left out).
+    /// `host`: from this machine through the edge's real listeners;
+    /// `{pods: SELECTOR}` (or a pod's name or selector, `[NS/]...`, as
+    /// the expectations' `from`): a generator inside each of those pods'
+    /// network namespaces, the flow's rate shared among them.
+    pub from: SourceSpec,
+    /// `GET http://shop.example.com/cart` (the method may be left out),
+    /// `https://...`, `tcp://HOST:PORT`, `udp://HOST:PORT`, `dns:NAME
+    /// [TYPE]`.
     pub request: String,
     /// `HOST:ADDRESS`, as curl's `--resolve`: `shop.example.com:ingress`
     /// or a LoadBalancer address.
@@ -71,6 +76,44 @@ pub struct TrafficSpec {
     pub timeout: Option<Duration>,
     #[serde(default)]
     pub connections: Option<Connections>,
+    /// `"1.1"` (the default) or `"2"`: HTTP/2 by ALPN over TLS, with prior
+    /// knowledge (h2c) in the clear.
+    #[serde(default)]
+    pub http_version: Option<String>,
+    /// For https: the CA (a PEM file, relative to the scenario) that
+    /// signed the server's certificate.
+    #[serde(default)]
+    pub cacert: Option<String>,
+    /// For tcp: after connecting, send a line and read it back (a
+    /// tcp-echo server) instead of only connecting.
+    #[serde(default)]
+    pub echo: bool,
+}
+
+/// `from:` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum SourceSpec {
+    Word(String),
+    Pods { pods: String },
+}
+
+/// Where a flow's requests leave from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Host,
+    /// `[NS/]NAME` or `[NS/]SELECTOR`.
+    Pods(String),
+}
+
+impl SourceSpec {
+    pub fn source(&self) -> Source {
+        match self {
+            SourceSpec::Word(w) if w == "host" => Source::Host,
+            SourceSpec::Word(w) => Source::Pods(w.clone()),
+            SourceSpec::Pods { pods } => Source::Pods(pods.clone()),
+        }
+    }
 }
 
 /// One step of a `ramp`.
@@ -156,8 +199,48 @@ impl TrafficSpec {
         self.connections.as_ref().is_none_or(|c| c.reuse)
     }
 
-    /// What `request` asks: an HTTP request or a DNS query.
+    pub fn source(&self) -> Source {
+        self.from.source()
+    }
+
+    pub fn http_version(&self) -> Result<podnet_loadgen::HttpVersion, String> {
+        match self.http_version.as_deref() {
+            None | Some("1.1") => Ok(podnet_loadgen::HttpVersion::Http1),
+            Some("2") => Ok(podnet_loadgen::HttpVersion::Http2),
+            Some(v) => Err(format!("http_version: {v:?} is \"1.1\" or \"2\"")),
+        }
+    }
+
+    /// What `request` asks, checked with the fields that go with it.
     pub fn target(&self) -> Result<Target, String> {
+        let target = self.parse_target()?;
+        let from_host = self.source() == Source::Host;
+        let https = matches!(&target, Target::Http { url, .. } if url.starts_with("https://"));
+        if https != self.cacert.is_some() {
+            return Err(if https {
+                "cacert: required for https (the CA that signed the server's certificate)".into()
+            } else {
+                "cacert: only for https URLs".into()
+            });
+        }
+        if self.http_version.is_some() && !matches!(target, Target::Http { .. }) {
+            return Err("http_version: only for http:// and https:// requests".into());
+        }
+        self.http_version()?;
+        if self.echo && !matches!(target, Target::Tcp { .. }) {
+            return Err("echo: only for tcp:// requests (udp:// ones always echo)".into());
+        }
+        if self.resolve.is_some() && (!from_host || matches!(target, Target::Dns { .. })) {
+            return Err(if from_host {
+                "resolve: a DNS flow asks the cluster DNS, resolve names a target's host".into()
+            } else {
+                "resolve: a pod resolves names with its own resolv.conf; resolve is for `from: host`".into()
+            });
+        }
+        Ok(target)
+    }
+
+    fn parse_target(&self) -> Result<Target, String> {
         let t = self.request.trim();
         if let Some(q) = t.strip_prefix("dns:") {
             let mut words = q.split_whitespace();
@@ -178,15 +261,30 @@ impl TrafficSpec {
                     self.request
                 ));
             }
-            if name.len() > 253 || name.split('.').any(|l| l.len() > 63) {
+            if name.len() > 254
+                || name
+                    .trim_end_matches('.')
+                    .split('.')
+                    .any(|l| l.len() > 63 || l.is_empty())
+            {
                 return Err(format!("{:?}: {name:?} is not a DNS name", self.request));
             }
-            if self.resolve.is_some() {
-                return Err(
-                    "resolve: a DNS flow asks the cluster DNS, resolve names an HTTP target".into(),
-                );
-            }
             return Ok(Target::Dns { name, rtype });
+        }
+        for (scheme, udp) in [("tcp://", false), ("udp://", true)] {
+            if let Some(rest) = t.strip_prefix(scheme) {
+                let (host, port) = rest
+                    .rsplit_once(':')
+                    .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+                    .filter(|(h, p)| !h.is_empty() && !h.contains('/') && *p != 0)
+                    .ok_or_else(|| format!("{:?}: written {scheme}HOST:PORT", self.request))?;
+                let host = host.to_string();
+                return Ok(if udp {
+                    Target::Udp { host, port }
+                } else {
+                    Target::Tcp { host, port }
+                });
+            }
         }
         let (method, url) = self.method_and_url()?;
         Ok(Target::Http { method, url })
@@ -205,11 +303,14 @@ impl TrafficSpec {
                 self.request
             ));
         }
-        if !url.starts_with("http://") {
+        if !url.starts_with("http://") && !url.starts_with("https://") {
             return Err(format!(
-                "{:?}: the requests generated are http:// URLs and dns: queries",
+                "{:?}: a request is an http:// or https:// URL, tcp://HOST:PORT, udp://HOST:PORT or dns:NAME",
                 self.request
             ));
+        }
+        if url.parse::<http::Uri>().is_err() {
+            return Err(format!("{:?}: {url:?} is not a URL", self.request));
         }
         Ok((method, url))
     }
@@ -222,9 +323,20 @@ pub enum Target {
         method: String,
         url: String,
     },
-    /// A query to the cluster DNS, from the host through a node's host
-    /// DNS port (which forwards through that node's service proxy to the
-    /// DNS pods).
+    /// A TCP connection (with `echo`, a line sent and read back).
+    Tcp {
+        host: String,
+        port: u16,
+    },
+    /// A datagram and its echo.
+    Udp {
+        host: String,
+        port: u16,
+    },
+    /// A lookup: from the host, one query to a node's host DNS port
+    /// (which forwards through that node's service proxy to the DNS pods);
+    /// from a pod, through its resolver (resolv.conf's search list and
+    /// `ndots` included, as getaddrinfo).
     Dns {
         name: String,
         rtype: String,

@@ -162,6 +162,15 @@ pub fn check(scenario: &Scenario, objects: &[Value]) -> Result<(), String> {
             Expectation::Windowed(_) => {}
         }
     }
+    for (i, t) in scenario.traffic.iter().enumerate() {
+        if let super::plan::Source::Pods(reference) = t.source() {
+            created.pod(&reference).map_err(|reason| {
+                format!(
+                    "traffic[{i}].from: {reason}, among the objects the scenario's manifests create"
+                )
+            })?;
+        }
+    }
     Ok(())
 }
 

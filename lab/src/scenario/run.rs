@@ -178,6 +178,14 @@ async fn run_scenario(args: RunArgs, state_dir: Option<PathBuf>) -> anyhow::Resu
         let _ = supervisor.kill().await;
     }
     let took = started.elapsed().as_secs_f64();
+    if let Err(e) = &result
+        && let Some(why) = e.downcast_ref::<super::experiment::Unmeasurable>()
+    {
+        cases.push(super::junit::Case {
+            name: "validity".into(),
+            outcome: super::junit::Outcome::Error(why.to_string()),
+        });
+    }
     if let Some(path) = &args.junit {
         super::junit::write(path, &scenario.name, &cases)?;
     }
@@ -196,6 +204,17 @@ async fn run_scenario(args: RunArgs, state_dir: Option<PathBuf>) -> anyhow::Resu
                 state.join("logs").display()
             );
             Ok(ExitCode::from(verdict.exit_code()))
+        }
+        Err(e)
+            if e.downcast_ref::<super::experiment::Unmeasurable>()
+                .is_some() =>
+        {
+            println!("INVALID {e}");
+            println!(
+                "cluster torn down; scenario INVALID in {took:.1} s; logs kept in {}",
+                state.join("logs").display()
+            );
+            Ok(ExitCode::from(EXIT_INVALID))
         }
         Err(e) => {
             println!(

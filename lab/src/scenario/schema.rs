@@ -579,12 +579,6 @@ fn check_experiment(scenario: &Scenario) -> Result<(), String> {
             ));
         }
         names.push(t.name.clone());
-        if t.from != "host" {
-            return Err(format!(
-                "traffic[{i}].from: {:?}: flows run from the host (through the edge) so far",
-                t.from
-            ));
-        }
         let profile = t.profile().map_err(|e| format!("traffic[{i}]: {e}"))?;
         if profile.length() + t.warmup() > super::plan::MAX_LENGTH {
             return Err(format!("traffic[{i}]: a flow runs at most 1h"));
@@ -592,15 +586,24 @@ fn check_experiment(scenario: &Scenario) -> Result<(), String> {
         if t.warmup() >= profile.length() && !profile.segments.is_empty() {
             return Err(format!("traffic[{i}].warmup: longer than the flow itself"));
         }
-        match t
-            .target()
-            .map_err(|e| format!("traffic[{i}].request: {e}"))?
-        {
-            super::plan::Target::Http { url, .. } => {
+        let target = t.target().map_err(|e| {
+            if e.starts_with('"') {
+                format!("traffic[{i}].request: {e}")
+            } else {
+                format!("traffic[{i}].{e}")
+            }
+        })?;
+        if t.source() == super::plan::Source::Host {
+            let url = match &target {
+                super::plan::Target::Http { url, .. } => Some(url.clone()),
+                super::plan::Target::Tcp { host, port } => Some(format!("tcp://{host}:{port}")),
+                super::plan::Target::Udp { host, port } => Some(format!("udp://{host}:{port}")),
+                super::plan::Target::Dns { .. } => None,
+            };
+            if let Some(url) = url {
                 flow_target(&url, t.resolve.as_deref())
                     .map_err(|e| format!("traffic[{i}]: {e}"))?;
             }
-            super::plan::Target::Dns { .. } => {}
         }
     }
     let faults = scenario.checked_faults()?;
@@ -754,70 +757,105 @@ pub struct HostTarget {
     pub resolve_to: Option<String>,
 }
 
-/// Where a `from: host` flow's URL leads, as for an `http` expectation
-/// from the host.
+/// Where a `from: host` flow's target leads (`scheme://host[:port]...`,
+/// the port defaulted for http and https only), as for an `http`
+/// expectation from the host.
 pub fn flow_target(url: &str, resolve: Option<&str>) -> Result<HostTarget, String> {
-    host_target(&HttpExpect {
-        http: url.to_string(),
-        from: "host".into(),
-        resolve: resolve.map(str::to_string),
-        cacert: None,
-        backend: None,
-        status: 200,
-        count: None,
-        spread: None,
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| format!("{url:?} is not a URL"))?;
+    let default = match scheme {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
+    };
+    let (host, port) = authority(url, rest, default)?;
+    Ok(HostTarget {
+        https: scheme == "https",
+        port,
+        resolve_to: resolve_to(&host, resolve)?,
+        host,
     })
 }
 
-pub fn host_target(h: &HttpExpect) -> Result<HostTarget, String> {
-    let (https, rest) = if let Some(r) = h.http.strip_prefix("https://") {
-        (true, r)
-    } else if let Some(r) = h.http.strip_prefix("http://") {
-        (false, r)
-    } else {
-        return Err(format!(
-            "http: {:?} must be an http:// or https:// URL",
-            h.http
-        ));
-    };
+/// The host and port of `rest` (what follows `scheme://` in `url`).
+fn authority(url: &str, rest: &str, default: Option<u16>) -> Result<(String, u16), String> {
     let authority = rest.split(['/', '?']).next().unwrap_or("");
     let (host, port) = match authority.rsplit_once(':') {
         Some((host, port)) => (
             host,
             port.parse::<u16>()
-                .map_err(|_| format!("http: bad port in {:?}", h.http))?,
+                .map_err(|_| format!("bad port in {url:?}"))?,
         ),
-        None => (authority, if https { 443 } else { 80 }),
+        None => (
+            authority,
+            default.ok_or_else(|| format!("{url:?} needs a port (HOST:PORT)"))?,
+        ),
     };
     if host.is_empty() {
-        return Err(format!("http: no host in {:?}", h.http));
+        return Err(format!("no host in {url:?}"));
     }
-    let resolve_to = match &h.resolve {
+    Ok((host.to_string(), port))
+}
+
+/// Where `resolve` (curl's `HOST:ADDRESS`) sends `host`; required for a
+/// name, since the host cannot resolve the cluster's names.
+fn resolve_to(host: &str, resolve: Option<&str>) -> Result<Option<String>, String> {
+    match resolve {
         None => {
             if host.parse::<std::net::Ipv4Addr>().is_err() {
                 return Err(format!(
-                    "resolve: required for the host name {host:?} (HOST:ADDRESS, ADDRESS an IP or `ingress`)"
+                    "resolve: required for the host name {host:?} (HOST:ADDRESS, ADDRESS an IP, `ingress` or `service:[NS/]NAME`)"
                 ));
             }
-            None
+            Ok(None)
         }
         Some(r) => {
             let (name, to) = r
-                .rsplit_once(':')
+                .split_once(':')
                 .ok_or_else(|| format!("resolve: {r:?} is not HOST:ADDRESS"))?;
             if !name.eq_ignore_ascii_case(host) {
                 return Err(format!(
                     "resolve: {r:?} names {name:?}, the URL's host is {host:?}"
                 ));
             }
-            if to != "ingress" && to.parse::<std::net::Ipv4Addr>().is_err() {
+            let service = to.strip_prefix("service:").map(|r| {
+                let (ns, name) = r.split_once('/').unwrap_or(("default", r));
+                podnet_proto::model::names::dns1123_label(ns).is_empty()
+                    && podnet_proto::model::names::dns1035_label(name).is_empty()
+            });
+            if service == Some(false)
+                || (service.is_none()
+                    && to != "ingress"
+                    && to.parse::<std::net::Ipv4Addr>().is_err())
+            {
                 return Err(format!(
-                    "resolve: {to:?} is neither an IPv4 address nor `ingress`"
+                    "resolve: {to:?} is neither an IPv4 address, `ingress` nor `service:[NS/]NAME` (a LoadBalancer Service)"
                 ));
             }
-            Some(to.to_string())
+            Ok(Some(to.to_string()))
         }
+    }
+}
+
+pub fn host_target(h: &HttpExpect) -> Result<HostTarget, String> {
+    let https = if h.http.starts_with("https://") {
+        true
+    } else if h.http.starts_with("http://") {
+        false
+    } else {
+        return Err(format!(
+            "http: {:?} must be an http:// or https:// URL",
+            h.http
+        ));
     };
+    let target = flow_target(&h.http, h.resolve.as_deref()).map_err(|e| {
+        if e.starts_with("resolve:") {
+            e
+        } else {
+            format!("http: {e}")
+        }
+    })?;
     if https != h.cacert.is_some() {
         return Err(if https {
             "cacert: required for https (the CA that signed the Ingress's certificate)".into()
@@ -825,12 +863,7 @@ pub fn host_target(h: &HttpExpect) -> Result<HostTarget, String> {
             "cacert: only for https URLs".into()
         });
     }
-    Ok(HostTarget {
-        https,
-        host: host.to_string(),
-        port,
-        resolve_to,
-    })
+    Ok(target)
 }
 
 #[cfg(test)]

@@ -149,8 +149,24 @@ fn bad_experiments_say_what_and_where() {
             "rate needs a duration",
         ),
         (
-            "traffic:\n  - {name: f, from: pods, request: http://10.0.0.1/, rate: 5/s, duration: 1s}\n",
-            "from the host",
+            "traffic:\n  - {name: f, from: {pods: app=x}, request: http://web/, resolve: \"web:1.2.3.4\", rate: 5/s, duration: 1s}\n",
+            "resolve is for `from: host`",
+        ),
+        (
+            "traffic:\n  - {name: f, from: {pods: app=x}, request: tcp://db, rate: 5/s, duration: 1s}\n",
+            "written tcp://HOST:PORT",
+        ),
+        (
+            "traffic:\n  - {name: f, from: {pods: app=x}, request: http://web/, echo: true, rate: 5/s, duration: 1s}\n",
+            "echo: only for tcp://",
+        ),
+        (
+            "traffic:\n  - {name: f, from: {pods: app=x}, request: http://web/, http_version: \"3\", rate: 5/s, duration: 1s}\n",
+            "http_version",
+        ),
+        (
+            "traffic:\n  - {name: f, from: {pods: app=x}, request: \"udp://web:9000\", http_version: \"2\", rate: 5/s, duration: 1s}\n",
+            "http_version: only for",
         ),
         (
             "traffic:\n  - {name: f, from: host, request: FETCH http://10.0.0.1/, rate: 5/s, duration: 1s}\n",
@@ -170,16 +186,51 @@ fn bad_experiments_say_what_and_where() {
         ),
         (
             "traffic:\n  - {name: f, from: host, request: \"dns:web A\", resolve: \"web:1.2.3.4\", rate: 5/s, duration: 1s}\n",
-            "resolve names an HTTP target",
+            "resolve names a target's host",
         ),
         (
             "traffic:\n  - {name: f, from: host, request: https://10.0.0.1/, rate: 5/s, duration: 1s}\n",
-            "http:// URLs and dns: queries",
+            "cacert: required for https",
         ),
     ] {
         let err = scenario(rest).expect_err(rest);
         assert!(err.contains(expected), "{rest}\n{err}\nwanted {expected:?}");
     }
+}
+
+#[test]
+fn flows_run_from_the_host_or_from_pods_with_every_kind_of_request() {
+    let s = scenario(concat!(
+        "traffic:\n",
+        "  - {name: a, from: host, request: \"tcp://db.example.com:5432\", resolve: \"db.example.com:10.0.0.9\", echo: true, rate: 5/s, duration: 1s}\n",
+        "  - {name: b, from: {pods: \"app=client\"}, request: \"udp://echo:9000\", rate: 5/s, duration: 1s}\n",
+        "  - {name: c, from: \"kube-system/k8s-app=x\", request: \"GET https://web/\", cacert: ca.pem, http_version: \"2\", rate: 5/s, duration: 1s}\n",
+    ))
+    .unwrap();
+    assert_eq!(s.traffic[0].source(), Source::Host);
+    assert_eq!(
+        s.traffic[0].target(),
+        Ok(Target::Tcp {
+            host: "db.example.com".into(),
+            port: 5432
+        })
+    );
+    assert_eq!(s.traffic[1].source(), Source::Pods("app=client".into()));
+    assert_eq!(
+        s.traffic[1].target(),
+        Ok(Target::Udp {
+            host: "echo".into(),
+            port: 9000
+        })
+    );
+    assert_eq!(
+        s.traffic[2].source(),
+        Source::Pods("kube-system/k8s-app=x".into())
+    );
+    assert_eq!(
+        s.traffic[2].http_version(),
+        Ok(podnet_loadgen::HttpVersion::Http2)
+    );
 }
 
 #[test]
