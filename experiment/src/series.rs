@@ -218,6 +218,14 @@ impl Bucket {
         }
     }
 
+    /// Answered requests whose latency exceeded `seconds` (to the
+    /// histogram's two significant figures).
+    pub fn answered_slower_than(&self, seconds: f64) -> u64 {
+        let limit = (seconds * 1e6).clamp(1.0, MAX_MICROS as f64) as u64;
+        let within = self.latency.count_between(1, limit);
+        self.latency.len().saturating_sub(within)
+    }
+
     pub fn latency_max(&self) -> f64 {
         if self.latency.is_empty() {
             f64::NAN

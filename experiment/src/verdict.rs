@@ -38,6 +38,21 @@ pub enum Metric {
     /// back within `tolerance` of its value before the event, and stays
     /// so for `stable_for` seconds.
     RecoveryTime(Recovery),
+    /// The same from the event's start (by default): how long until
+    /// traffic is served again while the fault may still be on (a killed
+    /// node's requests taken over by the other replicas).
+    FailoverTime(Recovery),
+    /// The share of the error budget a window used: its bad requests
+    /// (failed, or answered slower than `good`) over what the SLO allows,
+    /// `(1 - slo) x requests`. An answer that is both an HTTP error and
+    /// slow counts twice (the histograms do not split latency by class),
+    /// so the figure errs on the side of a budget used up.
+    ErrorBudget {
+        slo: f64,
+        /// Seconds; `None`: every answered request that did not fail is
+        /// good.
+        good: Option<f64>,
+    },
 }
 
 /// How `recovery_time` decides the flow has recovered.
@@ -115,7 +130,10 @@ impl Metric {
             Metric::Quantile(_) | Metric::Max | Metric::LongestOutage | Metric::RecoveryTime(_) => {
                 Dimension::Time
             }
-            Metric::ErrorRate | Metric::CrossZoneShare => Dimension::Share,
+            Metric::FailoverTime(_) => Dimension::Time,
+            Metric::ErrorRate | Metric::CrossZoneShare | Metric::ErrorBudget { .. } => {
+                Dimension::Share
+            }
             Metric::RateAchieved => Dimension::Rate,
             Metric::Errors(_) | Metric::ErrorsFromTerminating => Dimension::Count,
         }
@@ -152,7 +170,18 @@ impl Metric {
                 }
                 longest as f64
             }
-            Metric::RecoveryTime(r) => recovery_time(flow, r, timeline)?,
+            Metric::RecoveryTime(r) => recovery_time(flow, r, timeline, Edge::End)?,
+            Metric::FailoverTime(r) => recovery_time(flow, r, timeline, Edge::Start)?,
+            Metric::ErrorBudget { slo, good } => {
+                let total = bucket.total();
+                if total == 0 {
+                    f64::NAN
+                } else {
+                    let slow = good.map_or(0, |g| bucket.answered_slower_than(g));
+                    let bad = (bucket.errors() + slow).min(total);
+                    bad as f64 / (total as f64 * (1.0 - slo))
+                }
+            }
         })
     }
 
@@ -168,6 +197,15 @@ impl Metric {
             Metric::ErrorsFromTerminating => "errors_from_terminating".into(),
             Metric::CrossZoneShare => "cross_zone_share".into(),
             Metric::RecoveryTime(r) => format!("recovery_time after {}", r.after),
+            Metric::FailoverTime(r) => format!("failover_time after {}", r.after),
+            Metric::ErrorBudget { slo, good } => match good {
+                Some(g) => format!(
+                    "error_budget used (slo {}%, good < {}ms)",
+                    slo * 100.0,
+                    g * 1e3
+                ),
+                None => format!("error_budget used (slo {}%)", slo * 100.0),
+            },
         }
     }
 }
@@ -189,10 +227,16 @@ fn merged(flow: &FlowSeries, window: &Resolved) -> Bucket {
     out
 }
 
-/// The first second from the anchor on that begins `stable_for` good
-/// seconds, minus the anchor; infinite when there is none.
-fn recovery_time(flow: &FlowSeries, r: &Recovery, timeline: &Timeline) -> Result<f64, WindowError> {
-    let from = r.after.resolve(timeline, Edge::End)?;
+/// The first second from the anchor (its `edge` unless it names one) on
+/// that begins `stable_for` good seconds, minus the anchor; infinite when
+/// there is none.
+fn recovery_time(
+    flow: &FlowSeries,
+    r: &Recovery,
+    timeline: &Timeline,
+    edge: Edge,
+) -> Result<f64, WindowError> {
+    let from = r.after.resolve(timeline, edge)?;
     let before = WindowSpec::Before {
         event: r.after.event.clone(),
         span: BEFORE,
@@ -414,7 +458,10 @@ impl Check {
     ) -> (bool, f64, f64, u64, String) {
         let dim = self.metric.dimension();
         let samples = merged(flow, w).total();
-        let is_recovery = matches!(self.metric, Metric::RecoveryTime(_));
+        let is_recovery = matches!(
+            self.metric,
+            Metric::RecoveryTime(_) | Metric::FailoverTime(_)
+        );
         if !is_recovery && samples < self.min_samples {
             return (
                 false,

@@ -13,6 +13,9 @@
 //!   in both nodes' indexes against none (in process, as `overlay`), and
 //!   the latency from a policy's apply until every node enforces it, with
 //!   the apply's watch event as the reference.
+//! - `generator`: the experiments' open-loop generator against oha
+//!   (`-q RATE --latency-correction`) on one loopback server: the highest
+//!   rate each holds.
 
 /// `anyhow::ensure!` for a bad flag: the error is bad input (exit 64).
 macro_rules! ensure_flag {
@@ -25,6 +28,7 @@ macro_rules! ensure_flag {
 
 mod common;
 mod dns;
+mod generator;
 mod ingress;
 mod netpol;
 mod programming;
@@ -49,6 +53,7 @@ pub enum What {
     Programming,
     Ingress,
     Netpol,
+    Generator,
 }
 
 #[derive(Debug, Args)]
@@ -77,7 +82,8 @@ pub struct BenchArgs {
     /// Seed of the query mix for `dns`.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Length of each wrk run for `ingress` (whole seconds).
+    /// Length of each wrk run for `ingress` (whole seconds), of each rate
+    /// for `generator`.
     #[arg(long, default_value = "10s", value_parser = crate::flags::run_length)]
     pub duration: Duration,
     /// wrk connections (-c) for `ingress`.
@@ -106,6 +112,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         What::Programming => programming::run(&args).await?,
         What::Ingress => ingress::run(&args).await?,
         What::Netpol => netpol::run(&args).await?,
+        What::Generator => generator::run(&args).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

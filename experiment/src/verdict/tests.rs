@@ -269,3 +269,57 @@ fn metrics_and_conditions_say_what_is_wrong() {
         })
     );
 }
+
+#[test]
+fn failover_is_measured_from_the_fault_start() {
+    let (f, t) = run();
+    let (p99, error_rate) = Recovery::tolerance(None, Some("+1pp")).unwrap();
+    let metric = Metric::FailoverTime(Recovery {
+        after: Anchor::parse("crash").unwrap(),
+        p99,
+        error_rate,
+        stable_for: 3,
+    });
+    let c = Check {
+        condition: Condition::parse("<= 5s", metric.dimension()).unwrap(),
+        metric,
+        ..check(
+            WindowSpec::After(Anchor::parse("crash.start").unwrap()),
+            "p99",
+            "< 1s",
+        )
+    };
+    let v = c.judge(&f, &t);
+    assert_eq!(v.status, Status::Pass, "{v}");
+    // Seconds 60-62 refused: served again from 63.
+    assert!((v.observed - 3.0).abs() < 1e-9, "{v}");
+    // From the cut's start the flow is good again only once its timeouts end.
+    let (p99, error_rate) = Recovery::tolerance(None, Some("+1pp")).unwrap();
+    let cut = Metric::FailoverTime(Recovery {
+        after: Anchor::parse("cut").unwrap(),
+        p99,
+        error_rate,
+        stable_for: 3,
+    });
+    let whole = WindowSpec::Whole.resolve(&t).unwrap();
+    assert!((cut.compute(&f, &whole[0], &t).unwrap() - (36.0 - 20.3)).abs() < 1e-9);
+}
+
+#[test]
+fn the_error_budget_counts_failed_and_slow_requests() {
+    let (f, t) = run();
+    let budget = |slo: f64, good: Option<f64>| Check {
+        metric: Metric::ErrorBudget { slo, good },
+        condition: Condition::parse("<= 100%", Dimension::Share).unwrap(),
+        ..check(during("cut"), "p99", "< 1s")
+    };
+    // During the cut one in ten times out: 10 % bad, ten times a 1 % budget.
+    let v = budget(0.99, None).judge(&f, &t);
+    assert_eq!(v.status, Status::Fail, "{v}");
+    assert!((v.observed - 10.0).abs() < 0.05, "{v}");
+    assert!(budget(0.8, None).judge(&f, &t).status == Status::Pass);
+    // Answers of 200 ms are bad when good is 100 ms: all of them.
+    let v = budget(0.8, Some(0.1)).judge(&f, &t);
+    assert!((v.observed - 5.0).abs() < 0.05, "{v}");
+    assert!(v.detail.contains("error_budget"), "{}", v.detail);
+}

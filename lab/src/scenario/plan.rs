@@ -545,6 +545,11 @@ pub struct WindowedExpect {
     pub allow: Option<usize>,
     #[serde(default)]
     pub recovery_time: Option<RecoverySpec>,
+    /// As `recovery_time`, from the fault's start.
+    #[serde(default)]
+    pub failover_time: Option<RecoverySpec>,
+    #[serde(default)]
+    pub error_budget: Option<BudgetSpec>,
     /// The metric and its condition: `p99: "< 300ms"`.
     #[serde(flatten)]
     pub metric: BTreeMap<String, String>,
@@ -557,6 +562,19 @@ pub struct RecoverySpec {
     pub tolerance: Tolerance,
     pub stable_for: String,
     pub max: String,
+}
+
+/// `error_budget: {slo: 99.5%, good: 300ms, max: 50%}`: the window's
+/// bad requests (failed, or slower than `good`) use at most `max` (100 %
+/// by default) of what the SLO allows.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetSpec {
+    pub slo: String,
+    #[serde(default)]
+    pub good: Option<String>,
+    #[serde(default)]
+    pub max: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -689,56 +707,105 @@ pub struct Windowed {
 
 impl WindowedExpect {
     pub fn checked(&self) -> Result<Windowed, String> {
-        let window = match (&self.window, &self.recovery_time) {
+        let recovery = match (&self.recovery_time, &self.failover_time) {
+            (Some(r), None) => Some(("recovery_time", r)),
+            (None, Some(r)) => Some(("failover_time", r)),
+            (None, None) => None,
+            (Some(_), Some(_)) => {
+                return Err(
+                    ": recovery_time and failover_time are two metrics: one per expectation".into(),
+                );
+            }
+        };
+        let window = match (&self.window, recovery) {
             (Some(w), _) => w.spec().map_err(|e| format!(".window: {e}"))?,
-            // Recovery is looked for after its anchor.
-            (None, Some(r)) => WindowSpec::After(
-                Anchor::parse(&r.after).map_err(|e| format!(".recovery_time.after: {e}"))?,
-            ),
+            // Recovery is looked for after its anchor (failover from the
+            // event's start).
+            (None, Some((key, r))) => {
+                let mut anchor =
+                    Anchor::parse(&r.after).map_err(|e| format!(".{key}.after: {e}"))?;
+                if key == "failover_time" && anchor.edge.is_none() {
+                    anchor.edge = Some(podnet_experiment::window::Edge::Start);
+                }
+                WindowSpec::After(anchor)
+            }
             (None, None) => WindowSpec::Whole,
         };
-        let (metric, condition) = match (&self.recovery_time, self.metric.len()) {
-            (Some(r), 0) => {
+        let (metric, condition) = match (recovery, &self.error_budget, self.metric.len()) {
+            (Some((key, r)), None, 0) => {
                 let (p99, error_rate) = Recovery::tolerance(
                     r.tolerance.p99.as_deref(),
                     r.tolerance.error_rate.as_deref(),
                 )
-                .map_err(|e| format!(".recovery_time.tolerance: {e}"))?;
+                .map_err(|e| format!(".{key}.tolerance: {e}"))?;
                 let stable = podnet_experiment::units::parse_duration(&r.stable_for)
-                    .map_err(|e| format!(".recovery_time.stable_for: {e}"))?;
-                positive(stable, "stable_for").map_err(|e| format!(".recovery_time.{e}"))?;
-                let metric = Metric::RecoveryTime(Recovery {
-                    after: Anchor::parse(&r.after)
-                        .map_err(|e| format!(".recovery_time.after: {e}"))?,
+                    .map_err(|e| format!(".{key}.stable_for: {e}"))?;
+                positive(stable, "stable_for").map_err(|e| format!(".{key}.{e}"))?;
+                let recovery = Recovery {
+                    after: Anchor::parse(&r.after).map_err(|e| format!(".{key}.after: {e}"))?,
                     p99,
                     error_rate,
                     stable_for: stable.as_secs(),
-                });
+                };
+                let metric = if key == "failover_time" {
+                    Metric::FailoverTime(recovery)
+                } else {
+                    Metric::RecoveryTime(recovery)
+                };
                 let max = podnet_experiment::units::parse_duration(&r.max)
-                    .map_err(|e| format!(".recovery_time.max: {e}"))?;
+                    .map_err(|e| format!(".{key}.max: {e}"))?;
                 let condition = Condition {
                     op: podnet_experiment::verdict::Op::Le,
                     limit: podnet_experiment::verdict::Limit::Literal(max.as_secs_f64()),
                 };
                 (metric, condition)
             }
-            (None, 1) => {
+            (None, Some(b), 0) => {
+                let share = |text: &str, what: &str| {
+                    podnet_experiment::units::Dimension::Share
+                        .parse(text)
+                        .map_err(|e| format!(".error_budget.{what}: {e}"))
+                };
+                let slo = share(&b.slo, "slo")?;
+                if !(0.0..1.0).contains(&slo) {
+                    return Err(".error_budget.slo: an SLO is below 100% (like 99.5%)".into());
+                }
+                let good = b
+                    .good
+                    .as_deref()
+                    .map(podnet_experiment::units::parse_duration)
+                    .transpose()
+                    .map_err(|e| format!(".error_budget.good: {e}"))?
+                    .map(|d| d.as_secs_f64());
+                let max = b.max.as_deref().map_or(Ok(1.0), |m| share(m, "max"))?;
+                (
+                    Metric::ErrorBudget { slo, good },
+                    Condition {
+                        op: podnet_experiment::verdict::Op::Le,
+                        limit: podnet_experiment::verdict::Limit::Literal(max),
+                    },
+                )
+            }
+            (None, None, 1) => {
                 let (name, text) = self.metric.iter().next().ok_or(": no metric")?;
                 let metric = Metric::parse(name).map_err(|e| format!(".{name}: {e}"))?;
                 let condition = Condition::parse(text, metric.dimension())
                     .map_err(|e| format!(".{name}: {e}"))?;
                 (metric, condition)
             }
-            (Some(_), _) => {
-                return Err(": recovery_time is the expectation's metric: give no other".into());
-            }
-            (None, 0) => {
+            (None, None, 0) => {
                 return Err(
                     ": no metric: add one like p99: \"< 300ms\" or error_rate: \"< 1%\"".into(),
                 );
             }
-            (None, _) => {
-                let names: Vec<&str> = self.metric.keys().map(String::as_str).collect();
+            _ => {
+                let mut names: Vec<&str> = self.metric.keys().map(String::as_str).collect();
+                if let Some((key, _)) = recovery {
+                    names.push(key);
+                }
+                if self.error_budget.is_some() {
+                    names.push("error_budget");
+                }
                 return Err(format!(
                     ": one metric per expectation, not {}",
                     names.join(", ")
@@ -968,11 +1035,16 @@ pub fn check_references(
                 return Err(format!("expect[{i}].window: no fault has the id {e:?}"));
             }
         }
-        if let Metric::RecoveryTime(r) = &w.check.metric
+        let recovery = match &w.check.metric {
+            Metric::RecoveryTime(r) => Some(("recovery_time", r)),
+            Metric::FailoverTime(r) => Some(("failover_time", r)),
+            _ => None,
+        };
+        if let Some((key, r)) = recovery
             && !ids.contains(r.after.event.as_str())
         {
             return Err(format!(
-                "expect[{i}].recovery_time.after: no fault has the id {:?}",
+                "expect[{i}].{key}.after: no fault has the id {:?}",
                 r.after.event
             ));
         }

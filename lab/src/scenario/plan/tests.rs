@@ -267,3 +267,53 @@ fn rollouts_change_a_template_and_last_until_done() {
     .unwrap_err();
     assert!(err.contains("change the image or the env"), "{err}");
 }
+
+#[test]
+fn failover_time_and_error_budget_are_metrics_of_their_own() {
+    let s = scenario(&format!(
+        "{FLOW}faults:
+  - {{id: crash, at: 5s, kill: {{node: node-1}}}}
+expect:
+  - {{name: f, traffic: shoppers, failover_time: {{after: crash, tolerance: {{error_rate: +1pp}}, stable_for: 2s, max: 5s}}}}
+  - {{name: b, traffic: shoppers, window: whole, error_budget: {{slo: 99.5%, good: 300ms, max: 50%}}}}
+"
+    ))
+    .unwrap();
+    let checks = s.windowed().unwrap();
+    let f = &checks[0].1.check;
+    assert!(matches!(f.metric, Metric::FailoverTime(_)));
+    // From the fault's start unless the anchor says otherwise.
+    assert_eq!(f.window.to_string(), "after crash.start");
+    let b = &checks[1].1.check;
+    assert_eq!(
+        b.metric,
+        Metric::ErrorBudget {
+            slo: 0.995,
+            good: Some(0.3)
+        }
+    );
+    for (bad, wanted) in [
+        (
+            "{name: b, traffic: shoppers, error_budget: {slo: 100%}}",
+            "below 100%",
+        ),
+        (
+            "{name: b, traffic: shoppers, error_budget: {slo: \"99\"}}",
+            "error_budget.slo",
+        ),
+        (
+            "{name: b, traffic: shoppers, error_budget: {slo: 99%}, p99: \"< 1s\"}",
+            "one metric per expectation",
+        ),
+        (
+            "{name: f, traffic: shoppers, failover_time: {after: nope, tolerance: {error_rate: +1pp}, stable_for: 2s, max: 5s}}",
+            "no fault has the id \"nope\"",
+        ),
+    ] {
+        let err = scenario(&format!(
+            "{FLOW}faults:\n  - {{id: crash, at: 5s, kill: {{node: node-1}}}}\nexpect:\n  - {bad}\n"
+        ))
+        .expect_err(bad);
+        assert!(err.contains(wanted), "{bad}\n{err}\nwanted {wanted:?}");
+    }
+}
