@@ -21,4 +21,5 @@ pub mod progress;
 pub mod refs;
 pub mod run;
 pub mod schema;
+pub mod scrape;
 pub mod traffic;

@@ -119,6 +119,54 @@ fn library_rollout() {
     library_passes_with_its_report("rollout.yaml");
 }
 
+/// `report` is what docs/report.schema.json describes.
+pub(crate) fn conforms_to_the_report_schema(report: &Value) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/report.schema.json");
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(report)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "report.json against {}:\n{}",
+        path.display(),
+        errors.join("\n")
+    );
+}
+
+/// Every process's /metrics was sampled into the report each second, and
+/// the nodes' flow counters moved with the traffic.
+fn metrics_were_sampled(r: &Value) {
+    let metrics = r["metrics"].as_array().unwrap();
+    let processes: std::collections::BTreeSet<&str> = metrics
+        .iter()
+        .map(|m| m["process"].as_str().unwrap())
+        .collect();
+    for p in ["controlplane", "edge", "node-1"] {
+        assert!(processes.contains(p), "no /metrics of {p} in {processes:?}");
+    }
+    let flows_at = |t: u64| -> f64 {
+        metrics
+            .iter()
+            .filter(|m| m["t"] == t && m["process"].as_str().unwrap().starts_with("node-"))
+            .filter_map(|m| m["values"]["podnet_node_flows_total"].as_f64())
+            .sum()
+    };
+    let last = metrics
+        .iter()
+        .map(|m| m["t"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    assert!(
+        flows_at(last) > flows_at(0),
+        "node flows {} at 0 s, {} at {last} s",
+        flows_at(0),
+        flows_at(last)
+    );
+}
+
 /// Runs a library scenario and checks what every experiment's report
 /// must hold; gives its directory and report.
 pub(crate) fn library_passes_with_its_report(name: &str) -> (tempfile::TempDir, Value) {
@@ -134,6 +182,7 @@ pub(crate) fn library_passes_with_its_report(name: &str) -> (tempfile::TempDir, 
             said(&out)
         );
         let r = report(dir.path());
+        conforms_to_the_report_schema(&r);
         assert_eq!(r["version"], 1);
         assert_eq!(r["result"], "PASS");
         assert_eq!(r["scenario"]["hash"].as_str().unwrap().len(), 16);
@@ -151,6 +200,7 @@ pub(crate) fn library_passes_with_its_report(name: &str) -> (tempfile::TempDir, 
             assert!(v["status"] == "PASS" || v["status"] == "WARN", "{v}");
             assert!(v["window"]["start"].is_number(), "{v}");
         }
+        metrics_were_sampled(&r);
         report_html_is_drawn(dir.path());
         // Per-second histograms that add up to what was scheduled.
         let sent: u64 = r["flows"]

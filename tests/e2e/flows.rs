@@ -4,7 +4,9 @@
 
 use serde_json::Value;
 
-use crate::experiments::{library, library_passes_with_its_report, report, run, said};
+use crate::experiments::{
+    conforms_to_the_report_schema, library, library_passes_with_its_report, report, run, said,
+};
 use crate::harness::text;
 
 /// Every request of `flow` in the report, by outcome class.
@@ -108,7 +110,9 @@ spec:
         ),
         (
             "http-pods",
-            "from: {pods: app=client}, request: GET http://shop/".into(),
+            // A connection per request: each is balanced anew.
+            "from: {pods: app=client}, request: GET http://shop/, connections: {reuse: false}"
+                .into(),
         ),
         (
             "tcp-pods",
@@ -161,6 +165,7 @@ traffic:
         said(&out)
     );
     let r = report(dir.path());
+    conforms_to_the_report_schema(&r);
     for (name, _) in &flows {
         let f = flow(&r, name);
         let o = outcomes(f);

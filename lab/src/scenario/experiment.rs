@@ -457,6 +457,13 @@ pub async fn run(
     }
     drop(tx);
 
+    let stop_scrapes = CancellationToken::new();
+    let scrapes = tokio::spawn(super::scrape::run(
+        super::scrape::targets(api, state).await,
+        t0,
+        stop_scrapes.clone(),
+    ));
+
     let mut timeline = faults::Timeline::new(
         api.clone(),
         state,
@@ -539,6 +546,8 @@ pub async fn run(
     let mut timeline = fault_task.await?;
     timeline.heal_all(t0).await;
     collector.await?;
+    stop_scrapes.cancel();
+    let metrics = scrapes.await.unwrap_or_default();
     let series = std::mem::take(
         &mut *shared
             .lock()
@@ -621,6 +630,7 @@ pub async fn run(
                     .collect(),
             })
             .collect::<Vec<_>>(),
+        metrics: &metrics,
     });
     std::fs::create_dir_all(report_dir)?;
     let path = report_dir.join("report.json");
@@ -654,6 +664,8 @@ struct Report<'a> {
     tallies: &'a [podnet_loadgen::Tally],
     /// Where each flow ran: `host`, or its pods (`NS/NAME`).
     generators: &'a [Vec<String>],
+    /// Every process's `/metrics`, each second.
+    metrics: &'a [super::scrape::Sampled],
 }
 
 /// FNV-1a of the scenario's text: runs of the same file compare.
@@ -735,5 +747,6 @@ fn report(r: &Report<'_>) -> Value {
         "flows": flows,
         "scheduled": r.tallies.iter().map(|t| t.scheduled).sum::<u64>(),
         "verdicts": verdicts,
+        "metrics": r.metrics,
     })
 }
