@@ -17,7 +17,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use podnet_proto::model::view::{NodeView, ServiceView};
-use podnet_proto::model::{Kind, LinkSpec};
+use podnet_proto::model::{Kind, LinkSpec, PartitionMode};
 use podnet_proto::v1::{DeleteRequest, EvictRequest, ExecRequest, GetRequest, ListRequest};
 use serde_json::{Value, json};
 
@@ -516,8 +516,8 @@ pub struct LinkArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum LinkAction {
-    /// Set delay, jitter, loss and rate between two nodes (both directions
-    /// unless --one-way).
+    /// Set delay, jitter, loss, rate, duplicate and reorder between two
+    /// nodes (both directions unless --one-way), as netem's options.
     Set {
         from: String,
         to: String,
@@ -529,13 +529,25 @@ pub enum LinkAction {
         loss: Option<String>,
         #[arg(long)]
         rate: Option<String>,
+        /// Share of packets sent twice (e.g. 1%).
+        #[arg(long)]
+        duplicate: Option<String>,
+        /// Share of packets sent at once while the others wait the delay
+        /// (e.g. 25%; needs --delay).
+        #[arg(long)]
+        reorder: Option<String>,
         #[arg(long)]
         one_way: bool,
     },
-    /// Drop everything between two nodes.
+    /// Cut everything between two nodes: dropped (the senders time out),
+    /// or with --reject refused (connects fail with "connection refused",
+    /// flows on the link are reset).
     Partition {
         from: String,
         to: String,
+        /// Refuse, as an iptables REJECT, rather than drop.
+        #[arg(long)]
+        reject: bool,
         #[arg(long)]
         one_way: bool,
     },
@@ -558,6 +570,8 @@ pub async fn link(state: &Path, action: LinkAction) -> anyhow::Result<ExitCode> 
             jitter,
             loss,
             rate,
+            duplicate,
+            reorder,
             one_way,
         } => (
             LinkSpec {
@@ -567,16 +581,28 @@ pub async fn link(state: &Path, action: LinkAction) -> anyhow::Result<ExitCode> 
                 jitter,
                 loss,
                 rate,
-                partition: false,
+                duplicate,
+                reorder,
+                ..Default::default()
             },
             one_way,
             false,
         ),
-        LinkAction::Partition { from, to, one_way } => (
+        LinkAction::Partition {
+            from,
+            to,
+            reject,
+            one_way,
+        } => (
             LinkSpec {
                 from,
                 to,
                 partition: true,
+                partition_mode: Some(if reject {
+                    PartitionMode::Reject
+                } else {
+                    PartitionMode::Drop
+                }),
                 ..Default::default()
             },
             one_way,

@@ -650,13 +650,13 @@ async fn sync_network(
         }
         for addr in applied.keys() {
             if !wanted.contains_key(addr) {
-                datapath.links().clear(*addr);
+                datapath.clear_link(*addr);
             }
         }
         for (addr, params) in &wanted {
             if applied.get(addr) != Some(params) {
                 tracing::info!(peer = %addr, ?params, "link settings changed");
-                datapath.links().set(*addr, *params);
+                datapath.set_link(*addr, *params);
             }
         }
         applied = wanted;

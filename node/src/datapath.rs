@@ -39,6 +39,23 @@
 //! ip-masq-agent masquerades it ([`masquerade`]); UDP replies find the
 //! pod again through the egress table.
 //!
+//! A link partitioned in `Reject` mode (`LinkParams::rejects`) is refused
+//! here, where the link starts, as an iptables REJECT on the node would
+//! refuse it: a stream flow routed over it fails to open with
+//! ECONNREFUSED (for a flow served for another node or the edge, the
+//! refusal goes back as the open status), a UDP datagram gets port
+//! unreachable back to its sender (its socket's next call fails with
+//! ECONNREFUSED), and the overlay connections to that peer are closed, so
+//! flows already on the link are reset rather than left hanging. The link
+//! emulator below drops whatever still reaches a partitioned link. An ICMP
+//! echo across it goes unanswered.
+//!
+//! A link's `duplicate` also applies to each pod UDP datagram (one QUIC
+//! datagram) sent over it: QUIC discards a duplicated underlay packet, so
+//! the copy the link emulator makes never reaches a pod, while an
+//! encapsulation without replay protection (VXLAN) would deliver it twice.
+//! Stream bytes are not copied: TCP discards a duplicated segment too.
+//!
 //! Service proxying and network policy are not decided here.
 
 mod masquerade;
@@ -88,6 +105,10 @@ pub struct Stats {
     pub forged_sources: AtomicU64,
     pub unroutable: AtomicU64,
     pub datagrams_dropped: AtomicU64,
+    /// Flows and datagrams refused by a link partitioned in Reject mode.
+    pub link_rejected: AtomicU64,
+    /// Pod UDP datagrams sent twice by a link's `duplicate`.
+    pub datagrams_duplicated: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -100,6 +121,8 @@ pub struct StatsSnapshot {
     pub forged_sources: u64,
     pub unroutable: u64,
     pub datagrams_dropped: u64,
+    pub link_rejected: u64,
+    pub datagrams_duplicated: u64,
 }
 
 impl Stats {
@@ -114,6 +137,8 @@ impl Stats {
             forged_sources: l(&self.forged_sources),
             unroutable: l(&self.unroutable),
             datagrams_dropped: l(&self.datagrams_dropped),
+            link_rejected: l(&self.link_rejected),
+            datagrams_duplicated: l(&self.datagrams_duplicated),
         }
     }
 }
@@ -219,6 +244,9 @@ pub struct Datapath {
     client_config: quinn::ClientConfig,
     links: LinkTable,
     peers: Peers,
+    /// Every overlay connection, dialed or accepted, while open: a link
+    /// partitioned in Reject mode closes those with its peer.
+    conns: Mutex<Vec<quinn::Connection>>,
     host_ip: Option<Ipv4Addr>,
     host_ip6: Option<Ipv6Addr>,
     /// The edge's latest connection: replies to the host's address (UDP
@@ -278,6 +306,7 @@ impl Datapath {
             client_config: identity.client_config(),
             links,
             peers: Peers::default(),
+            conns: Mutex::new(Vec::new()),
             host_ip: config.host_ip,
             host_ip6: config.host_ip6,
             edge: Mutex::new(None),
@@ -306,6 +335,55 @@ impl Datapath {
 
     pub fn links(&self) -> &LinkTable {
         &self.links
+    }
+
+    /// Applies a link's settings to what this node sends to the peer at
+    /// `underlay`. A partition in Reject mode also resets the flows on the
+    /// link: its overlay connections with that peer are closed, so every
+    /// stream on them fails here at once (the peer, hearing nothing more,
+    /// gives up on its side at the idle timeout; a partition both ways
+    /// closes them on both sides).
+    pub fn set_link(&self, underlay: SocketAddr, params: podnet_proto::model::LinkParams) {
+        self.links.set(underlay, params);
+        if params.rejects() {
+            self.close_connections_to(underlay);
+        }
+    }
+
+    /// Clears a link's settings (see [`Datapath::set_link`]).
+    pub fn clear_link(&self, underlay: SocketAddr) {
+        self.links.clear(underlay);
+    }
+
+    fn remember(&self, conn: &quinn::Connection) {
+        let mut conns = self.conns.lock().unwrap_or_else(PoisonError::into_inner);
+        conns.retain(|c| c.close_reason().is_none());
+        conns.push(conn.clone());
+    }
+
+    fn close_connections_to(&self, underlay: SocketAddr) {
+        let peer = canonical(underlay);
+        let mut conns = self.conns.lock().unwrap_or_else(PoisonError::into_inner);
+        conns.retain(|c| {
+            if c.close_reason().is_some() {
+                return false;
+            }
+            if canonical(c.remote_address()) != peer {
+                return true;
+            }
+            tracing::info!(peer = %underlay, "link partitioned (Reject): overlay connection closed, its flows reset");
+            c.close(1u32.into(), b"link partitioned (Reject)");
+            false
+        });
+    }
+
+    /// Is the link to `route`'s node partitioned in Reject mode?
+    fn rejects(&self, route: &Route) -> bool {
+        let rejects = self.links.get(route.underlay).rejects();
+        if rejects {
+            bump(&self.stats.link_rejected);
+        }
+        rejects
     }
 
     /// Closes every connection and waits (bounded) for peers to learn it.
@@ -397,6 +475,7 @@ impl Datapath {
         if !new {
             return Ok(conn);
         }
+        self.remember(&conn);
         let auth = Arc::new(PeerAuth {
             conn: conn.clone(),
             verified: Mutex::new(None),
@@ -746,6 +825,10 @@ impl Datapath {
             bump(&self.stats.unroutable);
             return std::future::pending().await;
         };
+        if self.rejects(&route) {
+            tracing::debug!(flow.src = %src, flow.dst = %dst, peer.node = %route.node, "refused: link partitioned (Reject)");
+            return Err(io::ErrorKind::ConnectionRefused.into());
+        }
         let conn = self.peer(&route).await?;
         let (mut send, mut recv) = conn.open_bi().await.map_err(io::Error::from)?;
         let header = FlowHeader {
@@ -788,6 +871,9 @@ impl Datapath {
         trace_id: u64,
     ) {
         bump(&self.stats.datagrams_out);
+        // Who hears of it if a link refuses the datagram: its sender, about
+        // the address it sent to.
+        let sender = (src, dst);
         if self.is_node_ip(dst.ip())
             && let Some((client, node_port, meter)) = self.unmasquerade(dst, src)
         {
@@ -797,7 +883,7 @@ impl Datapath {
                 meter.read.inc_by(payload.len() as u64);
             }
             return self
-                .send_udp_direct(node_port, client, payload, trace_id)
+                .send_udp_direct(node_port, client, payload, trace_id, sender)
                 .await;
         }
         let egress_reply = if self.is_node_ip(dst.ip()) {
@@ -811,7 +897,9 @@ impl Datapath {
         if let Some((client, asked)) = egress_reply {
             // A reply from the outside to a pod's masqueraded flow goes
             // back to the pod, from the address it asked.
-            return self.send_udp_direct(asked, client, payload, trace_id).await;
+            return self
+                .send_udp_direct(asked, client, payload, trace_id, sender)
+                .await;
         }
         let asked = dst;
         let origin = src;
@@ -852,7 +940,8 @@ impl Datapath {
         if self.masquerades(src, dst) {
             return self.send_udp_masqueraded(src, dst, asked, payload);
         }
-        self.send_udp_direct(src, dst, payload, trace_id).await;
+        self.send_udp_direct(src, dst, payload, trace_id, sender)
+            .await;
     }
 
     /// The service proxy for a UDP datagram: a flow conntrack still holds
@@ -966,13 +1055,16 @@ impl Datapath {
         bump(&self.stats.unroutable);
     }
 
-    /// Sends a datagram to an address the proxy has already resolved.
+    /// Sends a datagram to an address the proxy has already resolved;
+    /// `sender` (the datagram's source and the address it was sent to, as
+    /// it arrived at this node) hears of a refusal.
     async fn send_udp_direct(
         self: &Arc<Self>,
         src: SocketAddr,
         dst: SocketAddr,
         payload: Bytes,
         trace_id: u64,
+        sender: (SocketAddr, SocketAddr),
     ) {
         if let Some(ns) = self.local_pod(dst.ip()) {
             let now = std::time::Instant::now();
@@ -992,7 +1084,28 @@ impl Datapath {
             dst,
             trace_id,
         };
-        self.send_datagram(dst.ip(), header, &payload).await;
+        if self.send_datagram(dst.ip(), header, &payload).await == Outcome::Rejected {
+            self.port_unreachable(sender.0, sender.1).await;
+        }
+    }
+
+    /// Port unreachable to `origin` about its datagram to `asked`, as a
+    /// REJECT rule answers: straight to a pod of this node, else over the
+    /// overlay to the node (or the edge) it came from, which delivers it
+    /// to the sending socket.
+    async fn port_unreachable(self: &Arc<Self>, origin: SocketAddr, asked: SocketAddr) {
+        if let Some(ns) = self.local_pod(origin.ip()) {
+            ns.deliver_udp(origin.port(), Err(io::ErrorKind::ConnectionRefused));
+            return;
+        }
+        let header = FlowHeader {
+            kind: FrameKind::IcmpPortUnreachable,
+            src: origin,
+            dst: asked,
+            trace_id: 0,
+        };
+        // Refused again (the way back is cut too): nothing more to say.
+        let _ = self.send_datagram(origin.ip(), header, &[]).await;
     }
 
     /// Remembers a masqueraded NodePort flow: this node sent from `masq`
@@ -1206,10 +1319,18 @@ impl Datapath {
             dst: SocketAddr::new(dst, 0),
             trace_id: 0,
         };
-        self.send_datagram(dst, header, b"podnet-ping").await;
+        // Across a link that refuses, the request goes unanswered: podnet's
+        // ping has no destination-unreachable reply to show.
+        let _ = self.send_datagram(dst, header, b"podnet-ping").await;
     }
 
-    async fn send_datagram(self: &Arc<Self>, dst: IpAddr, header: FlowHeader, payload: &[u8]) {
+    async fn send_datagram(
+        self: &Arc<Self>,
+        dst: IpAddr,
+        header: FlowHeader,
+        payload: &[u8],
+    ) -> Outcome {
+        let mut copies = 1;
         let conn = if self.is_host_ip(dst) {
             let edge = self
                 .edge
@@ -1219,30 +1340,44 @@ impl Datapath {
                 .filter(|c| c.close_reason().is_none());
             let Some(conn) = edge else {
                 bump(&self.stats.datagrams_dropped);
-                return;
+                return Outcome::Dropped;
             };
             conn
         } else {
             let Some(route) = self.route(dst).filter(|r| r.node != self.node_name) else {
                 bump(&self.stats.unroutable);
-                return;
+                return Outcome::Dropped;
             };
+            let link = self.links.get(route.underlay);
+            if link.rejects() {
+                bump(&self.stats.link_rejected);
+                return Outcome::Rejected;
+            }
+            if header.kind == FrameKind::Udp && rand::random::<f64>() < link.duplicate {
+                bump(&self.stats.datagrams_duplicated);
+                copies = 2;
+            }
             match self.peer(&route).await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::debug!(error = %e, peer.node = %route.node, "datagram dropped: no connection");
                     bump(&self.stats.datagrams_dropped);
-                    return;
+                    return Outcome::Dropped;
                 }
             }
         };
         let mut buf = BytesMut::with_capacity(header.encoded_len() + payload.len());
         header.encode(&mut buf);
         buf.extend_from_slice(payload);
-        if let Err(e) = conn.send_datagram(buf.freeze()) {
-            tracing::debug!(error = %e, "datagram dropped");
-            bump(&self.stats.datagrams_dropped);
+        let datagram = buf.freeze();
+        for _ in 0..copies {
+            if let Err(e) = conn.send_datagram(datagram.clone()) {
+                tracing::debug!(error = %e, "datagram dropped");
+                bump(&self.stats.datagrams_dropped);
+                return Outcome::Dropped;
+            }
         }
+        Outcome::Sent
     }
 
     async fn accept_loop(self: Arc<Self>) {
@@ -1256,6 +1391,7 @@ impl Datapath {
                 async move {
                     match incoming.await {
                         Ok(conn) => {
+                            dp.remember(&conn);
                             let auth = Arc::new(PeerAuth {
                                 conn,
                                 verified: Mutex::new(None),
@@ -1608,6 +1744,22 @@ impl podnet_pod::netns::Egress for Datapath {
     ) -> BoxFuture<'static, ()> {
         Box::pin(async move { Datapath::send_echo(&self, src, dst, id, seq, ttl).await })
     }
+}
+
+/// What became of a datagram handed to the overlay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Sent,
+    /// Dropped on the way out (no route, no connection, a full queue):
+    /// silence, as UDP.
+    Dropped,
+    /// Refused by a link partitioned in Reject mode: the sender is told.
+    Rejected,
+}
+
+/// IPv4-mapped IPv6 addresses key the same peer as the plain IPv4 address.
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
 /// The overlay header kind that opens a stream flow of `protocol`.

@@ -78,6 +78,7 @@ impl Collector for DatapathCollector {
                 ("bad_header", stats.bad_headers),
                 ("forged_source", stats.forged_sources),
                 ("datagram_queue_full", stats.datagrams_dropped),
+                ("link_rejected", stats.link_rejected),
                 ("service_no_rule", load(&proxy.no_rule)),
                 ("service_no_endpoints", load(&proxy.no_endpoints)),
                 ("service_no_local_endpoint", load(&proxy.no_local_endpoint)),

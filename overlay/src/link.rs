@@ -3,8 +3,10 @@
 //! [`EmulatedSocket`] wraps the UDP socket quinn uses and applies the
 //! [`LinkParams`] of the destination (from a [`LinkTable`] that can change at
 //! run time) to every datagram it sends: partition, random loss, delay with
-//! jitter, and a rate limit. QUIC's own loss recovery and congestion control
-//! then react as they would on a real link.
+//! jitter, a rate limit, duplication and reordering, as netem does them.
+//! QUIC's own loss recovery and congestion control then react as they would
+//! on a real link (QUIC discards a duplicated packet, as TCP discards a
+//! duplicated segment; a reordered one can look lost and be sent again).
 //!
 //! The cost model: a datagram to a destination with clear params (the common
 //! case) is passed through untouched, GSO batch included, after one atomic
@@ -12,16 +14,21 @@
 //! for splitting batches, random draws and the delay queue.
 //!
 //! The timing decision is the pure [`LinkState::decide`]: params, per-link
-//! state, `now`, size and random draws in, drop or departure time out. The
+//! state, `now`, size and random draws in, drop or departure time out; and
+//! [`duplicates`] says whether a datagram gets a copy, which is then decided
+//! on as a datagram of its own (netem enqueues the clone again). The
 //! I/O around it sends datagrams that are due right away and queues the
 //! others (bounded, [`QUEUE_CAPACITY`] per socket, overflow is dropped and
 //! counted) for one sender task that sleeps until the next departure.
 //!
 //! Deliberately not done here: emulation on receive (each direction of a node
-//! pair is shaped by its sender, so a link is a directed pair), bursty loss,
-//! duplication and reordering (the delay never reorders datagrams of one
-//! link), and deciding which node pairs get which params (the agent fills the
-//! table from the scenario's links).
+//! pair is shaped by its sender, so a link is a directed pair), bursty loss
+//! and netem's correlations, reordering by jitter (only `reorder` lets a
+//! datagram overtake: a delayed datagram never leaves before the one delayed
+//! before it), what a partition in `Reject` mode refuses (the node's
+//! datapath refuses flows before they reach the link; here a partition
+//! drops whatever its mode), and deciding which node pairs get which params
+//! (the agent fills the table from the scenario's links).
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
@@ -70,9 +77,11 @@ pub enum DropReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Drop(DropReason),
-    /// Send at this instant (now or later).
+    /// Send at this instant (now or later); `overtakes` when `reorder`
+    /// let it skip the delay the others wait.
     Send {
         at: Instant,
+        overtakes: bool,
     },
 }
 
@@ -83,6 +92,26 @@ pub struct Dice {
     pub loss: f64,
     /// Picks the jitter: 0 is `-jitter`, 0.5 is none, towards 1 is `+jitter`.
     pub jitter: f64,
+    /// Compared with `LinkParams::reorder`: the datagram skips the delay
+    /// when below it.
+    pub reorder: f64,
+}
+
+impl Dice {
+    /// Fresh draws from `rng`.
+    pub fn roll(rng: &mut impl Rng) -> Dice {
+        Dice {
+            loss: rng.random(),
+            jitter: rng.random(),
+            reorder: rng.random(),
+        }
+    }
+}
+
+/// Whether a datagram is sent twice: `draw` (uniform in `[0, 1)`) below
+/// `LinkParams::duplicate`. A partitioned link has nothing to copy.
+pub fn duplicates(params: &LinkParams, draw: f64) -> bool {
+    !params.partition && draw < params.duplicate
 }
 
 /// What a link remembers between datagrams.
@@ -91,8 +120,8 @@ pub struct LinkState {
     /// When the rate limiter finishes serializing the datagrams accepted so
     /// far.
     busy_until: Option<Instant>,
-    /// Departure of the last datagram accepted; later ones never leave
-    /// earlier, so the link does not reorder.
+    /// Departure of the last datagram delayed; later delayed ones never
+    /// leave earlier, so only `reorder` reorders.
     last_departure: Option<Instant>,
 }
 
@@ -129,13 +158,26 @@ impl LinkState {
             busy_until = Some(done);
             ready = done;
         }
+        // netem's reorder: this share of datagrams is sent as soon as the
+        // link has serialized it, ahead of the others waiting their delay.
+        // Without a delay nothing waits (the params refuse it anyway).
+        if !params.delay.is_zero() && dice.reorder < params.reorder {
+            self.busy_until = busy_until;
+            return Verdict::Send {
+                at: ready,
+                overtakes: true,
+            };
+        }
         let Some(at) = ready.checked_add(propagation_delay(params, dice.jitter)) else {
             return Verdict::Drop(DropReason::Partition);
         };
         let at = self.last_departure.map_or(at, |last| last.max(at));
         self.busy_until = busy_until;
         self.last_departure = Some(at);
-        Verdict::Send { at }
+        Verdict::Send {
+            at,
+            overtakes: false,
+        }
     }
 }
 
@@ -265,6 +307,10 @@ pub struct LinkStats {
     pub dropped_overflow: u64,
     /// Datagrams that went through the delay queue.
     pub delayed: u64,
+    /// Copies sent by `duplicate` (beyond the datagrams themselves).
+    pub duplicated: u64,
+    /// Datagrams `reorder` sent ahead of the ones waiting their delay.
+    pub reordered: u64,
     /// Datagrams in the delay queue right now.
     pub queued: usize,
 }
@@ -296,6 +342,8 @@ struct Counters {
     dropped_partition: AtomicU64,
     dropped_overflow: AtomicU64,
     delayed: AtomicU64,
+    duplicated: AtomicU64,
+    reordered: AtomicU64,
 }
 
 struct Shaper {
@@ -389,6 +437,8 @@ impl EmulatedSocket {
             dropped_partition: load(&c.dropped_partition),
             dropped_overflow: load(&c.dropped_overflow),
             delayed: load(&c.delayed),
+            duplicated: load(&c.duplicated),
+            reordered: load(&c.reordered),
             queued: self.shared.lock().queue.len(),
         }
     }
@@ -489,7 +539,9 @@ impl Shared {
             .segment_size
             .unwrap_or(transmit.contents.len())
             .max(1);
-        let mut total = 0;
+        // Whether quinn's batch leaves as it came: nothing dropped, delayed
+        // or copied.
+        let mut untouched = true;
         let mut direct: Vec<&[u8]> = Vec::new();
         let mut wake = false;
         {
@@ -502,46 +554,65 @@ impl Shared {
             } = &mut *guard;
             let state = links.entry(canonical(transmit.destination)).or_default();
             for datagram in transmit.contents.chunks(segment) {
-                total += 1;
-                let dice = Dice {
-                    loss: rng.random(),
-                    jitter: rng.random(),
+                // A copy is decided on as a datagram of its own (its own
+                // loss, delay and reorder draws), as netem enqueues its
+                // clone again; it always goes through the queue, so the
+                // datagrams sent at once still form a valid GSO batch.
+                let copies = if duplicates(params, rng.random()) {
+                    self.count(&self.counters.duplicated);
+                    untouched = false;
+                    2
+                } else {
+                    1
                 };
-                let mut next = *state;
-                match next.decide(params, now, datagram.len(), dice) {
-                    Verdict::Drop(DropReason::Partition) => {
-                        self.count(&self.counters.dropped_partition);
-                    }
-                    Verdict::Drop(DropReason::Loss) => self.count(&self.counters.dropped_loss),
-                    Verdict::Send { at } if at <= now => {
-                        *state = next;
-                        direct.push(datagram);
-                    }
-                    Verdict::Send { at } => {
-                        if queue.len() >= QUEUE_CAPACITY {
-                            self.count(&self.counters.dropped_overflow);
+                for copy in 0..copies {
+                    let mut next = *state;
+                    let verdict = next.decide(params, now, datagram.len(), Dice::roll(rng));
+                    let at = match verdict {
+                        Verdict::Drop(reason) => {
+                            untouched = false;
+                            self.count(match reason {
+                                DropReason::Partition => &self.counters.dropped_partition,
+                                DropReason::Loss => &self.counters.dropped_loss,
+                            });
                             continue;
                         }
+                        Verdict::Send { at, overtakes } => {
+                            if overtakes {
+                                self.count(&self.counters.reordered);
+                            }
+                            at
+                        }
+                    };
+                    if copy == 0 && at <= now {
                         *state = next;
-                        wake |= queue.peek().is_none_or(|first| at < first.at);
-                        *next_seq += 1;
-                        queue.push(Queued {
-                            at,
-                            seq: *next_seq,
-                            destination: transmit.destination,
-                            ecn: transmit.ecn,
-                            src_ip: transmit.src_ip,
-                            contents: datagram.to_vec(),
-                        });
-                        self.count(&self.counters.delayed);
+                        direct.push(datagram);
+                        continue;
                     }
+                    untouched = false;
+                    if queue.len() >= QUEUE_CAPACITY {
+                        self.count(&self.counters.dropped_overflow);
+                        continue;
+                    }
+                    *state = next;
+                    wake |= queue.peek().is_none_or(|first| at < first.at);
+                    *next_seq += 1;
+                    queue.push(Queued {
+                        at,
+                        seq: *next_seq,
+                        destination: transmit.destination,
+                        ecn: transmit.ecn,
+                        src_ip: transmit.src_ip,
+                        contents: datagram.to_vec(),
+                    });
+                    self.count(&self.counters.delayed);
                 }
             }
         }
         if wake {
             self.wake.notify_one();
         }
-        self.send_direct(transmit, &direct, total == direct.len(), segment, now)
+        self.send_direct(transmit, &direct, untouched, segment, now)
     }
 
     /// Sends the datagrams of a shaped transmit that are due now, as one
@@ -716,6 +787,8 @@ mod tests {
     enum Expect {
         Drop(DropReason),
         SendAt(u64),
+        /// Sent at this time ahead of the delayed ones (`reorder`).
+        OvertakesAt(u64),
     }
 
     struct Case {
@@ -724,7 +797,8 @@ mod tests {
         state: (Option<u64>, Option<u64>),
         now: u64,
         size: usize,
-        dice: (f64, f64),
+        /// Loss, jitter and reorder draws.
+        dice: (f64, f64, f64),
     }
 
     fn check(case: Case, expected: Expect) {
@@ -741,6 +815,7 @@ mod tests {
             Dice {
                 loss: case.dice.0,
                 jitter: case.dice.1,
+                reorder: case.dice.2,
             },
         );
         let got = match verdict {
@@ -748,9 +823,21 @@ mod tests {
                 assert_eq!(state, before, "a drop must not change the link state");
                 Expect::Drop(reason)
             }
-            Verdict::Send { at: when } => {
-                assert_eq!(state.last_departure, Some(when));
-                Expect::SendAt(u64::try_from((when - origin).as_micros()).unwrap())
+            Verdict::Send {
+                at: when,
+                overtakes,
+            } => {
+                let micros = u64::try_from((when - origin).as_micros()).unwrap();
+                if overtakes {
+                    assert_eq!(
+                        state.last_departure, before.last_departure,
+                        "an overtaking datagram must not hold back the delayed ones"
+                    );
+                    Expect::OvertakesAt(micros)
+                } else {
+                    assert_eq!(state.last_departure, Some(when));
+                    Expect::SendAt(micros)
+                }
             }
         };
         assert_eq!(got, expected, "params {:?}", case.params);
@@ -762,7 +849,7 @@ mod tests {
             state: (None, None),
             now: 1_000,
             size: 1_000,
-            dice: (0.5, 0.5),
+            dice: (0.5, 0.5, 0.5),
         }
     }
 
@@ -771,7 +858,7 @@ mod tests {
         // Partition drops whatever the draws.
         check(
             Case {
-                dice: (0.999, 0.0),
+                dice: (0.999, 0.0, 0.5),
                 ..case(params(|p| p.partition = true))
             },
             Expect::Drop(DropReason::Partition),
@@ -785,14 +872,14 @@ mod tests {
         let lossy = params(|p| p.loss = 0.25);
         check(
             Case {
-                dice: (0.1, 0.5),
+                dice: (0.1, 0.5, 0.5),
                 ..case(lossy)
             },
             Expect::Drop(DropReason::Loss),
         );
         check(
             Case {
-                dice: (0.25, 0.5),
+                dice: (0.25, 0.5, 0.5),
                 ..case(lossy)
             },
             Expect::SendAt(1_000),
@@ -800,7 +887,7 @@ mod tests {
         // Loss 100% drops even the highest draw.
         check(
             Case {
-                dice: (0.999_999, 0.5),
+                dice: (0.999_999, 0.5, 0.5),
                 ..case(params(|p| p.loss = 1.0))
             },
             Expect::Drop(DropReason::Loss),
@@ -815,7 +902,7 @@ mod tests {
         });
         check(
             Case {
-                dice: (0.5, 0.0),
+                dice: (0.5, 0.0, 0.5),
                 ..case(jittery)
             },
             Expect::SendAt(7_000),
@@ -823,7 +910,7 @@ mod tests {
         check(case(jittery), Expect::SendAt(11_000));
         check(
             Case {
-                dice: (0.5, 0.75),
+                dice: (0.5, 0.75, 0.5),
                 ..case(jittery)
             },
             Expect::SendAt(13_000),
@@ -831,7 +918,7 @@ mod tests {
         // Jitter larger than the delay never sends before now.
         check(
             Case {
-                dice: (0.5, 0.0),
+                dice: (0.5, 0.0, 0.5),
                 ..case(params(|p| {
                     p.delay = MS;
                     p.jitter = 5 * MS;
@@ -881,6 +968,61 @@ mod tests {
             })),
             Expect::SendAt(22_000),
         );
+        // Reorder: a draw below the share skips the delay (and the jitter)
+        // and does not wait for the datagrams delayed before it.
+        let reordering = params(|p| {
+            p.delay = 10 * MS;
+            p.jitter = 2 * MS;
+            p.reorder = 0.25;
+        });
+        check(
+            Case {
+                state: (None, Some(30_000)),
+                dice: (0.5, 0.0, 0.1),
+                ..case(reordering)
+            },
+            Expect::OvertakesAt(1_000),
+        );
+        check(
+            Case {
+                dice: (0.5, 0.5, 0.25),
+                ..case(reordering)
+            },
+            Expect::SendAt(11_000),
+        );
+        // It still waits for the rate limiter to serialize it.
+        check(
+            Case {
+                state: (Some(4_000), Some(20_000)),
+                dice: (0.5, 0.5, 0.0),
+                ..case(params(|p| {
+                    p.delay = 10 * MS;
+                    p.reorder = 1.0;
+                    p.rate_bps = Some(8_000_000);
+                }))
+            },
+            Expect::OvertakesAt(5_000),
+        );
+        // Lost datagrams are lost whatever the reorder draw.
+        check(
+            Case {
+                dice: (0.0, 0.5, 0.0),
+                ..case(params(|p| {
+                    p.delay = 10 * MS;
+                    p.reorder = 1.0;
+                    p.loss = 0.5;
+                }))
+            },
+            Expect::Drop(DropReason::Loss),
+        );
+        // Without a delay there is nothing to overtake.
+        check(
+            Case {
+                dice: (0.5, 0.5, 0.0),
+                ..case(params(|p| p.reorder = 1.0))
+            },
+            Expect::SendAt(1_000),
+        );
         // Absurd settings are clamped, not overflowed.
         check(
             Case {
@@ -910,10 +1052,11 @@ mod tests {
         let dice = Dice {
             loss: 0.5,
             jitter: 0.5,
+            reorder: 0.5,
         };
         let departures: Vec<_> = (0..3)
             .map(|_| match state.decide(&p, origin, 1_000, dice) {
-                Verdict::Send { at } => at - origin,
+                Verdict::Send { at, .. } => at - origin,
                 other => panic!("{other:?}"),
             })
             .collect();
@@ -932,11 +1075,8 @@ mod tests {
         let mut last = origin;
         for i in 0..10_000u64 {
             let now = origin + Duration::from_micros(i * 10);
-            let dice = Dice {
-                loss: rng.random(),
-                jitter: rng.random(),
-            };
-            let Verdict::Send { at } = state.decide(&p, now, 1_200, dice) else {
+            let dice = Dice::roll(&mut rng);
+            let Verdict::Send { at, .. } = state.decide(&p, now, 1_200, dice) else {
                 panic!("no loss configured");
             };
             assert!(at >= last && at >= now, "datagram {i} reordered");
@@ -954,15 +1094,81 @@ mod tests {
         let samples = 100_000;
         let lost = (0..samples)
             .filter(|_| {
-                let dice = Dice {
-                    loss: rng.random(),
-                    jitter: rng.random(),
-                };
+                let dice = Dice::roll(&mut rng);
                 state.decide(&p, now, 1_200, dice) == Verdict::Drop(DropReason::Loss)
             })
             .count();
         let rate = lost as f64 / f64::from(samples);
         assert!((0.008..=0.012).contains(&rate), "loss rate {rate}");
+    }
+
+    #[test]
+    fn duplicate_share_over_many_samples() {
+        let p = params(|p| p.duplicate = 0.01);
+        let mut rng = SmallRng::seed_from_u64(11);
+        let samples = 100_000;
+        let copies = (0..samples)
+            .filter(|_| duplicates(&p, rng.random()))
+            .count();
+        let share = copies as f64 / f64::from(samples);
+        assert!((0.008..=0.012).contains(&share), "duplicate share {share}");
+        // Nothing to copy across a partition, nothing at 0%; always at 100%.
+        let cut = params(|p| {
+            p.duplicate = 1.0;
+            p.partition = true;
+        });
+        assert!(!duplicates(&cut, 0.0));
+        assert!(!duplicates(&LinkParams::default(), 0.0));
+        assert!(duplicates(&params(|p| p.duplicate = 1.0), 0.999_999));
+    }
+
+    /// Datagrams offered 100 µs apart on a 10 ms link reordering 25%: about
+    /// a quarter leave at once and arrive before datagrams sent earlier.
+    #[test]
+    fn reorder_share_over_many_samples() {
+        let origin = Instant::now();
+        let p = params(|p| {
+            p.delay = 10 * MS;
+            p.reorder = 0.25;
+        });
+        let mut rng = SmallRng::seed_from_u64(3);
+        let mut state = LinkState::default();
+        let samples = 100_000u64;
+        let mut departures = Vec::new();
+        let mut overtaking = 0;
+        for i in 0..samples {
+            let now = origin + Duration::from_micros(i * 100);
+            let Verdict::Send { at, overtakes } =
+                state.decide(&p, now, 1_200, Dice::roll(&mut rng))
+            else {
+                panic!("no loss configured");
+            };
+            if overtakes {
+                overtaking += 1;
+                assert_eq!(at, now, "datagram {i} overtook but waited");
+            } else {
+                assert_eq!(at, now + 10 * MS, "datagram {i} delayed wrong");
+            }
+            departures.push((at, i));
+        }
+        let share = f64::from(overtaking) / samples as f64;
+        assert!((0.24..=0.26).contains(&share), "reorder share {share}");
+        // In arrival order, a datagram is out of order when one sent before
+        // it arrives after it: each overtaking one passes the delayed ones
+        // of the 10 ms before it, and only those are.
+        departures.sort();
+        let mut earliest_after = u64::MAX;
+        let out_of_order = departures
+            .iter()
+            .rev()
+            .filter(|&&(_, i)| {
+                let early = earliest_after < i;
+                earliest_after = earliest_after.min(i);
+                early
+            })
+            .count();
+        let share = out_of_order as f64 / samples as f64;
+        assert!((0.24..=0.26).contains(&share), "out-of-order share {share}");
     }
 
     #[test]
@@ -1124,6 +1330,7 @@ mod tests {
                 dropped_overflow: 1,
                 delayed: u64::try_from(QUEUE_CAPACITY).unwrap(),
                 queued: QUEUE_CAPACITY,
+                ..LinkStats::default()
             }
         );
         // Clearing applies to the next datagram; the queued ones stay.
@@ -1131,6 +1338,49 @@ mod tests {
         writable(&socket).await;
         socket.try_send(&transmit(rx_addr, b"clear", None)).unwrap();
         assert_eq!(recv(&rx).await, b"clear");
+    }
+
+    #[tokio::test]
+    async fn duplicates_and_reorders_reach_the_receiver() {
+        let table = LinkTable::new();
+        let socket = emulated(&table);
+        let (rx, rx_addr) = receiver().await;
+        table.set(rx_addr, params(|p| p.duplicate = 1.0));
+        writable(&socket).await;
+        // A GSO batch of three: each datagram arrives twice.
+        let contents: Vec<u8> = (0..25).collect();
+        socket
+            .try_send(&transmit(rx_addr, &contents, Some(10)))
+            .unwrap();
+        let mut got = Vec::new();
+        for _ in 0..6 {
+            got.push(recv(&rx).await);
+        }
+        got.sort();
+        let mut want = vec![
+            contents[..10].to_vec(),
+            contents[..10].to_vec(),
+            contents[10..20].to_vec(),
+            contents[10..20].to_vec(),
+            contents[20..].to_vec(),
+            contents[20..].to_vec(),
+        ];
+        want.sort();
+        assert_eq!(got, want);
+        assert_eq!(socket.stats().duplicated, 3);
+
+        // Every datagram overtakes: a 60 s delay holds none of them.
+        table.set(
+            rx_addr,
+            params(|p| {
+                p.delay = Duration::from_secs(60);
+                p.reorder = 1.0;
+            }),
+        );
+        socket.try_send(&transmit(rx_addr, b"now", None)).unwrap();
+        assert_eq!(recv(&rx).await, b"now");
+        let stats = socket.stats();
+        assert_eq!((stats.reordered, stats.queued), (1, 0));
     }
 
     #[test]
@@ -1212,6 +1462,40 @@ mod tests {
         let rtt = ping(&mut send, &mut recv).await;
         assert!(rtt >= 40 * MS, "round trip {rtt:?} under 2 x 20 ms");
         assert!(a.socket.stats().delayed > 0 && b.socket.stats().delayed > 0);
+
+        conn.close(0u32.into(), b"done");
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn quinn_streams_survive_duplication_and_reordering() {
+        let ca = TestCa::new("podnet test CA");
+        let a = node(&ca, "node-a");
+        let b = node(&ca, "node-b");
+        let server = echo_server(b.endpoint.clone());
+        let messy = params(|p| {
+            p.delay = 2 * MS;
+            p.reorder = 0.5;
+            p.duplicate = 0.3;
+        });
+        a.socket.table().set(b.addr, messy);
+        b.socket.table().set(a.addr, messy);
+
+        let conn = a.endpoint.connect(b.addr, "node-b").unwrap().await.unwrap();
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        // Many messages in flight at once, each echoed once and in order.
+        let sent: Vec<u8> = (0..4_000u32).flat_map(|i| i.to_be_bytes()).collect();
+        let writer = tokio::spawn(async move {
+            send.write_all(&sent).await.unwrap();
+            send
+        });
+        let mut got = vec![0u8; 16_000];
+        recv.read_exact(&mut got).await.unwrap();
+        let want: Vec<u8> = (0..4_000u32).flat_map(|i| i.to_be_bytes()).collect();
+        assert_eq!(got, want);
+        let _send = writer.await.unwrap();
+        let stats = a.socket.stats();
+        assert!(stats.duplicated > 0 && stats.reordered > 0, "{stats:?}");
 
         conn.close(0u32.into(), b"done");
         server.abort();

@@ -12,7 +12,8 @@ pub mod view;
 
 pub use kind::{Kind, ObjectKey, UnknownKind};
 pub use link::{
-    InvalidLink, LINK_API_VERSION, LinkParams, LinkSpec, parse_duration, parse_percent, parse_rate,
+    InvalidLink, LINK_API_VERSION, LinkParams, LinkSpec, PartitionMode, parse_duration,
+    parse_percent, parse_rate,
 };
 pub use object::{condition_is_true, str_at, strs_at};
 pub use quantity::{InvalidQuantity, parse_cpu_millis, parse_memory_bytes};

@@ -155,6 +155,8 @@ fn columns(kind: Kind, wide: bool) -> Vec<&'static str> {
             "JITTER",
             "LOSS",
             "RATE",
+            "DUPLICATE",
+            "REORDER",
             "PARTITION",
         ],
     };
@@ -374,10 +376,13 @@ fn row(kind: Kind, v: &Value, wide: bool, now: chrono::DateTime<chrono::Utc>) ->
             opt("/spec/jitter"),
             opt("/spec/loss"),
             opt("/spec/rate"),
+            opt("/spec/duplicate"),
+            opt("/spec/reorder"),
+            // What a partition does (Drop unless it says Reject), or none.
             if v.pointer("/spec/partition").and_then(Value::as_bool) == Some(true) {
-                "true".into()
+                or(s(v, "/spec/partitionMode"), "Drop")
             } else {
-                "false".into()
+                "-".into()
             },
         ],
     }

@@ -97,11 +97,13 @@ pub(super) fn validate_link(link: &Link, errs: &mut Errors) {
             errs.invalid_each(&path.child(field), node, dns1123_subdomain(node));
         }
     }
-    let checks: [(&str, &Option<String>, SettingCheck); 4] = [
+    let checks: [(&str, &Option<String>, SettingCheck); 6] = [
         ("delay", &spec.delay, |s| parse_duration(s).map(drop)),
         ("jitter", &spec.jitter, |s| parse_duration(s).map(drop)),
         ("loss", &spec.loss, |s| parse_percent(s).map(drop)),
         ("rate", &spec.rate, |s| parse_rate(s).map(drop)),
+        ("duplicate", &spec.duplicate, |s| parse_percent(s).map(drop)),
+        ("reorder", &spec.reorder, |s| parse_percent(s).map(drop)),
     ];
     let mut settings_ok = true;
     for (field, value, check) in checks {
@@ -117,7 +119,13 @@ pub(super) fn validate_link(link: &Link, errs: &mut Errors) {
         && !spec.to.is_empty()
         && let Err(e) = spec.params()
     {
-        errs.invalid(&path.child(e.field), "", &e.reason);
+        let field = path.child(e.field);
+        match e.field {
+            // Rules between fields: the value is fine, its company is not.
+            "partitionMode" => errs.forbidden(&field, &e.reason),
+            "reorder" => errs.invalid(&field, spec.reorder.as_deref().unwrap_or(""), &e.reason),
+            _ => errs.invalid(&field, "", &e.reason),
+        }
     }
 
     // The name is the key nodes look their link up by.

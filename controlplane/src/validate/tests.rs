@@ -1114,6 +1114,46 @@ fn link_rules() {
         )]),
     );
     check(
+        with(
+            with(link(), "/spec/duplicate", json!("2")),
+            "/spec/reorder",
+            json!("x%"),
+        ),
+        Expect::Invalid(&[
+            ("spec.duplicate", "Invalid value: \"2\": \"2\" is outside"),
+            (
+                "spec.reorder",
+                "Invalid value: \"x%\": \"x%\" is not a percentage like 1%",
+            ),
+        ]),
+    );
+    check(
+        with(
+            without(link(), "/spec/delay"),
+            "/spec/reorder",
+            json!("25%"),
+        ),
+        Expect::Invalid(&[(
+            "spec.reorder",
+            "Invalid value: \"25%\": reordering not possible without specifying some delay",
+        )]),
+    );
+    check(
+        with(link(), "/spec/partitionMode", json!("Reject")),
+        Expect::Invalid(&[(
+            "spec.partitionMode",
+            "Forbidden: only with spec.partition: true",
+        )]),
+    );
+    check(
+        with(
+            with(link(), "/spec/partitionMode", json!("Refuse")),
+            "/spec/partition",
+            json!(true),
+        ),
+        Expect::Invalid(&[("spec.partitionMode", "unknown variant `Refuse`")]),
+    );
+    check(
         without(link(), "/spec"),
         Expect::Invalid(&[("spec", "Required value")]),
     );

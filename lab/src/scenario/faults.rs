@@ -377,13 +377,19 @@ impl Timeline {
     /// Does what the fault says; gives its targets and how to undo it.
     async fn act(&mut self, fault: &Fault) -> anyhow::Result<(Vec<String>, Option<Undo>)> {
         match &fault.kind {
-            FaultKind::Partition { a, b, direction } => {
+            FaultKind::Partition {
+                a,
+                b,
+                direction,
+                mode,
+            } => {
                 let pairs = pairs(a, b, *direction);
                 let objects: Vec<Value> = pairs
                     .iter()
                     .flat_map(|(x, y)| {
                         let mut s = self.base(x, y);
                         s.partition = true;
+                        s.partition_mode = Some(*mode);
                         api::link_objects(&s, true)
                     })
                     .collect();
@@ -399,10 +405,12 @@ impl Timeline {
                 let objects: Vec<Value> = pairs
                     .iter()
                     .flat_map(|(x, y)| {
+                        let base = self.base(x, y);
                         let s = LinkSpec {
                             from: x.clone(),
                             to: y.clone(),
-                            partition: self.base(x, y).partition,
+                            partition: base.partition,
+                            partition_mode: base.partition_mode,
                             ..settings.clone()
                         };
                         api::link_objects(&s, true)

@@ -421,6 +421,28 @@ pub struct PartitionSpec {
     pub between: [String; 2],
     #[serde(default)]
     pub direction: Direction,
+    /// `drop` (silence: the senders time out) or `reject` (refused:
+    /// connects fail with ECONNREFUSED, flows on the link are reset).
+    #[serde(default)]
+    pub mode: PartitionModeSpec,
+}
+
+/// A partition's `mode`, as the scenario writes it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PartitionModeSpec {
+    #[default]
+    Drop,
+    Reject,
+}
+
+impl From<PartitionModeSpec> for podnet_proto::model::PartitionMode {
+    fn from(m: PartitionModeSpec) -> Self {
+        match m {
+            PartitionModeSpec::Drop => podnet_proto::model::PartitionMode::Drop,
+            PartitionModeSpec::Reject => podnet_proto::model::PartitionMode::Reject,
+        }
+    }
 }
 
 /// Which way a partition cuts.
@@ -447,6 +469,13 @@ pub struct LinkFault {
     pub loss: Option<String>,
     #[serde(default)]
     pub rate: Option<String>,
+    /// Share of datagrams sent twice (`1%`).
+    #[serde(default)]
+    pub duplicate: Option<String>,
+    /// Share of datagrams sent ahead of the delayed ones (`25%`; needs
+    /// `delay`).
+    #[serde(default)]
+    pub reorder: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -472,6 +501,7 @@ pub enum FaultKind {
         a: Vec<String>,
         b: Vec<String>,
         direction: Direction,
+        mode: podnet_proto::model::PartitionMode,
     },
     Link {
         a: Vec<String>,
@@ -873,6 +903,7 @@ impl FaultSpec {
                 a,
                 b,
                 direction: p.direction,
+                mode: p.mode.into(),
             });
         }
         if let Some(l) = &self.link {
@@ -884,7 +915,9 @@ impl FaultSpec {
                 jitter: l.jitter.clone(),
                 loss: l.loss.clone(),
                 rate: l.rate.clone(),
-                partition: false,
+                duplicate: l.duplicate.clone(),
+                reorder: l.reorder.clone(),
+                ..Default::default()
             };
             settings.params().map_err(|e| format!(".link: {e}"))?;
             kinds.push(FaultKind::Link {

@@ -218,6 +218,13 @@ pub struct LinkSettings {
     pub rate: Option<String>,
     #[serde(default)]
     pub partition: bool,
+    /// `drop` (the default) or `reject`; only with `partition: true`.
+    #[serde(default)]
+    pub partition_mode: Option<super::plan::PartitionModeSpec>,
+    #[serde(default)]
+    pub duplicate: Option<String>,
+    #[serde(default)]
+    pub reorder: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -446,6 +453,9 @@ impl ClusterSpec {
                         loss: s.loss.clone(),
                         rate: s.rate.clone(),
                         partition: s.partition,
+                        partition_mode: s.partition_mode.map(Into::into),
+                        duplicate: s.duplicate.clone(),
+                        reorder: s.reorder.clone(),
                     },
                 );
             }

@@ -32,6 +32,47 @@ pub struct LinkSpec {
     pub rate: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub partition: bool,
+    /// What a partition does to the packets it stops: `Drop` (the
+    /// default: silence, the sender times out) or `Reject` (as an
+    /// iptables REJECT: the sender's connect is refused). Only with
+    /// `partition: true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_mode: Option<PartitionMode>,
+    /// Share of datagrams sent twice (`1%`), as netem's `duplicate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<String>,
+    /// Share of datagrams sent at once while the others wait the delay
+    /// (`25%`), as netem's `reorder`; needs `delay`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reorder: Option<String>,
+}
+
+/// What a partitioned link does with what it stops.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PartitionMode {
+    /// Silently: the sender hears nothing and times out.
+    #[default]
+    Drop,
+    /// Refused where the link starts, as an iptables REJECT with
+    /// icmp-port-unreachable: a TCP or SCTP connect fails with
+    /// ECONNREFUSED, a UDP socket gets port unreachable, and flows already
+    /// on the link are reset.
+    Reject,
+}
+
+impl PartitionMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartitionMode::Drop => "Drop",
+            PartitionMode::Reject => "Reject",
+        }
+    }
+}
+
+impl std::fmt::Display for PartitionMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A Link's settings, parsed.
@@ -44,12 +85,24 @@ pub struct LinkParams {
     /// Bits per second; `None` is unlimited.
     pub rate_bps: Option<u64>,
     pub partition: bool,
+    /// What the partition does; `Drop` whenever `partition` is false.
+    pub partition_mode: PartitionMode,
+    /// Probability in [0, 1] that a datagram is sent twice.
+    pub duplicate: f64,
+    /// Probability in [0, 1] that a datagram skips the delay (never
+    /// above 0 without a delay).
+    pub reorder: f64,
 }
 
 impl LinkParams {
     /// True when the link leaves datagrams alone.
     pub fn is_clear(&self) -> bool {
         *self == LinkParams::default()
+    }
+
+    /// A partition that refuses rather than drops.
+    pub fn rejects(&self) -> bool {
+        self.partition && self.partition_mode == PartitionMode::Reject
     }
 }
 
@@ -84,13 +137,15 @@ impl LinkSpec {
                 Some(s) => parse_duration(s).map_err(|reason| InvalidLink { field, reason }),
             }
         };
-        let loss = match &self.loss {
-            None => 0.0,
-            Some(s) => parse_percent(s).map_err(|reason| InvalidLink {
-                field: "loss",
-                reason,
-            })?,
+        let percent = |field: &'static str, v: &Option<String>| -> Result<f64, InvalidLink> {
+            match v {
+                None => Ok(0.0),
+                Some(s) => parse_percent(s).map_err(|reason| InvalidLink { field, reason }),
+            }
         };
+        let loss = percent("loss", &self.loss)?;
+        let duplicate = percent("duplicate", &self.duplicate)?;
+        let reorder = percent("reorder", &self.reorder)?;
         let rate_bps = match &self.rate {
             None => None,
             Some(s) => Some(parse_rate(s).map_err(|reason| InvalidLink {
@@ -110,12 +165,35 @@ impl LinkSpec {
                 reason: "required".into(),
             });
         }
+        let delay = duration("delay", &self.delay)?;
+        if reorder > 0.0 && delay.is_zero() {
+            // tc refuses it the same way: with no delay nothing waits, so
+            // nothing can overtake.
+            return Err(InvalidLink {
+                field: "reorder",
+                reason: "reordering not possible without specifying some delay: set spec.delay"
+                    .into(),
+            });
+        }
+        if self.partition_mode.is_some() && !self.partition {
+            return Err(InvalidLink {
+                field: "partitionMode",
+                reason: "only with spec.partition: true".into(),
+            });
+        }
         Ok(LinkParams {
-            delay: duration("delay", &self.delay)?,
+            delay,
             jitter: duration("jitter", &self.jitter)?,
             loss,
             rate_bps,
             partition: self.partition,
+            partition_mode: if self.partition {
+                self.partition_mode.unwrap_or_default()
+            } else {
+                PartitionMode::Drop
+            },
+            duplicate,
+            reorder,
         })
     }
 }
@@ -206,9 +284,14 @@ mod tests {
             jitter: Some("1.5ms".into()),
             loss: Some("1%".into()),
             rate: Some("10Mbit".into()),
-            partition: false,
+            duplicate: Some("1%".into()),
+            reorder: Some("25%".into()),
+            ..Default::default()
         };
         let p = spec.params().unwrap();
+        assert!((p.duplicate - 0.01).abs() < 1e-12);
+        assert!((p.reorder - 0.25).abs() < 1e-12);
+        assert_eq!(p.partition_mode, PartitionMode::Drop);
         assert_eq!(p.delay, Duration::from_millis(20));
         assert_eq!(p.jitter, Duration::from_micros(1500));
         assert!((p.loss - 0.01).abs() < 1e-12);
@@ -285,6 +368,72 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("spec.delay")
+        );
+    }
+
+    #[test]
+    fn reorder_needs_a_delay_and_a_mode_needs_a_partition() {
+        let base = LinkSpec {
+            from: "a".into(),
+            to: "b".into(),
+            ..Default::default()
+        };
+        let err = LinkSpec {
+            reorder: Some("25%".into()),
+            ..base.clone()
+        }
+        .params()
+        .unwrap_err();
+        assert_eq!(err.field, "reorder");
+        assert!(
+            err.reason.contains("without specifying some delay"),
+            "{err}"
+        );
+        let with_delay = LinkSpec {
+            reorder: Some("25%".into()),
+            delay: Some("10ms".into()),
+            ..base.clone()
+        };
+        assert!((with_delay.params().unwrap().reorder - 0.25).abs() < 1e-12);
+        for (field, spec) in [
+            (
+                "duplicate",
+                LinkSpec {
+                    duplicate: Some("101%".into()),
+                    ..base.clone()
+                },
+            ),
+            (
+                "partitionMode",
+                LinkSpec {
+                    partition_mode: Some(PartitionMode::Reject),
+                    ..base.clone()
+                },
+            ),
+        ] {
+            assert_eq!(spec.params().unwrap_err().field, field);
+        }
+        let reject = LinkSpec {
+            partition: true,
+            partition_mode: Some(PartitionMode::Reject),
+            ..base.clone()
+        };
+        assert!(reject.params().unwrap().rejects());
+        let drop = LinkSpec {
+            partition: true,
+            ..base
+        };
+        assert!(!drop.params().unwrap().rejects());
+        // The mode is written as Kubernetes writes enums.
+        let json = serde_json::to_value(&reject).unwrap();
+        assert_eq!(json["partitionMode"], "Reject");
+        let back: LinkSpec = serde_json::from_value(json).unwrap();
+        assert_eq!(back, reject);
+        assert!(
+            serde_json::from_value::<LinkSpec>(
+                serde_json::json!({"from": "a", "to": "b", "partitionMode": "reject"})
+            )
+            .is_err()
         );
     }
 }

@@ -38,7 +38,7 @@ expect:
     assert_eq!(faults.len(), 4);
     assert_eq!(faults[0].at, At::Offset(5.0));
     assert!(
-        matches!(&faults[0].kind, FaultKind::Partition { a, b, direction: Direction::Both } if a == &["node-1"] && b == &["node-2", "node-3"])
+        matches!(&faults[0].kind, FaultKind::Partition { a, b, direction: Direction::Both, mode: podnet_proto::model::PartitionMode::Drop } if a == &["node-1"] && b == &["node-2", "node-3"])
     );
     assert!(matches!(&faults[1].at, At::After(a) if a.event == "cut" && a.offset == 2.0));
     assert!(
@@ -315,5 +315,54 @@ expect:
         ))
         .expect_err(bad);
         assert!(err.contains(wanted), "{bad}\n{err}\nwanted {wanted:?}");
+    }
+}
+
+#[test]
+fn partition_modes_and_link_duplicate_and_reorder() {
+    let s = scenario(&format!(
+        "{FLOW}faults:
+  - {{id: cut, at: 1s, for: 2s, partition: {{between: [node-1, node-2], direction: a-to-b, mode: reject}}}}
+  - {{id: messy, at: 4s, for: 2s, link: {{between: [zone-a, zone-b], delay: 10ms, reorder: 25%, duplicate: 1%}}}}
+"
+    ))
+    .unwrap();
+    let faults = s.checked_faults().unwrap();
+    assert!(
+        matches!(
+            &faults[0].kind,
+            FaultKind::Partition {
+                direction: Direction::AToB,
+                mode: podnet_proto::model::PartitionMode::Reject,
+                ..
+            }
+        ),
+        "{:?}",
+        faults[0].kind
+    );
+    let FaultKind::Link { settings, .. } = &faults[1].kind else {
+        panic!("{:?}", faults[1].kind);
+    };
+    let params = settings.params().unwrap();
+    assert!((params.reorder - 0.25).abs() < 1e-12 && (params.duplicate - 0.01).abs() < 1e-12);
+
+    for (rest, expected) in [
+        (
+            "partition: {between: [node-1, node-2], mode: refuse}",
+            "unknown variant `refuse`, expected one of drop, reject",
+        ),
+        (
+            "link: {between: [node-1, node-2], reorder: 25%}",
+            "faults[0].link: invalid link setting spec.reorder: reordering not possible without specifying some delay",
+        ),
+        (
+            "link: {between: [node-1, node-2], duplicate: 120%}",
+            "spec.duplicate: \"120%\" is outside 0%..100%",
+        ),
+    ] {
+        let err = scenario(&format!("{FLOW}faults:\n  - {{id: x, at: 1s, {rest}}}\n"))
+            .and_then(|s| s.checked_faults().map(drop))
+            .unwrap_err();
+        assert!(err.contains(expected), "{rest}: {err}");
     }
 }
