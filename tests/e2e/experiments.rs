@@ -517,3 +517,52 @@ fn report_html_is_drawn(dir: &Path) {
         .count();
     assert!(colored > 1000, "the charts' colours: {colored} pixels");
 }
+
+/// A partition in `mode: reject` under host traffic: the requests that
+/// cross it (the edge → node-1's NodePort → the one backend, on node-2,
+/// with externalTrafficPolicy Cluster) fail at once, refused or reset,
+/// none of them waits for its timeout as across a dropping partition; the
+/// others (through node-2 or node-3) are served. One connection per
+/// request, so each request's connection picks its node afresh.
+#[test]
+fn a_reject_partition_shows_as_refused_or_reset_not_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = "127.0.202.0/24";
+    let file = scenario(
+        dir.path(),
+        "reject",
+        "  - {apiVersion: v1, kind: Pod, metadata: {name: far, labels: {app: far}}, spec: {nodeSelector: {kubernetes.io/hostname: node-2}, containers: [{name: c, image: podnet/http-echo, ports: [{containerPort: 8080}], readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}}]}}
+  - {apiVersion: v1, kind: Service, metadata: {name: far}, spec: {type: LoadBalancer, loadBalancerIP: 127.0.202.10, externalTrafficPolicy: Cluster, selector: {app: far}, ports: [{port: 80, targetPort: 8080}]}}
+traffic:
+  - {name: users, from: host, request: GET http://127.0.202.10/, rate: 60/s, duration: 9s, timeout: 1s, connections: {reuse: false}}
+faults:
+  - {id: cut, at: 3s, for: 3s, partition: {between: [node-1, node-2], mode: reject}}
+expect:
+  - {name: the-cut-shows, traffic: users, window: {during: cut}, error_rate: \"> 5%\", min_samples: 50}
+  - {name: clean-before, traffic: users, window: {before: cut, for: 2s}, error_rate: \"< 1%\", min_samples: 50}
+",
+    );
+    let out = Command::new(BIN)
+        .arg("run")
+        .arg(&file)
+        .args(["--lb-pool", pool])
+        .arg("--report")
+        .arg(dir.path().join("r"))
+        .args(["--max-lag", TEST_MAX_LAG])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", said(&out));
+    let r = report(&dir.path().join("r"));
+    let cut = &r["events"][0];
+    assert_eq!(cut["targets"].as_array().unwrap().len(), 2, "{cut}");
+    let mut classes = std::collections::BTreeMap::<String, u64>::new();
+    for s in r["flows"][0]["seconds"].as_array().unwrap() {
+        for (class, n) in s["outcomes"].as_object().unwrap() {
+            *classes.entry(class.clone()).or_default() += n.as_u64().unwrap();
+        }
+    }
+    let count = |c: &str| classes.get(c).copied().unwrap_or(0);
+    assert!(count("refused") + count("reset") > 0, "{classes:?}");
+    assert_eq!(count("timeout"), 0, "{classes:?}");
+    assert!(count("ok") > 0, "{classes:?}");
+}
