@@ -15,6 +15,7 @@ struct Net {
     a: Arc<Datapath>,
     b: Arc<Datapath>,
     addr_a: SocketAddr,
+    addr_b: SocketAddr,
     pod_a: Arc<NetNs>,
     pod_b: Arc<NetNs>,
     _pair: PodPair,
@@ -38,6 +39,7 @@ fn net() -> Net {
         a: pair.dp_a.clone(),
         b: pair.dp_b.clone(),
         addr_a: pair.addr_a,
+        addr_b: pair.addr_b,
         pod_a: pair.a.clone(),
         pod_b: pair.b.clone(),
         _pair: pair,
@@ -823,4 +825,83 @@ async fn an_sctp_rule_admits_sctp_and_drops_tcp_on_the_same_port() {
             .map(|f| (f.protocol, f.allowed()))
             .collect();
     assert_eq!(judged, [(Protocol::Sctp, true), (Protocol::Tcp, false)]);
+}
+
+/// A link partitioned in Reject mode, as an iptables REJECT where it
+/// starts: the flow already on it is reset, a new one is refused at once, a
+/// UDP datagram gets port unreachable; cleared, the link carries flows again.
+#[tokio::test]
+async fn a_reject_partition_resets_flows_on_the_link_and_refuses_new_ones() {
+    let n = net();
+    let dst = SocketAddr::from((n.pod_b.ip(), 80));
+    let mut listener = n.pod_b.listen_tcp(80).unwrap();
+    // Echoes every connection until it ends.
+    let server = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 64];
+                while let Ok(len) = s.read(&mut buf).await {
+                    if len == 0 || s.write_all(&buf[..len]).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let mut established = n.pod_a.connect_tcp(dst).await.unwrap();
+    established.write_all(b"hello").await.unwrap();
+    let mut back = [0u8; 5];
+    established.read_exact(&mut back).await.unwrap();
+    let udp_server = n.pod_b.bind_udp(53).unwrap();
+    let client = n.pod_a.bind_udp(0).unwrap();
+
+    let reject = podnet_proto::model::LinkParams {
+        partition: true,
+        partition_mode: podnet_proto::model::PartitionMode::Reject,
+        ..Default::default()
+    };
+    n.a.set_link(n.addr_b, reject);
+    let read = tokio::time::timeout(Duration::from_secs(2), established.read(&mut back)).await;
+    assert!(
+        matches!(read, Ok(Err(_))),
+        "the established flow must be reset, not {read:?}"
+    );
+    let refused = tokio::time::timeout(Duration::from_secs(1), n.pod_a.connect_tcp(dst))
+        .await
+        .expect("refused at once, not left to time out")
+        .err()
+        .unwrap();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    client
+        .send_to(b"q", SocketAddr::new(n.pod_b.ip(), 53))
+        .await
+        .unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(1), client.recv_from())
+        .await
+        .expect("port unreachable at once")
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+    assert!(n.a.stats.snapshot().link_rejected >= 2);
+
+    // A Drop partition refuses nothing: the connect is left to time out.
+    n.a.set_link(
+        n.addr_b,
+        podnet_proto::model::LinkParams {
+            partition: true,
+            ..Default::default()
+        },
+    );
+    let silent = tokio::time::timeout(Duration::from_millis(300), n.pod_a.connect_tcp(dst)).await;
+    assert!(silent.is_err(), "a dropping partition must be silent");
+
+    n.a.clear_link(n.addr_b);
+    let mut again = tokio::time::timeout(Duration::from_secs(10), n.pod_a.connect_tcp(dst))
+        .await
+        .expect("connects once the link is cleared")
+        .unwrap();
+    again.write_all(b"again").await.unwrap();
+    again.read_exact(&mut back).await.unwrap();
+    assert_eq!(&back, b"again");
+    drop(udp_server);
+    server.abort();
 }
