@@ -881,6 +881,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn links_take_a_partition_mode_duplicate_and_reorder() {
+        let text = "name: t
+cluster:
+  nodes: 2
+  links:
+    node-1->node-2: {partition: true, partition_mode: reject}
+    node-2->node-1: {delay: 10ms, reorder: 25%, duplicate: 1%}
+";
+        let links = parse("t.yaml", text).unwrap().cluster.link_specs().unwrap();
+        let params: Vec<_> = links.iter().map(|l| l.params().unwrap()).collect();
+        assert!(params[0].rejects(), "{:?}", links[0]);
+        assert!((params[1].reorder - 0.25).abs() < 1e-12);
+        assert!((params[1].duplicate - 0.01).abs() < 1e-12);
+        for (links, expected) in [
+            (
+                "{node-1->node-2: {partition_mode: reject}}",
+                "spec.partitionMode: only with spec.partition: true",
+            ),
+            (
+                "{node-1->node-2: {reorder: 25%}}",
+                "reordering not possible without specifying some delay",
+            ),
+        ] {
+            let text = format!("name: t\ncluster:\n  nodes: 2\n  links: {links}\n");
+            let err = parse("t.yaml", &text)
+                .map_err(|e| e.0)
+                .and_then(|s| s.cluster.link_specs())
+                .unwrap_err();
+            assert!(err.contains(expected), "{links}: {err}");
+        }
+    }
+
+    #[test]
     fn parses_nodes_links_and_expectations() {
         let text = r#"
 name: t
