@@ -8,6 +8,9 @@
 //! address and state, so nodes reconnect and nothing is lost) and the edge
 //! (it holds no state), with a back-off and a limit ([`Restarts`]), but not
 //! a node: a killed node is a lost machine, and the cluster heals around it.
+//! A node is started again (same name, same arguments) only when its exit
+//! was asked for as a restart, by the file
+//! [`crate::record::restart_request_path`] written before it was stopped.
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
@@ -635,6 +638,12 @@ async fn supervise_in(state: &Path, args: &UpArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot clear {}", data.display()))?;
     }
     clear_role_logs(&state.join("logs"))?;
+    // A restart asked of an earlier cluster's node is not this one's.
+    let restarts = state.join("restart");
+    if restarts.exists() {
+        std::fs::remove_dir_all(&restarts)
+            .with_context(|| format!("cannot clear {}", restarts.display()))?;
+    }
     let result = supervise_inner(state, args, &plan, &pool).await;
     if let Err(e) = &result {
         // Before the record goes, so a client never sees neither.
@@ -696,15 +705,7 @@ async fn supervise_inner(
 
     let mut node_waits = tokio::task::JoinSet::new();
     for (i, n) in nodes.iter_mut().enumerate() {
-        if let Some(pid) = n.child.id() {
-            let name = n.name.clone();
-            node_waits.spawn(async move {
-                while alive(pid) {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                (i, name)
-            });
-        }
+        watch_node(&mut node_waits, i, n);
     }
     let now = std::time::Instant::now();
     let (mut cp_restarts, mut edge_restarts) = (Restarts::new(now), Restarts::new(now));
@@ -733,14 +734,44 @@ async fn supervise_inner(
                 edge_restarts.started(std::time::Instant::now());
                 record(&cp, &edge, &nodes).write(state)?;
             }
-            Some(Ok((_, name))) = node_waits.join_next() => {
-                tracing::warn!(node = %name, "node process exited; not restarting it (a lost machine)");
+            Some(Ok((i, name))) = node_waits.join_next() => {
+                // Asked for by a restart fault: the same node again, under
+                // its name (it rejoins with its podCIDR and IP).
+                let request = crate::record::restart_request_path(state, &name);
+                if std::fs::remove_file(&request).is_ok() {
+                    let (Some(spec), Some(node)) = (plan.get(i), nodes.get_mut(i)) else { continue };
+                    tracing::info!(node = %name, "node process exited on request; starting it again");
+                    // Reaped, so its pid is not reused while recorded.
+                    let _ = node.child.wait().await;
+                    match spawn_node(state, spec, &cp_addr, &token, args) {
+                        Ok(child) => node.child = child,
+                        Err(e) => break Err(e),
+                    }
+                    watch_node(&mut node_waits, i, node);
+                    record(&cp, &edge, &nodes).write(state)?;
+                } else {
+                    tracing::warn!(node = %name, "node process exited; not restarting it (a lost machine)");
+                }
             }
         }
     };
     node_waits.shutdown().await;
     stop_all(&mut cp, &mut edge, &mut nodes).await;
     result
+}
+
+/// Watches node `i`'s process in `waits`, which yields `(i, name)` when it
+/// has exited.
+fn watch_node(waits: &mut tokio::task::JoinSet<(usize, String)>, i: usize, node: &Supervised) {
+    if let Some(pid) = node.child.id() {
+        let name = node.name.clone();
+        waits.spawn(async move {
+            while alive(pid) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            (i, name)
+        });
+    }
 }
 
 /// Starts the control plane again on `addr`, after the back-off
@@ -827,12 +858,16 @@ impl Restarts {
 }
 
 async fn stop_all(cp: &mut Child, edge: &mut Child, nodes: &mut [Supervised]) {
-    let term = nix::sys::signal::Signal::SIGTERM;
+    use nix::sys::signal::Signal::{SIGCONT, SIGTERM};
+    // SIGCONT after SIGTERM: a process a pause fault left stopped (its
+    // runner killed before it could heal) handles the SIGTERM too.
     for pid in nodes.iter().filter_map(|n| n.child.id()).chain(edge.id()) {
-        signal(pid, term);
+        signal(pid, SIGTERM);
+        signal(pid, SIGCONT);
     }
     if let Some(pid) = cp.id() {
-        signal(pid, term);
+        signal(pid, SIGTERM);
+        signal(pid, SIGCONT);
     }
     for child in nodes.iter_mut().map(|n| &mut n.child).chain([edge, cp]) {
         if tokio::time::timeout(Duration::from_secs(3), child.wait())

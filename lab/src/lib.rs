@@ -7,6 +7,7 @@
 //! - `api`: the control plane's API as a client uses it.
 //! - `signal`: one shutdown token per process (SIGINT = SIGTERM).
 //! - `flags`: flag values checked at parse time, and whether N nodes fit.
+//! - `drain`: cordon and drain of a node, as kubectl does them.
 //! - `launcher`: `up`, `down` and the supervisor of the role processes.
 //! - `lbpool`: each cluster's exclusive LoadBalancer pool on the machine.
 //! - `manifest`: Kubernetes YAML into objects, errors with file:line:column.
@@ -19,6 +20,7 @@
 pub mod api;
 pub mod atomic_file;
 pub mod bench;
+pub mod drain;
 pub mod failure;
 pub mod flags;
 pub mod launcher;

@@ -91,14 +91,29 @@ pub fn supervisor_pid(state: &Path) -> Option<u32> {
 
 /// True if `pid` is a live (not zombie) process.
 pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the command name in parentheses.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|s| s != "Z"),
-        Err(_) => false,
-    }
+    process_state(pid).is_some_and(|s| s != 'Z')
+}
+
+/// The state letter of `pid` in `/proc/PID/stat` (`R`, `S`, `T` for
+/// stopped, `Z`...), or `None` when there is no such process.
+pub fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_state(&stat)
+}
+
+/// The state in a `/proc/PID/stat` line: the field after the command
+/// name, which is in parentheses and may itself hold `)` and spaces.
+pub fn stat_state(stat: &str) -> Option<char> {
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(|s| s.chars().next())
+}
+
+/// The file that asks the supervisor of `state` to start node `name`
+/// again when its process exits (a restart, not a lost machine): written
+/// by whoever stops the node, removed by the supervisor as it restarts it.
+pub fn restart_request_path(state: &Path, name: &str) -> PathBuf {
+    state.join("restart").join(name)
 }
 
 /// Sends `sig` to `pid`; a process that is gone already is no error.
@@ -137,5 +152,33 @@ mod tests {
         assert!(err.to_string().contains("no cluster is running"), "{err}");
         assert!(alive(std::process::id()));
         assert!(!alive(u32::MAX));
+    }
+
+    #[test]
+    fn the_state_follows_the_command_name() {
+        assert_eq!(stat_state("12 (podnet) T 1 12 12 0"), Some('T'));
+        assert_eq!(stat_state("12 (a) b) (c) S 1 12"), Some('S'));
+        assert_eq!(stat_state("12 (podnet)"), None);
+        assert_eq!(stat_state(""), None);
+        // A stopped process is T, and continued it is not.
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        signal(pid, nix::sys::signal::Signal::SIGSTOP);
+        let stopped = (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            process_state(pid) == Some('T')
+        });
+        signal(pid, nix::sys::signal::Signal::SIGCONT);
+        let continued = (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            process_state(pid) != Some('T')
+        });
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(stopped && continued);
+        assert_eq!(process_state(u32::MAX), None);
     }
 }

@@ -102,7 +102,8 @@ const DEPLOYMENT_SPEC: &[&str] = &[
 
 const REPLICA_SET_SPEC: &[&str] = &["replicas", "selector", "minReadySeconds"];
 
-const NODE_SPEC: &[&str] = &["podCIDR", "podCIDRs"];
+/// `unschedulable`: the scheduler places no new pod on a cordoned node.
+const NODE_SPEC: &[&str] = &["podCIDR", "podCIDRs", "unschedulable"];
 
 /// What the service proxy, the DNS and the edge act on. Left out:
 /// `loadBalancerSourceRanges` (the edge does not filter clients) and

@@ -1393,12 +1393,13 @@ fn fields_podnet_does_not_emulate_are_warned_with_their_path() {
             warnings: &["spec: not emulated by podnet, ignored"],
         },
     );
-    let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}, "spec": {"unschedulable": true}});
+    let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}, "spec": {"unschedulable": true, "taints": [{"key": "k", "effect": "NoSchedule"}]}});
+    // A cordon is emulated (the scheduler keeps off the node); taints are not.
     check(
         node,
         Expect::Valid {
             at: &[],
-            warnings: &["spec.unschedulable: not emulated by podnet, ignored"],
+            warnings: &["spec.taints: not emulated by podnet, ignored"],
         },
     );
 }

@@ -502,7 +502,17 @@ pub async fn run(
             joined = flows.join_next() => match joined {
                 Some(Ok(Ok(t))) => tallies.push(t),
                 Some(Ok(Err(e))) => generator_errors.push(e),
-                Some(Err(e)) => anyhow::bail!("a flow's task failed: {e}"),
+                Some(Err(e)) => {
+                    // Nothing the faults did stays behind (a paused process
+                    // above all): heal before giving up.
+                    stop.store(true, Ordering::Relaxed);
+                    stop_pods.cancel();
+                    stop_faults.cancel();
+                    if let Ok(mut timeline) = fault_task.await {
+                        timeline.heal_all(t0).await;
+                    }
+                    anyhow::bail!("a flow's task failed: {e}");
+                }
                 None => break,
             },
             _ = redraw.tick() => {
@@ -583,6 +593,10 @@ pub async fn run(
     for r in &timeline.records {
         if let Some(e) = &r.error {
             invalid.push(format!("fault {}: {e}", r.id));
+        }
+        if r.verified == Some(false) {
+            let what = r.verify.as_deref().unwrap_or("not confirmed");
+            invalid.push(format!("fault {}: verify: {what}", r.id));
         }
     }
 

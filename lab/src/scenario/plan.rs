@@ -394,6 +394,24 @@ pub struct FaultSpec {
     /// A new pod template for a Deployment, rolled out as its strategy says.
     #[serde(default)]
     pub rollout: Option<RolloutSpec>,
+    /// SIGSTOP of a process, SIGCONT at its heal (the end of the run
+    /// without `for`).
+    #[serde(default)]
+    pub pause: Option<ProcessSpec>,
+    /// SIGTERM (SIGKILL after a bounded wait) of a process, started again
+    /// as the same role; the fault ends when it is Ready again.
+    #[serde(default)]
+    pub restart: Option<ProcessSpec>,
+    /// `spec.unschedulable` on a node, as `kubectl cordon`.
+    #[serde(default)]
+    pub cordon: Option<NodeRef>,
+    /// Cordon, then evict every pod of the node but DaemonSet and mirror
+    /// pods, as `kubectl drain`; the fault ends when none is left.
+    #[serde(default)]
+    pub drain: Option<NodeRef>,
+    /// After applying, a probe confirms the fault took effect.
+    #[serde(default)]
+    pub verify: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -478,11 +496,39 @@ pub struct LinkFault {
     pub reorder: Option<String>,
 }
 
+/// `kill:`: one process (as [`ProcessSpec`]) or a pod.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KillSpec {
+    #[serde(flatten)]
+    pub process: ProcessSpec,
+    /// `NS/NAME`, `NAME`, or a label selector (`app=web`) choosing one of
+    /// the matching running pods by the seed; deleted with grace period 0,
+    /// as Chaos Mesh's pod-kill.
+    #[serde(default)]
+    pub pod: Option<String>,
+    /// The namespace of a selector's pods (default `default`).
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+/// Which process a kill, pause or restart acts on: exactly one of these.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessSpec {
     /// A node's name, or `one-of-zone-Z` / `one-of-nodes` for a seeded
     /// choice.
+    #[serde(default)]
+    pub node: Option<String>,
+    #[serde(default)]
+    pub edge: bool,
+    #[serde(default)]
+    pub controlplane: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeRef {
     pub node: String,
 }
 
@@ -509,9 +555,30 @@ pub enum FaultKind {
         direction: Direction,
         settings: podnet_proto::model::LinkSpec,
     },
-    /// One of these nodes, chosen by the seed.
+    /// SIGKILL of a process.
     Kill {
-        candidates: Vec<String>,
+        target: Process,
+    },
+    /// A pod deleted with grace period 0.
+    KillPod {
+        namespace: String,
+        pod: PodTarget,
+    },
+    /// SIGSTOP, healed by SIGCONT.
+    Pause {
+        target: Process,
+    },
+    /// Stopped and started again as the same role; ends when Ready.
+    Restart {
+        target: Process,
+    },
+    Cordon {
+        node: String,
+    },
+    /// Cordon and evict; ends when the node holds no evictable pod, heals
+    /// by uncordoning.
+    Drain {
+        node: String,
     },
     Scale {
         namespace: String,
@@ -530,12 +597,94 @@ pub enum FaultKind {
     },
 }
 
+/// A process of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Process {
+    /// One of these nodes, chosen by the seed.
+    Node {
+        candidates: Vec<String>,
+    },
+    Edge,
+    Controlplane,
+}
+
+/// Which pod a pod kill acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PodTarget {
+    Name(String),
+    /// `key=value` terms, all of which a pod's labels must match; one of
+    /// the matching running pods is chosen by the seed.
+    Selector(Vec<(String, String)>),
+}
+
+impl PodTarget {
+    /// `NAME` or a selector of `key=value` terms joined by commas (the
+    /// equality-based selectors `kubectl -l` takes).
+    pub fn parse(text: &str) -> Result<PodTarget, String> {
+        let text = text.trim();
+        if !text.contains('=') {
+            return if valid_label_value(text) && !text.is_empty() {
+                Ok(PodTarget::Name(text.to_string()))
+            } else {
+                Err(format!(
+                    "{text:?} is neither a pod's name nor a selector like app=web"
+                ))
+            };
+        }
+        let mut terms = Vec::new();
+        for term in text.split(',') {
+            let (k, v) = term
+                .split_once("==")
+                .or_else(|| term.split_once('='))
+                .ok_or_else(|| format!("{term:?} in {text:?} is not key=value"))?;
+            let (k, v) = (k.trim(), v.trim());
+            let key_ok = !k.is_empty()
+                && k.rsplit('/').next().is_some_and(|name| {
+                    !name.is_empty() && name.len() <= 63 && valid_label_value(name)
+                })
+                && k.split('/').count() <= 2;
+            if !key_ok || k.starts_with('!') || k.ends_with('!') {
+                return Err(format!("{k:?} in {text:?} is not a label key"));
+            }
+            if !valid_label_value(v) || v.contains('=') {
+                return Err(format!("{v:?} in {text:?} is not a label value"));
+            }
+            terms.push((k.to_string(), v.to_string()));
+        }
+        Ok(PodTarget::Selector(terms))
+    }
+
+    /// Whether a pod with these labels is one the target names.
+    pub fn matches(&self, name: &str, labels: &BTreeMap<String, String>) -> bool {
+        match self {
+            PodTarget::Name(n) => n == name,
+            PodTarget::Selector(terms) => terms.iter().all(|(k, v)| labels.get(k) == Some(v)),
+        }
+    }
+}
+
+/// A label value (and the name part of a key): at most 63 characters of
+/// alphanumerics, `-`, `_`, `.`, starting and ending alphanumeric.
+fn valid_label_value(v: &str) -> bool {
+    v.is_empty()
+        || (v.len() <= 63
+            && v.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && v.ends_with(|c: char| c.is_ascii_alphanumeric())
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+}
+
 impl FaultKind {
     /// What a `for` can undo.
     pub fn heals(&self) -> bool {
         matches!(
             self,
-            FaultKind::Partition { .. } | FaultKind::Link { .. } | FaultKind::Scale { .. }
+            FaultKind::Partition { .. }
+                | FaultKind::Link { .. }
+                | FaultKind::Scale { .. }
+                | FaultKind::Pause { .. }
+                | FaultKind::Cordon { .. }
+                | FaultKind::Drain { .. }
         )
     }
 }
@@ -556,6 +705,8 @@ pub struct Fault {
     pub at: At,
     pub for_: Option<Duration>,
     pub kind: FaultKind,
+    /// Probe, after applying, that it took effect.
+    pub verify: bool,
 }
 
 /// A windowed expectation as written.
@@ -928,27 +1079,55 @@ impl FaultSpec {
             });
         }
         if let Some(k) = &self.kill {
-            let candidates = match k.node.as_str() {
-                "one-of-nodes" => cluster.all(),
-                n => match n.strip_prefix("one-of-") {
-                    Some(zone) => cluster
-                        .resolve_end(zone)
-                        .map_err(|e| format!(".kill.node: {e}"))?,
-                    None => cluster
-                        .resolve_end(n)
-                        .map_err(|e| format!(".kill.node: {e}"))?
-                        .into_iter()
-                        .take(1)
-                        .collect(),
-                },
-            };
-            if k.node.starts_with("zone-") {
-                return Err(
-                    ".kill.node: a zone has several nodes: one-of-zone-Z picks one by the seed"
-                        .into(),
-                );
+            match (&k.pod, k.process.given()) {
+                (Some(pod), 0) => {
+                    let default_ns = || k.namespace.clone().unwrap_or_else(|| "default".into());
+                    let (namespace, pod) = match pod.split_once('/') {
+                        // A selector's keys may have a prefix of their own.
+                        _ if pod.contains('=') => (default_ns(), pod.as_str()),
+                        Some(_) if k.namespace.is_some() => {
+                            return Err(
+                                ".kill: give the namespace in pod: NS/NAME or in namespace:, not both"
+                                    .into(),
+                            );
+                        }
+                        Some((ns, name)) => (ns.to_string(), name),
+                        None => (default_ns(), pod.as_str()),
+                    };
+                    let pod = PodTarget::parse(pod).map_err(|e| format!(".kill.pod: {e}"))?;
+                    kinds.push(FaultKind::KillPod { namespace, pod });
+                }
+                (Some(_), _) => {
+                    return Err(".kill: one of node, edge, controlplane or pod".into());
+                }
+                (None, _) => {
+                    if k.namespace.is_some() {
+                        return Err(".kill.namespace: goes with pod:".into());
+                    }
+                    let target = k
+                        .process
+                        .checked(cluster)
+                        .map_err(|e| format!(".kill{e}"))?;
+                    kinds.push(FaultKind::Kill { target });
+                }
             }
-            kinds.push(FaultKind::Kill { candidates });
+        }
+        if let Some(p) = &self.pause {
+            let target = p.checked(cluster).map_err(|e| format!(".pause{e}"))?;
+            kinds.push(FaultKind::Pause { target });
+        }
+        if let Some(p) = &self.restart {
+            let target = p.checked(cluster).map_err(|e| format!(".restart{e}"))?;
+            kinds.push(FaultKind::Restart { target });
+        }
+        for (field, spec) in [("cordon", &self.cordon), ("drain", &self.drain)] {
+            let Some(n) = spec else { continue };
+            let node = one_node(cluster, &n.node).map_err(|e| format!(".{field}.node: {e}"))?;
+            kinds.push(if field == "cordon" {
+                FaultKind::Cordon { node }
+            } else {
+                FaultKind::Drain { node }
+            });
         }
         if let Some(s) = &self.scale {
             let (namespace, name) = namespaced(&s.deployment);
@@ -979,21 +1158,15 @@ impl FaultSpec {
         let kind = match kinds.len() {
             1 => kinds.remove(0),
             0 => {
-                return Err(
-                    ": a fault needs one of partition, link, kill, scale, rollout, apply or delete"
-                        .into(),
-                );
+                return Err(format!(": a fault needs one of {KINDS}"));
             }
             _ => {
-                return Err(
-                    ": one kind per fault (partition, link, kill, scale, rollout, apply or delete)"
-                        .into(),
-                );
+                return Err(format!(": one kind per fault ({KINDS})"));
             }
         };
         if let Some(d) = self.for_ {
             if !kind.heals() {
-                return Err(".for: a kill, rollout, apply or delete cannot be undone: leave for out (a rollout ends when it completes)".into());
+                return Err(".for: a kill, restart, rollout, apply or delete cannot be undone: leave for out (a rollout ends when it completes, a restart when the process is Ready again)".into());
             }
             if d > MAX_LENGTH {
                 return Err(".for: at most 1h".into());
@@ -1004,7 +1177,54 @@ impl FaultSpec {
             at,
             for_: self.for_,
             kind,
+            verify: self.verify,
         })
+    }
+}
+
+/// Every kind a fault may be, as the errors list them.
+const KINDS: &str =
+    "partition, link, kill, pause, restart, scale, rollout, apply, delete, cordon or drain";
+
+impl ProcessSpec {
+    /// How many of node, edge and controlplane it names.
+    fn given(&self) -> usize {
+        usize::from(self.node.is_some()) + usize::from(self.edge) + usize::from(self.controlplane)
+    }
+
+    /// The process checked against the cluster; errors start with the
+    /// field's path below the fault's kind.
+    fn checked(&self, cluster: &impl Nodes) -> Result<Process, String> {
+        if self.given() != 1 {
+            return Err(": one of node, edge: true or controlplane: true".into());
+        }
+        if self.edge {
+            return Ok(Process::Edge);
+        }
+        if self.controlplane {
+            return Ok(Process::Controlplane);
+        }
+        let node = self.node.as_deref().unwrap_or_default();
+        let candidates = match node {
+            "one-of-nodes" => cluster.all(),
+            n => match n.strip_prefix("one-of-") {
+                Some(zone) => cluster
+                    .resolve_end(zone)
+                    .map_err(|e| format!(".node: {e}"))?,
+                None => vec![one_node(cluster, n).map_err(|e| format!(".node: {e}"))?],
+            },
+        };
+        Ok(Process::Node { candidates })
+    }
+}
+
+/// A node of the cluster by its name (not a zone).
+fn one_node(cluster: &impl Nodes, name: &str) -> Result<String, String> {
+    match cluster.resolve_end(name)?.as_slice() {
+        [one] if one == name => Ok(one.clone()),
+        _ => Err(format!(
+            "{name:?} is a zone: name one node, or one-of-{name} to pick one by the seed"
+        )),
     }
 }
 

@@ -168,6 +168,15 @@ async fn run_scenario(args: RunArgs, state_dir: Option<PathBuf>) -> anyhow::Resu
         &interrupt,
     )
     .await;
+    // Whatever way the run ended (an error before a pause fault could
+    // heal), no role process is left stopped.
+    if let Ok(now) = record::ClusterRecord::read(&state) {
+        for pid in now.role_pids() {
+            if record::process_state(pid) == Some('T') {
+                record::signal(pid, nix::sys::signal::Signal::SIGCONT);
+            }
+        }
+    }
     if let Some(pid) = supervisor.id() {
         record::signal(pid, nix::sys::signal::Signal::SIGTERM);
     }

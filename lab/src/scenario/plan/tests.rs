@@ -42,7 +42,7 @@ expect:
     );
     assert!(matches!(&faults[1].at, At::After(a) if a.event == "cut" && a.offset == 2.0));
     assert!(
-        matches!(&faults[2].kind, FaultKind::Kill { candidates } if candidates == &["node-2", "node-3"])
+        matches!(&faults[2].kind, FaultKind::Kill { target: Process::Node { candidates } } if candidates == &["node-2", "node-3"])
     );
     let checks = s.windowed().unwrap();
     assert_eq!(checks.len(), 5);
@@ -365,4 +365,172 @@ fn partition_modes_and_link_duplicate_and_reorder() {
             .unwrap_err();
         assert!(err.contains(expected), "{rest}: {err}");
     }
+}
+
+fn process_faults_name_one_process_and_actions_one_node() {
+    let s = scenario(&format!(
+        "{FLOW}faults:
+  - {{id: cp, at: 1s, kill: {{controlplane: true}}, verify: true}}
+  - {{id: lb, at: 2s, kill: {{edge: true}}}}
+  - {{id: pk, at: 3s, kill: {{pod: \"app=web,tier=front\", namespace: shop}}}}
+  - {{id: pn, at: 4s, kill: {{pod: shop/web-1}}}}
+  - {{id: nap, at: 5s, for: 2s, pause: {{node: one-of-zone-b}}}}
+  - {{id: nap2, at: 5s, pause: {{controlplane: true}}}}
+  - {{id: again, at: 6s, restart: {{node: node-1}}}}
+  - {{id: off, at: 7s, for: 3s, cordon: {{node: node-2}}}}
+  - {{id: empty, at: 8s, drain: {{node: node-3}}}}
+  - {{id: pk2, at: 9s, kill: {{pod: \"example.com/app=web\"}}}}
+"
+    ))
+    .unwrap();
+    let f = s.checked_faults().unwrap();
+    assert_eq!(
+        f[0].kind,
+        FaultKind::Kill {
+            target: Process::Controlplane
+        }
+    );
+    assert!(f[0].verify && !f[1].verify);
+    assert_eq!(
+        f[1].kind,
+        FaultKind::Kill {
+            target: Process::Edge
+        }
+    );
+    assert_eq!(
+        f[2].kind,
+        FaultKind::KillPod {
+            namespace: "shop".into(),
+            pod: PodTarget::Selector(vec![
+                ("app".into(), "web".into()),
+                ("tier".into(), "front".into())
+            ]),
+        }
+    );
+    assert_eq!(
+        f[3].kind,
+        FaultKind::KillPod {
+            namespace: "shop".into(),
+            pod: PodTarget::Name("web-1".into())
+        }
+    );
+    assert!(
+        matches!(&f[4].kind, FaultKind::Pause { target: Process::Node { candidates } } if candidates == &["node-2", "node-3"])
+    );
+    assert_eq!(f[4].for_, Some(Duration::from_secs(2)));
+    // A pause without for lasts to the end of the run.
+    assert_eq!(f[5].for_, None);
+    assert!(
+        matches!(&f[6].kind, FaultKind::Restart { target: Process::Node { candidates } } if candidates == &["node-1"])
+    );
+    assert_eq!(
+        f[7].kind,
+        FaultKind::Cordon {
+            node: "node-2".into()
+        }
+    );
+    assert_eq!(
+        f[8].kind,
+        FaultKind::Drain {
+            node: "node-3".into()
+        }
+    );
+    assert_eq!(
+        f[9].kind,
+        FaultKind::KillPod {
+            namespace: "default".into(),
+            pod: PodTarget::Selector(vec![("example.com/app".into(), "web".into())]),
+        }
+    );
+}
+
+#[test]
+fn bad_process_faults_say_what_and_where() {
+    for (fault, expected) in [
+        (
+            "kill: {node: node-1, edge: true}",
+            "faults[0].kill: one of node, edge: true or controlplane: true",
+        ),
+        ("kill: {}", "faults[0].kill: one of node"),
+        (
+            "kill: {pod: app=web, controlplane: true}",
+            "faults[0].kill: one of node, edge, controlplane or pod",
+        ),
+        (
+            "kill: {pod: \"app=web=x\"}",
+            "faults[0].kill.pod: \"web=x\" in",
+        ),
+        ("kill: {pod: \"app=web,=x\"}", "faults[0].kill.pod: \"\" in"),
+        ("kill: {pod: \"app=w b\"}", "is not a label value"),
+        (
+            "kill: {pod: \"-bad-\"}",
+            "neither a pod's name nor a selector",
+        ),
+        ("kill: {pod: shop/web-1, namespace: shop}", "not both"),
+        (
+            "kill: {node: node-1, namespace: shop}",
+            "faults[0].kill.namespace: goes with pod",
+        ),
+        ("pause: {node: node-9}", "faults[0].pause.node: \"node-9\""),
+        (
+            "pause: {node: zone-b}",
+            "faults[0].pause.node: \"zone-b\" is a zone",
+        ),
+        (
+            "restart: {edge: true, controlplane: true}",
+            "faults[0].restart: one of",
+        ),
+        (
+            "restart: {edge: true}, for: 2s",
+            "faults[0].for: a kill, restart",
+        ),
+        (
+            "cordon: {node: node-7}",
+            "faults[0].cordon.node: \"node-7\"",
+        ),
+        (
+            "drain: {node: zone-a}",
+            "faults[0].drain.node: \"zone-a\" is a zone",
+        ),
+        (
+            "cordon: {node: node-1}, drain: {node: node-1}",
+            "faults[0]: one kind per fault",
+        ),
+        (
+            "pause: {edge: true}, kill: {edge: true}",
+            "one kind per fault",
+        ),
+        (
+            "pause: {edge: true}, verify: yes please",
+            "s.yaml:10:50: invalid boolean",
+        ),
+    ] {
+        let rest = format!("{FLOW}faults:\n  - {{id: x, at: 1s, {fault}}}\n");
+        let err = scenario(&rest)
+            .err()
+            .unwrap_or_else(|| panic!("accepted: {fault}"));
+        assert!(
+            err.contains(expected),
+            "{fault}\n{err}\nwanted {expected:?}"
+        );
+    }
+}
+
+#[test]
+fn pod_targets_match_by_name_or_every_term() {
+    let labels: BTreeMap<String, String> = [("app", "web"), ("tier", "front")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let check = |target: &str, name: &str, expected: bool| {
+        let t = PodTarget::parse(target).unwrap();
+        assert_eq!(t.matches(name, &labels), expected, "{target} on {name}");
+    };
+    check("app=web", "x", true);
+    check("app==web", "x", true);
+    check("app=web,tier=front", "x", true);
+    check("app=web,tier=back", "x", false);
+    check("app=db", "x", false);
+    check("web-1", "web-1", true);
+    check("web-1", "web-2", false);
 }
