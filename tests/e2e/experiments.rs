@@ -82,10 +82,12 @@ fn every_experiment_of_the_library_has_its_test() {
 }
 
 /// The library's scenarios, each run by its own test (in parallel).
-const LIBRARY: [&str; 7] = [
+const LIBRARY: [&str; 9] = [
+    "controlplane-kill.yaml",
     "dns-outage.yaml",
     "lossy-link.yaml",
     "ndots.yaml",
+    "node-kill-one-replica.yaml",
     "node-kill.yaml",
     "partition.yaml",
     "rollout.yaml",
@@ -565,4 +567,235 @@ expect:
     assert!(count("refused") + count("reset") > 0, "{classes:?}");
     assert_eq!(count("timeout"), 0, "{classes:?}");
     assert!(count("ok") > 0, "{classes:?}");
+}
+
+/// The control plane killed, restarted and paused under traffic: every
+/// request is served, each fault verified, and the restart ends when a new
+/// control plane process answers.
+#[test]
+fn library_controlplane_kill() {
+    let (_dir, r) = library_passes_with_its_report("controlplane-kill.yaml");
+    let events = r["events"].as_array().unwrap();
+    for e in events {
+        assert_eq!(e["verified"], true, "{e}");
+        assert_eq!(
+            e["targets"][0].as_str().unwrap().split(' ').next(),
+            Some("controlplane"),
+            "{e}"
+        );
+    }
+    assert!(
+        events[0]["verify"].as_str().unwrap().contains("gone"),
+        "{}",
+        events[0]
+    );
+    assert!(
+        events[2]["verify"].as_str().unwrap().contains("state T"),
+        "{}",
+        events[2]
+    );
+    // The restart lasts until the new process answers, after it was applied.
+    let restart = &events[1];
+    assert!(
+        restart["healed"].as_f64().unwrap() > restart["applied"].as_f64().unwrap(),
+        "{restart}"
+    );
+}
+
+/// The node of the only replica killed: the outage is seen and bounded.
+#[test]
+fn library_node_kill_one_replica() {
+    let (_dir, r) = library_passes_with_its_report("node-kill-one-replica.yaml");
+    assert_eq!(r["events"][0]["targets"], serde_json::json!(["node-1"]));
+    assert_eq!(r["events"][0]["verified"], true, "{}", r["events"][0]);
+    let outage = r["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "outage")
+        .unwrap();
+    assert_eq!(outage["status"], "PASS", "{outage}");
+}
+
+/// A drain under traffic: the node is cordoned, its web pod evicted and
+/// replaced elsewhere (two replicas and a readiness probe keep the flow
+/// served), the drain ends when the node holds no evictable pod, and the
+/// heal uncordons it.
+#[test]
+fn a_drain_moves_pods_off_a_node_under_traffic() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = scenario(
+        dir.path(),
+        "drain",
+        "seed: 2
+traffic:
+  - {name: users, from: host, request: GET http://web.example.com/, resolve: web.example.com:ingress, rate: 100/s, duration: 14s, warmup: 1s, timeout: 1s}
+faults:
+  - {id: off, at: 3s, for: 8s, drain: {node: node-2}, verify: true}
+expect:
+  - {name: few-errors, traffic: users, window: whole, error_rate: \"< 2%\"}
+  - {name: served-during, traffic: users, window: {during: off}, rate_achieved: \"> 0/s\"}
+",
+    );
+    let out = run(&file, dir.path());
+    assert!(out.status.success(), "{}", said(&out));
+    let r = report(dir.path());
+    let e = &r["events"][0];
+    assert_eq!(e["kind"], "drain");
+    assert_eq!(e["verified"], true, "{e}");
+    assert!(e["verify"].as_str().unwrap().contains("cordoned"), "{e}");
+    let targets: Vec<&str> = e["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert_eq!(targets[0], "node-2");
+    assert!(
+        targets.iter().any(|t| t.starts_with("pod default/web-")),
+        "{e}"
+    );
+    let (applied, drained, healed) = (
+        e["applied"].as_f64().unwrap(),
+        e["drained"].as_f64().unwrap(),
+        e["healed"].as_f64().unwrap(),
+    );
+    assert!(applied < drained && drained < healed, "{e}");
+    assert!(healed >= e["heal_scheduled"].as_f64().unwrap(), "{e}");
+}
+
+/// A cordon in an experiment: verified on the Node, and undone at its heal.
+#[test]
+fn a_cordon_is_verified_and_healed() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = scenario(
+        dir.path(),
+        "cordon",
+        "traffic:
+  - {name: users, from: host, request: GET http://web.example.com/, resolve: web.example.com:ingress, rate: 50/s, duration: 6s, timeout: 1s}
+faults:
+  - {id: off, at: 1s, for: 2s, cordon: {node: node-1}, verify: true}
+  - {id: scale, at: off.start + 0.5s, for: 2s, scale: {deployment: web, replicas: 4}, verify: true}
+expect:
+  - {name: served, traffic: users, window: whole, error_rate: \"< 1%\"}
+",
+    );
+    let out = run(&file, dir.path());
+    assert!(out.status.success(), "{}", said(&out));
+    let r = report(dir.path());
+    let cordon = &r["events"][0];
+    assert_eq!(cordon["verified"], true, "{cordon}");
+    assert_eq!(
+        cordon["verify"], "node node-1 spec.unschedulable",
+        "{cordon}"
+    );
+    assert!(cordon["healed"].is_number(), "{cordon}");
+    let scale = &r["events"][1];
+    assert_eq!(scale["verified"], true, "{scale}");
+    assert_eq!(scale["verify"], "status.replicas 4", "{scale}");
+}
+
+/// A paused node: requests its pods would serve time out while it is
+/// stopped (its pods stop with it), and the flow recovers after SIGCONT.
+#[test]
+fn a_paused_node_times_out_then_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = scenario(
+        dir.path(),
+        "pause",
+        "seed: 4
+traffic:
+  - {name: users, from: host, request: GET http://web.example.com/, resolve: web.example.com:ingress, rate: 100/s, duration: 14s, warmup: 1s, timeout: 500ms}
+faults:
+  - {id: nap, at: 3s, for: 2s, pause: {node: node-3}, verify: true}
+expect:
+  - {name: times-out, traffic: users, window: {during: nap}, \"errors{timeout}\": \"> 0\"}
+  - {name: recovers, traffic: users, recovery_time: {after: nap.end, tolerance: {error_rate: +1pp}, stable_for: 3s, max: 8s}}
+",
+    );
+    let out = run(&file, dir.path());
+    assert!(out.status.success(), "{}", said(&out));
+    let r = report(dir.path());
+    let e = &r["events"][0];
+    assert_eq!(e["kind"], "pause");
+    assert_eq!(e["targets"], serde_json::json!(["node-3"]));
+    assert_eq!(e["verified"], true, "{e}");
+    assert!(
+        e["verify"].as_str().unwrap().contains("stopped (state T)"),
+        "{e}"
+    );
+    assert!(e["healed"].as_f64().unwrap() >= e["heal_scheduled"].as_f64().unwrap());
+}
+
+/// A node restarted: stopped, started again by the supervisor under its
+/// name, and the fault ends when it is Ready again as a new process.
+#[test]
+fn a_restarted_node_rejoins_under_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = scenario(
+        dir.path(),
+        "restart",
+        "traffic:
+  - {name: users, from: host, request: GET http://web.example.com/, resolve: web.example.com:ingress, rate: 50/s, duration: 10s, timeout: 1s}
+faults:
+  - {id: again, at: 2s, restart: {node: node-2}, verify: true}
+  - {id: pk, at: 2s, kill: {pod: \"app=web\"}, verify: true}
+expect:
+  - {name: ran, traffic: users, window: whole, rate_achieved: \"> 0/s\"}
+",
+    );
+    let out = run(&file, dir.path());
+    assert!(out.status.success(), "{}", said(&out));
+    let r = report(dir.path());
+    let e = &r["events"][0];
+    assert_eq!(e["kind"], "restart");
+    assert_eq!(e["verified"], true, "{e}");
+    assert!(
+        e["targets"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("node-2 (SIGTERM"),
+        "{e}"
+    );
+    assert!(
+        e["healed"].as_f64().unwrap() > e["applied"].as_f64().unwrap(),
+        "{e}"
+    );
+    let pod = &r["events"][1];
+    assert_eq!(pod["verified"], true, "{pod}");
+    assert!(
+        pod["targets"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("pod default/web-"),
+        "{pod}"
+    );
+}
+
+/// A fault that does not take effect makes the run INVALID: a pod kill
+/// whose selector matches no pod.
+#[test]
+fn a_fault_that_cannot_apply_makes_the_run_invalid() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = scenario(
+        dir.path(),
+        "nopod",
+        "traffic:
+  - {name: users, from: host, request: GET http://web.example.com/, resolve: web.example.com:ingress, rate: 50/s, duration: 3s, timeout: 1s}
+faults:
+  - {id: pk, at: 1s, kill: {pod: \"app=nothing\"}, verify: true}
+expect:
+  - {name: ran, traffic: users, window: whole, rate_achieved: \"> 0/s\"}
+",
+    );
+    let out = run(&file, dir.path());
+    assert_eq!(out.status.code(), Some(3), "{}", said(&out));
+    let r = report(dir.path());
+    assert_eq!(r["result"], "INVALID");
+    let invalid = r["invalid"].to_string();
+    assert!(
+        invalid
+            .contains("fault pk: no running pod in namespace default is selected by app=nothing"),
+        "{invalid}"
+    );
 }
