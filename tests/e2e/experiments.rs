@@ -624,19 +624,33 @@ fn library_node_kill_one_replica() {
 #[test]
 fn a_drain_moves_pods_off_a_node_under_traffic() {
     let dir = tempfile::tempdir().unwrap();
-    let file = scenario(
-        dir.path(),
-        "drain",
-        "seed: 2
+    // The web app made for rollouts: a leaving pod drains in its preStop
+    // hook while the proxies stop sending to it.
+    let file = dir.path().join("drain.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "name: drain
+cluster:
+  nodes:
+    - {{name: node-1, zone: a}}
+    - {{name: node-2, zone: b}}
+    - {{name: node-3, zone: b}}
+manifests:
+  - {}
+seed: 2
 traffic:
-  - {name: users, from: host, request: GET http://web.example.com/, resolve: web.example.com:ingress, rate: 100/s, duration: 14s, warmup: 1s, timeout: 1s}
+  - {{name: users, from: host, request: GET http://web.example.com/, resolve: web.example.com:ingress, rate: 100/s, duration: 14s, warmup: 1s, timeout: 1s}}
 faults:
-  - {id: off, at: 3s, for: 8s, drain: {node: node-2}, verify: true}
+  - {{id: emptied, at: 3s, for: 8s, drain: {{node: node-2}}, verify: true}}
 expect:
-  - {name: few-errors, traffic: users, window: whole, error_rate: \"< 2%\"}
-  - {name: served-during, traffic: users, window: {during: off}, rate_achieved: \"> 0/s\"}
+  - {{name: few-errors, traffic: users, window: whole, error_rate: \"< 2%\"}}
+  - {{name: served-during, traffic: users, window: {{during: emptied}}, rate_achieved: \"> 0/s\"}}
 ",
-    );
+            library().join("manifests/web-rolling.yaml").display()
+        ),
+    )
+    .unwrap();
     let out = run(&file, dir.path());
     assert!(out.status.success(), "{}", said(&out));
     let r = report(dir.path());
@@ -798,4 +812,65 @@ expect:
             .contains("fault pk: no running pod in namespace default is selected by app=nothing"),
         "{invalid}"
     );
+}
+
+/// SIGINT while a node is paused: the pause is healed (SIGCONT) on the way
+/// out, recorded, and the cluster goes down with nothing left behind.
+#[test]
+fn an_interrupt_during_a_pause_continues_the_paused_node() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let file = scenario(
+        dir.path(),
+        "interrupted-pause",
+        "traffic:
+  - {name: users, from: host, request: GET http://web.example.com/, resolve: web.example.com:ingress, rate: 50/s, duration: 60s, timeout: 500ms}
+faults:
+  - {id: nap, at: 1s, pause: {node: node-1}, verify: true}
+",
+    );
+    let state = dir.path().join("state");
+    let report_dir = dir.path().join("r");
+    let mut child = Command::new(BIN)
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("run")
+        .arg(&file)
+        .arg("--report")
+        .arg(&report_dir)
+        .args(["--max-lag", TEST_MAX_LAG])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("nap (pause) on") {
+            break;
+        }
+    }
+    assert!(seen.contains("nap (pause) on node-1, verified"), "{seen}");
+    let record = podnet_lab::record::ClusterRecord::read(&state).unwrap();
+    let node = record
+        .nodes
+        .iter()
+        .find(|n| n.name == "node-1")
+        .unwrap()
+        .pid;
+    assert_eq!(podnet_lab::record::process_state(node), Some('T'));
+    podnet_lab::record::signal(child.id(), nix::sys::signal::Signal::SIGINT);
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(4), "{seen}{}", rest.join("\n"));
+    let r = report(&report_dir);
+    assert_eq!(r["result"], "ABORTED");
+    let nap = &r["events"][0];
+    assert_eq!(nap["verified"], true, "{nap}");
+    assert!(nap["healed"].as_f64().unwrap() < 40.0, "{nap}");
+    for pid in record.role_pids().chain([record.supervisor_pid]) {
+        assert!(!podnet_lab::record::alive(pid), "pid {pid} still runs");
+    }
 }
