@@ -118,6 +118,7 @@ fn kind_name(kind: &FaultKind) -> &'static str {
 }
 
 /// How to undo an applied fault.
+#[derive(Clone)]
 enum Undo {
     Links(Vec<Value>),
     Scale {
@@ -237,6 +238,9 @@ const ENDING_WITHIN: Duration = Duration::from_secs(60);
 /// How long one API call of the timeline may take (a paused control
 /// plane answers nothing).
 const API_CALL: Duration = Duration::from_secs(2);
+/// How long applying or healing one fault may take: a paused control plane
+/// must not hold the timeline (and the heal of the pause) forever.
+const STEP_WITHIN: Duration = Duration::from_secs(15);
 
 /// What act() did: the targets, how to undo it, what verifies it, and
 /// whether it is followed to its end.
@@ -452,16 +456,9 @@ impl Timeline {
     /// now; whether any did.
     async fn check_rollouts(&mut self, t0: Instant, out: &super::progress::Progress) -> bool {
         let mut done = Vec::new();
-        for (k, (i, namespace, name, generation)) in self.rollouts.iter().enumerate() {
-            let req = podnet_proto::v1::GetRequest {
-                kind: "Deployment".into(),
-                namespace: namespace.clone(),
-                name: name.clone(),
-            };
-            let Ok(got) = self.api.get(req).await else {
-                continue;
-            };
-            let Ok(d) = serde_json::from_slice::<Value>(&got.into_inner().object) else {
+        for (k, (i, namespace, name, generation)) in self.rollouts.clone().iter().enumerate() {
+            // Bounded: a paused control plane must not hold the timeline.
+            let Ok(d) = self.get("Deployment", namespace, name).await else {
                 continue;
             };
             let n = |p: &str| d.pointer(p).and_then(Value::as_i64).unwrap_or(0);
@@ -492,6 +489,14 @@ impl Timeline {
     /// Heals every fault still applied (the end of the run, an abort, an
     /// error on the way).
     pub async fn heal_all(&mut self, t0: Instant) {
+        // Paused processes first: the heals through the API need a control
+        // plane that is not stopped.
+        let paused = |u: &Option<Undo>| matches!(u, Some(Undo::Continue(_)));
+        for i in 0..self.faults.len() {
+            if paused(&self.undo[i]) {
+                self.heal(i, t0).await;
+            }
+        }
         for i in 0..self.faults.len() {
             if self.undo[i].is_some() {
                 self.heal(i, t0).await;
@@ -535,7 +540,10 @@ impl Timeline {
         }
         // A signal is sent at once: its time is the fault's.
         let started = secs(t0);
-        match self.act(i, &fault).await {
+        let acted = tokio::time::timeout(STEP_WITHIN, self.act(i, &fault))
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("not applied within {STEP_WITHIN:?}")));
+        match acted {
             Ok(acted) => {
                 let now = match fault.kind {
                     FaultKind::Kill { .. }
@@ -851,7 +859,33 @@ impl Timeline {
             self.records[i].healed = Some(secs(t0));
             return;
         };
-        let result = match undo {
+        let result = match tokio::time::timeout(STEP_WITHIN, self.undo_now(undo.clone())).await {
+            Ok(r) => r,
+            Err(_) => {
+                // Tried again by heal_all, once the pauses are healed.
+                self.undo[i] = Some(undo);
+                Err(anyhow::anyhow!("not healed within {STEP_WITHIN:?}"))
+            }
+        };
+        let r = &mut self.records[i];
+        r.healed = Some(secs(t0));
+        match result {
+            Err(e) => r.error = Some(format!("healing: {e:#}")),
+            // A retry that worked clears the failure it follows.
+            Ok(()) => {
+                if r.error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("healing: not healed"))
+                {
+                    r.error = None;
+                }
+            }
+        }
+    }
+
+    /// Undoes one fault.
+    async fn undo_now(&mut self, undo: Undo) -> anyhow::Result<()> {
+        match undo {
             Undo::Links(objects) => {
                 api::apply_objects(&mut self.api, &objects, false, &mut std::io::sink()).await
             }
@@ -876,11 +910,6 @@ impl Timeline {
                     )),
                 }
             }
-        };
-        let r = &mut self.records[i];
-        r.healed = Some(secs(t0));
-        if let Err(e) = result {
-            r.error = Some(format!("healing: {e:#}"));
         }
     }
 
