@@ -367,6 +367,7 @@ fn partition_modes_and_link_duplicate_and_reorder() {
     }
 }
 
+#[test]
 fn process_faults_name_one_process_and_actions_one_node() {
     let s = scenario(&format!(
         "{FLOW}faults:
