@@ -455,14 +455,37 @@ fn first_block() -> Vec<Step> {
                     .ok_or(format!("the link is not set:\n{links}"))
             },
         ),
-        step("podnet link partition node-1 node-3", |r, _| {
-            r.has(&["link/node-1.node-3", "link/node-3.node-1"])
+        step(
+            "podnet link set node-1 node-2 --delay 10ms --reorder 25% --duplicate 1%",
+            |r, w| {
+                r.has(&["link/node-1.node-2", "link/node-2.node-1"])?;
+                link_line(w, "node-1.node-2", &["10ms", "25%", "1%"])
+            },
+        ),
+        step("podnet link partition node-1 node-3", |r, w| {
+            r.has(&["link/node-1.node-3", "link/node-3.node-1"])?;
+            link_line(w, "node-1.node-3", &["Drop"])
+        }),
+        step("podnet link partition node-1 node-3 --reject", |r, w| {
+            r.has(&["link/node-1.node-3", "link/node-3.node-1"])?;
+            link_line(w, "node-1.node-3", &["Reject"])?;
+            link_line(w, "node-3.node-1", &["Reject"])
         }),
         step("podnet link heal node-1 node-3", |r, _| {
             r.has(&["link/node-1.node-3 healed", "link/node-3.node-1 healed"])
         }),
         step("podnet down", nothing_left_running),
     ]
+}
+
+/// `podnet get links` has a row for `link` holding every one of `parts`.
+fn link_line(w: &Walk, link: &str, parts: &[&str]) -> Result<(), String> {
+    let links = w.podnet("get links");
+    links
+        .lines()
+        .any(|l| l.starts_with(&format!("{link} ")) && parts.iter().all(|p| l.contains(p)))
+        .then_some(())
+        .ok_or(format!("no {link} row with {parts:?}:\n{links}"))
 }
 
 #[test]
