@@ -255,6 +255,14 @@ impl Bucket {
         self.by_pod.values().map(|s| s.terminating_errors).sum()
     }
 
+    /// How many pods answered at least one request without an error.
+    pub fn serving_pods(&self) -> u64 {
+        self.by_pod
+            .values()
+            .filter(|s| s.requests > s.errors)
+            .count() as u64
+    }
+
     /// The share of served requests that crossed zones; NaN without any
     /// attributed to a zone.
     pub fn cross_zone_share(&self) -> f64 {

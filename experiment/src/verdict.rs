@@ -34,6 +34,9 @@ pub enum Metric {
     LongestOutage,
     ErrorsFromTerminating,
     CrossZoneShare,
+    /// How many pods answered requests without an error (one, for a
+    /// client with session affinity).
+    ServingPods,
     /// Time from an anchor (an event's end by default) until the flow is
     /// back within `tolerance` of its value before the event, and stays
     /// so for `stable_for` seconds.
@@ -87,7 +90,7 @@ impl Recovery {
 impl Metric {
     /// `p99`, `p99.9`, `max`, `error_rate`, `errors`, `errors{timeout}`,
     /// `rate_achieved`, `longest_outage`, `errors_from_terminating`,
-    /// `cross_zone_share`. (`recovery_time` has its own form.)
+    /// `cross_zone_share`, `serving_pods`. (`recovery_time` has its own form.)
     pub fn parse(name: &str) -> Result<Metric, String> {
         let n = name.trim();
         if let Some(q) = n.strip_prefix('p')
@@ -117,9 +120,10 @@ impl Metric {
             "longest_outage" => Metric::LongestOutage,
             "errors_from_terminating" => Metric::ErrorsFromTerminating,
             "cross_zone_share" => Metric::CrossZoneShare,
+            "serving_pods" => Metric::ServingPods,
             _ => {
                 return Err(format!(
-                    "{name:?} is not a metric: use p50..p99.9, max, error_rate, errors, errors{{CLASS}}, rate_achieved, longest_outage, recovery_time, errors_from_terminating or cross_zone_share"
+                    "{name:?} is not a metric: use p50..p99.9, max, error_rate, errors, errors{{CLASS}}, rate_achieved, longest_outage, recovery_time, failover_time, error_budget, errors_from_terminating, cross_zone_share or serving_pods"
                 ));
             }
         })
@@ -135,7 +139,9 @@ impl Metric {
                 Dimension::Share
             }
             Metric::RateAchieved => Dimension::Rate,
-            Metric::Errors(_) | Metric::ErrorsFromTerminating => Dimension::Count,
+            Metric::Errors(_) | Metric::ErrorsFromTerminating | Metric::ServingPods => {
+                Dimension::Count
+            }
         }
     }
 
@@ -157,6 +163,7 @@ impl Metric {
             Metric::RateAchieved => bucket.rate_achieved(),
             Metric::ErrorsFromTerminating => bucket.errors_from_terminating() as f64,
             Metric::CrossZoneShare => bucket.cross_zone_share(),
+            Metric::ServingPods => bucket.serving_pods() as f64,
             Metric::LongestOutage => {
                 let (mut longest, mut run) = (0u64, 0u64);
                 for s in window.each_second() {
@@ -196,6 +203,7 @@ impl Metric {
             Metric::LongestOutage => "longest_outage".into(),
             Metric::ErrorsFromTerminating => "errors_from_terminating".into(),
             Metric::CrossZoneShare => "cross_zone_share".into(),
+            Metric::ServingPods => "serving_pods".into(),
             Metric::RecoveryTime(r) => format!("recovery_time after {}", r.after),
             Metric::FailoverTime(r) => format!("failover_time after {}", r.after),
             Metric::ErrorBudget { slo, good } => match good {

@@ -37,6 +37,20 @@ pub struct Flow {
     pub timeout: Duration,
     /// Its stream of the run's seed.
     pub stream: u64,
+    /// Closed loop instead of the profile's arrivals (whose length alone
+    /// then counts).
+    #[serde(default)]
+    pub closed: Option<ClosedLoop>,
+}
+
+/// A closed loop: `concurrency` workers, each sending its next request
+/// once its last one is done and `think` has passed, as wrk or ab do. Its
+/// requests are scheduled when sent: a closed loop measures what the
+/// target's own pace lets through, never a lag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClosedLoop {
+    pub concurrency: u32,
+    pub think: Duration,
 }
 
 /// What each request of a flow is.
@@ -168,9 +182,15 @@ pub async fn run<N: Net>(
     stop: Arc<AtomicBool>,
     out: mpsc::UnboundedSender<(usize, Sample)>,
 ) -> Result<Tally, String> {
+    // What cannot be sent at all is refused before any lookup.
+    Sender::new(net.clone(), &flow.request).map_err(|e| format!("{}: {e}", flow.name))?;
     let flow = resolved(flow, &net).await?;
     let sender =
         Arc::new(Sender::new(net, &flow.request).map_err(|e| format!("{}: {e}", flow.name))?);
+    if let Some(closed) = flow.closed {
+        let flow = Arc::new(flow);
+        return Ok(run_closed(index, flow, closed, t0, sender, world, stop, out).await);
+    }
     let handle = tokio::runtime::Handle::current();
     let in_flight = Arc::new(AtomicUsize::new(0));
     let flow = Arc::new(flow);
@@ -250,6 +270,68 @@ pub async fn run<N: Net>(
             flow.name
         )),
     }
+}
+
+/// Runs `flow` as a closed loop from `t0` until its profile's length has
+/// passed (or `stop` is set), and returns once every worker's last
+/// request is done.
+#[allow(clippy::too_many_arguments)]
+async fn run_closed<N: Net>(
+    index: usize,
+    flow: Arc<Flow>,
+    closed: ClosedLoop,
+    t0: Instant,
+    sender: Arc<Sender<N>>,
+    world: World,
+    stop: Arc<AtomicBool>,
+    out: mpsc::UnboundedSender<(usize, Sample)>,
+) -> Tally {
+    let end = t0 + flow.profile.length();
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..closed.concurrency {
+        let (flow, sender, world, stop, out) = (
+            flow.clone(),
+            sender.clone(),
+            world.clone(),
+            stop.clone(),
+            out.clone(),
+        );
+        workers.spawn(async move {
+            tokio::time::sleep_until(t0.into()).await;
+            let mut sent = 0u64;
+            loop {
+                let at = Instant::now();
+                if at >= end || stop.load(Ordering::Relaxed) {
+                    return sent;
+                }
+                sent += 1;
+                let (outcome, served) =
+                    match tokio::time::timeout(flow.timeout, one(&flow, &sender, &world)).await {
+                        Ok(done) => done,
+                        Err(_) => (timed_out(&flow.request), None),
+                    };
+                let _ = out.send((
+                    index,
+                    Sample {
+                        scheduled: at.saturating_duration_since(t0),
+                        lag: Duration::ZERO,
+                        latency: at.elapsed(),
+                        outcome,
+                        served,
+                    },
+                ));
+                if !closed.think.is_zero() {
+                    tokio::time::sleep(closed.think).await;
+                }
+            }
+        });
+    }
+    drop(out);
+    let mut tally = Tally::default();
+    while let Some(sent) = workers.join_next().await {
+        tally.scheduled += sent.unwrap_or(0);
+    }
+    tally
 }
 
 /// One request of `flow` now, bounded by its timeout: how a runner sees
@@ -390,6 +472,10 @@ async fn http<N: Net>(h: &HttpSender<N>, world: &World) -> (Outcome, Option<Serv
         Err(e) => return (classify(&e), None),
     };
     let status = response.status();
+    let upstream = response
+        .headers()
+        .get(crate::world::UPSTREAM_HEADER)
+        .and_then(|v| v.to_str().ok()?.parse::<SocketAddr>().ok());
     let body = match Limited::new(response.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => return (Outcome::Reset, None),
@@ -399,9 +485,12 @@ async fn http<N: Net>(h: &HttpSender<N>, world: &World) -> (Outcome, Option<Serv
         500..=599 => Outcome::Http5xx,
         _ => Outcome::Ok,
     };
+    // The answer names its pod; else the ingress controller names the
+    // endpoint it forwarded to (an error it made when the pod failed).
     let served = serde_json::from_slice::<Value>(&body)
         .ok()
-        .and_then(|v| world.served(&v));
+        .and_then(|v| world.served(&v))
+        .or_else(|| world.served_at(upstream?.ip()));
     (outcome, served)
 }
 

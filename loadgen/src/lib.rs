@@ -23,6 +23,8 @@ mod net;
 mod world;
 
 pub use classify::{Unresolved, classify};
-pub use flow::{Flow, HttpRequest, HttpVersion, MAX_IN_FLIGHT, Request, Tally, probe, run};
+pub use flow::{
+    ClosedLoop, Flow, HttpRequest, HttpVersion, MAX_IN_FLIGHT, Request, Tally, probe, run,
+};
 pub use net::{Datagram, HostNet, Net, query_once};
-pub use world::World;
+pub use world::{UPSTREAM_HEADER, World};

@@ -357,10 +357,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let agent = AgentService {
         datapath: datapath.clone(),
         runtime: runtime.clone(),
-        world: podnet_loadgen::World {
-            nodes: nodes_world,
-            pods: all_pods_world,
-        },
+        world: podnet_loadgen::World::new(nodes_world, all_pods_world),
         zone: config.zone.clone(),
     };
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(agent_listener);

@@ -12,7 +12,9 @@
 //! W3C `traceparent`. Nothing matching answers 404, a backend without ready
 //! endpoints 503 (the body says why), an unreachable one 502, a silent one
 //! 504. Every response carries `x-podnet-trace`, the id of the request's
-//! journey (`podnet trace ID`).
+//! journey (`podnet trace ID`), and one the controller forwarded
+//! `x-podnet-upstream`, the endpoint it chose (ingress-nginx's
+//! `$upstream_addr`): so a 502 made when a pod failed still names the pod.
 //!
 //! Each served Ingress gets `status.loadBalancer` from the controller's own
 //! LoadBalancer Service (ingress-nginx's `--publish-service`).
@@ -67,6 +69,9 @@ use podnet_proto::model::view::Protocol;
 
 /// Header the response carries with the request's trace id.
 pub const TRACE_HEADER: &str = "x-podnet-trace";
+/// Header a forwarded request's response carries with its endpoint
+/// (`IP:PORT`); the load generator reads it as [`podnet_loadgen::UPSTREAM_HEADER`].
+pub const UPSTREAM_HEADER: &str = "x-podnet-upstream";
 /// ingress-nginx's default: request heads above this get 431.
 const MAX_HEADER_BYTES: usize = 32 * 1024;
 /// A client that has not sent its request head (or TLS handshake) by then
@@ -524,7 +529,10 @@ impl Controller {
                     b.service.1,
                     b.port
                 );
-                let response = self.forward(request, &host, endpoint, info, trace_id).await;
+                let mut response = self.forward(request, &host, endpoint, info, trace_id).await;
+                if let Ok(v) = HeaderValue::from_str(&endpoint.to_string()) {
+                    response.headers_mut().insert(UPSTREAM_HEADER, v);
+                }
                 (response, decision)
             }
         };

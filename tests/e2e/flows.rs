@@ -138,6 +138,27 @@ spec:
             "  - {{name: {name}-ok, traffic: {name}, window: whole, error_rate: \"== 0%\"}}\n"
         ));
     }
+    // Closed loops: workers that wait for each answer and 20 ms more.
+    let closed = [
+        (
+            "closed-host",
+            "from: host, request: GET http://shop.example.com/cart, resolve: shop.example.com:ingress, concurrency: 2",
+        ),
+        (
+            "closed-pods",
+            "from: {pods: app=client}, request: GET http://shop/, concurrency: 3",
+        ),
+    ];
+    for (name, spec) in closed {
+        traffic.push_str(&format!(
+            "  - {{name: {name}, {spec}, think: 20ms, duration: 4s, timeout: 2s}}\n"
+        ));
+        // How many a closed loop sends depends on how fast the answers
+        // come (this machine may be busy): a few are enough to judge.
+        expect.push_str(&format!(
+            "  - {{name: {name}-ok, traffic: {name}, window: whole, error_rate: \"== 0%\", min_samples: 10}}\n"
+        ));
+    }
     std::fs::write(
         &file,
         format!(
@@ -183,6 +204,33 @@ traffic:
             assert_eq!(generators, &[Value::from("host")], "{name}");
         }
     }
+    // A closed loop sends one request per worker at a time: at most
+    // workers x (4 s / 20 ms + 1), never lagging its own schedule.
+    for (name, workers, generators) in [("closed-host", 2, 1), ("closed-pods", 3, 2)] {
+        let f = flow(&r, name);
+        assert_eq!(f["closed_loop"]["concurrency"], workers, "{name}");
+        assert_eq!(
+            f["generators"].as_array().unwrap().len(),
+            generators,
+            "{name}"
+        );
+        let o = outcomes(f);
+        assert_eq!(o.keys().collect::<Vec<_>>(), ["ok"], "{name}: {o:?}");
+        assert!(
+            (10..=workers * 201).contains(&o["ok"]),
+            "{name}: {} requests",
+            o["ok"]
+        );
+        let lagged = f["seconds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            // Lag 0, recorded as the histograms' lowest value, 1 µs.
+            .filter(|s| s["lag_p99"].as_f64().is_some_and(|l| l > 2e-6))
+            .count();
+        assert_eq!(lagged, 0, "{name}: a closed loop has no lag");
+    }
+    assert!(flow(&r, "https")["closed_loop"].is_null());
     // The pods' answers name who served them: both shop pods.
     let shop = served_by(flow(&r, "http-pods"));
     assert_eq!(shop.len(), 2, "{shop:?}");

@@ -97,6 +97,9 @@ fn serving_pods_and_zones_are_attributed() {
     assert_eq!(w.errors_from_terminating(), 1);
     assert!((w.cross_zone_share() - 2.0 / 3.0).abs() < 1e-12);
     assert!(FlowSeries::new("").window(0, 1).cross_zone_share().is_nan());
+    // Both pods answered one request without an error.
+    assert_eq!(w.serving_pods(), 2);
+    assert_eq!(f.window(10, 11).serving_pods(), 0);
 }
 
 #[test]

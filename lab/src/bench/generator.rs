@@ -107,6 +107,7 @@ async fn podnet(target: SocketAddr, rate: f64, length: Duration) -> anyhow::Resu
         arrival: Arrival::Uniform,
         timeout: Duration::from_secs(2),
         stream: 0,
+        closed: None,
     };
     let (tx, mut rx) = mpsc::unbounded_channel();
     let t0 = Instant::now() + Duration::from_millis(200);

@@ -162,6 +162,7 @@ async fn prepare(
                 .unwrap_or(podnet_experiment::schedule::Arrival::Uniform),
             timeout: t.timeout(),
             stream: i as u64,
+            closed: t.closed(),
         };
         settle(&flow, &placement, admin, deadline).await?;
         flows.push((flow, placement));
@@ -392,14 +393,13 @@ pub async fn run(
         ));
         caches.push(rx);
     }
-    let world = World {
-        nodes: caches
-            .pop()
-            .unwrap_or_else(|| watch::channel(Default::default()).1),
-        pods: caches
-            .pop()
-            .unwrap_or_else(|| watch::channel(Default::default()).1),
-    };
+    let nodes = caches
+        .pop()
+        .unwrap_or_else(|| watch::channel(Default::default()).1);
+    let pods = caches
+        .pop()
+        .unwrap_or_else(|| watch::channel(Default::default()).1);
+    let world = World::new(nodes, pods);
 
     let length = prepared
         .specs
@@ -726,6 +726,7 @@ fn report(r: &Report<'_>) -> Value {
                 "name": spec.name,
                 "request": spec.request,
                 "generators": r.generators.get(i).cloned().unwrap_or_default(),
+                "closed_loop": spec.closed().map(|c| json!({"concurrency": c.concurrency, "think": c.think.as_secs_f64()})),
                 "warmup": spec.warmup().as_secs_f64(),
                 "seconds": seconds,
             })

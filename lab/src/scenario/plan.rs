@@ -66,7 +66,14 @@ pub struct TrafficSpec {
     pub ramp: Vec<RampStep>,
     #[serde(default)]
     pub arrival: Option<Arrival>,
-    /// With `rate`: how long it holds.
+    /// A closed loop instead of a rate: this many workers, each sending
+    /// its next request when the last is done (and `think` has passed).
+    #[serde(default)]
+    pub concurrency: Option<u32>,
+    /// With `concurrency`: each worker's pause between requests.
+    #[serde(default, deserialize_with = "duration")]
+    pub think: Option<Duration>,
+    /// With `rate` or `concurrency`: how long it runs.
     #[serde(default, deserialize_with = "duration")]
     pub duration: Option<Duration>,
     /// At the start, in no window.
@@ -149,8 +156,31 @@ fn yes() -> bool {
 }
 
 impl TrafficSpec {
-    /// The rate profile, from `rate` + `duration` or from `ramp`.
+    /// The rate profile, from `rate` + `duration` or from `ramp`; a
+    /// closed loop's is its duration at no intended rate.
     pub fn profile(&self) -> Result<Profile, String> {
+        if let Some(n) = self.concurrency {
+            if self.rate.is_some() || !self.ramp.is_empty() || self.arrival.is_some() {
+                return Err(
+                    "concurrency makes a closed loop: leave rate, ramp and arrival out".into(),
+                );
+            }
+            if n == 0 || n as usize > podnet_loadgen::MAX_IN_FLIGHT {
+                return Err(format!(
+                    "concurrency: {n} workers: give 1 to {}",
+                    podnet_loadgen::MAX_IN_FLIGHT
+                ));
+            }
+            let d = self
+                .duration
+                .ok_or("concurrency needs a duration (like duration: 60s)")?;
+            return Ok(Profile {
+                segments: vec![Segment::hold(0.0, d)],
+            });
+        }
+        if self.think.is_some() {
+            return Err("think is a closed loop's pause: it needs concurrency".into());
+        }
         match (self.rate, self.ramp.is_empty()) {
             (Some(r), true) => {
                 let d = self
@@ -189,6 +219,14 @@ impl TrafficSpec {
 
     pub fn warmup(&self) -> Duration {
         self.warmup.unwrap_or_default()
+    }
+
+    /// The closed loop `concurrency` asks for, if any.
+    pub fn closed(&self) -> Option<podnet_loadgen::ClosedLoop> {
+        Some(podnet_loadgen::ClosedLoop {
+            concurrency: self.concurrency?,
+            think: self.think.unwrap_or_default(),
+        })
     }
 
     pub fn timeout(&self) -> Duration {

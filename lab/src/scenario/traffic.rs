@@ -63,7 +63,15 @@ fn pod_stream(index: usize, k: usize) -> u64 {
     ((index as u64 + 1) << 20) | k as u64
 }
 
-/// Runs `flow` in `pods`, each generator a share of its rate, merging
+/// The `k`th of `n` shares of `total`, the remainder going to the first.
+fn share_of(total: u32, n: usize, k: usize) -> u32 {
+    let n = u32::try_from(n.max(1)).unwrap_or(u32::MAX);
+    let k = u32::try_from(k).unwrap_or(u32::MAX);
+    total / n + u32::from(k < total % n)
+}
+
+/// Runs `flow` in `pods`, each generator a share of its rate (or of a
+/// closed loop's workers), merging
 /// their seconds into `series[index]`; `t0` is the run's start on the
 /// wall clock (the nodes' generators start from it on theirs). A
 /// generator that cannot start or stops answering is an error of the
@@ -80,6 +88,7 @@ pub async fn run_pods(
     series: Shared,
 ) -> Result<Tally, String> {
     let share = 1.0 / pods.len().max(1) as f64;
+    let workers = pods.len();
     let start_unix_nanos = t0
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
@@ -88,6 +97,15 @@ pub async fn run_pods(
         let mut part = flow.clone();
         part.profile = flow.profile.scaled(share);
         part.stream = pod_stream(index, k);
+        if let Some(closed) = &mut part.closed {
+            // A closed loop's workers dealt out: the first pods get one
+            // more when they do not divide evenly; a pod left none sends
+            // nothing.
+            closed.concurrency = share_of(closed.concurrency, workers, k);
+            if closed.concurrency == 0 {
+                continue;
+            }
+        }
         let (admin, stop, series) = (admin.clone(), stop.clone(), series.clone());
         generators.spawn(async move {
             let name = format!("{}/{}", pod.namespace, pod.name);
@@ -187,6 +205,7 @@ pub async fn answers_from_pod(
     admin: &Credentials,
 ) -> Result<bool, String> {
     let mut once = flow.clone();
+    once.closed = None;
     once.profile = podnet_experiment::schedule::Profile {
         segments: vec![podnet_experiment::schedule::Segment::hold(
             10.0,
@@ -234,6 +253,15 @@ pub async fn collect(mut rx: mpsc::UnboundedReceiver<(usize, Sample)>, series: S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_closed_loops_workers_are_dealt_out_whole() {
+        let shares = |total, n| (0..n).map(|k| share_of(total, n, k)).collect::<Vec<_>>();
+        assert_eq!(shares(32, 3), [11, 11, 10]);
+        assert_eq!(shares(2, 3), [1, 1, 0]);
+        assert_eq!(shares(4, 1), [4]);
+        assert_eq!(shares(7, 0), Vec::<u32>::new());
+    }
 
     #[test]
     fn every_generator_has_a_stream_of_its_own() {

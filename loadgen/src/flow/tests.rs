@@ -3,7 +3,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -141,6 +141,7 @@ fn flow(request: Request, requests: u32) -> Flow {
         arrival: Arrival::Uniform,
         timeout: Duration::from_secs(2),
         stream: 0,
+        closed: None,
     }
 }
 
@@ -348,4 +349,73 @@ fn a_flow_travels_as_json() {
     let back: Flow = serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();
     assert_eq!(back.request, f.request);
     assert_eq!(back.profile, f.profile);
+}
+
+/// A TCP echo server that answers each line 20 ms late, counting the
+/// lines it holds at once (the most, and now).
+async fn slow_echo_server() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (most, open) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let seen = most.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let (most, open) = (most.clone(), open.clone());
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    let now = open.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    // Done before the client can see the answer.
+                    open.fetch_sub(1, Ordering::SeqCst);
+                    if s.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_loop_keeps_its_workers_busy_and_never_more() {
+    let (addr, most) = slow_echo_server().await;
+    let mut f = flow(
+        Request::Tcp {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            connect_to: None,
+            echo: true,
+        },
+        1,
+    );
+    f.profile = Profile {
+        segments: vec![Segment::hold(0.0, Duration::from_millis(300))],
+    };
+    f.closed = Some(ClosedLoop {
+        concurrency: 3,
+        think: Duration::ZERO,
+    });
+    let (tally, s) = samples(f).await;
+    assert_eq!(tally.scheduled, s.len() as u64);
+    assert_eq!(outcomes(&s), vec![Outcome::Ok], "{s:?}");
+    // Each request takes at least 20 ms, one after another per worker:
+    // at most 3 x (300 / 20 + 1), and at least one each.
+    assert!((3..=48).contains(&s.len()), "{} requests", s.len());
+    let most = most.load(Ordering::SeqCst);
+    assert!(
+        most <= 3,
+        "never more than 3 at once, saw {most} of {}",
+        s.len()
+    );
+    assert!(
+        s.iter()
+            .all(|s| s.lag.is_zero() && s.latency >= Duration::from_millis(20))
+    );
+    assert!(s.iter().all(|s| s.scheduled < Duration::from_millis(300)));
 }

@@ -99,3 +99,9 @@ fn error_answers_are_plain_text_with_the_status() {
         "text/plain; charset=utf-8"
     );
 }
+
+#[test]
+fn the_upstream_header_is_the_one_the_load_generator_reads() {
+    assert_eq!(UPSTREAM_HEADER, podnet_loadgen::UPSTREAM_HEADER);
+    assert!(HeaderName::from_static(UPSTREAM_HEADER) == UPSTREAM_HEADER);
+}

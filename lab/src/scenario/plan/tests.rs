@@ -72,6 +72,44 @@ fn ramps_make_profiles() {
 }
 
 #[test]
+fn a_closed_loop_runs_its_workers_for_its_duration() {
+    let s = scenario(
+        "traffic:
+  - {name: c, from: host, request: http://10.0.0.1/, concurrency: 8, think: 5ms, duration: 3s}
+  - {name: o, from: host, request: http://10.0.0.1/, rate: 10/s, duration: 3s}
+",
+    )
+    .unwrap();
+    let closed = s.traffic[0].closed().unwrap();
+    assert_eq!(
+        (closed.concurrency, closed.think),
+        (8, Duration::from_millis(5))
+    );
+    let p = s.traffic[0].profile().unwrap();
+    assert_eq!(p.length(), Duration::from_secs(3));
+    assert_eq!(p.intended(0.0, 3.0), 0.0);
+    assert!(s.traffic[1].closed().is_none());
+    for (flow, expected) in [
+        (
+            "concurrency: 8, rate: 10/s, duration: 3s",
+            "leave rate, ramp and arrival out",
+        ),
+        ("concurrency: 8", "concurrency needs a duration"),
+        ("concurrency: 0, duration: 3s", "give 1 to 4096"),
+        (
+            "rate: 10/s, think: 5ms, duration: 3s",
+            "think is a closed loop's pause",
+        ),
+    ] {
+        let e = scenario(&format!(
+            "traffic:\n  - {{name: c, from: host, request: http://10.0.0.1/, {flow}}}\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains(expected), "{flow}: {e}");
+    }
+}
+
+#[test]
 fn bad_experiments_say_what_and_where() {
     for (rest, expected) in [
         // A unit-less rate, where it stands.
