@@ -90,8 +90,8 @@ const LIBRARY: [&str; 11] = [
     "node-kill-one-replica.yaml",
     "node-kill.yaml",
     "partition.yaml",
-    "rollout.yaml",
     "rollout-unready.yaml",
+    "rollout.yaml",
     "session-affinity.yaml",
     "traffic-policy.yaml",
 ];
