@@ -17,8 +17,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::classify::Unresolved;
-use crate::flow::{HttpRequest, HttpVersion};
 use crate::net::Net;
+use crate::request::{HttpRequest, HttpVersion};
 
 pub(crate) type HttpClient<N> = Client<Connector<N>, Empty<Bytes>>;
 

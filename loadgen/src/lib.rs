@@ -20,11 +20,11 @@ mod classify;
 mod flow;
 mod http;
 mod net;
+mod request;
 mod world;
 
 pub use classify::{Unresolved, classify};
-pub use flow::{
-    ClosedLoop, Flow, HttpRequest, HttpVersion, MAX_IN_FLIGHT, Request, Tally, probe, run,
-};
+pub use flow::{ClosedLoop, Flow, MAX_IN_FLIGHT, Tally, probe, run};
 pub use net::{Datagram, HostNet, Net, query_once};
+pub use request::{HttpRequest, HttpVersion, Request};
 pub use world::{UPSTREAM_HEADER, World};
