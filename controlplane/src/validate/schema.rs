@@ -71,6 +71,14 @@ const CONTAINER: &[&str] = &[
     "resources.limits[memory]",
     "terminationMessagePath",
     "terminationMessagePolicy",
+    // The kubelet runs preStop before SIGTERM (`exec` in the toolbox,
+    // `httpGet` from the node, `sleep`); postStart is not emulated.
+    "lifecycle.preStop.exec.command",
+    "lifecycle.preStop.httpGet.path",
+    "lifecycle.preStop.httpGet.port",
+    "lifecycle.preStop.httpGet.scheme",
+    "lifecycle.preStop.httpGet.httpHeaders",
+    "lifecycle.preStop.sleep.seconds",
 ];
 
 const PROBES: &[&str] = &["readinessProbe", "livenessProbe", "startupProbe"];

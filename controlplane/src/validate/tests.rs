@@ -1341,6 +1341,12 @@ fn fields_podnet_does_not_emulate_are_warned_with_their_path() {
         "/spec/containers/0/readinessProbe",
         json!({"httpGet": {"port": 80, "host": "example.com"}}),
     );
+    // preStop is emulated, postStart is not.
+    let p = with(
+        p,
+        "/spec/containers/0/lifecycle",
+        json!({"preStop": {"exec": {"command": ["sleep", "2"]}}, "postStart": {"exec": {"command": ["true"]}}}),
+    );
     // Asking for nothing: no warning.
     let p = with(p, "/spec/hostPID", json!(false));
     let p = with(p, "/spec/securityContext", json!({}));
@@ -1355,6 +1361,7 @@ fn fields_podnet_does_not_emulate_are_warned_with_their_path() {
             ],
             warnings: &[
                 "spec.containers[0].env[0].valueFrom: not emulated by podnet, ignored",
+                "spec.containers[0].lifecycle.postStart: not emulated by podnet, ignored",
                 "spec.containers[0].readinessProbe.httpGet.host: not emulated by podnet, ignored",
                 "spec.containers[0].resources.requests[ephemeral-storage]: not emulated by podnet, ignored",
                 "spec.containers[0].volumeMounts: not emulated by podnet, ignored",
