@@ -7,7 +7,8 @@
 //! the 99th percentile of latency counted from the scheduled time (what
 //! oha's latency correction and podnet's generator both measure, so the
 //! generator's own lag is inside it) stays within 1 ms. The figure is the
-//! highest rate each holds; podnet's lag p99 is printed beside it.
+//! highest rate each holds; podnet's lag p99 is printed beside it. The
+//! ladder ends when both sides have missed two rates in a row.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -29,9 +30,12 @@ use tokio::sync::mpsc;
 use super::BenchArgs;
 use super::common::{find_tools, output};
 
-/// The rates tried, per second, in order.
-const LADDER: [f64; 10] = [
-    1_000.0, 2_000.0, 4_000.0, 6_000.0, 8_000.0, 12_000.0, 16_000.0, 24_000.0, 32_000.0, 48_000.0,
+/// The rates tried, per second, in order: steps of at most an eighth
+/// where generators on small machines top out, so the ratio of two
+/// highest rates is not an artefact of the ladder.
+const LADDER: [f64; 17] = [
+    1_000.0, 2_000.0, 3_000.0, 4_000.0, 5_000.0, 6_000.0, 7_000.0, 8_000.0, 9_000.0, 10_000.0,
+    12_000.0, 14_000.0, 16_000.0, 20_000.0, 24_000.0, 32_000.0, 48_000.0,
 ];
 /// The latency (from the scheduled time) a held rate stays within.
 const HOLD_P99: Duration = Duration::from_millis(1);
@@ -205,6 +209,9 @@ pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         "rate/s", "podnet/s", "p99", "lag p99", "oha/s", "p99"
     );
     let (mut best_podnet, mut best_oha) = (0.0f64, 0.0f64);
+    // Misses in a row: one can be a hiccup of the machine (both sides
+    // miss the same rate at once), two in a row is where a side tops out.
+    let (mut podnet_out, mut oha_out) = (0u32, 0u32);
     for rate in LADDER {
         let p = podnet(target, rate, length).await?;
         let o = oha(&oha_bin, target, rate, length).await?;
@@ -220,11 +227,17 @@ pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         );
         if p.holds(rate) {
             best_podnet = best_podnet.max(rate);
+            podnet_out = 0;
+        } else {
+            podnet_out += 1;
         }
         if o.holds(rate) {
             best_oha = best_oha.max(rate);
+            oha_out = 0;
+        } else {
+            oha_out += 1;
         }
-        if !p.holds(rate) && !o.holds(rate) {
+        if podnet_out >= 2 && oha_out >= 2 {
             break;
         }
     }
