@@ -299,23 +299,18 @@ pub fn render(report: &Value) -> String {
                 .map_or(0.0, |o| o.values().filter_map(Value::as_f64).sum())
         };
         let shed = |s: &Value| s["outcomes"]["shed"].as_f64().unwrap_or(0.0);
-        html.push_str(&chart(
-            "rate",
-            "requests/s",
-            length,
-            &bands,
-            &[
-                (
-                    "intended".into(),
-                    series(&seconds, |s| s["intended"].as_f64()),
-                ),
-                (
-                    "achieved".into(),
-                    series(&seconds, |s| Some(total(s) - shed(s))),
-                ),
-            ],
-            false,
-        ));
+        let achieved = (
+            "achieved".to_string(),
+            series(&seconds, |s| Some(total(s) - shed(s))),
+        );
+        // A closed loop intends no rate: only what it achieved is drawn.
+        let rates = if flow["closed_loop"].is_object() {
+            vec![achieved]
+        } else {
+            let intended = series(&seconds, |s| s["intended"].as_f64());
+            vec![("intended".to_string(), intended), achieved]
+        };
+        html.push_str(&chart("rate", "requests/s", length, &bands, &rates, false));
         let ms = |key: &'static str| move |s: &Value| s[key].as_f64().map(|v| v * 1e3);
         html.push_str(&chart(
             "latency from the scheduled time",
@@ -454,5 +449,18 @@ mod tests {
         // Each verdict links to the flow it judged.
         assert!(html.contains("<a href=\"#flow-users\">tail</a>"));
         assert!(html.contains("<section id=\"flow-users\">"));
+        // plotters writes a legend's text on a line of its own.
+        let legend = |name: &str| format!(">\n{name}\n</text>");
+        assert!(
+            html.contains(&legend("intended")),
+            "an open loop draws its rate"
+        );
+
+        // A closed loop has no intended rate to draw.
+        let mut closed = report.clone();
+        closed["flows"][0]["closed_loop"] = json!({"concurrency": 4, "think": 0.0});
+        let html = render(&closed);
+        assert!(!html.contains(&legend("intended")), "{html}");
+        assert!(html.contains(&legend("achieved")), "{html}");
     }
 }
