@@ -414,9 +414,70 @@ fn bad_experiments_exit_2_with_where() {
     }
 }
 
+/// `podnet run FILE` under way (state in `DIR/state`, report in `DIR/r`),
+/// its output read up to a line that says something.
+struct Running {
+    child: std::process::Child,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    /// The output read so far.
+    seen: String,
+    state: PathBuf,
+    report_dir: PathBuf,
+}
+
+impl Running {
+    /// Starts the run and reads its output until a line contains `marker`
+    /// (fails when the output ends first).
+    fn until(file: &Path, dir: &Path, marker: &str) -> Running {
+        use std::io::BufRead;
+        let state = dir.join("state");
+        let report_dir = dir.join("r");
+        let mut child = Command::new(BIN)
+            .arg("--state-dir")
+            .arg(&state)
+            .arg("run")
+            .arg(file)
+            .arg("--report")
+            .arg(&report_dir)
+            .args(["--max-lag", TEST_MAX_LAG])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut seen = String::new();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains(marker) {
+                return Running {
+                    child,
+                    lines,
+                    seen,
+                    state,
+                    report_dir,
+                };
+            }
+        }
+        let status = child.wait().unwrap();
+        panic!("the run ended ({status}) before saying {marker:?}:\n{seen}");
+    }
+
+    /// SIGINT, as ^C: waits for the run to end and gives its exit code
+    /// (what it printed is shown if the code is not 4).
+    fn interrupt(mut self) -> Option<i32> {
+        podnet_lab::record::signal(self.child.id(), nix::sys::signal::Signal::SIGINT);
+        let rest: Vec<String> = self.lines.map(|l| l.unwrap()).collect();
+        let code = self.child.wait().unwrap().code();
+        if code != Some(4) {
+            eprintln!("{}{}", self.seen, rest.join("\n"));
+        }
+        code
+    }
+}
+
 #[test]
 fn an_interrupt_heals_writes_the_report_and_leaves_nothing_running() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let file = scenario(
         dir.path(),
@@ -427,36 +488,11 @@ faults:
   - {id: cut, at: 1s, for: 50s, partition: {between: [zone-a, zone-b]}}
 ",
     );
-    let state = dir.path().join("state");
-    let report_dir = dir.path().join("r");
-    let mut child = Command::new(BIN)
-        .arg("--state-dir")
-        .arg(&state)
-        .arg("run")
-        .arg(&file)
-        .arg("--report")
-        .arg(&report_dir)
-        .args(["--max-lag", TEST_MAX_LAG])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut seen = String::new();
     // Until the cut is in place.
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        seen.push_str(&line);
-        seen.push('\n');
-        if line.contains("cut (partition) on") {
-            break;
-        }
-    }
-    assert!(seen.contains("cut (partition) on"), "{seen}");
-    let record = podnet_lab::record::ClusterRecord::read(&state).unwrap();
-    podnet_lab::record::signal(child.id(), nix::sys::signal::Signal::SIGINT);
-    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(4), "{seen}{}", rest.join("\n"));
+    let run = Running::until(&file, dir.path(), "cut (partition) on");
+    let record = podnet_lab::record::ClusterRecord::read(&run.state).unwrap();
+    let report_dir = run.report_dir.clone();
+    assert_eq!(run.interrupt(), Some(4));
     let r = report(&report_dir);
     assert_eq!(r["result"], "ABORTED");
     assert_eq!(r["aborted_by"], "signal");
@@ -824,7 +860,6 @@ expect:
 /// out, recorded, and the cluster goes down with nothing left behind.
 #[test]
 fn an_interrupt_during_a_pause_continues_the_paused_node() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let file = scenario(
         dir.path(),
@@ -835,31 +870,13 @@ faults:
   - {id: nap, at: 1s, pause: {node: node-1}, verify: true}
 ",
     );
-    let state = dir.path().join("state");
-    let report_dir = dir.path().join("r");
-    let mut child = Command::new(BIN)
-        .arg("--state-dir")
-        .arg(&state)
-        .arg("run")
-        .arg(&file)
-        .arg("--report")
-        .arg(&report_dir)
-        .args(["--max-lag", TEST_MAX_LAG])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut seen = String::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        seen.push_str(&line);
-        seen.push('\n');
-        if line.contains("nap (pause) on") {
-            break;
-        }
-    }
-    assert!(seen.contains("nap (pause) on node-1, verified"), "{seen}");
-    let record = podnet_lab::record::ClusterRecord::read(&state).unwrap();
+    let run = Running::until(&file, dir.path(), "nap (pause) on");
+    assert!(
+        run.seen.contains("nap (pause) on node-1, verified"),
+        "{}",
+        run.seen
+    );
+    let record = podnet_lab::record::ClusterRecord::read(&run.state).unwrap();
     let node = record
         .nodes
         .iter()
@@ -867,10 +884,8 @@ faults:
         .unwrap()
         .pid;
     assert_eq!(podnet_lab::record::process_state(node), Some('T'));
-    podnet_lab::record::signal(child.id(), nix::sys::signal::Signal::SIGINT);
-    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(4), "{seen}{}", rest.join("\n"));
+    let report_dir = run.report_dir.clone();
+    assert_eq!(run.interrupt(), Some(4));
     let r = report(&report_dir);
     assert_eq!(r["result"], "ABORTED");
     let nap = &r["events"][0];
