@@ -192,6 +192,19 @@ impl Metric {
         })
     }
 
+    /// Whether the metric counts failed requests, so that a verdict on it
+    /// that fails says which classes failed.
+    pub fn counts_errors(&self) -> bool {
+        matches!(
+            self,
+            Metric::ErrorRate
+                | Metric::Errors(_)
+                | Metric::LongestOutage
+                | Metric::ErrorsFromTerminating
+                | Metric::ErrorBudget { .. }
+        )
+    }
+
     pub fn name(&self) -> String {
         match self {
             Metric::Quantile(q) => format!("p{}", (q * 1e5).round() / 1e3),
@@ -225,6 +238,26 @@ fn error_classes() -> String {
         .map(|o| o.as_str())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The error classes of a bucket, most frequent first, for a failed
+/// verdict to say what failed: `; errors: 4 timeout, 1 reset`.
+fn error_breakdown(bucket: &Bucket) -> String {
+    let mut classes: Vec<(Outcome, u64)> = bucket
+        .outcomes
+        .iter()
+        .filter(|(o, n)| o.is_error() && **n > 0)
+        .map(|(o, n)| (*o, *n))
+        .collect();
+    if classes.is_empty() {
+        return String::new();
+    }
+    classes.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let listed: Vec<String> = classes
+        .iter()
+        .map(|(o, n)| format!("{n} {}", o.as_str()))
+        .collect();
+    format!("; errors: {}", listed.join(", "))
 }
 
 fn merged(flow: &FlowSeries, window: &Resolved) -> Bucket {
@@ -540,13 +573,16 @@ impl Check {
             );
         }
         let ok = self.condition.op.holds(observed, limit);
-        let why = format!(
+        let mut why = format!(
             "{} = {} (limit {} {}) in {w}, {samples} samples",
             self.metric.name(),
             dim.show(observed),
             self.condition.op.as_str(),
             dim.show(limit)
         );
+        if !ok && self.metric.counts_errors() {
+            why.push_str(&error_breakdown(&merged(flow, w)));
+        }
         (ok, observed, limit, samples, why)
     }
 

@@ -93,6 +93,14 @@ fn a_fault_shows_in_its_window_and_not_in_the_whole_run() {
         cut.detail
     );
     assert!(cut.detail.contains("10.000%"), "{}", cut.detail);
+    // A failed error verdict names the classes that failed; a passing one
+    // does not list them.
+    assert!(
+        cut.detail.ends_with("; errors: 140 timeout"),
+        "{}",
+        cut.detail
+    );
+    assert!(!whole.detail.contains("errors:"), "{}", whole.detail);
     let p99 = check(during("cut"), "p99", "< 300ms").judge(&f, &t);
     assert_eq!(p99.status, Status::Pass, "{p99}");
     assert!((p99.observed - 0.2).abs() < 0.001);
