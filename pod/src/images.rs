@@ -42,7 +42,12 @@
 //! `--drain=5s` or the environment variable `DRAIN_SECONDS`, default 0)
 //! keep serving existing and new connections for that long and then exit,
 //! as a real server's graceful shutdown does; every other image exits at
-//! once. SIGKILL (`kill`) always ends the container at once.
+//! once. SIGKILL (`kill`) always ends the container at once. It also adds
+//! a start-up time: the same two servers with `--startup-delay=3s` (or
+//! `STARTUP_DELAY_SECONDS`, default 0) run that long before they bind
+//! their ports, as an application that loads before it listens, so a
+//! connection meanwhile is refused and only a readiness probe tells the
+//! pod is not serving yet. A signal during the start-up ends it at once.
 //!
 //! Deliberately not here: process semantics (restarts, back-off, logs) and
 //! probes belong to the pod runtime; the server images never exit on their
@@ -223,12 +228,27 @@ pub fn start_signalled(
     kill: CancellationToken,
 ) -> Result<impl Future<Output = Exit> + Send + 'static, WorkloadError> {
     let image = Image::parse(&spec.image)?;
-    let drain = match image {
-        Image::HttpEcho | Image::TcpEcho => drain_time(image, spec)?,
-        _ => Duration::ZERO,
+    let (drain, startup) = match image {
+        Image::HttpEcho | Image::TcpEcho => (drain_time(image, spec)?, startup_delay(image, spec)?),
+        _ => (Duration::ZERO, Duration::ZERO),
     };
     let stop = kill.child_token();
-    let running = start(ns, spec, stop.clone())?;
+    let running = if startup.is_zero() {
+        start(ns, spec, stop.clone())?.boxed()
+    } else {
+        // Nothing is bound yet: a wrong port shows when the delay is over,
+        // as the container's exit.
+        let (spec, stop, term) = (spec.clone(), stop.clone(), term.clone());
+        async move {
+            tokio::select! {
+                () = tokio::time::sleep(startup) => {}
+                () = term.cancelled() => return Ok(0),
+                () = stop.cancelled() => return Ok(0),
+            }
+            start(ns, &spec, stop)?.await
+        }
+        .boxed()
+    };
     Ok(async move {
         tokio::pin!(running);
         tokio::select! {
@@ -247,14 +267,47 @@ pub fn start_signalled(
     })
 }
 
-/// The longest drain time an image accepts: a pod's grace period ends it
-/// long before in any real setup.
+/// The longest drain or start-up time an image accepts: a pod's grace
+/// period, or its probes, end it long before in any real setup.
 const MAX_DRAIN: Duration = Duration::from_secs(3600);
 
-/// How long a server image keeps serving after SIGTERM: a `--drain`/`-drain`
-/// argument (`5s`, `500ms`, `1m`, or bare seconds) wins, then the
-/// environment variable `DRAIN_SECONDS`, else 0.
+/// A duration a server image reads from its `--FLAG`/`-FLAG` argument
+/// (`5s`, `500ms`, `1m`, or bare seconds; the last one wins), else from an
+/// environment variable (seconds), else 0.
+struct DurationSetting {
+    flag: &'static str,
+    env: &'static str,
+    /// The environment variable as errors name it.
+    env_origin: &'static str,
+}
+
+/// How long a server image keeps serving after SIGTERM.
+const DRAIN: DurationSetting = DurationSetting {
+    flag: "drain",
+    env: "DRAIN_SECONDS",
+    env_origin: "environment variable DRAIN_SECONDS",
+};
+
+/// How long a server image runs before it binds its ports.
+const STARTUP_DELAY: DurationSetting = DurationSetting {
+    flag: "startup-delay",
+    env: "STARTUP_DELAY_SECONDS",
+    env_origin: "environment variable STARTUP_DELAY_SECONDS",
+};
+
 fn drain_time(image: Image, spec: &ContainerSpec) -> Result<Duration, WorkloadError> {
+    duration_setting(image, spec, &DRAIN)
+}
+
+fn startup_delay(image: Image, spec: &ContainerSpec) -> Result<Duration, WorkloadError> {
+    duration_setting(image, spec, &STARTUP_DELAY)
+}
+
+fn duration_setting(
+    image: Image,
+    spec: &ContainerSpec,
+    setting: &DurationSetting,
+) -> Result<Duration, WorkloadError> {
     let bad = |origin: &'static str, value: &str, reason: String| WorkloadError::BadArgs {
         image: image.name().to_owned(),
         origin,
@@ -271,7 +324,7 @@ fn drain_time(image: Image, spec: &ContainerSpec) -> Result<Duration, WorkloadEr
             Some((name, value)) => (name, Some(value)),
             None => (flag, None),
         };
-        if name != "drain" {
+        if name != setting.flag {
             continue;
         }
         let value = match inline {
@@ -282,34 +335,26 @@ fn drain_time(image: Image, spec: &ContainerSpec) -> Result<Duration, WorkloadEr
                 .ok_or_else(|| bad("argument", arg, "the flag needs a value".to_owned()))?,
         };
         // The last occurrence wins, as with Go's flag package.
-        found = Some(parse_drain(value).map_err(|reason| bad("argument", value, reason))?);
+        found = Some(parse_duration_arg(value).map_err(|reason| bad("argument", value, reason))?);
     }
-    if let Some(drain) = found {
-        return Ok(drain);
+    if let Some(duration) = found {
+        return Ok(duration);
     }
-    match spec
-        .env
-        .iter()
-        .rev()
-        .find(|(name, _)| name == "DRAIN_SECONDS")
-    {
+    match spec.env.iter().rev().find(|(name, _)| name == setting.env) {
         Some((_, value)) => {
-            let seconds: f64 = value.trim().parse().map_err(|_| {
-                bad(
-                    "environment variable DRAIN_SECONDS",
-                    value,
-                    "expected a number of seconds".to_owned(),
-                )
-            })?;
-            seconds_to_drain(seconds)
-                .map_err(|reason| bad("environment variable DRAIN_SECONDS", value, reason))
+            let origin = setting.env_origin;
+            let seconds: f64 = value
+                .trim()
+                .parse()
+                .map_err(|_| bad(origin, value, "expected a number of seconds".to_owned()))?;
+            bounded_duration(seconds).map_err(|reason| bad(origin, value, reason))
         }
         None => Ok(Duration::ZERO),
     }
 }
 
 /// `5s`, `500ms`, `1m`, `1.5s` or bare seconds (`5`).
-fn parse_drain(text: &str) -> Result<Duration, String> {
+fn parse_duration_arg(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = if let Some(n) = text.strip_suffix("ms") {
         (n, 0.001)
@@ -323,16 +368,16 @@ fn parse_drain(text: &str) -> Result<Duration, String> {
     let seconds: f64 = number
         .parse()
         .map_err(|_| "expected a duration like 5s, 500ms or 1m".to_owned())?;
-    seconds_to_drain(seconds * unit)
+    bounded_duration(seconds * unit)
 }
 
-fn seconds_to_drain(seconds: f64) -> Result<Duration, String> {
+fn bounded_duration(seconds: f64) -> Result<Duration, String> {
     let too_long = || format!("expected a duration from 0 to {}s", MAX_DRAIN.as_secs());
-    let drain = Duration::try_from_secs_f64(seconds).map_err(|_| too_long())?;
-    if drain > MAX_DRAIN {
+    let duration = Duration::try_from_secs_f64(seconds).map_err(|_| too_long())?;
+    if duration > MAX_DRAIN {
         return Err(too_long());
     }
-    Ok(drain)
+    Ok(duration)
 }
 
 /// Binds UDP and TCP on the DNS port (53 unless overridden like any image's

@@ -2,6 +2,7 @@
 //! through the edge, faults on a timeline, verdicts over windows anchored
 //! on what happened, exit codes and `report.json`.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -82,7 +83,7 @@ fn every_experiment_of_the_library_has_its_test() {
 }
 
 /// The library's scenarios, each run by its own test (in parallel).
-const LIBRARY: [&str; 10] = [
+const LIBRARY: [&str; 11] = [
     "controlplane-kill.yaml",
     "dns-outage.yaml",
     "lossy-link.yaml",
@@ -90,6 +91,7 @@ const LIBRARY: [&str; 10] = [
     "node-kill-one-replica.yaml",
     "node-kill.yaml",
     "partition.yaml",
+    "rollout-unready.yaml",
     "rollout.yaml",
     "session-affinity.yaml",
     "traffic-policy.yaml",
@@ -123,6 +125,38 @@ fn library_rollout() {
 }
 
 #[test]
+fn library_rollout_unready() {
+    let (_dir, r) = library_passes_with_its_report("rollout-unready.yaml");
+    // The failed requests are the ingress controller's 502s, each named
+    // after the pod that refused it: new pods, not yet listening, which
+    // served nothing before the roll.
+    let rolled = r["events"][0]["applied"].as_f64().unwrap();
+    let (mut old, mut failing) = (BTreeSet::new(), BTreeMap::new());
+    for s in r["flows"][0]["seconds"].as_array().unwrap() {
+        let before = s["t"].as_f64().unwrap() + 1.0 <= rolled;
+        for (pod, share) in s["by_pod"].as_object().unwrap() {
+            if before {
+                old.insert(pod.clone());
+                continue;
+            }
+            let errors = share["errors"].as_u64().unwrap();
+            if errors > share["terminating_errors"].as_u64().unwrap() {
+                *failing.entry(pod.clone()).or_insert(0) += errors;
+            }
+        }
+    }
+    assert_eq!(old.len(), 4, "{old:?}");
+    assert!(failing.len() >= 2, "{failing:?}");
+    assert!(
+        failing
+            .keys()
+            .all(|p| !old.contains(p) && p.starts_with("default/web-")),
+        "old {old:?}, failing {failing:?}"
+    );
+    assert!(failing.values().sum::<u64>() >= 50, "{failing:?}");
+}
+
+#[test]
 fn library_session_affinity() {
     library_passes_with_its_report("session-affinity.yaml");
 }
@@ -148,7 +182,7 @@ pub(crate) fn conforms_to_the_report_schema(report: &Value) {
 /// the nodes' flow counters moved with the traffic.
 fn metrics_were_sampled(r: &Value) {
     let metrics = r["metrics"].as_array().unwrap();
-    let processes: std::collections::BTreeSet<&str> = metrics
+    let processes: BTreeSet<&str> = metrics
         .iter()
         .map(|m| m["process"].as_str().unwrap())
         .collect();
@@ -599,7 +633,7 @@ expect:
     let r = report(&dir.path().join("r"));
     let cut = &r["events"][0];
     assert_eq!(cut["targets"].as_array().unwrap().len(), 2, "{cut}");
-    let mut classes = std::collections::BTreeMap::<String, u64>::new();
+    let mut classes = BTreeMap::<String, u64>::new();
     for s in r["flows"][0]["seconds"].as_array().unwrap() {
         for (class, n) in s["outcomes"].as_object().unwrap() {
             *classes.entry(class.clone()).or_default() += n.as_u64().unwrap();

@@ -571,6 +571,91 @@ async fn term_drains_then_exits_and_kill_ends_at_once() {
     }
 }
 
+/// A server with a start-up delay binds nothing until it is over, so a
+/// connection meanwhile is refused; a signal during it ends it at once.
+#[tokio::test(start_paused = true)]
+async fn a_startup_delay_refuses_connections_until_the_server_listens() {
+    let ns = pod();
+    let port = HTTP_ECHO_DEFAULT_PORT;
+    let (term, kill) = (CancellationToken::new(), CancellationToken::new());
+    let task = tokio::spawn(
+        start_signalled(
+            ns.clone(),
+            &spec("podnet/http-echo", &["--startup-delay=3s"], &[], &[]),
+            term.clone(),
+            kill.clone(),
+        )
+        .expect("starts"),
+    );
+    tokio::time::sleep(Duration::from_millis(2900)).await;
+    assert!(!ns.has_tcp_listener(port));
+    let refused = ns.connect_tcp(SocketAddr::new(ns.ip(), port)).await;
+    assert_eq!(
+        refused.err().map(|e| e.kind()),
+        Some(std::io::ErrorKind::ConnectionRefused),
+        "nothing listens yet"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(ns.has_tcp_listener(port));
+    ns.connect_tcp(SocketAddr::new(ns.ip(), port))
+        .await
+        .expect("listens after the delay");
+    term.cancel();
+    assert_eq!(task.await.expect("no panic").expect("exits"), 0);
+
+    // SIGTERM or SIGKILL while starting: the container ends at once.
+    for signal_term in [true, false] {
+        let (term, kill) = (CancellationToken::new(), CancellationToken::new());
+        let task = tokio::spawn(
+            start_signalled(
+                ns.clone(),
+                &spec(
+                    "podnet/tcp-echo",
+                    &[],
+                    &[("STARTUP_DELAY_SECONDS", "60")],
+                    &[],
+                ),
+                term.clone(),
+                kill.clone(),
+            )
+            .expect("starts"),
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let started = tokio::time::Instant::now();
+        if signal_term {
+            term.cancel();
+        } else {
+            kill.cancel();
+        }
+        assert_eq!(task.await.expect("no panic").expect("exits"), 0);
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        assert!(!ns.has_tcp_listener(ECHO_DEFAULT_PORT));
+    }
+    assert_eq!(
+        startup_delay(
+            Image::TcpEcho,
+            &spec("podnet/tcp-echo", &["-startup-delay", "1.5s"], &[], &[])
+        )
+        .expect("parses"),
+        Duration::from_millis(1500)
+    );
+    let bad = startup_delay(
+        Image::HttpEcho,
+        &spec(
+            "podnet/http-echo",
+            &[],
+            &[("STARTUP_DELAY_SECONDS", "soon")],
+            &[],
+        ),
+    )
+    .expect_err("not a number");
+    assert!(
+        bad.to_string()
+            .contains("invalid environment variable STARTUP_DELAY_SECONDS \"soon\""),
+        "{bad}"
+    );
+}
+
 /// A toolbox container with a command runs it as its main process and
 /// exits with its status; without one it idles until stopped.
 #[tokio::test(start_paused = true)]
