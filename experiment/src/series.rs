@@ -385,6 +385,10 @@ impl Bucket {
 pub struct FlowSeries {
     /// The zone the flow's client is in (empty from the host).
     pub client_zone: String,
+    /// How long after its scheduled time a request of the flow may still
+    /// be in flight (its timeout), seconds: a window that leaves an event
+    /// out leaves out the requests scheduled that long before it too.
+    pub reach: f64,
     seconds: Vec<Bucket>,
 }
 
@@ -392,8 +396,16 @@ impl FlowSeries {
     pub fn new(client_zone: impl Into<String>) -> FlowSeries {
         FlowSeries {
             client_zone: client_zone.into(),
+            reach: 0.0,
             seconds: Vec::new(),
         }
+    }
+
+    /// The series of a flow whose requests may be in flight for up to
+    /// `timeout` after their scheduled time.
+    pub fn with_reach(mut self, timeout: Duration) -> FlowSeries {
+        self.reach = timeout.as_secs_f64();
+        self
     }
 
     /// Files a finished request under its scheduled second.

@@ -282,7 +282,7 @@ fn recovery_time(
         event: r.after.event.clone(),
         span: BEFORE,
     }
-    .resolve(timeline)?;
+    .resolve(timeline, flow.reach)?;
     let base = merged(flow, &before[0]);
     let (base_p99, base_err) = (base.latency_quantile(0.99), base.error_rate());
     let good = |s: u64| {
@@ -438,7 +438,7 @@ pub struct Verdict {
 impl Check {
     /// Judges the check on its flow's series.
     pub fn judge(&self, flow: &FlowSeries, timeline: &Timeline) -> Verdict {
-        let windows = match self.window.resolve(timeline) {
+        let windows = match self.window.resolve(timeline, flow.reach) {
             Ok(w) => w,
             Err(e) => {
                 return self.verdict(
@@ -538,7 +538,7 @@ impl Check {
                     event: event.to_string(),
                     span: BEFORE,
                 }
-                .resolve(timeline);
+                .resolve(timeline, flow.reach);
                 match before {
                     Ok(b) => {
                         let base_samples = merged(flow, &b[0]).total();

@@ -127,11 +127,14 @@ impl fmt::Display for Anchor {
 pub enum WindowSpec {
     /// The whole run after the warmup.
     Whole,
-    /// Outside every event and the [`SETTLE`] seconds after each.
+    /// Outside every event and the [`SETTLE`] seconds after each (and the
+    /// flow's reach before each).
     Steady,
     /// From an event's start to its end.
     During(String),
-    /// The `span` seconds before an event starts.
+    /// The `span` seconds before an event starts, of requests that ended
+    /// before it started: it ends the flow's reach (its timeout) before
+    /// the event's start.
     Before {
         event: String,
         span: f64,
@@ -184,9 +187,16 @@ impl WindowSpec {
         matches!(self, WindowSpec::Each { .. } | WindowSpec::Sliding { .. })
     }
 
-    /// The window(s) in whole seconds of the series.
-    pub fn resolve(&self, timeline: &Timeline) -> Result<Vec<Resolved>, WindowError> {
+    /// The window(s) in whole seconds of the series, for a flow whose
+    /// requests may be in flight `reach` seconds after their scheduled
+    /// time (see [`FlowSeries::reach`](crate::series::FlowSeries)): a
+    /// request scheduled that close before an event may fail because of
+    /// it, so the windows that leave an event out (`before`, `steady`,
+    /// `outside`, and `each` and `sliding` with `outside`) leave that
+    /// stretch before it out too.
+    pub fn resolve(&self, timeline: &Timeline, reach: f64) -> Result<Vec<Resolved>, WindowError> {
         let whole = (timeline.begin, timeline.end);
+        let reach = reach.max(0.0);
         let one = |a: f64, b: f64, excluded: &[(f64, f64)]| {
             vec![Resolved::new(a.max(whole.0), b.min(whole.1), excluded)]
         };
@@ -196,7 +206,7 @@ impl WindowSpec {
                 let excluded: Vec<(f64, f64)> = timeline
                     .events
                     .values()
-                    .map(|s| (s.start, s.end + SETTLE))
+                    .map(|s| (s.start - reach, s.end + SETTLE))
                     .collect();
                 one(whole.0, whole.1, &excluded)
             }
@@ -206,7 +216,7 @@ impl WindowSpec {
             }
             WindowSpec::Before { event, span } => {
                 let s = timeline.event(event)?;
-                one(s.start - span, s.start, &[])
+                one(s.start - reach - span, s.start - reach, &[])
             }
             WindowSpec::After(a) => one(a.resolve(timeline, Edge::End)?, whole.1, &[]),
             WindowSpec::Between(a, b) => one(
@@ -214,9 +224,9 @@ impl WindowSpec {
                 b.resolve(timeline, Edge::End)?,
                 &[],
             ),
-            WindowSpec::Outside(list) => one(whole.0, whole.1, &timeline.spans(list)?),
+            WindowSpec::Outside(list) => one(whole.0, whole.1, &timeline.spans(list, reach)?),
             WindowSpec::Each { every, outside } => {
-                let excluded = timeline.spans(outside)?;
+                let excluded = timeline.spans(outside, reach)?;
                 let mut out = Vec::new();
                 let mut a = whole.0;
                 while a + every <= whole.1 + 1e-9 {
@@ -228,7 +238,7 @@ impl WindowSpec {
                 out
             }
             WindowSpec::Sliding { span, outside } => {
-                let excluded = timeline.spans(outside)?;
+                let excluded = timeline.spans(outside, reach)?;
                 let mut out = Vec::new();
                 let mut a = whole.0.ceil();
                 while a + span <= whole.1 + 1e-9 {
@@ -281,9 +291,10 @@ impl Timeline {
             .ok_or_else(|| WindowError::NoSuchEvent(id.to_string()))
     }
 
-    fn spans(&self, ids: &[String]) -> Result<Vec<(f64, f64)>, WindowError> {
+    /// The events' spans, each from `reach` before its start.
+    fn spans(&self, ids: &[String], reach: f64) -> Result<Vec<(f64, f64)>, WindowError> {
         ids.iter()
-            .map(|id| self.event(id).map(|s| (s.start, s.end)))
+            .map(|id| self.event(id).map(|s| (s.start - reach, s.end)))
             .collect()
     }
 }

@@ -309,7 +309,7 @@ fn failover_is_measured_from_the_fault_start() {
         error_rate,
         stable_for: 3,
     });
-    let whole = WindowSpec::Whole.resolve(&t).unwrap();
+    let whole = WindowSpec::Whole.resolve(&t, 0.0).unwrap();
     assert!((cut.compute(&f, &whole[0], &t).unwrap() - (36.0 - 20.3)).abs() < 1e-9);
 }
 

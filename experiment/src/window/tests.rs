@@ -28,7 +28,7 @@ fn anchor(s: &str) -> Anchor {
 }
 
 fn ranges(w: &WindowSpec) -> Vec<Vec<(u64, u64)>> {
-    w.resolve(&timeline())
+    w.resolve(&timeline(), 0.0)
         .unwrap()
         .into_iter()
         .map(|r| r.ranges)
@@ -121,6 +121,46 @@ fn windows_resolve_to_the_whole_seconds_inside_them() {
     );
 }
 
+/// A request scheduled up to its timeout before an event may fail because
+/// of it: the windows that leave the event out leave that stretch out too,
+/// and those that cover it do not grow.
+#[test]
+fn windows_that_leave_an_event_out_leave_out_the_requests_in_flight_at_it() {
+    let within = |w: &WindowSpec, reach: f64| -> Vec<Vec<(u64, u64)>> {
+        w.resolve(&timeline(), reach)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.ranges)
+            .collect()
+    };
+    let before = WindowSpec::Before {
+        event: "crash".into(),
+        span: 3.0,
+    };
+    assert_eq!(within(&before, 0.0), vec![vec![(57, 60)]]);
+    // 1 s timeout: 56.0 .. 59.0, three seconds of requests all over by 60.
+    assert_eq!(within(&before, 1.0), vec![vec![(56, 59)]]);
+    // 0.3 s: 56.7 .. 59.7, the whole seconds 57 and 58.
+    assert_eq!(within(&before, 0.3), vec![vec![(57, 59)]]);
+    assert_eq!(
+        within(&WindowSpec::Steady, 1.0),
+        vec![vec![(5, 19), (46, 59), (71, 90)]]
+    );
+    assert_eq!(
+        within(&WindowSpec::Outside(vec!["crash".into()]), 1.0),
+        vec![vec![(5, 59), (61, 90)]]
+    );
+    // During and after an event are as without a reach.
+    assert_eq!(
+        within(&WindowSpec::During("cut".into()), 1.0),
+        within(&WindowSpec::During("cut".into()), 0.0)
+    );
+    assert_eq!(
+        within(&WindowSpec::After(anchor("crash")), 1.0),
+        vec![vec![(60, 90)]]
+    );
+}
+
 #[test]
 fn repeated_windows_skip_the_events_they_are_outside_of() {
     let each = ranges(&WindowSpec::Each {
@@ -141,7 +181,7 @@ fn repeated_windows_skip_the_events_they_are_outside_of() {
         span: 5.0,
         outside: vec![],
     }
-    .resolve(&timeline())
+    .resolve(&timeline(), 0.0)
     .unwrap();
     assert_eq!(sliding.len(), 81);
     assert_eq!(sliding[0].ranges, vec![(5, 10)]);
@@ -151,7 +191,7 @@ fn repeated_windows_skip_the_events_they_are_outside_of() {
 #[test]
 fn a_window_on_an_event_that_did_not_happen_is_an_error() {
     assert_eq!(
-        WindowSpec::During("nope".into()).resolve(&timeline()),
+        WindowSpec::During("nope".into()).resolve(&timeline(), 0.0),
         Err(WindowError::NoSuchEvent("nope".into()))
     );
     assert_eq!(
@@ -173,7 +213,7 @@ fn a_window_shorter_than_a_second_judges_nothing() {
             },
         )]),
     };
-    let r = WindowSpec::During("blip".into()).resolve(&t).unwrap();
+    let r = WindowSpec::During("blip".into()).resolve(&t, 0.0).unwrap();
     assert_eq!(r[0].seconds(), 0);
     assert!(r[0].to_string().contains("no whole second"), "{}", r[0]);
 }

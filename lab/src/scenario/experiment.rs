@@ -428,7 +428,11 @@ pub async fn run(
     let stop_pods = CancellationToken::new();
     let (tx, rx) = mpsc::unbounded_channel();
     let shared: traffic::Shared = Arc::new(std::sync::Mutex::new(
-        prepared.flows.iter().map(|_| FlowSeries::new("")).collect(),
+        prepared
+            .flows
+            .iter()
+            .map(|(flow, _)| FlowSeries::new("").with_reach(flow.timeout))
+            .collect(),
     ));
     let collector = tokio::spawn(traffic::collect(rx, shared.clone()));
     let mut flows = tokio::task::JoinSet::new();
